@@ -1,0 +1,40 @@
+"""ttexplore: explore Tensor-Train (TT) fully-connected layers.
+
+The arithmetic (:mod:`ttexplore.ttmath`, :mod:`ttexplore.shapes`,
+:mod:`ttexplore.config`) is pure Python; everything that needs torch is
+imported lazily, so ``from ttexplore import param_count`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .ttmath import compression, compression_factor, dense_param_count, max_useful_ranks, param_count
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "TTLinear": "ttexplore.layers",
+    "MatrixRankLinear": "ttexplore.layers",
+}
+
+__all__ = [
+    "TTLinear",
+    "MatrixRankLinear",
+    "param_count",
+    "dense_param_count",
+    "compression",
+    "compression_factor",
+    "max_useful_ranks",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ttexplore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

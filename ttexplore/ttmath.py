@@ -1,0 +1,266 @@
+"""Pure-Python arithmetic of TT-matrices: sizes, ranks and costs.
+
+Nothing here imports torch, so a UI can call every function on each keystroke.
+
+Conventions (used throughout ttexplore):
+
+* A TT-matrix ``W`` of shape ``(M, N)`` (like ``nn.Linear.weight``: out x in) has
+  ``in_modes = (n_1, ..., n_d)`` with ``N = prod(n_k)`` and
+  ``out_modes = (m_1, ..., m_d)`` with ``M = prod(m_k)``.
+* Core ``k`` (1-based in the maths, 0-based in code) has shape
+  ``(r_{k-1}, n_k, m_k, r_k)`` with ``r_0 = r_d = 1``.
+* ``ranks`` given by a user is the list of the ``d - 1`` *internal* ranks
+  ``(r_1, ..., r_{d-1})``; :func:`full_ranks` adds the two boundary ones.
+* Multi-indices are flattened row-major: the first mode is the most significant,
+  exactly as ``x.reshape(batch, n_1, ..., n_d)`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence, Union
+
+RanksLike = Union[int, Sequence[int], None]
+
+__all__ = [
+    "RanksLike",
+    "RankPlan",
+    "prod",
+    "check_modes",
+    "max_useful_ranks",
+    "plan_ranks",
+    "full_ranks",
+    "core_shapes",
+    "param_count",
+    "dense_param_count",
+    "compression",
+    "compression_factor",
+    "matrix_rank_param_count",
+    "dense_flops",
+    "tt_sweep_flops",
+    "tt_rebuild_flops",
+    "reconstruction_flops",
+]
+
+
+def prod(values: Iterable[int]) -> int:
+    """Product of integers (1 for an empty sequence)."""
+    result = 1
+    for value in values:
+        result *= int(value)
+    return result
+
+
+def check_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validate a pair of mode tuples and return them as tuples of ints.
+
+    Raises:
+        ValueError: naming ``in_modes`` / ``out_modes`` when they are empty, hold a
+            non-positive entry, or differ in length.
+    """
+    in_modes = tuple(int(n) for n in in_modes)
+    out_modes = tuple(int(m) for m in out_modes)
+    if not in_modes:
+        raise ValueError("in_modes is empty: give at least one mode, e.g. 4x8x8x4")
+    if not out_modes:
+        raise ValueError("out_modes is empty: give at least one mode, e.g. 4x8x8x4")
+    for field, modes in (("in_modes", in_modes), ("out_modes", out_modes)):
+        if any(mode < 1 for mode in modes):
+            raise ValueError(f"{field} {_fmt(modes)} has a mode below 1: every mode must be a positive integer")
+    if len(in_modes) != len(out_modes):
+        raise ValueError(
+            f"in_modes {_fmt(in_modes)} has {len(in_modes)} modes but out_modes {_fmt(out_modes)} has "
+            f"{len(out_modes)}: both need the same number of modes (pad one with 1s, e.g. 4x8x8x4 and 32x32x1x1)"
+        )
+    return in_modes, out_modes
+
+
+def _fmt(modes: Sequence[int]) -> str:
+    return "x".join(str(int(m)) for m in modes)
+
+
+def max_useful_ranks(in_modes: Sequence[int], out_modes: Sequence[int]) -> list[int]:
+    """The largest internal ranks that can still add expressive power.
+
+    ``r_k <= min(prod_{j<=k} n_j m_j, prod_{j>k} n_j m_j)``: the rank of the k-th
+    unfolding of a ``prod(n_j m_j)``-element tensor can not exceed either side.
+
+    Returns:
+        A list of ``d - 1`` ints.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    sizes = [n * m for n, m in zip(in_modes, out_modes)]
+    limits = []
+    for k in range(1, len(sizes)):
+        limits.append(min(prod(sizes[:k]), prod(sizes[k:])))
+    return limits
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """Internal ranks a layer will use, and what was clipped to get them.
+
+    Attributes:
+        requested: internal ranks as asked for (``None`` entries never appear:
+            ``ranks=None`` requests the maximal ones).
+        ranks: internal ranks actually used, ``min(requested, max_useful)``.
+        max_useful: the maximal useful internal ranks.
+        clipped: ``(k, requested, used)`` for each 1-based internal rank index
+            ``k`` that was lowered.
+    """
+
+    requested: tuple[int, ...]
+    ranks: tuple[int, ...]
+    max_useful: tuple[int, ...]
+    clipped: tuple[tuple[int, int, int], ...]
+
+    def describe_clipping(self) -> str:
+        """A human sentence about the clipped ranks ('' when nothing was clipped)."""
+        if not self.clipped:
+            return ""
+        parts = [f"r_{k}: {asked} -> {used}" for k, asked, used in self.clipped]
+        return "ranks above the maximal useful rank were clipped (" + ", ".join(parts) + ")"
+
+
+def plan_ranks(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike) -> RankPlan:
+    """Resolve a user's ``ranks`` into the internal ranks a layer will use.
+
+    Args:
+        in_modes, out_modes: the TT-matrix modes (same length ``d``).
+        ranks: an int (every internal rank), a sequence of ``d - 1`` ints, or
+            ``None`` (the maximal useful ranks, i.e. an exact representation).
+
+    Raises:
+        ValueError: naming ``ranks`` when it has the wrong length or a value below 1.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    d = len(in_modes)
+    limits = tuple(max_useful_ranks(in_modes, out_modes))
+    if ranks is None:
+        requested = limits
+    elif isinstance(ranks, bool):
+        raise ValueError("ranks must be an int, a list of ints, or None, not a bool")
+    elif isinstance(ranks, (int,)) or (hasattr(ranks, "__int__") and not hasattr(ranks, "__len__")):
+        value = int(ranks)
+        if value < 1:
+            raise ValueError(f"ranks {value} is below 1: a TT rank must be at least 1")
+        requested = (value,) * (d - 1)
+    else:
+        requested = tuple(int(r) for r in ranks)
+        if len(requested) != d - 1:
+            raise ValueError(
+                f"ranks {list(requested)} has {len(requested)} entries but a {d}-core layer has {d - 1} "
+                f"internal ranks: give {d - 1} numbers, or one int for all"
+            )
+        if any(r < 1 for r in requested):
+            raise ValueError(f"ranks {list(requested)} has a value below 1: every TT rank must be at least 1")
+    used = tuple(min(r, limit) for r, limit in zip(requested, limits))
+    clipped = tuple((k + 1, r, u) for k, (r, u) in enumerate(zip(requested, used)) if r != u)
+    return RankPlan(requested=requested, ranks=used, max_useful=limits, clipped=clipped)
+
+
+def full_ranks(internal_ranks: Sequence[int]) -> tuple[int, ...]:
+    """``(1, r_1, ..., r_{d-1}, 1)`` from the internal ranks."""
+    return (1, *(int(r) for r in internal_ranks), 1)
+
+
+def core_shapes(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike) -> list[tuple[int, int, int, int]]:
+    """Shapes ``(r_{k-1}, n_k, m_k, r_k)`` of the cores, after rank clipping."""
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    r = full_ranks(plan_ranks(in_modes, out_modes, ranks).ranks)
+    return [(r[k], n, m, r[k + 1]) for k, (n, m) in enumerate(zip(in_modes, out_modes))]
+
+
+def param_count(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike = None, bias: bool = False) -> int:
+    """Number of weights in the TT cores (plus ``M`` bias entries when ``bias``).
+
+    ``sum_k r_{k-1} n_k m_k r_k`` with ranks clipped to the maximal useful ones.
+    The 1024x1024 layer as 4x8x8x4 -> 4x8x8x4 has 160, 576, 1248, 2176 core
+    weights at ranks 1, 2, 3, 4.
+    """
+    count = sum(prod(shape) for shape in core_shapes(in_modes, out_modes, ranks))
+    return count + (prod(out_modes) if bias else 0)
+
+
+def dense_param_count(in_features: int, out_features: int, bias: bool = False) -> int:
+    """Weights of the dense ``nn.Linear(in_features, out_features)``: ``N*M`` (+ ``M``)."""
+    return int(in_features) * int(out_features) + (int(out_features) if bias else 0)
+
+
+def compression(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike = None) -> float:
+    """Compression *rate*: TT core weights / dense weights (smaller is more compressed)."""
+    return param_count(in_modes, out_modes, ranks) / dense_param_count(prod(in_modes), prod(out_modes))
+
+
+def compression_factor(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike = None) -> float:
+    """Compression *factor*: dense weights / TT core weights (larger is more compressed)."""
+    return 1.0 / compression(in_modes, out_modes, ranks)
+
+
+def matrix_rank_param_count(in_features: int, out_features: int, rank: int, bias: bool = False) -> int:
+    """Weights of the matrix-rank baseline ``x -> B (A x)``, ``A: r x N``, ``B: M x r``."""
+    return int(rank) * (int(in_features) + int(out_features)) + (int(out_features) if bias else 0)
+
+
+def dense_flops(in_features: int, out_features: int, batch: int = 1) -> int:
+    """FLOPs of ``x @ W.T`` for ``x`` of shape ``(batch, N)``: ``2 * batch * N * M``.
+
+    (Multiply-adds counted as two FLOPs, as torch's ``FlopCounterMode`` does;
+    the bias add is not counted.)
+    """
+    return 2 * int(batch) * int(in_features) * int(out_features)
+
+
+def tt_sweep_flops(
+    in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike, batch: int = 1, direction: str = "ltr"
+) -> int:
+    """FLOPs of the core-by-core forward (one GEMM per core).
+
+    Left to right, step ``k`` multiplies a ``(B prod_{j>k} n_j prod_{j<k} m_j) x
+    (r_{k-1} n_k)`` matrix by the ``(r_{k-1} n_k) x (m_k r_k)`` core, so costs
+    ``2 B r_{k-1} n_k m_k r_k prod_{j>k} n_j prod_{j<k} m_j``. Right to left is the
+    mirror image (``prod_{j<k} n_j prod_{j>k} m_j``).
+
+    Complexity of the forward itself: ``O(B d r^2 max(n,m) max(N, M))``.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    r = full_ranks(plan_ranks(in_modes, out_modes, ranks).ranks)
+    d = len(in_modes)
+    total = 0
+    for k in range(d):
+        if direction == "ltr":
+            rest = prod(in_modes[k + 1 :]) * prod(out_modes[:k])
+        elif direction == "rtl":
+            rest = prod(in_modes[:k]) * prod(out_modes[k + 1 :])
+        else:
+            raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
+        total += 2 * int(batch) * r[k] * in_modes[k] * out_modes[k] * r[k + 1] * rest
+    return total
+
+
+def reconstruction_flops(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike) -> int:
+    """FLOPs of rebuilding the dense ``W`` from its cores, left to right.
+
+    Step ``k`` (k >= 2) multiplies the ``(prod_{j<k} n_j m_j) x r_{k-1}`` partial
+    product by the ``r_{k-1} x (n_k m_k r_k)`` core:
+    ``2 prod_{j<k}(n_j m_j) r_{k-1} n_k m_k r_k``.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    r = full_ranks(plan_ranks(in_modes, out_modes, ranks).ranks)
+    total = 0
+    left = in_modes[0] * out_modes[0]
+    for k in range(1, len(in_modes)):
+        total += 2 * left * r[k] * in_modes[k] * out_modes[k] * r[k + 1]
+        left *= in_modes[k] * out_modes[k]
+    return total
+
+
+def tt_rebuild_flops(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike, batch: int = 1) -> int:
+    """FLOPs of the 'rebuild W, then one dense GEMM' forward."""
+    return reconstruction_flops(in_modes, out_modes, ranks) + dense_flops(prod(in_modes), prod(out_modes), batch)
+
+
+def _check_positive(value: float, field: str) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{field} must be a positive number, got {value}")
