@@ -97,8 +97,8 @@ class TTLinear(nn.Module):
         """Number of cores."""
         return len(self.in_modes)
 
-    def reset_parameters(self) -> None:
-        """Draw cores so the rebuilt ``W`` has the std of :attr:`init`, and zero the bias.
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Draw cores (from ``generator``, or the global RNG) so the rebuilt ``W`` has the std of :attr:`init`, and zero the bias.
 
         ``W(i, j)`` sums ``prod_k r_k`` products of ``d`` independent zero-mean core
         entries, so ``Var W = prod_k r_k * s^(2d)`` for a per-core std ``s``;
@@ -108,7 +108,7 @@ class TTLinear(nn.Module):
         core_std = (sigma**2 / prod(self.ranks)) ** (1.0 / (2 * self.d))
         with torch.no_grad():
             for core in self.cores:
-                core.normal_(0.0, core_std)
+                core.normal_(0.0, core_std, generator=generator)
             if self.bias is not None:
                 self.bias.zero_()
 
@@ -222,13 +222,21 @@ class TTLinear(nn.Module):
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "TTLinear":
-        """Read a layer written by :meth:`save` (or a ttexplore model export)."""
+        """Read a layer written by :meth:`save`, or the TT layer of a model saved by
+        :func:`ttexplore.models.save_model`."""
         payload = torch.load(path, map_location=map_location, weights_only=True)
-        if not isinstance(payload, dict) or payload.get("format") != "ttexplore.TTLinear/1":
-            raise ValueError(f"{path} is not a TTLinear file written by ttexplore (no 'ttexplore.TTLinear/1' header)")
-        state = payload["state_dict"]
+        kind = payload.get("format") if isinstance(payload, dict) else None
+        if kind == "ttexplore.TTLinear/1":
+            spec, state = payload["spec"], payload["state_dict"]
+        elif kind == "ttexplore.model/1" and payload.get("tt_spec"):
+            spec = payload["tt_spec"]
+            state = {key[len("hidden."):]: value for key, value in payload["state_dict"].items() if key.startswith("hidden.")}
+        elif kind == "ttexplore.model/1":
+            raise ValueError(f"{path} holds a model whose hidden layer is not a TT layer, so it has no TT cores to load")
+        else:
+            raise ValueError(f"{path} is not a TTLinear or model file written by ttexplore")
         dtype = state["cores.0"].dtype
-        layer = cls(**payload["spec"], dtype=dtype)
+        layer = cls(**spec, dtype=dtype)
         layer.load_state_dict(state)
         return layer
 
@@ -253,13 +261,13 @@ class MatrixRankLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
         """Draw ``A`` and ``B`` so ``W = B A`` has the std of :attr:`init` (``Var W = r s^4``)."""
         sigma = target_std(self.init, self.in_features, self.out_features)
         factor_std = (sigma**2 / self.rank) ** 0.25
         with torch.no_grad():
-            self.down.normal_(0.0, factor_std)
-            self.up.normal_(0.0, factor_std)
+            self.down.normal_(0.0, factor_std, generator=generator)
+            self.up.normal_(0.0, factor_std, generator=generator)
             if self.bias is not None:
                 self.bias.zero_()
 
