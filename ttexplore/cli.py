@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Sub-commands whose logic lives in a room of its own: a module exposing
 #: ``configure_parser(parser)`` and ``run(args) -> int``, imported without torch.
-_ROOM_COMMANDS: dict[str, str] = {}
+_ROOM_COMMANDS: dict[str, str] = {"sweep": "ttexplore.sweep"}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
