@@ -895,7 +895,7 @@ _FLAGS = {"datasets": "--dataset", "dataset": "--dataset", "in_modes": "--shapes
 class _Progress:
     """Progress of a sweep as lines on stderr: the plan, then one line per finished cell with an ETA."""
 
-    def __init__(self, name: str, executor: str, workers: int, stream: Any = sys.stderr) -> None:
+    def __init__(self, name: str, executor: str, workers: int, stream: Any = None) -> None:
         self.name, self.executor, self.workers, self.stream = name, executor, workers, stream
         self.started = time.perf_counter()
         self.total = self.finished = 0
@@ -927,7 +927,7 @@ class _Progress:
                    f"  | {_clock(elapsed)} elapsed, ~{_clock(left)} left")
 
     def write(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
+        print(line, file=self.stream or sys.stderr, flush=True)
 
 
 def _clock(seconds: float) -> str:
