@@ -183,3 +183,16 @@ def test_submit_validates_first(tmp_path):
         assert manager.store.list_runs() == []
     finally:
         manager.shutdown()
+
+
+def test_preload_fills_the_dataset_cache(tmp_path):
+    from ttexplore import data
+
+    data._CACHE.clear()
+    manager = JobManager(RunStore(tmp_path / "runs.db"), max_workers=1)
+    try:
+        manager.preload("digits").join(60)
+        assert any(name == "digits" for name, _folder in data._CACHE)
+        manager.preload("mnist").join(60)  # absent here: no exception escapes the thread
+    finally:
+        manager.shutdown()
