@@ -102,7 +102,9 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
         UsageError: naming the flag (``--in-modes``) and the fix.
     """
     values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
-    if values.get("pad_to") is not None and str(values["pad_to"]).lower() == "none":
+    if values.get("pad_to") is None:
+        values.pop("pad_to", None)  # not given: the dataset's default
+    elif str(values["pad_to"]).lower() == "none":
         values["pad_to"] = ""
     values.update(extra)
     try:

@@ -16,10 +16,11 @@ from . import ttmath
 from .data_info import DATASETS, dataset_info
 from .shapes import balanced_factorization, factorizations, format_modes, parse_modes
 
-__all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS"]
+__all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS"]
 
 LAYER_KINDS = ("tt", "dense", "matrix_rank")
 OPTIMIZERS = ("adam", "sgd")
+#: Weight inits of the hidden layer; each sets the std of the whole rebuilt ``W`` (see ``layers.target_std``).
 INITS = ("glorot", "he", "lecun")
 STRATEGIES = ("auto", "ltr", "rtl", "dense", "einsum")
 

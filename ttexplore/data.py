@@ -82,6 +82,7 @@ def default_data_dir() -> Path:
 
 _CACHE: dict[tuple[str, str], Dataset] = {}
 _CACHE_LOCK = threading.Lock()
+_LOADING_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 
 
 def load_dataset(name: str, data_dir: "Optional[str | os.PathLike]" = None) -> Dataset:
@@ -101,17 +102,16 @@ def load_dataset(name: str, data_dir: "Optional[str | os.PathLike]" = None) -> D
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    loaders = {
-        "mnist5k": _load_mnist5k,
-        "digits": _load_digits,
-        "fashion-mnist": _load_fashion_mnist,
-        "mnist": _load_mnist,
-        "cifar10": _load_cifar10,
-    }
-    dataset = loaders[name](info, folder)
-    with _CACHE_LOCK:
-        _CACHE[key] = dataset
-    return dataset
+        # one loader per dataset at a time: two runs starting together read the files once
+        loading_lock = _LOADING_LOCKS.setdefault(key, threading.Lock())
+    with loading_lock:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        dataset = _LOADERS[name](info, folder)
+        with _CACHE_LOCK:
+            _CACHE[key] = dataset
+        return dataset
 
 
 # ---------------------------------------------------------------- helpers
@@ -292,6 +292,15 @@ def _load_cifar10(info: DatasetInfo, folder: Path) -> Dataset:
     train_y = np.concatenate([labels for _, labels in parts])
     test_x, test_y = read("test_batch")
     return _to_dataset(info, train_x, train_y, test_x, test_y, 255.0, str(batches))
+
+
+_LOADERS = {
+    "mnist5k": _load_mnist5k,
+    "digits": _load_digits,
+    "fashion-mnist": _load_fashion_mnist,
+    "mnist": _load_mnist,
+    "cifar10": _load_cifar10,
+}
 
 
 def available_datasets(data_dir: "Optional[str | os.PathLike]" = None) -> dict[str, bool]:

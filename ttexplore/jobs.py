@@ -98,6 +98,22 @@ class JobManager:
         self._queue.put(run_id)
         return run_id
 
+    def preload(self, dataset: str) -> threading.Thread:
+        """Load ``dataset`` (and import torch) in a background thread, so the first
+        run that needs it starts at once. Errors are left for that run to report."""
+
+        def load() -> None:
+            from .data import load_dataset
+
+            try:
+                load_dataset(dataset, self.data_dir)
+            except Exception:  # noqa: BLE001 - the run that needs the data reports the problem
+                log.info("preloading %s failed; a run on it will say why", dataset)
+
+        thread = threading.Thread(target=load, name=f"ttexplore-preload-{dataset}", daemon=True)
+        thread.start()
+        return thread
+
     def cancel(self, run_id: str) -> bool:
         """Stop a run: a queued one never starts, a running one stops before its next batch.
 

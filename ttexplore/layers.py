@@ -11,14 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import contract
+from .config import INITS
 from .tt import dense_to_tt_matrix, tt_to_dense
 from .ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
 __all__ = ["TTLinear", "MatrixRankLinear", "INITS", "target_std"]
-
-#: Names of the initialisations; each sets the std of the reconstructed ``W``.
-INITS = ("glorot", "he", "lecun")
-
 
 def target_std(init: str, in_features: int, out_features: int) -> float:
     """The std a dense layer's weight would get from ``init``.
@@ -181,6 +178,8 @@ class TTLinear(nn.Module):
                 f"but the layer has {linear.out_features} output features"
             )
         plan = plan_ranks(in_modes, out_modes, ranks)
+        if plan.clipped:
+            warnings.warn(f"TTLinear.from_linear: {plan.describe_clipping()}", UserWarning, stacklevel=2)
         weight = linear.weight.detach()
         cores, _ = dense_to_tt_matrix(weight.double(), in_modes, out_modes, max_ranks=plan.ranks, rel_error=rel_error)
         layer = cls(

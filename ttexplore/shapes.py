@@ -112,7 +112,7 @@ def factorizations(number: int, d: int, min_mode: int = 2, limit: Optional[int] 
 
     The order of modes matters for a TT layer (it changes the ranks' meaning), so
     ``4x8`` and ``8x4`` are both listed. ``limit`` keeps the most balanced ones
-    (smallest largest mode first).
+    (smallest largest mode, then largest smallest mode, first).
 
     Raises:
         ValueError: when ``d < 1`` or ``number < 1``.
@@ -123,7 +123,7 @@ def factorizations(number: int, d: int, min_mode: int = 2, limit: Optional[int] 
         raise ValueError(f"cannot factor {number}: it must be a positive integer")
     found = list(_factorizations(int(number), int(d), int(min_mode)))
     if limit is not None:
-        found.sort(key=lambda modes: (max(modes), modes))
+        found.sort(key=lambda modes: (max(modes), -min(modes), modes))
         found = found[:limit]
     return found
 

@@ -17,7 +17,6 @@ Conventions (used throughout ttexplore):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence, Union
 
@@ -260,7 +259,3 @@ def tt_rebuild_flops(in_modes: Sequence[int], out_modes: Sequence[int], ranks: R
     """FLOPs of the 'rebuild W, then one dense GEMM' forward."""
     return reconstruction_flops(in_modes, out_modes, ranks) + dense_flops(prod(in_modes), prod(out_modes), batch)
 
-
-def _check_positive(value: float, field: str) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{field} must be a positive number, got {value}")
