@@ -19,14 +19,6 @@ from ttexplore.store import RunStore
 TINY = dict(name="tiny", datasets="digits", shapes="4x4x4,8x8", ranks="1", epochs=1, train_limit=300, baselines=False)
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """No test touches ~/.ttexplore or the network."""
-    monkeypatch.setenv("TTEXPLORE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TTEXPLORE_DB", raising=False)
-    monkeypatch.setenv("TTEXPLORE_OFFLINE", "1")
-
-
 # ---------------------------------------------------------------- the grid
 def test_parse_shapes_and_labels():
     shapes = sweep.parse_shapes("4x8x8x4, 2^10; 8x8x8x6->10^4\n32x16x6:100x10x10, 4x8x8x4")
