@@ -64,6 +64,7 @@ __all__ = [
     "run_ray",
     "submit_sweep",
     "cancel_sweep",
+    "cells_from_store",
     "sweep_names",
     "sweep_results",
     "summarize",
@@ -696,6 +697,31 @@ def submit_sweep(manager: Any, store: RunStore, grid: "SweepGrid | Sequence[Swee
 def cancel_sweep(manager: Any, store: RunStore, name: str) -> int:
     """Cancel the sweep's queued and running runs that ``manager`` owns; returns how many."""
     return sum(bool(manager.cancel(run["id"])) for run in store.list_runs(status=ACTIVE_STATUSES, sweep=name))
+
+
+def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
+    """The cells of sweep ``name`` as recorded in the store, in the order they were queued.
+
+    For a sweep launched elsewhere (the app, another shell) whose spec is not
+    at hand; labels and ranks are those :func:`expand` gives (baselines get a
+    ``->M`` suffix when the dataset's runs have several hidden sizes).
+    """
+    configs: dict[str, RunConfig] = {}
+    for run in reversed(store.list_runs(sweep=name)):  # oldest first
+        configs.setdefault(run["config_key"], RunConfig.from_dict(run["config"]))
+    hidden_sizes: dict[str, set[int]] = {}
+    for config in configs.values():
+        hidden_sizes.setdefault(config.dataset, set()).add(config.hidden_features)
+    cells = []
+    for config in configs.values():
+        if config.layer == "tt":
+            shape = SweepShape(config.in_modes, config.out_modes)
+            cells.append(SweepCell(config, shape.label, max(_rank_plan(shape, config.ranks).ranks, default=1)))
+        else:
+            label = "dense" if config.layer == "dense" else "matrix rank"
+            suffix = f" ->{config.hidden_features}" if len(hidden_sizes[config.dataset]) > 1 else ""
+            cells.append(SweepCell(config, label + suffix, config.matrix_rank if config.layer == "matrix_rank" else None))
+    return cells
 
 
 def sweep_names(store: RunStore) -> list[str]:

@@ -1,0 +1,121 @@
+"""Sweep: train a grid of TT shapes x max ranks (+ dense and matrix-rank baselines) in the background and
+watch the seed's accuracy-against-weights figure and table fill in. The logic lives in ttexplore.sweep."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ttexplore import sweep
+from ttexplore.config import ConfigError
+from ttexplore.data import available_datasets
+from ttexplore.data_info import DATASETS
+from ttexplore.export import ExportError, figure_to_html, figure_to_image, table_to_csv
+from ttexplore.store import ACTIVE_STATUSES
+from ui import get_manager, get_store
+
+CUSTOM = "custom"
+CUSTOM_DEFAULTS = {"datasets": ("mnist5k",), "shapes": "4x8x8x4, 32x32, 2^10", "ranks": (1, 2, 3, 4), "pad_to": None, "epochs": 5}
+TABLE_COLUMNS = {"dataset": "dataset", "shape": "shape", "rank": "max TT rank", "params": "layer weights",
+                 "compression": "compression rate", "test_accuracy": "accuracy", "status": "status", "epochs": "epochs",
+                 "seconds": "seconds"}
+
+store, manager = get_store(), get_manager()
+
+st.title("Sweep")
+st.caption("Every shape at every max TT rank, trained alike; the runs go to the same background queue as single "
+           "runs (and the same run store), so the table and the figure fill in as they end. Launching a sweep "
+           "again under the same name skips what it already completed.")
+
+preset = st.selectbox("Preset", [CUSTOM, *sweep.PRESETS], key="sweep_preset",
+                      help="; ".join(f"{name}: {values['description']}" for name, values in sweep.PRESETS.items()))
+defaults = sweep.PRESETS.get(preset, CUSTOM_DEFAULTS)
+if preset != CUSTOM:
+    st.caption(defaults["description"])
+
+with st.form("sweep_form"):
+    left, right = st.columns(2)
+    dataset = left.selectbox("Dataset", list(DATASETS), index=list(DATASETS).index(defaults["datasets"][0]),
+                             key=f"sweep_dataset_{preset}")
+    name = right.text_input("Sweep name", value=preset if preset != CUSTOM else "my-sweep", key=f"sweep_name_{preset}",
+                            help="runs are grouped, shown and resumed by this name")
+    shapes = st.text_area("TT shapes", value=defaults["shapes"], key=f"sweep_shapes_{preset}", height=80,
+                          help="comma-separated; IN (output modes = input modes) or IN->OUT, e.g. 8x8x8x6->10^4; "
+                               "2^10 is ten 2s")
+    ranks_col, seeds_col, epochs_col, limit_col = st.columns(4)
+    ranks = ranks_col.text_input("Max TT ranks", value=",".join(map(str, defaults["ranks"])), key=f"sweep_ranks_{preset}",
+                                 help="e.g. 1,2,4 or 1-4; the matrix-rank baseline uses the same ranks")
+    seeds = seeds_col.text_input("Seeds", value="0", key=f"sweep_seeds_{preset}", help="e.g. 0,1,2: one run per seed")
+    epochs = epochs_col.number_input("Epochs", min_value=1, max_value=1000, value=defaults["epochs"],
+                                     key=f"sweep_epochs_{preset}")
+    train_limit = limit_col.number_input("Training images (0 = all)", min_value=0, value=0, step=500,
+                                         key=f"sweep_limit_{preset}")
+    baselines = st.checkbox("Dense and matrix-rank baselines of the same sizes", value=True, key=f"sweep_baselines_{preset}")
+    submitted = st.form_submit_button("Run sweep", type="primary")
+
+if submitted:
+    try:
+        spec = sweep.make_spec(name, dataset, shapes, ranks, seeds, epochs=int(epochs), train_limit=int(train_limit) or None,
+                               baselines=baselines, pad_to=defaults.get("pad_to"))
+        grid = sweep.expand(spec)
+    except ConfigError as error:
+        st.error(f"{error.field}: {error}")
+    else:
+        if not available_datasets().get(dataset):
+            st.error(f"{dataset} is not on this machine: {DATASETS[dataset].source}")
+        else:
+            new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+            st.session_state["sweep_shown"] = spec.name
+            for note in grid.notes:
+                st.info(note)
+            st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
+                       "were completed or running already.")
+
+names = sweep.sweep_names(store)
+if not names:
+    st.info("No sweep yet: choose shapes and ranks above and press **Run sweep**.")
+    st.stop()
+shown = st.session_state.get("sweep_shown")
+sweep_name = st.selectbox("Show sweep", names, index=names.index(shown) if shown in names else 0, key="sweep_pick")
+polling = bool(store.list_runs(status=ACTIVE_STATUSES, sweep=sweep_name, limit=1))
+
+
+def show_sweep(sweep_name: str, polling: bool) -> None:
+    """Progress, figure, table and exports of one sweep, read from the run store."""
+    cells = sweep.cells_from_store(store, sweep_name)
+    rows = sweep.sweep_results(store, cells, sweep_name)
+    counts = {status: sum(row["status"] == status for row in rows) for status in {row["status"] for row in rows}}
+    active = counts.get("running", 0) + counts.get("queued", 0)
+    if polling and not active:
+        st.rerun()  # the sweep just ended: redraw once without the timer
+    done = counts.get("completed", 0)
+    others = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()) if status != "completed")
+    st.progress(done / max(len(rows), 1), text=f"{done} of {len(rows)} runs completed" + (f" · {others}" if others else ""))
+    if active and st.button("Cancel the unfinished runs", key="sweep_cancel"):
+        st.toast(f"cancelled {sweep.cancel_sweep(manager, store, sweep_name)} runs")
+
+    figure = sweep.sweep_figure(rows, title=f"{sweep_name}: test accuracy against the weights of the first layer")
+    st.plotly_chart(figure, width="stretch", key="sweep_figure")
+    table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"compression rate": st.column_config.NumberColumn(format="%.2e"),
+                                "accuracy": st.column_config.NumberColumn(format="%.4f")})
+
+    def image(fmt: str):
+        def render() -> bytes:
+            try:
+                return figure_to_image(figure, fmt)
+            except ExportError as error:  # the download then holds the reason instead of an image
+                return str(error).encode()
+        return render
+
+    columns = st.columns(4)
+    stem = f"{sweep_name}-accuracy-vs-weights"
+    columns[0].download_button("PNG", image("png"), f"{stem}.png", "image/png", on_click="ignore", key="sweep_png")
+    columns[1].download_button("SVG", image("svg"), f"{stem}.svg", "image/svg+xml", on_click="ignore", key="sweep_svg")
+    columns[2].download_button("HTML", lambda: figure_to_html(figure), f"{stem}.html", "text/html", on_click="ignore",
+                               key="sweep_html")
+    columns[3].download_button("CSV", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
+                               f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep_csv")
+
+
+st.fragment(run_every=2 if polling else None)(show_sweep)(sweep_name, polling)
