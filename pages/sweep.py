@@ -64,7 +64,7 @@ if submitted:
             st.error(f"{dataset} is not on this machine: {DATASETS[dataset].source}")
         else:
             new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
-            st.session_state["sweep_shown"] = spec.name
+            st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
             for note in grid.notes:
                 st.info(note)
             st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
@@ -74,8 +74,7 @@ names = sweep.sweep_names(store)
 if not names:
     st.info("No sweep yet: choose shapes and ranks above and press **Run sweep**.")
     st.stop()
-shown = st.session_state.get("sweep_shown")
-sweep_name = st.selectbox("Show sweep", names, index=names.index(shown) if shown in names else 0, key="sweep_pick")
+sweep_name = st.selectbox("Show sweep", names, key="sweep_pick")
 polling = bool(store.list_runs(status=ACTIVE_STATUSES, sweep=sweep_name, limit=1))
 
 

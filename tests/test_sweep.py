@@ -131,7 +131,7 @@ def test_results_summary_table_and_figure():
     assert [(row["shape"], row["seeds"], round(row["test_accuracy"], 3)) for row in summary] == [("8x8", 2, 0.6), ("dense", 1, 0.9)]
     markdown = sweep.table_markdown(summary)
     assert "| shape | max TT rank | layer weights | compression rate | accuracy |" in markdown
-    assert "| 8x8 | 1 | 128 | 0.031 | 0.6 |" in markdown and "| dense | - | 4096 | 1 | 0.9 |" in markdown
+    assert "| 8x8 | 1 | 128 | 3.1e-2 | 0.6000 |" in markdown and "| dense | - | 4096 | 1 | 0.9000 |" in markdown
     figure = sweep.sweep_figure(rows)
     assert [trace.name for trace in figure.data] == ["8x8", "dense"]
     assert figure.layout.xaxis.type == "log"

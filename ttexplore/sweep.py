@@ -655,8 +655,9 @@ def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: st
               on_done: Optional[DoneCallback] = None) -> SweepPlan:
     """Run the cells of a sweep that are not done yet, and block until they end.
 
-    Cells are recorded as ``queued`` runs under ``name`` first (so the app sees
-    the whole grid), the most expensive first so the pool ends evenly.
+    Cells are recorded as ``queued`` runs under ``name`` first, in grid order
+    (so the app sees the whole grid), then started most expensive first so the
+    pool ends evenly.
 
     Returns:
         The plan that was executed (``plan.todo`` ran).
@@ -672,8 +673,8 @@ def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: st
     plan = plan_sweep(store, cells, name, resume)
     if on_plan is not None:
         on_plan(plan)
-    ordered = sorted(plan.todo, key=lambda cell: estimated_cost(cell.config), reverse=True)
-    jobs = [(store.create_run(cell.config, sweep=name), cell) for cell in ordered]
+    jobs = [(store.create_run(cell.config, sweep=name), cell) for cell in plan.todo]  # recorded in grid order
+    jobs.sort(key=lambda job: estimated_cost(job[1].config), reverse=True)  # started longest first
     if executor == "ray":
         run_ray(store, jobs, workers, data_dir, on_done, address=address)
     else:
@@ -797,9 +798,17 @@ def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), kinds[row["layer"]])):
         table.append({"dataset": row["dataset"], "shape": row["shape"],
                       "max TT rank": row["rank"] if row["rank"] is not None else "-",
-                      "layer weights": row["params"], "compression rate": f"{row['compression']:.2g}",
-                      "accuracy": round(row["test_accuracy"], 4)})
+                      "layer weights": row["params"], "compression rate": _rate(row["compression"]),
+                      "accuracy": f"{row['test_accuracy']:.4f}"})
     return table
+
+
+def _rate(value: float) -> str:
+    """A compression rate as the seed's table writes it: ``6.6e-5``; ``1`` for the dense layer."""
+    if value >= 0.1:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
