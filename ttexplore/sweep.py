@@ -385,7 +385,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "8x8x8x6, 8x8x8x3x2, 2x4x8x8x6, 4x4x4x8x6, 64x8x6"),
         "ranks": (1, 2, 3, 4),
         "pad_to": None,
-        "epochs": 10,
+        "epochs": 5,  # ~70 core-minutes per epoch of the whole grid: a job for a Ray cluster (see RESULTS.md)
     },
 }
 
@@ -615,15 +615,20 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
     if not jobs:
         return
     ray = import_ray()
-    started_here = False
-    if not ray.is_initialized():
+    connected_here = not ray.is_initialized()
+    if connected_here:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
                                    "runtime_env": {"py_modules": [str(Path(__file__).resolve().parent)]}}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=workers or default_workers(), **options)
-        started_here = True
+        try:
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=workers or default_workers(), **options)
+        except Exception as error:  # noqa: BLE001 - reported with the flag to fix
+            _interrupt_unfinished(store, [run_id for run_id, _ in jobs], f"Ray could not start: {error}")
+            where = f"join the Ray cluster at {address}" if address else "start a local Ray"
+            raise ConfigError("address" if address else "executor",
+                              f"could not {where}: {type(error).__name__}: {error}") from None
     threads = 1 if address else threads_per_worker(int(ray.cluster_resources().get("CPU", 1)))
     task = ray.remote(num_cpus=1, max_retries=0)(_ray_train)
     pending = {task.remote(cell.config.to_dict(), data_dir, threads): (run_id, cell) for run_id, cell in jobs}
@@ -645,8 +650,8 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
         for ref in pending:
             ray.cancel(ref, force=True)
         _interrupt_unfinished(store, [run_id for run_id, _ in jobs], "the sweep was stopped before this cell ended")
-        if started_here:
-            ray.shutdown()
+        if connected_here:
+            ray.shutdown()  # stops the local Ray started above; from a cluster it only disconnects
 
 
 def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: str, executor: str = "local",
@@ -1003,8 +1008,11 @@ def run(args: argparse.Namespace) -> int:
     for note in grid.notes:
         progress.write(f"note: {note}")
     started = time.perf_counter()
-    run_sweep(store, grid, spec.name, executor=args.executor, workers=workers, address=args.address,
-              resume=args.resume, data_dir=args.data_dir, on_plan=progress.plan, on_done=progress.done)
+    try:
+        run_sweep(store, grid, spec.name, executor=args.executor, workers=workers, address=args.address,
+                  resume=args.resume, data_dir=args.data_dir, on_plan=progress.plan, on_done=progress.done)
+    except ConfigError as error:
+        raise usage(error) from None
     rows = sweep_results(store, grid.cells, spec.name)
     out = Path(args.out or Path("out") / spec.name)
     progress.write(f"sweep {spec.name!r} took {_clock(time.perf_counter() - started)}\n")
