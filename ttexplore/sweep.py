@@ -53,7 +53,10 @@ __all__ = [
     "SweepGrid",
     "SweepPlan",
     "PRESETS",
+    "EXECUTORS",
+    "RESULT_COLUMNS",
     "preset_spec",
+    "make_spec",
     "parse_shapes",
     "parse_int_list",
     "shape_label",
@@ -62,6 +65,8 @@ __all__ = [
     "run_sweep",
     "run_local",
     "run_ray",
+    "import_ray",
+    "estimated_cost",
     "submit_sweep",
     "cancel_sweep",
     "cells_from_store",
@@ -79,7 +84,6 @@ __all__ = [
 EXECUTORS = ("local", "ray")
 RESULT_COLUMNS = ("dataset", "layer", "shape", "rank", "seed", "params", "compression", "test_accuracy",
                   "best_test_accuracy", "epochs", "seconds", "status", "run_id")
-BASELINE_PREFIXES = ("dense", "matrix rank")
 
 
 # ---------------------------------------------------------------- shapes and lists
@@ -482,7 +486,8 @@ def plan_sweep(store: RunStore, cells: Sequence[SweepCell], name: str, resume: b
 DoneCallback = Callable[[SweepCell, str, dict[str, Any]], None]
 
 
-def _fit_cell(config: RunConfig, data_dir: Optional[str], callback: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _fit_cell(config: RunConfig, data_dir: Optional[str], callback: Callable[[dict[str, Any]], None],
+              cancel: Any = None) -> dict[str, Any]:
     """Train one cell; returns its status, error, final and best test accuracy and training seconds.
 
     The dataset is loaded before the clock starts and cached by the process
@@ -497,7 +502,7 @@ def _fit_cell(config: RunConfig, data_dir: Optional[str], callback: Callable[[di
     except Exception as error:  # noqa: BLE001 - reported as the cell's failure
         return {"status": "failed", "error": f"{type(error).__name__}: {error}", "test_accuracy": None,
                 "best_test_accuracy": None, "seconds": None}
-    result = fit(config, dataset, callback=callback)
+    result = fit(config, dataset, callback=callback, cancel=cancel)
     return {"status": result.status, "error": result.error, "test_accuracy": result.final_test_accuracy,
             "best_test_accuracy": result.best_test_accuracy, "seconds": round(result.elapsed_s, 3)}
 
@@ -515,19 +520,36 @@ def threads_per_worker(workers: int) -> int:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_local_worker(db_path: str, data_dir: Optional[str], threads: int) -> None:
-    """Process-pool initializer: fix torch's threads and open the store once per process."""
+_STOPPED = "the sweep was stopped before this cell ended"
+
+
+def _init_local_worker(db_path: str, data_dir: Optional[str], threads: int, stop: Any) -> None:
+    """Process-pool initializer: fix torch's threads, open the store once per process, and leave
+    Ctrl-C to the driver, which stops the workers through the shared ``stop`` event."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
-    _WORKER.update(store=RunStore(db_path), data_dir=data_dir)
+    _WORKER.update(store=RunStore(db_path), data_dir=data_dir, stop=stop)
 
 
 def _train_recorded(run_id: str, config_values: dict[str, Any]) -> dict[str, Any]:
-    """Train one cell in a pool process, writing its status and events to the store as it goes."""
+    """Train one cell in a pool process, writing its status and events to the store as it goes.
+
+    When the driver sets the stop event the run ends before its next batch and
+    is recorded as ``interrupted`` (a later launch of the sweep redoes it).
+    """
     store: RunStore = _WORKER["store"]
-    store.mark_running(run_id)
-    summary = _fit_cell(RunConfig.from_dict(config_values), _WORKER["data_dir"], lambda event: store.add_event(run_id, event))
+    stop = _WORKER["stop"]
+    summary: dict[str, Any] = {"status": "cancelled", "error": None}
+    if not stop.is_set():
+        store.mark_running(run_id)
+        summary = _fit_cell(RunConfig.from_dict(config_values), _WORKER["data_dir"],
+                            lambda event: store.add_event(run_id, event), cancel=stop)
+    if summary["status"] == "cancelled":
+        summary.update(status="interrupted", error=_STOPPED)
     store.finish(run_id, summary["status"], error=summary["error"])
     return summary
 
@@ -545,8 +567,9 @@ def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: O
 
     Processes are spawned (not forked: a forked torch can hang in its thread
     pool) with ``cores // workers`` torch threads each; each writes its runs to
-    the store. A process that dies fails its cell; Ctrl-C marks the unfinished
-    cells ``interrupted`` (a later launch redoes them).
+    the store. A process that dies fails its cell; Ctrl-C stops the running
+    cells before their next batch and marks every unfinished cell
+    ``interrupted`` (a later launch redoes them).
 
     Args:
         jobs: ``(run_id, cell)`` pairs, already recorded in ``store`` as queued.
@@ -557,9 +580,10 @@ def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: O
     if not jobs:
         return
     workers = min(workers or default_workers(), len(jobs))
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_local_worker,
-                               initargs=(str(store.path), data_dir, threads_per_worker(workers)))
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_local_worker,
+                               initargs=(str(store.path), data_dir, threads_per_worker(workers), stop))
     futures = {pool.submit(_train_recorded, run_id, cell.config.to_dict()): (run_id, cell) for run_id, cell in jobs}
     try:
         for future in as_completed(futures):
@@ -571,13 +595,14 @@ def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: O
                 store.finish(run_id, "failed", error=summary["error"])
             if on_done is not None:
                 on_done(cell, run_id, summary)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:  # Ctrl-C: running cells stop before their next batch, queued ones never start
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     else:
         pool.shutdown(wait=True)
     finally:
-        _interrupt_unfinished(store, [run_id for run_id, _ in jobs], "the sweep was stopped before this cell ended")
+        _interrupt_unfinished(store, [run_id for run_id, _ in jobs], _STOPPED)
 
 
 def _ray_train(config_values: dict[str, Any], data_dir: Optional[str], threads: int) -> dict[str, Any]:
@@ -649,7 +674,7 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
-        _interrupt_unfinished(store, [run_id for run_id, _ in jobs], "the sweep was stopped before this cell ended")
+        _interrupt_unfinished(store, [run_id for run_id, _ in jobs], _STOPPED)
         if connected_here:
             ray.shutdown()  # stops the local Ray started above; from a cluster it only disconnects
 
