@@ -20,6 +20,13 @@ TINY = dict(name="tiny", datasets="digits", shapes="4x4x4,8x8", ranks="1", epoch
 
 
 # ---------------------------------------------------------------- the grid
+def test_module_and_cli_import_without_torch_ray_or_plotly():
+    code = ("import sys, ttexplore.sweep, ttexplore.cli; ttexplore.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'ray', 'plotly') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 def test_parse_shapes_and_labels():
     shapes = sweep.parse_shapes("4x8x8x4, 2^10; 8x8x8x6->10^4\n32x16x6:100x10x10, 4x8x8x4")
     assert [shape.label for shape in shapes] == ["4x8x8x4", "2^10", "8x8x8x6->10^4", "32x16x6->100x10x10"]
