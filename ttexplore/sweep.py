@@ -693,7 +693,8 @@ def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: st
         The plan that was executed (``plan.todo`` ran).
 
     Raises:
-        ConfigError: field ``"executor"`` for an unknown executor or a missing Ray.
+        ConfigError: field ``"executor"`` for an unknown executor, a missing Ray or a local Ray that
+            does not start; field ``"address"`` for a Ray cluster that can not be joined.
     """
     if executor not in EXECUTORS:
         raise ConfigError("executor", f"executor {executor!r} is unknown: use one of {', '.join(EXECUTORS)}")
