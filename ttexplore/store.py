@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 from .config import RunConfig
 
-__all__ = ["RunStore", "default_home", "default_db_path", "ACTIVE_STATUSES", "FINAL_STATUSES"]
+__all__ = ["RunStore", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES"]
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "diverged", "failed", "interrupted")
@@ -86,7 +86,8 @@ def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -222,7 +223,7 @@ class RunStore:
                 if row["host"] != host:
                     continue
                 same_process = row["pid"] == pid
-                if (same_process and row["id"] not in live) or (not same_process and not _pid_alive(row["pid"] or 0)):
+                if (same_process and row["id"] not in live) or (not same_process and not pid_alive(row["pid"] or 0)):
                     orphans.append(row["id"])
             for run_id in orphans:
                 connection.execute(

@@ -44,7 +44,7 @@ from . import ttmath
 from .config import ConfigError, RunConfig
 from .data_info import DATASETS, dataset_info
 from .shapes import format_modes, parse_modes
-from .store import ACTIVE_STATUSES, RunStore, _pid_alive
+from .store import ACTIVE_STATUSES, RunStore, pid_alive
 
 __all__ = [
     "SweepShape",
@@ -450,7 +450,7 @@ def _owner_alive(run: dict[str, Any]) -> bool:
     """True unless the run's process is known to be gone (only checkable on this host)."""
     if run.get("host") != socket.gethostname():
         return True
-    return run.get("pid") == os.getpid() or _pid_alive(run.get("pid") or 0)
+    return run.get("pid") == os.getpid() or pid_alive(run.get("pid") or 0)
 
 
 def plan_sweep(store: RunStore, cells: Sequence[SweepCell], name: str, resume: bool = True) -> SweepPlan:
