@@ -34,12 +34,27 @@ def _color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def _train_values(events: Sequence[Mapping[str, Any]], key: str) -> list[Optional[float]]:
+    """Train metric ``key`` per event, without the whole-epoch averages that sit among finer points.
+
+    :mod:`ttexplore.train` reports an ``"eval"`` event's train metrics over the batches since the
+    previous event, but an ``"epoch"`` event's over the whole epoch. Drawn on one line the two
+    kinds make a saw-tooth at every epoch end, so an epoch's own average is left out (``None``,
+    bridged by ``connectgaps``) when that epoch already has ``"eval"`` points.
+    """
+    epochs_with_evals = {math.ceil(event["epoch"]) for event in events if event.get("kind") == "eval" and event.get("step", 0) > 0}
+    return [None if event.get("kind") == "epoch" and math.ceil(event["epoch"]) in epochs_with_evals else event.get(key)
+            for event in events]
+
+
 def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training curves") -> go.Figure:
     """Loss and accuracy against epochs, train dashed and test solid, one colour per run.
 
     Args:
         runs: each ``{"label": str, "events": [metric event, ...]}`` (events as
             :mod:`ttexplore.train` emits them or :meth:`RunStore.metrics` returns them).
+
+    The legend names each run once; clicking it hides both of the run's lines.
     """
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.1)
     for index, run in enumerate(runs):
@@ -48,16 +63,19 @@ def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training cu
         epochs = [event["epoch"] for event in events]
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for split, dash in (("train", "dash"), ("test", "solid")):
+                key = f"{split}_{metric}"
+                values = _train_values(events, key) if split == "train" else [event.get(key) for event in events]
                 figure.add_trace(
                     go.Scatter(
                         x=epochs,
-                        y=[event.get(f"{split}_{metric}") for event in events],
+                        y=values,
                         mode="lines+markers" if len(events) < 40 else "lines",
+                        connectgaps=True,
                         line={"color": color, "dash": dash, "width": 2},
                         marker={"size": 5},
-                        name=f"{label} ({split})",
+                        name=label,
                         legendgroup=label,
-                        showlegend=column == 1,
+                        showlegend=column == 1 and split == "test",
                         hovertemplate=f"{label}<br>{split} {metric}: %{{y:.4f}}<br>epoch %{{x:.2f}}<extra></extra>",
                     ),
                     row=1,
@@ -66,7 +84,8 @@ def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training cu
     figure.update_xaxes(title_text="epoch")
     figure.update_yaxes(title_text="loss", row=1, col=1)
     figure.update_yaxes(title_text="accuracy", row=1, col=2)
-    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.2}, margin={"t": 70})
+    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.2}, margin={"t": 70},
+                         height=440)
     return figure
 
 
@@ -106,7 +125,9 @@ def accuracy_vs_params(
                 hovertemplate=f"{group}<br>%{{text}}<br>weights %{{x:,}}<br>accuracy %{{y:.4f}}<extra></extra>",
             )
         )
-    figure.update_xaxes(type="log", title_text="number of weights in the first layer (log scale)")
+    xs = [record["layer_params"] for members in groups.values() for record in members if record["layer_params"] > 0]
+    wide = bool(xs) and max(xs) / min(xs) >= 100  # label only the powers of ten when they are enough
+    figure.update_xaxes(type="log", title_text="number of weights in the first layer (log scale)", dtick=1 if wide else None)
     figure.update_yaxes(title_text="test accuracy")
     figure.update_layout(template=_TEMPLATE, title=title, legend={"title": {"text": "shape"}})
     return figure
@@ -144,38 +165,54 @@ def params_vs_rank(
     figure.add_trace(go.Scatter(x=[ranks[0], ranks[-1]], y=[dense, dense], mode="lines", name=f"dense ({dense:,})",
                                 line={"color": "#999", "dash": "dot"}, hoverinfo="skip"), secondary_y=False)
     low, high = math.log10(min(counts) / 2), math.log10(dense * 2)
-    figure.update_xaxes(title_text="max TT rank", dtick=1 if len(ranks) <= 16 else None)
-    figure.update_yaxes(title_text="layer weights", type="log", range=[low, high], secondary_y=False)
+    figure.update_xaxes(title_text="max TT rank", dtick=1 if len(ranks) <= 12 else (2 if len(ranks) <= 24 else None))
+    figure.update_yaxes(title_text="layer weights", type="log", range=[low, high], dtick=1, secondary_y=False)
     figure.update_yaxes(title_text="compression rate (TT / dense)", type="log", secondary_y=True, showgrid=False,
-                        range=[low - math.log10(dense), high - math.log10(dense)], tickformat=".0e")
-    figure.update_layout(template=_TEMPLATE, title=f"{format_modes(in_modes)} -> {format_modes(out_modes)}: weights by max rank",
-                         legend={"orientation": "h", "y": -0.25})
+                        range=[low - math.log10(dense), high - math.log10(dense)], dtick=1, tickformat=".0e")
+    figure.update_layout(template=_TEMPLATE, title=f"Weights by max rank: {format_modes(in_modes)} -> {format_modes(out_modes)}",
+                         legend={"orientation": "h", "y": -0.25}, height=420, margin={"t": 60, "l": 60, "r": 60})
     return figure
+
+
+def _shape_text(item: Any) -> str:
+    """A short axis label: ``4×8×8×4`` when input and output modes agree, else ``4×7×4×7 → 5×5×8×4``."""
+    in_modes, out_modes = getattr(item, "in_modes", None), getattr(item, "out_modes", None)
+    if in_modes is None or out_modes is None:
+        return str(item.label)
+    if tuple(in_modes) == tuple(out_modes):
+        return "×".join(map(str, in_modes))
+    return f"{'×'.join(map(str, in_modes))} → {'×'.join(map(str, out_modes))}"
 
 
 def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str] = None, rank: Optional[int] = None) -> go.Figure:
     """Horizontal bars of layer weights for other tensorizations of the same layer.
 
     Args:
-        suggestions: :class:`ttexplore.shapes.ShapeSuggestion` items (``label``, ``params``).
+        suggestions: :class:`ttexplore.shapes.ShapeSuggestion` items (``label``, ``params``,
+            ``in_modes``, ``out_modes``), drawn top to bottom in the given order.
         current_label: the user's choice (highlighted), e.g. ``"4x8x8x4 -> 4x8x8x4"``.
     """
-    labels = [item.label for item in suggestions]
-    colors = [_color(1) if label == current_label else _color(0) for label in labels]
+    labels = [_shape_text(item) for item in suggestions]
+    colors = [_color(1) if item.label == current_label else _color(0) for item in suggestions]
     figure = go.Figure(
         go.Bar(
             x=[item.params for item in suggestions],
             y=labels,
             orientation="h",
             marker={"color": colors},
-            text=[f"{item.params:,}" for item in suggestions],
-            textposition="auto",
-            hovertemplate="%{y}<br>%{x:,} weights<extra></extra>",
+            text=[f"{item.params:,}" + ("  ← yours" if item.label == current_label else "") for item in suggestions],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=[item.label for item in suggestions],
+            hovertemplate="%{customdata}<br>%{x:,} weights<extra></extra>",
         )
     )
-    figure.update_yaxes(autorange="reversed", title_text=None)
-    figure.update_xaxes(title_text="layer weights" + (f" at max rank {rank}" if rank is not None else ""), type="log")
-    figure.update_layout(template=_TEMPLATE, title="Other factorizations of this layer", height=max(260, 28 * len(labels) + 120))
+    figure.update_yaxes(autorange="reversed", title_text=None, automargin=True, tickfont={"size": 11})
+    highest = max((item.params for item in suggestions), default=1)
+    figure.update_xaxes(title_text="layer weights" + (f" at max rank {rank}" if rank is not None else "") + " (log scale)",
+                        type="log", dtick=1, range=[0, math.log10(highest) + 0.6])
+    figure.update_layout(template=_TEMPLATE, title="Other factorizations of this layer", showlegend=False,
+                         height=max(300, 26 * len(labels) + 130), margin={"t": 60, "r": 20})
     return figure
 
 
