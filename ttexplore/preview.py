@@ -239,10 +239,16 @@ def core_rank_limits(in_modes: Sequence[int], out_modes: Sequence[int], cap: int
     return [min(cap, limit) for limit in ttmath.max_useful_ranks(in_modes, out_modes)]
 
 
+#: Per side, how many of the most balanced factorizations are paired at the user's depth and at
+#: the other depths: enough to find the cheapest shapes (the cheapest are balanced), few enough
+#: to answer within tens of milliseconds when the rank slider moves.
+SEARCH_WIDTH, OTHER_DEPTH_WIDTH = 60, 16
+
+
 @lru_cache(maxsize=256)
-def _suggestions(in_features: int, out_features: int, depth: int, rank: int, top: int) -> tuple[ShapeSuggestion, ...]:
+def _suggestions(in_features: int, out_features: int, depth: int, rank: int, top: int, width: int) -> tuple[ShapeSuggestion, ...]:
     try:
-        return tuple(suggest_shapes(in_features, out_features, d=depth, rank=rank, top=top))
+        return tuple(suggest_shapes(in_features, out_features, d=depth, rank=rank, top=top, max_candidates=width))
     except ValueError:  # no factorization into ``depth`` modes
         return ()
 
@@ -256,18 +262,19 @@ def other_factorizations(
     cheapest of each other depth in ``depths``, and the user's own shape (always
     present, so a chart can highlight it).
 
-    Complexity: bounded by :func:`~ttexplore.shapes.suggest_shapes` per depth; cached.
+    Complexity: at most ``SEARCH_WIDTH**2`` shapes priced at the user's depth and
+    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached.
     """
     in_modes, out_modes = tuple(in_modes), tuple(out_modes)
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
     rank = int(rank)
     own_depth = len(in_modes)
     chosen: dict[str, ShapeSuggestion] = {}
-    for item in _suggestions(in_features, out_features, own_depth, rank, same_depth):
+    for item in _suggestions(in_features, out_features, own_depth, rank, same_depth, SEARCH_WIDTH):
         chosen.setdefault(item.label, item)
     for depth in depths:
         if depth != own_depth:
-            for item in _suggestions(in_features, out_features, depth, rank, 1):
+            for item in _suggestions(in_features, out_features, depth, rank, 1, OTHER_DEPTH_WIDTH):
                 chosen.setdefault(item.label, item)
     params = ttmath.param_count(in_modes, out_modes, rank)
     own = ShapeSuggestion(in_modes, out_modes, params, params / ttmath.dense_param_count(in_features, out_features))
