@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 from ttexplore import plots
+from ttexplore.config import ConfigError, RunConfig
 from ttexplore.data import available_datasets
 from ttexplore.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
@@ -43,6 +44,32 @@ def shapes_typed() -> None:
     state.preset = match.name if match else CUSTOM
 
 
+def design(**training) -> RunConfig:
+    """The run the widgets describe (raises ConfigError/ValueError with the fix)."""
+    depth = len(parse_modes(state.in_modes, "in_modes"))
+    core_ranks = ([state[f"rank_{depth}_{k}"] for k in range(1, depth)]
+                  if state.get("per_core") and depth > 1 and f"rank_{depth}_1" in state else None)
+    return design_config(state.dataset, state.in_modes, state.out_modes, state.pad_to or None,
+                         state.get("max_rank", 4), core_ranks, **training)
+
+
+def train_clicked() -> None:
+    """The Train button's callback: queue the run(s) before the page reruns, then open Train at once."""
+    try:
+        config = design(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
+                        train_limit=state.train_limit or None)
+    except (ConfigError, ValueError) as error:
+        state.train_error = error
+        return
+    manager = ui.get_manager()
+    ids = [manager.submit(config)] + ([manager.submit(baseline_config(config))] if state.baseline else [])
+    state.watch = ids
+    state.session_runs = ids + [run_id for run_id in state.get("session_runs", []) if run_id not in ids]
+    state.open_train = True
+
+
+if state.pop("open_train", False):
+    st.switch_page("pages/train.py")
 if "dataset" not in state:  # first visit: the paper's MNIST net on the bundled data
     state.dataset = DEFAULT_DATASET
     state.preset = presets_for(DEFAULT_DATASET)[0].name
@@ -79,21 +106,18 @@ with design_col:
                              format_func=lambda side: f"{side}×{side}" if side else f"none ({info.side}×{info.side})")
 
         modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, "in_modes"), parse_modes(state.out_modes, "out_modes")))
-        core_ranks = None
         if modes is not None and len(modes[0]) == len(modes[1]):
             top = rank_slider_max(*modes)
             state.max_rank = min(state.get("max_rank", 4), top)
             st.slider("Max TT rank", 1, top, key="max_rank", persist_state=KEEP,
                       help="Every internal rank r₁…r_{d−1} is at most this (clipped to the maximal useful rank).")
             if st.toggle("Set each core's rank", key="per_core", persist_state=KEEP) and len(modes[0]) > 1:
-                core_ranks = []
                 for index, limit in enumerate(core_rank_limits(*modes), start=1):
                     key = f"rank_{len(modes[0])}_{index}"
                     state[key] = min(state.get(key, state.max_rank), limit)
-                    core_ranks.append(st.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP))
+                    st.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
-    config = ui.config_or_error(lambda: design_config(state.dataset, state.in_modes, state.out_modes, state.pad_to or None,
-                                                      state.get("max_rank", 4), core_ranks)) if modes else None
+    config = ui.config_or_error(design) if modes else None
 
 # ---------------------------------------------------------------- preview
 with result_col:
@@ -139,29 +163,22 @@ with right:
                                               view.label, rank), "other-factorizations", "factorizations")
 
 # ---------------------------------------------------------------- training
+for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("baseline", False)):
+    state.setdefault(key, default)
+state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
 with st.form("train"):
     st.markdown("**Train this layer** — runs in the background; follow it live on the Train page.")
     cols = st.columns([1, 1, 1.6, 1, 1.3])
-    epochs = cols[0].number_input("Epochs", 1, 500, 5, key="epochs", persist_state=KEEP)
-    batch = cols[1].selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="batch_size", persist_state=KEEP)
-    lr = cols[2].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], value=3e-3, key="lr",
-                               persist_state=KEEP, format_func=lambda value: f"{value:g}")
-    seed = cols[3].number_input("Seed", 0, 2**31 - 1, 0, key="seed", persist_state=KEEP)
-    limit = cols[4].number_input("Training images (0 = all)", 0, info.train_size, 0, step=500, key="train_limit",
-                                 persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
+    cols[0].number_input("Epochs", 1, 500, key="epochs", persist_state=KEEP)
+    cols[1].selectbox("Batch size", [16, 32, 64, 128, 256], key="batch_size", persist_state=KEEP)
+    cols[2].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], key="lr", persist_state=KEEP,
+                          format_func=lambda value: f"{value:g}")
+    cols[3].number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
+    cols[4].number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
+                         persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
     left, right = st.columns([3, 1], vertical_alignment="center")
-    baseline = left.checkbox("Also train the dense layer of the same size, for comparison", key="baseline",
-                             persist_state=KEEP)
-    submitted = right.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch",
-                                         key="train_submit")
-if submitted:
-    training = {"epochs": epochs, "batch_size": batch, "lr": lr, "seed": seed, "train_limit": limit or None}
-    run_config = ui.config_or_error(lambda: config.replace(**training))
-    if run_config is not None:
-        manager = ui.get_manager()
-        ids = [manager.submit(run_config)]
-        if baseline:
-            ids.append(manager.submit(baseline_config(run_config)))
-        state.watch = ids
-        state.session_runs = ids + [i for i in state.get("session_runs", []) if i not in ids]
-        st.switch_page("pages/train.py")
+    left.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
+    right.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch",
+                             key="train_submit", on_click=train_clicked)
+if "train_error" in state:
+    ui.show_config_error(state.pop("train_error"))
