@@ -49,6 +49,9 @@ def get_store() -> RunStore:
     return RunStore()
 
 
+_WARM = threading.Event()  # set when _warm_up has finished (or failed)
+
+
 def _warm_up() -> None:
     """Pay, in the background, the one-off costs of a first run, so that the first Train click
     shows a live point within a second or so: importing torch, loading the default dataset, and
@@ -74,6 +77,17 @@ def _warm_up() -> None:
         optimizer.step()
     except Exception:  # noqa: BLE001 - a real run reports the same problem with its fix
         pass
+    finally:
+        _WARM.set()
+
+
+def _fit_when_warm(*args, **kwargs):
+    """:func:`ttexplore.train.fit`, once the warm-up is over: a run clicked right after start-up
+    would otherwise import torch and load the same dataset alongside it, both slower."""
+    _WARM.wait(timeout=120)
+    from ttexplore.train import fit
+
+    return fit(*args, **kwargs)
 
 
 @st.cache_resource(show_spinner=False)
@@ -85,7 +99,8 @@ def get_manager() -> JobManager:
     import pandas  # noqa: F401
 
     workers = int(os.environ.get("TTEXPLORE_WORKERS", "0")) or None
-    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"))
+    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"),
+                         fit_function=_fit_when_warm)
     threading.Thread(target=_warm_up, name="ttexplore-warm-up", daemon=True).start()
     return manager
 
@@ -105,9 +120,9 @@ STATUS_ICONS = {
 # ---------------------------------------------------------------- messages
 def show_config_error(error: Exception) -> None:
     """An inline message for a bad entry: the field in bold, then the message with its fix."""
-    field = getattr(error, "field", None)
-    prefix = f"**{field}** — " if field else ""
-    st.error(f"{prefix}{error}", icon=":material/error:")
+    field, message = getattr(error, "field", None), str(error).strip("'\"")
+    prefix = f"**{field}** — " if field and not message.startswith(field) else ""
+    st.error(f"{prefix}{message}", icon=":material/error:")
 
 
 def config_or_error(build: Callable[[], Any]) -> Optional[Any]:
@@ -177,25 +192,22 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
 
 # ---------------------------------------------------------------- sidebar
 def sidebar() -> None:
-    """The sidebar every page shares: what the app is, the live job count, where runs are kept."""
+    """The sidebar every page shares: what the app is, the job count, where runs are kept."""
     manager, store = get_manager(), get_store()
     with st.sidebar:
         st.markdown("### :material/view_in_ar: ttexplore")
         st.caption("Tensor-Train fully-connected layers (Novikov et al. 2015): design a layer, "
                    "see its cost, train it, compare it with the dense one.")
-        interval = 2.0 if manager.active() else None
-
-        @st.fragment(run_every=interval)
-        def jobs() -> None:
-            snapshot = manager.snapshot()
-            running = sum(1 for job in snapshot.values() if job["status"] == "running")
-            queued = sum(1 for job in snapshot.values() if job["status"] == "queued")
+        # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
+        # that presses Train and then switches page, made Streamlit 1.67's frontend fail ("Bad delta
+        # path index") in about one try in three. The Train page polls on its own.
+        snapshot = manager.snapshot()
+        running = sum(1 for job in snapshot.values() if job["status"] == "running")
+        queued = sum(1 for job in snapshot.values() if job["status"] == "queued")
+        with st.container(border=True):
             if running or queued:
                 st.markdown(f"**:material/directions_run: {running} running · :material/hourglass_top: {queued} queued**")
             else:
                 st.markdown("No training in progress")
             st.caption(f"At most {manager.max_workers} run(s) at once (one per core).")
-
-        with st.container(border=True):
-            jobs()
         st.caption(f"Runs are saved in `{store.path}` and survive restarts.")

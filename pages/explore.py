@@ -141,16 +141,19 @@ with result_col:
                      delta=f"{change:+.0%} vs dense {human_count(view.dense_flops)}",
                      help=f"Cheapest TT forward for one image: '{view.strategy}' (ltr/rtl: core by core; dense: rebuild W)")
     with ranks_col.container(border=True):
-        if view.max_useful:
-            clipped = {k: asked for k, asked, _ in view.clipped}
-            used = [f"**{r}** (asked {clipped[k]})" if k in clipped else str(r) for k, r in enumerate(view.ranks, 1)]
+        if not view.max_useful:
+            st.markdown("One core: the layer is dense, it has no TT ranks.")
+        elif len(view.ranks) <= 6:
             st.markdown("| | " + " | ".join(f"r{k}" for k in range(1, len(view.ranks) + 1)) + " |\n|---|"
                         + "---|" * len(view.ranks) + "\n| **max useful** | " + " | ".join(map(str, view.max_useful))
-                        + " |\n| **in use** | " + " | ".join(used) + " |")
-            st.caption("Max useful rank of a boundary: min(∏ n·m of the cores left of it, ∏ n·m right of it). "
-                       + ("Ranks above it only waste weights, so they were clipped." if view.clipped else "None clipped."))
+                        + " |\n| **in use** | " + " | ".join(map(str, view.ranks)) + " |")
         else:
-            st.markdown("One core: the layer is dense, it has no TT ranks.")
+            st.markdown(f"**max useful** {' · '.join(map(str, view.max_useful))}  \n**in use** {' · '.join(map(str, view.ranks))}")
+        if view.clipped:
+            st.caption("Clipped to the maximal useful rank (more would only waste weights): "
+                       + ", ".join(f"r{k} {asked} → {used}" for k, asked, used in view.clipped) + ".")
+        else:
+            st.caption("Max useful rank of a boundary: min(∏ n·m of the cores left of it, ∏ n·m right of it). None clipped.")
     ui.show_figure(plots.core_diagram(config.in_modes, config.out_modes, config.ranks), "tt-cores", "cores")
 
 rank = max(view.ranks, default=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import streamlit as st
 
 import ui
@@ -58,9 +60,11 @@ if completed:
     on_set = [run for run in completed if run["dataset"] == dataset]
     ui.show_figure(plots.accuracy_vs_params(reports.accuracy_points(on_set), title=f"{dataset}: accuracy against "
                    "the number of weights in the first layer"), f"accuracy-vs-weights-{dataset}", "export-accuracy")
-    shapes = sorted({run["shape"] for run in on_set if run["layer"] == "tt"})
+    counts = Counter(run["shape"] for run in on_set if run["layer"] == "tt")
+    shapes = sorted(counts, key=lambda name: (-counts[name], name != "4x8x8x4", name))  # most runs first
     if shapes:
-        shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape")
+        shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape",
+                             format_func=reports.compact_shape)
         table = reports.rank_table(on_set, shape=shape)
         st.dataframe(table, hide_index=True, column_config={
             "compression rate": st.column_config.NumberColumn(format="%.1e"),

@@ -69,7 +69,11 @@ def test_preview_follows_every_widget(app_home):
     at.toggle(key="per_core").set_value(False).run()
     at.slider(key="max_rank").set_value(20).run()
     assert metric(at, "TT layer weights") == weights((8, 4, 4, 8), (2, 8, 8, 8), 20)
-    assert any("clipped" in item.value for item in at.caption)
+    plan = ttmath.plan_ranks((8, 4, 4, 8), (2, 8, 8, 8), 20)
+    assert plan.clipped
+    captions = " ".join(item.value for item in at.caption)
+    for k, asked, used in plan.clipped:
+        assert f"r{k} {asked} → {used}" in captions
     # another dataset switches to a preset that fits it
     at.selectbox(key="dataset").select("digits").run()
     assert at.text_input(key="in_modes").value == "2x4x4x2"
@@ -166,6 +170,7 @@ def test_queue_stop_and_a_failed_run(app_home, monkeypatch):
     run_until(at, lambda at: store.get_run(long_run["id"])["status"] == "running", "the first run to start")
     at.button(key=f"stop-{long_run['id']}").click().run()
     run_until(at, lambda at: store.get_run(doomed["id"])["status"] == "failed", "the queued run to run and fail")
+    at.run()  # the run may have failed after the page was drawn: draw it again
     assert store.get_run(long_run["id"])["status"] == "cancelled"
     errors = " ".join(item.value for item in at.error)
     assert "mnist is not in" in errors  # the failed run's own message, on the page

@@ -27,6 +27,14 @@ def test_labels():
     assert reports.run_ranks_text(dense) == ""
 
 
+def test_compact_shapes_as_the_seeds_legends():
+    assert reports.compact_shape("2x2x2x2x2x2x2x2x2x2") == "2^10"
+    assert reports.compact_shape("4x4x4x4x4") == "4^5"
+    assert reports.compact_shape("4x8x8x4") == "4x8x8x4" and reports.compact_shape("4x4") == "4x4"
+    assert reports.compact_shape("dense") == "dense"
+    assert reports.run_label(make_run(shape="2x2x2x2x2x2x2x2x2x2"), with_id=False) == "TT 2^10 r=4 · mnist5k"
+
+
 def test_progress_and_duration():
     run = make_run(status="running", epochs=4)
     events = [{"epoch": 0.0, "test_accuracy": 0.1}, {"epoch": 1.5, "test_accuracy": 0.8}]

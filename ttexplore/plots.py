@@ -169,19 +169,26 @@ def params_vs_rank(
     figure.update_yaxes(title_text="layer weights", type="log", range=[low, high], dtick=1, secondary_y=False)
     figure.update_yaxes(title_text="compression rate (TT / dense)", type="log", secondary_y=True, showgrid=False,
                         range=[low - math.log10(dense), high - math.log10(dense)], dtick=1, tickformat=".0e")
-    figure.update_layout(template=_TEMPLATE, title=f"Weights by max rank: {format_modes(in_modes)} -> {format_modes(out_modes)}",
+    figure.update_layout(template=_TEMPLATE, title="Layer weights by max TT rank",
                          legend={"orientation": "h", "y": -0.25}, height=420, margin={"t": 60, "l": 60, "r": 60})
     return figure
 
 
 def _shape_text(item: Any) -> str:
-    """A short axis label: ``4×8×8×4`` when input and output modes agree, else ``4×7×4×7 → 5×5×8×4``."""
+    """A short axis label: ``4×8×8×4`` when input and output modes agree, else ``4×7×4×7 → 5×5×8×4``;
+    five or more equal modes as a power (``2^10``)."""
     in_modes, out_modes = getattr(item, "in_modes", None), getattr(item, "out_modes", None)
     if in_modes is None or out_modes is None:
         return str(item.label)
+    def text(modes: Sequence[int]) -> str:
+        modes = tuple(modes)
+        if len(modes) >= 5 and len(set(modes)) == 1:
+            return f"{modes[0]}^{len(modes)}"  # as the seed's legends wrote 2^10
+        return "×".join(map(str, modes))
+
     if tuple(in_modes) == tuple(out_modes):
-        return "×".join(map(str, in_modes))
-    return f"{'×'.join(map(str, in_modes))} → {'×'.join(map(str, out_modes))}"
+        return text(in_modes)
+    return f"{text(in_modes)} → {text(out_modes)}"
 
 
 def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str] = None, rank: Optional[int] = None) -> go.Figure:
@@ -224,6 +231,8 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
     ``add_shape`` call separately, which made a 10-core drawing take a third of a second).
     """
     shapes = ttmath.core_shapes(in_modes, out_modes, ranks)
+    crowded = len(shapes) > 6  # smaller type so ten cores still read on a dashboard column
+    small, label = (8, 11) if crowded else (11, 15)
     drawn: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     spacing = 1.6
@@ -235,16 +244,16 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
         x = index * spacing
         drawn.append({"type": "rect", "x0": x - 0.45, "x1": x + 0.45, "y0": -0.35, "y1": 0.35,
                       "line": {"color": _color(0), "width": 2}, "fillcolor": "rgba(0,114,178,0.12)"})
-        note(x, 0.08, f"<b>G<sub>{index + 1}</sub></b>", size=15)
-        note(x, -0.16, f"{rank_in}×{n}×{m}×{rank_out}", size=11)
+        note(x, 0.08, f"<b>G<sub>{index + 1}</sub></b>", size=label)
+        note(x, -0.16, f"{rank_in}×{n}×{m}×{rank_out}", size=small)
         drawn.append({"type": "line", "x0": x, "x1": x, "y0": -0.35, "y1": -0.9, "line": {"color": _color(2), "width": 2}})
-        note(x, -1.05, f"n<sub>{index + 1}</sub>={n}", color=_color(2))
+        note(x, -1.05, f"n<sub>{index + 1}</sub>={n}", color=_color(2), size=small + 2)
         drawn.append({"type": "line", "x0": x, "x1": x, "y0": 0.35, "y1": 0.9, "line": {"color": _color(1), "width": 2}})
-        note(x, 1.05, f"m<sub>{index + 1}</sub>={m}", color=_color(1))
+        note(x, 1.05, f"m<sub>{index + 1}</sub>={m}", color=_color(1), size=small + 2)
         if index < len(shapes) - 1:
             drawn.append({"type": "line", "x0": x + 0.45, "x1": x + spacing - 0.45, "y0": 0, "y1": 0,
                           "line": {"color": "#444", "width": 2}})
-            note(x + spacing / 2, 0.12, f"r<sub>{index + 1}</sub>={rank_out}")
+            note(x + spacing / 2, 0.12, f"r<sub>{index + 1}</sub>={rank_out}", size=small + 1)
     width = (len(shapes) - 1) * spacing
     return go.Figure(layout={
         "template": _TEMPLATE,

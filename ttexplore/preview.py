@@ -21,6 +21,7 @@ from .shapes import ShapeSuggestion, balanced_factorization, factorizations, for
 
 __all__ = [
     "Preset",
+    "modes_text",
     "PRESETS",
     "CUSTOM",
     "presets_for",
@@ -42,6 +43,14 @@ CUSTOM = "Custom shapes"
 RANK_SLIDER_CAP = 64
 
 
+def modes_text(modes: Sequence[int]) -> str:
+    """Modes as typed: ``"4x8x8x4"``, or ``"2^10"`` for five or more equal modes
+    (:func:`~ttexplore.shapes.parse_modes` reads both)."""
+    if len(modes) >= 5 and len(set(modes)) == 1:
+        return f"{modes[0]}^{len(modes)}"
+    return format_modes(modes)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named tensorization of the hidden layer.
@@ -61,11 +70,12 @@ class Preset:
 
     @property
     def in_text(self) -> str:
-        return format_modes(self.in_modes)
+        """The input modes as a user would type them (``"4x8x8x4"``, ``"2^10"``)."""
+        return modes_text(self.in_modes)
 
     @property
     def out_text(self) -> str:
-        return format_modes(self.out_modes)
+        return modes_text(self.out_modes)
 
     def fits(self, dataset: str) -> bool:
         """True when the modes multiply to the dataset's features after this preset's padding,

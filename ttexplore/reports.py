@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 __all__ = [
+    "compact_shape",
     "run_label",
     "run_ranks_text",
     "progress",
@@ -46,12 +47,21 @@ def _product(values: Sequence[int]) -> int:
     return result
 
 
+def compact_shape(shape: str) -> str:
+    """``"2x2x2x2x2x2x2x2x2x2"`` -> ``"2^10"`` (five or more equal modes, as the seed's legends
+    wrote them); any other shape, ``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, is returned as is."""
+    parts = str(shape).split("x")
+    if len(parts) >= 5 and len(set(parts)) == 1 and parts[0].isdigit():
+        return f"{parts[0]}^{len(parts)}"
+    return str(shape)
+
+
 def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     """A short name for legends and pickers, e.g. ``"TT 4x8x8x4 r=4 · mnist5k · #1a2b3c"``."""
     config = run.get("config") or {}
     layer = config.get("layer", run.get("layer"))
     if layer == "tt":
-        body = f"TT {run.get('shape', '')} r={run_ranks_text(run)}"
+        body = f"TT {compact_shape(run.get('shape', ''))} r={run_ranks_text(run)}"
     elif layer == "matrix_rank":
         body = f"matrix rank r={run_ranks_text(run)}"
     else:
@@ -167,7 +177,7 @@ def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] =
         point = {
             "layer_params": run["layer_params"],
             "test_accuracy": run["best_test_accuracy"],
-            "shape": run.get("shape") or run.get("layer"),
+            "shape": compact_shape(run.get("shape") or run.get("layer")),
             "rank": run_ranks_text(run),
             "run_id": run.get("id"),
         }
