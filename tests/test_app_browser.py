@@ -2,8 +2,10 @@
 
 The test starts the server itself (a free port, ``TTEXPLORE_HOME`` in a temporary folder) and
 checks what a user sees: the weight count follows the rank slider, a run's curve grows live,
-a figure downloads as a PNG and the metrics as a CSV, and a finished run is still listed after
-the server is stopped and started again.
+a figure downloads as PNG, SVG and HTML, the metrics as CSV and the weights as a torch file,
+and a finished run is still listed after the server is stopped and started again. The timings
+it measures (opening, slider to new count, Train click to the first live point) are printed,
+never asserted.
 
 Without Playwright or Chromium the tests skip, saying why, unless ``TTEXPLORE_REQUIRE_BROWSER=1``
 (CI sets it), where they fail instead.
@@ -161,13 +163,16 @@ def single(page, selector: str, timeout: float = 60.0):
     return locator
 
 
-def open_explore(page, server) -> None:
+def open_explore(page, server) -> float:
+    """Open the app; returns the seconds until the preview's numbers showed."""
+    started = time.monotonic()
     page.goto(server.url)
     page.get_by_text("TT layer weights").first.wait_for()
+    return time.monotonic() - started
 
 
 def test_the_rank_slider_changes_the_weight_count(page, server):
-    open_explore(page, server)
+    TIMINGS["open_to_numbers_s"] = round(open_explore(page, server), 3)
     assert metric(page, "TT layer weights") == f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 4):,}"
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank").get_by_role("slider")
     thumb.focus()
@@ -215,6 +220,14 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     png = Path(caught.value.path()).read_bytes()
     assert caught.value.suggested_filename == "training-curves.png"
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    with page.expect_download() as caught:
+        single(page, ".st-key-live-curves-svg button").click()
+    svg = Path(caught.value.path()).read_text()
+    assert svg.lstrip().startswith("<svg") and "Accuracy" in svg
+    with page.expect_download() as caught:
+        single(page, ".st-key-live-curves-html button").click()
+    html = Path(caught.value.path()).read_text()
+    assert "<html" in html and "plotly" in html.lower()  # standalone: plotly.js embedded
 
     page.get_by_role("link", name="Export").click()
     with page.expect_download() as caught:
