@@ -3,9 +3,11 @@ trained to completion, the queue, Stop, a failed run, the Runs table, Export, a 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app_support import app_home, metric, new_app, release_app_resources, run_until, shared_data_dir  # noqa: F401
+from app_support import APP, app_home, metric, new_app, release_app_resources, run_until, shared_data_dir  # noqa: F401
 
 from ttexplore import ttmath
 from ttexplore.config import RunConfig
@@ -205,3 +207,11 @@ def test_every_page_renders_on_an_empty_store(app_home):
         at.switch_page(page).run()
         assert not at.exception
         assert any(words in item.value for item in at.info), page
+
+
+@pytest.mark.skipif(not (Path(APP).parent / "pages" / "sweep.py").exists(), reason="pages/sweep.py is on the sweep branch")
+def test_the_sweep_page_is_routed_when_present(app_home):
+    at = new_app().run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Sweep"

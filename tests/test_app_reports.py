@@ -97,4 +97,4 @@ def test_curve_series_and_training_curves():
     train_loss = next(trace for trace in figure.data if trace.line.dash == "dash")
     # the whole-epoch average is left out of the train line when the epoch already has finer points
     assert list(train_loss.y) == [2.3, 1.0, None]
-    assert sum(trace.showlegend for trace in figure.data) == 1
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [reports.run_label(run)]

@@ -61,6 +61,10 @@ def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training cu
         events = list(run.get("events") or [])
         color, label = _color(index), str(run.get("label", f"run {index + 1}"))
         epochs = [event["epoch"] for event in events]
+        # the legend's one entry for the run (an empty trace); the curves below are named "<label> (train|test)"
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=label, legendgroup=label,
+                                    line={"color": color, "width": 2}, marker={"size": 5}, hoverinfo="skip"),
+                         row=1, col=1)
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for split, dash in (("train", "dash"), ("test", "solid")):
                 key = f"{split}_{metric}"
@@ -73,9 +77,9 @@ def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training cu
                         connectgaps=True,
                         line={"color": color, "dash": dash, "width": 2},
                         marker={"size": 5},
-                        name=label,
+                        name=f"{label} ({split})",
                         legendgroup=label,
-                        showlegend=column == 1 and split == "test",
+                        showlegend=False,
                         hovertemplate=f"{label}<br>{split} {metric}: %{{y:.4f}}<br>epoch %{{x:.2f}}<extra></extra>",
                     ),
                     row=1,
