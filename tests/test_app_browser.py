@@ -38,6 +38,7 @@ REQUIRED = os.environ.get("TTEXPLORE_REQUIRE_BROWSER") == "1"
 #: Markers of the live chart on the Train page (its key is "live-curves": Streamlit adds a CSS class).
 LIVE_POINTS = ".st-key-live-curves-chart .scatterlayer .point"
 TIMINGS = {}
+EPOCHS = 6  # of the live-curve run
 
 
 def unavailable(reason: str) -> None:
@@ -187,7 +188,8 @@ def test_the_rank_slider_changes_the_weight_count(page, server):
 
 def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     open_explore(page, server)
-    page.get_by_label("Epochs").fill("3")  # the bundled MNIST-5k: a few seconds, long enough to watch it grow
+    # the bundled MNIST-5k for 6 epochs: 25 points over several seconds, several one-second polls
+    page.get_by_label("Epochs").fill(str(EPOCHS))
     started = time.monotonic()
     page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function(f"document.querySelectorAll('{LIVE_POINTS}').length > 0", timeout=60_000)
@@ -209,7 +211,7 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     store = RunStore(server.home / "runs.db")
     (run,) = store.list_runs()
     events = store.metrics(run["id"])
-    assert run["status"] == "completed" and run["config"]["epochs"] == 3
+    assert run["status"] == "completed" and run["config"]["epochs"] == EPOCHS
     # a marker per event for test loss and accuracy; train ones too, except the whole-epoch
     # averages that plots.training_curves leaves out between finer points
     assert final == 2 * len(events) + 2 * sum(1 for event in events if event["kind"] == "eval")
@@ -236,7 +238,7 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     assert list(rows[0]) == ["run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss",
                              "test_accuracy", "elapsed_s"]
     assert {row["run_id"] for row in rows} == {run["id"]} and len(rows) == len(events)
-    assert float(rows[-1]["epoch"]) == pytest.approx(3.0)
+    assert float(rows[-1]["epoch"]) == pytest.approx(EPOCHS)
 
     with page.expect_download() as caught:
         single(page, ".st-key-weights button").click()
