@@ -1,4 +1,5 @@
-"""Shared Streamlit plumbing for app.py and pages/: the one job manager and run store.
+"""Shared Streamlit plumbing for app.py and pages/: the one job manager and run store,
+the sidebar, and a figure block with its downloads.
 
 Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
 """
@@ -6,11 +7,40 @@ Only this file and the pages import streamlit; the logic lives in ``ttexplore/``
 from __future__ import annotations
 
 import os
+import re
+import threading
+from typing import Any, Callable, Optional
 
 import streamlit as st
 
+from ttexplore.config import ConfigError
 from ttexplore.jobs import JobManager
 from ttexplore.store import RunStore
+
+
+def _use_app_router() -> None:
+    """Make every request go through app.py's ``st.navigation``, even a deep link.
+
+    Streamlit starts in its old "pages/ directory" mode because ``pages/`` exists, and leaves it
+    only once ``st.navigation`` has run. Until then a first visit straight to ``/runs`` (a
+    bookmark, or an open tab reconnecting after a server restart) would run ``pages/runs.py``
+    alone: no shared sidebar, no wide layout, a file-name menu. Every page imports this module,
+    so switch the mode off here and rerun; the rerun resolves the same page through app.py.
+    (``PagesManager.uses_pages_directory`` is Streamlit's own flag; if it ever goes away this
+    does nothing.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:  # pragma: no cover - a future Streamlit
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        if get_script_run_ctx(suppress_warning=True) is not None:
+            st.rerun()
+
+
+_use_app_router()
 
 
 @st.cache_resource(show_spinner=False)
@@ -19,8 +49,165 @@ def get_store() -> RunStore:
     return RunStore()
 
 
+_WARM = threading.Event()  # set when _warm_up has finished (or failed)
+
+
+def _warm_up() -> None:
+    """Pay, in the background, the one-off costs of a first run, so that the first Train click
+    shows a live point within a second or so: importing torch, loading the default dataset, and
+    creating an optimizer (torch imports its compiler stack then, over a second).
+
+    Also gives torch one intra-op thread (``$TTEXPLORE_TORCH_THREADS`` to change it): the
+    manager already runs one job per core, and two OpenMP threads per job on a busy machine
+    made an MNIST-5k epoch 20x slower here (21 s instead of 0.75 s).
+    """
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(os.environ.get("TTEXPLORE_TORCH_THREADS", "1"))))
+        from ttexplore.config import RunConfig
+        from ttexplore.data import load_dataset
+        from ttexplore.data_info import DEFAULT_DATASET
+        from ttexplore.models import build_model
+
+        dataset = load_dataset(DEFAULT_DATASET, os.environ.get("TTEXPLORE_DATA"))
+        model = build_model(RunConfig.for_dataset(DEFAULT_DATASET))
+        optimizer = torch.optim.Adam(model.parameters())
+        torch.nn.functional.cross_entropy(model(dataset.train_images[:8]), dataset.train_labels[:8]).backward()
+        optimizer.step()
+    except Exception:  # noqa: BLE001 - a real run reports the same problem with its fix
+        pass
+    finally:
+        _WARM.set()
+
+
+def _fit_when_warm(*args, **kwargs):
+    """:func:`ttexplore.train.fit`, once the warm-up is over: a run clicked right after start-up
+    would otherwise import torch and load the same dataset alongside it, both slower."""
+    _WARM.wait(timeout=120)
+    from ttexplore.train import fit
+
+    return fit(*args, **kwargs)
+
+
 @st.cache_resource(show_spinner=False)
 def get_manager() -> JobManager:
     """The process-wide job manager: training runs survive reruns, page switches and new tabs."""
+    # Import numpy and pandas here, before any worker thread does: plotly peeks at sys.modules and
+    # breaks on a module another thread has half imported ("partially initialized module 'numpy'").
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
     workers = int(os.environ.get("TTEXPLORE_WORKERS", "0")) or None
-    return JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"))
+    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"),
+                         fit_function=_fit_when_warm)
+    threading.Thread(target=_warm_up, name="ttexplore-warm-up", daemon=True).start()
+    return manager
+
+
+#: A Material icon per run status, for markdown (``st.markdown(f"{STATUS_ICONS[s]} {s}")``).
+STATUS_ICONS = {
+    "queued": ":material/hourglass_top:",
+    "running": ":material/directions_run:",
+    "completed": ":material/check_circle:",
+    "cancelled": ":material/stop_circle:",
+    "diverged": ":material/warning:",
+    "failed": ":material/error:",
+    "interrupted": ":material/pause_circle:",
+}
+
+
+# ---------------------------------------------------------------- messages
+def show_config_error(error: Exception) -> None:
+    """An inline message for a bad entry: the field in bold, then the message with its fix."""
+    field, message = getattr(error, "field", None), str(error).strip("'\"")
+    prefix = f"**{field}** — " if field and not message.startswith(field) else ""
+    st.error(f"{prefix}{message}", icon=":material/error:")
+
+
+def config_or_error(build: Callable[[], Any]) -> Optional[Any]:
+    """``build()``, or ``None`` after showing its ``ConfigError``/``ValueError`` inline (never a traceback)."""
+    try:
+        return build()
+    except (ConfigError, ValueError, KeyError) as error:
+        show_config_error(error)
+        return None
+
+
+# ---------------------------------------------------------------- figures
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "figure"
+
+
+def _image_bytes(figure: Any, fmt: str) -> Callable[[], bytes]:
+    """A deferred PNG/SVG render: Streamlit calls it only when the user clicks the button."""
+
+    def render() -> bytes:
+        from ttexplore import export
+
+        height = int(figure.layout.height or 600)
+        width = int(figure.layout.width or 1000)
+        try:
+            return export.figure_to_image(figure, fmt, width=width, height=height)
+        except export.ExportError as error:  # a download can not show st.error: ship the reason instead
+            return f"ttexplore could not export this figure: {error}\n".encode()
+
+    return render
+
+
+def _html_bytes(figure: Any) -> Callable[[], bytes]:
+    def render() -> bytes:
+        from ttexplore import export
+
+        return export.figure_to_html(figure)
+
+    return render
+
+
+def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> None:
+    """Draw a plotly figure with PNG, SVG and standalone-HTML download buttons under it.
+
+    The files are rendered only when a button is clicked (``data=callable``), by
+    the one persistent kaleido server of :mod:`ttexplore.export`, so reruns stay fast.
+
+    Args:
+        name: the file name stem (``"training-curves"``).
+        key: unique among the page's widgets.
+    """
+    st.plotly_chart(figure, key=f"{key}-chart", theme=None, config={"displaylogo": False})
+    if not downloads:
+        return
+    stem = _slug(name)
+    with st.container(horizontal=True, horizontal_alignment="right", gap="small", key=f"{key}-downloads"):
+        st.download_button("PNG", data=_image_bytes(figure, "png"), file_name=f"{stem}.png", mime="image/png",
+                           on_click="ignore", key=f"{key}-png", type="tertiary", icon=":material/download:",
+                           help="Download this figure as a PNG image (2× resolution)")
+        st.download_button("SVG", data=_image_bytes(figure, "svg"), file_name=f"{stem}.svg", mime="image/svg+xml",
+                           on_click="ignore", key=f"{key}-svg", type="tertiary", icon=":material/download:",
+                           help="Download this figure as an SVG vector image")
+        st.download_button("HTML", data=_html_bytes(figure), file_name=f"{stem}.html", mime="text/html",
+                           on_click="ignore", key=f"{key}-html", type="tertiary", icon=":material/download:",
+                           help="Download this figure as a standalone interactive HTML page (works offline)")
+
+
+# ---------------------------------------------------------------- sidebar
+def sidebar() -> None:
+    """The sidebar every page shares: what the app is, the job count, where runs are kept."""
+    manager, store = get_manager(), get_store()
+    with st.sidebar:
+        st.markdown("### :material/view_in_ar: ttexplore")
+        st.caption("Tensor-Train fully-connected layers (Novikov et al. 2015): design a layer, "
+                   "see its cost, train it, compare it with the dense one.")
+        # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
+        # that presses Train and then switches page, made Streamlit 1.67's frontend fail ("Bad delta
+        # path index") in about one try in three. The Train page polls on its own.
+        snapshot = manager.snapshot()
+        running = sum(1 for job in snapshot.values() if job["status"] == "running")
+        queued = sum(1 for job in snapshot.values() if job["status"] == "queued")
+        with st.container(border=True):
+            if running or queued:
+                st.markdown(f"**:material/directions_run: {running} running · :material/hourglass_top: {queued} queued**")
+            else:
+                st.markdown("No training in progress")
+            st.caption(f"At most {manager.max_workers} run(s) at once (one per core).")
+        st.caption(f"Runs are saved in `{store.path}` and survive restarts.")

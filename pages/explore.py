@@ -1,0 +1,187 @@
+"""Explore: design a TT layer and see what it costs before training; then train it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+from ttexplore import plots
+from ttexplore.config import ConfigError, RunConfig
+from ttexplore.data import available_datasets
+from ttexplore.data_info import DATASETS, DEFAULT_DATASET, dataset_info
+from ttexplore.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
+                               other_factorizations, padding_options, presets_for, rank_slider_max)
+from ttexplore.shapes import parse_modes
+
+state = st.session_state
+KEEP = "session"  # widget values survive page switches
+
+
+# ---------------------------------------------------------------- callbacks
+def pad_sides(dataset: str) -> list[int]:
+    """Padding choices as widget values: 0 stands for no padding (RunConfig reads 0 as None)."""
+    return [side or 0 for side in padding_options(dataset)]
+
+
+def apply_preset() -> None:
+    preset = next((p for p in presets_for(state.dataset) if p.name == state.preset), None)
+    if preset is not None:
+        state.in_modes, state.out_modes, state.pad_to = preset.in_text, preset.out_text, preset.pad_to or 0
+
+
+def dataset_changed() -> None:
+    options = presets_for(state.dataset)
+    if state.get("preset") not in [p.name for p in options]:
+        state.preset = options[0].name
+        apply_preset()
+    if state.get("pad_to") not in pad_sides(state.dataset):
+        state.pad_to = pad_sides(state.dataset)[-1]
+
+
+def shapes_typed() -> None:
+    match = next((p for p in presets_for(state.dataset)
+                  if (p.in_text, p.out_text, p.pad_to or 0) == (state.in_modes, state.out_modes, state.pad_to)), None)
+    state.preset = match.name if match else CUSTOM
+
+
+def design(**training) -> RunConfig:
+    """The run the widgets describe (raises ConfigError/ValueError with the fix)."""
+    depth = len(parse_modes(state.in_modes, "in_modes"))
+    core_ranks = ([state[f"rank_{depth}_{k}"] for k in range(1, depth)]
+                  if state.get("per_core") and depth > 1 and f"rank_{depth}_1" in state else None)
+    return design_config(state.dataset, state.in_modes, state.out_modes, state.pad_to or None,
+                         state.get("max_rank", 4), core_ranks, **training)
+
+
+def train_clicked() -> None:
+    """The Train button's callback: queue the run(s) before the page reruns, then open Train at once."""
+    try:
+        config = design(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
+                        train_limit=state.train_limit or None)
+    except (ConfigError, ValueError) as error:
+        state.train_error = error
+        return
+    manager = ui.get_manager()
+    ids = [manager.submit(config)] + ([manager.submit(baseline_config(config))] if state.baseline else [])
+    state.watch = ids
+    state.session_runs = ids + [run_id for run_id in state.get("session_runs", []) if run_id not in ids]
+    state.open_train = True
+
+
+if state.pop("open_train", False):
+    st.switch_page("pages/train.py")
+if "dataset" not in state:  # first visit: the paper's MNIST net on the bundled data
+    state.dataset = DEFAULT_DATASET
+    state.preset = presets_for(DEFAULT_DATASET)[0].name
+    apply_preset()
+    state.max_rank = 4
+
+st.title("Explore a Tensor-Train layer")
+st.caption("The network is the paper's: image → TT layer → ReLU → linear classifier. Choose how the hidden layer "
+           "is tensorized; every number on the right updates instantly, before any training.")
+
+design_col, result_col = st.columns([1, 2.1], gap="large")
+
+# ---------------------------------------------------------------- design
+with design_col:
+    with st.container(border=True):
+        st.subheader("Layer design", divider="gray")
+        available = available_datasets()
+        st.selectbox("Dataset", list(DATASETS), key="dataset", on_change=dataset_changed, persist_state=KEEP,
+                     format_func=lambda name: DATASETS[name].title + ("" if available[name] else " — not on this machine"))
+        info = dataset_info(state.dataset)
+        presets = presets_for(state.dataset)
+        st.selectbox("Preset", [p.name for p in presets] + [CUSTOM], key="preset", on_change=apply_preset,
+                     persist_state=KEEP, help="Shapes from the paper and the 2018 slides, or type your own.")
+        chosen = next((p for p in presets if p.name == state.preset), None)
+        if chosen is not None and chosen.note:
+            st.caption(chosen.note)
+        left, right = st.columns(2)
+        left.text_input("Input modes", key="in_modes", on_change=shapes_typed, persist_state=KEEP,
+                        help="Factors of the input features, e.g. 4x8x8x4 or 2^10")
+        right.text_input("Output modes", key="out_modes", on_change=shapes_typed, persist_state=KEEP,
+                         help="Factors of the hidden width, as many as the input modes")
+        st.segmented_control("Pad images to", pad_sides(state.dataset), key="pad_to", on_change=shapes_typed,
+                             persist_state=KEEP, required=True,
+                             format_func=lambda side: f"{side}×{side}" if side else f"none ({info.side}×{info.side})")
+
+        modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, "in_modes"), parse_modes(state.out_modes, "out_modes")))
+        if modes is not None and len(modes[0]) == len(modes[1]):
+            top = rank_slider_max(*modes)
+            state.max_rank = min(state.get("max_rank", 4), top)
+            st.slider("Max TT rank", 1, top, key="max_rank", persist_state=KEEP,
+                      help="Every internal rank r₁…r_{d−1} is at most this (clipped to the maximal useful rank).")
+            if st.toggle("Set each core's rank", key="per_core", persist_state=KEEP) and len(modes[0]) > 1:
+                for index, limit in enumerate(core_rank_limits(*modes), start=1):
+                    key = f"rank_{len(modes[0])}_{index}"
+                    state[key] = min(state.get(key, state.max_rank), limit)
+                    st.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
+
+    config = ui.config_or_error(design) if modes else None
+
+# ---------------------------------------------------------------- preview
+with result_col:
+    if config is None:
+        st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
+        st.stop()
+    view = layer_preview(config)
+    row = st.columns(3)
+    row[0].metric("TT layer weights", f"{view.tt_params:,}", border=True, delta=f"{view.in_features:,} → "
+                  f"{view.out_features:,} layer", delta_color="off", delta_arrow="off",
+                  help="Σ r_{k−1}·n_k·m_k·r_k over the cores (no bias)")
+    row[1].metric("Dense weights", f"{view.dense_params:,}", border=True, delta="the layer TT replaces",
+                  delta_color="off", delta_arrow="off", help=f"{view.in_features:,} inputs × {view.out_features:,} hidden units")
+    factor = f"{view.compression_factor:,.0f}×" if view.compression_factor >= 10 else f"{view.compression_factor:.2f}×"
+    row[2].metric("Compression", factor, border=True, delta=f"smaller · rate {view.compression:.2e}",
+                  delta_color="off", delta_arrow="off",
+                  help="Compression factor: dense / TT weights. Compression rate (the paper's tables): TT / dense.")
+    flops_col, ranks_col = st.columns([1, 2])
+    change = view.tt_flops / view.dense_flops - 1
+    flops_col.metric("Forward FLOPs / image", human_count(view.tt_flops), border=True, delta_color="inverse",
+                     delta=f"{change:+.0%} vs dense {human_count(view.dense_flops)}",
+                     help=f"Cheapest TT forward for one image: '{view.strategy}' (ltr/rtl: core by core; dense: rebuild W)")
+    with ranks_col.container(border=True):
+        if not view.max_useful:
+            st.markdown("One core: the layer is dense, it has no TT ranks.")
+        elif len(view.ranks) <= 6:
+            st.markdown("| | " + " | ".join(f"r{k}" for k in range(1, len(view.ranks) + 1)) + " |\n|---|"
+                        + "---|" * len(view.ranks) + "\n| **max useful** | " + " | ".join(map(str, view.max_useful))
+                        + " |\n| **in use** | " + " | ".join(map(str, view.ranks)) + " |")
+        else:
+            st.markdown(f"**max useful** {' · '.join(map(str, view.max_useful))}  \n**in use** {' · '.join(map(str, view.ranks))}")
+        if view.clipped:
+            st.caption("Clipped to the maximal useful rank (more would only waste weights): "
+                       + ", ".join(f"r{k} {asked} → {used}" for k, asked, used in view.clipped) + ".")
+        else:
+            st.caption("Max useful rank of a boundary: min(∏ n·m of the cores left of it, ∏ n·m right of it). None clipped.")
+    ui.show_figure(plots.core_diagram(config.in_modes, config.out_modes, config.ranks), "tt-cores", "cores")
+
+rank = max(view.ranks, default=1)
+left, right = st.columns(2, gap="large")
+with left:
+    ui.show_figure(plots.params_vs_rank(config.in_modes, config.out_modes, max(16, min(rank_slider_max(
+        config.in_modes, config.out_modes), 2 * rank)), rank), "weights-vs-rank", "vs-rank")
+with right:
+    ui.show_figure(plots.factorizations_chart(other_factorizations(config.in_modes, config.out_modes, rank),
+                                              view.label, rank), "other-factorizations", "factorizations")
+
+# ---------------------------------------------------------------- training
+for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("baseline", False)):
+    state.setdefault(key, default)
+state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
+with st.form("train"):
+    st.markdown("**Train this layer** — runs in the background; follow it live on the Train page.")
+    cols = st.columns([1, 1, 1.6, 1, 1.3])
+    cols[0].number_input("Epochs", 1, 500, key="epochs", persist_state=KEEP)
+    cols[1].selectbox("Batch size", [16, 32, 64, 128, 256], key="batch_size", persist_state=KEEP)
+    cols[2].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], key="lr", persist_state=KEEP,
+                          format_func=lambda value: f"{value:g}")
+    cols[3].number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
+    cols[4].number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
+                         persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
+    right.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch",
+                             key="train_submit", on_click=train_clicked)
+if "train_error" in state:
+    ui.show_config_error(state.pop("train_error"))

@@ -1,0 +1,96 @@
+"""Export: the seed's figures and table from saved runs, metrics as CSV/JSON, trained weights."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import streamlit as st
+
+import ui
+from ttexplore import export, plots, reports, ttmath
+
+state = st.session_state
+store = ui.get_store()
+
+st.title("Export")
+st.caption("Figures (PNG, SVG, standalone HTML), metrics (CSV, JSON) and trained weights. Every chart elsewhere in "
+           "the app has the same download buttons under it.")
+
+runs = store.list_runs()
+if not runs:
+    st.info("Nothing to export yet: train a run first.", icon=":material/info:")
+    st.page_link("pages/explore.py", label="Go to Explore", icon=":material/tune:")
+    st.stop()
+
+by_id = {run["id"]: run for run in runs}
+label = lambda run_id: reports.run_label(by_id[run_id])  # noqa: E731
+with_metrics = [run["id"] for run in runs if run.get("best_test_accuracy") is not None]
+state["export_runs"] = [run_id for run_id in state.get("export_runs", with_metrics[:3]) if run_id in by_id]
+picked = st.multiselect("Runs to export", list(by_id), key="export_runs", format_func=label,
+                        placeholder="Pick one or more runs")
+
+# ---------------------------------------------------------------- metrics
+st.subheader("Metrics", divider="gray")
+metrics = store.metrics_for(picked)
+labels = {run_id: label(run_id) for run_id in picked}
+configs = {run_id: by_id[run_id]["config"] for run_id in picked}
+columns = st.columns(3)
+columns[0].download_button("Metrics CSV", data=lambda: export.metrics_to_csv(metrics, labels), file_name="metrics.csv",
+                           mime="text/csv", on_click="ignore", disabled=not picked, icon=":material/table:",
+                           width="stretch", key="metrics-csv", help="One row per metric event, a run_id column")
+columns[1].download_button("Metrics JSON", data=lambda: export.metrics_to_json(metrics, configs, labels),
+                           file_name="metrics.json", mime="application/json", on_click="ignore", disabled=not picked,
+                           icon=":material/data_object:", width="stretch", key="metrics-json",
+                           help="Each run's config and its metric events")
+columns[2].download_button("Runs table CSV (all runs)", data=lambda: export.table_to_csv(reports.runs_table(runs)),
+                           file_name="runs.csv", mime="text/csv", on_click="ignore", icon=":material/table_chart:",
+                           width="stretch", key="runs-csv")
+st.caption(f"{sum(len(events) for events in metrics.values())} metric events from {len(picked)} run(s).")
+
+# ---------------------------------------------------------------- figures
+st.subheader("Figures", divider="gray")
+if picked:
+    curves = reports.curve_series([by_id[run_id] for run_id in picked], metrics)
+    ui.show_figure(plots.training_curves(curves), "training-curves", "export-curves")
+
+completed = [run for run in runs if run["status"] == "completed"]
+if completed:
+    datasets = sorted({run["dataset"] for run in completed})
+    dataset = st.selectbox("Dataset for the seed's figure and table", datasets, key="export_dataset")
+    on_set = [run for run in completed if run["dataset"] == dataset]
+    ui.show_figure(plots.accuracy_vs_params(reports.accuracy_points(on_set), title=f"{dataset}: accuracy against "
+                   "the number of weights in the first layer"), f"accuracy-vs-weights-{dataset}", "export-accuracy")
+    counts = Counter(run["shape"] for run in on_set if run["layer"] == "tt")
+    shapes = sorted(counts, key=lambda name: (-counts[name], name != "4x8x8x4", name))  # most runs first
+    if shapes:
+        shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape",
+                             format_func=reports.compact_shape)
+        table = reports.rank_table(on_set, shape=shape)
+        st.dataframe(table, hide_index=True, column_config={
+            "compression rate": st.column_config.NumberColumn(format="%.1e"),
+            "accuracy": st.column_config.NumberColumn(format="%.3f")})
+        st.download_button("Rank table CSV", data=export.table_to_csv(table), file_name=f"rank-table-{dataset}.csv",
+                           mime="text/csv", on_click="ignore", icon=":material/download:", key="rank-csv")
+
+# ---------------------------------------------------------------- weights
+st.subheader("Trained weights", divider="gray")
+saved = [run["id"] for run in runs if run.get("weights_path")]
+if not saved:
+    st.caption("Completed (or stopped) runs keep their weights; none yet.")
+else:
+    run_id = st.selectbox("Run", saved, format_func=label, key="export_weights_run")
+    run = by_id[run_id]
+    left, right = st.columns([1, 2])
+    left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(run["weights_path"]),
+                         file_name=f"ttexplore-{run_id}.pt", mime="application/octet-stream", on_click="ignore",
+                         type="primary", icon=":material/download:", key="weights", width="stretch")
+    config = run["config"]
+    if config["layer"] == "tt":
+        cores = ttmath.core_shapes(config["in_modes"], config["out_modes"], config["ranks"])
+        left.caption("TT cores: " + ", ".join("×".join(map(str, shape)) for shape in cores))
+        right.code(f'from ttexplore import TTLinear\nlayer = TTLinear.load("ttexplore-{run_id}.pt")  # the trained TT '
+                   'cores\n\nfrom ttexplore.models import load_model\nmodel, config = load_model("ttexplore-'
+                   f'{run_id}.pt")  # the whole network', language="python")
+    else:
+        right.code(f'from ttexplore.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
+                   language="python")

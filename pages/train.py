@@ -1,0 +1,78 @@
+"""Train: follow runs live, stop them, see the queue. Runs are started from Explore."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+from ttexplore import plots, reports
+from ttexplore.store import ACTIVE_STATUSES
+
+state = st.session_state
+store, manager = ui.get_store(), ui.get_manager()
+SHOWN = 8  # rows in the run list; the Runs page has them all
+
+st.title("Train")
+st.caption("Runs started from **Explore** appear here and update every second. They keep going when you switch "
+           "pages, move sliders or close the tab; at most one per core runs at once, the others wait in the queue.")
+
+
+def tracked_ids() -> list[str]:
+    """This session's runs, newest first, then any other run still active in this server (e.g. from another tab)."""
+    ids = list(state.get("session_runs", []))
+    return ids + [run_id for run_id in reversed(manager.active()) if run_id not in ids]
+
+
+ids = tracked_ids()
+if not ids:
+    st.info("No run started from this tab yet, and none is training: design a layer on **Explore** and press "
+            "**Train**. Finished runs are kept on **Runs**.", icon=":material/info:")
+    st.page_link("pages/explore.py", label="Go to Explore", icon=":material/tune:")
+    st.page_link("pages/runs.py", label="See saved runs", icon=":material/table_chart:")
+    st.stop()
+
+active_at_start = {run_id for run_id in ids[:SHOWN] if (store.get_run(run_id) or {}).get("status") in ACTIVE_STATUSES}
+
+
+def run_row(run: dict, events: list, watched: bool) -> None:
+    """One run: name and status, progress, accuracy, and its Stop / Show button."""
+    with st.container(border=True):
+        name, bar, score, action = st.columns([3, 4, 1.4, 1.1], vertical_alignment="center")
+        icon = ui.STATUS_ICONS.get(run["status"], "")
+        name.markdown(f"{':material/show_chart: ' if watched else ''}**{reports.run_label(run, with_id=False)}**")
+        name.caption(f"{icon} {run['status']} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
+        fraction, text = reports.progress(run, events)
+        elapsed = events[-1]["elapsed_s"] if events else None
+        bar.progress(fraction, text=text + (f" · {reports.format_duration(elapsed)}" if elapsed else ""))
+        best = run.get("best_test_accuracy")
+        score.metric("best test acc", f"{best:.3f}" if best is not None else "—")
+        if run["status"] in ACTIVE_STATUSES:
+            if action.button("Stop", key=f"stop-{run['id']}", icon=":material/stop:", width="stretch"):
+                manager.cancel(run["id"])
+                st.toast(f"Stopping {reports.run_label(run)} (it ends before its next batch)")
+        elif not watched and action.button("Show", key=f"show-{run['id']}", icon=":material/show_chart:", width="stretch"):
+            state.watch = [run["id"]]
+            st.rerun(scope="fragment")
+        if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
+            st.error(run["error"], icon=":material/error:")
+
+
+@st.fragment(run_every=1.0 if active_at_start else None)
+def live() -> None:
+    runs = [run for run in (store.get_run(run_id) for run_id in ids[:SHOWN]) if run is not None]
+    metrics = store.metrics_for([run["id"] for run in runs])
+    watched = [run for run in runs if run["id"] in state.get("watch", [])] or runs[:1]
+    watched_ids = {run["id"] for run in watched}
+    figure = plots.training_curves(reports.curve_series(watched, metrics),
+                                   title="Loss and accuracy (test solid, train dashed)")
+    ui.show_figure(figure, "training-curves", "live-curves")
+    for run in runs:
+        run_row(run, metrics[run["id"]], run["id"] in watched_ids)
+    if len(ids) > SHOWN:
+        st.caption(f"{len(ids) - SHOWN} older run(s) are on the Runs page.")
+    active_now = {run["id"] for run in runs if run["status"] in ACTIVE_STATUSES}
+    if active_now != active_at_start:
+        st.rerun()  # a run ended (or started): redraw the page, which also stops polling when nothing is left
+
+
+live()
