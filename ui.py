@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from typing import Any, Callable, Optional
 
 import streamlit as st
 
 from ttexplore.config import ConfigError
+from ttexplore.data_info import DEFAULT_DATASET
 from ttexplore.jobs import JobManager
 from ttexplore.store import RunStore
 
@@ -49,59 +49,23 @@ def get_store() -> RunStore:
     return RunStore()
 
 
-_WARM = threading.Event()  # set when _warm_up has finished (or failed)
-
-
-def _warm_up() -> None:
-    """Pay, in the background, the one-off costs of a first run, so that the first Train click
-    shows a live point within a second or so: importing torch, loading the default dataset, and
-    creating an optimizer (torch imports its compiler stack then, over a second).
-
-    Also gives torch one intra-op thread (``$TTEXPLORE_TORCH_THREADS`` to change it): the
-    manager already runs one job per core, and two OpenMP threads per job on a busy machine
-    made an MNIST-5k epoch 20x slower here (21 s instead of 0.75 s).
-    """
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, int(os.environ.get("TTEXPLORE_TORCH_THREADS", "1"))))
-        from ttexplore.config import RunConfig
-        from ttexplore.data import load_dataset
-        from ttexplore.data_info import DEFAULT_DATASET
-        from ttexplore.models import build_model
-
-        dataset = load_dataset(DEFAULT_DATASET, os.environ.get("TTEXPLORE_DATA"))
-        model = build_model(RunConfig.for_dataset(DEFAULT_DATASET))
-        optimizer = torch.optim.Adam(model.parameters())
-        torch.nn.functional.cross_entropy(model(dataset.train_images[:8]), dataset.train_labels[:8]).backward()
-        optimizer.step()
-    except Exception:  # noqa: BLE001 - a real run reports the same problem with its fix
-        pass
-    finally:
-        _WARM.set()
-
-
-def _fit_when_warm(*args, **kwargs):
-    """:func:`ttexplore.train.fit`, once the warm-up is over: a run clicked right after start-up
-    would otherwise import torch and load the same dataset alongside it, both slower."""
-    _WARM.wait(timeout=120)
-    from ttexplore.train import fit
-
-    return fit(*args, **kwargs)
-
-
 @st.cache_resource(show_spinner=False)
 def get_manager() -> JobManager:
-    """The process-wide job manager: training runs survive reruns, page switches and new tabs."""
+    """The process-wide job manager: training runs survive reruns, page switches and new tabs.
+
+    It warms up on the default dataset at once, so the first Train click shows a live point
+    within a second or two. ``$TTEXPLORE_WORKERS`` / ``$TTEXPLORE_TORCH_THREADS`` override
+    the concurrency (default: one run per core, one torch thread each).
+    """
     # Import numpy and pandas here, before any worker thread does: plotly peeks at sys.modules and
     # breaks on a module another thread has half imported ("partially initialized module 'numpy'").
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
     workers = int(os.environ.get("TTEXPLORE_WORKERS", "0")) or None
-    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"),
-                         fit_function=_fit_when_warm)
-    threading.Thread(target=_warm_up, name="ttexplore-warm-up", daemon=True).start()
+    threads = int(os.environ.get("TTEXPLORE_TORCH_THREADS", "0")) or None
+    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"), torch_threads=threads)
+    manager.warm_up(DEFAULT_DATASET)
     return manager
 
 
@@ -147,10 +111,7 @@ def _image_bytes(figure: Any, fmt: str) -> Callable[[], bytes]:
 
         height = int(figure.layout.height or 600)
         width = int(figure.layout.width or 1000)
-        try:
-            return export.figure_to_image(figure, fmt, width=width, height=height)
-        except export.ExportError as error:  # a download can not show st.error: ship the reason instead
-            return f"ttexplore could not export this figure: {error}\n".encode()
+        return export.figure_to_image(figure, fmt, width=width, height=height)
 
     return render
 
@@ -162,6 +123,16 @@ def _html_bytes(figure: Any) -> Callable[[], bytes]:
         return export.figure_to_html(figure)
 
     return render
+
+
+def _image_buttons(figure: Any, stem: str, key: str) -> None:
+    """PNG and SVG download buttons, each rendered by kaleido only when clicked."""
+    st.download_button("PNG", data=_image_bytes(figure, "png"), file_name=f"{stem}.png", mime="image/png",
+                       on_click="ignore", key=f"{key}-png", type="tertiary", icon=":material/download:",
+                       help="Download this figure as a PNG image (2× resolution)")
+    st.download_button("SVG", data=_image_bytes(figure, "svg"), file_name=f"{stem}.svg", mime="image/svg+xml",
+                       on_click="ignore", key=f"{key}-svg", type="tertiary", icon=":material/download:",
+                       help="Download this figure as an SVG vector image")
 
 
 def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> None:
@@ -178,13 +149,14 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     if not downloads:
         return
     stem = _slug(name)
+    from ttexplore.export import image_export_problem
+
+    problem = image_export_problem()  # checked up front: a deferred download can not show an error
     with st.container(horizontal=True, horizontal_alignment="right", gap="small", key=f"{key}-downloads"):
-        st.download_button("PNG", data=_image_bytes(figure, "png"), file_name=f"{stem}.png", mime="image/png",
-                           on_click="ignore", key=f"{key}-png", type="tertiary", icon=":material/download:",
-                           help="Download this figure as a PNG image (2× resolution)")
-        st.download_button("SVG", data=_image_bytes(figure, "svg"), file_name=f"{stem}.svg", mime="image/svg+xml",
-                           on_click="ignore", key=f"{key}-svg", type="tertiary", icon=":material/download:",
-                           help="Download this figure as an SVG vector image")
+        if problem:
+            st.caption(problem)
+        else:
+            _image_buttons(figure, stem, key)
         st.download_button("HTML", data=_html_bytes(figure), file_name=f"{stem}.html", mime="text/html",
                            on_click="ignore", key=f"{key}-html", type="tertiary", icon=":material/download:",
                            help="Download this figure as a standalone interactive HTML page (works offline)")

@@ -89,3 +89,13 @@ def test_metrics_csv_and_json():
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(export.ExportError, match="no weights file"):
         export.model_file_bytes(tmp_path / "gone.pt")
+
+
+def test_image_export_problem_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser on the PATH
+    assert "apt-get install chromium" in export.image_export_problem()
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert export.image_export_problem() is None

@@ -185,14 +185,18 @@ def test_submit_validates_first(tmp_path):
         manager.shutdown()
 
 
-def test_preload_fills_the_dataset_cache(tmp_path):
+def test_warm_up_loads_the_data_and_holds_the_first_run_until_done(tmp_path):
     from ttexplore import data
 
     data._CACHE.clear()
-    manager = JobManager(RunStore(tmp_path / "runs.db"), max_workers=1)
+    manager = JobManager(RunStore(tmp_path / "runs.db"), max_workers=1, torch_threads=1)
     try:
-        manager.preload("digits").join(60)
+        warming = manager.warm_up("digits")
+        run_id = manager.submit(quick())
+        warming.join(60)
         assert any(name == "digits" for name, _folder in data._CACHE)
-        manager.preload("mnist").join(60)  # absent here: no exception escapes the thread
+        assert manager.wait(run_id, 120) == "completed"
+        manager.warm_up("mnist").join(60)  # absent here: no exception escapes the thread
+        assert manager._warm.is_set()
     finally:
         manager.shutdown()

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import threading
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "table_to_csv",
     "shutdown_image_server",
     "IMAGE_FORMATS",
+    "image_export_problem",
 ]
 
 IMAGE_FORMATS = ("png", "svg")
@@ -40,6 +42,27 @@ class ExportError(RuntimeError):
     """An export could not be made; the message says what to install or change."""
 
 
+_BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def image_export_problem() -> Optional[str]:
+    """``None`` when PNG/SVG export can run here, else what is missing and how to fix it.
+
+    A cheap check (no browser is started): kaleido importable, and a Chrome/Chromium
+    binary at ``$BROWSER_PATH`` or on the ``PATH``.
+    """
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return "PNG/SVG export needs kaleido: pip install 'kaleido>=1'"
+    configured = os.environ.get("BROWSER_PATH")
+    if configured and Path(configured).exists():
+        return None
+    if any(shutil.which(name) for name in _BROWSER_NAMES):
+        return None
+    return "PNG/SVG export needs Chromium: sudo apt-get install chromium (or set BROWSER_PATH to a Chrome binary)"
+
+
 def _ensure_server() -> None:
     """Start the one kaleido server of this process (once)."""
     global _SERVER_STARTED
@@ -49,8 +72,10 @@ def _ensure_server() -> None:
         import kaleido
     except ImportError:
         raise ExportError("PNG/SVG export needs kaleido: pip install 'kaleido>=1'") from None
-    if not os.environ.get("BROWSER_PATH") and Path("/usr/bin/chromium").exists():
-        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    if not os.environ.get("BROWSER_PATH"):
+        found = next((shutil.which(name) for name in _BROWSER_NAMES if shutil.which(name)), None)
+        if found:
+            os.environ["BROWSER_PATH"] = found
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
