@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -19,6 +20,17 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.delenv("TTEXPLORE_DATA", raising=False)
     monkeypatch.setenv("TTEXPLORE_OFFLINE", "1")
     return home
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Put ``sys.modules["__main__"]`` back after each test: AppTest runs app.py as ``__main__``
+    and leaves it there, and a process pool spawned later (the sweep's local executor) would
+    re-run app.py in every child."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 def pytest_configure(config):

@@ -91,6 +91,18 @@ def test_two_writer_processes_and_threads_do_not_corrupt_the_store(tmp_path):
     assert all([m["seq"] for m in events] == list(range(5)) for events in metrics.values())
 
 
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+    path = tmp_path / "fresh.db"  # nobody has created it yet: all of them switch it to WAL at once
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_write_many, args=(path, worker, 2)) for worker in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    assert len(RunStore(path).list_runs()) == 8
+
+
 def test_orphaned_runs_are_marked_interrupted(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     run_id = store.create_run(quick())

@@ -149,7 +149,8 @@ def test_cli_writes_results_csv_png_html(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["sweep", "--dataset", "digits", "--shapes", "4x4x4,8x8", "--ranks", "1,2", "--epochs", "1",
                  "--train-limit", "300", "--workers", "2", "--db", str(tmp_path / "runs.db"), "--out", str(out)])
-    assert code == 0
+    err = capsys.readouterr().err
+    assert code == 0, err
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for column in ("shape", "rank", "params", "compression", "test_accuracy", "dataset", "layer", "seed",
@@ -161,7 +162,6 @@ def test_cli_writes_results_csv_png_html(tmp_path, capsys):
     assert (out / "accuracy_vs_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"plotly" in (out / "accuracy_vs_weights.html").read_bytes()[:200_000]
     assert "| 8x8 | 2 | 256 |" in (out / "table.md").read_text()
-    err = capsys.readouterr().err
     assert "7 to run" in err and "[7/7]" in err
 
 

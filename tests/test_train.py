@@ -32,19 +32,31 @@ def test_same_seed_same_run_different_seed_different_run():
 
 
 def test_determinism_holds_with_two_runs_in_parallel_threads():
-    reference = fit(quick(seed=5)).events
+    # the job manager gives each concurrent run one intra-op thread; with more, two threads
+    # sharing torch's pool may split a GEMM's sums differently (bitwise, not statistically)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = fit(quick(seed=5)).events
+        results = _fit_in_two_threads(quick(seed=5))
+    finally:
+        torch.set_num_threads(threads)
+    for events in results.values():
+        assert [e["test_loss"] for e in events] == [e["test_loss"] for e in reference]
+
+
+def _fit_in_two_threads(config):
     results = {}
 
     def work(name):
-        results[name] = fit(quick(seed=5)).events
+        results[name] = fit(config).events
 
-    threads = [threading.Thread(target=work, args=(name,)) for name in "ab"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for events in results.values():
-        assert [e["test_loss"] for e in events] == [e["test_loss"] for e in reference]
+    workers = [threading.Thread(target=work, args=(name,)) for name in "ab"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return results
 
 
 def test_events_structure_and_history():

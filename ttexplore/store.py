@@ -109,9 +109,22 @@ class RunStore:
         self.path = Path(path).expanduser() if path else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
-        with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+        self._initialise()
+
+    def _initialise(self, attempts: int = 50) -> None:
+        """Switch the file to WAL and create the tables, retrying while another process
+        does the same (changing the journal mode takes a lock the busy timeout does not cover)."""
+        for attempt in range(attempts):
+            try:
+                with self._connect() as connection:
+                    if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        connection.execute("PRAGMA journal_mode=WAL")
+                    connection.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -119,8 +119,9 @@ def fit(
 ) -> FitResult:
     """Train the network ``config`` describes and report as it goes.
 
-    Deterministic by ``config.seed``: weights and batch order come from private
-    generators, so two runs at once in two threads do not disturb each other.
+    Deterministic by ``config.seed`` (bit for bit at a fixed torch thread count):
+    weights and batch order come from private generators, so two runs at once in
+    two threads do not disturb each other.
 
     Args:
         config: the run (validated here).
