@@ -10,13 +10,12 @@ autograd differentiates it and BLAS does the work.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Optional, Sequence
 
 import torch
 
-from .ttmath import prod
+from .ttmath import WIDE_COPY_BYTES, permuted_copy_plan, prod
 
 __all__ = [
     "permute_copy",
@@ -39,43 +38,8 @@ __all__ = [
 #: 32, ... bytes wide several times faster than moving 4-byte floats (e.g.
 #: 0.07 ms instead of 0.3 ms for a 2 MB ``(16384, 8, 4) -> (8, 16384, 4)`` copy on
 #: the 2-core benchmark machine). The copy is bit-exact: no arithmetic is done.
-_WIDE_BYTES = 16
+_WIDE_BYTES = WIDE_COPY_BYTES
 _WIDE_DTYPE = torch.complex128
-
-
-@functools.lru_cache(maxsize=4096)
-def _copy_plan(shape: tuple[int, ...], perm: tuple[int, ...], element_size: int) -> Optional[tuple]:
-    """How to do one permuted copy: ``None`` when nothing moves, else ``(shape, perm, wide)``.
-
-    Size-1 axes are dropped and axes that stay adjacent are merged, so
-    ``(rows, m, 1)`` with ``(1, 0, 2)`` becomes ``(rows, m)`` with ``(1, 0)``. ``wide``
-    is true when the innermost axis stays in place and spans a multiple of
-    :data:`_WIDE_BYTES` bytes: the copy then moves ``complex128`` elements, and the
-    returned shape counts them. Cached, so a forward pays no Python planning.
-    """
-    kept = [axis for axis in range(len(shape)) if shape[axis] != 1]
-    rank_of = {axis: index for index, axis in enumerate(kept)}
-    order = [rank_of[axis] for axis in perm if shape[axis] != 1]
-    sizes = [shape[axis] for axis in kept]
-    # runs of axes that are consecutive in both the source and the permuted order
-    runs: list[list[int]] = []
-    for axis in order:
-        if runs and runs[-1][-1] + 1 == axis:
-            runs[-1].append(axis)
-        else:
-            runs.append([axis])
-    if len(runs) <= 1:
-        return None
-    by_source = sorted(runs, key=lambda run: run[0])
-    merged_shape = [prod(sizes[axis] for axis in run) for run in by_source]
-    position = {run[0]: index for index, run in enumerate(by_source)}
-    merged_perm = tuple(position[run[0]] for run in runs)
-    last = len(merged_shape) - 1
-    inner_bytes = merged_shape[last] * element_size if merged_perm[-1] == last else 0
-    wide = inner_bytes > element_size and inner_bytes % _WIDE_BYTES == 0
-    if wide:
-        merged_shape[last] = inner_bytes // _WIDE_BYTES
-    return tuple(merged_shape), merged_perm, wide
 
 
 def _permuted_copy(flat: torch.Tensor, shape: tuple[int, ...], perm: tuple[int, ...]) -> torch.Tensor:
@@ -84,7 +48,7 @@ def _permuted_copy(flat: torch.Tensor, shape: tuple[int, ...], perm: tuple[int, 
     Returns ``flat`` itself (1-D) when the permutation moves nothing.
     """
     flat = flat.contiguous()
-    plan = _copy_plan(shape, perm, flat.element_size())
+    plan = permuted_copy_plan(shape, perm, flat.element_size())
     if plan is None:
         return flat.reshape(-1)
     copy_shape, copy_perm, wide = plan

@@ -17,9 +17,10 @@ Conventions (used throughout ttexplore):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 RanksLike = Union[int, Sequence[int], None]
 
@@ -41,6 +42,15 @@ __all__ = [
     "tt_sweep_flops",
     "tt_rebuild_flops",
     "reconstruction_flops",
+    "CONCRETE_STRATEGIES",
+    "EINSUM_OPTIMIZE",
+    "MachineModel",
+    "DEFAULT_MACHINE",
+    "permuted_copy_plan",
+    "block_compositions",
+    "einsum_equation",
+    "strategy_costs",
+    "best_strategy",
 ]
 
 
@@ -264,3 +274,637 @@ def tt_rebuild_flops(in_modes: Sequence[int], out_modes: Sequence[int], ranks: R
 def _check_positive(value: float, field: str) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{field} must be a positive number, got {value}")
+
+
+# =============================================================================== cost model
+#
+# Each forward strategy of ttexplore.contract is described here as the list of
+# operations it performs, call for call, so FLOPs, memory and an estimated time
+# can be computed without torch (the app shows them on every keystroke).
+#
+# An operation is a tuple:
+#   ("gemm", m, k, n, left, right)  one (m, k) @ (k, n) product; ``left`` and
+#       ``right`` say what each operand is: "input" (the layer's input), "core"
+#       (a core, a permuted core matrix or merged cores) or "state" (an
+#       intermediate that depends on the input).
+#   ("copy", elements, block_bytes, wide, source)  one permuted copy that moves
+#       ``elements`` elements in contiguous blocks of ``block_bytes`` bytes;
+#       ``wide`` when it moves them as 16-byte words (ttexplore.tt.permute_copy);
+#       ``source`` is the kind of the copied tensor.
+# Kinds: "input" (needs a gradient only when the input does), "input_copy" (a
+# permuted copy of the input: the same, but allocated by the forward), "core"
+# and "state" (always need one in training).
+#   ("einsum_call",)  the Python bookkeeping opt_einsum does per contraction.
+
+#: The concrete strategies the cost model covers ("auto" picks among them).
+CONCRETE_STRATEGIES = ("ltr", "rtl", "blocked", "einsum", "dense")
+
+#: Bytes of the word a wide permuted copy moves (complex128).
+WIDE_COPY_BYTES = 16
+
+#: The path optimiser used for the einsum strategy (opt_einsum's dynamic programming).
+EINSUM_OPTIMIZE = "dp"
+
+
+def permuted_copy_plan(
+    shape: Sequence[int], perm: Sequence[int], element_bytes: int
+) -> Union[None, tuple[tuple[int, ...], tuple[int, ...], bool]]:
+    """How a permuted copy of a contiguous tensor is done: ``None`` if nothing moves.
+
+    Size-1 axes are dropped and axes that stay adjacent are merged, so ``(rows, m, 1)``
+    with ``perm (1, 0, 2)`` becomes ``(rows, m)`` with ``(1, 0)``.
+
+    Returns:
+        ``None`` when the permutation leaves the memory order unchanged, else
+        ``(shape, perm, wide)``: the merged axes and permutation, and ``wide`` when
+        the innermost axis stays in place and spans a multiple of 16 bytes (more
+        than one element); the copy then moves 16-byte words and the last entry of
+        ``shape`` counts words, not elements.
+    """
+    return _permuted_copy_plan(tuple(int(s) for s in shape), tuple(int(p) for p in perm), int(element_bytes))
+
+
+@functools.lru_cache(maxsize=4096)
+def _permuted_copy_plan(shape: tuple[int, ...], perm: tuple[int, ...], element_bytes: int):
+    kept = [axis for axis in range(len(shape)) if shape[axis] != 1]
+    rank_of = {axis: index for index, axis in enumerate(kept)}
+    order = [rank_of[axis] for axis in perm if shape[axis] != 1]
+    sizes = [shape[axis] for axis in kept]
+    # runs of axes that are consecutive in both the source and the permuted order
+    runs: list[list[int]] = []
+    for axis in order:
+        if runs and runs[-1][-1] + 1 == axis:
+            runs[-1].append(axis)
+        else:
+            runs.append([axis])
+    if len(runs) <= 1:
+        return None
+    by_source = sorted(runs, key=lambda run: run[0])
+    merged_shape = [prod(sizes[axis] for axis in run) for run in by_source]
+    position = {run[0]: index for index, run in enumerate(by_source)}
+    merged_perm = tuple(position[run[0]] for run in runs)
+    last = len(merged_shape) - 1
+    inner_bytes = merged_shape[last] * element_bytes if merged_perm[-1] == last else 0
+    wide = inner_bytes > element_bytes and inner_bytes % WIDE_COPY_BYTES == 0
+    if wide:
+        merged_shape[last] = inner_bytes // WIDE_COPY_BYTES
+    return tuple(merged_shape), merged_perm, wide
+
+
+def _copy_op(
+    shape: Sequence[int], perm: Sequence[int], element_bytes: int, source: str = "state", wide_allowed: bool = True
+) -> list[tuple]:
+    """The ``("copy", ...)`` operation of one permuted copy, or ``[]`` when nothing moves.
+
+    ``source`` is the kind of the copied tensor ("input", "core" or "state");
+    ``wide_allowed`` is false for copies torch does itself (no 16-byte words).
+    """
+    plan = permuted_copy_plan(shape, perm, element_bytes)
+    if plan is None:
+        return []
+    merged_shape, merged_perm, wide = plan
+    elements = prod(shape)
+    last = len(merged_shape) - 1
+    if merged_perm[-1] != last:
+        block = element_bytes
+    elif wide:
+        block = merged_shape[last] * WIDE_COPY_BYTES
+    else:
+        block = merged_shape[last] * element_bytes
+    return [("copy", elements, block, wide and wide_allowed, source)]
+
+
+# ------------------------------------------------------------------ operation lists
+def _block_shapes(shapes: Sequence[tuple[int, int, int, int]], blocks: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    """Shapes of the cores after merging consecutive ``blocks`` of them."""
+    merged, start = [], 0
+    for length in blocks:
+        group = shapes[start : start + length]
+        merged.append((group[0][0], prod(s[1] for s in group), prod(s[2] for s in group), group[-1][3]))
+        start += length
+    return merged
+
+
+def _merge_ops(shapes: Sequence[tuple[int, int, int, int]], element_bytes: int) -> list[tuple]:
+    """Operations of :func:`ttexplore.tt.merge_cores` on cores of these shapes."""
+    if len(shapes) == 1:
+        return []
+    ops: list[tuple] = []
+    rank_first, n_first, m_first, _ = shapes[0]
+    rows = rank_first * n_first * m_first
+    for rank_in, modes_in, modes_out, rank_out in shapes[1:]:
+        # (r_0 n_1 m_1 .. n_{j-1} m_{j-1}, r_{j-1}) @ (r_{j-1}, n_j m_j r_j)
+        ops.append(("gemm", rows, rank_in, modes_in * modes_out * rank_out, "core", "core"))
+        rows *= modes_in * modes_out
+    count = len(shapes)
+    interleaved = [rank_first] + [size for s in shapes for size in (s[1], s[2])] + [shapes[-1][3]]
+    in_axes = [1 + 2 * j for j in range(count)]
+    out_axes = [2 + 2 * j for j in range(count)]
+    ops += _copy_op(interleaved, [0, *in_axes, *out_axes, 2 * count + 1], element_bytes, source="core")
+    return ops
+
+
+def _core_matrix_ops(shape: tuple[int, int, int, int], perm: Sequence[int], element_bytes: int) -> list[tuple]:
+    """The copy that lays a core out as the matrix a sweep step multiplies by."""
+    return _copy_op(shape, perm, element_bytes, source="core", wide_allowed=False)
+
+
+def _sweep_ops(
+    shapes: Sequence[tuple[int, int, int, int]], batch: int, direction: str, element_bytes: int, first: str = "input"
+) -> list[tuple]:
+    """Operations of :func:`ttexplore.tt.tt_matmul_rtl` / ``tt_matmul_ltr`` on cores of these shapes."""
+    ops: list[tuple] = []
+    out_features = prod(s[2] for s in shapes)
+    operand = first
+    if direction == "rtl":
+        state = batch * prod(s[1] for s in shapes)
+        for rank_in, modes_in, modes_out, rank_out in reversed(shapes):
+            contracted = modes_in * rank_out
+            rows = state // contracted
+            if rank_in == 1:
+                ops += _core_matrix_ops((modes_in, modes_out, rank_out), (1, 0, 2), element_bytes)
+                ops.append(("gemm", modes_out, contracted, rows, "core", operand))
+            else:
+                ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (1, 3, 2, 0), element_bytes)
+                ops.append(("gemm", rows, contracted, modes_out * rank_in, operand, "core"))
+                ops += _copy_op((rows, modes_out, rank_in), (1, 0, 2), element_bytes)
+            state = rows * modes_out * rank_in
+            operand = "state"
+    elif direction == "ltr":
+        in_features = prod(s[1] for s in shapes)
+        if batch > 1:
+            ops += _copy_op((batch, in_features), (1, 0), element_bytes, source=operand)
+            operand = "input_copy" if operand == "input" else operand
+        state = in_features * batch
+        for rank_in, modes_in, modes_out, rank_out in shapes:
+            contracted = rank_in * modes_in
+            cols = state // contracted
+            ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (3, 2, 0, 1), element_bytes)
+            ops.append(("gemm", rank_out * modes_out, contracted, cols, "core", operand))
+            ops += _copy_op((rank_out, modes_out, cols // batch, batch), (0, 2, 1, 3), element_bytes)
+            state = rank_out * modes_out * cols
+            operand = "state"
+    else:
+        raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
+    if batch > 1:
+        ops += _copy_op((out_features, batch), (1, 0), element_bytes)
+    return ops
+
+
+def _dense_ops(shapes: Sequence[tuple[int, int, int, int]], batch: int, element_bytes: int) -> list[tuple]:
+    """Operations of :func:`ttexplore.tt.tt_matmul_dense`: rebuild ``W^T``, one GEMM."""
+    in_features = prod(s[1] for s in shapes)
+    out_features = prod(s[2] for s in shapes)
+    return _merge_ops(shapes, element_bytes) + [("gemm", batch, in_features, out_features, "input", "core")]
+
+
+def _blocked_ops(
+    shapes: Sequence[tuple[int, int, int, int]], batch: int, blocks: Sequence[int], direction: str, element_bytes: int
+) -> list[tuple]:
+    """Operations of :func:`ttexplore.tt.tt_matmul_blocked`."""
+    if len(blocks) == 1:
+        return _dense_ops(shapes, batch, element_bytes)
+    ops: list[tuple] = []
+    start = 0
+    for length in blocks:
+        ops += _merge_ops(shapes[start : start + length], element_bytes)
+        start += length
+    return ops + _sweep_ops(_block_shapes(shapes, blocks), batch, direction, element_bytes)
+
+
+def block_compositions(d: int) -> list[tuple[int, ...]]:
+    """Every way to cut ``d`` cores into consecutive blocks, as tuples of block lengths."""
+    result = []
+    for mask in range(2 ** (d - 1)):
+        cuts = [0] + [k + 1 for k in range(d - 1) if mask >> k & 1] + [d]
+        result.append(tuple(cuts[j + 1] - cuts[j] for j in range(len(cuts) - 1)))
+    return result
+
+
+# ------------------------------------------------------------------ einsum
+def einsum_equation(
+    in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike
+) -> tuple[str, list[tuple[int, ...]]]:
+    """The einsum equation of ``x W^T`` and the core shapes it expects, batch excluded.
+
+    The boundary ranks ``r_0 = r_d = 1`` are left out (a size-1 index would cost
+    opt_einsum a separate trace step), so core 1 is ``(n_1, m_1, r_1)``, core ``d``
+    is ``(r_{d-1}, n_d, m_d)`` and a single core is ``(n_1, m_1)``. The input term
+    is ``(B, n_1..n_d)``, the output ``(B, m_1..m_d)``.
+
+    Returns:
+        ``(equation, core_shapes)``.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    r = full_ranks(plan_ranks(in_modes, out_modes, ranks).ranks)
+    d = len(in_modes)
+    symbols = _einsum_symbols(3 * d + 2)
+    batch_symbol = symbols[0]
+    n_symbols = symbols[1 : d + 1]
+    m_symbols = symbols[d + 1 : 2 * d + 1]
+    r_symbols = symbols[2 * d + 1 :]  # r_symbols[k] is r_{k+1}
+    terms = [batch_symbol + "".join(n_symbols)]
+    shapes = []
+    for k in range(d):
+        left = r_symbols[k - 1] if k > 0 else ""
+        right = r_symbols[k] if k < d - 1 else ""
+        terms.append(left + n_symbols[k] + m_symbols[k] + right)
+        shape = ((r[k],) if k > 0 else ()) + (in_modes[k], out_modes[k]) + ((r[k + 1],) if k < d - 1 else ())
+        shapes.append(shape)
+    return ",".join(terms) + "->" + batch_symbol + "".join(m_symbols), shapes
+
+
+def _einsum_symbols(count: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if count <= len(letters):
+        return letters[:count]
+    import opt_einsum  # pure Python; only needed past 52 indices
+
+    return "".join(opt_einsum.get_symbol(i) for i in range(count))
+
+
+def _viewable_as_matrix(memory: str, row_group: str, col_group: str, sizes: dict) -> bool:
+    """Whether ``reshape(permute(t))`` to (rows, cols) is a view (no copy) for a tensor
+    whose axes lie in memory in the order ``memory``."""
+    order = [s for s in memory if sizes[s] != 1]
+    for group in (row_group, col_group):
+        group = [s for s in group if sizes[s] != 1]
+        if not group:
+            continue
+        start = order.index(group[0])
+        if order[start : start + len(group)] != group:
+            return False
+    return True
+
+
+def _einsum_ops(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, element_bytes: int
+) -> list[tuple]:
+    """Operations of opt_einsum's contraction (torch backend) of :func:`einsum_equation`.
+
+    Follows opt_einsum's loop: each pairwise contraction is ``torch.tensordot``,
+    which permutes an operand to ``(free, contracted)`` / ``(contracted, free)`` and
+    copies it when that is not a view, then runs one GEMM; its result is contiguous
+    in ``free_left + free_right`` order and opt_einsum only permutes the view.
+    """
+    import opt_einsum  # pure Python; imported here so this module stays light
+
+    equation, core_shapes = einsum_equation(in_modes, out_modes, ranks)
+    inputs, output = equation.split("->")
+    terms = inputs.split(",")
+    shapes = [(batch, *in_modes)] + core_shapes
+    _, info = opt_einsum.contract_path(equation, *shapes, shapes=True, optimize=EINSUM_OPTIMIZE)
+    sizes = {symbol: size for term, shape in zip(terms, shapes) for symbol, size in zip(term, shape)}
+    # each operand: (logical term, memory order, kind)
+    operands = [(terms[0], terms[0], "input")] + [(term, term, "core") for term in terms[1:]]
+    ops: list[tuple] = []
+    for contraction in info.contraction_list:
+        positions, removed, einsum_str, _, blas = contraction[:5]
+        picked = [operands.pop(position) for position in positions]
+        ops.append(("einsum_call",))
+        inputs_str, result = einsum_str.split("->")
+        kind = "core" if all(p[2] == "core" for p in picked) else "state"
+        if len(picked) != 2:
+            # a single-operand einsum (never produced by this equation): one copy
+            ops.append(("copy", prod(sizes[s] for s in result), element_bytes, False, kind))
+            operands.append((result, result, kind))
+            continue
+        (left, left_memory, left_kind), (right, right_memory, right_kind) = picked
+        pairs = sorted((left.find(s), right.find(s)) for s in removed)
+        contracted = "".join(left[p] for p, _ in pairs)
+        free_left = "".join(s for s in left if s not in removed)
+        free_right = "".join(s for s in right if s not in removed)
+        operand_kinds = []
+        for memory, rows, cols, operand_kind, logical in (
+            (left_memory, free_left, contracted, left_kind, left),
+            (right_memory, contracted, free_right, right_kind, right),
+        ):
+            if not _viewable_as_matrix(memory, rows, cols, sizes):
+                wanted = rows + cols
+                ops += _copy_op(
+                    [sizes[s] for s in memory],
+                    [memory.index(s) for s in wanted],
+                    element_bytes,
+                    source=operand_kind,
+                    wide_allowed=False,
+                )
+                operand_kind = "input_copy" if operand_kind == "input" else operand_kind
+            operand_kinds.append(operand_kind)
+        m = prod(sizes[s] for s in free_left)
+        k = prod(sizes[s] for s in contracted)
+        n = prod(sizes[s] for s in free_right)
+        ops.append(("gemm", m, k, n, operand_kinds[0], operand_kinds[1]))
+        operands.append((result, free_left + free_right, kind))
+    (logical, memory, _), = operands
+    # the strategy reshapes the result (B, m_1..m_d) -> (B, M): a copy unless laid out so
+    if [s for s in memory if sizes[s] != 1] != [s for s in output if sizes[s] != 1]:
+        ops += _copy_op(
+            [sizes[s] for s in memory], [memory.index(s) for s in output], element_bytes, wide_allowed=False
+        )
+    return ops
+
+
+# ------------------------------------------------------------------ machine model
+@dataclass(frozen=True)
+class MachineModel:
+    """Measured speeds of one machine: the constants of the time estimate.
+
+    A GEMM ``(m, k) @ (k, n)`` is classed by its largest dimension: the output rows
+    ``m`` (table ``gemm_rows``, indexed by ``(k, n)``), the output columns ``n``
+    (``gemm_cols``, by ``(k, m)``) or the contraction ``k`` (``gemm_reduce``, by
+    ``(m, n)``). Each table holds float32 FLOP/s at the sizes ``gemm_grid`` (powers
+    of two); sizes in between are interpolated in ``log2``, larger ones clamped.
+    A permuted copy moves ``copy_rates[i]`` bytes/s (read plus write) when its
+    contiguous blocks are ``copy_block_bytes[i]`` bytes, and ``wide_copy_rates[i]``
+    when it moves them as 16-byte words.
+
+    Attributes:
+        description: which machine, and how the numbers were taken.
+        cache_bytes: working sets up to this size run at the tables' speed; larger
+            ones at most at ``memory_bandwidth``.
+        memory_bandwidth: bytes/s of main memory.
+        gemm_call_s, copy_call_s, einsum_call_s: fixed cost of one GEMM, one copy,
+            one opt_einsum contraction step, from Python (dispatch, allocation).
+        backward_gemm_call_s, backward_copy_call_s: the same for the backward nodes.
+        float64_slowdown: how much slower a float64 GEMM is than a float32 one.
+    """
+
+    description: str
+    gemm_grid: tuple[int, ...]
+    gemm_rows: tuple[tuple[float, ...], ...]
+    gemm_cols: tuple[tuple[float, ...], ...]
+    gemm_reduce: tuple[tuple[float, ...], ...]
+    copy_block_bytes: tuple[int, ...]
+    copy_rates: tuple[float, ...]
+    wide_copy_rates: tuple[float, ...]
+    cache_bytes: int
+    memory_bandwidth: float
+    gemm_call_s: float
+    copy_call_s: float
+    einsum_call_s: float
+    backward_gemm_call_s: float
+    backward_copy_call_s: float
+    float64_slowdown: float = 2.0
+
+    def gemm_rate(self, m: int, k: int, n: int) -> float:
+        """float32 FLOP/s of a ``(m, k) @ (k, n)`` GEMM, from the tables."""
+        if m >= n and m >= k:
+            table, first, second = self.gemm_rows, k, n
+        elif n >= k:
+            table, first, second = self.gemm_cols, k, m
+        else:
+            table, first, second = self.gemm_reduce, m, n
+        return _interpolate_2d(table, self.gemm_grid, first, second)
+
+    def copy_rate(self, block_bytes: int, wide: bool) -> float:
+        """Bytes/s (read plus write) of a permuted copy moving blocks of ``block_bytes``."""
+        rates = self.wide_copy_rates if wide else self.copy_rates
+        return _interpolate_1d(rates, self.copy_block_bytes, block_bytes)
+
+
+#: Speeds of the benchmark machine (2 cores of an AMD EPYC, torch 2.14, 2 threads),
+#: measured by ``python -m ttexplore bench --calibrate``.
+DEFAULT_MACHINE = MachineModel(
+    description="2-core AMD EPYC (KVM), torch 2.14, 2 threads",
+    gemm_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    gemm_rows=(
+        (4.18e+09, 1.63e+09, 2.26e+09, 5.33e+09, 8.96e+09, 1.36e+10, 1.84e+10, 2.24e+10, 2.5e+10),
+        (5.47e+09, 3.24e+09, 5.05e+09, 1.15e+10, 4.93e+10, 4.77e+10, 4.44e+10, 4.3e+10, 4.17e+10),
+        (6.98e+09, 5.82e+09, 8.61e+09, 2.18e+10, 8.1e+10, 8.17e+10, 7.55e+10, 7.42e+10, 7.25e+10),
+        (7.84e+09, 7.5e+09, 1.36e+10, 2.52e+10, 1.15e+11, 1.2e+11, 1.22e+11, 1.23e+11, 1.21e+11),
+        (1.29e+10, 8.17e+09, 1.7e+10, 2.88e+10, 1.31e+11, 1.45e+11, 1.53e+11, 1.56e+11, 1.58e+11),
+        (1.83e+10, 8.34e+09, 1.74e+10, 3.05e+10, 1.44e+11, 1.64e+11, 1.71e+11, 1.76e+11, 1.8e+11),
+        (2.28e+10, 7.67e+09, 1.67e+10, 2.95e+10, 1.51e+11, 1.7e+11, 1.79e+11, 1.83e+11, 1.95e+11),
+        (1.77e+10, 7.39e+09, 1.51e+10, 2.88e+10, 1.52e+11, 1.72e+11, 1.79e+11, 1.94e+11, 2.03e+11),
+        (2.03e+10, 7.09e+09, 1.42e+10, 2.84e+10, 1.51e+11, 1.75e+11, 1.92e+11, 2.02e+11, 2.07e+11),
+    ),
+    gemm_cols=(
+        (1.45e+10, 2.21e+10, 2.2e+10, 2.29e+10, 2.16e+10, 2.17e+10, 2.2e+10, 2.26e+10, 2.78e+10),
+        (2.29e+10, 2.44e+10, 2.21e+10, 3.25e+10, 3.64e+10, 4.52e+10, 2.81e+10, 2.41e+10, 2.88e+10),
+        (2.85e+10, 3.06e+10, 3.44e+10, 4.98e+10, 6.63e+10, 6.06e+10, 3.51e+10, 3.9e+10, 5.07e+10),
+        (2.93e+10, 2.96e+10, 3.93e+10, 7.54e+10, 8.35e+10, 8.16e+10, 4.48e+10, 3.86e+10, 3.82e+10),
+        (3.14e+10, 2.9e+10, 4.56e+10, 8.13e+10, 9.06e+10, 1.06e+11, 6.61e+10, 7.15e+10, 7.22e+10),
+        (2.69e+10, 2.77e+10, 4.48e+10, 7.01e+10, 9.71e+10, 1.16e+11, 1.08e+11, 1.07e+11, 1.2e+11),
+        (3.08e+10, 3.03e+10, 4.33e+10, 6.39e+10, 8.86e+10, 1.06e+11, 1.16e+11, 1.37e+11, 1.6e+11),
+        (3.09e+10, 2.98e+10, 4.14e+10, 6.74e+10, 9.57e+10, 1.04e+11, 1.45e+11, 1.58e+11, 1.78e+11),
+        (2.81e+10, 2.97e+10, 4.68e+10, 6.82e+10, 9.64e+10, 1.22e+11, 1.6e+11, 1.7e+11, 1.8e+11),
+    ),
+    gemm_reduce=(
+        (1.78e+09, 3.54e+09, 6.86e+09, 1.39e+10, 2.4e+10, 2.66e+10, 2.71e+10, 2.01e+10, 2.18e+10),
+        (3.54e+09, 3.53e+09, 6.9e+09, 1.38e+10, 2.31e+10, 2.58e+10, 2.55e+10, 2.01e+10, 2.17e+10),
+        (6.9e+09, 3.54e+09, 6.86e+09, 1.4e+10, 5.52e+10, 4.91e+10, 4.87e+10, 4.93e+10, 4.89e+10),
+        (1.4e+10, 2.48e+09, 1.38e+10, 2.74e+10, 1e+11, 9.11e+10, 9.26e+10, 9.52e+10, 9.43e+10),
+        (2.38e+10, 6.96e+09, 1.36e+10, 2.73e+10, 1.11e+11, 1.18e+11, 1.22e+11, 1.26e+11, 1.26e+11),
+        (2.66e+10, 6.13e+09, 1.32e+10, 2.26e+10, 1.3e+11, 1.44e+11, 1.52e+11, 1.54e+11, 1.56e+11),
+        (2.69e+10, 6.29e+09, 1.35e+10, 2.22e+10, 1.2e+11, 1.44e+11, 1.58e+11, 1.69e+11, 1.76e+11),
+        (2.01e+10, 6.18e+09, 1.31e+10, 2.15e+10, 1.23e+11, 1.48e+11, 1.66e+11, 1.83e+11, 1.93e+11),
+        (2.22e+10, 4.39e+09, 8.5e+09, 2.13e+10, 1.17e+11, 1.5e+11, 1.74e+11, 1.9e+11, 1.99e+11),
+    ),
+    copy_block_bytes=(4, 8, 16, 32, 64, 128, 512, 4096),
+    copy_rates=(4.34e+10, 1.3e+10, 2.25e+10, 4.59e+10, 1.56e+11, 1.63e+11, 1.36e+11, 1.59e+11),
+    wide_copy_rates=(4.34e+10, 1.3e+10, 4.92e+10, 5.41e+10, 1.31e+11, 1.4e+11, 1.18e+11, 1.34e+11),
+    cache_bytes=16 << 20,
+    memory_bandwidth=2.0e10,
+    gemm_call_s=8e-6,
+    copy_call_s=10e-6,
+    einsum_call_s=20e-6,
+    backward_gemm_call_s=10e-6,
+    backward_copy_call_s=20e-6,
+)
+
+
+def _grid_position(grid: Sequence[int], value: float) -> tuple[int, float]:
+    """Index ``i`` and weight ``w`` so that ``log2(value)`` lies between ``grid[i]`` and ``grid[i + 1]``."""
+    if value <= grid[0]:
+        return 0, 0.0
+    if value >= grid[-1]:
+        return len(grid) - 2, 1.0
+    for index in range(len(grid) - 1):
+        if grid[index] <= value <= grid[index + 1]:
+            low, high = math.log2(grid[index]), math.log2(grid[index + 1])
+            return index, (math.log2(value) - low) / (high - low)
+    return len(grid) - 2, 1.0
+
+
+def _interpolate_1d(values: Sequence[float], grid: Sequence[int], value: float) -> float:
+    index, weight = _grid_position(grid, value)
+    return values[index] * (1 - weight) + values[index + 1] * weight
+
+
+def _interpolate_2d(table: Sequence[Sequence[float]], grid: Sequence[int], first: float, second: float) -> float:
+    i, wi = _grid_position(grid, first)
+    j, wj = _grid_position(grid, second)
+    top = table[i][j] * (1 - wj) + table[i][j + 1] * wj
+    bottom = table[i + 1][j] * (1 - wj) + table[i + 1][j + 1] * wj
+    return top * (1 - wi) + bottom * wi
+
+
+# ------------------------------------------------------------------ evaluation
+def _needs_grad(kind: str, input_grad: bool) -> bool:
+    return input_grad if kind in ("input", "input_copy") else True
+
+
+def _gemm_seconds(m: int, k: int, n: int, element_bytes: int, machine: MachineModel) -> float:
+    rate = machine.gemm_rate(m, k, n) / (machine.float64_slowdown if element_bytes >= 8 else 1.0)
+    compute = 2.0 * m * k * n / rate
+    traffic = (m * k + k * n + m * n) * element_bytes
+    if traffic > machine.cache_bytes:
+        compute = max(compute, traffic / machine.memory_bandwidth)
+    return compute
+
+
+def _copy_seconds(elements: int, block_bytes: int, wide: bool, element_bytes: int, machine: MachineModel) -> float:
+    traffic = 2.0 * elements * element_bytes
+    seconds = traffic / machine.copy_rate(block_bytes, wide)
+    if traffic > 2 * machine.cache_bytes:
+        seconds = max(seconds, traffic / machine.memory_bandwidth)
+    return seconds
+
+
+def _evaluate(ops: Sequence[tuple], element_bytes: int, input_grad: bool, machine: MachineModel) -> dict:
+    """FLOPs, memory and estimated seconds of one operation list (see the module comment)."""
+    flops = backward_flops = 0
+    peak = saved = 0
+    forward_s = backward_s = 0.0
+    for op in ops:
+        if op[0] == "gemm":
+            _, m, k, n, left, right = op
+            product_flops = 2 * m * k * n
+            flops += product_flops
+            live = m * n + (m * k if left != "input" else 0) + (k * n if right != "input" else 0)
+            forward_s += machine.gemm_call_s + _gemm_seconds(m, k, n, element_bytes, machine)
+            grad_left, grad_right = _needs_grad(left, input_grad), _needs_grad(right, input_grad)
+            backward_s += machine.backward_gemm_call_s
+            if grad_left:  # d left = d out (m, n) @ right^T (n, k)
+                backward_flops += product_flops
+                backward_s += _gemm_seconds(m, n, k, element_bytes, machine)
+                saved += k * n if right != "input" else 0
+            if grad_right:  # d right = left^T (k, m) @ d out (m, n)
+                backward_flops += product_flops
+                backward_s += _gemm_seconds(k, m, n, element_bytes, machine)
+                saved += m * k if left != "input" else 0
+        elif op[0] == "copy":
+            _, elements, block_bytes, wide, source = op
+            live = 2 * elements
+            seconds = _copy_seconds(elements, block_bytes, wide, element_bytes, machine)
+            forward_s += machine.copy_call_s + seconds
+            if _needs_grad(source, input_grad):
+                backward_s += machine.backward_copy_call_s + seconds
+        elif op[0] == "einsum_call":
+            live = 0
+            forward_s += machine.einsum_call_s
+        else:
+            raise ValueError(f"unknown operation {op[0]!r}")
+        peak = max(peak, live)
+    return {
+        "flops": flops,
+        "backward_flops": backward_flops,
+        "peak_bytes": peak * element_bytes,
+        "saved_bytes": saved * element_bytes,
+        "forward_seconds": forward_s,
+        "backward_seconds": backward_s,
+    }
+
+
+def strategy_costs(
+    in_modes: Sequence[int],
+    out_modes: Sequence[int],
+    ranks: RanksLike,
+    batch: int = 1,
+    dtype_bytes: int = 4,
+    training: bool = False,
+    input_grad: bool = True,
+    machine: Optional[MachineModel] = None,
+) -> dict[str, dict]:
+    """FLOPs, activation memory and estimated time of every concrete forward strategy.
+
+    Each strategy's operations are listed call for call as :mod:`ttexplore.tt` and
+    :mod:`ttexplore.contract` perform them, then costed with ``machine`` (by
+    default :data:`DEFAULT_MACHINE`, measured on the 2-core benchmark machine).
+
+    Args:
+        in_modes, out_modes, ranks: the layer (ranks as for :func:`plan_ranks`).
+        batch: rows of the input.
+        dtype_bytes: 4 for float32, 8 for float64.
+        training: rank by forward plus backward time instead of forward time.
+        input_grad: whether the backward also computes the input's gradient.
+        machine: the speeds to estimate time with.
+
+    Returns:
+        ``{strategy: costs}`` for ``ltr``, ``rtl``, ``blocked``, ``einsum`` (when
+        opt_einsum is installed) and ``dense``; ``costs`` has
+
+        * ``flops`` / ``backward_flops``: multiply-adds counted twice, as
+          ``torch.utils.flop_counter.FlopCounterMode`` counts them;
+        * ``peak_bytes``: the most bytes of intermediates one forward step holds
+          (its operands and result, layer input and parameters excluded);
+        * ``saved_bytes``: bytes of intermediates autograd keeps for the backward;
+        * ``forward_seconds`` / ``backward_seconds`` and ``seconds`` (the one
+          ``training`` ranks by): estimates, not measurements;
+        * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
+          lengths) and ``direction``.
+
+    Complexity: ``O(2^d d)`` list operations (every blocking of the ``d`` cores
+    is costed for ``blocked``), plus opt_einsum's path search; results are cached.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    internal = plan_ranks(in_modes, out_modes, ranks).ranks
+    return _strategy_costs(
+        in_modes, out_modes, internal, int(batch), int(dtype_bytes), bool(training), bool(input_grad),
+        machine or DEFAULT_MACHINE,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _strategy_costs(
+    in_modes: tuple[int, ...],
+    out_modes: tuple[int, ...],
+    ranks: tuple[int, ...],
+    batch: int,
+    dtype_bytes: int,
+    training: bool,
+    input_grad: bool,
+    machine: MachineModel,
+) -> dict[str, dict]:
+    r = full_ranks(ranks)
+    shapes = [(r[k], n, m, r[k + 1]) for k, (n, m) in enumerate(zip(in_modes, out_modes))]
+    d = len(shapes)
+
+    def costed(ops: Sequence[tuple], plan: str) -> dict:
+        result = _evaluate(ops, dtype_bytes, input_grad, machine)
+        result["seconds"] = result["forward_seconds"] + (result["backward_seconds"] if training else 0.0)
+        result["plan"] = plan
+        return result
+
+    results = {
+        "ltr": costed(_sweep_ops(shapes, batch, "ltr", dtype_bytes), "core by core, first core first"),
+        "rtl": costed(_sweep_ops(shapes, batch, "rtl", dtype_bytes), "core by core, last core first"),
+    }
+    best = None
+    for blocks in block_compositions(d):
+        if len(blocks) == 1 and d > 1:
+            continue
+        for direction in ("rtl", "ltr"):
+            candidate = costed(
+                _blocked_ops(shapes, batch, blocks, direction, dtype_bytes),
+                f"blocks {'+'.join(map(str, blocks))}, " + ("last block first" if direction == "rtl" else "first block first"),
+            )
+            if best is None or candidate["seconds"] < best["seconds"]:
+                candidate["blocks"], candidate["direction"] = blocks, direction
+                best = candidate
+    merged_bytes = sum(prod(s) for s in _block_shapes(shapes, best["blocks"])) * dtype_bytes if d > 1 else 0
+    best["peak_bytes"] += merged_bytes if any(length > 1 for length in best["blocks"]) else 0
+    results["blocked"] = best
+    try:
+        einsum_ops = _einsum_ops(in_modes, out_modes, ranks, batch, dtype_bytes)
+    except ImportError:
+        einsum_ops = None
+    if einsum_ops is not None:
+        results["einsum"] = costed(einsum_ops, f"opt_einsum '{EINSUM_OPTIMIZE}' path")
+    results["dense"] = costed(_dense_ops(shapes, batch, dtype_bytes), "rebuild W, one GEMM")
+    return results
+
+
+def best_strategy(costs: dict[str, dict]) -> str:
+    """The strategy with the smallest estimated ``seconds`` in a :func:`strategy_costs` result."""
+    return min(costs, key=lambda name: costs[name]["seconds"])
