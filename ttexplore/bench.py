@@ -1,0 +1,756 @@
+"""Benchmarks of the TT layer's forward strategies against ``nn.Linear``.
+
+``python -m ttexplore bench`` (or ``python benchmarks/run_bench.py``) times, for
+each case, every concrete strategy, ``"auto"`` and the dense ``nn.Linear`` of the
+same size in the same run (interleaved, so load on the machine hits all alike),
+forward only and forward plus backward, and one Adam training step of the
+paper's MNIST net against its dense twin. It writes ``bench.csv``,
+``training.csv``, ``summary.md`` and a plotly figure (``bench.html`` and, when
+kaleido can drive a browser, ``bench.png``) into ``--out``.
+
+``--calibrate`` instead measures the speeds the cost model needs
+(:class:`ttexplore.ttmath.MachineModel`) on this machine and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import contract, ttmath
+from .layers import TTLinear
+
+__all__ = [
+    "BenchCase",
+    "CASES",
+    "CASE_GROUPS",
+    "configure_parser",
+    "run",
+    "bench_case",
+    "bench_training_step",
+    "calibrate_machine",
+]
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One layer size at one batch size."""
+
+    name: str
+    in_modes: tuple[int, ...]
+    out_modes: tuple[int, ...]
+    ranks: int
+    batch: int
+
+    @property
+    def in_features(self) -> int:
+        return ttmath.prod(self.in_modes)
+
+    @property
+    def out_features(self) -> int:
+        return ttmath.prod(self.out_modes)
+
+
+def _cases() -> tuple[BenchCase, ...]:
+    cases = [
+        BenchCase("paper-25088x4096-r4-b1", (2, 7, 8, 8, 7, 4), (4,) * 6, 4, 1),
+        BenchCase("paper-25088x4096-r4-b100", (2, 7, 8, 8, 7, 4), (4,) * 6, 4, 100),
+    ]
+    for batch in (1, 128):
+        for rank in (1, 2, 4, 8):
+            cases.append(BenchCase(f"1024x1024-r{rank}-b{batch}", (4, 8, 8, 4), (4, 8, 8, 4), rank, batch))
+        cases.append(BenchCase(f"784x625-r4-b{batch}", (4, 7, 4, 7), (5, 5, 5, 5), 4, batch))
+        cases.append(BenchCase(f"4096x4096-r8-b{batch}", (8,) * 4, (8,) * 4, 8, batch))
+    return tuple(cases)
+
+
+#: Every benchmark case: the paper's 25088x4096 layer (Table 3) at batch 1 and
+#: 100; 1024x1024 (4x8x8x4) at ranks 1, 2, 4, 8, 784 -> 625 and 4096x4096 (8^4,
+#: r=8), each at batch 1 and 128.
+CASES = _cases()
+
+#: Names usable in ``--cases`` besides single case names.
+CASE_GROUPS = {
+    "all": [case.name for case in CASES],
+    "paper": [case.name for case in CASES if case.name.startswith("paper")],
+    "1024": [case.name for case in CASES if case.name.startswith("1024x1024")],
+    "small": [case.name for case in CASES if not case.name.startswith(("paper", "4096"))],
+}
+
+#: Training-step ranks of the MNIST net's TT layer.
+TRAINING_RANKS = (1, 2, 4, 8)
+
+#: Modes: "forward" runs under ``torch.no_grad``; "train" is forward plus
+#: backward with the input requiring a gradient (a hidden layer).
+MODES = ("forward", "train")
+
+#: Layers whose dense ``W`` is larger than this get fewer repeats of the dense strategy.
+HUGE_DENSE_ELEMENTS = 1 << 25
+
+
+# ---------------------------------------------------------------------------- timing
+def _interleaved_times(
+    candidates: dict[str, Callable[[], None]], repeats: int, warmup: int, slow: Sequence[str] = (), slow_repeats: int = 3
+) -> dict[str, list[float]]:
+    """Wall-clock seconds of each candidate, run round-robin ``repeats`` times.
+
+    Interleaving puts every candidate under the same background load. ``slow``
+    candidates run only in the first ``slow_repeats`` rounds.
+    """
+    for function in candidates.values():
+        for _ in range(warmup):
+            function()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_index in range(repeats):
+        for name, function in candidates.items():
+            if name in slow and round_index >= slow_repeats:
+                continue
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _forward_runner(module: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
+    def run_forward() -> None:
+        with torch.no_grad():
+            module(inputs)
+
+    return run_forward
+
+
+def _train_runner(module: nn.Module, inputs: torch.Tensor, grad_output: torch.Tensor) -> Callable[[], None]:
+    parameters = list(module.parameters())
+
+    def run_forward_backward() -> None:
+        inputs.grad = None
+        for parameter in parameters:
+            parameter.grad = None
+        module(inputs).backward(grad_output)
+
+    return run_forward_backward
+
+
+# ---------------------------------------------------------------------------- one case
+def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False) -> list[dict]:
+    """Time every strategy, ``auto`` and ``nn.Linear`` on one case; one row per contender.
+
+    Returns:
+        Rows with ``case, mode, batch, in_features, out_features, ranks,
+        contender, median_ms, min_ms, runs, flops, gflops, speedup_vs_linear,
+        model_ms`` and, on the ``auto`` row, ``auto_choice``.
+    """
+    training = mode == "train"
+    torch.manual_seed(0)
+    layers = {}
+    reference = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True)
+    for strategy in contract.CONCRETE_STRATEGIES + ("auto",):
+        if strategy == "dense" and skip_huge_dense and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS:
+            continue
+        layer = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True, strategy=strategy)
+        layer.load_state_dict(reference.state_dict())
+        layers[strategy] = layer
+    linear = nn.Linear(case.in_features, case.out_features)
+    inputs = torch.randn(case.batch, case.in_features, requires_grad=training)
+    grad_output = torch.randn(case.batch, case.out_features)
+    contenders: dict[str, nn.Module] = {"nn.Linear": linear, **layers}
+    if training:
+        runners = {name: _train_runner(module, inputs, grad_output) for name, module in contenders.items()}
+    else:
+        runners = {name: _forward_runner(module, inputs) for name, module in contenders.items()}
+    slow = [
+        name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
+    ]
+    times = _interleaved_times(runners, repeats, warmup, slow=slow)
+    costs = ttmath.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
+    plan = contract.plan_forward(
+        layers["auto"].in_modes, layers["auto"].out_modes, layers["auto"].ranks, case.batch, torch.float32,
+        training, training,
+    )
+    dense_flops = ttmath.dense_flops(case.in_features, case.out_features, case.batch) * (3 if training else 1)
+    linear_ms = statistics.median(times["nn.Linear"]) * 1e3
+    rows = []
+    for name, samples in times.items():
+        median_ms = statistics.median(samples) * 1e3
+        if name == "nn.Linear":
+            flops, model_ms = dense_flops, float("nan")
+        else:
+            concrete = plan.strategy if name == "auto" else name
+            flops = costs[concrete]["flops"] + (costs[concrete]["backward_flops"] if training else 0)
+            model_ms = costs[concrete]["seconds"] * 1e3
+        rows.append(
+            {
+                "case": case.name,
+                "mode": mode,
+                "batch": case.batch,
+                "in_features": case.in_features,
+                "out_features": case.out_features,
+                "ranks": case.ranks,
+                "contender": name,
+                "median_ms": round(median_ms, 4),
+                "min_ms": round(min(samples) * 1e3, 4),
+                "runs": len(samples),
+                "flops": flops,
+                "gflops": round(flops / (median_ms * 1e-3) / 1e9, 2),
+                "speedup_vs_linear": round(linear_ms / median_ms, 3),
+                "model_ms": round(model_ms, 4),
+                "auto_choice": _describe_plan(plan) if name == "auto" else "",
+                "dense_flops_ratio": round(costs[plan.strategy]["flops"] / ttmath.dense_flops(
+                    case.in_features, case.out_features, case.batch), 4),
+            }
+        )
+    return rows
+
+
+def _describe_plan(plan: contract.ForwardPlan) -> str:
+    if plan.strategy == "blocked":
+        return f"blocked {'+'.join(map(str, plan.blocks))} {plan.direction}"
+    return plan.strategy
+
+
+# ---------------------------------------------------------------------------- training step
+def _mnist_net(rank: Optional[int]) -> nn.Module:
+    """The paper's MNIST net: 1024 -> (TT or dense) 1024 -> ReLU -> 10."""
+    hidden: nn.Module
+    if rank is None:
+        hidden = nn.Linear(1024, 1024)
+    else:
+        hidden = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), rank)
+    return nn.Sequential(hidden, nn.ReLU(), nn.Linear(1024, 10))
+
+
+def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = TRAINING_RANKS, warmup: int = 3) -> list[dict]:
+    """Median ms of one Adam step (zero grads, forward, cross-entropy, backward, step).
+
+    The TT nets (one per rank) and the dense net run interleaved on the same
+    random 32x32 "images" and labels.
+    """
+    torch.manual_seed(0)
+    images = torch.randn(batch, 1024)
+    labels = torch.randint(0, 10, (batch,))
+    nets = {"dense": _mnist_net(None), **{f"tt-r{rank}": _mnist_net(rank) for rank in ranks}}
+    runners = {}
+    for name, net in nets.items():
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def step(net=net, optimizer=optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(images), labels)
+            loss.backward()
+            optimizer.step()
+
+        runners[name] = step
+    times = _interleaved_times(runners, repeats, warmup)
+    dense_ms = statistics.median(times["dense"]) * 1e3
+    rows = []
+    for name, samples in times.items():
+        median_ms = statistics.median(samples) * 1e3
+        net = nets[name]
+        hidden = net[0]
+        choice = ""
+        if isinstance(hidden, TTLinear):
+            plan = contract.plan_forward(hidden.in_modes, hidden.out_modes, hidden.ranks, batch, torch.float32, True, False)
+            choice = _describe_plan(plan)
+        rows.append(
+            {
+                "net": name,
+                "batch": batch,
+                "parameters": sum(p.numel() for p in net.parameters()),
+                "median_ms": round(median_ms, 4),
+                "min_ms": round(min(samples) * 1e3, 4),
+                "runs": len(samples),
+                "dense_over_net": round(dense_ms / median_ms, 3),
+                "auto_choice": choice,
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------- reporting
+def _machine_line() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def evaluate_targets(rows: list[dict], training_rows: list[dict]) -> list[str]:
+    """The issue's targets, each as a line starting with MET or MISSED."""
+    lines = []
+    by_case: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in rows:
+        by_case.setdefault((row["case"], row["mode"]), {})[row["contender"]] = row
+    for (case, mode), contenders in sorted(by_case.items()):
+        if not case.startswith("paper") or mode != "forward":
+            continue
+        need = 20.0 if case.endswith("-b1") else 5.0
+        best_name, best = _fastest_tt(contenders)
+        auto = contenders["auto"]
+        status = "MET" if auto["speedup_vs_linear"] >= need else "MISSED"
+        lines.append(
+            f"{status}: {case} forward: auto is {auto['speedup_vs_linear']:.1f}x faster than nn.Linear "
+            f"(target {need:.0f}x; fastest strategy {best_name} {best['speedup_vs_linear']:.1f}x)"
+        )
+    worst = None
+    for (case, mode), contenders in sorted(by_case.items()):
+        best_name, best = _fastest_tt(contenders)
+        ratio = contenders["auto"]["median_ms"] / best["median_ms"]
+        status = "MET" if ratio <= 1.1 else "MISSED"
+        if status == "MISSED" or worst is None or ratio > worst[0]:
+            if status == "MISSED":
+                lines.append(
+                    f"MISSED: {case} {mode}: auto ({contenders['auto']['auto_choice']}) takes {ratio:.2f}x the "
+                    f"fastest strategy ({best_name})"
+                )
+            if worst is None or ratio > worst[0]:
+                worst = (ratio, case, mode)
+    if worst is not None:
+        lines.append(f"{'MET' if worst[0] <= 1.1 else 'MISSED'}: auto within 1.1x of the fastest strategy on every "
+                     f"case (worst {worst[0]:.2f}x on {worst[1]} {worst[2]})")
+    slow = []
+    for (case, mode), contenders in sorted(by_case.items()):
+        auto = contenders["auto"]
+        if auto["dense_flops_ratio"] < 0.5 and auto["speedup_vs_linear"] < 1.0:
+            slow.append(f"{case} {mode} ({auto['speedup_vs_linear']:.2f}x)")
+    lines.append(
+        ("MET" if not slow else "MISSED")
+        + ": no TT case (auto) slower than nn.Linear when its FLOPs are under half the dense FLOPs"
+        + (": " + ", ".join(slow) if slow else "")
+    )
+    for row in training_rows:
+        if row["net"] == "dense":
+            continue
+        status = "MET" if row["dense_over_net"] >= 1.0 else "MISSED"
+        lines.append(
+            f"{status}: MNIST training step (batch {row['batch']}) with {row['net']}: {row['median_ms']:.2f} ms, "
+            f"dense net / TT net = {row['dense_over_net']:.2f}"
+        )
+    return lines
+
+
+def _fastest_tt(contenders: dict[str, dict]) -> tuple[str, dict]:
+    tt_rows = {name: row for name, row in contenders.items() if name not in ("nn.Linear", "auto")}
+    name = min(tt_rows, key=lambda key: tt_rows[key]["median_ms"])
+    return name, tt_rows[name]
+
+
+def summary_markdown(rows: list[dict], training_rows: list[dict], header: str) -> str:
+    """Markdown tables of the results (pasted into BENCHMARKS.md)."""
+    out = [header, ""]
+    by_case: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in rows:
+        by_case.setdefault((row["case"], row["mode"]), {})[row["contender"]] = row
+    for mode in MODES:
+        keys = [key for key in by_case if key[1] == mode]
+        if not keys:
+            continue
+        names = [n for n in contract.CONCRETE_STRATEGIES]
+        out.append(f"### {mode}" + (" (no_grad)" if mode == "forward" else " (forward + backward, input needs grad)"))
+        out.append("")
+        out.append(
+            "| case | nn.Linear ms | " + " | ".join(f"{n} ms" for n in names)
+            + " | auto ms (choice) | speedup auto | auto / fastest | TT GFLOP/s | dense GFLOP/s |"
+        )
+        out.append("|" + "---|" * (len(names) + 7))
+        for key in sorted(keys, key=lambda k: [c.name for c in CASES].index(k[0]) if k[0] in CASE_NAMES else 0):
+            contenders = by_case[key]
+            linear, auto = contenders["nn.Linear"], contenders["auto"]
+            _, best = _fastest_tt(contenders)
+            cells = [f"{contenders[n]['median_ms']:.3f}" if n in contenders else "-" for n in names]
+            out.append(
+                f"| {key[0]} | {linear['median_ms']:.3f} | " + " | ".join(cells)
+                + f" | {auto['median_ms']:.3f} ({auto['auto_choice']}) | {auto['speedup_vs_linear']:.2f}x"
+                + f" | {auto['median_ms'] / best['median_ms']:.2f} | {auto['gflops']:.1f} | {linear['gflops']:.1f} |"
+            )
+        out.append("")
+    if training_rows:
+        out.append("### MNIST net, one Adam step, batch %d" % training_rows[0]["batch"])
+        out.append("")
+        out.append("| net | parameters | median ms | dense / net | TT plan |")
+        out.append("|---|---|---|---|---|")
+        for row in training_rows:
+            out.append(
+                f"| {row['net']} | {row['parameters']} | {row['median_ms']:.3f} | {row['dense_over_net']:.2f} "
+                f"| {row['auto_choice']} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+CASE_NAMES = {case.name for case in CASES}
+
+
+def write_figure(rows: list[dict], out_dir: Path) -> list[Path]:
+    """Speedup over ``nn.Linear`` of each contender, per case; HTML always, PNG if kaleido works."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    modes = [mode for mode in MODES if any(row["mode"] == mode for row in rows)]
+    figure = make_subplots(rows=len(modes), cols=1, subplot_titles=[f"{m}" for m in modes], shared_xaxes=False)
+    names = list(contract.CONCRETE_STRATEGIES) + ["auto"]
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"]
+    for index, mode in enumerate(modes, start=1):
+        mode_rows = [row for row in rows if row["mode"] == mode]
+        cases = [case.name for case in CASES if any(row["case"] == case.name for row in mode_rows)]
+        for color, name in zip(palette, names):
+            values = []
+            for case in cases:
+                match = [row for row in mode_rows if row["case"] == case and row["contender"] == name]
+                values.append(match[0]["speedup_vs_linear"] if match else None)
+            figure.add_trace(
+                go.Bar(name=name, x=cases, y=values, marker_color=color, showlegend=index == 1, legendgroup=name),
+                row=index,
+                col=1,
+            )
+        figure.update_yaxes(type="log", title_text="speedup vs nn.Linear", row=index, col=1)
+    figure.add_hline(y=1.0, line_dash="dot", line_color="black")
+    figure.update_layout(
+        title=f"TT layer vs nn.Linear ({_machine_line()})", barmode="group", height=420 * len(modes), width=1400,
+        font={"size": 11},
+    )
+    written = []
+    html_path = out_dir / "bench.html"
+    figure.write_html(html_path, include_plotlyjs="cdn")
+    written.append(html_path)
+    png_path = out_dir / "bench.png"
+    try:
+        figure.write_image(png_path)
+        written.append(png_path)
+    except Exception as error:  # kaleido needs a working Chrome/Chromium
+        print(f"warning: could not write {png_path} ({type(error).__name__}: {error}); the HTML figure is written",
+              file=sys.stderr)
+    return written
+
+
+# ---------------------------------------------------------------------------- calibration
+def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
+    """Measure the speeds :class:`ttexplore.ttmath.MachineModel` holds, on this machine.
+
+    GEMM tables: float32 ``torch.mm`` at every pair of small sizes on the model's
+    grid, the large dimension chosen so each product is ~8 MFLOP and fits in 4 MB.
+    Copy rates: a 4 MB ``(rows, 8, block) -> (8, rows, block)`` permuted copy per
+    block size, plain and wide. Per-call costs: a least-squares fit of tiny
+    strategies' forward (and backward) times to their operation counts. Takes
+    about half a minute; the best of several runs counts, so background load
+    biases it less.
+    """
+    from .tt import permute_copy
+
+    if threads:
+        torch.set_num_threads(threads)
+    grid = ttmath.DEFAULT_MACHINE.gemm_grid
+
+    def best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
+        for _ in range(warmup):
+            function()
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    tiny = torch.randn(2, 2)
+    call_s = best_seconds(lambda: torch.mm(tiny, tiny), repeats=200, warmup=20)
+
+    def gemm_table(kind: str) -> tuple[tuple[float, ...], ...]:
+        table = []
+        for first in grid:
+            row = []
+            for second in grid:
+                big = max(min((1 << 23) // (2 * first * second), (1 << 20) // (first + second)), 4 * max(first, second), 256)
+                if kind == "rows":  # (big, k) @ (k, n)
+                    left, right = torch.randn(big, first), torch.randn(first, second)
+                elif kind == "cols":  # (m, k) @ (k, big)
+                    left, right = torch.randn(second, first), torch.randn(first, big)
+                else:  # (m, big) @ (big, n), the left operand read transposed
+                    left, right = torch.randn(big, first).t(), torch.randn(big, second)
+                seconds = best_seconds(lambda: torch.mm(left, right))
+                flops = 2 * big * first * second
+                row.append(float(f"{flops / max(seconds - call_s, 0.2 * seconds):.3g}"))
+            table.append(tuple(row))
+        return tuple(table)
+
+    tables = {kind: gemm_table(kind) for kind in ("rows", "cols", "reduce")}
+    block_sizes = ttmath.DEFAULT_MACHINE.copy_block_bytes
+    plain_rates, wide_rates = [], []
+    elements = 1 << 20
+    for block_bytes in block_sizes:
+        block = max(1, block_bytes // 4)
+        rows = max(1, elements // (8 * block))
+        source = torch.randn(rows, 8, block)
+        plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous())
+        plain_rates.append(float(f"{2 * source.numel() * 4 / plain:.3g}"))
+        if block_bytes % ttmath.WIDE_COPY_BYTES == 0:
+            wide = best_seconds(lambda: permute_copy(source, (rows, 8, block), (1, 0, 2)))
+            wide_rates.append(float(f"{2 * source.numel() * 4 / wide:.3g}"))
+        else:
+            wide_rates.append(plain_rates[-1])
+    large = torch.randn(1 << 25)
+    target = torch.empty_like(large)
+    bandwidth = 2 * large.numel() * 4 / best_seconds(lambda: target.copy_(large), repeats=5)
+    del large, target
+
+    provisional = ttmath.MachineModel(
+        description="calibrating",
+        gemm_grid=grid,
+        gemm_rows=tables["rows"],
+        gemm_cols=tables["cols"],
+        gemm_reduce=tables["reduce"],
+        copy_block_bytes=block_sizes,
+        copy_rates=tuple(plain_rates),
+        wide_copy_rates=tuple(wide_rates),
+        cache_bytes=ttmath.DEFAULT_MACHINE.cache_bytes,
+        memory_bandwidth=float(f"{bandwidth:.3g}"),
+        gemm_call_s=0.0,
+        copy_call_s=0.0,
+        einsum_call_s=0.0,
+        backward_gemm_call_s=0.0,
+        backward_copy_call_s=0.0,
+    )
+    calls = _fit_call_costs(provisional, best_seconds)
+    return ttmath.MachineModel(
+        description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine",
+        gemm_grid=grid,
+        gemm_rows=tables["rows"],
+        gemm_cols=tables["cols"],
+        gemm_reduce=tables["reduce"],
+        copy_block_bytes=block_sizes,
+        copy_rates=tuple(plain_rates),
+        wide_copy_rates=tuple(wide_rates),
+        cache_bytes=ttmath.DEFAULT_MACHINE.cache_bytes,
+        memory_bandwidth=float(f"{bandwidth:.3g}"),
+        **calls,
+    )
+
+
+def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str, float]:
+    """Per-call costs: fit tiny strategies' times (minus the tables' compute) to their call counts."""
+    samples_forward, samples_backward, samples_einsum = [], [], []
+    for d in range(1, 7):
+        in_modes, out_modes = (2,) * d, (2,) * d
+        for strategy in ("ltr", "rtl", "dense", "einsum"):
+            for batch in (1, 4):
+                ops = _ops_for(strategy, in_modes, out_modes, 2, batch)
+                gemms = sum(1 for op in ops if op[0] == "gemm")
+                copies = sum(1 for op in ops if op[0] == "copy")
+                einsum_calls = sum(1 for op in ops if op[0] == "einsum_call")
+                layer = TTLinear(in_modes, out_modes, 2, bias=False, strategy=strategy)
+                cores = list(layer.cores)
+                inputs = torch.randn(batch, 2**d)
+                plan = contract.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, batch, torch.float32,
+                                             strategy=strategy)
+                with torch.no_grad():
+                    forward = best_seconds(lambda: plan.run(inputs, cores, None), repeats=30, warmup=5)
+                grad_inputs = inputs.clone().requires_grad_()
+                train_plan = contract.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, batch,
+                                                   torch.float32, True, True, strategy)
+                total = best_seconds(lambda: train_plan.run(grad_inputs, cores, None).sum().backward(),
+                                     repeats=30, warmup=5)
+                compute = ttmath._evaluate(ops, 4, True, provisional)
+                entry = (gemms, copies, forward - compute["forward_seconds"], total - forward - compute["backward_seconds"])
+                if einsum_calls:
+                    samples_einsum.append((einsum_calls,) + entry)
+                else:
+                    samples_forward.append(entry)
+                    samples_backward.append(entry)
+    gemm_call, copy_call = _least_squares([(g, c) for g, c, f, _ in samples_forward], [f for *_, f, _ in samples_forward])
+    backward_gemm, backward_copy = _least_squares(
+        [(g, c) for g, c, _, b in samples_backward], [b for *_, b in samples_backward]
+    )
+    einsum_call = statistics.median(
+        max(0.0, (f - gemm_call * g - copy_call * c) / e) for e, g, c, f, _ in samples_einsum
+    )
+    return {
+        "gemm_call_s": float(f"{max(gemm_call, 1e-7):.3g}"),
+        "copy_call_s": float(f"{max(copy_call, 1e-7):.3g}"),
+        "einsum_call_s": float(f"{max(einsum_call, 1e-7):.3g}"),
+        "backward_gemm_call_s": float(f"{max(backward_gemm, 1e-7):.3g}"),
+        "backward_copy_call_s": float(f"{max(backward_copy, 1e-7):.3g}"),
+    }
+
+
+def _ops_for(strategy: str, in_modes, out_modes, ranks, batch) -> list[tuple]:
+    internal = ttmath.plan_ranks(in_modes, out_modes, ranks).ranks
+    r = ttmath.full_ranks(internal)
+    shapes = [(r[k], n, m, r[k + 1]) for k, (n, m) in enumerate(zip(in_modes, out_modes))]
+    if strategy in ("ltr", "rtl"):
+        return ttmath._sweep_ops(shapes, batch, strategy, 4)
+    if strategy == "dense":
+        return ttmath._dense_ops(shapes, batch, 4)
+    return ttmath._einsum_ops(tuple(in_modes), tuple(out_modes), internal, batch, 4)
+
+
+def _least_squares(features: list[tuple[float, float]], targets: list[float]) -> tuple[float, float]:
+    """``(a, b)`` minimising ``sum (a x + b y - t)^2`` (2x2 normal equations)."""
+    sxx = sum(x * x for x, _ in features)
+    syy = sum(y * y for _, y in features)
+    sxy = sum(x * y for x, y in features)
+    sxt = sum(x * t for (x, _), t in zip(features, targets))
+    syt = sum(y * t for (_, y), t in zip(features, targets))
+    determinant = sxx * syy - sxy * sxy
+    if abs(determinant) < 1e-12:
+        return (sxt / sxx if sxx else 0.0), 0.0
+    return (sxt * syy - syt * sxy) / determinant, (syt * sxx - sxt * sxy) / determinant
+
+
+def machine_literal(machine: ttmath.MachineModel) -> str:
+    """Python source of ``machine`` (to paste as :data:`ttexplore.ttmath.DEFAULT_MACHINE`)."""
+
+    def table(rows: tuple[tuple[float, ...], ...]) -> str:
+        return "(\n" + "".join("        (" + ", ".join(f"{v:.3g}" for v in row) + "),\n" for row in rows) + "    )"
+
+    def numbers(values: Sequence[float]) -> str:
+        return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+
+    return (
+        "MachineModel(\n"
+        f"    description={machine.description!r},\n"
+        f"    gemm_grid={machine.gemm_grid!r},\n"
+        f"    gemm_rows={table(machine.gemm_rows)},\n"
+        f"    gemm_cols={table(machine.gemm_cols)},\n"
+        f"    gemm_reduce={table(machine.gemm_reduce)},\n"
+        f"    copy_block_bytes={machine.copy_block_bytes!r},\n"
+        f"    copy_rates={numbers(machine.copy_rates)},\n"
+        f"    wide_copy_rates={numbers(machine.wide_copy_rates)},\n"
+        f"    cache_bytes={machine.cache_bytes},\n"
+        f"    memory_bandwidth={machine.memory_bandwidth:.3g},\n"
+        f"    gemm_call_s={machine.gemm_call_s:.3g},\n"
+        f"    copy_call_s={machine.copy_call_s:.3g},\n"
+        f"    einsum_call_s={machine.einsum_call_s:.3g},\n"
+        f"    backward_gemm_call_s={machine.backward_gemm_call_s:.3g},\n"
+        f"    backward_copy_call_s={machine.backward_copy_call_s:.3g},\n"
+        ")"
+    )
+
+
+# ---------------------------------------------------------------------------- command line
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the benchmark's options to ``parser`` (for ``python -m ttexplore bench``)."""
+    parser.add_argument(
+        "--cases",
+        default="all",
+        help="comma-separated case names or groups (%s); default all. Cases: %s"
+        % (", ".join(CASE_GROUPS), ", ".join(case.name for case in CASES)),
+    )
+    parser.add_argument("--modes", default="forward,train", help="comma-separated: forward, train (default both)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default 15, --quick 5)")
+    parser.add_argument("--out", default="benchmarks/results", help="directory for the CSV, summary and figure")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the benchmark machine's cores)")
+    parser.add_argument("--quick", action="store_true", help="5 repeats, and skip the dense strategy on huge layers")
+    parser.add_argument("--no-training", action="store_true", help="skip the MNIST training-step benchmark")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the figure")
+    parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="measure this machine's speeds for the cost model, print them, exit"
+    )
+    return parser
+
+
+def _selected_cases(spec: str) -> list[BenchCase]:
+    names: list[str] = []
+    for token in (part.strip() for part in spec.split(",") if part.strip()):
+        if token in CASE_GROUPS:
+            names += CASE_GROUPS[token]
+        elif token in CASE_NAMES:
+            names.append(token)
+        else:
+            raise ValueError(f"--cases: {token!r} is neither a case nor a group ({', '.join(CASE_GROUPS)})")
+    return [case for case in CASES if case.name in names]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark described by ``args`` (from :func:`configure_parser`); returns an exit code."""
+    torch.set_num_threads(args.threads)
+    if args.calibrate:
+        machine = calibrate_machine(args.threads)
+        print(machine_literal(machine))
+        return 0
+    try:
+        cases = _selected_cases(args.cases)
+        modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+        for mode in modes:
+            if mode not in MODES:
+                raise ValueError(f"--modes: {mode!r} is unknown: use {', '.join(MODES)}")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    repeats = args.repeats or (5 if args.quick else 15)
+    contract.set_autotune(args.autotune)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {_machine_line()}; load average {load_before:.2f}; {repeats} repeats", flush=True)
+    rows: list[dict] = []
+    for case in cases:
+        for mode in modes:
+            case_rows = bench_case(case, mode, repeats, skip_huge_dense=args.quick)
+            rows += case_rows
+            contenders = {row["contender"]: row for row in case_rows}
+            auto = contenders["auto"]
+            best_name, best = _fastest_tt(contenders)
+            print(
+                f"{case.name:28s} {mode:8s} nn.Linear {contenders['nn.Linear']['median_ms']:9.3f} ms | "
+                + " ".join(f"{name} {row['median_ms']:.3f}" for name, row in contenders.items()
+                           if name not in ("nn.Linear", "auto"))
+                + f" | auto {auto['median_ms']:.3f} ({auto['auto_choice']}) speedup {auto['speedup_vs_linear']:.2f}x"
+                + f", auto/fastest({best_name}) {auto['median_ms'] / best['median_ms']:.2f}",
+                flush=True,
+            )
+    training_rows: list[dict] = []
+    if not args.no_training:
+        training_rows = bench_training_step(max(repeats, 10))
+        for row in training_rows:
+            print(f"MNIST step {row['net']:6s} {row['median_ms']:8.3f} ms  dense/net {row['dense_over_net']:.2f} "
+                  f"{row['auto_choice']}", flush=True)
+    _write_csv(out_dir / "bench.csv", rows)
+    _write_csv(out_dir / "training.csv", training_rows)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = (
+        f"Machine: {_machine_line()}. Load average {load_before:.2f} before, {load_after:.2f} after; "
+        f"{repeats} interleaved repeats (median); {time.time() - started:.0f} s."
+    )
+    targets = evaluate_targets(rows, training_rows) if rows else []
+    summary = summary_markdown(rows, training_rows, header) + "\n### targets\n\n" + "\n".join(f"- {t}" for t in targets)
+    (out_dir / "summary.md").write_text(summary + "\n")
+    print("\n".join(targets))
+    if rows and not args.no_plot:
+        for path in write_figure(rows, out_dir):
+            print(f"wrote {path}")
+    print(f"wrote {out_dir / 'bench.csv'}, {out_dir / 'summary.md'}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``benchmarks/run_bench.py``."""
+    parser = configure_parser(argparse.ArgumentParser(prog="ttexplore bench", description=__doc__.split("\n\n")[0]))
+    return run(parser.parse_args(argv))
