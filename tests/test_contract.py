@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ttexplore import contract, ttmath
 from ttexplore.layers import TTLinear
-from ttexplore.tt import merge_cores, permute_copy, tt_matmul_blocked, tt_to_dense
+from ttexplore.tt import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
 
 CONCRETE = ("ltr", "rtl", "blocked", "einsum", "dense")
 ALL_STRATEGIES = CONCRETE + ("auto",)
@@ -109,6 +110,23 @@ def test_every_blocking_agrees(in_modes, out_modes, ranks):
         for direction in ("ltr", "rtl"):
             output = tt_matmul_blocked(inputs, cores, blocks, direction)
             assert torch.allclose(output, expected, atol=1e-10, rtol=0), (blocks, direction)
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS[2:5], ids=[f"d{len(l[0])}" for l in LAYERS[2:5]])
+def test_every_rtl_orientation_agrees(in_modes, out_modes, ranks):
+    torch.manual_seed(7)
+    layer = TTLinear(in_modes, out_modes, list(ranks), bias=False, dtype=torch.float64)
+    cores = list(layer.cores)
+    inputs = torch.randn(3, ttmath.prod(in_modes), dtype=torch.float64, requires_grad=True)
+    expected = inputs @ reference_dense(cores).t()
+    grad_output = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [inputs, *cores], grad_output)
+    for orientations in itertools.product(("rows", "cols"), repeat=len(cores)):
+        output = tt_matmul_rtl(inputs, cores, None, orientations)
+        assert torch.allclose(output, expected, atol=1e-10, rtol=0), orientations
+        grads = torch.autograd.grad(output, [inputs, *cores], grad_output)
+        for got, want in zip(grads, expected_grads):
+            assert torch.allclose(got, want, atol=1e-10, rtol=0), orientations
 
 
 def test_strategies_gradcheck():

@@ -101,6 +101,50 @@ MODES = ("forward", "train")
 HUGE_DENSE_ELEMENTS = 1 << 25
 
 
+# ---------------------------------------------------------------------------- machine load
+@dataclass(frozen=True)
+class _CpuSnapshot:
+    busy_s: float  # CPU-seconds all processes spent busy since boot
+    own_s: float  # CPU-seconds this process spent (all threads)
+    wall_s: float
+
+
+def _cpu_snapshot() -> Optional[_CpuSnapshot]:
+    """Busy CPU time of the machine and of this process (Linux ``/proc/stat``), or ``None``."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields) - fields[3] - fields[4]) / ticks
+    own = sum(os.times()[:2])
+    return _CpuSnapshot(busy, own, time.monotonic())
+
+
+def foreign_load(before: Optional[_CpuSnapshot], after: Optional[_CpuSnapshot]) -> float:
+    """Fraction of the machine's CPUs other processes kept busy between two snapshots (nan if unknown)."""
+    if before is None or after is None or after.wall_s <= before.wall_s:
+        return float("nan")
+    others = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
+    return max(0.0, others / ((after.wall_s - before.wall_s) * (os.cpu_count() or 1)))
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.15, window_s: float = 1.0) -> float:
+    """Sleep until other processes use under ``threshold`` of the CPUs for ``window_s``.
+
+    Gives up after ``max_wait_s``. Returns the load of the last window (nan when
+    ``/proc/stat`` is not readable).
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = _cpu_snapshot()
+        time.sleep(window_s)
+        load = foreign_load(before, _cpu_snapshot())
+        if not load >= threshold or time.monotonic() >= deadline:
+            return load
+
+
 # ---------------------------------------------------------------------------- timing
 def _interleaved_times(
     candidates: dict[str, Callable[[], None]], repeats: int, warmup: int, slow: Sequence[str] = (), slow_repeats: int = 3
@@ -174,7 +218,9 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
     slow = [
         name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
     ]
+    before = _cpu_snapshot()
     times = _interleaved_times(runners, repeats, warmup, slow=slow)
+    load = foreign_load(before, _cpu_snapshot())
     costs = ttmath.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
     plan = contract.plan_forward(
         layers["auto"].in_modes, layers["auto"].out_modes, layers["auto"].ranks, case.batch, torch.float32,
@@ -210,15 +256,19 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
                 "auto_choice": _describe_plan(plan) if name == "auto" else "",
                 "dense_flops_ratio": round(costs[plan.strategy]["flops"] / ttmath.dense_flops(
                     case.in_features, case.out_features, case.batch), 4),
+                "foreign_load": round(load, 3),
             }
         )
     return rows
 
 
 def _describe_plan(plan: contract.ForwardPlan) -> str:
+    text = plan.strategy
     if plan.strategy == "blocked":
-        return f"blocked {'+'.join(map(str, plan.blocks))} {plan.direction}"
-    return plan.strategy
+        text += f" {'+'.join(map(str, plan.blocks))} {plan.direction}"
+    if "cols" in plan.orientations:
+        text += " " + "".join(o[0] for o in plan.orientations)
+    return text
 
 
 # ---------------------------------------------------------------------------- training step
@@ -253,7 +303,9 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
             optimizer.step()
 
         runners[name] = step
+    before = _cpu_snapshot()
     times = _interleaved_times(runners, repeats, warmup)
+    load = foreign_load(before, _cpu_snapshot())
     dense_ms = statistics.median(times["dense"]) * 1e3
     rows = []
     for name, samples in times.items():
@@ -274,6 +326,7 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
                 "runs": len(samples),
                 "dense_over_net": round(dense_ms / median_ms, 3),
                 "auto_choice": choice,
+                "foreign_load": round(load, 3),
             }
         )
     return rows
@@ -559,15 +612,15 @@ def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str,
         in_modes, out_modes = (2,) * d, (2,) * d
         for strategy in ("ltr", "rtl", "dense", "einsum"):
             for batch in (1, 4):
-                ops = _ops_for(strategy, in_modes, out_modes, 2, batch)
-                gemms = sum(1 for op in ops if op[0] == "gemm")
-                copies = sum(1 for op in ops if op[0] == "copy")
-                einsum_calls = sum(1 for op in ops if op[0] == "einsum_call")
                 layer = TTLinear(in_modes, out_modes, 2, bias=False, strategy=strategy)
                 cores = list(layer.cores)
                 inputs = torch.randn(batch, 2**d)
                 plan = contract.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, batch, torch.float32,
                                              strategy=strategy)
+                ops = _ops_for(strategy, in_modes, out_modes, 2, batch, plan.orientations)
+                gemms = sum(1 for op in ops if op[0] == "gemm")
+                copies = sum(1 for op in ops if op[0] == "copy")
+                einsum_calls = sum(1 for op in ops if op[0] == "einsum_call")
                 with torch.no_grad():
                     forward = best_seconds(lambda: plan.run(inputs, cores, None), repeats=30, warmup=5)
                 grad_inputs = inputs.clone().requires_grad_()
@@ -598,11 +651,13 @@ def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str,
     }
 
 
-def _ops_for(strategy: str, in_modes, out_modes, ranks, batch) -> list[tuple]:
+def _ops_for(strategy: str, in_modes, out_modes, ranks, batch, orientations=()) -> list[tuple]:
     internal = ttmath.plan_ranks(in_modes, out_modes, ranks).ranks
     r = ttmath.full_ranks(internal)
     shapes = [(r[k], n, m, r[k + 1]) for k, (n, m) in enumerate(zip(in_modes, out_modes))]
-    if strategy in ("ltr", "rtl"):
+    if strategy == "rtl":
+        return ttmath._rtl_sweep(shapes, batch, 4, orientations or None)[0]
+    if strategy == "ltr":
         return ttmath._sweep_ops(shapes, batch, strategy, 4)
     if strategy == "dense":
         return ttmath._dense_ops(shapes, batch, 4)
@@ -668,6 +723,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--quick", action="store_true", help="5 repeats, and skip the dense strategy on huge layers")
     parser.add_argument("--no-training", action="store_true", help="skip the MNIST training-step benchmark")
     parser.add_argument("--no-plot", action="store_true", help="do not write the figure")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=0.0,
+        help="before each case wait up to this many seconds for other processes to leave the CPUs idle "
+        "(shared machines; default 0: do not wait)",
+    )
     parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
     parser.add_argument(
         "--calibrate", action="store_true", help="measure this machine's speeds for the cost model, print them, exit"
@@ -713,6 +775,8 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     for case in cases:
         for mode in modes:
+            if args.max_wait > 0:
+                wait_for_quiet(args.max_wait)
             case_rows = bench_case(case, mode, repeats, skip_huge_dense=args.quick)
             rows += case_rows
             contenders = {row["contender"]: row for row in case_rows}
@@ -723,11 +787,14 @@ def run(args: argparse.Namespace) -> int:
                 + " ".join(f"{name} {row['median_ms']:.3f}" for name, row in contenders.items()
                            if name not in ("nn.Linear", "auto"))
                 + f" | auto {auto['median_ms']:.3f} ({auto['auto_choice']}) speedup {auto['speedup_vs_linear']:.2f}x"
-                + f", auto/fastest({best_name}) {auto['median_ms'] / best['median_ms']:.2f}",
+                + f", auto/fastest({best_name}) {auto['median_ms'] / best['median_ms']:.2f}"
+                + f"; other load {auto['foreign_load']:.2f}",
                 flush=True,
             )
     training_rows: list[dict] = []
     if not args.no_training:
+        if args.max_wait > 0:
+            wait_for_quiet(args.max_wait)
         training_rows = bench_training_step(max(repeats, 10))
         for row in training_rows:
             print(f"MNIST step {row['net']:6s} {row['median_ms']:8.3f} ms  dense/net {row['dense_over_net']:.2f} "

@@ -208,6 +208,8 @@ class ForwardPlan:
         direction: ``"ltr"`` or ``"rtl"`` (``"blocked"`` only, else ``""``).
         source: ``"fixed"`` (asked for by name), ``"model"`` or ``"timing"``.
         run: ``run(inputs (B, N), cores, bias) -> (B, M)``.
+        orientations: per-step GEMM orientations of a right-to-left sweep
+            (see :func:`ttexplore.tt.tt_matmul_rtl`), else ``()``.
     """
 
     strategy: str
@@ -215,6 +217,7 @@ class ForwardPlan:
     direction: str
     source: str
     run: Callable[[torch.Tensor, Sequence[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
+    orientations: tuple[str, ...] = ()
 
 
 def _make_plan(
@@ -228,17 +231,22 @@ def _make_plan(
     if strategy == "ltr":
         return ForwardPlan("ltr", (), "", source, lambda x, cores, bias: tt_matmul_ltr(x, cores, bias))
     if strategy == "rtl":
-        return ForwardPlan("rtl", (), "", source, lambda x, cores, bias: tt_matmul_rtl(x, cores, bias))
+        orientations = costs["rtl"]["orientations"]
+        return ForwardPlan(
+            "rtl", (), "rtl", source, lambda x, cores, bias: tt_matmul_rtl(x, cores, bias, orientations), orientations
+        )
     if strategy == "dense":
         return ForwardPlan("dense", (), "", source, lambda x, cores, bias: tt_matmul_dense(x, cores, bias))
     if strategy == "blocked":
-        blocks, direction = costs["blocked"]["blocks"], costs["blocked"]["direction"]
+        blocked = costs["blocked"]
+        blocks, direction, orientations = blocked["blocks"], blocked["direction"], blocked["orientations"]
         return ForwardPlan(
             "blocked",
             blocks,
             direction,
             source,
-            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias),
+            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias, orientations),
+            orientations,
         )
     if strategy == "einsum":
         return ForwardPlan(

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .ttmath import WIDE_COPY_BYTES, permuted_copy_plan, prod
+from .ttmath import WIDE_COPY_BYTES, _permuted_copy_plan, prod
 
 __all__ = [
     "permute_copy",
@@ -48,7 +48,7 @@ def _permuted_copy(flat: torch.Tensor, shape: tuple[int, ...], perm: tuple[int, 
     Returns ``flat`` itself (1-D) when the permutation moves nothing.
     """
     flat = flat.contiguous()
-    plan = permuted_copy_plan(shape, perm, flat.element_size())
+    plan = _permuted_copy_plan(shape, perm, flat.element_size())
     if plan is None:
         return flat.reshape(-1)
     copy_shape, copy_perm, wide = plan
@@ -94,8 +94,7 @@ def permute_copy(tensor: torch.Tensor, shape: Sequence[int], perm: Sequence[int]
 
     Complexity: ``O(prod(shape))`` memory traffic, no FLOPs.
     """
-    shape = tuple(int(size) for size in shape)
-    perm = tuple(int(axis) for axis in perm)
+    shape, perm = tuple(shape), tuple(perm)
     if tensor.requires_grad and torch.is_grad_enabled():
         return _PermutedCopy.apply(tensor.reshape(-1), shape, perm)
     return _permuted_copy(tensor, shape, perm)
@@ -176,22 +175,36 @@ def _batch_first(state: torch.Tensor, batch: int, bias: Optional[torch.Tensor]) 
 
 
 def tt_matmul_rtl(
-    inputs: torch.Tensor, cores: Sequence[torch.Tensor], bias: Optional[torch.Tensor] = None
+    inputs: torch.Tensor,
+    cores: Sequence[torch.Tensor],
+    bias: Optional[torch.Tensor] = None,
+    orientations: Optional[Sequence[str]] = None,
 ) -> torch.Tensor:
     """``inputs @ W^T (+ bias)`` core by core, last core first; one GEMM per core.
 
-    The state is kept as ``(m_{k+1}..m_d, B, n_1..n_k, r_k)``, row-major, so the
-    pair ``(n_k, r_k)`` the next core contracts is always the innermost block and
-    each step is one 2-D GEMM ``(rows, n_k r_k) @ (n_k r_k, m_k r_{k-1})`` followed by
-    one permuted copy that moves ``m_k`` to the front (its unmoved inner block is
-    ``r_{k-1}`` wide). The first core (``r_0 = 1``) is multiplied as
-    ``(m_1, n_1 r_1) @ (n_1 r_1, rows)``, which writes ``m_1`` in front directly.
+    The state is kept as ``(m_{k+1}..m_d, B, n_1..n_{k-1}, [n_k, r_k])``, row-major:
+    the pair the next core contracts is always the innermost block (as
+    ``(n_k, r_k)`` or ``(r_k, n_k)``), so each step is one 2-D GEMM plus one permuted
+    copy that moves ``m_k`` to the front. Two ways per step (``orientations``):
+
+    * ``"rows"``: ``(rows, K) @ (K, m_k r_{k-1})``, then the copy
+      ``(rows, m_k, r_{k-1}) -> (m_k, rows, r_{k-1})``, whose unmoved inner block
+      is ``r_{k-1}`` wide;
+    * ``"cols"``: ``(m_k r_{k-1}, K) @ (K, rows)``, then the copy
+      ``(m_k, r_{k-1}, rows/n_{k-1}, n_{k-1}) -> (m_k, rows/n_{k-1}, r_{k-1}, n_{k-1})``,
+      whose unmoved inner block is ``n_{k-1}`` wide (better after merged cores).
+
+    The first core (``r_0 = 1``) is always multiplied as ``(m_1, K) @ (K, rows)``,
+    which writes ``m_1`` in front with no copy.
 
     Args:
         inputs: ``(B, N)``.
         cores: TT-matrix cores of ``W``, core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``;
             any core may itself be a merged block of cores (see :func:`merge_cores`).
         bias: optional ``(M,)``, added to the result.
+        orientations: ``"rows"`` or ``"cols"`` for each step, last core first;
+            ``None`` is all ``"rows"`` (the cost model picks them per step, see
+            :func:`ttexplore.ttmath.strategy_costs`).
 
     Returns:
         ``(B, M)``, contiguous.
@@ -203,22 +216,37 @@ def tt_matmul_rtl(
     batch = inputs.shape[0]
     # state: (B, n_1..n_d, r_d) with r_d = 1
     state = inputs.reshape(-1)
-    for core in reversed(cores):
-        rank_in, modes_in, modes_out, rank_out = (int(size) for size in core.shape)
+    rank_first = False  # whether the innermost pair is (r_k, n_k) rather than (n_k, r_k)
+    count = len(cores)
+    for step in range(count):
+        core = cores[count - 1 - step]
+        rank_in, modes_in, modes_out, rank_out = core.shape
+        pair = (3, 1) if rank_first else (1, 3)
         contracted = modes_in * rank_out
         rows = state.numel() // contracted
-        # state: (rows = [m_{k+1}..m_d, B, n_1..n_{k-1}], n_k r_k)
+        # state: (rows = [m_{k+1}..m_d, B, n_1..n_{k-1}], K = n_k r_k or r_k n_k)
         state = state.reshape(rows, contracted)
         if rank_in == 1:
-            # (m_k, n_k r_k) @ (n_k r_k, rows) -> (m_k, rows): m_k lands in front
-            core_matrix = core.reshape(modes_in, modes_out, rank_out).transpose(0, 1).reshape(modes_out, contracted)
+            # (m_k, K) @ (K, rows) -> (m_k, rows): m_k lands in front
+            core_matrix = core.permute(2, *pair, 0).reshape(modes_out, contracted)
             state = torch.mm(core_matrix, state.t()).reshape(-1)
-        else:
-            core_matrix = core.permute(1, 3, 2, 0).reshape(contracted, modes_out * rank_in)
-            # (rows, n_k r_k) @ (n_k r_k, m_k r_{k-1}) -> (rows, m_k, r_{k-1})
+        elif orientations is None or orientations[step] == "rows":
+            core_matrix = core.permute(*pair, 2, 0).reshape(contracted, modes_out * rank_in)
+            # (rows, K) @ (K, m_k r_{k-1}) -> (rows, m_k, r_{k-1})
             state = torch.mm(state, core_matrix)
             # -> (m_k, rows, r_{k-1}) = (m_k..m_d, B, n_1..n_{k-1}, r_{k-1})
             state = permute_copy(state, (rows, modes_out, rank_in), (1, 0, 2))
+            rank_first = False
+        else:
+            next_modes_in = cores[count - 2 - step].shape[1]
+            core_matrix = core.permute(2, 0, *pair).reshape(modes_out * rank_in, contracted)
+            # (m_k r_{k-1}, K) @ (K, rows) -> (m_k, r_{k-1}, [m_{k+1}..m_d B n_1..n_{k-2}], n_{k-1})
+            state = torch.mm(core_matrix, state.t())
+            # -> (m_k, [m_{k+1}..m_d B n_1..n_{k-2}], r_{k-1}, n_{k-1})
+            state = permute_copy(
+                state, (modes_out, rank_in, rows // next_modes_in, next_modes_in), (0, 2, 1, 3)
+            )
+            rank_first = True
     # state: (m_1..m_d, B)
     return _batch_first(state, batch, bias)
 
@@ -244,7 +272,7 @@ def tt_matmul_ltr(
     # state: (r_0 n_1..n_d, B) with r_0 = 1
     state = inputs.reshape(-1) if batch == 1 else permute_copy(inputs, (batch, inputs.shape[-1]), (1, 0))
     for core in cores:
-        rank_in, modes_in, modes_out, rank_out = (int(size) for size in core.shape)
+        rank_in, modes_in, modes_out, rank_out = core.shape
         contracted = rank_in * modes_in
         cols = state.numel() // contracted
         core_matrix = core.permute(3, 2, 0, 1).reshape(rank_out * modes_out, contracted)
@@ -276,6 +304,7 @@ def tt_matmul_blocked(
     blocks: Sequence[int],
     direction: str = "rtl",
     bias: Optional[torch.Tensor] = None,
+    orientations: Optional[Sequence[str]] = None,
 ) -> torch.Tensor:
     """``inputs @ W^T (+ bias)``: merge blocks of adjacent cores, then sweep over the blocks.
 
@@ -290,6 +319,8 @@ def tt_matmul_blocked(
             merges cores 1-2 and 3-4. One block is the dense strategy.
         direction: ``"rtl"`` or ``"ltr"``, the sweep over the merged blocks.
         bias: optional ``(M,)``.
+        orientations: per-step GEMM orientations of the ``"rtl"`` sweep
+            (see :func:`tt_matmul_rtl`).
 
     Complexity: the FLOPs of merging each block (:func:`merge_cores`) plus those
     of the sweep over the merged cores (:func:`ttexplore.ttmath.tt_sweep_flops`
@@ -305,7 +336,7 @@ def tt_matmul_blocked(
         merged.append(merge_cores(cores[start : start + length]))
         start += length
     if direction == "rtl":
-        return tt_matmul_rtl(inputs, merged, bias)
+        return tt_matmul_rtl(inputs, merged, bias, orientations)
     if direction == "ltr":
         return tt_matmul_ltr(inputs, merged, bias)
     raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")

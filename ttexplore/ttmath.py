@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 RanksLike = Union[int, Sequence[int], None]
 
@@ -409,45 +409,108 @@ def _core_matrix_ops(shape: tuple[int, int, int, int], perm: Sequence[int], elem
     return _copy_op(shape, perm, element_bytes, source="core", wide_allowed=False)
 
 
+def _rtl_step_ops(
+    shape: tuple[int, int, int, int],
+    state: int,
+    next_modes_in: int,
+    rank_first: bool,
+    orientation: str,
+    operand: str,
+    element_bytes: int,
+) -> tuple[list[tuple], int, bool]:
+    """One step of :func:`ttexplore.tt.tt_matmul_rtl`: its operations, the new state size and pair order."""
+    rank_in, modes_in, modes_out, rank_out = shape
+    pair = (3, 1) if rank_first else (1, 3)
+    contracted = modes_in * rank_out
+    rows = state // contracted
+    if rank_in == 1:
+        ops = _core_matrix_ops(shape, (2, *pair, 0), element_bytes)
+        ops.append(("gemm", modes_out, contracted, rows, "core", operand))
+    elif orientation == "rows":
+        ops = _core_matrix_ops(shape, (*pair, 2, 0), element_bytes)
+        ops.append(("gemm", rows, contracted, modes_out * rank_in, operand, "core"))
+        ops += _copy_op((rows, modes_out, rank_in), (1, 0, 2), element_bytes)
+        rank_first = False
+    else:
+        ops = _core_matrix_ops(shape, (2, 0, *pair), element_bytes)
+        ops.append(("gemm", modes_out * rank_in, contracted, rows, "core", operand))
+        ops += _copy_op((modes_out, rank_in, rows // next_modes_in, next_modes_in), (0, 2, 1, 3), element_bytes)
+        rank_first = True
+    return ops, rows * modes_out * rank_in, rank_first
+
+
+def _rtl_sweep(
+    shapes: Sequence[tuple[int, int, int, int]],
+    batch: int,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
+    choose: Optional[Callable[[list[tuple], list[tuple]], str]] = None,
+) -> tuple[list[tuple], tuple[str, ...]]:
+    """Operations of :func:`ttexplore.tt.tt_matmul_rtl` and the per-step orientations used.
+
+    With ``choose``, each step's orientation is ``choose(rows_ops, cols_ops)``
+    (the steps' costs do not depend on each other's orientation); otherwise
+    ``orientations`` (default all ``"rows"``).
+    """
+    ops: list[tuple] = []
+    used: list[str] = []
+    state = batch * prod(s[1] for s in shapes)
+    rank_first = False
+    operand = "input"
+    count = len(shapes)
+    for step in range(count):
+        shape = shapes[count - 1 - step]
+        next_modes_in = shapes[count - 2 - step][1] if step < count - 1 else 1
+        if shape[0] == 1:
+            orientation = "rows"
+        elif choose is not None:
+            options = {
+                name: _rtl_step_ops(shape, state, next_modes_in, rank_first, name, operand, element_bytes)[0]
+                for name in ("rows", "cols")
+            }
+            orientation = choose(options["rows"], options["cols"])
+        else:
+            orientation = orientations[step] if orientations is not None else "rows"
+        step_ops, state, rank_first = _rtl_step_ops(
+            shape, state, next_modes_in, rank_first, orientation, operand, element_bytes
+        )
+        ops += step_ops
+        used.append(orientation)
+        operand = "state"
+    if batch > 1:
+        ops += _copy_op((prod(s[2] for s in shapes), batch), (1, 0), element_bytes)
+    return ops, tuple(used)
+
+
 def _sweep_ops(
-    shapes: Sequence[tuple[int, int, int, int]], batch: int, direction: str, element_bytes: int, first: str = "input"
+    shapes: Sequence[tuple[int, int, int, int]],
+    batch: int,
+    direction: str,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
 ) -> list[tuple]:
     """Operations of :func:`ttexplore.tt.tt_matmul_rtl` / ``tt_matmul_ltr`` on cores of these shapes."""
-    ops: list[tuple] = []
-    out_features = prod(s[2] for s in shapes)
-    operand = first
     if direction == "rtl":
-        state = batch * prod(s[1] for s in shapes)
-        for rank_in, modes_in, modes_out, rank_out in reversed(shapes):
-            contracted = modes_in * rank_out
-            rows = state // contracted
-            if rank_in == 1:
-                ops += _core_matrix_ops((modes_in, modes_out, rank_out), (1, 0, 2), element_bytes)
-                ops.append(("gemm", modes_out, contracted, rows, "core", operand))
-            else:
-                ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (1, 3, 2, 0), element_bytes)
-                ops.append(("gemm", rows, contracted, modes_out * rank_in, operand, "core"))
-                ops += _copy_op((rows, modes_out, rank_in), (1, 0, 2), element_bytes)
-            state = rows * modes_out * rank_in
-            operand = "state"
-    elif direction == "ltr":
-        in_features = prod(s[1] for s in shapes)
-        if batch > 1:
-            ops += _copy_op((batch, in_features), (1, 0), element_bytes, source=operand)
-            operand = "input_copy" if operand == "input" else operand
-        state = in_features * batch
-        for rank_in, modes_in, modes_out, rank_out in shapes:
-            contracted = rank_in * modes_in
-            cols = state // contracted
-            ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (3, 2, 0, 1), element_bytes)
-            ops.append(("gemm", rank_out * modes_out, contracted, cols, "core", operand))
-            ops += _copy_op((rank_out, modes_out, cols // batch, batch), (0, 2, 1, 3), element_bytes)
-            state = rank_out * modes_out * cols
-            operand = "state"
-    else:
+        return _rtl_sweep(shapes, batch, element_bytes, orientations)[0]
+    if direction != "ltr":
         raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
+    ops: list[tuple] = []
+    operand = "input"
+    in_features = prod(s[1] for s in shapes)
     if batch > 1:
-        ops += _copy_op((out_features, batch), (1, 0), element_bytes)
+        ops += _copy_op((batch, in_features), (1, 0), element_bytes, source=operand)
+        operand = "input_copy"
+    state = in_features * batch
+    for rank_in, modes_in, modes_out, rank_out in shapes:
+        contracted = rank_in * modes_in
+        cols = state // contracted
+        ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (3, 2, 0, 1), element_bytes)
+        ops.append(("gemm", rank_out * modes_out, contracted, cols, "core", operand))
+        ops += _copy_op((rank_out, modes_out, cols // batch, batch), (0, 2, 1, 3), element_bytes)
+        state = rank_out * modes_out * cols
+        operand = "state"
+    if batch > 1:
+        ops += _copy_op((prod(s[2] for s in shapes), batch), (1, 0), element_bytes)
     return ops
 
 
@@ -459,17 +522,27 @@ def _dense_ops(shapes: Sequence[tuple[int, int, int, int]], batch: int, element_
 
 
 def _blocked_ops(
-    shapes: Sequence[tuple[int, int, int, int]], batch: int, blocks: Sequence[int], direction: str, element_bytes: int
-) -> list[tuple]:
-    """Operations of :func:`ttexplore.tt.tt_matmul_blocked`."""
+    shapes: Sequence[tuple[int, int, int, int]],
+    batch: int,
+    blocks: Sequence[int],
+    direction: str,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
+    choose: Optional[Callable[[list[tuple], list[tuple]], str]] = None,
+) -> tuple[list[tuple], tuple[str, ...]]:
+    """Operations of :func:`ttexplore.tt.tt_matmul_blocked`, and the rtl orientations used."""
     if len(blocks) == 1:
-        return _dense_ops(shapes, batch, element_bytes)
+        return _dense_ops(shapes, batch, element_bytes), ()
     ops: list[tuple] = []
     start = 0
     for length in blocks:
         ops += _merge_ops(shapes[start : start + length], element_bytes)
         start += length
-    return ops + _sweep_ops(_block_shapes(shapes, blocks), batch, direction, element_bytes)
+    merged = _block_shapes(shapes, blocks)
+    if direction == "rtl":
+        sweep, used = _rtl_sweep(merged, batch, element_bytes, orientations, choose)
+        return ops + sweep, used
+    return ops + _sweep_ops(merged, batch, direction, element_bytes), ()
 
 
 def block_compositions(d: int) -> list[tuple[int, ...]]:
@@ -842,7 +915,9 @@ def strategy_costs(
         * ``forward_seconds`` / ``backward_seconds`` and ``seconds`` (the one
           ``training`` ranks by): estimates, not measurements;
         * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
-          lengths) and ``direction``.
+          lengths) and ``direction``; ``rtl`` and ``blocked`` have
+          ``orientations`` (per-step GEMM orientations of a right-to-left sweep,
+          each chosen as the cheaper for that step).
 
     Complexity: ``O(2^d d)`` list operations (every blocking of the ``d`` cores
     is costed for ``blocked``), plus opt_einsum's path search; results are cached.
@@ -876,21 +951,32 @@ def _strategy_costs(
         result["plan"] = plan
         return result
 
+    def seconds(ops: Sequence[tuple]) -> float:
+        result = _evaluate(ops, dtype_bytes, input_grad, machine)
+        return result["forward_seconds"] + (result["backward_seconds"] if training else 0.0)
+
+    def choose(rows_ops: list[tuple], cols_ops: list[tuple]) -> str:
+        return "cols" if seconds(cols_ops) < seconds(rows_ops) else "rows"
+
+    rtl_ops, rtl_orientations = _rtl_sweep(shapes, batch, dtype_bytes, choose=choose)
     results = {
         "ltr": costed(_sweep_ops(shapes, batch, "ltr", dtype_bytes), "core by core, first core first"),
-        "rtl": costed(_sweep_ops(shapes, batch, "rtl", dtype_bytes), "core by core, last core first"),
+        "rtl": costed(rtl_ops, "core by core, last core first"),
     }
+    results["rtl"]["orientations"] = rtl_orientations
     best = None
     for blocks in block_compositions(d):
         if len(blocks) == 1 and d > 1:
             continue
         for direction in ("rtl", "ltr"):
+            ops, orientations = _blocked_ops(shapes, batch, blocks, direction, dtype_bytes, choose=choose)
             candidate = costed(
-                _blocked_ops(shapes, batch, blocks, direction, dtype_bytes),
-                f"blocks {'+'.join(map(str, blocks))}, " + ("last block first" if direction == "rtl" else "first block first"),
+                ops,
+                f"blocks {'+'.join(map(str, blocks))}, "
+                + ("last block first" if direction == "rtl" else "first block first"),
             )
             if best is None or candidate["seconds"] < best["seconds"]:
-                candidate["blocks"], candidate["direction"] = blocks, direction
+                candidate["blocks"], candidate["direction"], candidate["orientations"] = blocks, direction, orientations
                 best = candidate
     merged_bytes = sum(prod(s) for s in _block_shapes(shapes, best["blocks"])) * dtype_bytes if d > 1 else 0
     best["peak_bytes"] += merged_bytes if any(length > 1 for length in best["blocks"]) else 0
