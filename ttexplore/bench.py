@@ -42,6 +42,9 @@ __all__ = [
     "bench_case",
     "bench_training_step",
     "calibrate_machine",
+    "machine_literal",
+    "foreign_load",
+    "wait_for_quiet",
 ]
 
 

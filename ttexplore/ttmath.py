@@ -302,6 +302,12 @@ CONCRETE_STRATEGIES = ("ltr", "rtl", "blocked", "einsum", "dense")
 #: Bytes of the word a wide permuted copy moves (complex128).
 WIDE_COPY_BYTES = 16
 
+#: Wide copies are used for unmoved inner blocks of 16 to this many bytes; past
+#: that, moving the tensor's own elements is as fast (measured on the benchmark
+#: machine: 16-byte blocks copy at ~60 GB/s wide vs ~22 GB/s plain, 32-byte at
+#: ~52 vs ~43, 64 bytes and up within noise of each other).
+WIDE_COPY_MAX_BYTES = 128
+
 #: The path optimiser used for the einsum strategy (opt_einsum's dynamic programming).
 EINSUM_OPTIMIZE = "dp"
 
@@ -318,8 +324,8 @@ def permuted_copy_plan(
         ``None`` when the permutation leaves the memory order unchanged, else
         ``(shape, perm, wide)``: the merged axes and permutation, and ``wide`` when
         the innermost axis stays in place and spans a multiple of 16 bytes (more
-        than one element); the copy then moves 16-byte words and the last entry of
-        ``shape`` counts words, not elements.
+        than one element, at most :data:`WIDE_COPY_MAX_BYTES`); the copy then moves
+        16-byte words and the last entry of ``shape`` counts words, not elements.
     """
     return _permuted_copy_plan(tuple(int(s) for s in shape), tuple(int(p) for p in perm), int(element_bytes))
 
@@ -345,7 +351,7 @@ def _permuted_copy_plan(shape: tuple[int, ...], perm: tuple[int, ...], element_b
     merged_perm = tuple(position[run[0]] for run in runs)
     last = len(merged_shape) - 1
     inner_bytes = merged_shape[last] * element_bytes if merged_perm[-1] == last else 0
-    wide = inner_bytes > element_bytes and inner_bytes % WIDE_COPY_BYTES == 0
+    wide = element_bytes < inner_bytes <= WIDE_COPY_MAX_BYTES and inner_bytes % WIDE_COPY_BYTES == 0
     if wide:
         merged_shape[last] = inner_bytes // WIDE_COPY_BYTES
     return tuple(merged_shape), merged_perm, wide
@@ -735,56 +741,57 @@ class MachineModel:
         return _interpolate_1d(rates, self.copy_block_bytes, block_bytes)
 
 
-#: Speeds of the benchmark machine (2 cores of an AMD EPYC, torch 2.14, 2 threads),
-#: measured by ``python -m ttexplore bench --calibrate``.
+#: Speeds of the benchmark machine (2 cores of an AMD EPYC under KVM, torch 2.14.1,
+#: 2 threads), measured by ``python -m ttexplore bench --calibrate`` while other
+#: processes used 5% of the CPUs. Another machine can print its own with that
+#: command and pass it as ``machine=``.
 DEFAULT_MACHINE = MachineModel(
-    description="2-core AMD EPYC (KVM), torch 2.14, 2 threads",
+    description="AMD EPYC (KVM), 2 CPUs, torch 2.14.1, 2 threads; measured by ttexplore.bench.calibrate_machine",
     gemm_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     gemm_rows=(
-        (4.18e+09, 1.63e+09, 2.26e+09, 5.33e+09, 8.96e+09, 1.36e+10, 1.84e+10, 2.24e+10, 2.5e+10),
-        (5.47e+09, 3.24e+09, 5.05e+09, 1.15e+10, 4.93e+10, 4.77e+10, 4.44e+10, 4.3e+10, 4.17e+10),
-        (6.98e+09, 5.82e+09, 8.61e+09, 2.18e+10, 8.1e+10, 8.17e+10, 7.55e+10, 7.42e+10, 7.25e+10),
-        (7.84e+09, 7.5e+09, 1.36e+10, 2.52e+10, 1.15e+11, 1.2e+11, 1.22e+11, 1.23e+11, 1.21e+11),
-        (1.29e+10, 8.17e+09, 1.7e+10, 2.88e+10, 1.31e+11, 1.45e+11, 1.53e+11, 1.56e+11, 1.58e+11),
-        (1.83e+10, 8.34e+09, 1.74e+10, 3.05e+10, 1.44e+11, 1.64e+11, 1.71e+11, 1.76e+11, 1.8e+11),
-        (2.28e+10, 7.67e+09, 1.67e+10, 2.95e+10, 1.51e+11, 1.7e+11, 1.79e+11, 1.83e+11, 1.95e+11),
-        (1.77e+10, 7.39e+09, 1.51e+10, 2.88e+10, 1.52e+11, 1.72e+11, 1.79e+11, 1.94e+11, 2.03e+11),
-        (2.03e+10, 7.09e+09, 1.42e+10, 2.84e+10, 1.51e+11, 1.75e+11, 1.92e+11, 2.02e+11, 2.07e+11),
+        (4.26e+09, 1.63e+09, 2.26e+09, 5.32e+09, 9e+09, 1.37e+10, 1.85e+10, 2.3e+10, 2.55e+10),
+        (5.47e+09, 1.83e+09, 2.73e+09, 6.32e+09, 3.91e+10, 3.8e+10, 3.4e+10, 3.04e+10, 3.03e+10),
+        (6.97e+09, 3.67e+09, 5.6e+09, 1.23e+10, 6.26e+10, 6.32e+10, 6.29e+10, 6.37e+10, 5.44e+10),
+        (7.81e+09, 7.49e+09, 1.36e+10, 2.52e+10, 1.14e+11, 1.2e+11, 1.21e+11, 1.23e+11, 1.21e+11),
+        (1.28e+10, 8.1e+09, 1.75e+10, 2.89e+10, 1.34e+11, 1.47e+11, 1.53e+11, 1.59e+11, 1.56e+11),
+        (1.83e+10, 8.31e+09, 1.74e+10, 3.05e+10, 1.46e+11, 1.63e+11, 1.68e+11, 1.46e+11, 1.43e+11),
+        (1.67e+10, 7.63e+09, 1.67e+10, 2.94e+10, 1.5e+11, 1.72e+11, 1.78e+11, 1.83e+11, 1.96e+11),
+        (1.75e+10, 7.38e+09, 1.31e+10, 2.65e+10, 1.49e+11, 1.71e+11, 1.8e+11, 1.43e+11, 1.99e+11),
+        (2.05e+10, 7.09e+09, 1.4e+10, 2.83e+10, 1.28e+11, 1.44e+11, 1.91e+11, 1.99e+11, 2.05e+11),
     ),
     gemm_cols=(
-        (1.45e+10, 2.21e+10, 2.2e+10, 2.29e+10, 2.16e+10, 2.17e+10, 2.2e+10, 2.26e+10, 2.78e+10),
-        (2.29e+10, 2.44e+10, 2.21e+10, 3.25e+10, 3.64e+10, 4.52e+10, 2.81e+10, 2.41e+10, 2.88e+10),
-        (2.85e+10, 3.06e+10, 3.44e+10, 4.98e+10, 6.63e+10, 6.06e+10, 3.51e+10, 3.9e+10, 5.07e+10),
-        (2.93e+10, 2.96e+10, 3.93e+10, 7.54e+10, 8.35e+10, 8.16e+10, 4.48e+10, 3.86e+10, 3.82e+10),
-        (3.14e+10, 2.9e+10, 4.56e+10, 8.13e+10, 9.06e+10, 1.06e+11, 6.61e+10, 7.15e+10, 7.22e+10),
-        (2.69e+10, 2.77e+10, 4.48e+10, 7.01e+10, 9.71e+10, 1.16e+11, 1.08e+11, 1.07e+11, 1.2e+11),
-        (3.08e+10, 3.03e+10, 4.33e+10, 6.39e+10, 8.86e+10, 1.06e+11, 1.16e+11, 1.37e+11, 1.6e+11),
-        (3.09e+10, 2.98e+10, 4.14e+10, 6.74e+10, 9.57e+10, 1.04e+11, 1.45e+11, 1.58e+11, 1.78e+11),
-        (2.81e+10, 2.97e+10, 4.68e+10, 6.82e+10, 9.64e+10, 1.22e+11, 1.6e+11, 1.7e+11, 1.8e+11),
+        (1.55e+10, 2.39e+10, 2.19e+10, 2.29e+10, 2.16e+10, 2.17e+10, 2.19e+10, 2.25e+10, 2.76e+10),
+        (2.26e+10, 2.39e+10, 2.23e+10, 3.27e+10, 3.59e+10, 4.48e+10, 2.86e+10, 2.42e+10, 2.82e+10),
+        (2.86e+10, 3.09e+10, 3.4e+10, 4.92e+10, 6.57e+10, 4.81e+10, 3.51e+10, 3.82e+10, 5.05e+10),
+        (2.83e+10, 2.89e+10, 3.94e+10, 7.51e+10, 8.38e+10, 8.02e+10, 4.77e+10, 3.98e+10, 5.83e+10),
+        (3.18e+10, 2.84e+10, 4.57e+10, 7.27e+10, 8.82e+10, 9.87e+10, 8.34e+10, 6.22e+10, 5.93e+10),
+        (2.7e+10, 2.78e+10, 4.33e+10, 6.89e+10, 9.59e+10, 1.13e+11, 1.08e+11, 1.07e+11, 9.19e+10),
+        (3.08e+10, 3.06e+10, 4.16e+10, 6.7e+10, 9.13e+10, 1.06e+11, 8.4e+10, 1.15e+11, 1.1e+11),
+        (3.07e+10, 2.93e+10, 3.98e+10, 6e+10, 9.39e+10, 1.13e+11, 1.44e+11, 1.6e+11, 1.62e+11),
+        (2.8e+10, 2.91e+10, 4.58e+10, 5.3e+10, 8.53e+10, 1.24e+11, 1.33e+11, 1.77e+11, 1.79e+11),
     ),
     gemm_reduce=(
-        (1.78e+09, 3.54e+09, 6.86e+09, 1.39e+10, 2.4e+10, 2.66e+10, 2.71e+10, 2.01e+10, 2.18e+10),
-        (3.54e+09, 3.53e+09, 6.9e+09, 1.38e+10, 2.31e+10, 2.58e+10, 2.55e+10, 2.01e+10, 2.17e+10),
-        (6.9e+09, 3.54e+09, 6.86e+09, 1.4e+10, 5.52e+10, 4.91e+10, 4.87e+10, 4.93e+10, 4.89e+10),
-        (1.4e+10, 2.48e+09, 1.38e+10, 2.74e+10, 1e+11, 9.11e+10, 9.26e+10, 9.52e+10, 9.43e+10),
-        (2.38e+10, 6.96e+09, 1.36e+10, 2.73e+10, 1.11e+11, 1.18e+11, 1.22e+11, 1.26e+11, 1.26e+11),
-        (2.66e+10, 6.13e+09, 1.32e+10, 2.26e+10, 1.3e+11, 1.44e+11, 1.52e+11, 1.54e+11, 1.56e+11),
-        (2.69e+10, 6.29e+09, 1.35e+10, 2.22e+10, 1.2e+11, 1.44e+11, 1.58e+11, 1.69e+11, 1.76e+11),
-        (2.01e+10, 6.18e+09, 1.31e+10, 2.15e+10, 1.23e+11, 1.48e+11, 1.66e+11, 1.83e+11, 1.93e+11),
-        (2.22e+10, 4.39e+09, 8.5e+09, 2.13e+10, 1.17e+11, 1.5e+11, 1.74e+11, 1.9e+11, 1.99e+11),
+        (1.78e+09, 3.54e+09, 6.89e+09, 1.39e+10, 2.35e+10, 2.61e+10, 2.69e+10, 2.04e+10, 1.76e+10),
+        (3.37e+09, 3.51e+09, 6.99e+09, 1.38e+10, 2.3e+10, 2.56e+10, 2.54e+10, 2.12e+10, 2.18e+10),
+        (6.87e+09, 3.52e+09, 7e+09, 1.38e+10, 5.4e+10, 4.84e+10, 4.89e+10, 4.84e+10, 4.84e+10),
+        (1.39e+10, 2.54e+09, 1.36e+10, 2.74e+10, 9.95e+10, 9.18e+10, 9.23e+10, 8.49e+10, 9.44e+10),
+        (2.38e+10, 6.85e+09, 1.34e+10, 2.69e+10, 1.08e+11, 1.17e+11, 1.09e+11, 1.26e+11, 1.26e+11),
+        (2.67e+10, 6.03e+09, 1.3e+10, 2.15e+10, 1.29e+11, 1.42e+11, 1.26e+11, 1.53e+11, 1.55e+11),
+        (2.71e+10, 6.4e+09, 1.35e+10, 2.13e+10, 1.19e+11, 1.44e+11, 1.59e+11, 1.7e+11, 1.72e+11),
+        (2.03e+10, 6.17e+09, 1.3e+10, 2.23e+10, 9.86e+10, 1.48e+11, 1.23e+11, 1.84e+11, 1.9e+11),
+        (2.53e+10, 4.59e+09, 8.94e+09, 2.07e+10, 1.17e+11, 1.5e+11, 1.74e+11, 1.91e+11, 1.99e+11),
     ),
     copy_block_bytes=(4, 8, 16, 32, 64, 128, 512, 4096),
-    copy_rates=(4.34e+10, 1.3e+10, 2.25e+10, 4.59e+10, 1.56e+11, 1.63e+11, 1.36e+11, 1.59e+11),
-    wide_copy_rates=(4.34e+10, 1.3e+10, 4.92e+10, 5.41e+10, 1.31e+11, 1.4e+11, 1.18e+11, 1.34e+11),
-    cache_bytes=16 << 20,
-    memory_bandwidth=2.0e10,
-    gemm_call_s=8e-6,
-    copy_call_s=10e-6,
-    einsum_call_s=20e-6,
-    backward_gemm_call_s=10e-6,
-    backward_copy_call_s=20e-6,
+    copy_rates=(4.01e+10, 1.25e+10, 2.2e+10, 4.02e+10, 1.06e+11, 1.15e+11, 1.29e+11, 1.41e+11),
+    wide_copy_rates=(4.01e+10, 1.25e+10, 5.24e+10, 5.2e+10, 1.21e+11, 9.82e+10, 1.21e+11, 1.27e+11),
+    cache_bytes=16777216,
+    memory_bandwidth=3.03e+10,
+    gemm_call_s=8.98e-06,
+    copy_call_s=3.28e-06,
+    einsum_call_s=5.68e-06,
+    backward_gemm_call_s=4.01e-05,
+    backward_copy_call_s=1.9e-05,
 )
-
 
 def _grid_position(grid: Sequence[int], value: float) -> tuple[int, float]:
     """Index ``i`` and weight ``w`` so that ``log2(value)`` lies between ``grid[i]`` and ``grid[i + 1]``."""
