@@ -295,6 +295,8 @@ def _check_positive(value: float, field: str) -> None:
 # permuted copy of the input: the same, but allocated by the forward), "core"
 # and "state" (always need one in training).
 #   ("einsum_call",)  the Python bookkeeping opt_einsum does per contraction.
+#   ("merge_call",)  the Python bookkeeping of merging one block of cores.
+#   ("forward_call",)  the fixed cost of one forward (planning lookup, bias add).
 
 #: The concrete strategies the cost model covers ("auto" picks among them).
 CONCRETE_STRATEGIES = ("ltr", "rtl", "blocked", "einsum", "dense")
@@ -395,7 +397,7 @@ def _merge_ops(shapes: Sequence[tuple[int, int, int, int]], element_bytes: int) 
     """Operations of :func:`ttexplore.tt.merge_cores` on cores of these shapes."""
     if len(shapes) == 1:
         return []
-    ops: list[tuple] = []
+    ops: list[tuple] = [("merge_call",)]
     rank_first, n_first, m_first, _ = shapes[0]
     rows = rank_first * n_first * m_first
     for rank_in, modes_in, modes_out, rank_out in shapes[1:]:
@@ -702,8 +704,10 @@ class MachineModel:
         cache_bytes: working sets up to this size run at the tables' speed; larger
             ones at most at ``memory_bandwidth``.
         memory_bandwidth: bytes/s of main memory.
-        gemm_call_s, copy_call_s, einsum_call_s: fixed cost of one GEMM, one copy,
-            one opt_einsum contraction step, from Python (dispatch, allocation).
+        gemm_call_s, copy_call_s, einsum_call_s, merge_call_s: fixed cost of one
+            GEMM, one copy, one opt_einsum contraction step, one merged block, from
+            Python (dispatch, allocation, bookkeeping).
+        forward_call_s: fixed cost of one forward, whatever the strategy.
         backward_gemm_call_s, backward_copy_call_s: the same for the backward nodes.
         float64_slowdown: how much slower a float64 GEMM is than a float32 one.
     """
@@ -723,6 +727,8 @@ class MachineModel:
     einsum_call_s: float
     backward_gemm_call_s: float
     backward_copy_call_s: float
+    merge_call_s: float = 0.0
+    forward_call_s: float = 0.0
     float64_slowdown: float = 2.0
 
     def gemm_rate(self, m: int, k: int, n: int) -> float:
@@ -873,6 +879,12 @@ def _evaluate(ops: Sequence[tuple], element_bytes: int, input_grad: bool, machin
         elif op[0] == "einsum_call":
             live = 0
             forward_s += machine.einsum_call_s
+        elif op[0] == "merge_call":
+            live = 0
+            forward_s += machine.merge_call_s
+        elif op[0] == "forward_call":
+            live = 0
+            forward_s += machine.forward_call_s
         else:
             raise ValueError(f"unknown operation {op[0]!r}")
         peak = max(peak, live)
@@ -953,7 +965,7 @@ def _strategy_costs(
     d = len(shapes)
 
     def costed(ops: Sequence[tuple], plan: str) -> dict:
-        result = _evaluate(ops, dtype_bytes, input_grad, machine)
+        result = _evaluate([("forward_call",), *ops], dtype_bytes, input_grad, machine)
         result["seconds"] = result["forward_seconds"] + (result["backward_seconds"] if training else 0.0)
         result["plan"] = plan
         return result
