@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -159,8 +160,8 @@ def _interleaved_times(
 ) -> dict[str, list[float]]:
     """Wall-clock seconds of each candidate, run round-robin ``repeats`` times.
 
-    Interleaving puts every candidate under the same background load. Within a
-    round, a candidate faster than ``rewarm_below_s`` runs once untimed right
+    Interleaving puts every candidate under the same background load; the order
+    is shuffled each round (seeded). Within a round, a candidate faster than ``rewarm_below_s`` runs once untimed right
     before its timed run, so it is not charged for the caches the previous
     candidate (say, a 100 MB dense weight) evicted. ``slow`` candidates run only
     in the first ``slow_repeats`` rounds.
@@ -169,8 +170,12 @@ def _interleaved_times(
         for _ in range(warmup):
             function()
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    order = list(candidates)
+    shuffler = random.Random(0)
     for round_index in range(repeats):
-        for name, function in candidates.items():
+        shuffler.shuffle(order)  # no contender always follows the same one
+        for name in order:
+            function = candidates[name]
             if name in slow and round_index >= slow_repeats:
                 continue
             if not times[name] or times[name][-1] < rewarm_below_s:
@@ -521,18 +526,20 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
     """Measure the speeds :class:`ttexplore.ttmath.MachineModel` holds, on this machine.
 
     GEMM tables: float32 ``torch.mm`` at every pair of small sizes on the model's
-    grid, the large dimension chosen so each product is ~8 MFLOP and fits in 4 MB.
-    Copy rates: a 4 MB ``(rows, 8, block) -> (8, rows, block)`` permuted copy per
-    block size, plain and wide. Per-call costs: a least-squares fit of tiny
-    strategies' forward (and backward) times to their operation counts. Takes
-    about half a minute; the best of several runs counts, so background load
-    biases it less.
+    grid, the large dimension chosen so operands and result take ~4 MB (and
+    ~24 MB for the ``_large`` tables). Copy tables: 4 MB and 24 MB swaps
+    ``(p, q, block) -> (q, p, block)`` with ``q`` (passes) or ``p`` (streams)
+    equal to each fan, per block size, plain and (where used) wide. Page faults: a fresh 64 MB result against one written
+    into existing memory. Per-call costs: :func:`_fit_call_costs`. The best of
+    several runs counts, so background load biases it less; takes about half a
+    minute.
     """
     from .tt import permute_copy
 
     if threads:
         torch.set_num_threads(threads)
-    grid = ttmath.DEFAULT_MACHINE.gemm_grid
+    grid = tuple(1 << power for power in range(10))  # 1 .. 512
+    small_bytes, large_bytes = 4 << 20, 24 << 20
 
     def best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
         for _ in range(warmup):
@@ -547,76 +554,90 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
     tiny = torch.randn(2, 2)
     call_s = best_seconds(lambda: torch.mm(tiny, tiny), repeats=200, warmup=20)
 
-    def gemm_table(kind: str) -> tuple[tuple[float, ...], ...]:
+    def gemm_table(kind: str, total_bytes: int, repeats: int) -> tuple[tuple[float, ...], ...]:
         table = []
         for first in grid:
             row = []
             for second in grid:
-                big = max(min((1 << 23) // (2 * first * second), (1 << 20) // (first + second)), 4 * max(first, second), 256)
+                # operands and result of (big, first) @ (first, second) and the like: big * (first + second) floats
+                big = max(total_bytes // 4 // (first + second), 4 * max(first, second), 256)
+                if total_bytes == small_bytes:
+                    big = max(min(big, (1 << 23) // (2 * first * second)), 4 * max(first, second), 256)
                 if kind == "rows":  # (big, k) @ (k, n)
                     left, right = torch.randn(big, first), torch.randn(first, second)
                 elif kind == "cols":  # (m, k) @ (k, big)
                     left, right = torch.randn(second, first), torch.randn(first, big)
                 else:  # (m, big) @ (big, n), the left operand read transposed
                     left, right = torch.randn(big, first).t(), torch.randn(big, second)
-                seconds = best_seconds(lambda: torch.mm(left, right))
+                seconds = best_seconds(lambda: torch.mm(left, right), repeats=repeats)
                 flops = 2 * big * first * second
                 row.append(float(f"{flops / max(seconds - call_s, 0.2 * seconds):.3g}"))
             table.append(tuple(row))
         return tuple(table)
 
-    tables = {kind: gemm_table(kind) for kind in ("rows", "cols", "reduce")}
-    block_sizes = ttmath.DEFAULT_MACHINE.copy_block_bytes
-    plain_rates, wide_rates = [], []
-    elements = 1 << 20
-    for block_bytes in block_sizes:
-        block = max(1, block_bytes // 4)
-        rows = max(1, elements // (8 * block))
-        source = torch.randn(rows, 8, block)
-        plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous())
-        plain_rates.append(float(f"{2 * source.numel() * 4 / plain:.3g}"))
-        if block_bytes % ttmath.WIDE_COPY_BYTES == 0:
-            wide = best_seconds(lambda: permute_copy(source, (rows, 8, block), (1, 0, 2)))
-            wide_rates.append(float(f"{2 * source.numel() * 4 / wide:.3g}"))
-        else:
-            wide_rates.append(plain_rates[-1])
-    large = torch.randn(1 << 25)
-    target = torch.empty_like(large)
-    bandwidth = 2 * large.numel() * 4 / best_seconds(lambda: target.copy_(large), repeats=5)
-    del large, target
+    tables = {kind: gemm_table(kind, small_bytes, 7) for kind in ("rows", "cols", "reduce")}
+    large_tables = {kind: gemm_table(kind, large_bytes, 3) for kind in ("rows", "cols", "reduce")}
+    block_sizes = (4, 8, 16, 32, 64, 128, 512)
+    fans = (4, 16, 64)
+    copy_tables = []
+    for form in ("passes", "streams"):
+        for size, total_bytes in (("small", small_bytes), ("large", large_bytes)):
+            plain_table, wide_table = [], []
+            for fan in fans:
+                plain_row, wide_row = [], []
+                for block_bytes in block_sizes:
+                    block = block_bytes // 4
+                    other = max(1, total_bytes // 4 // (fan * block))
+                    shape = (other, fan, block) if form == "passes" else (fan, other, block)
+                    source = torch.randn(shape)
+                    moved = 2 * source.numel() * 4
+                    plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
+                    plain_row.append(float(f"{moved / plain:.3g}"))
+                    if ttmath.permuted_copy_plan(shape, (1, 0, 2), 4)[2]:
+                        wide = best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
+                        wide_row.append(float(f"{moved / wide:.3g}"))
+                    else:
+                        wide_row.append(plain_row[-1])
+                plain_table.append(tuple(plain_row))
+                wide_table.append(tuple(wide_row))
+            copy_tables.append((f"{form}/{size}/plain", tuple(plain_table)))
+            copy_tables.append((f"{form}/{size}/wide", tuple(wide_table)))
+    source = torch.randn(1 << 24)  # 64 MB
+    target = torch.empty_like(source)
+    into_existing = best_seconds(lambda: target.copy_(source), repeats=5)
+    into_fresh = best_seconds(lambda: source.clone(), repeats=5)
+    bandwidth = 2 * source.numel() * 4 / into_existing
+    fault_bandwidth = source.numel() * 4 / max(into_fresh - into_existing, 1e-6)
+    del source, target
 
-    provisional = ttmath.MachineModel(
-        description="calibrating",
+    measured = dict(
         gemm_grid=grid,
         gemm_rows=tables["rows"],
         gemm_cols=tables["cols"],
         gemm_reduce=tables["reduce"],
+        gemm_rows_large=large_tables["rows"],
+        gemm_cols_large=large_tables["cols"],
+        gemm_reduce_large=large_tables["reduce"],
+        gemm_small_bytes=small_bytes,
+        gemm_large_bytes=large_bytes,
         copy_block_bytes=block_sizes,
-        copy_rates=tuple(plain_rates),
-        wide_copy_rates=tuple(wide_rates),
-        cache_bytes=ttmath.DEFAULT_MACHINE.cache_bytes,
+        copy_fans=fans,
+        copy_tables=tuple(copy_tables),
+        copy_small_bytes=small_bytes,
+        copy_large_bytes=large_bytes,
         memory_bandwidth=float(f"{bandwidth:.3g}"),
-        gemm_call_s=0.0,
-        copy_call_s=0.0,
-        einsum_call_s=0.0,
-        backward_gemm_call_s=0.0,
-        backward_copy_call_s=0.0,
-        merge_call_s=0.0,
-        forward_call_s=0.0,
+        fault_bytes=32 << 20,
+        fault_bandwidth=float(f"{fault_bandwidth:.3g}"),
     )
+    no_calls = dict.fromkeys(
+        ("gemm_call_s", "copy_call_s", "einsum_call_s", "merge_call_s", "forward_call_s", "backward_gemm_call_s",
+         "backward_copy_call_s"),
+        0.0,
+    )
+    provisional = ttmath.MachineModel(description="calibrating", **measured, **no_calls)
     calls = _fit_call_costs(provisional, best_seconds)
     return ttmath.MachineModel(
-        description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine",
-        gemm_grid=grid,
-        gemm_rows=tables["rows"],
-        gemm_cols=tables["cols"],
-        gemm_reduce=tables["reduce"],
-        copy_block_bytes=block_sizes,
-        copy_rates=tuple(plain_rates),
-        wide_copy_rates=tuple(wide_rates),
-        cache_bytes=ttmath.DEFAULT_MACHINE.cache_bytes,
-        memory_bandwidth=float(f"{bandwidth:.3g}"),
-        **calls,
+        description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine", **measured, **calls
     )
 
 
@@ -723,34 +744,28 @@ def _nonnegative_least_squares(features: list[list[float]], targets: list[float]
 
 def machine_literal(machine: ttmath.MachineModel) -> str:
     """Python source of ``machine`` (to paste as :data:`ttexplore.ttmath.DEFAULT_MACHINE`)."""
+    import dataclasses
 
-    def table(rows: tuple[tuple[float, ...], ...]) -> str:
-        return "(\n" + "".join("        (" + ", ".join(f"{v:.3g}" for v in row) + "),\n" for row in rows) + "    )"
+    def number(value) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
 
-    def numbers(values: Sequence[float]) -> str:
-        return "(" + ", ".join(f"{v:.3g}" for v in values) + ")"
+    def table(rows, indent: str) -> str:
+        return "(\n" + "".join(f"{indent}    (" + ", ".join(map(number, row)) + "),\n" for row in rows) + indent + ")"
 
-    return (
-        "MachineModel(\n"
-        f"    description={machine.description!r},\n"
-        f"    gemm_grid={machine.gemm_grid!r},\n"
-        f"    gemm_rows={table(machine.gemm_rows)},\n"
-        f"    gemm_cols={table(machine.gemm_cols)},\n"
-        f"    gemm_reduce={table(machine.gemm_reduce)},\n"
-        f"    copy_block_bytes={machine.copy_block_bytes!r},\n"
-        f"    copy_rates={numbers(machine.copy_rates)},\n"
-        f"    wide_copy_rates={numbers(machine.wide_copy_rates)},\n"
-        f"    cache_bytes={machine.cache_bytes},\n"
-        f"    memory_bandwidth={machine.memory_bandwidth:.3g},\n"
-        f"    gemm_call_s={machine.gemm_call_s:.3g},\n"
-        f"    copy_call_s={machine.copy_call_s:.3g},\n"
-        f"    einsum_call_s={machine.einsum_call_s:.3g},\n"
-        f"    backward_gemm_call_s={machine.backward_gemm_call_s:.3g},\n"
-        f"    backward_copy_call_s={machine.backward_copy_call_s:.3g},\n"
-        f"    merge_call_s={machine.merge_call_s:.3g},\n"
-        f"    forward_call_s={machine.forward_call_s:.3g},\n"
-        ")"
-    )
+    lines = []
+    for field in dataclasses.fields(machine):
+        value = getattr(machine, field.name)
+        if field.name == "copy_tables":
+            entries = "".join(f"        ({key!r}, {table(rows, '        ')}),\n" for key, rows in value)
+            text = "(\n" + entries + "    )"
+        elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
+            text = table(value, "    ")
+        elif isinstance(value, tuple):
+            text = "(" + ", ".join(map(number, value)) + ")"
+        else:
+            text = number(value) if not isinstance(value, str) else repr(value)
+        lines.append(f"    {field.name}={text},")
+    return "MachineModel(\n" + "\n".join(lines) + "\n)"
 
 
 # ---------------------------------------------------------------------------- command line

@@ -287,10 +287,11 @@ def _check_positive(value: float, field: str) -> None:
 #       ``right`` say what each operand is: "input" (the layer's input), "core"
 #       (a core, a permuted core matrix or merged cores) or "state" (an
 #       intermediate that depends on the input).
-#   ("copy", elements, block_bytes, wide, source)  one permuted copy that moves
-#       ``elements`` elements in contiguous blocks of ``block_bytes`` bytes;
-#       ``wide`` when it moves them as 16-byte words (ttexplore.tt.permute_copy);
-#       ``source`` is the kind of the copied tensor.
+#   ("copy", elements, block_bytes, wide, source, form, fan)  one permuted copy
+#       that moves ``elements`` elements in contiguous blocks of ``block_bytes``
+#       bytes; ``wide`` when it moves them as 16-byte words
+#       (ttexplore.tt.permute_copy); ``source`` is the kind of the copied tensor;
+#       ``form`` and ``fan`` say how it walks memory (see _copy_geometry).
 # Kinds: "input" (needs a gradient only when the input does), "input_copy" (a
 # permuted copy of the input: the same, but allocated by the forward), "core"
 # and "state" (always need one in training).
@@ -371,18 +372,37 @@ def _copy_op(
     if plan is None:
         return []
     merged_shape, merged_perm, wide = plan
-    elements = prod(shape)
+    wide = wide and wide_allowed
     last = len(merged_shape) - 1
     if merged_perm[-1] != last:
-        block = element_bytes
-    elif wide:
-        block = merged_shape[last] * WIDE_COPY_BYTES
+        block, moved_shape, moved_perm = element_bytes, list(merged_shape), list(merged_perm)
     else:
-        block = merged_shape[last] * element_bytes
-    return [("copy", elements, block, wide and wide_allowed, source)]
+        unit = WIDE_COPY_BYTES if plan[2] else element_bytes
+        block = merged_shape[last] * unit
+        moved_shape, moved_perm = list(merged_shape[:last]), list(merged_perm[:last])
+    while moved_perm and moved_perm[0] == 0:  # leading axes that stay: a batch of copies
+        moved_shape.pop(0)
+        moved_perm = [axis - 1 for axis in moved_perm[1:]]
+    form, fan = _copy_geometry(moved_shape, moved_perm)
+    return [("copy", prod(shape), block, wide, source, form, fan)]
 
 
-# ------------------------------------------------------------------ operation lists
+def _copy_geometry(shape: Sequence[int], perm: Sequence[int]) -> tuple[str, int]:
+    """How a permuted copy walks memory: ``("passes", q)`` or ``("streams", p)``.
+
+    The copy is written in output order. A swap ``(p, q) -> (q, p)`` of blocks
+    reads the source in ``q`` strided passes when ``q <= p``, else from ``p``
+    interleaved streams; either way the smaller side (the fan) sets how far
+    apart consecutive reads land. Other permutations are costed as passes over
+    their smallest moved axis.
+    """
+    if len(shape) == 2:
+        p, q = shape
+        return ("passes", q) if q <= p else ("streams", p)
+    return "passes", min(shape) if shape else 1
+
+
+# ------------------------------------------------------------------ operation lists# ------------------------------------------------------------------ operation lists
 def _block_shapes(shapes: Sequence[tuple[int, int, int, int]], blocks: Sequence[int]) -> list[tuple[int, int, int, int]]:
     """Shapes of the cores after merging consecutive ``blocks`` of them."""
     merged, start = [], 0
@@ -647,7 +667,7 @@ def _einsum_ops(
         kind = "core" if all(p[2] == "core" for p in picked) else "state"
         if len(picked) != 2:
             # a single-operand einsum (never produced by this equation): one copy
-            ops.append(("copy", prod(sizes[s] for s in result), element_bytes, False, kind))
+            ops.append(("copy", prod(sizes[s] for s in result), element_bytes, False, kind, "passes", 1))
             operands.append((result, result, kind))
             continue
         (left, left_memory, left_kind), (right, right_memory, right_kind) = picked
@@ -694,16 +714,25 @@ class MachineModel:
     ``m`` (table ``gemm_rows``, indexed by ``(k, n)``), the output columns ``n``
     (``gemm_cols``, by ``(k, m)``) or the contraction ``k`` (``gemm_reduce``, by
     ``(m, n)``). Each table holds float32 FLOP/s at the sizes ``gemm_grid`` (powers
-    of two); sizes in between are interpolated in ``log2``, larger ones clamped.
-    A permuted copy moves ``copy_rates[i]`` bytes/s (read plus write) when its
-    contiguous blocks are ``copy_block_bytes[i]`` bytes, and ``wide_copy_rates[i]``
-    when it moves them as 16-byte words.
+    of two; in between interpolated in ``log2``, beyond clamped), measured with
+    operands of about ``gemm_small_bytes`` in all; the ``_large`` tables hold the
+    same for about ``gemm_large_bytes`` (past the last-level cache), and working
+    sets in between are interpolated in ``log2`` of their size.
+
+    A permuted copy moves ``copy_tables[key][i][j]`` bytes/s (read plus write),
+    ``key`` = ``"<form>/<size>/<moves>"``: ``form`` "passes" or "streams" and fan
+    ``copy_fans[i]`` as :func:`_copy_geometry` classes it, contiguous blocks of
+    ``copy_block_bytes[j]`` bytes, ``size`` "small" (``copy_small_bytes``) or
+    "large" (``copy_large_bytes``; in between interpolated in ``log2``),
+    ``moves`` "plain" or "wide" (16-byte words).
 
     Attributes:
         description: which machine, and how the numbers were taken.
-        cache_bytes: working sets up to this size run at the tables' speed; larger
-            ones at most at ``memory_bandwidth``.
-        memory_bandwidth: bytes/s of main memory.
+        memory_bandwidth: bytes/s of main memory; no GEMM beyond the large
+            tables' size is estimated faster than its operands can stream.
+        fault_bytes, fault_bandwidth: results of at least ``fault_bytes`` get
+            fresh pages from the OS on every allocation (glibc's largest mmap
+            threshold), which costs ``bytes / fault_bandwidth`` more.
         gemm_call_s, copy_call_s, einsum_call_s, merge_call_s: fixed cost of one
             GEMM, one copy, one opt_einsum contraction step, one merged block, from
             Python (dispatch, allocation, bookkeeping).
@@ -717,34 +746,67 @@ class MachineModel:
     gemm_rows: tuple[tuple[float, ...], ...]
     gemm_cols: tuple[tuple[float, ...], ...]
     gemm_reduce: tuple[tuple[float, ...], ...]
+    gemm_rows_large: tuple[tuple[float, ...], ...]
+    gemm_cols_large: tuple[tuple[float, ...], ...]
+    gemm_reduce_large: tuple[tuple[float, ...], ...]
+    gemm_small_bytes: int
+    gemm_large_bytes: int
     copy_block_bytes: tuple[int, ...]
-    copy_rates: tuple[float, ...]
-    wide_copy_rates: tuple[float, ...]
-    cache_bytes: int
+    copy_fans: tuple[int, ...]
+    copy_tables: tuple[tuple[str, tuple[tuple[float, ...], ...]], ...]
+    copy_small_bytes: int
+    copy_large_bytes: int
     memory_bandwidth: float
+    fault_bytes: int
+    fault_bandwidth: float
     gemm_call_s: float
     copy_call_s: float
     einsum_call_s: float
+    merge_call_s: float
+    forward_call_s: float
     backward_gemm_call_s: float
     backward_copy_call_s: float
-    merge_call_s: float = 0.0
-    forward_call_s: float = 0.0
     float64_slowdown: float = 2.0
 
-    def gemm_rate(self, m: int, k: int, n: int) -> float:
-        """float32 FLOP/s of a ``(m, k) @ (k, n)`` GEMM, from the tables."""
-        if m >= n and m >= k:
-            table, first, second = self.gemm_rows, k, n
-        elif n >= k:
-            table, first, second = self.gemm_cols, k, m
-        else:
-            table, first, second = self.gemm_reduce, m, n
-        return _interpolate_2d(table, self.gemm_grid, first, second)
+    def __post_init__(self) -> None:
+        # a dict view of copy_tables, built once (the dataclass is frozen and hashable)
+        object.__setattr__(self, "_copy_table_by_key", dict(self.copy_tables))
 
-    def copy_rate(self, block_bytes: int, wide: bool) -> float:
-        """Bytes/s (read plus write) of a permuted copy moving blocks of ``block_bytes``."""
-        rates = self.wide_copy_rates if wide else self.copy_rates
-        return _interpolate_1d(rates, self.copy_block_bytes, block_bytes)
+    def gemm_rate(self, m: int, k: int, n: int, total_bytes: int) -> float:
+        """float32 FLOP/s of a ``(m, k) @ (k, n)`` GEMM whose operands and result take ``total_bytes``."""
+        if m >= n and m >= k:
+            small, large, first, second = self.gemm_rows, self.gemm_rows_large, k, n
+        elif n >= k:
+            small, large, first, second = self.gemm_cols, self.gemm_cols_large, k, m
+        else:
+            small, large, first, second = self.gemm_reduce, self.gemm_reduce_large, m, n
+        return _by_size(
+            _interpolate_2d(small, self.gemm_grid, first, second),
+            _interpolate_2d(large, self.gemm_grid, first, second),
+            total_bytes,
+            self.gemm_small_bytes,
+            self.gemm_large_bytes,
+        )
+
+    def copy_rate(self, block_bytes: int, wide: bool, total_bytes: int, form: str, fan: int) -> float:
+        """Bytes/s (read plus write) of a permuted copy of ``total_bytes`` (see the class notes)."""
+        tables = self._copy_table_by_key
+        moves = "wide" if wide else "plain"
+        small, large = (
+            _interpolate_2d(tables[f"{form}/{size}/{moves}"], (self.copy_fans, self.copy_block_bytes), fan, block_bytes)
+            for size in ("small", "large")
+        )
+        return _by_size(small, large, total_bytes, self.copy_small_bytes, self.copy_large_bytes)
+
+
+def _by_size(small: float, large: float, size: float, small_size: float, large_size: float) -> float:
+    """``small`` up to ``small_size``, ``large`` from ``large_size``, log2-interpolated in between."""
+    if size <= small_size:
+        return small
+    if size >= large_size:
+        return large
+    weight = math.log2(size / small_size) / math.log2(large_size / small_size)
+    return small * (1 - weight) + large * weight
 
 
 #: Speeds of the benchmark machine (2 cores of an AMD EPYC under KVM, torch 2.14.1,
@@ -755,48 +817,130 @@ DEFAULT_MACHINE = MachineModel(
     description="AMD EPYC (KVM), 2 CPUs, torch 2.14.1, 2 threads; measured by ttexplore.bench.calibrate_machine",
     gemm_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     gemm_rows=(
-        (4.26e+09, 1.63e+09, 2.26e+09, 5.32e+09, 9e+09, 1.37e+10, 1.85e+10, 2.3e+10, 2.55e+10),
-        (5.47e+09, 1.83e+09, 2.73e+09, 6.32e+09, 3.91e+10, 3.8e+10, 3.4e+10, 3.04e+10, 3.03e+10),
-        (6.97e+09, 3.67e+09, 5.6e+09, 1.23e+10, 6.26e+10, 6.32e+10, 6.29e+10, 6.37e+10, 5.44e+10),
-        (7.81e+09, 7.49e+09, 1.36e+10, 2.52e+10, 1.14e+11, 1.2e+11, 1.21e+11, 1.23e+11, 1.21e+11),
-        (1.28e+10, 8.1e+09, 1.75e+10, 2.89e+10, 1.34e+11, 1.47e+11, 1.53e+11, 1.59e+11, 1.56e+11),
-        (1.83e+10, 8.31e+09, 1.74e+10, 3.05e+10, 1.46e+11, 1.63e+11, 1.68e+11, 1.46e+11, 1.43e+11),
-        (1.67e+10, 7.63e+09, 1.67e+10, 2.94e+10, 1.5e+11, 1.72e+11, 1.78e+11, 1.83e+11, 1.96e+11),
-        (1.75e+10, 7.38e+09, 1.31e+10, 2.65e+10, 1.49e+11, 1.71e+11, 1.8e+11, 1.43e+11, 1.99e+11),
-        (2.05e+10, 7.09e+09, 1.4e+10, 2.83e+10, 1.28e+11, 1.44e+11, 1.91e+11, 1.99e+11, 2.05e+11),
+        (4.22e+09, 1.63e+09, 2.26e+09, 5.33e+09, 8.96e+09, 1.36e+10, 1.84e+10, 2.24e+10, 2.5e+10),
+        (5.47e+09, 1.67e+09, 2.64e+09, 5.91e+09, 3.6e+10, 3.68e+10, 3.48e+10, 2.94e+10, 3.05e+10),
+        (6.98e+09, 3.24e+09, 5.01e+09, 1.14e+10, 5.67e+10, 6.13e+10, 6e+10, 5.31e+10, 5.52e+10),
+        (7.79e+09, 4.45e+09, 8.01e+09, 1.39e+10, 8.46e+10, 8.97e+10, 8.97e+10, 8.93e+10, 9.28e+10),
+        (1.29e+10, 5.62e+09, 1.11e+10, 1.84e+10, 9.89e+10, 1.13e+11, 1.12e+11, 1.28e+11, 1.23e+11),
+        (1.82e+10, 5.91e+09, 1.22e+10, 2.04e+10, 1.17e+11, 1.39e+11, 1.43e+11, 1.3e+11, 1.52e+11),
+        (2.3e+10, 6.37e+09, 1.27e+10, 2.14e+10, 1.24e+11, 1.37e+11, 1.49e+11, 1.57e+11, 1.63e+11),
+        (1.76e+10, 7.37e+09, 1.51e+10, 2.88e+10, 1.5e+11, 1.71e+11, 1.79e+11, 1.95e+11, 2.03e+11),
+        (2.1e+10, 7.05e+09, 1.41e+10, 2.84e+10, 1.51e+11, 1.74e+11, 1.9e+11, 1.76e+11, 2.07e+11),
     ),
     gemm_cols=(
-        (1.55e+10, 2.39e+10, 2.19e+10, 2.29e+10, 2.16e+10, 2.17e+10, 2.19e+10, 2.25e+10, 2.76e+10),
-        (2.26e+10, 2.39e+10, 2.23e+10, 3.27e+10, 3.59e+10, 4.48e+10, 2.86e+10, 2.42e+10, 2.82e+10),
-        (2.86e+10, 3.09e+10, 3.4e+10, 4.92e+10, 6.57e+10, 4.81e+10, 3.51e+10, 3.82e+10, 5.05e+10),
-        (2.83e+10, 2.89e+10, 3.94e+10, 7.51e+10, 8.38e+10, 8.02e+10, 4.77e+10, 3.98e+10, 5.83e+10),
-        (3.18e+10, 2.84e+10, 4.57e+10, 7.27e+10, 8.82e+10, 9.87e+10, 8.34e+10, 6.22e+10, 5.93e+10),
-        (2.7e+10, 2.78e+10, 4.33e+10, 6.89e+10, 9.59e+10, 1.13e+11, 1.08e+11, 1.07e+11, 9.19e+10),
-        (3.08e+10, 3.06e+10, 4.16e+10, 6.7e+10, 9.13e+10, 1.06e+11, 8.4e+10, 1.15e+11, 1.1e+11),
-        (3.07e+10, 2.93e+10, 3.98e+10, 6e+10, 9.39e+10, 1.13e+11, 1.44e+11, 1.6e+11, 1.62e+11),
-        (2.8e+10, 2.91e+10, 4.58e+10, 5.3e+10, 8.53e+10, 1.24e+11, 1.33e+11, 1.77e+11, 1.79e+11),
+        (1.54e+10, 2.19e+10, 2.19e+10, 2.29e+10, 2.14e+10, 2.17e+10, 2.19e+10, 2.22e+10, 2.74e+10),
+        (2.25e+10, 2.29e+10, 2.17e+10, 3.25e+10, 3.55e+10, 4.52e+10, 2.93e+10, 2.43e+10, 2.79e+10),
+        (2.71e+10, 2.88e+10, 3.1e+10, 2.69e+10, 6.6e+10, 5.99e+10, 3.63e+10, 3.89e+10, 4.99e+10),
+        (2.65e+10, 2.99e+10, 3.94e+10, 7.47e+10, 8.27e+10, 8.3e+10, 4.73e+10, 3.77e+10, 3.53e+10),
+        (2.96e+10, 2.83e+10, 4.54e+10, 6.03e+10, 8.87e+10, 1.07e+11, 7.05e+10, 5.81e+10, 5.54e+10),
+        (2.77e+10, 2.74e+10, 4.44e+10, 6.58e+10, 9.24e+10, 9.79e+10, 9.71e+10, 9.02e+10, 9.23e+10),
+        (3.06e+10, 3.03e+10, 4.33e+10, 6.4e+10, 9.48e+10, 1.01e+11, 1.09e+11, 1.33e+11, 1.3e+11),
+        (3.03e+10, 2.91e+10, 4.21e+10, 6.66e+10, 8.81e+10, 1.17e+11, 1.44e+11, 1.61e+11, 1.57e+11),
+        (2.83e+10, 2.99e+10, 4.41e+10, 6.83e+10, 8.07e+10, 1.22e+11, 1.31e+11, 1.65e+11, 1.87e+11),
     ),
     gemm_reduce=(
-        (1.78e+09, 3.54e+09, 6.89e+09, 1.39e+10, 2.35e+10, 2.61e+10, 2.69e+10, 2.04e+10, 1.76e+10),
-        (3.37e+09, 3.51e+09, 6.99e+09, 1.38e+10, 2.3e+10, 2.56e+10, 2.54e+10, 2.12e+10, 2.18e+10),
-        (6.87e+09, 3.52e+09, 7e+09, 1.38e+10, 5.4e+10, 4.84e+10, 4.89e+10, 4.84e+10, 4.84e+10),
-        (1.39e+10, 2.54e+09, 1.36e+10, 2.74e+10, 9.95e+10, 9.18e+10, 9.23e+10, 8.49e+10, 9.44e+10),
-        (2.38e+10, 6.85e+09, 1.34e+10, 2.69e+10, 1.08e+11, 1.17e+11, 1.09e+11, 1.26e+11, 1.26e+11),
-        (2.67e+10, 6.03e+09, 1.3e+10, 2.15e+10, 1.29e+11, 1.42e+11, 1.26e+11, 1.53e+11, 1.55e+11),
-        (2.71e+10, 6.4e+09, 1.35e+10, 2.13e+10, 1.19e+11, 1.44e+11, 1.59e+11, 1.7e+11, 1.72e+11),
-        (2.03e+10, 6.17e+09, 1.3e+10, 2.23e+10, 9.86e+10, 1.48e+11, 1.23e+11, 1.84e+11, 1.9e+11),
-        (2.53e+10, 4.59e+09, 8.94e+09, 2.07e+10, 1.17e+11, 1.5e+11, 1.74e+11, 1.91e+11, 1.99e+11),
+        (1.77e+09, 3.55e+09, 6.81e+09, 1.39e+10, 2.38e+10, 1.75e+10, 1.9e+10, 2.03e+10, 2.22e+10),
+        (3.54e+09, 3.51e+09, 6.95e+09, 1.38e+10, 2.3e+10, 2.53e+10, 2.44e+10, 2.14e+10, 2.12e+10),
+        (6.86e+09, 3.51e+09, 6.97e+09, 1.39e+10, 5.44e+10, 4.88e+10, 4.87e+10, 4.93e+10, 4.91e+10),
+        (1.39e+10, 2.54e+09, 1.36e+10, 2.74e+10, 1.01e+11, 9.27e+10, 9.27e+10, 9.36e+10, 9.35e+10),
+        (2.35e+10, 6.48e+09, 1.34e+10, 2.7e+10, 1.1e+11, 1.16e+11, 1.22e+11, 1.25e+11, 1.25e+11),
+        (2.65e+10, 6.28e+09, 1.31e+10, 2.09e+10, 1.3e+11, 1.4e+11, 1.51e+11, 1.54e+11, 1.56e+11),
+        (1.56e+10, 6.35e+09, 1.33e+10, 2.19e+10, 1.19e+11, 1.44e+11, 1.59e+11, 1.7e+11, 1.77e+11),
+        (1.9e+10, 6.21e+09, 1.32e+10, 2.11e+10, 1.23e+11, 1.51e+11, 1.44e+11, 1.84e+11, 1.92e+11),
+        (2.18e+10, 4.3e+09, 8.51e+09, 2.16e+10, 1.17e+11, 1.48e+11, 1.73e+11, 1.9e+11, 1.98e+11),
     ),
-    copy_block_bytes=(4, 8, 16, 32, 64, 128, 512, 4096),
-    copy_rates=(4.01e+10, 1.25e+10, 2.2e+10, 4.02e+10, 1.06e+11, 1.15e+11, 1.29e+11, 1.41e+11),
-    wide_copy_rates=(4.01e+10, 1.25e+10, 5.24e+10, 5.2e+10, 1.21e+11, 9.82e+10, 1.21e+11, 1.27e+11),
-    cache_bytes=16777216,
-    memory_bandwidth=3.03e+10,
-    gemm_call_s=8.98e-06,
-    copy_call_s=3.28e-06,
-    einsum_call_s=5.68e-06,
-    backward_gemm_call_s=4.01e-05,
-    backward_copy_call_s=1.9e-05,
+    gemm_rows_large=(
+        (3.57e+09, 1.61e+09, 2.17e+09, 5.28e+09, 8.22e+09, 1.3e+10, 1.63e+10, 1.72e+10, 1.38e+10),
+        (5.03e+09, 3.12e+09, 4.66e+09, 1.05e+10, 4.11e+10, 3.05e+10, 1.89e+10, 1.01e+10, 1.03e+10),
+        (6.09e+09, 5.72e+09, 8.45e+09, 1.95e+10, 6.62e+10, 5.07e+10, 2.71e+10, 1.32e+10, 1.45e+10),
+        (6.69e+09, 4.65e+09, 9.45e+09, 1.52e+10, 5.65e+10, 6.48e+10, 6.27e+10, 2.7e+10, 3.09e+10),
+        (8.21e+09, 8.04e+09, 1.65e+10, 2.84e+10, 9.81e+10, 1.03e+11, 1.32e+11, 6.3e+10, 5.49e+10),
+        (8.38e+09, 8.19e+09, 1.65e+10, 2.9e+10, 7.93e+10, 1.12e+11, 1.22e+11, 9.25e+10, 9.94e+10),
+        (1.38e+10, 7.45e+09, 1.59e+10, 2.83e+10, 9.87e+10, 1.28e+11, 1.49e+11, 1.3e+11, 1.35e+11),
+        (3.53e+09, 7.05e+09, 1.47e+10, 2.83e+10, 7.23e+10, 9.85e+10, 1.38e+11, 1.46e+11, 1.57e+11),
+        (3.97e+09, 6.85e+09, 1.4e+10, 2.65e+10, 6.84e+10, 9.54e+10, 1.29e+11, 1.47e+11, 1.68e+11),
+    ),
+    gemm_cols_large=(
+        (6.46e+09, 9.61e+09, 9.85e+09, 9.6e+09, 8.6e+09, 8.16e+09, 8.2e+09, 7.68e+09, 7.69e+09),
+        (6.98e+09, 8.94e+09, 1.19e+10, 1.79e+10, 2.59e+10, 2.83e+10, 1.14e+10, 8.57e+09, 1.24e+10),
+        (1.22e+10, 1.27e+10, 1.96e+10, 3.58e+10, 4.71e+10, 5.06e+10, 1.46e+10, 1.37e+10, 2.08e+10),
+        (1.18e+10, 1.43e+10, 2.99e+10, 5.05e+10, 7.07e+10, 7.6e+10, 3.57e+10, 3.14e+10, 2.77e+10),
+        (1.34e+10, 1.58e+10, 2.52e+10, 6.35e+10, 7.78e+10, 8.72e+10, 4.44e+10, 2.14e+10, 4.21e+10),
+        (1.33e+10, 1.39e+10, 1.83e+10, 3.83e+10, 5.47e+10, 7.71e+10, 8.1e+10, 4.65e+10, 4.31e+10),
+        (1.38e+10, 1.56e+10, 1.33e+10, 3.55e+10, 5.21e+10, 5.91e+10, 9.82e+10, 1.04e+11, 7.57e+10),
+        (1.42e+10, 1.47e+10, 1.46e+10, 2.78e+10, 3.9e+10, 7.08e+10, 8.8e+10, 1.3e+11, 1.46e+11),
+        (1.31e+10, 1.45e+10, 1.4e+10, 2.42e+10, 4.94e+10, 8.56e+10, 9.31e+10, 1.36e+11, 1.41e+11),
+    ),
+    gemm_reduce_large=(
+        (1.75e+09, 3.28e+09, 6.77e+09, 1e+10, 1.16e+10, 9.89e+09, 9.04e+09, 3.53e+09, 4.3e+09),
+        (3.52e+09, 3.44e+09, 6.64e+09, 1.04e+10, 1.21e+10, 1.1e+10, 6.12e+09, 4.14e+09, 4.28e+09),
+        (6.41e+09, 3.36e+09, 6.6e+09, 1.09e+10, 2.24e+10, 1.82e+10, 1.69e+10, 2e+10, 2.03e+10),
+        (9.25e+09, 2.23e+09, 1.05e+10, 1.86e+10, 4.4e+10, 3.69e+10, 3.75e+10, 4.03e+10, 4.35e+10),
+        (1.03e+10, 2.99e+09, 5.87e+09, 1.17e+10, 4.72e+10, 5.26e+10, 6.01e+10, 5.7e+10, 5.78e+10),
+        (1.03e+10, 1.75e+09, 3.51e+09, 6.56e+09, 7.72e+10, 7.99e+10, 8.86e+10, 8.73e+10, 8.99e+10),
+        (8.38e+09, 1.55e+09, 3.12e+09, 5.47e+09, 7.45e+10, 9.59e+10, 1.08e+11, 1.15e+11, 1.27e+11),
+        (4.27e+09, 1.71e+09, 3.36e+09, 5.34e+09, 7.68e+10, 1.02e+11, 1.24e+11, 1.42e+11, 1.46e+11),
+        (3.98e+09, 2.47e+09, 5.21e+09, 1.03e+10, 1.03e+11, 1.04e+11, 1.39e+11, 1.54e+11, 1.6e+11),
+    ),
+    gemm_small_bytes=4194304,
+    gemm_large_bytes=25165824,
+    copy_block_bytes=(4, 8, 16, 32, 64, 128, 512),
+    copy_fans=(4, 16, 64),
+    copy_tables=(
+        ('passes/small/plain', (
+            (5.35e+10, 1.27e+10, 2.24e+10, 4.37e+10, 6.96e+10, 9.19e+10, 1.07e+11),
+            (2.05e+10, 1.25e+10, 2.22e+10, 4.29e+10, 1.32e+11, 1.36e+11, 1.47e+11),
+            (1.6e+10, 1.25e+10, 2.18e+10, 4.22e+10, 8.05e+10, 1.16e+11, 1.14e+11),
+        )),
+        ('passes/small/wide', (
+            (5.35e+10, 1.27e+10, 6.06e+10, 5.03e+10, 1.03e+11, 1.18e+11, 1.07e+11),
+            (2.05e+10, 1.25e+10, 5.49e+10, 5.08e+10, 1.16e+11, 1.18e+11, 1.47e+11),
+            (1.6e+10, 1.25e+10, 3.02e+10, 4.82e+10, 7.3e+10, 9.88e+10, 1.14e+11),
+        )),
+        ('passes/large/plain', (
+            (2.03e+10, 1.22e+10, 1.74e+10, 1.3e+10, 2.91e+10, 2.99e+10, 3.2e+10),
+            (8.81e+09, 4.18e+09, 7.38e+09, 1.47e+10, 2.99e+10, 2.85e+10, 4.22e+10),
+            (4.24e+09, 4.37e+09, 9.76e+09, 1.21e+10, 2.22e+10, 2.77e+10, 4.1e+10),
+        )),
+        ('passes/large/wide', (
+            (2.03e+10, 1.22e+10, 2.06e+10, 1.27e+10, 3.29e+10, 3.62e+10, 3.2e+10),
+            (8.81e+09, 4.18e+09, 1.5e+10, 1.46e+10, 3.3e+10, 3.78e+10, 4.22e+10),
+            (4.24e+09, 4.37e+09, 2.04e+10, 1.06e+10, 2.49e+10, 3.71e+10, 4.1e+10),
+        )),
+        ('streams/small/plain', (
+            (2.97e+10, 6.26e+09, 1.18e+10, 2.32e+10, 5.18e+10, 7.67e+10, 1.18e+11),
+            (1.54e+10, 9.36e+09, 1.75e+10, 3.37e+10, 9.03e+10, 1.14e+11, 1.39e+11),
+            (5.75e+09, 1.11e+10, 2.07e+10, 3.99e+10, 8.26e+10, 1.07e+11, 1.43e+11),
+        )),
+        ('streams/small/wide', (
+            (2.97e+10, 6.26e+09, 8.82e+10, 2.48e+10, 4.92e+10, 7.52e+10, 1.18e+11),
+            (1.54e+10, 9.36e+09, 6.74e+10, 3.96e+10, 8.61e+10, 1.03e+11, 1.39e+11),
+            (5.75e+09, 1.11e+10, 2.27e+10, 4.75e+10, 6.77e+10, 9.79e+10, 1.43e+11),
+        )),
+        ('streams/large/plain', (
+            (2.41e+10, 6.17e+09, 1.16e+10, 2.22e+10, 3.5e+10, 4.27e+10, 5.38e+10),
+            (1.7e+10, 6.54e+09, 1.59e+10, 2.73e+10, 3.51e+10, 4.03e+10, 4.24e+10),
+            (5.37e+09, 1.1e+10, 1.54e+10, 2.77e+10, 2.55e+10, 1.76e+10, 2.78e+10),
+        )),
+        ('streams/large/wide', (
+            (2.41e+10, 6.17e+09, 4.27e+10, 2.4e+10, 3.66e+10, 4.94e+10, 5.38e+10),
+            (1.7e+10, 6.54e+09, 3.1e+10, 2.97e+10, 3.71e+10, 4.43e+10, 4.24e+10),
+            (5.37e+09, 1.1e+10, 2.07e+10, 3.32e+10, 2.59e+10, 1.75e+10, 2.78e+10),
+        )),
+    ),
+    copy_small_bytes=4194304,
+    copy_large_bytes=25165824,
+    memory_bandwidth=3.66e+10,
+    fault_bytes=33554432,
+    fault_bandwidth=3.77e+09,
+    gemm_call_s=8.56e-06,
+    copy_call_s=3.62e-06,
+    einsum_call_s=6.04e-06,
+    merge_call_s=7.12e-06,
+    forward_call_s=0,
+    backward_gemm_call_s=4.38e-05,
+    backward_copy_call_s=1.79e-05,
+    float64_slowdown=2.0,
 )
 
 def _grid_position(grid: Sequence[int], value: float) -> tuple[int, float]:
@@ -817,9 +961,14 @@ def _interpolate_1d(values: Sequence[float], grid: Sequence[int], value: float) 
     return values[index] * (1 - weight) + values[index + 1] * weight
 
 
-def _interpolate_2d(table: Sequence[Sequence[float]], grid: Sequence[int], first: float, second: float) -> float:
-    i, wi = _grid_position(grid, first)
-    j, wj = _grid_position(grid, second)
+def _interpolate_2d(
+    table: Sequence[Sequence[float]], grid: Union[Sequence[int], tuple[Sequence[int], Sequence[int]]], first: float,
+    second: float,
+) -> float:
+    """Bilinear interpolation (in ``log2``) of ``table[i][j]`` sampled at ``grid`` (one grid, or one per axis)."""
+    first_grid, second_grid = grid if isinstance(grid[0], (tuple, list)) else (grid, grid)
+    i, wi = _grid_position(first_grid, first)
+    j, wj = _grid_position(second_grid, second)
     top = table[i][j] * (1 - wj) + table[i][j + 1] * wj
     bottom = table[i + 1][j] * (1 - wj) + table[i + 1][j + 1] * wj
     return top * (1 - wi) + bottom * wi
@@ -831,20 +980,22 @@ def _needs_grad(kind: str, input_grad: bool) -> bool:
 
 
 def _gemm_seconds(m: int, k: int, n: int, element_bytes: int, machine: MachineModel) -> float:
-    rate = machine.gemm_rate(m, k, n) / (machine.float64_slowdown if element_bytes >= 8 else 1.0)
-    compute = 2.0 * m * k * n / rate
     traffic = (m * k + k * n + m * n) * element_bytes
-    if traffic > machine.cache_bytes:
-        compute = max(compute, traffic / machine.memory_bandwidth)
-    return compute
+    rate = machine.gemm_rate(m, k, n, traffic) / (machine.float64_slowdown if element_bytes >= 8 else 1.0)
+    seconds = max(2.0 * m * k * n / rate, traffic / machine.memory_bandwidth)
+    return seconds + _fault_seconds(m * n * element_bytes, machine)
 
 
-def _copy_seconds(elements: int, block_bytes: int, wide: bool, element_bytes: int, machine: MachineModel) -> float:
-    traffic = 2.0 * elements * element_bytes
-    seconds = traffic / machine.copy_rate(block_bytes, wide)
-    if traffic > 2 * machine.cache_bytes:
-        seconds = max(seconds, traffic / machine.memory_bandwidth)
-    return seconds
+def _copy_seconds(
+    elements: int, block_bytes: int, wide: bool, form: str, fan: int, element_bytes: int, machine: MachineModel
+) -> float:
+    total = elements * element_bytes
+    return 2.0 * total / machine.copy_rate(block_bytes, wide, total, form, fan) + _fault_seconds(total, machine)
+
+
+def _fault_seconds(result_bytes: int, machine: MachineModel) -> float:
+    """Extra time of a result big enough to get fresh pages from the OS."""
+    return result_bytes / machine.fault_bandwidth if result_bytes >= machine.fault_bytes else 0.0
 
 
 def _evaluate(ops: Sequence[tuple], element_bytes: int, input_grad: bool, machine: MachineModel) -> dict:
@@ -870,9 +1021,9 @@ def _evaluate(ops: Sequence[tuple], element_bytes: int, input_grad: bool, machin
                 backward_s += _gemm_seconds(k, m, n, element_bytes, machine)
                 saved += m * k if left != "input" else 0
         elif op[0] == "copy":
-            _, elements, block_bytes, wide, source = op
+            _, elements, block_bytes, wide, source, form, fan = op
             live = 2 * elements
-            seconds = _copy_seconds(elements, block_bytes, wide, element_bytes, machine)
+            seconds = _copy_seconds(elements, block_bytes, wide, form, fan, element_bytes, machine)
             forward_s += machine.copy_call_s + seconds
             if _needs_grad(source, input_grad):
                 backward_s += machine.backward_copy_call_s + seconds
