@@ -636,8 +636,10 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
     )
     provisional = ttmath.MachineModel(description="calibrating", **measured, **no_calls)
     calls = _fit_call_costs(provisional, best_seconds)
+    with_calls = ttmath.MachineModel(description="calibrating", **measured, **calls)
+    scales = _fit_scales(with_calls)
     return ttmath.MachineModel(
-        description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine", **measured, **calls
+        description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine", **measured, **calls, **scales
     )
 
 
@@ -710,6 +712,78 @@ def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str,
         "forward_call_s": rounded(call),
         "backward_gemm_call_s": rounded(backward_gemm),
         "backward_copy_call_s": rounded(backward_copy),
+    }
+
+
+#: Layers and batches whose whole forwards fit the model's scale factors.
+SCALE_FIT_LAYERS = (
+    ((4, 8, 8, 4), (4, 8, 8, 4), 2, 128),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8, 32),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8, 128),
+    ((4, 7, 4, 7), (5, 5, 5, 5), 4, 128),
+    ((8, 8, 8, 8), (8, 8, 8, 8), 4, 32),
+    ((8, 8, 8, 8), (8, 8, 8, 8), 8, 64),
+    ((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 16),
+)
+
+
+def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, float]:
+    """Factors on GEMM, plain-copy and wide-copy times that best fit whole forwards.
+
+    On each of :data:`SCALE_FIT_LAYERS`, the sweeps, several blockings and
+    orientations, einsum and (for small layers) dense run interleaved; the
+    median times are fitted, as relative errors, by non-negative least squares
+    to the estimate's GEMM, plain-copy and wide-copy parts (the call costs are
+    kept as fitted on tiny layers).
+    """
+    from .tt import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+
+    features, targets = [], []
+    for in_modes, out_modes, ranks, batch in SCALE_FIT_LAYERS:
+        layer = TTLinear(in_modes, out_modes, ranks, bias=False)
+        cores = list(layer.cores)
+        shapes = [tuple(core.shape) for core in cores]
+        internal = layer.ranks
+        d = len(shapes)
+        inputs = torch.randn(batch, layer.in_features)
+        variants = {
+            "ltr": (lambda: tt_matmul_ltr(inputs, cores), ttmath._sweep_ops(shapes, batch, "ltr", 4)),
+            "rtl": (lambda: tt_matmul_rtl(inputs, cores), ttmath._rtl_sweep(shapes, batch, 4)[0]),
+            "einsum": (
+                lambda: contract.tt_matmul_einsum(inputs, cores, in_modes, out_modes, internal),
+                ttmath._einsum_ops(in_modes, out_modes, internal, batch, 4),
+            ),
+        }
+        if layer.in_features * layer.out_features <= 1 << 20:
+            variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), ttmath._dense_ops(shapes, batch, 4))
+        for blocks in {(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2)}:
+            for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None)):
+                ops, _ = ttmath._blocked_ops(shapes, batch, blocks, direction, 4, orientations)
+                variants[f"{blocks}{direction}{orientations}"] = (
+                    lambda blocks=blocks, direction=direction, orientations=orientations: tt_matmul_blocked(
+                        inputs, cores, blocks, direction, None, orientations
+                    ),
+                    ops,
+                )
+        with torch.no_grad():
+            times = _interleaved_times({name: run for name, (run, _) in variants.items()}, repeats, 2)
+        for name, (_, ops) in variants.items():
+            measured = statistics.median(times[name])
+            gemm = plain = wide = calls = 0.0
+            for op in ops:
+                if op[0] == "gemm":
+                    gemm += ttmath._gemm_seconds(*op[1:4], 4, machine)
+                elif op[0] == "copy":
+                    seconds = ttmath._copy_seconds(*op[1:4], *op[5:7], 4, machine)
+                    wide, plain = (wide + seconds, plain) if op[3] else (wide, plain + seconds)
+            calls = ttmath._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"] - gemm - plain - wide
+            features.append([gemm / measured, plain / measured, wide / measured])
+            targets.append(1.0 - calls / measured)
+    gemm_scale, plain_scale, wide_scale = _nonnegative_least_squares(features, targets)
+    return {
+        "gemm_scale": float(f"{gemm_scale:.3g}"),
+        "plain_copy_scale": float(f"{plain_scale:.3g}"),
+        "wide_copy_scale": float(f"{wide_scale:.3g}"),
     }
 
 
