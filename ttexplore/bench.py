@@ -101,6 +101,9 @@ TRAINING_RANKS = (1, 2, 4, 8)
 #: backward with the input requiring a gradient (a hidden layer).
 MODES = ("forward", "train")
 
+#: Fast cases repeat their rounds until this many seconds are spent (stable medians).
+MIN_CASE_SECONDS = 2.0
+
 #: Layers whose dense ``W`` is larger than this get fewer repeats of the dense strategy.
 HUGE_DENSE_ELEMENTS = 1 << 25
 
@@ -157,14 +160,19 @@ def _interleaved_times(
     slow: Sequence[str] = (),
     slow_repeats: int = 3,
     rewarm_below_s: float = 0.02,
+    min_seconds: float = 0.0,
+    max_rounds: int = 200,
 ) -> dict[str, list[float]]:
-    """Wall-clock seconds of each candidate, run round-robin ``repeats`` times.
+    """Wall-clock seconds of each candidate, run round-robin at least ``repeats`` times.
 
     Interleaving puts every candidate under the same background load; the order
-    is shuffled each round (seeded). Within a round, a candidate faster than ``rewarm_below_s`` runs once untimed right
-    before its timed run, so it is not charged for the caches the previous
-    candidate (say, a 100 MB dense weight) evicted. ``slow`` candidates run only
-    in the first ``slow_repeats`` rounds.
+    is shuffled each round (seeded). Within a round, a candidate faster than
+    ``rewarm_below_s`` runs once untimed right before its timed run, so it is
+    not charged for the caches the previous candidate (say, a 100 MB dense
+    weight) evicted. ``slow`` candidates run only in the first ``slow_repeats``
+    rounds. Rounds continue past ``repeats`` until ``min_seconds`` have been
+    spent (at most ``max_rounds``), so fast cases get enough samples for a
+    stable median.
     """
     for function in candidates.values():
         for _ in range(warmup):
@@ -172,11 +180,14 @@ def _interleaved_times(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     order = list(candidates)
     shuffler = random.Random(0)
-    for round_index in range(repeats):
+    started = time.perf_counter()
+    rounds = 0
+    while rounds < repeats or (time.perf_counter() - started < min_seconds and rounds < max_rounds):
+        rounds += 1
         shuffler.shuffle(order)  # no contender always follows the same one
         for name in order:
             function = candidates[name]
-            if name in slow and round_index >= slow_repeats:
+            if name in slow and rounds > slow_repeats:
                 continue
             if not times[name] or times[name][-1] < rewarm_below_s:
                 function()
@@ -237,7 +248,7 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
         name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
     ]
     before = _cpu_snapshot()
-    times = _interleaved_times(runners, repeats, warmup, slow=slow)
+    times = _interleaved_times(runners, repeats, warmup, slow=slow, min_seconds=MIN_CASE_SECONDS)
     load = foreign_load(before, _cpu_snapshot())
     costs = ttmath.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
     plan = contract.plan_forward(
@@ -322,7 +333,7 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
 
         runners[name] = step
     before = _cpu_snapshot()
-    times = _interleaved_times(runners, repeats, warmup)
+    times = _interleaved_times(runners, repeats, warmup, min_seconds=MIN_CASE_SECONDS)
     load = foreign_load(before, _cpu_snapshot())
     dense_ms = statistics.median(times["dense"]) * 1e3
     rows = []
@@ -728,7 +739,7 @@ SCALE_FIT_LAYERS = (
 
 
 def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, float]:
-    """Factors on GEMM, plain-copy and wide-copy times that best fit whole forwards.
+    """Factors on GEMM, plain-, wide- and n-d-copy times that best fit whole forwards.
 
     On each of :data:`SCALE_FIT_LAYERS`, the sweeps, several blockings and
     orientations, einsum and (for small layers) dense run interleaved; the
@@ -769,21 +780,23 @@ def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, flo
             times = _interleaved_times({name: run for name, (run, _) in variants.items()}, repeats, 2)
         for name, (_, ops) in variants.items():
             measured = statistics.median(times[name])
-            gemm = plain = wide = calls = 0.0
+            parts = {"gemm": 0.0, "plain": 0.0, "wide": 0.0, "nd": 0.0}
             for op in ops:
                 if op[0] == "gemm":
-                    gemm += ttmath._gemm_seconds(*op[1:4], 4, machine)
+                    parts["gemm"] += ttmath._gemm_seconds(*op[1:4], 4, machine)
                 elif op[0] == "copy":
-                    seconds = ttmath._copy_seconds(*op[1:4], *op[5:7], 4, machine)
-                    wide, plain = (wide + seconds, plain) if op[3] else (wide, plain + seconds)
-            calls = ttmath._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"] - gemm - plain - wide
-            features.append([gemm / measured, plain / measured, wide / measured])
+                    part = "nd" if op[5] == "nd" else ("wide" if op[3] else "plain")
+                    parts[part] += ttmath._copy_seconds(*op[1:4], *op[5:7], 4, machine)
+            total = ttmath._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
+            calls = total - sum(parts.values())
+            features.append([parts[name] / measured for name in ("gemm", "plain", "wide", "nd")])
             targets.append(1.0 - calls / measured)
-    gemm_scale, plain_scale, wide_scale = _nonnegative_least_squares(features, targets)
+    gemm_scale, plain_scale, wide_scale, nd_scale = _nonnegative_least_squares(features, targets)
     return {
         "gemm_scale": float(f"{gemm_scale:.3g}"),
         "plain_copy_scale": float(f"{plain_scale:.3g}"),
         "wide_copy_scale": float(f"{wide_scale:.3g}"),
+        "nd_copy_scale": float(f"{nd_scale:.3g}"),
     }
 
 
