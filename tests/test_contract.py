@@ -333,6 +333,17 @@ def test_autotune_times_once_per_bucket(monkeypatch):
     assert torch.allclose(output, expected, atol=1e-10, rtol=0)
 
 
+def test_forward_primes_the_allocator_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(contract, "_allocator_primed", False)
+    real = contract.prime_allocator
+    monkeypatch.setattr(contract, "prime_allocator", lambda: calls.append(1) or real())
+    layer = TTLinear((2, 3), (3, 2), 2)
+    layer(torch.randn(2, 6))
+    layer(torch.randn(2, 6))
+    assert calls == [1] and contract._allocator_primed
+
+
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy 'fast' is unknown"):
         TTLinear((2, 2), (2, 2), 1, strategy="fast")

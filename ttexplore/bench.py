@@ -549,6 +549,7 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
 
     if threads:
         torch.set_num_threads(threads)
+    contract.prime_allocator()
     grid = tuple(1 << power for power in range(10))  # 1 .. 512
     small_bytes, large_bytes = 4 << 20, 24 << 20
 
@@ -743,7 +744,7 @@ def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, flo
 
     On each of :data:`SCALE_FIT_LAYERS`, the sweeps, several blockings and
     orientations, einsum and (for small layers) dense run interleaved; the
-    median times are fitted, as relative errors, by non-negative least squares
+    best times are fitted, as relative errors, by non-negative least squares
     to the estimate's GEMM, plain-copy and wide-copy parts (the call costs are
     kept as fitted on tiny layers).
     """
@@ -779,7 +780,7 @@ def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, flo
         with torch.no_grad():
             times = _interleaved_times({name: run for name, (run, _) in variants.items()}, repeats, 2)
         for name, (_, ops) in variants.items():
-            measured = statistics.median(times[name])
+            measured = min(times[name])  # the least disturbed run: background load only ever adds
             parts = {"gemm": 0.0, "plain": 0.0, "wide": 0.0, "nd": 0.0}
             for op in ops:
                 if op[0] == "gemm":
@@ -945,6 +946,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     repeats = args.repeats or (5 if args.quick else 15)
     contract.set_autotune(args.autotune)
+    contract.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
