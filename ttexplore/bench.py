@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -248,8 +250,11 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
         name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
     ]
     before = _cpu_snapshot()
+    faults_before = _minor_faults()
     times = _interleaved_times(runners, repeats, warmup, slow=slow, min_seconds=MIN_CASE_SECONDS)
     load = foreign_load(before, _cpu_snapshot())
+    calls = sum(len(samples) for samples in times.values())
+    faults_per_call = (_minor_faults() - faults_before) / max(1, calls)
     costs = ttmath.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
     plan = contract.plan_forward(
         layers["auto"].in_modes, layers["auto"].out_modes, layers["auto"].ranks, case.batch, torch.float32,
@@ -286,9 +291,19 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
                 "dense_flops_ratio": round(costs[plan.strategy]["flops"] / ttmath.dense_flops(
                     case.in_features, case.out_features, case.batch), 4),
                 "foreign_load": round(load, 3),
+                "page_faults_per_call": round(faults_per_call, 1),
             }
         )
     return rows
+
+
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is unavailable)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _describe_plan(plan: contract.ForwardPlan) -> str:
@@ -886,11 +901,62 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="re-measure a case up to this many times when other processes used over 15%% of the CPUs during it, "
         "keeping the quietest measurement (default 0)",
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure every case in this process instead of a fresh interpreter per case",
+    )
     parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
     parser.add_argument(
         "--calibrate", action="store_true", help="measure this machine's speeds for the cost model, print them, exit"
     )
     return parser
+
+
+def _measure(kind: str, spec: dict, args: argparse.Namespace) -> list[dict]:
+    """One case (``kind="case"``) or the training-step benchmark, in a fresh process unless ``--in-process``.
+
+    A long benchmark run leaves glibc's heap full of freed blocks of every size
+    (the 25088x4096 cases allocate 400 MB matrices); later mid-size forwards then
+    get a rotating set of cold addresses and ran up to 2x slower than in a
+    process of their own (784->625 at batch 128: 1.34 ms against 0.6 ms), while
+    ``nn.Linear``, with one small result, barely changed. Each measurement
+    therefore runs in a new interpreter, as a user's program would.
+    """
+    spec = {**spec, "kind": kind, "threads": args.threads, "autotune": args.autotune}
+    if args.in_process:
+        return _measure_here(spec)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = package_root + os.pathsep + environment.get("PYTHONPATH", "")
+    completed = subprocess.run(
+        [sys.executable, "-c", "from ttexplore.bench import _child_main; _child_main()"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child for {spec} failed:\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _measure_here(spec: dict) -> list[dict]:
+    torch.set_num_threads(spec["threads"])
+    contract.set_autotune(spec["autotune"])
+    contract.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
+    if spec["kind"] == "training":
+        return bench_training_step(spec["repeats"])
+    case = next(case for case in CASES if case.name == spec["case"])
+    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"])
+
+
+def _child_main() -> None:
+    """Entry point of a benchmark child: a JSON spec on stdin, the JSON rows as the last stdout line."""
+    spec = json.loads(sys.stdin.read())
+    rows = _measure_here(spec)
+    print(json.dumps(rows, default=float))
 
 
 #: Foreign load (fraction of the CPUs) above which a measurement is retried.
@@ -945,8 +1011,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     repeats = args.repeats or (5 if args.quick else 15)
-    contract.set_autotune(args.autotune)
-    contract.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -956,7 +1020,11 @@ def run(args: argparse.Namespace) -> int:
     for case in cases:
         for mode in modes:
             case_rows = _quietest(
-                lambda: bench_case(case, mode, repeats, skip_huge_dense=args.quick), args.max_wait, args.retries
+                lambda: _measure(
+                    "case", {"case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick}, args
+                ),
+                args.max_wait,
+                args.retries,
             )
             rows += case_rows
             contenders = {row["contender"]: row for row in case_rows}
@@ -973,7 +1041,9 @@ def run(args: argparse.Namespace) -> int:
             )
     training_rows: list[dict] = []
     if not args.no_training:
-        training_rows = _quietest(lambda: bench_training_step(max(repeats, 10)), args.max_wait, args.retries)
+        training_rows = _quietest(
+            lambda: _measure("training", {"repeats": max(repeats, 10)}, args), args.max_wait, args.retries
+        )
         for row in training_rows:
             print(f"MNIST step {row['net']:6s} {row['median_ms']:8.3f} ms  dense/net {row['dense_over_net']:.2f} "
                   f"{row['auto_choice']}", flush=True)
