@@ -833,7 +833,7 @@ def _by_size(small: float, large: float, size: float, small_size: float, large_s
 
 #: Speeds of the benchmark machine (2 cores of an AMD EPYC under KVM, torch 2.14.1,
 #: 2 threads), measured by ``python -m ttexplore bench --calibrate`` while other
-#: processes used 5% of the CPUs. Another machine can print its own with that
+#: processes left the CPUs idle. Another machine can print its own with that
 #: command and pass it as ``machine=``.
 DEFAULT_MACHINE = MachineModel(
     description="AMD EPYC (KVM), 2 CPUs, torch 2.14.1, 2 threads; measured by ttexplore.bench.calibrate_machine",
@@ -1121,9 +1121,10 @@ def strategy_costs(
         * ``forward_seconds`` / ``backward_seconds`` and ``seconds`` (the one
           ``training`` ranks by): estimates, not measurements;
         * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
-          lengths) and ``direction``; ``rtl`` and ``blocked`` have
-          ``orientations`` (per-step GEMM orientations of a right-to-left sweep,
-          each chosen as the cheaper for that step).
+          lengths; merged blocks only when estimated :data:`MERGE_MARGIN` of the
+          best core-by-core sweep) and ``direction``; ``rtl`` and ``blocked``
+          have ``orientations`` (per-step GEMM orientations of a right-to-left
+          sweep, see :data:`COLS_ORIENTATION_MARGIN`).
 
     Complexity: ``O(2^d d)`` list operations (every blocking of the ``d`` cores
     is costed for ``blocked``), plus opt_einsum's path search; results are cached.
