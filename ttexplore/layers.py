@@ -47,8 +47,10 @@ class TTLinear(nn.Module):
         bias: learn an additive bias of size ``out_features``.
         init: ``"glorot"``, ``"he"`` or ``"lecun"``: the std of the rebuilt ``W``
             (not of each core) equals that of a dense layer so initialised.
-        strategy: how the forward contracts (``"auto"`` picks the cheapest), see
-            :data:`ttexplore.contract.STRATEGIES`.
+        strategy: how the forward contracts, one of :data:`ttexplore.contract.STRATEGIES`;
+            ``"auto"`` picks the fastest by the cost model (or by a one-off timing
+            with :func:`ttexplore.contract.set_autotune`), once per batch size,
+            dtype and training mode.
         dtype, device: of the parameters.
 
     Attributes:
@@ -127,9 +129,9 @@ class TTLinear(nn.Module):
             )
         leading = inputs.shape[:-1]
         flat = inputs.reshape(-1, self.in_features)
-        output = contract.tt_linear(flat, list(self.cores), self.in_modes, self.out_modes, self.ranks, self.strategy)
-        if self.bias is not None:
-            output = output + self.bias
+        output = contract.tt_linear(
+            flat, list(self.cores), self.in_modes, self.out_modes, self.ranks, self.strategy, bias=self.bias
+        )
         return output.reshape(*leading, self.out_features)
 
     def extra_repr(self) -> str:
