@@ -10,7 +10,7 @@ from ttexplore.config import ConfigError, RunConfig
 from ttexplore.data import available_datasets
 from ttexplore.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
-                               other_factorizations, padding_options, presets_for, rank_slider_max)
+                               other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
 from ttexplore.shapes import parse_modes
 
 state = st.session_state
@@ -139,7 +139,7 @@ with result_col:
     change = view.tt_flops / view.dense_flops - 1
     flops_col.metric("Forward FLOPs / image", human_count(view.tt_flops), border=True, delta_color="inverse",
                      delta=f"{change:+.0%} vs dense {human_count(view.dense_flops)}",
-                     help=f"Cheapest TT forward for one image: '{view.strategy}' (ltr/rtl: core by core; dense: rebuild W)")
+                     help=f"FLOPs of the forward auto picks for one image: '{view.strategy}' (see the table below)")
     with ranks_col.container(border=True):
         if not view.max_useful:
             st.markdown("One core: the layer is dense, it has no TT ranks.")
@@ -154,6 +154,9 @@ with result_col:
                        + ", ".join(f"r{k} {asked} → {used}" for k, asked, used in view.clipped) + ".")
         else:
             st.caption("Max useful rank of a boundary: min(∏ n·m of the cores left of it, ∏ n·m right of it). None clipped.")
+    with st.expander(f"How the forward is computed: '{view.strategy}' and the other strategies"):
+        st.dataframe(strategy_rows(view), hide_index=True, width="stretch")
+        st.caption("For one image, from the cost model (pure Python, no timing): what `strategy='auto'` weighs.")
     ui.show_figure(plots.core_diagram(config.in_modes, config.out_modes, config.ranks), "tt-cores", "cores")
 
 rank = max(view.ranks, default=1)

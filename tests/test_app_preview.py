@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from ttexplore import ttmath
-from ttexplore.config import ConfigError
+from ttexplore.config import ConfigError, RunConfig
 from ttexplore.preview import (CUSTOM, PRESETS, baseline_config, core_rank_limits, design_config, human_count,
                                layer_preview, other_factorizations, padding_options, presets_for, rank_slider_max)
 
@@ -49,9 +49,10 @@ def test_preview_numbers_equal_ttmath(preset, rank):
     assert view.compression == pytest.approx(ttmath.compression(preset.in_modes, preset.out_modes, rank))
     assert view.compression_factor == pytest.approx(ttmath.compression_factor(preset.in_modes, preset.out_modes, rank))
     assert list(view.max_useful) == ttmath.max_useful_ranks(preset.in_modes, preset.out_modes)
-    assert view.tt_flops == min(ttmath.tt_sweep_flops(preset.in_modes, preset.out_modes, rank, 1, "ltr"),
-                                ttmath.tt_sweep_flops(preset.in_modes, preset.out_modes, rank, 1, "rtl"),
-                                ttmath.tt_rebuild_flops(preset.in_modes, preset.out_modes, rank, 1))
+    # the tile shows the FLOPs of the plan auto runs; the plain sweeps' counts are in the table
+    assert view.tt_flops == view.costs[view.strategy]["flops"]
+    assert view.costs["ltr"]["flops"] == ttmath.tt_sweep_flops(preset.in_modes, preset.out_modes, rank, 1, "ltr")
+    assert view.costs["rtl"]["flops"] == ttmath.tt_sweep_flops(preset.in_modes, preset.out_modes, rank, 1, "rtl")
     assert view.dense_flops == 2 * view.dense_params
     assert sum(ttmath.prod(shape) for shape in view.core_shapes) == view.tt_params
 
@@ -132,3 +133,15 @@ def test_preview_needs_neither_torch_nor_streamlit():
     code = "import sys, ttexplore.preview, ttexplore.reports; print('torch' in sys.modules, 'streamlit' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert output == ["False", "False"]
+
+
+def test_preview_strategy_table_marks_autos_choice_and_agrees_with_flop_counts():
+    from ttexplore.preview import strategy_rows
+
+    view = layer_preview(RunConfig())
+    rows = strategy_rows(view)
+    assert rows[0]["strategy"] == f"{view.strategy} (auto)"
+    assert {row["strategy"].split()[0] for row in rows} == {"ltr", "rtl", "blocked", "einsum", "dense"}
+    by_name = {row["strategy"].split()[0]: row for row in rows}
+    assert by_name["ltr"]["FLOPs"] == ttmath.tt_sweep_flops((4, 8, 8, 4), (4, 8, 8, 4), 4, 1, "ltr")
+    assert view.tt_flops == by_name[view.strategy]["FLOPs"]

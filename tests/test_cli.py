@@ -77,3 +77,16 @@ def test_count_matches_param_count(capsys):
     assert main(["count", "--ranks", "3", "--json"]) == 0
     numbers = json.loads(capsys.readouterr().out)
     assert numbers["layer weights"] == 1248 and numbers["dense weights"] == 1024 * 1024
+
+
+def test_parsing_count_or_top_level_help_does_not_import_torch():
+    code = ("import sys; from ttexplore.cli import build_parser; build_parser(); build_parser('count'); "
+            "build_parser('sweep'); print('torch' in sys.modules)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
+
+
+def test_room_commands_have_their_flags():
+    for command, flag in (("sweep", "--preset"), ("bench", "--cases")):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and flag in result.stdout

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ttexplore import contract, ttmath
+from ttexplore import contract, costmodel, ttmath
 from ttexplore.layers import TTLinear
 from ttexplore.tt import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
 
@@ -106,7 +106,7 @@ def test_every_blocking_agrees(in_modes, out_modes, ranks):
     cores = list(layer.cores)
     inputs = torch.randn(3, ttmath.prod(in_modes), dtype=torch.float64)
     expected = inputs @ reference_dense([c.detach() for c in cores]).t()
-    for blocks in ttmath.block_compositions(len(cores)):
+    for blocks in costmodel.block_compositions(len(cores)):
         for direction in ("ltr", "rtl"):
             output = tt_matmul_blocked(inputs, cores, blocks, direction)
             assert torch.allclose(output, expected, atol=1e-10, rtol=0), (blocks, direction)
@@ -192,7 +192,7 @@ def test_flop_functions_match_flop_counter(in_modes, out_modes, ranks, batch):
     layer = TTLinear(in_modes, out_modes, ranks, bias=True)
     internal = layer.ranks
     inputs = torch.randn(batch, layer.in_features)
-    costs = ttmath.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
     assert costs["ltr"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "ltr")
     assert costs["rtl"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "rtl")
     assert costs["dense"]["flops"] == ttmath.tt_rebuild_flops(in_modes, out_modes, ranks, batch)
@@ -215,7 +215,7 @@ def test_saved_bytes_match_autograd(strategy):
     in_modes, out_modes, ranks, batch = (4, 8, 8, 4), (4, 8, 8, 4), 4, 16
     torch.manual_seed(6)
     layer = TTLinear(in_modes, out_modes, ranks, bias=False)
-    costs = ttmath.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
     plan = contract.plan_forward(in_modes, out_modes, layer.ranks, batch, torch.float32, True, True, strategy)
     inputs = torch.randn(batch, layer.in_features, requires_grad=True)
     own_storage = {inputs.untyped_storage().data_ptr()} | {c.untyped_storage().data_ptr() for c in layer.cores}
@@ -236,7 +236,7 @@ def test_saved_bytes_match_autograd(strategy):
 
 
 def test_dense_strategy_memory_counts_the_weight():
-    costs = ttmath.strategy_costs((4, 8, 8, 4), (4, 8, 8, 4), 4, batch=2, dtype_bytes=8)
+    costs = costmodel.strategy_costs((4, 8, 8, 4), (4, 8, 8, 4), 4, batch=2, dtype_bytes=8)
     weight_bytes = 1024 * 1024 * 8
     assert costs["dense"]["peak_bytes"] >= 2 * weight_bytes  # the merge's permuted copy
     assert costs["rtl"]["peak_bytes"] < weight_bytes
@@ -245,8 +245,8 @@ def test_dense_strategy_memory_counts_the_weight():
 def test_cost_model_is_pure_python():
     code = (
         "import sys\n"
-        "from ttexplore import ttmath\n"
-        "costs = ttmath.strategy_costs((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 100)\n"
+        "from ttexplore import costmodel\n"
+        "costs = costmodel.strategy_costs((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 100)\n"
         "assert set(costs) == {'ltr', 'rtl', 'blocked', 'einsum', 'dense'}, costs\n"
         "assert 'torch' not in sys.modules\n"
     )
@@ -254,21 +254,21 @@ def test_cost_model_is_pure_python():
 
 
 def test_block_compositions():
-    assert ttmath.block_compositions(1) == [(1,)]
-    assert sorted(ttmath.block_compositions(3)) == sorted([(3,), (1, 2), (2, 1), (1, 1, 1)])
-    assert len(ttmath.block_compositions(6)) == 32
+    assert costmodel.block_compositions(1) == [(1,)]
+    assert sorted(costmodel.block_compositions(3)) == sorted([(3,), (1, 2), (2, 1), (1, 1, 1)])
+    assert len(costmodel.block_compositions(6)) == 32
 
 
 # ---------------------------------------------------------------------------- choosing and caching
 def test_auto_returns_a_valid_strategy_and_caches(monkeypatch):
     calls = []
-    real = ttmath.strategy_costs
+    real = costmodel.strategy_costs
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ttmath, "strategy_costs", counting)
+    monkeypatch.setattr(costmodel, "strategy_costs", counting)
     layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 4)
     inputs = torch.randn(16, 1024)
     with torch.no_grad():

@@ -21,7 +21,7 @@ TINY = dict(name="tiny", datasets="digits", shapes="4x4x4,8x8", ranks="1", epoch
 
 # ---------------------------------------------------------------- the grid
 def test_module_and_cli_import_without_torch_ray_or_plotly():
-    code = ("import sys, ttexplore.sweep, ttexplore.cli; ttexplore.cli.build_parser(); "
+    code = ("import sys, ttexplore.sweep, ttexplore.cli; ttexplore.cli.build_parser(\"sweep\"); "
             "print(sorted(m for m in ('torch', 'ray', 'plotly') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"

@@ -9,7 +9,7 @@ paper's MNIST net against its dense twin. It writes ``bench.csv``,
 kaleido can drive a browser, ``bench.png``) into ``--out``.
 
 ``--calibrate`` instead measures the speeds the cost model needs
-(:class:`ttexplore.ttmath.MachineModel`) on this machine and prints them.
+(:class:`ttexplore.costmodel.MachineModel`) on this machine and prints them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import contract, ttmath
+from . import contract, costmodel, ttmath
 from .layers import TTLinear
 
 __all__ = [
@@ -255,7 +255,7 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
     load = foreign_load(before, _cpu_snapshot())
     calls = sum(len(samples) for samples in times.values())
     faults_per_call = (_minor_faults() - faults_before) / max(1, calls)
-    costs = ttmath.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
+    costs = costmodel.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
     plan = contract.plan_forward(
         layers["auto"].in_modes, layers["auto"].out_modes, layers["auto"].ranks, case.batch, torch.float32,
         training, training,
@@ -548,8 +548,8 @@ def write_figure(rows: list[dict], out_dir: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- calibration
-def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
-    """Measure the speeds :class:`ttexplore.ttmath.MachineModel` holds, on this machine.
+def calibrate_machine(threads: Optional[int] = None) -> costmodel.MachineModel:
+    """Measure the speeds :class:`ttexplore.costmodel.MachineModel` holds, on this machine.
 
     GEMM tables: float32 ``torch.mm`` at every pair of small sizes on the model's
     grid, the large dimension chosen so operands and result take ~4 MB (and
@@ -620,7 +620,7 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
                     moved = 2 * source.numel() * 4
                     plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
                     plain_row.append(float(f"{moved / plain:.3g}"))
-                    if ttmath.permuted_copy_plan(shape, (1, 0, 2), 4)[2]:
+                    if costmodel.permuted_copy_plan(shape, (1, 0, 2), 4)[2]:
                         wide = best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
                         wide_row.append(float(f"{moved / wide:.3g}"))
                     else:
@@ -661,16 +661,16 @@ def calibrate_machine(threads: Optional[int] = None) -> ttmath.MachineModel:
          "backward_copy_call_s"),
         0.0,
     )
-    provisional = ttmath.MachineModel(description="calibrating", **measured, **no_calls)
+    provisional = costmodel.MachineModel(description="calibrating", **measured, **no_calls)
     calls = _fit_call_costs(provisional, best_seconds)
-    with_calls = ttmath.MachineModel(description="calibrating", **measured, **calls)
+    with_calls = costmodel.MachineModel(description="calibrating", **measured, **calls)
     scales = _fit_scales(with_calls)
-    return ttmath.MachineModel(
+    return costmodel.MachineModel(
         description=f"{_machine_line()}; measured by ttexplore.bench.calibrate_machine", **measured, **calls, **scales
     )
 
 
-def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str, float]:
+def _fit_call_costs(provisional: costmodel.MachineModel, best_seconds) -> dict[str, float]:
     """Per-call costs, fitted to tiny layers where the calls are nearly all the time.
 
     For every strategy (and a few blockings and orientations) on ``2^d x 2^d``
@@ -692,23 +692,23 @@ def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str,
         internal = layer.ranks
         for batch in (1, 4):
             variants: list[tuple[Callable, list[tuple]]] = [
-                (lambda x: tt_matmul_ltr(x, cores), ttmath._sweep_ops(shapes, batch, "ltr", 4)),
-                (lambda x: tt_matmul_rtl(x, cores), ttmath._rtl_sweep(shapes, batch, 4)[0]),
-                (lambda x: tt_matmul_dense(x, cores), ttmath._dense_ops(shapes, batch, 4)),
+                (lambda x: tt_matmul_ltr(x, cores), costmodel._sweep_ops(shapes, batch, "ltr", 4)),
+                (lambda x: tt_matmul_rtl(x, cores), costmodel._rtl_sweep(shapes, batch, 4)[0]),
+                (lambda x: tt_matmul_dense(x, cores), costmodel._dense_ops(shapes, batch, 4)),
                 (
                     lambda x: contract.tt_matmul_einsum(x, cores, in_modes, out_modes, internal),
-                    ttmath._einsum_ops(in_modes, out_modes, internal, batch, 4),
+                    costmodel._einsum_ops(in_modes, out_modes, internal, batch, 4),
                 ),
             ]
             if d >= 2:
                 cols = ("cols",) * d
                 variants.append(
-                    (lambda x, cols=cols: tt_matmul_rtl(x, cores, None, cols), ttmath._rtl_sweep(shapes, batch, 4, cols)[0])
+                    (lambda x, cols=cols: tt_matmul_rtl(x, cores, None, cols), costmodel._rtl_sweep(shapes, batch, 4, cols)[0])
                 )
             if d >= 3:
                 for direction in ("rtl", "ltr"):
                     blocks = (2, d - 2)
-                    ops, _ = ttmath._blocked_ops(shapes, batch, blocks, direction, 4)
+                    ops, _ = costmodel._blocked_ops(shapes, batch, blocks, direction, 4)
                     variants.append(
                         (lambda x, blocks=blocks, direction=direction: tt_matmul_blocked(x, cores, blocks, direction), ops)
                     )
@@ -719,7 +719,7 @@ def _fit_call_costs(provisional: ttmath.MachineModel, best_seconds) -> dict[str,
                 with torch.no_grad():
                     forward = best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5)
                 total = best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5)
-                compute = ttmath._evaluate(ops, 4, True, provisional)
+                compute = costmodel._evaluate(ops, 4, True, provisional)
                 counts = {kind: sum(1 for op in ops if op[0] == kind) for kind in kinds}
                 forward_features.append([counts[kind] for kind in kinds])
                 forward_targets.append(forward - compute["forward_seconds"])
@@ -754,7 +754,7 @@ SCALE_FIT_LAYERS = (
 )
 
 
-def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, float]:
+def _fit_scales(machine: costmodel.MachineModel, repeats: int = 9) -> dict[str, float]:
     """Factors on GEMM, plain-, wide- and n-d-copy times that best fit whole forwards.
 
     On each of :data:`SCALE_FIT_LAYERS`, the sweeps, several blockings and
@@ -774,18 +774,18 @@ def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, flo
         d = len(shapes)
         inputs = torch.randn(batch, layer.in_features)
         variants = {
-            "ltr": (lambda: tt_matmul_ltr(inputs, cores), ttmath._sweep_ops(shapes, batch, "ltr", 4)),
-            "rtl": (lambda: tt_matmul_rtl(inputs, cores), ttmath._rtl_sweep(shapes, batch, 4)[0]),
+            "ltr": (lambda: tt_matmul_ltr(inputs, cores), costmodel._sweep_ops(shapes, batch, "ltr", 4)),
+            "rtl": (lambda: tt_matmul_rtl(inputs, cores), costmodel._rtl_sweep(shapes, batch, 4)[0]),
             "einsum": (
                 lambda: contract.tt_matmul_einsum(inputs, cores, in_modes, out_modes, internal),
-                ttmath._einsum_ops(in_modes, out_modes, internal, batch, 4),
+                costmodel._einsum_ops(in_modes, out_modes, internal, batch, 4),
             ),
         }
         if layer.in_features * layer.out_features <= 1 << 20:
-            variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), ttmath._dense_ops(shapes, batch, 4))
+            variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), costmodel._dense_ops(shapes, batch, 4))
         for blocks in {(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2)}:
             for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None)):
-                ops, _ = ttmath._blocked_ops(shapes, batch, blocks, direction, 4, orientations)
+                ops, _ = costmodel._blocked_ops(shapes, batch, blocks, direction, 4, orientations)
                 variants[f"{blocks}{direction}{orientations}"] = (
                     lambda blocks=blocks, direction=direction, orientations=orientations: tt_matmul_blocked(
                         inputs, cores, blocks, direction, None, orientations
@@ -799,11 +799,11 @@ def _fit_scales(machine: ttmath.MachineModel, repeats: int = 9) -> dict[str, flo
             parts = {"gemm": 0.0, "plain": 0.0, "wide": 0.0, "nd": 0.0}
             for op in ops:
                 if op[0] == "gemm":
-                    parts["gemm"] += ttmath._gemm_seconds(*op[1:4], 4, machine)
+                    parts["gemm"] += costmodel._gemm_seconds(*op[1:4], 4, machine)
                 elif op[0] == "copy":
                     part = "nd" if op[5] == "nd" else ("wide" if op[3] else "plain")
-                    parts[part] += ttmath._copy_seconds(*op[1:4], *op[5:7], 4, machine)
-            total = ttmath._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
+                    parts[part] += costmodel._copy_seconds(*op[1:4], *op[5:7], 4, machine)
+            total = costmodel._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
             calls = total - sum(parts.values())
             features.append([parts[name] / measured for name in ("gemm", "plain", "wide", "nd")])
             targets.append(1.0 - calls / measured)
@@ -845,8 +845,8 @@ def _nonnegative_least_squares(features: list[list[float]], targets: list[float]
         active.pop(min(range(size), key=lambda i: solution[i]))
 
 
-def machine_literal(machine: ttmath.MachineModel) -> str:
-    """Python source of ``machine`` (to paste as :data:`ttexplore.ttmath.DEFAULT_MACHINE`)."""
+def machine_literal(machine: costmodel.MachineModel) -> str:
+    """Python source of ``machine`` (to paste as :data:`ttexplore.costmodel.DEFAULT_MACHINE`)."""
     import dataclasses
 
     def number(value) -> str:

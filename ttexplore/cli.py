@@ -215,10 +215,13 @@ def _cmd_count(args: argparse.Namespace) -> int:
         if plan.clipped:
             lines["clipped"] = plan.describe_clipping()
         lines["core shapes"] = "  ".join(format_modes(s) for s in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
-        lines["forward FLOPs (batch 1)"] = min(
-            ttmath.tt_sweep_flops(config.in_modes, config.out_modes, config.ranks, 1, "ltr"),
-            ttmath.tt_sweep_flops(config.in_modes, config.out_modes, config.ranks, 1, "rtl"),
-        )
+        from .costmodel import best_strategy, strategy_costs
+
+        costs = strategy_costs(config.in_modes, config.out_modes, plan.ranks, 1)
+        chosen = best_strategy(costs)
+        lines["auto strategy (batch 1)"] = f"{chosen}: {costs[chosen].get('plan', '')}"
+        lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
+        lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
     lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
     if args.json:
         print(json.dumps(lines, indent=2))
@@ -242,8 +245,14 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``ttexplore`` argument parser with every sub-command."""
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``ttexplore`` argument parser.
+
+    Args:
+        command: the sub-command about to run; a sub-command living in a room of
+            its own (``sweep``, ``bench``) gets its flags only when it is the one,
+            so ``count`` or ``--help`` never import torch.
+    """
     parser = _Parser(prog="ttexplore", description="Explore Tensor-Train (TT) fully-connected layers.")
     parser.add_argument("--version", action="version", version=f"ttexplore {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -276,25 +285,31 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--top", type=int, default=10, help="how many to list (default 10)")
     suggest.set_defaults(handler=_cmd_suggest)
 
-    for name, module_name in _ROOM_COMMANDS.items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
-        sub = commands.add_parser(name, help=summary, description=module.__doc__)
-        module.configure_parser(sub)
-        sub.set_defaults(handler=module.run)
+    for name, (module_name, summary) in _ROOM_COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        if command == name:  # import the room only when its command runs (bench needs torch)
+            module = importlib.import_module(module_name)
+            sub.description = module.__doc__
+            module.configure_parser(sub)
+            sub.set_defaults(handler=module.run)
     return parser
 
 
-#: Sub-commands whose logic lives in a room of its own: a module exposing
-#: ``configure_parser(parser)`` and ``run(args) -> int``, imported without torch.
-_ROOM_COMMANDS: dict[str, str] = {"sweep": "ttexplore.sweep"}
+#: Sub-commands whose logic lives in a room of its own: ``(module, one-line help)``;
+#: the module exposes ``configure_parser(parser)`` and ``run(args) -> int``.
+_ROOM_COMMANDS: dict[str, tuple[str, str]] = {
+    "sweep": ("ttexplore.sweep", "train a grid of shapes x ranks (+ baselines); write results.csv and the seed's figure"),
+    "bench": ("ttexplore.bench", "time every TT forward strategy against nn.Linear; write CSV, summary and a plot"),
+}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 the run failed, 2 a bad argument)."""
-    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((argument for argument in arguments if not argument.startswith("-")), None)
+    parser = build_parser(command)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
         return int(args.handler(args) or 0)
     except UsageError as error:
         print(str(error), file=sys.stderr)

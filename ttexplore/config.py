@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from . import ttmath
+from .costmodel import STRATEGIES
 from .data_info import DATASETS, dataset_info
 from .shapes import balanced_factorization, factorizations, format_modes, parse_modes
 
@@ -22,7 +23,6 @@ LAYER_KINDS = ("tt", "dense", "matrix_rank")
 OPTIMIZERS = ("adam", "sgd")
 #: Weight inits of the hidden layer; each sets the std of the whole rebuilt ``W`` (see ``layers.target_std``).
 INITS = ("glorot", "he", "lecun")
-STRATEGIES = ("auto", "ltr", "rtl", "dense", "einsum")
 
 
 class ConfigError(ValueError):

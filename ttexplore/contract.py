@@ -13,7 +13,7 @@ Strategies (all give the same result, forward and backward):
   (:func:`einsum_expression`).
 * ``"dense"``: rebuild ``W`` from the cores, then one GEMM; cheapest for small
   layers and large batches.
-* ``"auto"``: the strategy the cost model (:func:`ttexplore.ttmath.strategy_costs`:
+* ``"auto"``: the strategy the cost model (:func:`ttexplore.costmodel.strategy_costs`:
   FLOPs, memory traffic and measured machine speeds, forward only or forward
   plus backward when autograd will need a backward) estimates fastest; with
   :func:`set_autotune` on, the candidates are timed once per shape instead.
@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from . import ttmath
+from . import costmodel, ttmath
 from .tt import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
 
 __all__ = [
@@ -55,10 +55,10 @@ __all__ = [
 ]
 
 #: Strategy names a ``TTLinear`` accepts.
-STRATEGIES = ("auto", "ltr", "rtl", "blocked", "einsum", "dense")
+STRATEGIES = costmodel.STRATEGIES
 
 #: The strategies ``"auto"`` chooses among.
-CONCRETE_STRATEGIES = ttmath.CONCRETE_STRATEGIES
+CONCRETE_STRATEGIES = costmodel.CONCRETE_STRATEGIES
 
 #: Layers whose dense ``W`` has more elements than this are never timed with the
 #: dense strategy by the autotuner (rebuilding them takes seconds).
@@ -132,8 +132,8 @@ def strategy_costs(
     training: bool = False,
     input_grad: bool = True,
 ) -> dict[str, dict]:
-    """:func:`ttexplore.ttmath.strategy_costs` for a torch dtype."""
-    return ttmath.strategy_costs(
+    """:func:`ttexplore.costmodel.strategy_costs` for a torch dtype."""
+    return costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad
     )
 
@@ -142,7 +142,7 @@ def strategy_flops(
     in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmath.RanksLike, batch: int = 1
 ) -> dict[str, int]:
     """FLOPs of one forward by each concrete strategy, for a batch of ``batch`` rows."""
-    costs = ttmath.strategy_costs(in_modes, out_modes, ranks, batch)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch)
     return {name: costs[name]["flops"] for name in costs}
 
 
@@ -156,7 +156,7 @@ def choose_strategy(
     input_grad: bool = True,
 ) -> str:
     """The concrete strategy the cost model estimates fastest (no timing)."""
-    return ttmath.best_strategy(strategy_costs(in_modes, out_modes, ranks, batch, dtype, training, input_grad))
+    return costmodel.best_strategy(strategy_costs(in_modes, out_modes, ranks, batch, dtype, training, input_grad))
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:
@@ -170,16 +170,16 @@ def einsum_expression(
 ):
     """The opt_einsum ``ContractExpression`` of ``x W^T`` for these shapes, planned once.
 
-    The equation is :func:`ttexplore.ttmath.einsum_equation` (boundary ranks
+    The equation is :func:`ttexplore.costmodel.einsum_equation` (boundary ranks
     dropped); the path is opt_einsum's ``"dp"`` optimum for FLOPs. Cached (LRU,
     256 entries) per shapes and dtype, so each forward only executes the plan
     (``torch.einsum`` would search a path on every call).
     """
     import opt_einsum
 
-    equation, core_shapes = ttmath.einsum_equation(in_modes, out_modes, ranks)
+    equation, core_shapes = costmodel.einsum_equation(in_modes, out_modes, ranks)
     return opt_einsum.contract_expression(
-        equation, (batch, *in_modes), *core_shapes, optimize=ttmath.EINSUM_OPTIMIZE
+        equation, (batch, *in_modes), *core_shapes, optimize=costmodel.EINSUM_OPTIMIZE
     )
 
 
@@ -296,11 +296,11 @@ def _cached_plan(
     input_grad: bool,
     strategy: str,
 ) -> ForwardPlan:
-    costs = ttmath.strategy_costs(
+    costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad
     )
     if strategy == "auto":
-        return _make_plan(ttmath.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
+        return _make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
     return _make_plan(strategy, costs, in_modes, out_modes, ranks, "fixed")
 
 
@@ -352,7 +352,7 @@ def _autotune_plan(
         plan = _autotune_cache.get(key)
     if plan is not None:
         return plan
-    costs = ttmath.strategy_costs(
+    costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad
     )
     best_estimate = min(cost["seconds"] for cost in costs.values())
@@ -360,7 +360,7 @@ def _autotune_plan(
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if not candidates:
-        candidates = [ttmath.best_strategy(costs)]
+        candidates = [costmodel.best_strategy(costs)]
     full = ttmath.full_ranks(ranks)
     cores = [
         torch.randn(full[k], n, m, full[k + 1], dtype=dtype, requires_grad=training)

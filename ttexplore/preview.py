@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
-from . import ttmath
+from . import costmodel, ttmath
 from .config import ConfigError, RunConfig
 from .data_info import dataset_info
 from .shapes import ShapeSuggestion, balanced_factorization, factorizations, format_modes, padded_image_side, suggest_shapes
@@ -170,7 +170,9 @@ class LayerPreview:
         compression: rate, TT / dense weights (smaller is smaller).
         compression_factor: dense / TT weights ("482× smaller").
         tt_flops, dense_flops: forward FLOPs for one image (batch 1).
-        strategy: the cheapest TT forward at batch 1 (``"ltr"``, ``"rtl"`` or ``"dense"``).
+        strategy: the TT forward ``strategy="auto"`` picks for one image.
+        costs: :func:`ttexplore.costmodel.strategy_costs` of every concrete strategy at batch 1
+            (FLOPs, peak and saved activation bytes, estimated seconds, plan).
         ranks: internal ranks in use; ``requested``: as asked; ``max_useful``: the limits.
         clipped: ``(k, requested, used)`` of each lowered rank.
         clipping_note: a sentence about the clipping ('' when none).
@@ -187,6 +189,7 @@ class LayerPreview:
     tt_flops: int
     dense_flops: int
     strategy: str
+    costs: dict
     ranks: tuple[int, ...]
     requested: tuple[int, ...]
     max_useful: tuple[int, ...]
@@ -203,7 +206,8 @@ class LayerPreview:
 def layer_preview(config: RunConfig) -> LayerPreview:
     """Weights, compression, FLOPs and ranks of the TT layer ``config`` describes.
 
-    Complexity: ``O(d)`` integer arithmetic.
+    Complexity: ``O(d)`` integer arithmetic, plus the cost model's plans (cached;
+    the first call for a 10-core shape takes a few hundred ms).
     """
     if config.layer != "tt":
         raise ConfigError("layer", f"layer {config.layer!r} has no TT preview: use layer='tt'")
@@ -212,12 +216,8 @@ def layer_preview(config: RunConfig) -> LayerPreview:
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
     tt_params = ttmath.param_count(in_modes, out_modes, plan.ranks)
     dense_params = ttmath.dense_param_count(in_features, out_features)
-    flops = {
-        "ltr": ttmath.tt_sweep_flops(in_modes, out_modes, plan.ranks, 1, "ltr"),
-        "rtl": ttmath.tt_sweep_flops(in_modes, out_modes, plan.ranks, 1, "rtl"),
-        "dense": ttmath.tt_rebuild_flops(in_modes, out_modes, plan.ranks, 1),
-    }
-    strategy = min(flops, key=flops.get)
+    costs = costmodel.strategy_costs(in_modes, out_modes, plan.ranks, 1)
+    strategy = costmodel.best_strategy(costs)
     return LayerPreview(
         config=config,
         in_features=in_features,
@@ -226,9 +226,10 @@ def layer_preview(config: RunConfig) -> LayerPreview:
         dense_params=dense_params,
         compression=tt_params / dense_params,
         compression_factor=dense_params / tt_params,
-        tt_flops=flops[strategy],
+        tt_flops=costs[strategy]["flops"],
         dense_flops=ttmath.dense_flops(in_features, out_features, 1),
         strategy=strategy,
+        costs=costs,
         ranks=plan.ranks,
         requested=plan.requested,
         max_useful=plan.max_useful,
@@ -299,3 +300,19 @@ def human_count(value: float) -> str:
         if abs(value) >= limit:
             return f"{value / limit:.3g}{suffix}"
     return f"{value:,.0f}"
+
+
+def strategy_rows(view: LayerPreview) -> list[dict]:
+    """One row per forward strategy for one image: its plan, FLOPs, activation memory and
+    estimated time, the one ``auto`` picks first (for the preview's table)."""
+    rows = [
+        {
+            "strategy": name + (" (auto)" if name == view.strategy else ""),
+            "plan": cost.get("plan", ""),
+            "FLOPs": cost["flops"],
+            "peak activations (KiB)": round(cost["peak_bytes"] / 1024, 1),
+            "estimated µs": round(cost["seconds"] * 1e6, 1),
+        }
+        for name, cost in view.costs.items()
+    ]
+    return sorted(rows, key=lambda row: (not row["strategy"].endswith("(auto)"), row["estimated µs"]))

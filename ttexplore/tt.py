@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from .ttmath import WIDE_COPY_BYTES, _permuted_copy_plan, prod
+from .costmodel import WIDE_COPY_BYTES, _permuted_copy_plan
+from .ttmath import prod
 
 __all__ = [
     "permute_copy",
@@ -204,7 +205,7 @@ def tt_matmul_rtl(
         bias: optional ``(M,)``, added to the result.
         orientations: ``"rows"`` or ``"cols"`` for each step, last core first;
             ``None`` is all ``"rows"`` (the cost model picks them per step, see
-            :func:`ttexplore.ttmath.strategy_costs`).
+            :func:`ttexplore.costmodel.strategy_costs`).
 
     Returns:
         ``(B, M)``, contiguous.
