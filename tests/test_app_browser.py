@@ -35,10 +35,17 @@ CHROMIUM = os.environ.get("TTEXPLORE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 REQUIRED = os.environ.get("TTEXPLORE_REQUIRE_BROWSER") == "1"
-#: Markers of the live chart on the Train page (its key is "live-curves": Streamlit adds a CSS class).
-LIVE_POINTS = ".st-key-live-curves-chart .scatterlayer .point"
+#: The number of (x, y) points drawn in the live chart on the Train page (its key is "live-curves":
+#: Streamlit adds a CSS class), read from plotly's computed data, so it counts the same whether
+#: the curves carry markers (short runs) or only lines.
+LIVE_POINTS = """() => {
+    const plot = document.querySelector('.st-key-live-curves-chart .js-plotly-plot');
+    if (!plot || !plot.calcdata) return 0;
+    return plot.calcdata.reduce((total, trace) => total + trace.filter(
+        point => typeof point.x === 'number' && typeof point.y === 'number').length, 0);
+}"""
 TIMINGS = {}
-EPOCHS = 6  # of the live-curve run
+EPOCHS = 25  # of the live-curve run: long enough (5 s or more) for several one-second polls to see it grow
 
 
 def unavailable(reason: str) -> None:
@@ -188,31 +195,31 @@ def test_the_rank_slider_changes_the_weight_count(page, server):
 
 def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     open_explore(page, server)
-    # the bundled MNIST-5k for 6 epochs: 25 points over several seconds, several one-second polls
+    # the bundled MNIST-5k for EPOCHS epochs: four points an epoch, over several one-second polls
     page.get_by_label("Epochs").fill(str(EPOCHS))
     started = time.monotonic()
     page.get_by_role("button", name="Train", exact=True).click()
-    page.wait_for_function(f"document.querySelectorAll('{LIVE_POINTS}').length > 0", timeout=60_000)
+    page.wait_for_function(f"({LIVE_POINTS})() > 0", timeout=60_000)
     TIMINGS["train_click_to_first_point_s"] = round(time.monotonic() - started, 3)
 
     counts = []
     deadline = time.monotonic() + 180
     while not page.get_by_text("completed ·").count():
-        counts.append(page.locator(LIVE_POINTS).count())
+        counts.append(page.evaluate(LIVE_POINTS))
         if time.monotonic() > deadline:
             pytest.fail(f"the run did not complete; point counts seen: {counts}")
         time.sleep(0.25)
     # the run's end reruns the page once; wait for that last drawing (one chart, all points)
     single(page, ".st-key-live-curves-chart")
     page.wait_for_timeout(1000)
-    final = page.locator(LIVE_POINTS).count()
+    final = page.evaluate(LIVE_POINTS)
     seen = sorted(set(count for count in counts if count))
     assert len(seen) >= 2, f"the curve never grew while training: point counts {counts}"
     store = RunStore(server.home / "runs.db")
     (run,) = store.list_runs()
     events = store.metrics(run["id"])
     assert run["status"] == "completed" and run["config"]["epochs"] == EPOCHS
-    # a marker per event for test loss and accuracy; train ones too, except the whole-epoch
+    # a point per event for test loss and accuracy; train ones too, except the whole-epoch
     # averages that plots.training_curves leaves out between finer points
     assert final == 2 * len(events) + 2 * sum(1 for event in events if event["kind"] == "eval")
     assert seen[0] < final
@@ -243,6 +250,40 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     with page.expect_download() as caught:
         single(page, ".st-key-weights button").click()
     assert Path(caught.value.path()).read_bytes()[:2] == b"PK"  # torch.save's zip container
+
+
+def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
+    page.goto(f"{server.url}/sweep")
+    page.get_by_role("button", name="Run sweep").wait_for()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name="digits", exact=True).click()
+    page.get_by_label("Sweep name", exact=True).fill("browser-sweep")
+    page.get_by_label("TT shapes", exact=True).fill("4x4x4, 8x8")
+    page.get_by_label("Max TT ranks", exact=True).fill("1,2")
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_label("Training images (0 = all)", exact=True).fill("300")
+    page.get_by_text("Dense and matrix-rank baselines").click()
+    page.get_by_role("button", name="Run sweep").click()
+    page.get_by_text("4 runs queued").wait_for()
+    page.get_by_text("4 of 4 runs completed").wait_for(timeout=120_000)  # the page polls the store every 2 s
+    page.wait_for_timeout(1000)  # the sweep's end reruns the page once, without the timer: let that drawing land
+
+    # the seed's figure: one line per shape, a marker per (shape, rank) cell
+    page.wait_for_function("document.querySelectorAll('.st-key-sweep_figure .scatterlayer .point').length === 4")
+    legend = page.locator(".st-key-sweep_figure .legendtext").evaluate_all("texts => texts.map(text => text.textContent)")
+    assert sorted(legend) == ["4x4x4", "8x8"]
+    with page.expect_download() as caught:
+        single(page, ".st-key-sweep_csv button").click()
+    assert caught.value.suggested_filename == "browser-sweep-results.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text())))
+    assert sorted((row["shape"], int(row["rank"])) for row in rows) == [("4x4x4", 1), ("4x4x4", 2), ("8x8", 1), ("8x8", 2)]
+    for row in rows:
+        modes = tuple(int(mode) for mode in row["shape"].split("x"))
+        assert int(row["params"]) == ttmath.param_count(modes, modes, int(row["rank"]))
+        assert row["status"] == "completed" and 0.0 < float(row["test_accuracy"]) <= 1.0
+    with page.expect_download() as caught:
+        single(page, ".st-key-sweep_png button").click()
+    assert Path(caught.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_finished_run_is_listed_after_a_server_restart(page, server):
