@@ -11,6 +11,8 @@ from ttexplore.store import ACTIVE_STATUSES
 state = st.session_state
 store, manager = ui.get_store(), ui.get_manager()
 SHOWN = 8  # rows in the run list; the Runs page has them all
+POLL_S = 1.0  # how often the live view reads the store while a run is active
+FIRST_POINT_POLL_S = 0.25  # ... and while a shown run is running without its first point yet
 
 st.title("Train")
 st.caption("Runs started from **Explore** appear here and update every second. They keep going when you switch "
@@ -32,6 +34,14 @@ if not ids:
     st.stop()
 
 active_at_start = {run_id for run_id in ids[:SHOWN] if (store.get_run(run_id) or {}).get("status") in ACTIVE_STATUSES}
+
+
+def starting_runs() -> set[str]:
+    """Shown runs that are training but have no point yet: until they have one, the page polls faster."""
+    return set(manager.starting()) & set(ids[:SHOWN])
+
+
+starting_at_start = starting_runs()
 
 
 def run_row(run: dict, events: list, watched: bool) -> None:
@@ -57,7 +67,7 @@ def run_row(run: dict, events: list, watched: bool) -> None:
             st.error(run["error"], icon=":material/error:")
 
 
-@st.fragment(run_every=1.0 if active_at_start else None)
+@st.fragment(run_every=(FIRST_POINT_POLL_S if starting_at_start else POLL_S) if active_at_start else None)
 def live() -> None:
     runs = [run for run in (store.get_run(run_id) for run_id in ids[:SHOWN]) if run is not None]
     metrics = store.metrics_for([run["id"] for run in runs])
@@ -71,8 +81,8 @@ def live() -> None:
     if len(ids) > SHOWN:
         st.caption(f"{len(ids) - SHOWN} older run(s) are on the Runs page.")
     active_now = {run["id"] for run in runs if run["status"] in ACTIVE_STATUSES}
-    if active_now != active_at_start:
-        st.rerun()  # a run ended (or started): redraw the page, which also stops polling when nothing is left
+    if active_now != active_at_start or starting_runs() != starting_at_start:
+        st.rerun()  # a run ended, started or drew its first point: redraw the page, which also resets the timer
 
 
 live()

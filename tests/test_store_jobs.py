@@ -169,6 +169,38 @@ def test_job_manager_limits_concurrency_queues_and_cancels(tmp_path):
         manager.shutdown()
 
 
+def test_a_run_is_starting_from_its_worker_start_until_its_first_metric(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    first_point, finish = threading.Event(), threading.Event()
+
+    def fit_on_cue(config, callback=None, cancel=None, data_dir=None):
+        from ttexplore.train import FitResult
+
+        first_point.wait(30)
+        callback(event(0, 0.1))
+        finish.wait(30)
+        return FitResult("completed", [], None)
+
+    manager = JobManager(store, max_workers=1, fit_function=fit_on_cue)
+    try:
+        first, second = manager.submit(quick(seed=0)), manager.submit(quick(seed=1))
+        deadline = time.monotonic() + 30
+        while manager.status(first) != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.starting() == [first]  # the queued one is not starting yet
+        time.sleep(0.2)
+        assert manager.starting() == [first]  # still no metric: still starting
+        first_point.set()
+        while manager.starting() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert manager.starting() == [] and len(store.metrics(first)) == 1 and manager.active() == [first, second]
+        finish.set()
+        assert manager.wait(first, 30) == "completed" and manager.wait(second, 30) == "completed"
+        assert manager.starting() == []
+    finally:
+        manager.shutdown()
+
+
 def test_a_failing_run_reports_its_error_and_the_manager_lives_on(tmp_path):
     store = RunStore(tmp_path / "runs.db")
 

@@ -172,6 +172,14 @@ class JobManager:
         with self._lock:
             return [run_id for run_id, job in self._jobs.items() if job.status in ("queued", "running")]
 
+    def starting(self) -> list[str]:
+        """Ids of runs running in this process that have not reported a metric yet, oldest first.
+
+        A page follows these more often than the others, so a new run's first point shows at once.
+        """
+        with self._lock:
+            return [run_id for run_id, job in self._jobs.items() if job.status == "running" and job.last_event is None]
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """``{run_id: {status, last_event, error, label}}`` for every run this manager has seen."""
         with self._lock:
