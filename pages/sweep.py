@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+import ui
 from ttexplore import sweep
 from ttexplore.config import ConfigError
 from ttexplore.data import available_datasets
 from ttexplore.data_info import DATASETS
-from ttexplore.export import ExportError, figure_to_html, figure_to_image, table_to_csv
+from ttexplore.export import table_to_csv
 from ttexplore.store import ACTIVE_STATUSES
-from ui import get_manager, get_store
 
 CUSTOM = "custom"
 CUSTOM_DEFAULTS = {"datasets": ("mnist5k",), "shapes": "4x8x8x4, 32x32, 2^10", "ranks": (1, 2, 3, 4), "pad_to": None, "epochs": 5}
@@ -19,7 +19,7 @@ TABLE_COLUMNS = {"dataset": "dataset", "shape": "shape", "rank": "max TT rank", 
                  "compression": "compression rate", "test_accuracy": "accuracy", "status": "status", "epochs": "epochs",
                  "seconds": "seconds"}
 
-store, manager = get_store(), get_manager()
+store, manager = ui.get_store(), ui.get_manager()
 
 st.title("Sweep")
 st.caption("Every shape at every max TT rank, trained alike; the runs go to the same background queue as single "
@@ -93,28 +93,14 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
         st.toast(f"cancelled {sweep.cancel_sweep(manager, store, sweep_name)} runs")
 
     figure = sweep.sweep_figure(rows, title=f"{sweep_name}: test accuracy against the weights of the first layer")
-    st.plotly_chart(figure, width="stretch", key="sweep_figure")
+    ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
     table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"compression rate": st.column_config.NumberColumn(format="%.2e"),
                                 "accuracy": st.column_config.NumberColumn(format="%.4f")})
-
-    def image(fmt: str):
-        def render() -> bytes:
-            try:
-                return figure_to_image(figure, fmt)
-            except ExportError as error:  # the download then holds the reason instead of an image
-                return str(error).encode()
-        return render
-
-    columns = st.columns(4)
-    stem = f"{sweep_name}-accuracy-vs-weights"
-    columns[0].download_button("PNG", image("png"), f"{stem}.png", "image/png", on_click="ignore", key="sweep_png")
-    columns[1].download_button("SVG", image("svg"), f"{stem}.svg", "image/svg+xml", on_click="ignore", key="sweep_svg")
-    columns[2].download_button("HTML", lambda: figure_to_html(figure), f"{stem}.html", "text/html", on_click="ignore",
-                               key="sweep_html")
-    columns[3].download_button("CSV", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
-                               f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep_csv")
+    st.download_button("CSV", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
+                       f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep-csv",
+                       icon=":material/download:", help="Download this sweep's results (every column of results.csv)")
 
 
 st.fragment(run_every=2 if polling else None)(show_sweep)(sweep_name, polling)

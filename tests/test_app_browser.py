@@ -269,11 +269,11 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     page.wait_for_timeout(1000)  # the sweep's end reruns the page once, without the timer: let that drawing land
 
     # the seed's figure: one line per shape, a marker per (shape, rank) cell
-    page.wait_for_function("document.querySelectorAll('.st-key-sweep_figure .scatterlayer .point').length === 4")
-    legend = page.locator(".st-key-sweep_figure .legendtext").evaluate_all("texts => texts.map(text => text.textContent)")
+    page.wait_for_function("document.querySelectorAll('.st-key-sweep-figure-chart .scatterlayer .point').length === 4")
+    legend = page.locator(".st-key-sweep-figure-chart .legendtext").evaluate_all("texts => texts.map(text => text.textContent)")
     assert sorted(legend) == ["4x4x4", "8x8"]
     with page.expect_download() as caught:
-        single(page, ".st-key-sweep_csv button").click()
+        single(page, ".st-key-sweep-csv button").click()
     assert caught.value.suggested_filename == "browser-sweep-results.csv"
     rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text())))
     assert sorted((row["shape"], int(row["rank"])) for row in rows) == [("4x4x4", 1), ("4x4x4", 2), ("8x8", 1), ("8x8", 2)]
@@ -282,7 +282,7 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
         assert int(row["params"]) == ttmath.param_count(modes, modes, int(row["rank"]))
         assert row["status"] == "completed" and 0.0 < float(row["test_accuracy"]) <= 1.0
     with page.expect_download() as caught:
-        single(page, ".st-key-sweep_png button").click()
+        single(page, ".st-key-sweep-figure-png button").click()
     assert Path(caught.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
