@@ -12,10 +12,10 @@ from typing import Any, Callable, Optional
 
 import streamlit as st
 
-from ttexplore.config import ConfigError
-from ttexplore.data_info import DEFAULT_DATASET
-from ttexplore.jobs import JobManager
-from ttexplore.store import RunStore
+from ttexplore.runs.config import ConfigError
+from ttexplore.runs.data_info import DEFAULT_DATASET
+from ttexplore.runs.jobs import JobManager
+from ttexplore.runs.store import RunStore
 
 
 def _use_app_router() -> None:
@@ -107,7 +107,7 @@ def _image_bytes(figure: Any, fmt: str) -> Callable[[], bytes]:
     """A deferred PNG/SVG render: Streamlit calls it only when the user clicks the button."""
 
     def render() -> bytes:
-        from ttexplore import export
+        from ttexplore.presenters import export
 
         height = int(figure.layout.height or 600)
         width = int(figure.layout.width or 1000)
@@ -118,7 +118,7 @@ def _image_bytes(figure: Any, fmt: str) -> Callable[[], bytes]:
 
 def _html_bytes(figure: Any) -> Callable[[], bytes]:
     def render() -> bytes:
-        from ttexplore import export
+        from ttexplore.presenters import export
 
         return export.figure_to_html(figure)
 
@@ -139,7 +139,7 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     """Draw a plotly figure with PNG, SVG and standalone-HTML download buttons under it.
 
     The files are rendered only when a button is clicked (``data=callable``), by
-    the one persistent kaleido server of :mod:`ttexplore.export`, so reruns stay fast.
+    the one persistent kaleido server of :mod:`ttexplore.presenters.export`, so reruns stay fast.
 
     Args:
         name: the file name stem (``"training-curves"``).
@@ -149,7 +149,7 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     if not downloads:
         return
     stem = _slug(name)
-    from ttexplore.export import image_export_problem
+    from ttexplore.presenters.export import image_export_problem
 
     problem = image_export_problem()  # checked up front: a deferred download can not show an error
     with st.container(horizontal=True, horizontal_alignment="right", gap="small", key=f"{key}-downloads"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore import plots
-from ttexplore.config import ConfigError, RunConfig
-from ttexplore.data import available_datasets
-from ttexplore.data_info import DATASETS, DEFAULT_DATASET, dataset_info
-from ttexplore.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
+from ttexplore.presenters import plots
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.data import available_datasets
+from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
+from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
                                other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
-from ttexplore.shapes import parse_modes
+from ttexplore.core.shapes import parse_modes
 
 state = st.session_state
 KEEP = "session"  # widget values survive page switches

@@ -7,7 +7,10 @@ from collections import Counter
 import streamlit as st
 
 import ui
-from ttexplore import export, plots, reports, ttmath
+from ttexplore.presenters import export
+from ttexplore.presenters import plots
+from ttexplore.presenters import reports
+from ttexplore.core import ttmath
 
 state = st.session_state
 store = ui.get_store()
@@ -89,8 +92,8 @@ else:
         cores = ttmath.core_shapes(config["in_modes"], config["out_modes"], config["ranks"])
         left.caption("TT cores: " + ", ".join("×".join(map(str, shape)) for shape in cores))
         right.code(f'from ttexplore import TTLinear\nlayer = TTLinear.load("ttexplore-{run_id}.pt")  # the trained TT '
-                   'cores\n\nfrom ttexplore.models import load_model\nmodel, config = load_model("ttexplore-'
+                   'cores\n\nfrom ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-'
                    f'{run_id}.pt")  # the whole network', language="python")
     else:
-        right.code(f'from ttexplore.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
+        right.code(f'from ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
                    language="python")

@@ -1,17 +1,17 @@
 """Sweep: train a grid of TT shapes x max ranks (+ dense and matrix-rank baselines) in the background and
-watch the seed's accuracy-against-weights figure and table fill in. The logic lives in ttexplore.sweep."""
+watch the seed's accuracy-against-weights figure and table fill in. The logic lives in ttexplore.experiments.sweep."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
-from ttexplore import sweep
-from ttexplore.config import ConfigError
-from ttexplore.data import available_datasets
-from ttexplore.data_info import DATASETS
-from ttexplore.export import table_to_csv
-from ttexplore.store import ACTIVE_STATUSES
+from ttexplore.experiments import sweep
+from ttexplore.runs.config import ConfigError
+from ttexplore.runs.data import available_datasets
+from ttexplore.runs.data_info import DATASETS
+from ttexplore.presenters.export import table_to_csv
+from ttexplore.runs.store import ACTIVE_STATUSES
 
 CUSTOM = "custom"
 CUSTOM_DEFAULTS = {"datasets": ("mnist5k",), "shapes": "4x8x8x4, 32x32, 2^10", "ranks": (1, 2, 3, 4), "pad_to": None, "epochs": 5}

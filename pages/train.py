@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore import plots, reports
-from ttexplore.store import ACTIVE_STATUSES
+from ttexplore.presenters import plots
+from ttexplore.presenters import reports
+from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
 store, manager = ui.get_store(), ui.get_manager()

@@ -1,7 +1,7 @@
 """ttexplore: explore Tensor-Train (TT) fully-connected layers.
 
-The arithmetic (:mod:`ttexplore.ttmath`, :mod:`ttexplore.shapes`,
-:mod:`ttexplore.config`) is pure Python; everything that needs torch is
+The arithmetic (:mod:`ttexplore.core.ttmath`, :mod:`ttexplore.core.shapes`,
+:mod:`ttexplore.runs.config`) is pure Python; everything that needs torch is
 imported lazily, so ``from ttexplore import param_count`` stays instant.
 """
 
@@ -10,18 +10,28 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .ttmath import compression, compression_factor, dense_param_count, max_useful_ranks, param_count
+from ttexplore.core.ttmath import compression, compression_factor, dense_param_count, max_useful_ranks, param_count
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TTLinear": "ttexplore.layers",
-    "MatrixRankLinear": "ttexplore.layers",
+    "TTLinear": "ttexplore.core.layers",
+    "MatrixRankLinear": "ttexplore.core.layers",
+    "TTShape": "ttexplore.core.ttshape",
+    "RunConfig": "ttexplore.runs.config",
+    "ConfigError": "ttexplore.runs.config",
+    "RunStore": "ttexplore.runs.store",
+    "JobManager": "ttexplore.runs.jobs",
 }
 
 __all__ = [
     "TTLinear",
     "MatrixRankLinear",
+    "TTShape",
+    "RunConfig",
+    "ConfigError",
+    "RunStore",
+    "JobManager",
     "param_count",
     "dense_param_count",
     "compression",

@@ -1,0 +1,217 @@
+"""Every page of the app through Streamlit's AppTest: preview numbers, bad entries, a run
+trained to completion, the queue, Stop, a failed run, the Runs table, Export, a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app_support import APP, app_home, metric, new_app, release_app_resources, run_until, shared_data_dir  # noqa: F401
+
+from ttexplore.core import ttmath
+from ttexplore.runs.config import RunConfig
+from ttexplore.presenters.preview import PRESETS
+from ttexplore.runs.store import RunStore
+
+
+def weights(in_modes, out_modes, ranks) -> str:
+    return f"{ttmath.param_count(in_modes, out_modes, ranks):,}"
+
+
+def submit(at, epochs: int = 1, baseline: bool = False):
+    """Fill the Train form and press Train (form values count only with the submit click).
+
+    Pressing Train opens the Train page; the AppTest is then pinned to it, since a page chosen
+    with ``at.switch_page`` would otherwise come back on the next ``at.run()``.
+    """
+    at.number_input(key="epochs").set_value(epochs)
+    at.checkbox(key="baseline").check() if baseline else at.checkbox(key="baseline").uncheck()
+    at.button(key="train_submit").click()
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Train", "pressing Train opens the Train page"
+    return at.switch_page("pages/train.py")
+
+
+def test_opens_on_explore_with_the_papers_layer(app_home):
+    at = new_app().run()
+    assert not at.exception
+    assert at.title[0].value == "Explore a Tensor-Train layer"
+    assert at.selectbox(key="dataset").value == "mnist5k"
+    assert at.text_input(key="in_modes").value == "4x8x8x4" and at.text_input(key="out_modes").value == "4x8x8x4"
+    assert metric(at, "TT layer weights") == weights((4, 8, 8, 4), (4, 8, 8, 4), 4) == "2,176"
+    assert metric(at, "Dense weights") == "1,048,576"
+    assert metric(at, "Compression") == "482×"
+    assert any("No training in progress" in item.value for item in at.sidebar.markdown)
+
+
+def test_preview_follows_every_widget(app_home):
+    at = new_app().run()
+    for rank in (1, 2, 3, 7):
+        at.slider(key="max_rank").set_value(rank).run()
+        assert metric(at, "TT layer weights") == weights((4, 8, 8, 4), (4, 8, 8, 4), rank)
+    for preset in PRESETS:
+        at.selectbox(key="preset").select(preset.name).run()
+        assert at.text_input(key="in_modes").value == preset.in_text
+        assert at.session_state["pad_to"] == (preset.pad_to or 0)
+        assert metric(at, "TT layer weights") == weights(preset.in_modes, preset.out_modes, 7)
+        assert metric(at, "Dense weights") == f"{ttmath.prod(preset.in_modes) * ttmath.prod(preset.out_modes):,}"
+    # typed shapes: the preset becomes "Custom shapes"
+    at.selectbox(key="preset").select(PRESETS[0].name).run()
+    at.text_input(key="in_modes").input("8x4x4x8").run()
+    at.text_input(key="out_modes").input("2x8x8x8").run()
+    assert at.selectbox(key="preset").value == "Custom shapes"
+    assert metric(at, "TT layer weights") == weights((8, 4, 4, 8), (2, 8, 8, 8), 7)
+    # per-core ranks
+    at.toggle(key="per_core").set_value(True).run()
+    at.slider(key="rank_4_2").set_value(12).run()
+    assert metric(at, "TT layer weights") == weights((8, 4, 4, 8), (2, 8, 8, 8), (7, 12, 7))
+    # a rank above the maximal useful one is clipped, and the page says so
+    at.toggle(key="per_core").set_value(False).run()
+    at.slider(key="max_rank").set_value(20).run()
+    assert metric(at, "TT layer weights") == weights((8, 4, 4, 8), (2, 8, 8, 8), 20)
+    plan = ttmath.plan_ranks((8, 4, 4, 8), (2, 8, 8, 8), 20)
+    assert plan.clipped
+    captions = " ".join(item.value for item in at.caption)
+    for k, asked, used in plan.clipped:
+        assert f"r{k} {asked} → {used}" in captions
+    # another dataset switches to a preset that fits it
+    at.selectbox(key="dataset").select("digits").run()
+    assert at.text_input(key="in_modes").value == "2x4x4x2"
+    assert metric(at, "TT layer weights") == weights((2, 4, 4, 2), (2, 4, 4, 2), at.slider(key="max_rank").value)
+    assert not at.exception
+
+
+@pytest.mark.parametrize(
+    "in_modes, out_modes, words",
+    [
+        ("4x8x8", "4x8x8x4", ["in_modes", "1024", "try"]),
+        ("4x8x8x4", "4x8x8", ["out_modes", "same number"]),
+        ("4 x eight", "4x8x8x4", ["in_modes", "not a whole number"]),
+        ("", "4x8x8x4", ["in_modes", "empty"]),
+        ("4x8x8x4", "0x8", ["out_modes", "at least 1"]),
+    ],
+)
+def test_a_bad_shape_shows_an_inline_message_not_a_traceback(app_home, in_modes, out_modes, words):
+    at = new_app().run()
+    at.text_input(key="in_modes").input(in_modes)
+    at.text_input(key="out_modes").input(out_modes)
+    at.run()
+    assert not at.exception
+    messages = " ".join(item.value for item in at.error)
+    assert messages, "no st.error shown"
+    for word in words:
+        assert word in messages
+    # fixing the entry brings the numbers back
+    at.text_input(key="in_modes").input("4x8x8x4")
+    at.text_input(key="out_modes").input("4x8x8x4").run()
+    assert not at.error and metric(at, "TT layer weights") == "2,176"
+
+
+def test_a_run_trains_to_completion_then_shows_on_runs_and_export_and_survives_a_restart(app_home):
+    at = new_app().run()
+    at.selectbox(key="dataset").select("digits").run()
+    at.slider(key="max_rank").set_value(3).run()
+    submit(at, epochs=1, baseline=True)
+    store = RunStore()
+    runs = store.list_runs()
+    assert len(runs) == 2 and {run["layer"] for run in runs} == {"tt", "dense"}
+    tt_run = next(run for run in runs if run["layer"] == "tt")
+    assert tt_run["config"]["epochs"] == 1 and tt_run["config"]["ranks"] == 3 and tt_run["dataset"] == "digits"
+
+    def finished(at) -> bool:
+        return all(run["status"] == "completed" for run in store.list_runs())
+
+    run_until(at, finished, "both runs to complete")
+    at.run()
+    bars = [item.proto.text for item in at.get("progress")]
+    assert len(bars) == 2 and all("epoch 1.00 of 1" in text for text in bars)
+    best = store.get_run(tt_run["id"])["best_test_accuracy"]
+    assert best is not None and f"{best:.3f}" in [item.value for item in at.metric]
+    assert len(store.metrics(tt_run["id"])) >= 2  # the step-0 point and at least the epoch end
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["id"]) == {run["id"] for run in runs}
+    assert set(table["status"]) == {"completed"}
+    assert metric(at, "Runs saved") == "2"
+    assert set(at.multiselect(key="runs_compare").value) == {run["id"] for run in runs}
+
+    at.switch_page("pages/export.py").run()
+    assert not at.exception
+    keys = {item.key for item in at.get("download_button")}
+    assert {"metrics-csv", "metrics-json", "runs-csv", "weights", "export-curves-png", "export-curves-svg",
+            "export-curves-html"} <= keys
+
+    from ttexplore import TTLinear
+
+    layer = TTLinear.load(store.get_run(tt_run["id"])["weights_path"])
+    assert layer.param_count() == ttmath.param_count((2, 4, 4, 2), (2, 4, 4, 2), 3)
+
+    release_app_resources()  # the server restarts: a new store and job manager
+    again = new_app()
+    again.switch_page("pages/runs.py").run()
+    assert not again.exception
+    assert set(again.dataframe[0].value["id"]) == {run["id"] for run in runs}
+
+
+def test_queue_stop_and_a_failed_run(app_home, monkeypatch):
+    monkeypatch.setenv("TTEXPLORE_WORKERS", "1")
+    at = new_app().run()
+    submit(at, epochs=200)  # long enough to be stopped
+    at.switch_page("pages/explore.py").run()
+    at.selectbox(key="dataset").select("mnist").run()  # not on this machine, offline: the run fails
+    submit(at, epochs=1).run()
+    store = RunStore()
+    long_run, doomed = sorted(store.list_runs(), key=lambda run: run["created_at"])
+    assert store.get_run(doomed["id"])["status"] == "queued"
+    assert any(item.proto.text == "waiting for a free core" for item in at.get("progress"))
+
+    run_until(at, lambda at: store.get_run(long_run["id"])["status"] == "running", "the first run to start")
+    at.button(key=f"stop-{long_run['id']}").click().run()
+    run_until(at, lambda at: store.get_run(doomed["id"])["status"] == "failed", "the queued run to run and fail")
+    at.run()  # the run may have failed after the page was drawn: draw it again
+    assert store.get_run(long_run["id"])["status"] == "cancelled"
+    errors = " ".join(item.value for item in at.error)
+    assert "mnist is not in" in errors  # the failed run's own message, on the page
+    assert not at.exception
+    at.switch_page("pages/explore.py").run()  # the server is still fine
+    assert not at.exception and metric(at, "TT layer weights")
+
+
+def test_runs_page_deletes_runs(app_home):
+    store = RunStore()
+    config = RunConfig.for_dataset("digits", epochs=1)
+    keep, drop = store.create_run(config), store.create_run(config.replace(ranks=2))
+    for run_id in (keep, drop):
+        store.mark_running(run_id)
+        store.add_event(run_id, {"kind": "epoch", "epoch": 1.0, "step": 23, "train_loss": 0.5, "train_accuracy": 0.8,
+                                 "test_loss": 0.6, "test_accuracy": 0.75, "elapsed_s": 1.0})
+        store.finish(run_id, "completed")
+    at = new_app()
+    at.switch_page("pages/runs.py").run()
+    assert set(at.dataframe[0].value["id"]) == {keep, drop}
+    at.multiselect(key="runs_delete").select(drop).run()
+    at.button(key="runs_delete_button").click().run()
+    assert not at.exception
+    assert [run["id"] for run in store.list_runs()] == [keep]
+    assert set(at.dataframe[0].value["id"]) == {keep}
+
+
+def test_every_page_renders_on_an_empty_store(app_home):
+    at = new_app().run()
+    for page, words in (("pages/train.py", "No run started"), ("pages/runs.py", "No runs saved"),
+                        ("pages/export.py", "Nothing to export")):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert any(words in item.value for item in at.info), page
+
+
+@pytest.mark.skipif(not (Path(APP).parent / "pages" / "sweep.py").exists(), reason="pages/sweep.py is on the sweep branch")
+def test_the_sweep_page_is_routed_when_present(app_home):
+    at = new_app().run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Sweep"

@@ -1,0 +1,351 @@
+"""Forward strategies of the TT layer: agreement, FLOP and memory accounting, caching."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from ttexplore.core import forward as tt_forward
+from ttexplore import costmodel
+from ttexplore.core import ttmath
+from ttexplore.core.layers import TTLinear
+from ttexplore.core.kernels import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
+
+CONCRETE = ("ltr", "rtl", "blocked", "einsum", "dense")
+ALL_STRATEGIES = CONCRETE + ("auto",)
+
+# d = 1..6, uneven modes (some of size 1), per-core ranks below the maximal useful ones
+LAYERS = [
+    ((5,), (3,), ()),
+    ((2, 3), (4, 1), (3,)),
+    ((2, 3, 4), (3, 2, 2), (2, 5)),
+    ((4, 2, 3, 2), (2, 3, 2, 4), (3, 4, 2)),
+    ((2, 2, 3, 2, 2), (3, 2, 1, 2, 2), (2, 3, 3, 2)),
+    ((2, 2, 2, 2, 2, 2), (1, 2, 3, 1, 2, 2), (2, 3, 2, 3, 2)),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    tt_forward.set_autotune(False)
+    tt_forward.clear_caches()
+    yield
+    tt_forward.set_autotune(False)
+    tt_forward.clear_caches()
+
+
+def reference_dense(cores):
+    """``W`` (M, N) from the cores by plain tensordots, independent of ttexplore.core.kernels."""
+    d = len(cores)
+    # full: (n_1, m_1, ..., n_k, m_k, r_k)
+    full = cores[0][0]
+    for core in cores[1:]:
+        full = torch.tensordot(full, core, dims=([full.dim() - 1], [0]))
+    full = full[..., 0]
+    order = [2 * k + 1 for k in range(d)] + [2 * k for k in range(d)]
+    out_features = 1
+    for core in cores:
+        out_features *= core.shape[2]
+    return full.permute(order).reshape(out_features, -1)
+
+
+def make_layers(in_modes, out_modes, ranks):
+    torch.manual_seed(0)
+    reference = TTLinear(in_modes, out_modes, list(ranks), bias=True, dtype=torch.float64)
+    with torch.no_grad():
+        reference.bias.normal_()
+    layers = {}
+    for strategy in ALL_STRATEGIES:
+        layer = TTLinear(in_modes, out_modes, list(ranks), bias=True, strategy=strategy, dtype=torch.float64)
+        layer.load_state_dict(reference.state_dict())
+        layers[strategy] = layer
+    return layers
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS, ids=[f"d{len(layer[0])}" for layer in LAYERS])
+@pytest.mark.parametrize("lead", [(1,), (4,), (2, 3)], ids=["batch1", "batch4", "leading2x3"])
+def test_strategies_agree_forward_and_backward(in_modes, out_modes, ranks, lead):
+    layers = make_layers(in_modes, out_modes, ranks)
+    in_features = ttmath.prod(in_modes)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(*lead, in_features, dtype=torch.float64, generator=generator)
+    grad_output = torch.randn(*lead, ttmath.prod(out_modes), dtype=torch.float64, generator=generator)
+
+    cores = [core.detach().clone().requires_grad_() for core in layers["auto"].cores]
+    bias = layers["auto"].bias.detach().clone().requires_grad_()
+    x_ref = inputs.clone().requires_grad_()
+    expected = F.linear(x_ref, reference_dense(cores), bias)
+    expected.backward(grad_output)
+
+    # the layer's own to_dense is the same matrix
+    assert torch.allclose(layers["auto"].to_dense(), reference_dense(cores).detach(), atol=1e-12, rtol=0)
+
+    for strategy, layer in layers.items():
+        x = inputs.clone().requires_grad_()
+        output = layer(x)
+        assert output.shape == (*lead, ttmath.prod(out_modes))
+        assert torch.allclose(output, expected, atol=1e-10, rtol=0), strategy
+        output.backward(grad_output)
+        assert torch.allclose(x.grad, x_ref.grad, atol=1e-10, rtol=0), strategy
+        assert torch.allclose(layer.bias.grad, bias.grad, atol=1e-10, rtol=0), strategy
+        for core, core_ref in zip(layer.cores, cores):
+            assert torch.allclose(core.grad, core_ref.grad, atol=1e-10, rtol=0), strategy
+        # without autograd (the inference plan may differ) the result is the same
+        with torch.no_grad():
+            assert torch.allclose(layer(inputs), expected, atol=1e-10, rtol=0), strategy
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS[1:5], ids=[f"d{len(l[0])}" for l in LAYERS[1:5]])
+def test_every_blocking_agrees(in_modes, out_modes, ranks):
+    torch.manual_seed(2)
+    layer = TTLinear(in_modes, out_modes, list(ranks), bias=False, dtype=torch.float64)
+    cores = list(layer.cores)
+    inputs = torch.randn(3, ttmath.prod(in_modes), dtype=torch.float64)
+    expected = inputs @ reference_dense([c.detach() for c in cores]).t()
+    for blocks in costmodel.block_compositions(len(cores)):
+        for direction in ("ltr", "rtl"):
+            output = tt_matmul_blocked(inputs, cores, blocks, direction)
+            assert torch.allclose(output, expected, atol=1e-10, rtol=0), (blocks, direction)
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS[2:5], ids=[f"d{len(l[0])}" for l in LAYERS[2:5]])
+def test_every_rtl_orientation_agrees(in_modes, out_modes, ranks):
+    torch.manual_seed(7)
+    layer = TTLinear(in_modes, out_modes, list(ranks), bias=False, dtype=torch.float64)
+    cores = list(layer.cores)
+    inputs = torch.randn(3, ttmath.prod(in_modes), dtype=torch.float64, requires_grad=True)
+    expected = inputs @ reference_dense(cores).t()
+    grad_output = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [inputs, *cores], grad_output)
+    for orientations in itertools.product(("rows", "cols"), repeat=len(cores)):
+        output = tt_matmul_rtl(inputs, cores, None, orientations)
+        assert torch.allclose(output, expected, atol=1e-10, rtol=0), orientations
+        grads = torch.autograd.grad(output, [inputs, *cores], grad_output)
+        for got, want in zip(grads, expected_grads):
+            assert torch.allclose(got, want, atol=1e-10, rtol=0), orientations
+
+
+def test_strategies_gradcheck():
+    torch.manual_seed(3)
+    in_modes, out_modes, ranks = (2, 3, 2), (2, 2, 3), (2, 3)
+    layer = TTLinear(in_modes, out_modes, list(ranks), dtype=torch.float64)
+    cores = [core.detach().clone().requires_grad_() for core in layer.cores]
+    bias = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    inputs = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    for strategy in CONCRETE:
+
+        def function(x, b, *cs, strategy=strategy):
+            return tt_forward.tt_linear(x, list(cs), in_modes, out_modes, ranks, strategy, bias=b)
+
+        assert torch.autograd.gradcheck(function, (inputs, bias, *cores)), strategy
+
+
+def test_permute_copy_is_bit_exact_and_differentiable():
+    values = torch.randn(6 * 8 * 4 + 1)
+    values[::5] = float("nan")
+    values[1::5] = 1e-42  # subnormal
+    values[2::5] = -0.0
+    # an unaligned view (offset of one float) takes the plain path, an aligned one the wide path
+    for tensor in (values[1:], values[:-1]):
+        shaped = tensor.reshape(6, 8, 4)
+        expected = shaped.permute(1, 0, 2).contiguous().reshape(-1)
+        got = permute_copy(tensor, (6, 8, 4), (1, 0, 2))
+        assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+    for shape, perm in [((3, 4, 2), (2, 0, 1)), ((2, 3, 4, 2), (0, 2, 1, 3)), ((5, 1, 3), (1, 2, 0))]:
+        source = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        assert torch.equal(permute_copy(source, shape, perm), source.permute(perm).reshape(-1))
+        assert torch.autograd.gradcheck(lambda t, shape=shape, perm=perm: permute_copy(t, shape, perm), (source,))
+        assert torch.autograd.gradgradcheck(lambda t, shape=shape, perm=perm: permute_copy(t, shape, perm), (source,))
+
+
+def test_merge_cores_matches_reference():
+    torch.manual_seed(4)
+    layer = TTLinear((2, 3, 4), (3, 2, 2), [2, 5], dtype=torch.float64)
+    cores = [core.detach() for core in layer.cores]
+    merged = merge_cores(cores)
+    assert merged.shape == (1, 24, 12, 1)
+    assert torch.allclose(merged.reshape(24, 12).t(), reference_dense(cores), atol=1e-12, rtol=0)
+    assert torch.allclose(tt_to_dense(cores), reference_dense(cores), atol=1e-12, rtol=0)
+    # a block in the middle keeps its boundary ranks
+    middle = merge_cores(cores[1:])
+    assert middle.shape == (2, 12, 4, 1)
+
+
+# ---------------------------------------------------------------------------- FLOPs and memory
+FLOP_LAYERS = [((4, 8, 8, 4), (4, 8, 8, 4), 4, 8), ((2, 3, 4), (3, 2, 2), [2, 5], 5), ((4, 7, 4, 7), (5, 5, 5, 5), 3, 1)]
+
+
+def counted_flops(function):
+    counter = FlopCounterMode(display=False)
+    with counter:
+        function()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks,batch", FLOP_LAYERS)
+def test_flop_functions_match_flop_counter(in_modes, out_modes, ranks, batch):
+    torch.manual_seed(5)
+    layer = TTLinear(in_modes, out_modes, ranks, bias=True)
+    internal = layer.ranks
+    inputs = torch.randn(batch, layer.in_features)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
+    assert costs["ltr"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "ltr")
+    assert costs["rtl"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "rtl")
+    assert costs["dense"]["flops"] == ttmath.tt_rebuild_flops(in_modes, out_modes, ranks, batch)
+    assert tt_forward.strategy_flops(in_modes, out_modes, ranks, batch)["rtl"] == costs["rtl"]["flops"]
+    cores = list(layer.cores)
+    for strategy in CONCRETE:
+        plan = tt_forward.plan_forward(in_modes, out_modes, internal, batch, torch.float32, True, True, strategy)
+        if strategy == "blocked":
+            assert plan.blocks == costs["blocked"]["blocks"]
+        with torch.no_grad():
+            forward = counted_flops(lambda: plan.run(inputs, cores, layer.bias))
+        assert forward == costs[strategy]["flops"], strategy
+        x = inputs.clone().requires_grad_()
+        total = counted_flops(lambda: plan.run(x, cores, layer.bias).sum().backward())
+        assert total == costs[strategy]["flops"] + costs[strategy]["backward_flops"], strategy
+
+
+@pytest.mark.parametrize("strategy", ["ltr", "rtl", "blocked", "dense"])
+def test_saved_bytes_match_autograd(strategy):
+    in_modes, out_modes, ranks, batch = (4, 8, 8, 4), (4, 8, 8, 4), 4, 16
+    torch.manual_seed(6)
+    layer = TTLinear(in_modes, out_modes, ranks, bias=False)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, training=True, input_grad=True)
+    plan = tt_forward.plan_forward(in_modes, out_modes, layer.ranks, batch, torch.float32, True, True, strategy)
+    inputs = torch.randn(batch, layer.in_features, requires_grad=True)
+    own_storage = {inputs.untyped_storage().data_ptr()} | {c.untyped_storage().data_ptr() for c in layer.cores}
+    saved = []
+
+    def pack(tensor):
+        if tensor.untyped_storage().data_ptr() not in own_storage:
+            saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        plan.run(inputs, list(layer.cores), None)
+    parameter_bytes = sum(c.numel() * c.element_size() for c in layer.cores)
+    # the model also counts reshaped views of the cores that autograd saves; they are tiny
+    assert sum(saved) <= costs[strategy]["saved_bytes"] <= sum(saved) + 2 * parameter_bytes
+    # the forward's own peak: at least its largest step's result
+    assert costs[strategy]["peak_bytes"] >= batch * layer.out_features * 4
+
+
+def test_dense_strategy_memory_counts_the_weight():
+    costs = costmodel.strategy_costs((4, 8, 8, 4), (4, 8, 8, 4), 4, batch=2, dtype_bytes=8)
+    weight_bytes = 1024 * 1024 * 8
+    assert costs["dense"]["peak_bytes"] >= 2 * weight_bytes  # the merge's permuted copy
+    assert costs["rtl"]["peak_bytes"] < weight_bytes
+
+
+def test_cost_model_is_pure_python():
+    code = (
+        "import sys\n"
+        "from ttexplore import costmodel\n"
+        "costs = costmodel.strategy_costs((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 100)\n"
+        "assert set(costs) == {'ltr', 'rtl', 'blocked', 'einsum', 'dense'}, costs\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_block_compositions():
+    assert costmodel.block_compositions(1) == [(1,)]
+    assert sorted(costmodel.block_compositions(3)) == sorted([(3,), (1, 2), (2, 1), (1, 1, 1)])
+    assert len(costmodel.block_compositions(6)) == 32
+
+
+# ---------------------------------------------------------------------------- choosing and caching
+def test_auto_returns_a_valid_strategy_and_caches(monkeypatch):
+    calls = []
+    real = costmodel.strategy_costs
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(costmodel, "strategy_costs", counting)
+    layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 4)
+    inputs = torch.randn(16, 1024)
+    with torch.no_grad():
+        first = layer(inputs)
+        second = layer(inputs)
+    assert torch.equal(first, second)
+    assert len(calls) == 1
+    plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32)
+    assert plan.strategy in CONCRETE and plan.source == "model"
+    assert plan is tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32)
+    assert len(calls) == 1
+    # a training forward is planned separately (its cost includes the backward)
+    layer(inputs).sum().backward()
+    assert len(calls) == 2
+    assert tt_forward.choose_strategy((4, 8, 8, 4), (4, 8, 8, 4), 4, 16) in CONCRETE
+
+
+def test_einsum_plan_is_cached(monkeypatch):
+    import opt_einsum
+
+    planned = []
+    real = opt_einsum.contract_expression
+
+    def counting(*args, **kwargs):
+        planned.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(opt_einsum, "contract_expression", counting)
+    layer = TTLinear((2, 3, 4), (3, 2, 2), [2, 5], strategy="einsum")
+    inputs = torch.randn(4, 24)
+    first = layer(inputs)
+    second = layer(inputs)
+    assert torch.equal(first, second)
+    assert len(planned) == 1
+    layer(torch.randn(5, 24))  # another batch size is another plan
+    assert len(planned) == 2
+
+
+def test_autotune_times_once_per_bucket(monkeypatch):
+    timed = []
+    real = tt_forward._time_plan
+
+    def counting(plan, *args):
+        timed.append(plan.strategy)
+        return real(plan, *args)
+
+    monkeypatch.setattr(tt_forward, "_time_plan", counting)
+    tt_forward.set_autotune(True)
+    assert tt_forward.autotune_enabled()
+    layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, dtype=torch.float64)
+    inputs = torch.randn(5, 1024, dtype=torch.float64)
+    with torch.no_grad():
+        output = layer(inputs)
+    assert timed and set(timed) <= set(CONCRETE)
+    count = len(timed)
+    with torch.no_grad():
+        layer(torch.randn(7, 1024, dtype=torch.float64))  # same bucket (8)
+    assert len(timed) == count
+    plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 6, torch.float64)
+    assert plan.source == "timing" and plan.strategy in CONCRETE
+    expected = F.linear(inputs, reference_dense([c.detach() for c in layer.cores]), layer.bias)
+    assert torch.allclose(output, expected, atol=1e-10, rtol=0)
+
+
+def test_forward_primes_the_allocator_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tt_forward, "_allocator_primed", False)
+    real = tt_forward.prime_allocator
+    monkeypatch.setattr(tt_forward, "prime_allocator", lambda: calls.append(1) or real())
+    layer = TTLinear((2, 3), (3, 2), 2)
+    layer(torch.randn(2, 6))
+    layer(torch.randn(2, 6))
+    assert calls == [1] and tt_forward._allocator_primed
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="strategy 'fast' is unknown"):
+        TTLinear((2, 2), (2, 2), 1, strategy="fast")

@@ -1,0 +1,101 @@
+"""ttexplore.presenters.reports: labels, progress, the runs table and the seed's summaries, from plain run dicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttexplore.presenters import plots
+from ttexplore.presenters import reports
+
+
+def make_run(run_id="20260101-000000-abcdef", layer="tt", shape="4x8x8x4", ranks=4, status="completed",
+             best=0.95, params=2176, compression=2176 / 1048576, dataset="mnist5k", epochs=2, label=""):
+    config = {"layer": layer, "ranks": ranks if layer == "tt" else None, "epochs": epochs, "lr": 0.003,
+              "batch_size": 64, "seed": 0, "dataset": dataset, "in_modes": [4, 8, 8, 4], "out_modes": [4, 8, 8, 4],
+              "matrix_rank": 4}
+    return {"id": run_id, "config": config, "layer": layer, "shape": shape if layer == "tt" else layer,
+            "status": status, "best_test_accuracy": best, "final_test_accuracy": best, "layer_params": params,
+            "compression": compression, "dataset": dataset, "created_at": 1_700_000_000.0, "started_at": 1_700_000_001.0,
+            "finished_at": 1_700_000_031.0, "error": None, "label": label}
+
+
+def test_labels():
+    assert reports.run_label(make_run()) == "TT 4x8x8x4 r=4 · mnist5k · #abcdef"
+    assert reports.run_label(make_run(ranks=[2, 4, 2]), with_id=False) == "TT 4x8x8x4 r=2,4,2 · mnist5k"
+    assert reports.run_label(make_run(ranks=None), with_id=False) == "TT 4x8x8x4 r=max · mnist5k"
+    dense = make_run(layer="dense", label="baseline")
+    assert reports.run_label(dense, with_id=False) == "dense 1024→1024 · mnist5k · baseline"
+    assert reports.run_ranks_text(dense) == ""
+
+
+def test_compact_shapes_as_the_seeds_legends():
+    assert reports.compact_shape("2x2x2x2x2x2x2x2x2x2") == "2^10"
+    assert reports.compact_shape("4x4x4x4x4") == "4^5"
+    assert reports.compact_shape("4x8x8x4") == "4x8x8x4" and reports.compact_shape("4x4") == "4x4"
+    assert reports.compact_shape("dense") == "dense"
+    assert reports.run_label(make_run(shape="2x2x2x2x2x2x2x2x2x2"), with_id=False) == "TT 2^10 r=4 · mnist5k"
+
+
+def test_progress_and_duration():
+    run = make_run(status="running", epochs=4)
+    events = [{"epoch": 0.0, "test_accuracy": 0.1}, {"epoch": 1.5, "test_accuracy": 0.8}]
+    fraction, text = reports.progress(run, events)
+    assert fraction == pytest.approx(0.375)
+    assert "epoch 1.50 of 4" in text and "0.800" in text
+    assert reports.progress(make_run(status="completed"), [])[0] == 1.0
+    assert reports.progress(make_run(status="queued"), [])[1] == "waiting for a free core"
+    assert reports.format_duration(None) == "" and reports.format_duration(5.04) == "5.0s"
+    assert reports.format_duration(75.2) == "1m 15s" and reports.format_duration(7300) == "2h 01m"
+
+
+def test_runs_table_columns_and_values():
+    table = reports.runs_table([make_run(), make_run("x-2", status="failed", best=None)])
+    assert list(table["id"]) == ["20260101-000000-abcdef", "x-2"]
+    row = table.iloc[0]
+    assert row["layer weights"] == 2176
+    assert row["× smaller"] == pytest.approx(1048576 / 2176)
+    assert row["best test acc"] == 0.95 and row["duration s"] == pytest.approx(30.0)
+    assert {"run", "status", "compression", "epochs", "lr", "batch", "seed", "error"} <= set(table.columns)
+    assert reports.runs_table([]).empty
+
+
+def test_accuracy_points_keep_the_best_per_shape_and_rank():
+    runs = [
+        make_run("a", ranks=1, params=160, best=0.90),
+        make_run("b", ranks=2, params=576, best=0.93),
+        make_run("c", ranks=2, params=576, best=0.94),  # a second seed: the best is kept
+        make_run("d", layer="dense", params=1048576, best=0.97),
+        make_run("e", ranks=3, params=1248, best=None, status="failed"),
+    ]
+    points = reports.accuracy_points(runs)
+    assert [(p["shape"], p["layer_params"], p["test_accuracy"]) for p in points] == [
+        ("4x8x8x4", 160, 0.90), ("4x8x8x4", 576, 0.94), ("dense", 1048576, 0.97)]
+    figure = plots.accuracy_vs_params(points)
+    assert {trace.name for trace in figure.data} == {"4x8x8x4", "dense"}
+    assert figure.layout.xaxis.type == "log"
+
+
+def test_rank_table_is_the_seeds_slide_13():
+    runs = [make_run(str(rank), ranks=rank, params=rank * 100, compression=rank * 1e-4, best=0.9 + rank / 100)
+            for rank in (1, 2, 3, 4)] + [make_run("other", shape="2x2", ranks=1), make_run("d", layer="dense")]
+    table = reports.rank_table(runs, shape="4x8x8x4")
+    assert list(table["max TT core rank"]) == [1, 2, 3, 4]
+    assert list(table["accuracy"]) == pytest.approx([0.91, 0.92, 0.93, 0.94])
+    assert list(table["compression rate"]) == pytest.approx([1e-4, 2e-4, 3e-4, 4e-4])
+
+
+def test_curve_series_and_training_curves():
+    run = make_run()
+    events = [{"kind": "eval", "epoch": 0.0, "step": 0, "train_loss": 2.3, "train_accuracy": 0.1, "test_loss": 2.3,
+               "test_accuracy": 0.1},
+              {"kind": "eval", "epoch": 0.5, "step": 5, "train_loss": 1.0, "train_accuracy": 0.7, "test_loss": 1.1,
+               "test_accuracy": 0.7},
+              {"kind": "epoch", "epoch": 1.0, "step": 10, "train_loss": 1.4, "train_accuracy": 0.6, "test_loss": 0.5,
+               "test_accuracy": 0.85}]
+    series = reports.curve_series([run], {run["id"]: events})
+    assert series == [{"label": reports.run_label(run), "events": events}]
+    figure = plots.training_curves(series)
+    train_loss = next(trace for trace in figure.data if trace.line.dash == "dash")
+    # the whole-epoch average is left out of the train line when the epoch already has finer points
+    assert list(train_loss.y) == [2.3, 1.0, None]
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [reports.run_label(run)]

@@ -1,0 +1,108 @@
+"""What every command shares: one-line usage errors, the progress bar, the run flags.
+
+A bad argument is one line naming the flag and the fix, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from ttexplore.runs.config import INITS, LAYER_KINDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
+
+__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A user error the CLI reports as one line and exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage dump) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: error: {message} (see --help)")
+
+
+# ---------------------------------------------------------------- progress
+class ProgressBar:
+    """A one-line progress bar on a stream (redrawn in place on a terminal,
+    one line per update otherwise, so logs stay readable)."""
+
+    def __init__(self, total_steps: int, stream: TextIO = sys.stderr, width: int = 28) -> None:
+        self.total = max(1, total_steps)
+        self.stream = stream
+        self.width = width
+        self.interactive = stream.isatty()
+
+    def update(self, step: int, text: str) -> None:
+        filled = int(self.width * min(step, self.total) / self.total)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * step / self.total:5.1f}% {text}"
+        if self.interactive:
+            self.stream.write("\r" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------- flags
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
+                      help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
+    data.add_argument("--data-dir", default=None,
+                      help="folder holding downloaded datasets (default $TTEXPLORE_DATA or ~/.ttexplore/data)")
+    data.add_argument("--pad-to", default=None,
+                      help="zero-pad images to this side ('none' keeps them; default 32 for 28x28 images, as the paper)")
+    data.add_argument("--train-limit", type=int, default=None, help="use only the first N training images (quick runs)")
+    net = parser.add_argument_group("network: [pad] -> hidden layer -> ReLU -> Linear(hidden, classes)")
+    net.add_argument("--layer", default="tt", choices=LAYER_KINDS, help="hidden layer kind (default tt)")
+    net.add_argument("--in-modes", default=None,
+                     help="TT input modes multiplying to the input features, e.g. 4x8x8x4 (default: balanced 4 modes)")
+    net.add_argument("--out-modes", default=None, help="TT output modes, e.g. 4x8x8x4 (default: same as --in-modes)")
+    net.add_argument("--ranks", default="4", help="max TT rank: one int, one per core boundary (2,4,2), or 'max' (default 4)")
+    net.add_argument("--hidden", type=int, default=None, help="hidden width of a dense/matrix_rank layer without --out-modes")
+    net.add_argument("--matrix-rank", type=int, default=4, help="rank of the matrix_rank baseline (default 4)")
+    net.add_argument("--init", default="glorot", choices=INITS, help="hidden layer init (std of the whole W)")
+    net.add_argument("--strategy", default="auto", choices=STRATEGIES, help="TT forward contraction (default auto: cheapest)")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=5, help="passes over the training set (default 5)")
+    opt.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    opt.add_argument("--lr", type=float, default=3e-3, help="learning rate (default 3e-3)")
+    opt.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="adam or sgd (default adam)")
+    opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    opt.add_argument("--seed", type=int, default=0, help="seed of init and batch order; same seed, same run (default 0)")
+    opt.add_argument("--evals-per-epoch", type=int, default=4, help="metric reports per epoch (default 4)")
+
+
+_RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank", "init",
+               "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch")
+
+
+def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
+    """The :class:`RunConfig` the run flags describe.
+
+    Raises:
+        UsageError: naming the flag (``--in-modes``) and the fix.
+    """
+    values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
+    if values.get("pad_to") is None:
+        values.pop("pad_to", None)  # not given: the dataset's default
+    elif str(values["pad_to"]).lower() == "none":
+        values["pad_to"] = ""
+    values.update(extra)
+    try:
+        return RunConfig.for_dataset(args.dataset, **values)
+    except ConfigError as error:
+        raise UsageError(f"ttexplore {args.command}: error: --{error.field.replace('_', '-')}: {error}") from None

@@ -1,0 +1,71 @@
+"""``ttexplore count`` and ``ttexplore suggest``: sizes and costs of shapes, without training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args
+from ttexplore.core import ttmath
+
+
+def configure_count(count: argparse.ArgumentParser) -> None:
+    add_run_flags(count)
+    count.add_argument("--json", action="store_true", help="print JSON")
+
+
+def configure_suggest(suggest: argparse.ArgumentParser) -> None:
+    suggest.add_argument("in_features", type=int, help="N, input features")
+    suggest.add_argument("out_features", type=int, help="M, output features")
+    suggest.add_argument("--d", type=int, default=None, help="number of cores (default: try all)")
+    suggest.add_argument("--rank", type=int, default=2, help="max TT rank to price shapes at (default 2)")
+    suggest.add_argument("--top", type=int, default=10, help="how many to list (default 10)")
+
+
+def run_count(args: argparse.Namespace) -> int:
+    """Print layer weights, compression, max useful ranks and FLOPs without training."""
+    config = config_from_args(args)
+    from ttexplore.core.shapes import format_modes
+
+    lines = {
+        "layer": config.describe(),
+        "layer weights": config.layer_params(),
+        "dense weights": ttmath.dense_param_count(config.in_features, config.hidden_features),
+        "compression rate": f"{config.compression():.4g}",
+        "compression factor": f"{1 / config.compression():.4g}x",
+    }
+    if config.layer == "tt":
+        plan = ttmath.plan_ranks(config.in_modes, config.out_modes, config.ranks)
+        lines["ranks used"] = ",".join(map(str, plan.ranks))
+        lines["max useful ranks"] = ",".join(map(str, plan.max_useful))
+        if plan.clipped:
+            lines["clipped"] = plan.describe_clipping()
+        lines["core shapes"] = "  ".join(format_modes(s) for s in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
+        from ttexplore.costmodel import best_strategy, strategy_costs
+
+        costs = strategy_costs(config.in_modes, config.out_modes, plan.ranks, 1)
+        chosen = best_strategy(costs)
+        lines["auto strategy (batch 1)"] = f"{chosen}: {costs[chosen].get('plan', '')}"
+        lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
+        lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
+    lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
+    if args.json:
+        print(json.dumps(lines, indent=2))
+    else:
+        width = max(map(len, lines))
+        for key, value in lines.items():
+            print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    """List tensorizations of an N -> M layer, fewest TT weights first."""
+    from ttexplore.core.shapes import suggest_shapes
+
+    try:
+        suggestions = suggest_shapes(args.in_features, args.out_features, d=args.d, rank=args.rank, top=args.top)
+    except ValueError as error:
+        raise UsageError(f"ttexplore suggest: error: {error}") from None
+    for suggestion in suggestions:
+        print(f"{suggestion.label:<32} {suggestion.params:>10} weights  compression {suggestion.compression:.3g}")
+    return EXIT_OK

@@ -1,0 +1,278 @@
+"""Neural-network layers: the TT layer of Novikov et al. (2015) and its baselines."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttexplore.core import forward as tt_forward
+from ttexplore.core.init import INITS, target_std, tt_core_std
+from ttexplore.core.kernels import dense_to_tt_matrix, tt_to_dense
+from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
+
+__all__ = ["TTLinear", "MatrixRankLinear"]
+
+class TTLinear(nn.Module):
+    """A fully-connected layer whose ``(M, N)`` weight is a TT-matrix.
+
+    ``y = x W^T + b`` with ``W(i, j) = G_1[j_1, i_1] ... G_d[j_d, i_d]`` where core
+    ``G_k`` has shape ``(r_{k-1}, n_k, m_k, r_k)``; ``W`` itself is never built
+    unless that is the cheaper way to multiply (see :mod:`ttexplore.core.forward`).
+
+    Args:
+        in_modes: ``(n_1, ..., n_d)``, multiplying to ``in_features``.
+        out_modes: ``(m_1, ..., m_d)``, multiplying to ``out_features``.
+        ranks: an int (every internal rank), ``d - 1`` ints, or ``None`` for the
+            maximal useful ranks. Ranks above the maximal useful ones are clipped
+            (recorded in :attr:`clipped_ranks`, with one warning).
+        bias: learn an additive bias of size ``out_features``.
+        init: ``"glorot"``, ``"he"`` or ``"lecun"``: the std of the rebuilt ``W``
+            (not of each core) equals that of a dense layer so initialised.
+        strategy: how the forward contracts, one of :data:`ttexplore.core.forward.STRATEGIES`;
+            ``"auto"`` picks the fastest by the cost model (or by a one-off timing
+            with :func:`ttexplore.core.forward.set_autotune`), once per batch size,
+            dtype and training mode.
+        dtype, device: of the parameters.
+
+    Attributes:
+        cores: ``nn.ParameterList`` of the ``d`` cores.
+        ranks: the internal ranks in use, ``(r_1, ..., r_{d-1})``.
+        clipped_ranks: ``(k, requested, used)`` for each clipped internal rank.
+    """
+
+    def __init__(
+        self,
+        in_modes: Sequence[int],
+        out_modes: Sequence[int],
+        ranks: RanksLike = None,
+        bias: bool = True,
+        init: str = "glorot",
+        strategy: str = "auto",
+        dtype: Optional[torch.dtype] = None,
+        device: Optional[torch.device] = None,
+    ) -> None:
+        super().__init__()
+        self.in_modes, self.out_modes = check_modes(in_modes, out_modes)
+        plan = plan_ranks(self.in_modes, self.out_modes, ranks)
+        self.ranks: tuple[int, ...] = plan.ranks
+        self.clipped_ranks = plan.clipped
+        if plan.clipped:
+            warnings.warn(f"TTLinear: {plan.describe_clipping()}", UserWarning, stacklevel=2)
+        self.in_features = prod(self.in_modes)
+        self.out_features = prod(self.out_modes)
+        tt_forward.check_strategy(strategy)
+        self.strategy = strategy
+        self.init = init
+        full = full_ranks(self.ranks)
+        factory = {"dtype": dtype, "device": device}
+        self.cores = nn.ParameterList(
+            nn.Parameter(torch.empty(full[k], n, m, full[k + 1], **factory))
+            for k, (n, m) in enumerate(zip(self.in_modes, self.out_modes))
+        )
+        self.bias = nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    @property
+    def d(self) -> int:
+        """Number of cores."""
+        return len(self.in_modes)
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Draw cores (from ``generator``, or the global RNG) so the rebuilt ``W`` has the std of :attr:`init`, and zero the bias.
+
+        ``W(i, j)`` sums ``prod_k r_k`` products of ``d`` independent zero-mean core
+        entries, so ``Var W = prod_k r_k * s^(2d)`` for a per-core std ``s``;
+        ``s = (sigma^2 / prod_k r_k)^(1 / (2d))`` gives ``std W = sigma`` for every ``d``.
+        """
+        sigma = target_std(self.init, self.in_features, self.out_features)
+        core_std = tt_core_std(sigma, self.ranks, self.d)
+        with torch.no_grad():
+            for core in self.cores:
+                core.normal_(0.0, core_std, generator=generator)
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def param_count(self, include_bias: bool = False) -> int:
+        """Number of core weights (plus bias entries when asked)."""
+        count = param_count(self.in_modes, self.out_modes, self.ranks)
+        return count + (self.out_features if include_bias and self.bias is not None else 0)
+
+    def to_dense(self) -> torch.Tensor:
+        """The dense weight, shaped like ``nn.Linear.weight``: ``(out_features, in_features)``."""
+        return tt_to_dense(list(self.cores))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs @ W^T + bias`` for ``inputs`` of shape ``(..., in_features)``."""
+        if inputs.shape[-1] != self.in_features:
+            raise ValueError(
+                f"TTLinear expects inputs with {self.in_features} features (in_modes "
+                f"{'x'.join(map(str, self.in_modes))}) in the last dimension, got shape {tuple(inputs.shape)}"
+            )
+        leading = inputs.shape[:-1]
+        flat = inputs.reshape(-1, self.in_features)
+        output = tt_forward.tt_linear(
+            flat, list(self.cores), self.in_modes, self.out_modes, self.ranks, self.strategy, bias=self.bias
+        )
+        return output.reshape(*leading, self.out_features)
+
+    def extra_repr(self) -> str:
+        fmt = lambda modes: "x".join(map(str, modes))  # noqa: E731
+        return (
+            f"in_modes={fmt(self.in_modes)}, out_modes={fmt(self.out_modes)}, ranks={list(self.ranks)}, "
+            f"bias={self.bias is not None}, strategy={self.strategy!r}"
+        )
+
+    # ------------------------------------------------------------------ factories
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        in_modes: Sequence[int],
+        out_modes: Sequence[int],
+        ranks: RanksLike = None,
+        rel_error: Optional[float] = None,
+        strategy: str = "auto",
+    ) -> "TTLinear":
+        """Compress a dense layer by TT-SVD of its weight.
+
+        Args:
+            linear: the layer to compress; its bias, dtype and device are kept.
+            in_modes, out_modes: factorizations of its in/out features.
+            ranks: caps on the internal ranks (int, ``d - 1`` ints, or ``None``).
+            rel_error: target relative Frobenius error of ``W``; ``None`` keeps
+                everything up to the caps (exact at the maximal ranks).
+
+        Returns:
+            A ``TTLinear`` whose :attr:`approximation_error` is the relative
+            Frobenius error ``||W_tt - W|| / ||W||`` it reached.
+
+        Complexity: one SVD per core, dominated by the first,
+        ``O(n_1 m_1 N M min(n_1 m_1, NM / (n_1 m_1)))``.
+        """
+        in_modes, out_modes = check_modes(in_modes, out_modes)
+        if prod(in_modes) != linear.in_features:
+            raise ValueError(
+                f"in_modes {'x'.join(map(str, in_modes))} multiply to {prod(in_modes)}, "
+                f"but the layer has {linear.in_features} input features"
+            )
+        if prod(out_modes) != linear.out_features:
+            raise ValueError(
+                f"out_modes {'x'.join(map(str, out_modes))} multiply to {prod(out_modes)}, "
+                f"but the layer has {linear.out_features} output features"
+            )
+        plan = plan_ranks(in_modes, out_modes, ranks)
+        if plan.clipped:
+            warnings.warn(f"TTLinear.from_linear: {plan.describe_clipping()}", UserWarning, stacklevel=2)
+        weight = linear.weight.detach()
+        cores, _ = dense_to_tt_matrix(weight.double(), in_modes, out_modes, max_ranks=plan.ranks, rel_error=rel_error)
+        layer = cls(
+            in_modes,
+            out_modes,
+            ranks=[core.shape[-1] for core in cores[:-1]],
+            bias=linear.bias is not None,
+            strategy=strategy,
+            dtype=weight.dtype,
+            device=weight.device,
+        )
+        with torch.no_grad():
+            for target, core in zip(layer.cores, cores):
+                target.copy_(core.to(dtype=weight.dtype, device=weight.device))
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias.detach())
+            rebuilt = layer.to_dense().double()
+            reference = weight.double()
+            norm = torch.linalg.matrix_norm(reference).item()
+            error = torch.linalg.matrix_norm(rebuilt - reference).item()
+        layer.approximation_error = error / norm if norm > 0 else 0.0
+        return layer
+
+    # ------------------------------------------------------------------ files
+    def export_spec(self) -> dict:
+        """The constructor arguments that rebuild this layer's architecture."""
+        return {
+            "in_modes": list(self.in_modes),
+            "out_modes": list(self.out_modes),
+            "ranks": list(self.ranks),
+            "bias": self.bias is not None,
+            "init": self.init,
+            "strategy": self.strategy,
+        }
+
+    def save(self, path) -> None:
+        """Write the layer (its spec and its cores) to ``path`` (a ``torch.save`` file)."""
+        torch.save({"format": "ttexplore.TTLinear/1", "spec": self.export_spec(), "state_dict": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path, map_location="cpu") -> "TTLinear":
+        """Read a layer written by :meth:`save`, or the TT layer of a model saved by
+        :func:`ttexplore.runs.models.save_model`."""
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+        kind = payload.get("format") if isinstance(payload, dict) else None
+        if kind == "ttexplore.TTLinear/1":
+            spec, state = payload["spec"], payload["state_dict"]
+        elif kind == "ttexplore.model/1" and payload.get("tt_spec"):
+            spec = payload["tt_spec"]
+            prefix = payload.get("tt_prefix")
+            if prefix is None:  # files written before the prefix was recorded: the module holding the cores
+                prefix = next((key[: -len("cores.0")] for key in payload["state_dict"] if key.endswith("cores.0")), "")
+            state = {key[len(prefix):]: value for key, value in payload["state_dict"].items() if key.startswith(prefix)}
+        elif kind == "ttexplore.model/1":
+            raise ValueError(f"{path} holds a model whose hidden layer is not a TT layer, so it has no TT cores to load")
+        else:
+            raise ValueError(f"{path} is not a TTLinear or model file written by ttexplore")
+        dtype = state["cores.0"].dtype
+        layer = cls(**spec, dtype=dtype)
+        layer.load_state_dict(state)
+        return layer
+
+
+class MatrixRankLinear(nn.Module):
+    """The matrix-rank baseline ``x -> B (A x) + b``: ``A`` is ``r x N``, ``B`` is ``M x r``.
+
+    Novikov et al.'s Figure 1 compares the TT layer against this factorization
+    of ``W = B A``. It has ``r (N + M)`` weights.
+
+    Complexity: ``O(B r (N + M))`` per forward.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, init: str = "glorot") -> None:
+        super().__init__()
+        if rank < 1:
+            raise ValueError(f"rank {rank} is below 1: the matrix-rank layer needs rank >= 1")
+        self.in_features, self.out_features, self.rank = int(in_features), int(out_features), int(rank)
+        self.init = init
+        self.down = nn.Parameter(torch.empty(self.rank, self.in_features))
+        self.up = nn.Parameter(torch.empty(self.out_features, self.rank))
+        self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:
+        """Draw ``A`` and ``B`` so ``W = B A`` has the std of :attr:`init` (``Var W = r s^4``)."""
+        sigma = target_std(self.init, self.in_features, self.out_features)
+        factor_std = (sigma**2 / self.rank) ** 0.25
+        with torch.no_grad():
+            self.down.normal_(0.0, factor_std, generator=generator)
+            self.up.normal_(0.0, factor_std, generator=generator)
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def param_count(self, include_bias: bool = False) -> int:
+        """``r (N + M)`` weights (plus bias entries when asked)."""
+        return self.rank * (self.in_features + self.out_features) + (
+            self.out_features if include_bias and self.bias is not None else 0
+        )
+
+    def to_dense(self) -> torch.Tensor:
+        """``W = B A``, shape ``(out_features, in_features)``."""
+        return self.up @ self.down
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.linear(inputs, self.down), self.up, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}"

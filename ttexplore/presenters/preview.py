@@ -1,0 +1,319 @@
+"""What the Explore page shows before any training: presets, a layer's numbers, other shapes.
+
+Pure Python (no torch, no streamlit): every function here runs on each widget
+change and must stay instant. The page turns widget values into a
+:class:`~ttexplore.runs.config.RunConfig` with :func:`design_config` (which raises
+:class:`~ttexplore.runs.config.ConfigError` naming the field and the fix), then asks
+:func:`layer_preview` for the numbers and :func:`other_factorizations` for the
+shapes to compare against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Optional, Sequence
+
+from ttexplore import costmodel
+from ttexplore.core import ttmath
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.data_info import dataset_info
+from ttexplore.core.shapes import ShapeSuggestion, balanced_factorization, factorizations, format_modes, padded_image_side, suggest_shapes
+
+__all__ = [
+    "Preset",
+    "modes_text",
+    "PRESETS",
+    "CUSTOM",
+    "presets_for",
+    "padding_options",
+    "design_config",
+    "baseline_config",
+    "LayerPreview",
+    "layer_preview",
+    "rank_slider_max",
+    "core_rank_limits",
+    "other_factorizations",
+    "human_count",
+]
+
+#: Name of the "type your own shapes" choice of the preset picker.
+CUSTOM = "Custom shapes"
+
+#: Highest value the rank sliders offer (maximal useful ranks can reach the thousands).
+RANK_SLIDER_CAP = 64
+
+
+def modes_text(modes: Sequence[int]) -> str:
+    """Modes as typed: ``"4x8x8x4"``, or ``"2^10"`` for five or more equal modes
+    (:func:`~ttexplore.core.shapes.parse_modes` reads both)."""
+    if len(modes) >= 5 and len(set(modes)) == 1:
+        return f"{modes[0]}^{len(modes)}"
+    return format_modes(modes)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named tensorization of the hidden layer.
+
+    Attributes:
+        name: what the picker shows.
+        in_modes, out_modes: the TT modes.
+        pad_to: image side after padding (``None``: keep the images).
+        note: one sentence on where it comes from.
+    """
+
+    name: str
+    in_modes: tuple[int, ...]
+    out_modes: tuple[int, ...]
+    pad_to: Optional[int]
+    note: str = ""
+
+    @property
+    def in_text(self) -> str:
+        """The input modes as a user would type them (``"4x8x8x4"``, ``"2^10"``)."""
+        return modes_text(self.in_modes)
+
+    @property
+    def out_text(self) -> str:
+        return modes_text(self.out_modes)
+
+    def fits(self, dataset: str) -> bool:
+        """True when the modes multiply to the dataset's features after this preset's padding,
+        and that padding is one the dataset offers (:func:`padding_options`)."""
+        info = dataset_info(dataset)
+        if self.pad_to not in padding_options(dataset):
+            return False
+        side = self.pad_to if self.pad_to is not None else info.side
+        return ttmath.prod(self.in_modes) == info.channels * side * side
+
+
+#: The shapes of the paper and of the seed's figures (all for 28x28 grey images).
+PRESETS: tuple[Preset, ...] = (
+    Preset("Paper: 32×32 → 4×8×8×4 → 4×8×8×4", (4, 8, 8, 4), (4, 8, 8, 4), 32,
+           "Novikov et al.'s MNIST net: pad 28→32, a 1024→1024 TT layer"),
+    Preset("784 = 4×7×4×7 → 5×5×8×4", (4, 7, 4, 7), (5, 5, 8, 4), None,
+           "no padding: 784 inputs, 800 hidden units"),
+    Preset("4⁵: 4×4×4×4×4", (4,) * 5, (4,) * 5, 32, "five cores of 4×4"),
+    Preset("2¹⁰: 2×2×…×2", (2,) * 10, (2,) * 10, 32, "ten cores of 2×2, the most compressible"),
+    Preset("32×32", (32, 32), (32, 32), 32, "two cores: the closest to a low-rank matrix"),
+)
+
+
+def presets_for(dataset: str) -> list[Preset]:
+    """The presets that fit ``dataset``; for other datasets, balanced 4- and 2-mode shapes.
+
+    The first entry is the default of the dataset.
+    """
+    fitting = [preset for preset in PRESETS if preset.fits(dataset)]
+    if fitting:
+        return fitting
+    info = dataset_info(dataset)
+    features = info.features
+    generated = []
+    for depth in (4, 3, 2):
+        if factorizations(features, depth, min_mode=2):
+            modes = balanced_factorization(features, depth)
+            label = "×".join(map(str, modes))
+            generated.append(Preset(f"Balanced {depth} modes: {label}", modes, modes, None,
+                                    f"{info.channels}×{info.side}×{info.side} = {features} inputs, as many hidden units"))
+    return generated or [Preset(f"{features}", (features,), (features,), None, "one core: a dense layer")]
+
+
+def padding_options(dataset: str) -> list[Optional[int]]:
+    """Image sides a user may pad to: ``None`` (no padding), then the next power of two when larger."""
+    side = dataset_info(dataset).side
+    options: list[Optional[int]] = [None]
+    padded = padded_image_side(side)
+    if padded != side:
+        options.append(padded)
+    return options
+
+
+def design_config(
+    dataset: str,
+    in_modes: "str | Sequence[int]",
+    out_modes: "str | Sequence[int]",
+    pad_to: Optional[int],
+    max_rank: int,
+    core_ranks: Optional[Sequence[int]] = None,
+    **training: Any,
+) -> RunConfig:
+    """The validated TT run the Explore page describes.
+
+    Args:
+        in_modes, out_modes: shapes as typed (``"4x8x8x4"``) or tuples.
+        max_rank: the uniform max TT rank (used when ``core_ranks`` is ``None``).
+        core_ranks: one rank per core boundary, overriding ``max_rank``.
+        training: other :class:`RunConfig` fields (``epochs``, ``lr``, ``batch_size``, ``seed``, ...).
+
+    Raises:
+        ConfigError: naming the bad field with the fix (also for an empty shape).
+    """
+    ranks: Any = tuple(int(r) for r in core_ranks) if core_ranks else int(max_rank)
+    return RunConfig.from_dict({"dataset": dataset, "pad_to": pad_to, "layer": "tt", "in_modes": in_modes,
+                                "out_modes": out_modes, "ranks": ranks, **training})
+
+
+def baseline_config(config: RunConfig) -> RunConfig:
+    """The dense layer of the same sizes, trained the same way (for a side-by-side comparison)."""
+    return config.replace(layer="dense", label=(config.label + " baseline").strip())
+
+
+@dataclass(frozen=True)
+class LayerPreview:
+    """The numbers of one TT layer design, all from :mod:`ttexplore.core.ttmath`.
+
+    Attributes:
+        config: the design.
+        in_features, out_features: ``N`` and ``M`` of the hidden layer.
+        tt_params, dense_params: weights (no bias) of the TT and the dense layer.
+        compression: rate, TT / dense weights (smaller is smaller).
+        compression_factor: dense / TT weights ("482× smaller").
+        tt_flops, dense_flops: forward FLOPs for one image (batch 1).
+        strategy: the TT forward ``strategy="auto"`` picks for one image.
+        costs: :func:`ttexplore.costmodel.strategy_costs` of every concrete strategy at batch 1
+            (FLOPs, peak and saved activation bytes, estimated seconds, plan).
+        ranks: internal ranks in use; ``requested``: as asked; ``max_useful``: the limits.
+        clipped: ``(k, requested, used)`` of each lowered rank.
+        clipping_note: a sentence about the clipping ('' when none).
+        core_shapes: ``(r_{k-1}, n_k, m_k, r_k)`` of each core.
+    """
+
+    config: RunConfig
+    in_features: int
+    out_features: int
+    tt_params: int
+    dense_params: int
+    compression: float
+    compression_factor: float
+    tt_flops: int
+    dense_flops: int
+    strategy: str
+    costs: dict
+    ranks: tuple[int, ...]
+    requested: tuple[int, ...]
+    max_useful: tuple[int, ...]
+    clipped: tuple[tuple[int, int, int], ...]
+    clipping_note: str
+    core_shapes: tuple[tuple[int, int, int, int], ...]
+
+    @property
+    def label(self) -> str:
+        """``"4x8x8x4 -> 4x8x8x4"``, as :class:`~ttexplore.core.shapes.ShapeSuggestion` labels it."""
+        return f"{format_modes(self.config.in_modes)} -> {format_modes(self.config.out_modes)}"
+
+
+def layer_preview(config: RunConfig) -> LayerPreview:
+    """Weights, compression, FLOPs and ranks of the TT layer ``config`` describes.
+
+    Complexity: ``O(d)`` integer arithmetic, plus the cost model's plans (cached;
+    the first call for a 10-core shape takes a few hundred ms).
+    """
+    if config.layer != "tt":
+        raise ConfigError("layer", f"layer {config.layer!r} has no TT preview: use layer='tt'")
+    in_modes, out_modes = config.in_modes, config.out_modes
+    plan = ttmath.plan_ranks(in_modes, out_modes, config.ranks)
+    in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
+    tt_params = ttmath.param_count(in_modes, out_modes, plan.ranks)
+    dense_params = ttmath.dense_param_count(in_features, out_features)
+    costs = costmodel.strategy_costs(in_modes, out_modes, plan.ranks, 1)
+    strategy = costmodel.best_strategy(costs)
+    return LayerPreview(
+        config=config,
+        in_features=in_features,
+        out_features=out_features,
+        tt_params=tt_params,
+        dense_params=dense_params,
+        compression=tt_params / dense_params,
+        compression_factor=dense_params / tt_params,
+        tt_flops=costs[strategy]["flops"],
+        dense_flops=ttmath.dense_flops(in_features, out_features, 1),
+        strategy=strategy,
+        costs=costs,
+        ranks=plan.ranks,
+        requested=plan.requested,
+        max_useful=plan.max_useful,
+        clipped=plan.clipped,
+        clipping_note=plan.describe_clipping(),
+        core_shapes=tuple(ttmath.core_shapes(in_modes, out_modes, plan.ranks)),
+    )
+
+
+def rank_slider_max(in_modes: Sequence[int], out_modes: Sequence[int], cap: int = RANK_SLIDER_CAP) -> int:
+    """The top of the max-rank slider: the largest useful rank, at most ``cap`` (and at least 2)."""
+    limits = ttmath.max_useful_ranks(in_modes, out_modes)
+    return max(2, min(cap, max(limits) if limits else 1))
+
+
+def core_rank_limits(in_modes: Sequence[int], out_modes: Sequence[int], cap: int = RANK_SLIDER_CAP) -> list[int]:
+    """The top of each per-core rank slider: that boundary's maximal useful rank, at most ``cap``."""
+    return [min(cap, limit) for limit in ttmath.max_useful_ranks(in_modes, out_modes)]
+
+
+#: Per side, how many of the most balanced factorizations are paired at the user's depth and at
+#: the other depths: enough to find the cheapest shapes (the cheapest are balanced), few enough
+#: to answer within tens of milliseconds when the rank slider moves.
+SEARCH_WIDTH, OTHER_DEPTH_WIDTH = 60, 16
+
+
+@lru_cache(maxsize=256)
+def _suggestions(in_features: int, out_features: int, depth: int, rank: int, top: int, width: int) -> tuple[ShapeSuggestion, ...]:
+    try:
+        return tuple(suggest_shapes(in_features, out_features, d=depth, rank=rank, top=top, max_candidates=width))
+    except ValueError:  # no factorization into ``depth`` modes
+        return ()
+
+
+def other_factorizations(
+    in_modes: Sequence[int], out_modes: Sequence[int], rank: int, same_depth: int = 5, depths: Sequence[int] = (2, 3, 4, 5, 6, 8, 10)
+) -> list[ShapeSuggestion]:
+    """Shapes to compare with the user's, priced at the same uniform max ``rank``, fewest weights first.
+
+    The ``same_depth`` cheapest shapes with as many cores as the user's, the
+    cheapest of each other depth in ``depths``, and the user's own shape (always
+    present, so a chart can highlight it).
+
+    Complexity: at most ``SEARCH_WIDTH**2`` shapes priced at the user's depth and
+    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached.
+    """
+    in_modes, out_modes = tuple(in_modes), tuple(out_modes)
+    in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
+    rank = int(rank)
+    own_depth = len(in_modes)
+    chosen: dict[str, ShapeSuggestion] = {}
+    for item in _suggestions(in_features, out_features, own_depth, rank, same_depth, SEARCH_WIDTH):
+        chosen.setdefault(item.label, item)
+    for depth in depths:
+        if depth != own_depth:
+            for item in _suggestions(in_features, out_features, depth, rank, 1, OTHER_DEPTH_WIDTH):
+                chosen.setdefault(item.label, item)
+    params = ttmath.param_count(in_modes, out_modes, rank)
+    own = ShapeSuggestion(in_modes, out_modes, params, params / ttmath.dense_param_count(in_features, out_features))
+    chosen[own.label] = own
+    return sorted(chosen.values(), key=lambda s: (s.params, len(s.in_modes), s.label))
+
+
+def human_count(value: float) -> str:
+    """``2176`` -> ``"2,176"``; ``1048576`` -> ``"1.05M"``; ``3.2e9`` -> ``"3.2G"`` (for tiles)."""
+    value = float(value)
+    for limit, suffix in ((1e9, "G"), (1e6, "M")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:,.0f}"
+
+
+def strategy_rows(view: LayerPreview) -> list[dict]:
+    """One row per forward strategy for one image: its plan, FLOPs, activation memory and
+    estimated time, the one ``auto`` picks first (for the preview's table)."""
+    rows = [
+        {
+            "strategy": name + (" (auto)" if name == view.strategy else ""),
+            "plan": cost.get("plan", ""),
+            "FLOPs": cost["flops"],
+            "peak activations (KiB)": round(cost["peak_bytes"] / 1024, 1),
+            "estimated µs": round(cost["seconds"] * 1e6, 1),
+        }
+        for name, cost in view.costs.items()
+    ]
+    return sorted(rows, key=lambda row: (not row["strategy"].endswith("(auto)"), row["estimated µs"]))

@@ -1,0 +1,217 @@
+"""Runs shaped for people: labels, progress, the runs table, and the seed's summaries.
+
+Plain data in (run dicts as :meth:`~ttexplore.runs.store.RunStore.list_runs` returns
+them, metric events as :meth:`~ttexplore.runs.store.RunStore.metrics` returns them),
+plain data out (strings, dicts, pandas DataFrames). No streamlit, no torch: the
+pages call these and only arrange the results.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+__all__ = [
+    "compact_shape",
+    "run_label",
+    "run_ranks_text",
+    "progress",
+    "format_duration",
+    "runs_table",
+    "curve_series",
+    "accuracy_points",
+    "rank_table",
+]
+
+def run_ranks_text(run: Mapping[str, Any]) -> str:
+    """The run's TT ranks as written by a user (``"4"``, ``"2,4,2"``, ``"max"``), '' for baselines."""
+    config = run.get("config") or {}
+    layer = config.get("layer", run.get("layer"))
+    if layer == "matrix_rank":
+        return str(config.get("matrix_rank", ""))
+    if layer != "tt":
+        return ""
+    ranks = config.get("ranks", run.get("ranks"))
+    if ranks is None:
+        return "max"
+    if isinstance(ranks, (list, tuple)):
+        return ",".join(str(r) for r in ranks)
+    return str(ranks)
+
+
+def _product(values: Sequence[int]) -> int:
+    result = 1
+    for value in values:
+        result *= int(value)
+    return result
+
+
+def compact_shape(shape: str) -> str:
+    """``"2x2x2x2x2x2x2x2x2x2"`` -> ``"2^10"`` (five or more equal modes, as the seed's legends
+    wrote them); any other shape, ``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, is returned as is."""
+    parts = str(shape).split("x")
+    if len(parts) >= 5 and len(set(parts)) == 1 and parts[0].isdigit():
+        return f"{parts[0]}^{len(parts)}"
+    return str(shape)
+
+
+def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
+    """A short name for legends and pickers, e.g. ``"TT 4x8x8x4 r=4 · mnist5k · #1a2b3c"``."""
+    config = run.get("config") or {}
+    layer = config.get("layer", run.get("layer"))
+    if layer == "tt":
+        body = f"TT {compact_shape(run.get('shape', ''))} r={run_ranks_text(run)}"
+    elif layer == "matrix_rank":
+        body = f"matrix rank r={run_ranks_text(run)}"
+    else:
+        sizes = [config.get("in_modes"), config.get("out_modes")]
+        body = "dense " + "→".join(str(_product(modes)) for modes in sizes) if all(sizes) else "dense"
+    text = f"{body} · {run.get('dataset', config.get('dataset', ''))}"
+    if run.get("label"):
+        text += f" · {run['label']}"
+    if with_id and run.get("id"):
+        text += f" · #{str(run['id'])[-6:]}"
+    return text
+
+
+def progress(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
+    """How far a run is, as a fraction in ``[0, 1]`` and a caption (``"epoch 1.50 of 3 · test acc 0.912"``)."""
+    epochs = int((run.get("config") or {}).get("epochs") or 1)
+    status = run.get("status", "")
+    if status == "completed":
+        fraction = 1.0
+    else:
+        done = max((float(event.get("epoch") or 0.0) for event in events), default=0.0)
+        fraction = min(1.0, done / epochs)
+    done_epochs = fraction * epochs
+    text = f"epoch {done_epochs:.2f} of {epochs}"
+    if events and events[-1].get("test_accuracy") is not None:
+        text += f" · test accuracy {events[-1]['test_accuracy']:.3f}"
+    if status == "queued":
+        text = "waiting for a free core"
+    return fraction, text
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """``75.2`` -> ``"1m 15s"``; ``None`` -> ``""``."""
+    if seconds is None or seconds != seconds:  # None or NaN
+        return ""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _duration(run: Mapping[str, Any], now: Optional[float] = None) -> Optional[float]:
+    started = run.get("started_at")
+    if started is None:
+        return None
+    finished = run.get("finished_at")
+    return (finished if finished is not None else (now or time.time())) - started
+
+
+def runs_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None):
+    """The Runs page's table: one row per run, newest first, human columns.
+
+    Columns: ``id``, ``started`` (local time), ``status``, ``run`` (label), ``dataset``,
+    ``layer``, ``shape``, ``ranks``, ``layer weights``, ``compression`` (rate),
+    ``× smaller``, ``best test acc``, ``final test acc``, ``epochs``, ``lr``,
+    ``batch``, ``seed``, ``duration s``, ``error``.
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        config = run.get("config") or {}
+        compression = run.get("compression")
+        rows.append(
+            {
+                "id": run.get("id"),
+                "started": datetime.fromtimestamp(run["created_at"]) if run.get("created_at") else None,
+                "status": run.get("status", ""),
+                "run": run_label(run, with_id=False),
+                "dataset": run.get("dataset"),
+                "layer": run.get("layer"),
+                "shape": run.get("shape"),
+                "ranks": run_ranks_text(run),
+                "layer weights": run.get("layer_params"),
+                "compression": compression,
+                "× smaller": (1.0 / compression) if compression else None,
+                "best test acc": run.get("best_test_accuracy"),
+                "final test acc": run.get("final_test_accuracy"),
+                "epochs": config.get("epochs"),
+                "lr": config.get("lr"),
+                "batch": config.get("batch_size"),
+                "seed": config.get("seed"),
+                "duration s": _duration(run, now),
+                "error": run.get("error") or "",
+            }
+        )
+    columns = ["id", "started", "status", "run", "dataset", "layer", "shape", "ranks", "layer weights", "compression",
+               "× smaller", "best test acc", "final test acc", "epochs", "lr", "batch", "seed", "duration s", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curve_series(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Input of :func:`ttexplore.presenters.plots.training_curves`: ``[{"label", "events"}]`` in the order of ``runs``."""
+    return [{"label": run_label(run), "events": list(metrics.get(run["id"], []))} for run in runs]
+
+
+def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] = ("completed",)) -> list[dict[str, Any]]:
+    """Input of :func:`ttexplore.presenters.plots.accuracy_vs_params`: one point per finished run with a test accuracy.
+
+    Each point: ``layer_params``, ``test_accuracy`` (the run's best), ``shape``
+    (the seed's legend: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``. When
+    several runs share a shape and rank (seeds, repeats), the best one is kept,
+    as the seed's figures did.
+    """
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in runs:
+        if run.get("status") not in statuses or run.get("best_test_accuracy") is None:
+            continue
+        point = {
+            "layer_params": run["layer_params"],
+            "test_accuracy": run["best_test_accuracy"],
+            "shape": compact_shape(run.get("shape") or run.get("layer")),
+            "rank": run_ranks_text(run),
+            "run_id": run.get("id"),
+        }
+        key = (str(point["shape"]), f"{point['rank']}|{point['layer_params']}")
+        if key not in best or point["test_accuracy"] > best[key]["test_accuracy"]:
+            best[key] = point
+    return sorted(best.values(), key=lambda point: (str(point["shape"]), point["layer_params"]))
+
+
+def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, dataset: Optional[str] = None):
+    """The seed's slide-13 table: per max TT rank, the compression rate and the best test accuracy.
+
+    Only completed TT runs with a single (uniform) rank count; ``shape`` and
+    ``dataset`` filter them. Columns: ``max TT core rank``, ``shape``,
+    ``compression rate``, ``accuracy``, ``runs``.
+    """
+    import pandas as pd
+
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for run in runs:
+        config = run.get("config") or {}
+        if run.get("status") != "completed" or config.get("layer") != "tt" or run.get("best_test_accuracy") is None:
+            continue
+        if shape is not None and run.get("shape") != shape:
+            continue
+        if dataset is not None and run.get("dataset") != dataset:
+            continue
+        ranks = config.get("ranks")
+        if not isinstance(ranks, int):
+            continue
+        key = (ranks, run.get("shape", ""))
+        entry = groups.setdefault(key, {"max TT core rank": ranks, "shape": run.get("shape", ""),
+                                        "compression rate": run.get("compression"), "accuracy": 0.0, "runs": 0})
+        entry["accuracy"] = max(entry["accuracy"], run["best_test_accuracy"])
+        entry["runs"] += 1
+    rows = [groups[key] for key in sorted(groups)]
+    return pd.DataFrame(rows, columns=["max TT core rank", "shape", "compression rate", "accuracy", "runs"])

@@ -1,0 +1,232 @@
+"""The training loop: deterministic by seed, cancellable, emitting metric events.
+
+:func:`fit` takes a config, the data, a cancel flag and a callback. It never
+prints, sleeps or touches a UI; whoever runs it (the CLI, a job, a sweep) turns
+its events into progress bars, database rows or plots.
+
+An event is a plain JSON-ready dict::
+
+    {"kind": "eval" | "epoch", "epoch": 1.25, "step": 80, "steps_per_epoch": 63,
+     "train_loss": 0.31, "train_accuracy": 0.91, "test_loss": 0.29,
+     "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003}
+
+``kind == "epoch"`` marks the end of an epoch (these form the history) and
+averages the train metrics over the whole epoch; an ``"eval"`` event within an
+epoch averages them over the batches since the previous event. The test
+metrics are over the whole test split. A first event at step 0 gives the
+untrained network's metrics, so a live plot has a point at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.data import Dataset, load_dataset
+from ttexplore.runs.models import build_model, hidden_layer_params
+
+__all__ = ["FitResult", "fit", "evaluate", "STATUSES", "CancelFlag"]
+
+#: Terminal statuses of a run.
+STATUSES = ("completed", "cancelled", "diverged", "failed")
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        status: ``"completed"``, ``"cancelled"``, ``"diverged"`` (non-finite loss)
+            or ``"failed"`` (an exception; see ``error``).
+        events: every metric event, in order.
+        model: the trained network (also when stopped early).
+        error: a message for ``diverged`` / ``failed``, else ``None``.
+        traceback: the formatted exception for ``failed`` (for logs, not the UI).
+        elapsed_s: wall time of the loop.
+    """
+
+    status: str
+    events: list[dict[str, Any]]
+    model: Optional[nn.Module]
+    error: Optional[str] = None
+    traceback: Optional[str] = None
+    elapsed_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The end-of-epoch events."""
+        return [event for event in self.events if event["kind"] == "epoch"]
+
+    @property
+    def final_test_accuracy(self) -> Optional[float]:
+        return self.events[-1]["test_accuracy"] if self.events else None
+
+    @property
+    def best_test_accuracy(self) -> Optional[float]:
+        scored = [event["test_accuracy"] for event in self.events if event["step"] > 0]
+        return max(scored) if scored else None
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``images``, in batches."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, images.shape[0], batch_size):
+        logits = model(images[start : start + batch_size])
+        target = labels[start : start + batch_size]
+        total_loss += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == target).sum().item()
+    model.train(was_training)
+    count = max(images.shape[0], 1)
+    return total_loss / count, correct / count
+
+
+def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """1-based steps within an epoch after which metrics are reported (always the last)."""
+    count = max(1, min(evals_per_epoch, steps_per_epoch))
+    return {max(1, round(steps_per_epoch * index / count)) for index in range(1, count + 1)}
+
+
+def fit(
+    config: RunConfig,
+    dataset: Optional[Dataset] = None,
+    callback: Optional[EventCallback] = None,
+    cancel: Optional[CancelFlag] = None,
+    data_dir: Optional[str] = None,
+) -> FitResult:
+    """Train the network ``config`` describes and report as it goes.
+
+    Deterministic by ``config.seed`` (bit for bit at a fixed torch thread count):
+    weights and batch order come from private generators, so two runs at once in
+    two threads do not disturb each other.
+
+    Args:
+        config: the run (validated here).
+        dataset: the data, or ``None`` to :func:`~ttexplore.runs.data.load_dataset` it.
+        callback: called with each metric event (see the module docstring).
+        cancel: checked before every batch; when set the run ends as ``"cancelled"``.
+        data_dir: folder for datasets that live on disk.
+
+    Returns:
+        A :class:`FitResult`. Exceptions inside the loop become ``status="failed"``;
+        a non-finite loss becomes ``status="diverged"`` with a message.
+
+    Complexity: ``epochs * n_train`` forward/backward passes plus
+    ``epochs * evals_per_epoch * n_test`` forward passes.
+    """
+    config.validate()
+    started = time.perf_counter()
+    events: list[dict[str, Any]] = []
+    model: Optional[nn.Module] = None
+
+    def emit(event: dict[str, Any]) -> None:
+        events.append(event)
+        if callback is not None:
+            callback(event)
+
+    try:
+        if dataset is None:
+            dataset = load_dataset(config.dataset, data_dir)
+        train_images, train_labels = dataset.train_images, dataset.train_labels
+        if config.train_limit is not None:
+            train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
+        test_images, test_labels = dataset.test_images, dataset.test_labels
+
+        init_generator = torch.Generator().manual_seed(config.seed)
+        order_generator = torch.Generator().manual_seed(config.seed + 1)
+        model = build_model(config, generator=init_generator)
+        model.train()
+        optimizer = _optimizer(config, model)
+        layer_params = hidden_layer_params(model)
+        count = train_images.shape[0]
+        steps_per_epoch = math.ceil(count / config.batch_size)
+        report_after = _eval_steps(steps_per_epoch, config.evals_per_epoch)
+
+        def report(kind: str, epoch_index: int, step_in_epoch: int, global_step: int, train_loss: float, train_acc: float) -> None:
+            test_loss, test_acc = evaluate(model, test_images, test_labels)
+            emit(
+                {
+                    "kind": kind,
+                    "epoch": round(epoch_index + step_in_epoch / steps_per_epoch, 6),
+                    "step": global_step,
+                    "steps_per_epoch": steps_per_epoch,
+                    "train_loss": train_loss,
+                    "train_accuracy": train_acc,
+                    "test_loss": test_loss,
+                    "test_accuracy": test_acc,
+                    "elapsed_s": round(time.perf_counter() - started, 4),
+                    "layer_params": layer_params,
+                    "lr": config.lr,
+                }
+            )
+
+        probe = slice(0, min(count, 1000))
+        start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe])
+        report("eval", 0, 0, 0, start_loss, start_acc)
+
+        global_step = 0
+        for epoch_index in range(config.epochs):
+            permutation = torch.randperm(count, generator=order_generator)
+            loss_sum, correct, seen = 0.0, 0, 0  # since the last report
+            epoch_loss_sum, epoch_correct, epoch_seen = 0.0, 0, 0
+            for step_in_epoch in range(1, steps_per_epoch + 1):
+                if cancel is not None and cancel.is_set():
+                    return FitResult("cancelled", events, model, elapsed_s=time.perf_counter() - started)
+                batch = permutation[(step_in_epoch - 1) * config.batch_size : step_in_epoch * config.batch_size]
+                images, labels = train_images[batch], train_labels[batch]
+                logits = model(images)
+                loss = F.cross_entropy(logits, labels)
+                if not torch.isfinite(loss):
+                    message = (
+                        f"the training loss became {loss.item()} at epoch {epoch_index + 1}, step {global_step + 1}: "
+                        f"lower lr (now {config.lr:g}), e.g. to {config.lr / 10:g}"
+                    )
+                    return FitResult("diverged", events, model, error=message, elapsed_s=time.perf_counter() - started)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                global_step += 1
+                batch_loss = loss.item() * labels.shape[0]
+                batch_correct = (logits.detach().argmax(dim=1) == labels).sum().item()
+                loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
+                epoch_loss_sum += batch_loss
+                epoch_correct += batch_correct
+                epoch_seen += labels.shape[0]
+                if step_in_epoch == steps_per_epoch:
+                    report("epoch", epoch_index, step_in_epoch, global_step, epoch_loss_sum / epoch_seen, epoch_correct / epoch_seen)
+                elif step_in_epoch in report_after:
+                    report("eval", epoch_index, step_in_epoch, global_step, loss_sum / seen, correct / seen)
+                    loss_sum, correct, seen = 0.0, 0, 0
+        return FitResult("completed", events, model, elapsed_s=time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001 - a failed run is reported, never raised into a UI
+        return FitResult(
+            "failed",
+            events,
+            model,
+            error=f"{type(error).__name__}: {error}",
+            traceback=traceback.format_exc(),
+            elapsed_s=time.perf_counter() - started,
+        )

@@ -1,0 +1,128 @@
+"""Networks built from a :class:`~ttexplore.runs.config.RunConfig`.
+
+The paper's net (Novikov et al. 2015, as reproduced by the seed):
+``[pad] -> flatten -> hidden layer -> ReLU -> Linear(hidden, classes)``, the
+hidden layer being a :class:`~ttexplore.core.layers.TTLinear` or one of the two
+baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.data_info import dataset_info
+from ttexplore.core.init import target_std
+from ttexplore.core.layers import MatrixRankLinear, TTLinear
+
+__all__ = ["PadImage", "build_model", "hidden_layer", "save_model", "load_model", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "ttexplore.model/1"
+
+
+class PadImage(nn.Module):
+    """Zero-pad ``(batch, channels, side, side)`` images to ``(batch, channels, target, target)``,
+    centred (28 -> 32 adds 2 pixels on each side, as the paper did for MNIST)."""
+
+    def __init__(self, side: int, target: int) -> None:
+        super().__init__()
+        self.side, self.target = int(side), int(target)
+        total = self.target - self.side
+        self.before, self.after = total // 2, total - total // 2
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.pad(images, (self.before, self.after, self.before, self.after))
+
+    def extra_repr(self) -> str:
+        return f"{self.side} -> {self.target}"
+
+
+def _init_linear(layer: nn.Linear, generator: Optional[torch.Generator], init: str = "glorot") -> None:
+    """Draw ``layer.weight`` from N(0, target_std(init)) with ``generator``; zero the bias."""
+    with torch.no_grad():
+        layer.weight.normal_(0.0, target_std(init, layer.in_features, layer.out_features), generator=generator)
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) -> nn.Sequential:
+    """The network ``config`` describes, its weights drawn from ``generator``.
+
+    A private generator (rather than the global RNG) keeps two runs that build
+    models at once in two threads each deterministic by their own seed.
+
+    Returns:
+        ``nn.Sequential`` with children ``pad`` (when padding), ``flatten``,
+        ``hidden``, ``relu``, ``head``.
+    """
+    config.validate()
+    info = dataset_info(config.dataset)
+    modules: "OrderedDict[str, nn.Module]" = OrderedDict()
+    if config.pad_to is not None and config.pad_to != info.side:
+        modules["pad"] = PadImage(info.side, config.pad_to)
+    modules["flatten"] = nn.Flatten()
+    if config.layer == "tt":
+        hidden = TTLinear(config.in_modes, config.out_modes, config.ranks, init=config.init, strategy=config.strategy)
+        hidden.reset_parameters(generator=generator)
+    elif config.layer == "matrix_rank":
+        hidden = MatrixRankLinear(config.in_features, config.hidden_features, config.matrix_rank, init=config.init)
+        hidden.reset_parameters(generator=generator)
+    else:
+        hidden = nn.Linear(config.in_features, config.hidden_features)
+        _init_linear(hidden, generator, config.init)
+    modules["hidden"] = hidden
+    modules["relu"] = nn.ReLU()
+    head = nn.Linear(config.hidden_features, info.classes)
+    _init_linear(head, generator, "glorot")
+    modules["head"] = head
+    return nn.Sequential(modules)
+
+
+def hidden_layer(model: nn.Sequential) -> nn.Module:
+    """The model's hidden (TT / dense / matrix-rank) layer."""
+    return model.hidden
+
+
+def hidden_layer_params(model: nn.Sequential) -> int:
+    """Weights of the hidden layer without its bias (the seed's "layer weights")."""
+    layer = hidden_layer(model)
+    if hasattr(layer, "param_count"):
+        return int(layer.param_count())
+    return int(layer.weight.numel())
+
+
+def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> Path:
+    """Write the model's weights and its config to ``path`` (``torch.save``).
+
+    The file also carries the TT layer's spec, so :meth:`TTLinear.load` reads
+    the trained cores straight back from it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hidden = hidden_layer(model)
+    payload = {
+        "format": MODEL_FORMAT,
+        "config": config.to_dict(),
+        "state_dict": model.state_dict(),
+        "tt_spec": hidden.export_spec() if isinstance(hidden, TTLinear) else None,
+        "tt_prefix": "hidden." if isinstance(hidden, TTLinear) else None,
+    }
+    torch.save(payload, path)
+    return path
+
+
+def load_model(path: "str | Path", map_location: str = "cpu") -> tuple[nn.Sequential, RunConfig]:
+    """Read a file written by :func:`save_model`; returns ``(model, config)``."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a ttexplore model file (no {MODEL_FORMAT!r} header)")
+    config = RunConfig.from_dict(payload["config"])
+    model = build_model(config)
+    model.load_state_dict(payload["state_dict"])
+    return model, config
