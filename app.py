@@ -19,10 +19,9 @@ pages = [
     st.Page(HERE / "pages" / "explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page(HERE / "pages" / "train.py", title="Train", icon=":material/play_circle:"),
     st.Page(HERE / "pages" / "runs.py", title="Runs", icon=":material/table_chart:"),
+    st.Page(HERE / "pages" / "sweep.py", title="Sweep", icon=":material/grid_on:"),
     st.Page(HERE / "pages" / "export.py", title="Export", icon=":material/download:"),
 ]
-if (HERE / "pages" / "sweep.py").exists():  # written on the sweep branch
-    pages.append(st.Page(HERE / "pages" / "sweep.py", title="Sweep", icon=":material/grid_on:"))
 
 page = st.navigation(pages)
 ui.sidebar()

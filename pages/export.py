@@ -1,4 +1,4 @@
-"""Export: the seed's figures and table from saved runs, metrics as CSV/JSON, trained weights."""
+"""Export: the 2018 reproduction's figures and table from saved runs, metrics as CSV/JSON, trained weights."""
 
 from __future__ import annotations
 
@@ -59,15 +59,14 @@ if picked:
 completed = [run for run in runs if run["status"] == "completed"]
 if completed:
     datasets = sorted({run["dataset"] for run in completed})
-    dataset = st.selectbox("Dataset for the seed's figure and table", datasets, key="export_dataset")
+    dataset = st.selectbox("Dataset for the 2018 reproduction's figure and table", datasets, key="export_dataset")
     on_set = [run for run in completed if run["dataset"] == dataset]
     ui.show_figure(plots.accuracy_vs_params(reports.accuracy_points(on_set), title=f"{dataset}: accuracy against "
                    "the number of weights in the first layer"), f"accuracy-vs-weights-{dataset}", "export-accuracy")
-    counts = Counter(run["shape"] for run in on_set if run["layer"] == "tt")
+    counts = Counter(reports.run_shape_text(run) for run in on_set if run["layer"] == "tt")
     shapes = sorted(counts, key=lambda name: (-counts[name], name != "4x8x8x4", name))  # most runs first
     if shapes:
-        shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape",
-                             format_func=reports.compact_shape)
+        shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape")
         table = reports.rank_table(on_set, shape=shape)
         st.dataframe(table, hide_index=True, column_config={
             "compression rate": st.column_config.NumberColumn(format="%.1e"),

@@ -76,7 +76,7 @@ with_scores = sorted({run["dataset"] for run in shown if run["status"] == "compl
 if with_scores:
     dataset = st.segmented_control("Dataset", with_scores, default=with_scores[0], key="runs_acc_dataset", required=True)
     points = reports.accuracy_points([run for run in shown if run["dataset"] == dataset])
-    st.caption("The seed's figure: the best test accuracy of each shape and rank against the weights of the first "
+    st.caption("The 2018 reproduction's figure: the best test accuracy of each shape and rank against the weights of the first "
                "layer (log scale), one line per shape; train several ranks per shape (or a sweep) to draw lines.")
     ui.show_figure(plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights"),
                    f"accuracy-vs-weights-{dataset}", "accuracy")

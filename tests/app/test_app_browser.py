@@ -268,7 +268,7 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     page.get_by_text("4 of 4 runs completed").wait_for(timeout=120_000)  # the page polls the store every 2 s
     page.wait_for_timeout(1000)  # the sweep's end reruns the page once, without the timer: let that drawing land
 
-    # the seed's figure: one line per shape, a marker per (shape, rank) cell
+    # the 2018 reproduction's figure: one line per shape, a marker per (shape, rank) cell
     page.wait_for_function("document.querySelectorAll('.st-key-sweep-figure-chart .scatterlayer .point').length === 4")
     legend = page.locator(".st-key-sweep-figure-chart .legendtext").evaluate_all("texts => texts.map(text => text.textContent)")
     assert sorted(legend) == ["4x4x4", "8x8"]

@@ -210,7 +210,7 @@ def test_every_page_renders_on_an_empty_store(app_home):
 
 
 @pytest.mark.skipif(not (Path(APP).parent / "pages" / "sweep.py").exists(), reason="pages/sweep.py is on the sweep branch")
-def test_the_sweep_page_is_routed_when_present(app_home):
+def test_the_sweep_page_is_routed(app_home):
     at = new_app().run()
     at.switch_page("pages/sweep.py").run()
     assert not at.exception

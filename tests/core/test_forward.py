@@ -198,7 +198,6 @@ def test_flop_functions_match_flop_counter(in_modes, out_modes, ranks, batch):
     assert costs["ltr"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "ltr")
     assert costs["rtl"]["flops"] == ttmath.tt_sweep_flops(in_modes, out_modes, ranks, batch, "rtl")
     assert costs["dense"]["flops"] == ttmath.tt_rebuild_flops(in_modes, out_modes, ranks, batch)
-    assert tt_forward.strategy_flops(in_modes, out_modes, ranks, batch)["rtl"] == costs["rtl"]["flops"]
     cores = list(layer.cores)
     for strategy in CONCRETE:
         plan = tt_forward.plan_forward(in_modes, out_modes, internal, batch, torch.float32, True, True, strategy)
@@ -285,7 +284,6 @@ def test_auto_returns_a_valid_strategy_and_caches(monkeypatch):
     # a training forward is planned separately (its cost includes the backward)
     layer(inputs).sum().backward()
     assert len(calls) == 2
-    assert tt_forward.choose_strategy((4, 8, 8, 4), (4, 8, 8, 4), 4, 16) in CONCRETE
 
 
 def test_einsum_plan_is_cached(monkeypatch):
@@ -319,7 +317,6 @@ def test_autotune_times_once_per_bucket(monkeypatch):
 
     monkeypatch.setattr(tt_forward, "_time_plan", counting)
     tt_forward.set_autotune(True)
-    assert tt_forward.autotune_enabled()
     layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, dtype=torch.float64)
     inputs = torch.randn(5, 1024, dtype=torch.float64)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""ttexplore.presenters.reports: labels, progress, the runs table and the seed's summaries, from plain run dicts."""
+"""ttexplore.presenters.reports: labels, progress, the runs table and the 2018 reproduction's summaries, from plain run dicts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from ttexplore.presenters import reports
 
 def make_run(run_id="20260101-000000-abcdef", layer="tt", shape="4x8x8x4", ranks=4, status="completed",
              best=0.95, params=2176, compression=2176 / 1048576, dataset="mnist5k", epochs=2, label=""):
+    modes = [int(mode) for mode in shape.split("x")] if layer == "tt" and "^" not in shape else [4, 8, 8, 4]
     config = {"layer": layer, "ranks": ranks if layer == "tt" else None, "epochs": epochs, "lr": 0.003,
-              "batch_size": 64, "seed": 0, "dataset": dataset, "in_modes": [4, 8, 8, 4], "out_modes": [4, 8, 8, 4],
+              "batch_size": 64, "seed": 0, "dataset": dataset, "in_modes": modes, "out_modes": modes,
               "matrix_rank": 4}
     return {"id": run_id, "config": config, "layer": layer, "shape": shape if layer == "tt" else layer,
             "status": status, "best_test_accuracy": best, "final_test_accuracy": best, "layer_params": params,
@@ -24,16 +25,21 @@ def test_labels():
     assert reports.run_label(make_run(ranks=[2, 4, 2]), with_id=False) == "TT 4x8x8x4 r=2,4,2 · mnist5k"
     assert reports.run_label(make_run(ranks=None), with_id=False) == "TT 4x8x8x4 r=max · mnist5k"
     dense = make_run(layer="dense", label="baseline")
-    assert reports.run_label(dense, with_id=False) == "dense 1024→1024 · mnist5k · baseline"
+    assert reports.run_label(dense, with_id=False) == "dense 1024->1024 · mnist5k · baseline"
     assert reports.run_ranks_text(dense) == ""
 
 
-def test_compact_shapes_as_the_seeds_legends():
-    assert reports.compact_shape("2x2x2x2x2x2x2x2x2x2") == "2^10"
-    assert reports.compact_shape("4x4x4x4x4") == "4^5"
-    assert reports.compact_shape("4x8x8x4") == "4x8x8x4" and reports.compact_shape("4x4") == "4x4"
-    assert reports.compact_shape("dense") == "dense"
-    assert reports.run_label(make_run(shape="2x2x2x2x2x2x2x2x2x2"), with_id=False) == "TT 2^10 r=4 · mnist5k"
+def test_run_shape_text_comes_from_the_config_in_the_house_form():
+    ten_twos = make_run(shape="2x2x2x2x2x2x2x2x2x2")
+    assert reports.run_shape_text(ten_twos) == "2^10"
+    assert reports.run_label(ten_twos, with_id=False) == "TT 2^10 r=4 · mnist5k"
+    stored_long_ago = make_run()
+    stored_long_ago["shape"] = "whatever an old row said"  # the config decides, not the stored column
+    assert reports.run_shape_text(stored_long_ago) == "4x8x8x4"
+    rectangular = make_run()
+    rectangular["config"].update(in_modes=[4, 7, 4, 7], out_modes=[5, 5, 8, 4])
+    assert reports.run_shape_text(rectangular) == "4x7x4x7->5x5x8x4"
+    assert reports.run_shape_text(make_run(layer="dense")) == "dense"
 
 
 def test_progress_and_duration():

@@ -25,8 +25,6 @@ def configure_suggest(suggest: argparse.ArgumentParser) -> None:
 def run_count(args: argparse.Namespace) -> int:
     """Print layer weights, compression, max useful ranks and FLOPs without training."""
     config = config_from_args(args)
-    from ttexplore.core.shapes import format_modes
-
     lines = {
         "layer": config.describe(),
         "layer weights": config.layer_params(),
@@ -40,7 +38,7 @@ def run_count(args: argparse.Namespace) -> int:
         lines["max useful ranks"] = ",".join(map(str, plan.max_useful))
         if plan.clipped:
             lines["clipped"] = plan.describe_clipping()
-        lines["core shapes"] = "  ".join(format_modes(s) for s in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
+        lines["core shapes"] = "  ".join("x".join(map(str, core)) for core in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
         from ttexplore.costmodel import best_strategy, strategy_costs
 
         costs = strategy_costs(config.in_modes, config.out_modes, plan.ranks, 1)

@@ -42,12 +42,9 @@ __all__ = [
     "CONCRETE_STRATEGIES",
     "ForwardPlan",
     "check_strategy",
-    "strategy_flops",
     "strategy_costs",
-    "choose_strategy",
     "plan_forward",
     "set_autotune",
-    "autotune_enabled",
     "prime_allocator",
     "clear_caches",
     "einsum_expression",
@@ -111,11 +108,6 @@ def set_autotune(enabled: bool) -> None:
     _autotune = bool(enabled)
 
 
-def autotune_enabled() -> bool:
-    """Whether :func:`set_autotune` is on."""
-    return _autotune
-
-
 def clear_caches() -> None:
     """Forget every cached plan, autotuning result and einsum expression."""
     _cached_plan.cache_clear()
@@ -137,27 +129,6 @@ def strategy_costs(
     return costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad
     )
-
-
-def strategy_flops(
-    in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmath.RanksLike, batch: int = 1
-) -> dict[str, int]:
-    """FLOPs of one forward by each concrete strategy, for a batch of ``batch`` rows."""
-    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch)
-    return {name: costs[name]["flops"] for name in costs}
-
-
-def choose_strategy(
-    in_modes: Sequence[int],
-    out_modes: Sequence[int],
-    ranks: ttmath.RanksLike,
-    batch: int,
-    dtype: torch.dtype = torch.float32,
-    training: bool = False,
-    input_grad: bool = True,
-) -> str:
-    """The concrete strategy the cost model estimates fastest (no timing)."""
-    return costmodel.best_strategy(strategy_costs(in_modes, out_modes, ranks, batch, dtype, training, input_grad))
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:

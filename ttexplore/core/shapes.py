@@ -12,10 +12,10 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 from ttexplore.core.ttmath import dense_param_count, param_count, prod
+from ttexplore.core.ttshape import layer_text, modes_text
 
 __all__ = [
     "parse_modes",
-    "format_modes",
     "prime_factors",
     "is_prime",
     "factorizations",
@@ -34,7 +34,7 @@ _SEPARATORS = re.compile(r"\s*[x×X*,]\s*|\s+")
 def parse_modes(text: "str | Sequence[int]", field: str = "modes") -> tuple[int, ...]:
     """Parse ``"4x8x8x4"`` (also ``4×8×8×4``, ``4*8*8*4``, ``4,8,8,4``, ``2^10``) into ints.
 
-    ``a^k`` repeats ``a`` k times (``2^10`` is ten 2s, as in the seed's figures).
+    ``a^k`` repeats ``a`` k times (``2^10`` is ten 2s, as in the 2018 reproduction's figures).
 
     Raises:
         ValueError: naming ``field`` and showing a valid example.
@@ -66,13 +66,8 @@ def parse_modes(text: "str | Sequence[int]", field: str = "modes") -> tuple[int,
     if not modes:
         raise ValueError(f"{field} is empty: type the modes separated by x, e.g. 4x8x8x4")
     if any(m < 1 for m in modes):
-        raise ValueError(f"{field} {format_modes(modes)} has a mode below 1: every mode must be at least 1")
+        raise ValueError(f"{field} {modes_text(modes)} has a mode below 1: every mode must be at least 1")
     return modes
-
-
-def format_modes(modes: Sequence[int]) -> str:
-    """``(4, 8, 8, 4)`` -> ``"4x8x8x4"``."""
-    return "x".join(str(int(m)) for m in modes)
 
 
 def prime_factors(number: int) -> list[int]:
@@ -154,8 +149,8 @@ class ShapeSuggestion:
 
     @property
     def label(self) -> str:
-        """``"4x8x8x4 -> 4x8x8x4"``."""
-        return f"{format_modes(self.in_modes)} -> {format_modes(self.out_modes)}"
+        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"`` (:func:`~ttexplore.core.ttshape.layer_text`)."""
+        return layer_text(self.in_modes, self.out_modes)
 
 
 def check_factorizable(features: int, field: str = "features", d: int = 2) -> None:
@@ -169,7 +164,7 @@ def check_factorizable(features: int, field: str = "features", d: int = 2) -> No
         kind = "is prime" if is_prime(features) else f"has fewer than {d} prime factors ({'x'.join(map(str, prime_factors(features)))})"
         raise ValueError(
             f"{field} {features} {kind}, so it has no {d}-mode factorization (only 1x{features} would do, which "
-            f"compresses nothing): pad it to {hint} (= {format_modes(balanced_factorization(hint, d))}) or choose fewer modes"
+            f"compresses nothing): pad it to {hint} (= {modes_text(balanced_factorization(hint, d))}) or choose fewer modes"
         )
 
 

@@ -76,7 +76,9 @@ def check_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tupl
 
 
 def _fmt(modes: Sequence[int]) -> str:
-    return "x".join(str(int(m)) for m in modes)
+    from ttexplore.core.ttshape import modes_text  # ttshape builds on this module
+
+    return modes_text(modes)
 
 
 def max_useful_ranks(in_modes: Sequence[int], out_modes: Sequence[int]) -> list[int]:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ttexplore.core import ttmath
-from ttexplore.core.shapes import format_modes
+from ttexplore.core.ttshape import layer_text
 
 __all__ = [
     "PALETTE",
@@ -100,7 +100,7 @@ def accuracy_vs_params(
     group_key: str = "shape",
     baselines: Sequence[str] = ("dense", "matrix rank"),
 ) -> go.Figure:
-    """The seed's figure: accuracy against layer weights (log x), one line per shape.
+    """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per shape.
 
     Args:
         rows: dicts (or a DataFrame) with ``layer_params``, ``accuracy_key``,
@@ -179,20 +179,11 @@ def params_vs_rank(
 
 
 def _shape_text(item: Any) -> str:
-    """A short axis label: ``4×8×8×4`` when input and output modes agree, else ``4×7×4×7 → 5×5×8×4``;
-    five or more equal modes as a power (``2^10``)."""
+    """The item's shape in the house text form (``4x8x8x4``, ``4x7x4x7->5x5x8x4``), else its label."""
     in_modes, out_modes = getattr(item, "in_modes", None), getattr(item, "out_modes", None)
     if in_modes is None or out_modes is None:
         return str(item.label)
-    def text(modes: Sequence[int]) -> str:
-        modes = tuple(modes)
-        if len(modes) >= 5 and len(set(modes)) == 1:
-            return f"{modes[0]}^{len(modes)}"  # as the seed's legends wrote 2^10
-        return "×".join(map(str, modes))
-
-    if tuple(in_modes) == tuple(out_modes):
-        return text(in_modes)
-    return f"{text(in_modes)} → {text(out_modes)}"
+    return layer_text(in_modes, out_modes)
 
 
 def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str] = None, rank: Optional[int] = None) -> go.Figure:
@@ -201,7 +192,7 @@ def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str
     Args:
         suggestions: :class:`ttexplore.core.shapes.ShapeSuggestion` items (``label``, ``params``,
             ``in_modes``, ``out_modes``), drawn top to bottom in the given order.
-        current_label: the user's choice (highlighted), e.g. ``"4x8x8x4 -> 4x8x8x4"``.
+        current_label: the user's choice (highlighted), e.g. ``"4x8x8x4"``.
     """
     labels = [_shape_text(item) for item in suggestions]
     colors = [_color(1) if item.label == current_label else _color(0) for item in suggestions]

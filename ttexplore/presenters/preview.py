@@ -18,7 +18,8 @@ from ttexplore import costmodel
 from ttexplore.core import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import dataset_info
-from ttexplore.core.shapes import ShapeSuggestion, balanced_factorization, factorizations, format_modes, padded_image_side, suggest_shapes
+from ttexplore.core.ttshape import layer_text, modes_text
+from ttexplore.core.shapes import ShapeSuggestion, balanced_factorization, factorizations, padded_image_side, suggest_shapes
 
 __all__ = [
     "Preset",
@@ -42,14 +43,6 @@ CUSTOM = "Custom shapes"
 
 #: Highest value the rank sliders offer (maximal useful ranks can reach the thousands).
 RANK_SLIDER_CAP = 64
-
-
-def modes_text(modes: Sequence[int]) -> str:
-    """Modes as typed: ``"4x8x8x4"``, or ``"2^10"`` for five or more equal modes
-    (:func:`~ttexplore.core.shapes.parse_modes` reads both)."""
-    if len(modes) >= 5 and len(set(modes)) == 1:
-        return f"{modes[0]}^{len(modes)}"
-    return format_modes(modes)
 
 
 @dataclass(frozen=True)
@@ -88,15 +81,15 @@ class Preset:
         return ttmath.prod(self.in_modes) == info.channels * side * side
 
 
-#: The shapes of the paper and of the seed's figures (all for 28x28 grey images).
+#: The shapes of the paper and of the 2018 reproduction's figures (all for 28x28 grey images).
 PRESETS: tuple[Preset, ...] = (
-    Preset("Paper: 32×32 → 4×8×8×4 → 4×8×8×4", (4, 8, 8, 4), (4, 8, 8, 4), 32,
+    Preset("Paper: pad to 32x32, 4x8x8x4", (4, 8, 8, 4), (4, 8, 8, 4), 32,
            "Novikov et al.'s MNIST net: pad 28→32, a 1024→1024 TT layer"),
-    Preset("784 = 4×7×4×7 → 5×5×8×4", (4, 7, 4, 7), (5, 5, 8, 4), None,
+    Preset("784 unpadded: 4x7x4x7->5x5x8x4", (4, 7, 4, 7), (5, 5, 8, 4), None,
            "no padding: 784 inputs, 800 hidden units"),
-    Preset("4⁵: 4×4×4×4×4", (4,) * 5, (4,) * 5, 32, "five cores of 4×4"),
-    Preset("2¹⁰: 2×2×…×2", (2,) * 10, (2,) * 10, 32, "ten cores of 2×2, the most compressible"),
-    Preset("32×32", (32, 32), (32, 32), 32, "two cores: the closest to a low-rank matrix"),
+    Preset("Five cores: 4^5", (4,) * 5, (4,) * 5, 32, "five cores of 4×4"),
+    Preset("Ten cores: 2^10", (2,) * 10, (2,) * 10, 32, "ten cores of 2×2, the most compressible"),
+    Preset("Two cores: 32x32", (32, 32), (32, 32), 32, "two cores: the closest to a low-rank matrix"),
 )
 
 
@@ -114,8 +107,7 @@ def presets_for(dataset: str) -> list[Preset]:
     for depth in (4, 3, 2):
         if factorizations(features, depth, min_mode=2):
             modes = balanced_factorization(features, depth)
-            label = "×".join(map(str, modes))
-            generated.append(Preset(f"Balanced {depth} modes: {label}", modes, modes, None,
+            generated.append(Preset(f"Balanced {depth} modes: {modes_text(modes)}", modes, modes, None,
                                     f"{info.channels}×{info.side}×{info.side} = {features} inputs, as many hidden units"))
     return generated or [Preset(f"{features}", (features,), (features,), None, "one core: a dense layer")]
 
@@ -200,8 +192,8 @@ class LayerPreview:
 
     @property
     def label(self) -> str:
-        """``"4x8x8x4 -> 4x8x8x4"``, as :class:`~ttexplore.core.shapes.ShapeSuggestion` labels it."""
-        return f"{format_modes(self.config.in_modes)} -> {format_modes(self.config.out_modes)}"
+        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, as :class:`~ttexplore.core.shapes.ShapeSuggestion` labels it."""
+        return layer_text(self.config.in_modes, self.config.out_modes)
 
 
 def layer_preview(config: RunConfig) -> LayerPreview:

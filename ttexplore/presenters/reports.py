@@ -1,4 +1,4 @@
-"""Runs shaped for people: labels, progress, the runs table, and the seed's summaries.
+"""Runs shaped for people: labels, progress, the runs table, and the 2018 reproduction's summaries.
 
 Plain data in (run dicts as :meth:`~ttexplore.runs.store.RunStore.list_runs` returns
 them, metric events as :meth:`~ttexplore.runs.store.RunStore.metrics` returns them),
@@ -12,8 +12,11 @@ import time
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from ttexplore.core.ttmath import prod
+from ttexplore.core.ttshape import layer_text
+
 __all__ = [
-    "compact_shape",
+    "run_shape_text",
     "run_label",
     "run_ranks_text",
     "progress",
@@ -40,20 +43,13 @@ def run_ranks_text(run: Mapping[str, Any]) -> str:
     return str(ranks)
 
 
-def _product(values: Sequence[int]) -> int:
-    result = 1
-    for value in values:
-        result *= int(value)
-    return result
-
-
-def compact_shape(shape: str) -> str:
-    """``"2x2x2x2x2x2x2x2x2x2"`` -> ``"2^10"`` (five or more equal modes, as the seed's legends
-    wrote them); any other shape, ``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, is returned as is."""
-    parts = str(shape).split("x")
-    if len(parts) >= 5 and len(set(parts)) == 1 and parts[0].isdigit():
-        return f"{parts[0]}^{len(parts)}"
-    return str(shape)
+def run_shape_text(run: Mapping[str, Any]) -> str:
+    """The run's shape in the house text form (``"4x8x8x4"``, ``"2^10"``, ``"4x7x4x7->5x5x8x4"``),
+    derived from its config (also for runs stored before that form), else ``"dense"`` / ``"matrix rank"``."""
+    config = run.get("config") or {}
+    if config.get("layer", run.get("layer")) == "tt" and config.get("in_modes") and config.get("out_modes"):
+        return layer_text(config["in_modes"], config["out_modes"])
+    return str(run.get("shape") or run.get("layer") or "")
 
 
 def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
@@ -61,12 +57,12 @@ def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     config = run.get("config") or {}
     layer = config.get("layer", run.get("layer"))
     if layer == "tt":
-        body = f"TT {compact_shape(run.get('shape', ''))} r={run_ranks_text(run)}"
+        body = f"TT {run_shape_text(run)} r={run_ranks_text(run)}"
     elif layer == "matrix_rank":
         body = f"matrix rank r={run_ranks_text(run)}"
     else:
         sizes = [config.get("in_modes"), config.get("out_modes")]
-        body = "dense " + "→".join(str(_product(modes)) for modes in sizes) if all(sizes) else "dense"
+        body = "dense " + "->".join(str(prod(modes)) for modes in sizes) if all(sizes) else "dense"
     text = f"{body} · {run.get('dataset', config.get('dataset', ''))}"
     if run.get("label"):
         text += f" · {run['label']}"
@@ -166,9 +162,9 @@ def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] =
     """Input of :func:`ttexplore.presenters.plots.accuracy_vs_params`: one point per finished run with a test accuracy.
 
     Each point: ``layer_params``, ``test_accuracy`` (the run's best), ``shape``
-    (the seed's legend: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``. When
+    (the 2018 reproduction's legends: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``. When
     several runs share a shape and rank (seeds, repeats), the best one is kept,
-    as the seed's figures did.
+    as the 2018 reproduction's figures did.
     """
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
@@ -177,7 +173,7 @@ def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] =
         point = {
             "layer_params": run["layer_params"],
             "test_accuracy": run["best_test_accuracy"],
-            "shape": compact_shape(run.get("shape") or run.get("layer")),
+            "shape": run_shape_text(run),
             "rank": run_ranks_text(run),
             "run_id": run.get("id"),
         }
@@ -188,7 +184,7 @@ def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] =
 
 
 def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, dataset: Optional[str] = None):
-    """The seed's slide-13 table: per max TT rank, the compression rate and the best test accuracy.
+    """The 2018 reproduction's slide-13 table: per max TT rank, the compression rate and the best test accuracy.
 
     Only completed TT runs with a single (uniform) rank count; ``shape`` and
     ``dataset`` filter them. Columns: ``max TT core rank``, ``shape``,
@@ -201,15 +197,15 @@ def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, d
         config = run.get("config") or {}
         if run.get("status") != "completed" or config.get("layer") != "tt" or run.get("best_test_accuracy") is None:
             continue
-        if shape is not None and run.get("shape") != shape:
+        if shape is not None and run_shape_text(run) != shape:
             continue
         if dataset is not None and run.get("dataset") != dataset:
             continue
         ranks = config.get("ranks")
         if not isinstance(ranks, int):
             continue
-        key = (ranks, run.get("shape", ""))
-        entry = groups.setdefault(key, {"max TT core rank": ranks, "shape": run.get("shape", ""),
+        key = (ranks, run_shape_text(run))
+        entry = groups.setdefault(key, {"max TT core rank": ranks, "shape": key[1],
                                         "compression rate": run.get("compression"), "accuracy": 0.0, "runs": 0})
         entry["accuracy"] = max(entry["accuracy"], run["best_test_accuracy"])
         entry["runs"] += 1

@@ -16,7 +16,8 @@ from ttexplore.core import ttmath
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.core.shapes import balanced_factorization, factorizations, format_modes, parse_modes
+from ttexplore.core.shapes import balanced_factorization, factorizations, parse_modes
+from ttexplore.core.ttshape import TTShape, layer_text, modes_text
 
 __all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS"]
 
@@ -218,7 +219,7 @@ class RunConfig:
         return dataset_info(self.dataset).classes
 
     def layer_params(self) -> int:
-        """Weights of the hidden layer (no bias): what the seed's figures put on the x axis."""
+        """Weights of the hidden layer (no bias): what the 2018 reproduction's figures put on the x axis."""
         if self.layer == "tt":
             return ttmath.param_count(self.in_modes, self.out_modes, self.ranks)
         if self.layer == "matrix_rank":
@@ -229,12 +230,16 @@ class RunConfig:
         """Hidden-layer weights / dense hidden-layer weights."""
         return self.layer_params() / ttmath.dense_param_count(self.in_features, self.hidden_features)
 
+    def tt_shape(self) -> Optional[TTShape]:
+        """The TT layer's :class:`~ttexplore.core.ttshape.TTShape` (ranks as used, clipped), ``None`` for the baselines."""
+        if self.layer != "tt":
+            return None
+        return TTShape.of(self.in_modes, self.out_modes, self.ranks)
+
     def shape_label(self) -> str:
-        """``"4x8x8x4"``-style name of the shape (the seed's legend), or the layer kind."""
+        """The shape as every figure's legend writes it (``"4x8x8x4"``, ``"4x7x4x7->5x5x8x4"``), or the layer kind."""
         if self.layer == "tt":
-            if self.in_modes == self.out_modes:
-                return format_modes(self.in_modes)
-            return f"{format_modes(self.in_modes)}->{format_modes(self.out_modes)}"
+            return layer_text(self.in_modes, self.out_modes)
         if self.layer == "matrix_rank":
             return "matrix rank"
         return "dense"
@@ -242,8 +247,7 @@ class RunConfig:
     def describe(self) -> str:
         """A one-line summary, e.g. ``"TT 4x8x8x4 r=4 on mnist5k"``."""
         if self.layer == "tt":
-            ranks = "max" if self.ranks is None else (self.ranks if isinstance(self.ranks, int) else ",".join(map(str, self.ranks)))
-            body = f"TT {self.shape_label()} r={ranks}"
+            body = f"TT {self.tt_shape()}"
         elif self.layer == "matrix_rank":
             body = f"matrix-rank r={self.matrix_rank} {self.in_features}->{self.hidden_features}"
         else:
@@ -276,20 +280,20 @@ class RunConfig:
             padding = f" ({info.channels}x{self.image_side}x{self.image_side} after padding)" if self.pad_to else ""
             raise ConfigError(
                 "in_modes",
-                f"in_modes {format_modes(self.in_modes)} multiply to {ttmath.prod(self.in_modes)}, but the input has "
+                f"in_modes {modes_text(self.in_modes)} multiply to {ttmath.prod(self.in_modes)}, but the input has "
                 f"{features} features{padding}: try {_examples(features, len(self.in_modes))}",
             )
         if self.in_modes is not None and self.out_modes is not None and len(self.in_modes) != len(self.out_modes):
             raise ConfigError(
                 "out_modes",
-                f"out_modes {format_modes(self.out_modes)} has {len(self.out_modes)} modes but in_modes "
-                f"{format_modes(self.in_modes)} has {len(self.in_modes)}: give both the same number, e.g. "
-                f"{format_modes(balanced_factorization(ttmath.prod(self.out_modes), len(self.in_modes)))}",
+                f"out_modes {modes_text(self.out_modes)} has {len(self.out_modes)} modes but in_modes "
+                f"{modes_text(self.in_modes)} has {len(self.in_modes)}: give both the same number, e.g. "
+                f"{modes_text(balanced_factorization(ttmath.prod(self.out_modes), len(self.in_modes)))}",
             )
         if self.hidden is not None and self.hidden < 1:
             raise ConfigError("hidden", f"hidden {self.hidden} must be at least 1")
         if self.hidden is not None and self.out_modes is not None and self.hidden != ttmath.prod(self.out_modes):
-            raise ConfigError("hidden", f"hidden {self.hidden} disagrees with out_modes {format_modes(self.out_modes)} (= {ttmath.prod(self.out_modes)}): leave hidden empty")
+            raise ConfigError("hidden", f"hidden {self.hidden} disagrees with out_modes {modes_text(self.out_modes)} (= {ttmath.prod(self.out_modes)}): leave hidden empty")
         if self.layer == "tt":
             try:
                 ttmath.plan_ranks(self.in_modes, self.out_modes, self.ranks)
@@ -328,7 +332,7 @@ def _examples(features: int, d: Optional[int] = None) -> str:
     options = []
     for depth in ([d] if d else []) + [4, 2]:
         if depth and factorizations(features, depth, min_mode=2):
-            text = format_modes(balanced_factorization(features, depth))
+            text = modes_text(balanced_factorization(features, depth))
             if text not in options:
                 options.append(text)
     return " or ".join(options[:2]) if options else str(features)

@@ -1,6 +1,6 @@
 """Networks built from a :class:`~ttexplore.runs.config.RunConfig`.
 
-The paper's net (Novikov et al. 2015, as reproduced by the seed):
+The paper's net (Novikov et al. 2015, as reproduced by a 2018 student team):
 ``[pad] -> flatten -> hidden layer -> ReLU -> Linear(hidden, classes)``, the
 hidden layer being a :class:`~ttexplore.core.layers.TTLinear` or one of the two
 baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``).
@@ -90,7 +90,7 @@ def hidden_layer(model: nn.Sequential) -> nn.Module:
 
 
 def hidden_layer_params(model: nn.Sequential) -> int:
-    """Weights of the hidden layer without its bias (the seed's "layer weights")."""
+    """Weights of the hidden layer without its bias (the 2018 reproduction's "layer weights")."""
     layer = hidden_layer(model)
     if hasattr(layer, "param_count"):
         return int(layer.param_count())

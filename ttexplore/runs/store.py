@@ -311,19 +311,6 @@ class RunStore:
             result[row["run_id"]].append(dict(row))
         return result
 
-    def runs_frame(self, **filters: Any):
-        """:meth:`list_runs` as a pandas DataFrame with a ``duration_s`` column."""
-        import pandas as pd
-
-        runs = self.list_runs(**filters)
-        frame = pd.DataFrame(runs)
-        if frame.empty:
-            return pd.DataFrame(columns=["id", "status", "label", "dataset", "layer", "shape", "ranks", "layer_params",
-                                         "compression", "best_test_accuracy", "final_test_accuracy", "duration_s"])
-        end = frame["finished_at"].fillna(time.time())
-        frame["duration_s"] = (end - frame["started_at"]).where(frame["started_at"].notna())
-        return frame
-
     @staticmethod
     def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
         run = dict(row)

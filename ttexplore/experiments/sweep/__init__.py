@@ -43,7 +43,8 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from ttexplore.core import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.core.shapes import format_modes, parse_modes
+from ttexplore.core.shapes import parse_modes
+from ttexplore.core.ttshape import modes_text as format_modes
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, pid_alive
 
 __all__ = [
