@@ -52,14 +52,30 @@ def test_run_life_cycle_survives_reopening(tmp_path):
 
 def test_delete_removes_metrics_and_weights(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    weights = tmp_path / "w.pt"
-    weights.write_bytes(b"x")
     keep, drop = store.create_run(quick()), store.create_run(quick())
+    weights, checkpoint = store.weights_path_for(drop), store.checkpoint_path_for(drop)
+    checkpoint.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")
+    checkpoint.write_bytes(b"x")
     store.add_event(drop, event(1, 0.5))
     store.finish(drop, "completed", weights_path=str(weights))
     assert store.delete_runs([drop]) == 1
-    assert store.get_run(drop) is None and store.metrics(drop) == [] and not weights.exists()
+    assert store.get_run(drop) is None and store.metrics(drop) == []
+    assert not weights.exists() and not checkpoint.exists()
     assert store.get_run(keep) is not None
+
+
+def test_the_store_never_deletes_or_serves_a_file_outside_its_artifacts(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not a model")
+    run_id = store.create_run(quick())
+    store.finish(run_id, "completed", weights_path=str(precious))  # a row naming any path
+    assert store.artifact_path(precious) is None
+    assert store.artifact_path(store.artifacts_dir / ".." / "precious.txt") is None
+    assert store.artifact_path(store.weights_path_for(run_id)) == store.weights_path_for(run_id).resolve()
+    store.delete_runs([run_id])
+    assert precious.read_text() == "not a model"
 
 
 def _write_many(path, worker, count):
@@ -109,9 +125,9 @@ def test_orphaned_runs_are_marked_interrupted(tmp_path):
     store.add_event(run_id, event(3, 0.4))
     with store._connect() as connection:  # pretend a dead process owned it
         connection.execute("UPDATE runs SET pid=? WHERE id=?", (2**22 + 12345, run_id))
-    assert store.mark_orphans_interrupted() == [run_id]
+    assert store.recover() == [run_id]
     run = store.get_run(run_id)
-    assert run["status"] == "interrupted" and "kept" in run["error"]
+    assert run["status"] == "interrupted" and "resume" in run["error"]
     assert len(store.metrics(run_id)) == 1
 
 
@@ -136,7 +152,7 @@ def test_job_manager_limits_concurrency_queues_and_cancels(tmp_path):
     lock = threading.Lock()
     release = threading.Event()
 
-    def slow_fit(config, callback=None, cancel=None, data_dir=None):
+    def slow_fit(config, dataset=None, callback=None, cancel=None, data_dir=None, **_):
         from ttexplore.runs.fit import FitResult
 
         with lock:
@@ -172,7 +188,7 @@ def test_a_run_is_starting_from_its_worker_start_until_its_first_metric(tmp_path
     store = RunStore(tmp_path / "runs.db")
     first_point, finish = threading.Event(), threading.Event()
 
-    def fit_on_cue(config, callback=None, cancel=None, data_dir=None):
+    def fit_on_cue(config, dataset=None, callback=None, cancel=None, data_dir=None, **_):
         from ttexplore.runs.fit import FitResult
 
         first_point.wait(30)
@@ -192,7 +208,8 @@ def test_a_run_is_starting_from_its_worker_start_until_its_first_metric(tmp_path
         first_point.set()
         while manager.starting() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert manager.starting() == [] and len(store.metrics(first)) == 1 and manager.active() == [first, second]
+        assert manager.starting() == [] and len(store.metrics(first)) == 1 and manager.active() == [first]
+        assert manager.status(second) == "queued"
         finish.set()
         assert manager.wait(first, 30) == "completed" and manager.wait(second, 30) == "completed"
         assert manager.starting() == []
@@ -203,7 +220,7 @@ def test_a_run_is_starting_from_its_worker_start_until_its_first_metric(tmp_path
 def test_a_failing_run_reports_its_error_and_the_manager_lives_on(tmp_path):
     store = RunStore(tmp_path / "runs.db")
 
-    def exploding_fit(config, callback=None, cancel=None, data_dir=None):
+    def exploding_fit(config, dataset=None, callback=None, cancel=None, data_dir=None, **_):
         raise MemoryError("out of memory in a worker")
 
     manager = JobManager(store, max_workers=1, fit_function=exploding_fit)

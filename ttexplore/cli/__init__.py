@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -28,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "layer weights, compression, ranks and FLOPs of a shape (no training)"),
     "suggest": ("ttexplore.cli.count", "configure_suggest", "run_suggest",
                 "tensorizations of an N -> M layer, fewest weights first"),
+    "runs": ("ttexplore.cli.runs", "configure_parser", "run",
+             "the recorded runs: list, show, resume, edit, delete"),
     "sweep": ("ttexplore.cli.sweep", "configure_parser", "run",
               "train a grid of shapes x ranks (+ baselines); write results.csv and the accuracy-vs-weights figure"),
     "bench": ("ttexplore.cli.bench", "configure_parser", "run",
@@ -61,6 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((argument for argument in arguments if not argument.startswith("-")), None)
     parser = build_parser(command)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM ends a command like Ctrl-C
     try:
         args = parser.parse_args(arguments)
         return int(args.handler(args) or 0)
@@ -70,3 +74,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``runs list | head``): nothing more to say
+        sys.stderr.close()
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt

@@ -12,9 +12,10 @@ from typing import Any, TextIO
 from ttexplore.runs.config import INITS, LAYER_KINDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
-__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+           "check_output_path", "open_store"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -106,3 +107,42 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
         return RunConfig.for_dataset(args.dataset, **values)
     except ConfigError as error:
         raise UsageError(f"ttexplore {args.command}: error: --{error.field.replace('_', '-')}: {error}") from None
+
+
+# ---------------------------------------------------------------- checked before any work
+def check_output_path(command: str, flag: str, path: str, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any training (one line naming the flag).
+
+    A file path needs an existing, writable folder and must not be a folder itself; with
+    ``folder`` the path is a folder that exists writable or can be created.
+    """
+    import os
+    from pathlib import Path
+
+    target = Path(path).expanduser()
+    if folder:
+        existing = next((parent for parent in (target, *target.parents) if parent.exists()), None)
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a file, not a folder: give a folder")
+        if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: {existing} is not writable: give a writable folder")
+        return
+    if target.is_dir():
+        raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a folder: give a file name inside it")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"ttexplore {command}: error: {flag} {path}: the folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"ttexplore {command}: error: {flag} {path}: not writable: choose a writable place")
+
+
+def open_store(command: str, db: "str | None"):
+    """The run store at ``db`` (default ``$TTEXPLORE_DB`` or ``~/.ttexplore/runs.db``), or a one-line
+    :class:`UsageError` saying what is wrong with it and how to fix it."""
+    from ttexplore.runs.store import RunStore, StoreError
+
+    try:
+        return RunStore(db)
+    except StoreError as error:
+        raise UsageError(f"ttexplore {command}: error: --db: {error}") from None
+

@@ -1,14 +1,47 @@
-"""``ttexplore train``: train one network, print a summary, optionally record it."""
+"""``ttexplore train``: train one network, print a summary, optionally record it.
+
+Everything a user can get wrong is checked before any data loads (each a
+one-line error and exit 2): the run flags, the output paths (``--json``,
+``--save-model``), the thread count, the run store. A recorded run (``--record``)
+goes through :func:`ttexplore.runs.lifecycle.execute`: checkpoints after every
+epoch, its weights saved, and Ctrl-C or SIGTERM end it ``interrupted`` (exit
+130) so ``python -m ttexplore runs resume ID`` continues it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from typing import Any
+from typing import Any, Iterator, Optional
 
-from ttexplore.cli.common import EXIT_FAILED, EXIT_OK, ProgressBar, UsageError, add_run_flags, config_from_args
+from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
+                                  check_output_path, config_from_args, open_store)
 from ttexplore.core import ttmath
+from ttexplore.runs.config import RunConfig
+
+_SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+
+
+def _threads(text: str) -> int:
+    """``--threads``: a whole number from 1 to 1024."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give the torch CPU threads, e.g. 2") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give 1 to 1024 threads (this machine has "
+                                         f"{__import__('os').cpu_count()} cores)")
+    return value
+
+
+def add_identity_flags(parser: argparse.ArgumentParser) -> None:
+    """``--name``, ``--tag`` (repeatable), ``--notes``: how a recorded run is found again."""
+    parser.add_argument("--name", default="", help="a name for the recorded run (shown by the app and 'runs list')")
+    parser.add_argument("--tag", action="append", default=[], help="a tag for the recorded run; repeat for several")
+    parser.add_argument("--notes", default="", help="free notes for the recorded run")
 
 
 def configure_parser(train: argparse.ArgumentParser) -> None:
@@ -18,67 +51,128 @@ def configure_parser(train: argparse.ArgumentParser) -> None:
     out.add_argument("--json", metavar="PATH", default=None,
                      help="write a JSON summary (params, compression, test_accuracy, history) to PATH, '-' for stdout")
     out.add_argument("--save-model", metavar="PATH", default=None, help="save the trained model (TTLinear.load reads its cores)")
-    out.add_argument("--record", action="store_true", help="also record the run in the run store (shown by the app)")
+    out.add_argument("--record", action="store_true",
+                     help="record the run in the run store (shown by the app; checkpointed, resumable)")
     out.add_argument("--db", default=None, help="run store file (default $TTEXPLORE_DB or ~/.ttexplore/runs.db)")
     out.add_argument("--label", default=None, help="a label for the run")
-    out.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_identity_flags(out)
+    out.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@contextlib.contextmanager
+def interrupt_on_signals(stop: Any) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set ``stop.interrupt`` (the run ends before its next batch,
+    ``interrupted``); a second signal raises :class:`KeyboardInterrupt` at once."""
+
+    def handle(signum: int, _frame: Any) -> None:
+        if stop.interrupt.is_set():
+            raise KeyboardInterrupt
+        stop.interrupt.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after this batch (again to stop at once)", file=sys.stderr)
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def load_data(config: RunConfig, data_dir: Optional[str], command: str) -> Any:
+    """The run's dataset, or a one-line :class:`UsageError` naming ``--dataset`` and how to get it."""
+    from ttexplore.runs.data import DatasetUnavailable, load_dataset
+
+    try:
+        return load_dataset(config.dataset, data_dir)
+    except DatasetUnavailable as error:
+        raise UsageError(f"ttexplore {command}: error: --dataset {config.dataset}: {error}") from None
+
+
+def progress_bar(config: RunConfig, dataset: Any, quiet: bool) -> Optional[ProgressBar]:
+    if quiet:
+        return None
+    train_count = min(config.train_limit or dataset.train_images.shape[0], dataset.train_images.shape[0])
+    return ProgressBar(config.epochs * -(-train_count // config.batch_size))
+
+
+def show_event(bar: Optional[ProgressBar], event: dict[str, Any]) -> None:
+    if bar is not None:
+        bar.update(event["step"], f"epoch {event['epoch']:.2f}  loss {event['train_loss']:.4f}  test acc {event['test_accuracy']:.4f}")
+
+
+def ending_line(command: str, status: str, run_id: Optional[str], result: Any) -> tuple[int, str]:
+    """The exit code and the last line printed for a run that ended ``status``."""
+    if status in ("failed", "diverged"):
+        return EXIT_FAILED, f"{command}: {status}: {result.error}"
+    if status == "interrupted":
+        where = f"; run {run_id} kept its last checkpoint: python -m ttexplore runs resume {run_id}" if run_id else ""
+        return EXIT_INTERRUPTED, f"{command}: interrupted{where}"
+    accuracy = result.final_test_accuracy
+    text = f"{status}: test accuracy {accuracy:.4f} after {result.elapsed_s:.1f} s" if accuracy is not None else status
+    return EXIT_OK, text
 
 
 def run(args: argparse.Namespace) -> int:
     """Train one network; print a JSON summary (``--json``) and a progress bar on stderr."""
     config = config_from_args(args, label=args.label or "")
-    from ttexplore.runs.data import DatasetUnavailable, load_dataset
-
+    for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
+        if path and path != "-":
+            check_output_path("train", flag, path)
+    store = open_store("train", args.db) if args.record else None
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    try:
-        dataset = load_dataset(config.dataset, args.data_dir)
-    except DatasetUnavailable as error:
-        raise UsageError(f"ttexplore train: error: --dataset {config.dataset}: {error}") from None
+    dataset = load_data(config, args.data_dir, "train")
     from ttexplore.runs.fit import fit
+    from ttexplore.runs.lifecycle import StopFlags, execute
 
-    train_count = config.train_limit or dataset.train_images.shape[0]
-    steps = config.epochs * -(-train_count // config.batch_size)
-    bar = None if args.quiet else ProgressBar(steps)
+    bar = progress_bar(config, dataset, args.quiet)
     print(f"{config.describe()}: {config.layer_params()} layer weights, compression {config.compression():.3g}", file=sys.stderr)
-
-    store = run_id = None
-    if args.record:
-        from ttexplore.runs.store import RunStore
-
-        store = RunStore(args.db)
-        run_id = store.create_run(config)
-        store.mark_running(run_id)
-
-    def on_event(event: dict[str, Any]) -> None:
-        if store is not None:
-            store.add_event(run_id, event)
-        if bar is not None:
-            bar.update(event["step"], f"epoch {event['epoch']:.2f}  loss {event['train_loss']:.4f}  test acc {event['test_accuracy']:.4f}")
-
-    result = fit(config, dataset, callback=on_event)
+    run_id = None
+    if store is not None:
+        run_id = store.create_run(config, status="running", name=args.name, tags=args.tag, notes=args.notes)
+    stop = StopFlags.new(store, run_id)
+    with interrupt_on_signals(stop):
+        try:
+            if store is not None:
+                result = execute(store, run_id, stop=stop, dataset=dataset, on_event=lambda event: show_event(bar, event))
+                status = store.get_run(run_id)["status"]
+            else:
+                result = fit(config, dataset, callback=lambda event: show_event(bar, event), cancel=stop)
+                status = "interrupted" if stop.interrupt.is_set() and result.status == "cancelled" else result.status
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            code, line = ending_line("train", "interrupted", run_id, None)
+            print(line, file=sys.stderr)
+            return code
     if bar is not None:
         bar.close()
     if args.save_model and result.model is not None:
         from ttexplore.runs.models import save_model
 
-        save_model(result.model, config, args.save_model)
-    if store is not None:
-        weights = None
-        if result.model is not None and result.status == "completed":
-            from ttexplore.runs.models import save_model
+        try:
+            save_model(result.model, config, args.save_model)
+        except OSError as error:
+            print(f"train: error: --save-model {args.save_model}: {error}" +
+                  (f" (the run is recorded as {run_id}, its weights kept)" if run_id else ""), file=sys.stderr)
+            return EXIT_FAILED
+    if args.json:
+        write_json(args.json, summary(config, result, status, run_id))
+    code, line = ending_line("train", status, run_id, result)
+    print(line, file=sys.stderr)
+    return code
 
-            weights = str(save_model(result.model, config, store.weights_path_for(run_id)))
-        store.finish(run_id, result.status, error=result.error, weights_path=weights)
 
-    history = [{key: event[key] for key in ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")}
-               for event in result.history]
-    epoch_times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip([result.events[0]] + result.history, result.history)] if result.events else []
-    summary = {
-        "status": result.status,
+def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
+    """The ``--json`` summary of a run."""
+    history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
+    starts = ([result.events[0]] + result.history) if result.events else []
+    epoch_times = [later["elapsed_s"] - earlier["elapsed_s"] for earlier, later in zip(starts, result.history)]
+    return {
+        "status": status,
         "error": result.error,
         "config": config.to_dict(),
         "params": config.layer_params(),
@@ -92,16 +186,13 @@ def run(args: argparse.Namespace) -> int:
         "history": history,
         "run_id": run_id,
     }
-    if args.json:
-        text = json.dumps(summary, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-    if result.status == "failed" or result.status == "diverged":
-        print(f"train: {result.status}: {result.error}", file=sys.stderr)
-        return EXIT_FAILED
-    acc = result.final_test_accuracy
-    print(f"{result.status}: test accuracy {acc:.4f} after {result.elapsed_s:.1f} s" if acc is not None else result.status, file=sys.stderr)
-    return EXIT_OK
+
+
+def write_json(path: str, values: Any) -> None:
+    """``values`` as indented JSON to ``path`` (``-``: stdout)."""
+    text = json.dumps(values, indent=2)
+    if path == "-":
+        print(text)
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")

@@ -33,7 +33,7 @@ from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
 
-__all__ = ["FitResult", "fit", "evaluate", "STATUSES", "CancelFlag"]
+__all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
 
 #: Terminal statuses of a run.
 STATUSES = ("completed", "cancelled", "diverged", "failed")
@@ -110,18 +110,48 @@ def _eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
     return {max(1, round(steps_per_epoch * index / count)) for index in range(1, count + 1)}
 
 
+@dataclass
+class TrainingState:
+    """Where a run stands at the end of an epoch: enough to continue it bit for bit.
+
+    Attributes:
+        epochs_done: whole epochs trained.
+        global_step: optimizer steps taken.
+        elapsed_s: training seconds so far (wall time of the loop, summed over resumes).
+        model_state: ``model.state_dict()``.
+        optimizer_state: ``optimizer.state_dict()``.
+        order_rng_state: the batch-order generator's state (``torch.Generator.get_state()``).
+    """
+
+    epochs_done: int
+    global_step: int
+    elapsed_s: float
+    model_state: dict[str, Any]
+    optimizer_state: dict[str, Any]
+    order_rng_state: torch.Tensor
+
+
+def _check_resume(config: RunConfig, state: TrainingState) -> None:
+    if not 0 <= state.epochs_done <= config.epochs:
+        raise ValueError(f"the checkpoint is at epoch {state.epochs_done}, outside this run's 0..{config.epochs} epochs")
+
+
 def fit(
     config: RunConfig,
     dataset: Optional[Dataset] = None,
     callback: Optional[EventCallback] = None,
     cancel: Optional[CancelFlag] = None,
     data_dir: Optional[str] = None,
+    resume: Optional[TrainingState] = None,
+    on_epoch_end: Optional[Callable[[TrainingState], None]] = None,
 ) -> FitResult:
     """Train the network ``config`` describes and report as it goes.
 
     Deterministic by ``config.seed`` (bit for bit at a fixed torch thread count):
     weights and batch order come from private generators, so two runs at once in
-    two threads do not disturb each other.
+    two threads do not disturb each other. A run resumed from the
+    :class:`TrainingState` of its epoch ``k`` continues exactly as the
+    uninterrupted run did after epoch ``k``.
 
     Args:
         config: the run (validated here).
@@ -129,6 +159,8 @@ def fit(
         callback: called with each metric event (see the module docstring).
         cancel: checked before every batch; when set the run ends as ``"cancelled"``.
         data_dir: folder for datasets that live on disk.
+        resume: continue from this state (no step-0 event is emitted again).
+        on_epoch_end: called with the state after every epoch (the lifecycle writes a checkpoint).
 
     Returns:
         A :class:`FitResult`. Exceptions inside the loop become ``status="failed"``;
@@ -139,13 +171,20 @@ def fit(
     """
     config.validate()
     started = time.perf_counter()
+    earlier_s = resume.elapsed_s if resume is not None else 0.0
     events: list[dict[str, Any]] = []
     model: Optional[nn.Module] = None
+
+    def elapsed() -> float:
+        return earlier_s + time.perf_counter() - started
 
     def emit(event: dict[str, Any]) -> None:
         events.append(event)
         if callback is not None:
             callback(event)
+
+    def result(status: str, error: Optional[str] = None, trace: Optional[str] = None) -> FitResult:
+        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed())
 
     try:
         if dataset is None:
@@ -160,12 +199,19 @@ def fit(
         model = build_model(config, generator=init_generator)
         model.train()
         optimizer = _optimizer(config, model)
+        global_step, first_epoch = 0, 0
+        if resume is not None:
+            _check_resume(config, resume)
+            model.load_state_dict(resume.model_state)
+            optimizer.load_state_dict(resume.optimizer_state)
+            order_generator.set_state(resume.order_rng_state)
+            global_step, first_epoch = resume.global_step, resume.epochs_done
         layer_params = hidden_layer_params(model)
         count = train_images.shape[0]
         steps_per_epoch = math.ceil(count / config.batch_size)
         report_after = _eval_steps(steps_per_epoch, config.evals_per_epoch)
 
-        def report(kind: str, epoch_index: int, step_in_epoch: int, global_step: int, train_loss: float, train_acc: float) -> None:
+        def report(kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_acc: float) -> None:
             test_loss, test_acc = evaluate(model, test_images, test_labels)
             emit(
                 {
@@ -177,24 +223,24 @@ def fit(
                     "train_accuracy": train_acc,
                     "test_loss": test_loss,
                     "test_accuracy": test_acc,
-                    "elapsed_s": round(time.perf_counter() - started, 4),
+                    "elapsed_s": round(elapsed(), 4),
                     "layer_params": layer_params,
                     "lr": config.lr,
                 }
             )
 
-        probe = slice(0, min(count, 1000))
-        start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe])
-        report("eval", 0, 0, 0, start_loss, start_acc)
+        if resume is None:
+            probe = slice(0, min(count, 1000))
+            start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe])
+            report("eval", 0, 0, start_loss, start_acc)
 
-        global_step = 0
-        for epoch_index in range(config.epochs):
+        for epoch_index in range(first_epoch, config.epochs):
             permutation = torch.randperm(count, generator=order_generator)
             loss_sum, correct, seen = 0.0, 0, 0  # since the last report
             epoch_loss_sum, epoch_correct, epoch_seen = 0.0, 0, 0
             for step_in_epoch in range(1, steps_per_epoch + 1):
                 if cancel is not None and cancel.is_set():
-                    return FitResult("cancelled", events, model, elapsed_s=time.perf_counter() - started)
+                    return result("cancelled")
                 batch = permutation[(step_in_epoch - 1) * config.batch_size : step_in_epoch * config.batch_size]
                 images, labels = train_images[batch], train_labels[batch]
                 logits = model(images)
@@ -204,7 +250,7 @@ def fit(
                         f"the training loss became {loss.item()} at epoch {epoch_index + 1}, step {global_step + 1}: "
                         f"lower lr (now {config.lr:g}), e.g. to {config.lr / 10:g}"
                     )
-                    return FitResult("diverged", events, model, error=message, elapsed_s=time.perf_counter() - started)
+                    return result("diverged", message)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -216,17 +262,13 @@ def fit(
                 epoch_correct += batch_correct
                 epoch_seen += labels.shape[0]
                 if step_in_epoch == steps_per_epoch:
-                    report("epoch", epoch_index, step_in_epoch, global_step, epoch_loss_sum / epoch_seen, epoch_correct / epoch_seen)
+                    report("epoch", epoch_index, step_in_epoch, epoch_loss_sum / epoch_seen, epoch_correct / epoch_seen)
                 elif step_in_epoch in report_after:
-                    report("eval", epoch_index, step_in_epoch, global_step, loss_sum / seen, correct / seen)
+                    report("eval", epoch_index, step_in_epoch, loss_sum / seen, correct / seen)
                     loss_sum, correct, seen = 0.0, 0, 0
-        return FitResult("completed", events, model, elapsed_s=time.perf_counter() - started)
+            if on_epoch_end is not None:
+                on_epoch_end(TrainingState(epoch_index + 1, global_step, elapsed(), model.state_dict(),
+                                           optimizer.state_dict(), order_generator.get_state()))
+        return result("completed")
     except Exception as error:  # noqa: BLE001 - a failed run is reported, never raised into a UI
-        return FitResult(
-            "failed",
-            events,
-            model,
-            error=f"{type(error).__name__}: {error}",
-            traceback=traceback.format_exc(),
-            elapsed_s=time.perf_counter() - started,
-        )
+        return result("failed", f"{type(error).__name__}: {error}", traceback.format_exc())

@@ -1,52 +1,56 @@
-"""Background training: a queue of runs, a concurrency limit, cancel, status, errors.
+"""Background training: runs queued in the store, a concurrency limit, cancel, resume, status.
 
 The :class:`JobManager` lives as long as the process (the Streamlit app hands
-one out with ``st.cache_resource``). It runs :func:`ttexplore.runs.fit.fit` in
-worker threads, writes every metric event to the :class:`~ttexplore.runs.store.RunStore`
-and saves the trained weights. It never calls a UI; pages poll the store or
-:meth:`JobManager.snapshot`.
+one out with ``st.cache_resource``). The queue is the run store itself: a
+submitted run is recorded ``queued`` on the ``"app"`` queue, and each worker
+thread takes the oldest one with :meth:`~ttexplore.runs.store.RunStore.claim_next`
+(atomic, so two servers on one home never both take a run) and runs it through
+:func:`ttexplore.runs.lifecycle.execute` (checkpoints, final weights, status). A
+run queued by a process that died simply waits for the next manager; one that
+was running is marked ``interrupted`` and :meth:`JobManager.resume` continues it.
+The manager never calls a UI; pages poll the store or :meth:`JobManager.snapshot`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.store import RunStore
+from ttexplore.runs.store import ACTIVE_STATUSES, FINAL_STATUSES, RunStore, StoreError
 
 __all__ = ["JobManager", "JobState"]
 
 log = logging.getLogger(__name__)
 
-#: Runs queued or running in any manager of this process (so a second manager,
-#: e.g. after a Streamlit cache clear, never marks a live run as interrupted).
+#: Runs running in any manager of this process (so a second manager, e.g. after a
+#: Streamlit cache clear, never marks a live run as interrupted).
 _LIVE_RUNS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 
 
 @dataclass
 class JobState:
-    """What the manager knows of one run in this process."""
+    """What the manager knows of one run it runs in this process."""
 
     run_id: str
     config: RunConfig
-    status: str = "queued"
-    cancel: threading.Event = field(default_factory=threading.Event)
+    stop: Any
+    status: str = "running"
     last_event: Optional[dict[str, Any]] = None
     error: Optional[str] = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
 class JobManager:
-    """Runs training jobs in the background, at most ``max_workers`` at once.
+    """Runs queued training runs in the background, at most ``max_workers`` at once.
 
     Args:
-        store: where runs, events and statuses go.
+        store: where runs, events, statuses and the queue live.
         max_workers: concurrent runs (default: the number of CPU cores).
         data_dir: dataset folder passed to :func:`ttexplore.runs.data.load_dataset`.
         fit_function: the training function (tests may swap it); default
@@ -55,9 +59,10 @@ class JobManager:
             for all threads); default ``cores // max_workers``, so concurrent runs
             do not oversubscribe the cores (two threads per run on a busy 2-core
             machine made an MNIST-5k epoch 20x slower).
+        poll_s: how often an idle worker looks for runs queued by other processes.
 
-    On start it marks runs left ``queued``/``running`` by a dead process as
-    ``interrupted``, so a restart never shows a ghost run.
+    On start it marks runs left ``running`` by a dead process ``interrupted``
+    (resumable), so a restart never shows a ghost run; runs left ``queued`` are taken.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class JobManager:
         data_dir: Optional[str] = None,
         fit_function: Optional[Callable[..., Any]] = None,
         torch_threads: Optional[int] = None,
+        poll_s: float = 0.5,
     ) -> None:
         self.store = store
         self.max_workers = max(1, int(max_workers or os.cpu_count() or 1))
@@ -74,14 +80,15 @@ class JobManager:
         self._fit = fit_function
         cores = os.cpu_count() or 1
         self.torch_threads = max(1, int(torch_threads or cores // self.max_workers))
+        self.poll_s = poll_s
         self._warm = threading.Event()
         self._warm.set()
+        self._wake = threading.Event()
         self._jobs: dict[str, JobState] = {}
         self._lock = threading.Lock()
-        self._queue: "queue.Queue[Optional[str]]" = queue.Queue()
         self._closed = False
         with _LIVE_LOCK:
-            self.store.mark_orphans_interrupted(set(_LIVE_RUNS))
+            self.recovered = self.store.recover(set(_LIVE_RUNS))
         self._workers = [
             threading.Thread(target=self._work, name=f"ttexplore-job-{index}", daemon=True) for index in range(self.max_workers)
         ]
@@ -89,7 +96,8 @@ class JobManager:
             worker.start()
 
     # ---------------------------------------------------------------- API
-    def submit(self, config: RunConfig, sweep: Optional[str] = None) -> str:
+    def submit(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
+               notes: str = "") -> str:
         """Queue a run of ``config`` (validated first); returns its run id at once.
 
         Raises:
@@ -99,12 +107,23 @@ class JobManager:
         if self._closed:
             raise RuntimeError("the job manager is shut down; start a new one")
         config.validate()
-        run_id = self.store.create_run(config, sweep=sweep)
-        with _LIVE_LOCK:
-            _LIVE_RUNS.add(run_id)
-        with self._lock:
-            self._jobs[run_id] = JobState(run_id, config)
-        self._queue.put(run_id)
+        run_id = self.store.create_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes)
+        self._wake.set()
+        return run_id
+
+    def resume(self, run_id: str) -> str:
+        """Queue an interrupted (or cancelled, or failed) run again; it continues from its last
+        checkpoint with the same id, its history continuing. Returns the run id.
+
+        Raises:
+            ResumeError: when the run does not exist or is not resumable.
+        """
+        from ttexplore.runs.lifecycle import ResumeError, check_resumable
+
+        check_resumable(self.store, run_id)
+        if not self.store.requeue(run_id, queue="app"):
+            raise ResumeError(f"run {run_id} changed while resuming it; look at it again")
+        self._wake.set()
         return run_id
 
     def warm_up(self, dataset: str) -> threading.Thread:
@@ -121,7 +140,6 @@ class JobManager:
                 import torch
                 import torch.nn.functional as F
 
-                from ttexplore.runs.config import RunConfig
                 from ttexplore.runs.data import load_dataset
                 from ttexplore.runs.models import build_model
 
@@ -140,37 +158,28 @@ class JobManager:
         return thread
 
     def cancel(self, run_id: str) -> bool:
-        """Stop a run: a queued one never starts, a running one stops before its next batch.
+        """Stop a run: a queued one never starts, a running one stops before its next batch
+        (also when another process runs it).
 
         Returns:
-            True when the run was queued or running here.
+            True when the run was queued or running.
         """
         with self._lock:
             job = self._jobs.get(run_id)
-            if job is None or job.status not in ("queued", "running"):
-                return False
-            job.cancel.set()
-            if job.status == "queued":
-                job.status = "cancelled"
-                self.store.finish(run_id, "cancelled")
-                job.done.set()
-                with _LIVE_LOCK:
-                    _LIVE_RUNS.discard(run_id)
-        return True
+        if job is not None and job.status == "running":
+            job.stop.cancel.set()
+            return True
+        return self.store.cancel_queued(run_id) or self.store.request_cancel(run_id)
 
     def status(self, run_id: str) -> Optional[str]:
-        """The run's status as this manager knows it, else as the store has it."""
-        with self._lock:
-            job = self._jobs.get(run_id)
-            if job is not None:
-                return job.status
+        """The run's status as the store has it."""
         run = self.store.get_run(run_id)
         return run["status"] if run else None
 
     def active(self) -> list[str]:
-        """Ids of runs queued or running in this process, oldest first."""
+        """Ids of runs running in this process, oldest first."""
         with self._lock:
-            return [run_id for run_id, job in self._jobs.items() if job.status in ("queued", "running")]
+            return [run_id for run_id, job in self._jobs.items() if job.status == "running"]
 
     def starting(self) -> list[str]:
         """Ids of runs running in this process that have not reported a metric yet, oldest first.
@@ -181,7 +190,7 @@ class JobManager:
             return [run_id for run_id, job in self._jobs.items() if job.status == "running" and job.last_event is None]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """``{run_id: {status, last_event, error, label}}`` for every run this manager has seen."""
+        """``{run_id: {status, last_event, error, label}}`` for every run this manager has run."""
         with self._lock:
             return {
                 run_id: {"status": job.status, "last_event": job.last_event, "error": job.error, "label": job.config.describe()}
@@ -190,69 +199,83 @@ class JobManager:
 
     def wait(self, run_id: str, timeout: Optional[float] = None) -> Optional[str]:
         """Block until the run ends (or ``timeout`` passes); returns its status."""
-        with self._lock:
-            job = self._jobs.get(run_id)
-        if job is None:
-            return self.status(run_id)
-        job.done.wait(timeout)
-        return job.status
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                job = self._jobs.get(run_id)
+            if job is not None:
+                job.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if job.done.is_set():
+                    return self.status(run_id)
+            status = self.status(run_id)
+            if status is None or status in FINAL_STATUSES or (deadline is not None and time.monotonic() >= deadline):
+                return status
+            time.sleep(0.05)
 
     def shutdown(self, cancel_running: bool = True, timeout: float = 10.0) -> None:
-        """Stop taking work; cancel queued and (optionally) running runs; join the workers."""
+        """Stop taking work; interrupt the runs running here (``interrupted``, resumable) unless
+        ``cancel_running`` is False; join the workers. Queued runs stay queued in the store."""
         self._closed = True
-        for run_id in self.active():
-            if cancel_running:
-                self.cancel(run_id)
-        for _ in self._workers:
-            self._queue.put(None)
+        self._wake.set()
+        if cancel_running:
+            with self._lock:
+                for job in self._jobs.values():
+                    if job.status == "running":
+                        job.stop.interrupt.set()
         for worker in self._workers:
             worker.join(timeout)
 
     # ---------------------------------------------------------------- worker
+    def _claim(self) -> Optional[str]:
+        try:
+            return self.store.claim_next("app")
+        except StoreError:
+            log.exception("could not take a run from the store")
+            return None
+
     def _work(self) -> None:
-        while True:
-            run_id = self._queue.get()
+        while not self._closed:
+            self._warm.wait(timeout=120)
+            run_id = self._claim()
             if run_id is None:
+                self._wake.clear()
+                run_id = self._claim()  # a submit between the first try and the clear is not missed
+            if run_id is None:
+                self._wake.wait(self.poll_s)
+                continue
+            if self._closed:  # claimed while shutting down: leave it for the next manager
+                self.store.requeue_claimed(run_id)
                 return
-            with self._lock:
-                job = self._jobs.get(run_id)
-                if job is None or job.status != "queued":
-                    continue
-                job.status = "running"
             try:
-                self._run(job)
-            except Exception as error:  # noqa: BLE001 - the worker thread must survive anything
+                self._run(run_id)
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
                 log.exception("run %s failed outside the training loop", run_id)
-                self._finish(job, "failed", f"{type(error).__name__}: {error}")
 
-    def _run(self, job: JobState) -> None:
-        from ttexplore.runs.models import save_model
-        from ttexplore.runs.fit import fit
-
+    def _run(self, run_id: str) -> None:
         import torch
 
-        fit_function = self._fit or fit
-        self._warm.wait(timeout=120)
+        from ttexplore.runs.lifecycle import StopFlags, execute
+
+        run = self.store.get_run(run_id)
+        job = JobState(run_id, RunConfig.from_dict(run["config"]), StopFlags.new(self.store, run_id))
+        with self._lock:
+            self._jobs[run_id] = job
+        with _LIVE_LOCK:
+            _LIVE_RUNS.add(run_id)
         if torch.get_num_threads() != self.torch_threads:
             torch.set_num_threads(self.torch_threads)
-        self.store.mark_running(job.run_id)
 
         def on_event(event: dict[str, Any]) -> None:
-            self.store.add_event(job.run_id, event)
             job.last_event = event
 
-        result = fit_function(job.config, callback=on_event, cancel=job.cancel, data_dir=self.data_dir)
-        weights = None
-        if result.model is not None and result.status in ("completed", "cancelled"):
-            weights = str(save_model(result.model, job.config, self.store.weights_path_for(job.run_id)))
-        if result.traceback:
-            log.error("run %s failed:\n%s", job.run_id, result.traceback)
-        self._finish(job, result.status, result.error, weights)
-
-    def _finish(self, job: JobState, status: str, error: Optional[str], weights: Optional[str] = None) -> None:
-        self.store.finish(job.run_id, status, error=error, weights_path=weights)
-        with self._lock:
-            job.status, job.error = status, error
-        with _LIVE_LOCK:
-            _LIVE_RUNS.discard(job.run_id)
-        job.done.set()
+        try:
+            execute(self.store, run_id, stop=job.stop, data_dir=self.data_dir, on_event=on_event,
+                    fit_function=self._fit, claimed=True)
+        finally:
+            final = self.store.get_run(run_id) or {}
+            with self._lock:
+                job.status = final.get("status", "failed") if final.get("status") not in ACTIVE_STATUSES else "failed"
+                job.error = final.get("error")
+            with _LIVE_LOCK:
+                _LIVE_RUNS.discard(run_id)
+            job.done.set()

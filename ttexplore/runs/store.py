@@ -5,6 +5,17 @@ One file (default ``~/.ttexplore/runs.db``; ``$TTEXPLORE_DB`` or
 Every call opens its own short connection in WAL mode with a busy timeout, so
 several threads and processes (jobs, sweeps, two app sessions) can write at once
 without corrupting it.
+
+The store is also the queue: a run is created ``queued`` on a named queue
+(``"app"`` for job managers, ``"sweep"`` for a sweep's own executor), and a
+worker takes one with :meth:`RunStore.claim_next`, an atomic transaction, so two
+servers on one home never both take the same run. Model files and checkpoints
+live under the store's ``artifacts`` folder; the store never reads, serves or
+deletes a file outside it, whatever a row says.
+
+A file that is not a readable database (corrupt, truncated, unreadable,
+read-only) raises :class:`StoreError` naming the file and the fix; the file is
+never overwritten.
 """
 
 from __future__ import annotations
@@ -17,14 +28,19 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
 
-__all__ = ["RunStore", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES"]
+__all__ = ["RunStore", "StoreError", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
+           "RESUMABLE_STATUSES", "QUEUES"]
 
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "diverged", "failed", "interrupted")
+#: Runs that may continue from their last checkpoint (see :mod:`ttexplore.runs.lifecycle`).
+RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed")
+#: ``"app"``: taken by any :class:`~ttexplore.runs.jobs.JobManager`; ``"sweep"``: run by the sweep that queued it.
+QUEUES = ("app", "sweep")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,7 +83,48 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 """
 
+#: Columns added after the first release, with their definitions: a store written
+#: by an older version gains them when opened (its runs keep loading).
+_ADDED_COLUMNS = {
+    "name": "TEXT NOT NULL DEFAULT ''",
+    "tags": "TEXT NOT NULL DEFAULT '[]'",
+    "notes": "TEXT NOT NULL DEFAULT ''",
+    "queue": "TEXT NOT NULL DEFAULT 'app'",
+    "epochs_done": "REAL NOT NULL DEFAULT 0",
+    "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+}
+
 _METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+
+
+class StoreError(RuntimeError):
+    """The run store's file cannot be opened, read or written; the message names the file and the fix.
+
+    Attributes:
+        path: the database file.
+    """
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _store_problem(path: Path, error: Exception) -> StoreError:
+    """A :class:`StoreError` saying what is wrong with ``path`` and how to fix it."""
+    text = str(error).lower()
+    if "readonly" in text or "read-only" in text:
+        fix = (f"the run store {path} is read-only: make it and its folder writable "
+               f"(chmod u+w), or point TTEXPLORE_DB at a writable file")
+    elif "not a database" in text or "malformed" in text or "corrupt" in text or "disk i/o" in text:
+        fix = (f"the run store {path} is not a readable SQLite database ({error}): move it aside "
+               f"(mv {path} {path}.bad) to start a new store, or point TTEXPLORE_DB at another file; "
+               "ttexplore never overwrites it")
+    elif "unable to open" in text or "permission" in text:
+        fix = (f"the run store {path} cannot be opened ({error}): check that its folder exists and is "
+               "writable, or point TTEXPLORE_DB at another file")
+    else:
+        fix = f"the run store {path} failed: {error}"
+    return StoreError(path, fix)
 
 
 def default_home() -> Path:
@@ -88,6 +145,8 @@ def _new_run_id() -> str:
 
 def pid_alive(pid: int) -> bool:
     """True when a process with this pid exists on this machine."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,84 +157,133 @@ def pid_alive(pid: int) -> bool:
 
 
 class RunStore:
-    """SQLite-backed record of runs and their metric events.
+    """SQLite-backed record of runs, their metric events, and the queue.
 
     Args:
         path: the database file (created with its folder); default :func:`default_db_path`.
-        artifacts_dir: where model files go; default ``<db folder>/artifacts``.
+        artifacts_dir: where model files and checkpoints go; default ``<db folder>/artifacts``.
+
+    Raises:
+        StoreError: when the file cannot be opened or is not a readable run store.
     """
 
     def __init__(self, path: "Optional[str | os.PathLike]" = None, artifacts_dir: "Optional[str | os.PathLike]" = None) -> None:
         self.path = Path(path).expanduser() if path else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _store_problem(self.path, error) from None
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
         self._initialise()
 
     def _initialise(self, attempts: int = 50) -> None:
-        """Switch the file to WAL and create the tables, retrying while another process
-        does the same (changing the journal mode takes a lock the busy timeout does not cover)."""
+        """Switch the file to WAL, create the tables and add newer columns, retrying while another
+        process does the same (changing the journal mode takes a lock the busy timeout does not cover)."""
         for attempt in range(attempts):
             try:
                 with self._connect() as connection:
                     if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         connection.execute("PRAGMA journal_mode=WAL")
                     connection.executescript(_SCHEMA)
+                    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+                    for column, definition in _ADDED_COLUMNS.items():
+                        if column not in present:
+                            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
+                    connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
                 return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or attempt == attempts - 1:
+            except StoreError as error:
+                if "locked" not in str(error) and "duplicate column" not in str(error) or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA busy_timeout=30000")
-        connection.execute("PRAGMA foreign_keys=ON")
+        """A short-lived connection; every SQLite failure leaves as a :class:`StoreError`."""
         try:
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as error:
+            raise _store_problem(self.path, error) from None
+        connection.row_factory = sqlite3.Row
+        try:
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA foreign_keys=ON")
             yield connection
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.rollback()
+            raise _store_problem(self.path, error) from None
         finally:
             connection.close()
 
     # ---------------------------------------------------------------- writes
-    def create_run(self, config: RunConfig, sweep: Optional[str] = None, status: str = "queued") -> str:
-        """Record a new run of ``config``; returns its id."""
+    def create_run(self, config: RunConfig, sweep: Optional[str] = None, status: str = "queued", queue: str = "app",
+                   name: str = "", tags: Sequence[str] = (), notes: str = "") -> str:
+        """Record a new run of ``config`` on ``queue`` (see :data:`QUEUES`); returns its id."""
+        if queue not in QUEUES:
+            raise ValueError(f"queue {queue!r} is unknown: use one of {', '.join(QUEUES)}")
         run_id = _new_run_id()
         ranks = config.ranks if config.layer == "tt" else (config.matrix_rank if config.layer == "matrix_rank" else None)
+        values = {
+            "id": run_id, "created_at": time.time(), "status": status, "config": config.to_json(),
+            "config_key": config.key(), "label": config.label, "dataset": config.dataset, "layer": config.layer,
+            "shape": config.shape_label(), "ranks": json.dumps(ranks), "layer_params": config.layer_params(),
+            "compression": config.compression(), "sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(),
+            "queue": queue, "name": str(name), "tags": json.dumps(_clean_tags(tags)), "notes": str(notes),
+        }
         with self._connect() as connection:
-            connection.execute(
-                "INSERT INTO runs (id, created_at, status, config, config_key, label, dataset, layer, shape, ranks,"
-                " layer_params, compression, sweep, host, pid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    time.time(),
-                    status,
-                    config.to_json(),
-                    config.key(),
-                    config.label,
-                    config.dataset,
-                    config.layer,
-                    config.shape_label(),
-                    json.dumps(ranks),
-                    config.layer_params(),
-                    config.compression(),
-                    sweep,
-                    socket.gethostname(),
-                    os.getpid(),
-                ),
-            )
+            connection.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                               tuple(values.values()))
         return run_id
 
+    def claim_next(self, queue: str = "app") -> Optional[str]:
+        """Take the oldest ``queued`` run of ``queue`` for this process (status ``running``); ``None`` when none waits.
+
+        One transaction: two processes claiming at once never get the same run.
+        """
+        with self._connect() as connection:
+            if connection.execute("SELECT 1 FROM runs WHERE status='queued' AND queue=? LIMIT 1", (queue,)).fetchone() is None:
+                return None  # the common idle case, without taking the write lock
+            connection.execute("BEGIN IMMEDIATE")
+            row = connection.execute(
+                "SELECT id FROM runs WHERE status='queued' AND queue=? ORDER BY created_at, id LIMIT 1", (queue,)
+            ).fetchone()
+            if row is not None:
+                connection.execute(
+                    "UPDATE runs SET status='running', started_at=COALESCE(started_at, ?), finished_at=NULL, error=NULL,"
+                    " host=?, pid=?, cancel_requested=0 WHERE id=?",
+                    (time.time(), socket.gethostname(), os.getpid(), row["id"]),
+                )
+            connection.execute("COMMIT")
+        return row["id"] if row is not None else None
+
+    def requeue_claimed(self, run_id: str) -> None:
+        """Give back a run claimed but not started (its worker is shutting down)."""
+        with self._connect() as connection:
+            connection.execute("UPDATE runs SET status='queued' WHERE id=? AND status='running'", (run_id,))
+
     def mark_running(self, run_id: str) -> None:
-        """Set status ``running`` and the start time, owned by this process."""
+        """Set status ``running`` (the start time only the first time), owned by this process."""
         with self._connect() as connection:
             connection.execute(
-                "UPDATE runs SET status='running', started_at=?, host=?, pid=? WHERE id=?",
+                "UPDATE runs SET status='running', started_at=COALESCE(started_at, ?), finished_at=NULL, error=NULL,"
+                " host=?, pid=?, cancel_requested=0 WHERE id=?",
                 (time.time(), socket.gethostname(), os.getpid(), run_id),
             )
 
+    def requeue(self, run_id: str, queue: str = "app") -> bool:
+        """Put a finished, resumable run back on ``queue`` (its metrics kept); False when it is not resumable."""
+        marks = ",".join("?" * len(RESUMABLE_STATUSES))
+        with self._connect() as connection:
+            changed = connection.execute(
+                f"UPDATE runs SET status='queued', queue=?, finished_at=NULL, error=NULL, host=?, pid=?,"
+                f" cancel_requested=0 WHERE id=? AND status IN ({marks})",
+                (queue, socket.gethostname(), os.getpid(), run_id, *RESUMABLE_STATUSES),
+            ).rowcount
+        return bool(changed)
+
     def add_event(self, run_id: str, event: dict[str, Any]) -> None:
-        """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy."""
+        """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy
+        and, for an end-of-epoch event, its epochs done."""
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             seq = connection.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -189,7 +297,29 @@ class RunStore:
                     "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=MAX(COALESCE(best_test_accuracy, 0), ?) WHERE id=?",
                     (accuracy, accuracy, run_id),
                 )
+            if event.get("kind") == "epoch":
+                connection.execute("UPDATE runs SET epochs_done=MAX(epochs_done, ?) WHERE id=?", (event.get("epoch"), run_id))
             connection.execute("COMMIT")
+
+    def truncate_metrics(self, run_id: str, after_epoch: float) -> int:
+        """Drop the run's events past ``after_epoch`` (those of an epoch a resume redoes); returns how many went.
+
+        The best and final accuracies and the epochs done are recomputed from what stays.
+        """
+        with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            dropped = connection.execute("DELETE FROM metrics WHERE run_id=? AND epoch>?", (run_id, after_epoch)).rowcount
+            scored = connection.execute(
+                "SELECT test_accuracy FROM metrics WHERE run_id=? AND step>0 AND test_accuracy IS NOT NULL ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+            accuracies = [row[0] for row in scored]
+            connection.execute(
+                "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=? WHERE id=?",
+                (accuracies[-1] if accuracies else None, max(accuracies) if accuracies else None, max(after_epoch, 0), run_id),
+            )
+            connection.execute("COMMIT")
+        return dropped
 
     def finish(self, run_id: str, status: str, error: Optional[str] = None, weights_path: Optional[str] = None) -> None:
         """Set a final status (one of :data:`FINAL_STATUSES`), with an error message or a weights file."""
@@ -201,8 +331,49 @@ class RunStore:
                 (status, time.time(), error, weights_path, run_id),
             )
 
+    def cancel_queued(self, run_id: str) -> bool:
+        """Cancel the run if it is still queued (atomically: a worker claiming it at the same time wins or loses whole)."""
+        with self._connect() as connection:
+            changed = connection.execute(
+                "UPDATE runs SET status='cancelled', finished_at=? WHERE id=? AND status='queued'", (time.time(), run_id)
+            ).rowcount
+        return bool(changed)
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask whichever process runs ``run_id`` to stop it (it checks between batches); False when it is not running."""
+        with self._connect() as connection:
+            changed = connection.execute(
+                "UPDATE runs SET cancel_requested=1 WHERE id=? AND status='running'", (run_id,)
+            ).rowcount
+        return bool(changed)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether :meth:`request_cancel` was called for the run since it last started."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT cancel_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def update_identity(self, run_id: str, name: Optional[str] = None, tags: Optional[Sequence[str]] = None,
+                        notes: Optional[str] = None) -> None:
+        """Change a run's name, tags or notes (``None`` leaves one as it is)."""
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = str(name).strip()
+        if tags is not None:
+            changes["tags"] = json.dumps(_clean_tags(tags))
+        if notes is not None:
+            changes["notes"] = str(notes)
+        if not changes:
+            return
+        with self._connect() as connection:
+            connection.execute(f"UPDATE runs SET {', '.join(f'{key}=?' for key in changes)} WHERE id=?",
+                               (*changes.values(), run_id))
+
     def delete_runs(self, run_ids: Iterable[str]) -> int:
-        """Delete runs, their metrics and their weight files; returns how many runs went."""
+        """Delete runs, their metrics, their weight files and checkpoints; returns how many runs went.
+
+        Only files inside the artifacts folder are removed, whatever a row names.
+        """
         ids = list(run_ids)
         if not ids:
             return 0
@@ -213,24 +384,26 @@ class RunStore:
             connection.execute(f"DELETE FROM metrics WHERE run_id IN ({marks})", ids)
             deleted = connection.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
             connection.execute("COMMIT")
-        for path in paths:
-            if path and Path(path).is_file():
-                Path(path).unlink()
+        for path in [self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]:
+            if path is not None and path.is_file():
+                path.unlink()
         return deleted
 
-    def mark_orphans_interrupted(self, live_run_ids: Iterable[str] = ()) -> list[str]:
-        """Mark queued/running runs whose process is gone (or, in this process, not
-        in ``live_run_ids``) as ``interrupted``; their metrics so far are kept.
+    def recover(self, live_run_ids: Iterable[str] = ()) -> list[str]:
+        """Mark runs whose process is gone ``interrupted`` (resumable; their metrics and checkpoints are kept).
 
-        Called when a job manager starts, so a server restart never leaves a run
-        "running" forever.
+        ``running`` runs of a dead process on this host (or of this process but not in
+        ``live_run_ids``), and ``queued`` runs of the ``"sweep"`` queue whose sweep process
+        is gone. Runs queued on ``"app"`` belong to no process: they stay queued and any
+        job manager takes them. Called when a job manager starts, so a server restart never
+        leaves a run "running" forever.
         """
         live = set(live_run_ids)
         host, pid = socket.gethostname(), os.getpid()
         orphans = []
         with self._connect() as connection:
             rows = connection.execute(
-                f"SELECT id, host, pid FROM runs WHERE status IN ({','.join('?' * len(ACTIVE_STATUSES))})", ACTIVE_STATUSES
+                "SELECT id, host, pid, status, queue FROM runs WHERE status='running' OR (status='queued' AND queue='sweep')"
             ).fetchall()
             for row in rows:
                 if row["host"] != host:
@@ -240,14 +413,15 @@ class RunStore:
                     orphans.append(row["id"])
             for run_id in orphans:
                 connection.execute(
-                    "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE id=?",
-                    (time.time(), "the process running it stopped (server restart?); its metrics so far are kept", run_id),
+                    "UPDATE runs SET status='interrupted', finished_at=?, error=? WHERE id=? AND status IN ('queued', 'running')",
+                    (time.time(), "the process running it stopped (server restart or kill); resume it to continue "
+                                  "from its last checkpoint", run_id),
                 )
         return orphans
 
     # ---------------------------------------------------------------- reads
     def get_run(self, run_id: str) -> Optional[dict[str, Any]]:
-        """One run as a dict (``config`` parsed), or ``None``."""
+        """One run as a dict (``config`` and ``tags`` parsed), or ``None``."""
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         return self._run_dict(row) if row else None
@@ -279,7 +453,8 @@ class RunStore:
         return [self._run_dict(row) for row in rows]
 
     def find_completed(self, config: RunConfig, sweep: Optional[str] = None) -> Optional[dict[str, Any]]:
-        """The newest completed run with the same :meth:`RunConfig.key` (in ``sweep`` when given)."""
+        """The newest completed run with the same :meth:`RunConfig.key` (in ``sweep`` when given):
+        the app's "already trained" notice."""
         query = "SELECT * FROM runs WHERE config_key=? AND status='completed'"
         values: list[Any] = [config.key()]
         if sweep is not None:
@@ -316,8 +491,40 @@ class RunStore:
         run = dict(row)
         run["config"] = json.loads(run["config"])
         run["ranks"] = json.loads(run["ranks"]) if run["ranks"] else None
+        try:
+            run["tags"] = json.loads(run.get("tags") or "[]")
+        except ValueError:
+            run["tags"] = []
         return run
 
+    # ---------------------------------------------------------------- files
     def weights_path_for(self, run_id: str) -> Path:
-        """Where a run's model file goes: ``<artifacts>/<run_id>.pt``."""
-        return self.artifacts_dir / f"{run_id}.pt"
+        """Where a run's final model file goes: ``<artifacts>/<run_id>.pt``."""
+        return self.artifacts_dir / f"{_safe_id(run_id)}.pt"
+
+    def checkpoint_path_for(self, run_id: str) -> Path:
+        """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
+        return self.artifacts_dir / "checkpoints" / f"{_safe_id(run_id)}.pt"
+
+    def artifact_path(self, path: "Optional[str | os.PathLike]") -> Optional[Path]:
+        """``path`` resolved, when it lies inside the artifacts folder; ``None`` otherwise (never serve or delete it)."""
+        if not path:
+            return None
+        resolved = Path(path).expanduser().resolve()
+        root = self.artifacts_dir.expanduser().resolve()
+        return resolved if resolved.is_relative_to(root) and resolved != root else None
+
+
+def _safe_id(run_id: str) -> str:
+    """A run id as a file name: no folder parts (ids are generated, but a row could say anything)."""
+    name = Path(str(run_id)).name
+    if not name or name in (".", "..") or name != str(run_id):
+        raise ValueError(f"run id {run_id!r} is not a valid run id")
+    return name
+
+
+def _clean_tags(tags: "Sequence[str] | str") -> list[str]:
+    """Tags as a sorted list of distinct, stripped, non-empty strings (a string is split at commas)."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return sorted({str(tag).strip() for tag in tags if str(tag).strip()})

@@ -1,0 +1,174 @@
+"""``ttexplore runs``: the recorded runs: list, show, resume, edit, delete.
+
+``list --json`` prints an array of objects with ``id``, ``name``, ``status``,
+``tags``, ``notes``, ``epochs_done``, ``test_accuracy`` (the latest),
+``best_test_accuracy``, ``params`` (hidden-layer weights), ``config`` and a few
+more; ``show ID --json`` adds ``history``, the metric events (each with
+``epoch``). ``resume ID`` continues an interrupted run in this terminal from its
+last checkpoint (Ctrl-C interrupts it again, exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ttexplore.cli.common import EXIT_OK, UsageError, open_store
+from ttexplore.cli.train import (add_identity_flags, ending_line, interrupt_on_signals, load_data, progress_bar,
+                                 show_event, write_json)
+
+_EVENT_KEYS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, help="run store file (default $TTEXPLORE_DB or ~/.ttexplore/runs.db)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+    listing = actions.add_parser("list", help="every recorded run, newest first")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.add_argument("--status", action="append", default=None, help="only runs with this status (repeatable)")
+    listing.add_argument("--tag", default=None, help="only runs with this tag")
+    show = actions.add_parser("show", help="one run: its config, results and history")
+    show.add_argument("id", help="the run id (as 'runs list' prints it)")
+    show.add_argument("--json", action="store_true", help="print JSON (with the metric history)")
+    resume = actions.add_parser("resume", help="continue an interrupted run from its last checkpoint, here")
+    resume.add_argument("id", help="the run id")
+    resume.add_argument("--data-dir", default=None, help="folder holding downloaded datasets")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    edit = actions.add_parser("edit", help="change a run's name, tags or notes")
+    edit.add_argument("id", help="the run id")
+    add_identity_flags(edit)
+    edit.add_argument("--clear-tags", action="store_true", help="remove every tag first")
+    delete = actions.add_parser("delete", help="delete runs with their metrics, weights and checkpoints")
+    delete.add_argument("ids", nargs="+", help="run ids")
+
+
+def run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """The ``list --json`` object of one run."""
+    return {
+        "id": run["id"],
+        "name": run.get("name", ""),
+        "status": run["status"],
+        "tags": run.get("tags", []),
+        "notes": run.get("notes", ""),
+        "epochs_done": run.get("epochs_done", 0),
+        "test_accuracy": run.get("final_test_accuracy"),
+        "best_test_accuracy": run.get("best_test_accuracy"),
+        "params": run.get("layer_params"),
+        "compression": run.get("compression"),
+        "dataset": run.get("dataset"),
+        "layer": run.get("layer"),
+        "shape": run.get("shape"),
+        "sweep": run.get("sweep"),
+        "label": run.get("label", ""),
+        "error": run.get("error"),
+        "created_at": run.get("created_at"),
+        "config": run["config"],
+    }
+
+
+def _find(store: Any, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise UsageError(f"ttexplore runs: error: no run {run_id!r} in {store.path}: see 'python -m ttexplore runs list'")
+    return run
+
+
+def _list(store: Any, args: argparse.Namespace) -> int:
+    runs = store.list_runs(status=args.status)
+    if args.tag:
+        runs = [run for run in runs if args.tag in run.get("tags", [])]
+    rows = [run_row(run) for run in runs]
+    if args.json:
+        write_json("-", rows)
+        return EXIT_OK
+    if not rows:
+        print(f"no runs in {store.path}")
+        return EXIT_OK
+    print(f"{'id':<22} {'status':<11} {'epochs':>6} {'test acc':>8} {'params':>9}  name / run")
+    for run, row in zip(runs, rows):
+        accuracy = f"{row['test_accuracy']:.4f}" if row["test_accuracy"] is not None else "-"
+        from ttexplore.presenters.reports import run_label
+
+        title = row["name"] or run_label(run, with_id=False)
+        tags = f"  [{', '.join(row['tags'])}]" if row["tags"] else ""
+        print(f"{row['id']:<22} {row['status']:<11} {row['epochs_done']:>6g} {accuracy:>8} {row['params']:>9}  {title}{tags}")
+    return EXIT_OK
+
+
+def _show(store: Any, args: argparse.Namespace) -> int:
+    run = _find(store, args.id)
+    details = run_row(run)
+    details["history"] = [{key: event[key] for key in _EVENT_KEYS} for event in store.metrics(run["id"])]
+    details["weights_path"] = str(store.artifact_path(run.get("weights_path")) or "") or None
+    details["checkpoint"] = str(store.checkpoint_path_for(run["id"])) if store.checkpoint_path_for(run["id"]).is_file() else None
+    if args.json:
+        write_json("-", details)
+        return EXIT_OK
+    for key in ("id", "name", "status", "tags", "notes", "dataset", "layer", "shape", "params", "epochs_done",
+                "test_accuracy", "best_test_accuracy", "sweep", "error", "weights_path", "checkpoint"):
+        if details.get(key) not in (None, "", []):
+            print(f"{key:<19} {details[key]}")
+    print(f"{'config':<19} {details['config']}")
+    for event in details["history"]:
+        if event["kind"] == "epoch":
+            print(f"  epoch {event['epoch']:>6.2f}  train loss {event['train_loss']:.4f}  test acc {event['test_accuracy']:.4f}")
+    return EXIT_OK
+
+
+def _resume(store: Any, args: argparse.Namespace) -> int:
+    from ttexplore.runs.config import RunConfig
+    from ttexplore.runs.lifecycle import ResumeError, StopFlags, check_resumable, execute
+
+    try:
+        run = check_resumable(store, args.id)
+    except ResumeError as error:
+        raise UsageError(f"ttexplore runs resume: error: {error}") from None
+    config = RunConfig.from_dict(run["config"])
+    dataset = load_data(config, args.data_dir, "runs resume")
+    bar = progress_bar(config, dataset, args.quiet)
+    stop = StopFlags.new(store, run["id"])
+    print(f"resuming {run['id']} ({config.describe()}) after epoch {run.get('epochs_done', 0):g} of {config.epochs}",
+          file=sys.stderr)
+    with interrupt_on_signals(stop):
+        try:
+            result = execute(store, run["id"], stop=stop, dataset=dataset, on_event=lambda event: show_event(bar, event))
+        except KeyboardInterrupt:
+            result = None
+    if bar is not None:
+        bar.close()
+    status = store.get_run(run["id"])["status"]
+    code, line = ending_line("runs resume", status, run["id"], result)
+    print(line, file=sys.stderr)
+    return code
+
+
+def _edit(store: Any, args: argparse.Namespace) -> int:
+    run = _find(store, args.id)
+    tags = None
+    if args.tag or args.clear_tags:
+        tags = ([] if args.clear_tags else list(run.get("tags", []))) + list(args.tag)
+    store.update_identity(run["id"], name=args.name or None, tags=tags, notes=args.notes or None)
+    write_json("-", run_row(store.get_run(run["id"])))
+    return EXIT_OK
+
+
+def _delete(store: Any, args: argparse.Namespace) -> int:
+    runs = [_find(store, run_id) for run_id in args.ids]
+    active = [run["id"] for run in runs if run["status"] in ("queued", "running")]
+    if active:
+        raise UsageError(f"ttexplore runs delete: error: {', '.join(active)} still queued or running: stop it first "
+                         "(the app's Stop button)")
+    deleted = store.delete_runs([run["id"] for run in runs])
+    print(f"deleted {deleted} run{'s' if deleted != 1 else ''}")
+    return EXIT_OK
+
+
+_ACTIONS = {"list": _list, "show": _show, "resume": _resume, "edit": _edit, "delete": _delete}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``runs ACTION``."""
+    store = open_store(f"runs {args.action}", args.db)
+    return _ACTIONS[args.action](store, args)

@@ -1,0 +1,222 @@
+"""One run's life, the same whoever starts it (CLI, the app's job manager, a sweep, Ray).
+
+    queued -> running -> (checkpoint after every epoch) -> completed | cancelled | failed | diverged | interrupted
+
+:func:`execute` runs a run recorded in a :class:`~ttexplore.runs.store.RunStore`:
+it marks it running, continues from its checkpoint when it has one (its history
+continues: events of a half-done epoch are dropped and that epoch is redone),
+writes every metric event, writes a checkpoint after every epoch (weights,
+optimizer, batch-order RNG state, epoch; atomically, under the store's
+artifacts), and ends it through :func:`record_outcome`, the one function that
+turns a training result into a final status and saved weights. A sweep's Ray
+tasks, which cannot reach the store, return their result and the driver calls
+:func:`record_outcome` too.
+
+Stops: a cancel (the user's Stop) ends the run ``cancelled``; an interrupt
+(Ctrl-C, SIGTERM, a server or sweep shutting down) ends it ``interrupted``; both
+before the next batch, keeping the last checkpoint, so ``resume`` continues it.
+An exception escaping the training loop (KeyboardInterrupt while loading data,
+say) marks the run ``interrupted`` before it propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.fit import FitResult, TrainingState, fit
+from ttexplore.runs.models import save_model
+from ttexplore.runs.store import RESUMABLE_STATUSES, RunStore
+
+__all__ = ["StopFlags", "execute", "record_outcome", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
+           "ResumeError", "check_resumable"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "ttexplore.checkpoint/1"
+
+#: Statuses whose final model is saved as the run's weights (a cancelled run keeps what it learnt).
+_SAVED_STATUSES = ("completed", "cancelled", "interrupted")
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed; the message says why and what to do instead."""
+
+
+@dataclass
+class StopFlags:
+    """Why a run should stop before its next batch: ``cancel`` (the user's Stop) or ``interrupt``
+    (a shutdown). ``store``/``run_id``, when given, also let another process cancel the run
+    through :meth:`RunStore.request_cancel` (checked at most every ``poll_s`` seconds)."""
+
+    cancel: threading.Event
+    interrupt: threading.Event
+    store: Optional[RunStore] = None
+    run_id: Optional[str] = None
+    poll_s: float = 1.0
+    _next_poll: float = 0.0
+
+    @classmethod
+    def new(cls, store: Optional[RunStore] = None, run_id: Optional[str] = None) -> "StopFlags":
+        return cls(threading.Event(), threading.Event(), store, run_id)
+
+    def is_set(self) -> bool:
+        """True when the run should stop (the training loop asks before every batch)."""
+        if self.cancel.is_set() or self.interrupt.is_set():
+            return True
+        if self.store is not None and self.run_id is not None and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self.poll_s
+            try:
+                if self.store.cancel_requested(self.run_id):
+                    self.cancel.set()
+            except Exception:  # noqa: BLE001 - a store hiccup must not stop training
+                log.warning("could not read the cancel request of run %s", self.run_id)
+        return self.cancel.is_set()
+
+
+# ---------------------------------------------------------------- checkpoints
+def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingState) -> Path:
+    """Write ``state`` to ``path`` atomically (a temporary file, then a rename): a kill mid-write
+    leaves the previous checkpoint whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "run_id": run_id,
+        "config": config.to_dict(),
+        "epochs_done": state.epochs_done,
+        "global_step": state.global_step,
+        "elapsed_s": state.elapsed_s,
+        "model": state.model_state,
+        "optimizer": state.optimizer_state,
+        "order_rng": state.order_rng_state,
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
+    """The training state in ``path`` (``None`` when there is no file), checked against ``config``.
+
+    Raises:
+        ResumeError: when the file is unreadable or belongs to another configuration.
+    """
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise ResumeError(f"the checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                          "delete it to restart the run from epoch 0") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ResumeError(f"{path} is not a ttexplore checkpoint; delete it to restart the run from epoch 0")
+    if RunConfig.from_dict(payload["config"]).key() != config.key():
+        raise ResumeError(f"the checkpoint {path} was written for another configuration; delete it to restart the run")
+    return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
+                         payload["model"], payload["optimizer"], payload["order_rng"])
+
+
+def check_resumable(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The run, when it can be resumed (interrupted, cancelled or failed, with epochs left).
+
+    Raises:
+        ResumeError: naming the run and why not.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ResumeError(f"no run {run_id!r} in {store.path}: see 'python -m ttexplore runs list'")
+    if run["status"] not in RESUMABLE_STATUSES:
+        raise ResumeError(f"run {run_id} is {run['status']}: only {', '.join(RESUMABLE_STATUSES)} runs can be resumed")
+    return run
+
+
+# ---------------------------------------------------------------- the lifecycle
+def record_outcome(store: RunStore, run_id: str, config: RunConfig, result: FitResult, interrupted: bool = False) -> str:
+    """End a run in the store: its final status, error and weights; returns the status.
+
+    A ``cancelled`` result becomes ``interrupted`` when ``interrupted`` (the stop was a
+    shutdown, not the user's choice). The final model of a completed, cancelled or
+    interrupted run is saved as the run's weights; a completed run's checkpoint is removed.
+    """
+    status = "interrupted" if interrupted and result.status == "cancelled" else result.status
+    weights = None
+    if result.model is not None and status in _SAVED_STATUSES:
+        weights = str(save_model(result.model, config, store.weights_path_for(run_id)))
+    error = result.error
+    if status == "interrupted" and error is None:
+        error = "stopped by a shutdown or interrupt; resume it to continue from its last checkpoint"
+    store.finish(run_id, status, error=error, weights_path=weights)
+    if status == "completed":
+        store.checkpoint_path_for(run_id).unlink(missing_ok=True)
+    if result.traceback:
+        log.error("run %s failed:\n%s", run_id, result.traceback)
+    return status
+
+
+def execute(
+    store: RunStore,
+    run_id: str,
+    stop: Optional[StopFlags] = None,
+    data_dir: Optional[str] = None,
+    dataset: Any = None,
+    on_event: Optional[Callable[[dict[str, Any]], None]] = None,
+    fit_function: Optional[Callable[..., FitResult]] = None,
+    claimed: bool = False,
+) -> FitResult:
+    """Run the recorded run ``run_id`` to its end (see the module docstring).
+
+    Args:
+        stop: cancel/interrupt flags (default: fresh ones, cancellable from another process).
+        dataset: the loaded data, or ``None`` to load ``config.dataset`` from ``data_dir``.
+        on_event: also called with every metric event (a progress bar, a live view).
+        fit_function: the training function (tests swap it); default :func:`~ttexplore.runs.fit.fit`.
+        claimed: the caller already marked the run running (:meth:`RunStore.claim_next`).
+
+    Returns:
+        The :class:`~ttexplore.runs.fit.FitResult` (its events are this session's only).
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ResumeError(f"no run {run_id!r} in {store.path}")
+    config = RunConfig.from_dict(run["config"])
+    stop = stop or StopFlags.new(store, run_id)
+    if stop.store is None:
+        stop.store, stop.run_id = store, run_id
+    checkpoint_path = store.checkpoint_path_for(run_id)
+    if not claimed:
+        store.mark_running(run_id)
+    try:
+        state = load_checkpoint(checkpoint_path, config)
+        # events past the checkpoint (a half-done epoch; everything, without one) are redone
+        store.truncate_metrics(run_id, after_epoch=state.epochs_done if state is not None else -1)
+
+        def record_event(event: dict[str, Any]) -> None:
+            store.add_event(run_id, event)
+            if on_event is not None:
+                on_event(event)
+
+        def write_checkpoint(epoch_state: TrainingState) -> None:
+            save_checkpoint(checkpoint_path, run_id, config, epoch_state)
+
+        result = (fit_function or fit)(config, dataset, callback=record_event, cancel=stop, data_dir=data_dir,
+                                       resume=state, on_epoch_end=write_checkpoint)
+    except BaseException as error:
+        reason = ("interrupted before it ended; resume it to continue from its last checkpoint"
+                  if isinstance(error, (KeyboardInterrupt, SystemExit)) else f"{type(error).__name__}: {error}")
+        status = "interrupted" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "failed"
+        try:
+            store.finish(run_id, status, error=reason)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            log.exception("could not record the end of run %s", run_id)
+        raise
+    record_outcome(store, run_id, config, result, interrupted=stop.interrupt.is_set())
+    return result
