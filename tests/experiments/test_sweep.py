@@ -12,6 +12,7 @@ import pytest
 
 from ttexplore.experiments import sweep
 from ttexplore.cli import main
+from ttexplore.core.ttshape import layer_text
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.store import RunStore
 
@@ -29,9 +30,9 @@ def test_module_and_cli_import_without_torch_ray_or_plotly():
 
 def test_parse_shapes_and_labels():
     shapes = sweep.parse_shapes("4x8x8x4, 2^10; 8x8x8x6->10^4\n32x16x6:100x10x10, 4x8x8x4")
-    assert [shape.label for shape in shapes] == ["4x8x8x4", "2^10", "8x8x8x6->10^4", "32x16x6->100x10x10"]
+    assert [shape.label for shape in shapes] == ["4x8x8x4", "2^10", "8x8x8x6->10x10x10x10", "32x16x6->100x10x10"]
     assert shapes[1].in_modes == (2,) * 10 and shapes[2].out_modes == (10, 10, 10, 10)
-    assert sweep.shape_label((4,) * 5, (4,) * 5) == "4x4x4x4x4"  # as the seed's legend writes it
+    assert sweep.SweepShape((4,) * 5, (4,) * 5).label == layer_text((4,) * 5, (4,) * 5) == "4^5"  # the house text form
     assert sweep.parse_int_list("1-3,5,2", "ranks") == (1, 2, 3, 5)
     for bad, field in (("4x8->2x2x2", "shapes"), ("4xa", "shapes"), ("", "shapes")):
         with pytest.raises(ConfigError) as error:
@@ -66,7 +67,7 @@ def test_presets_follow_the_seed():
     mnist = sweep.expand(sweep.preset_spec("seed-mnist"))
     assert mnist.counts() == {"tt": 24, "dense": 1, "matrix_rank": 4}
     shapes = list(dict.fromkeys(cell.shape for cell in mnist.cells if cell.config.layer == "tt"))
-    assert shapes == ["32x32", "4x8x8x4", "4x4x4x4x4", "2x2x8x8x2x2", "2x4x4x4x4x2", "2^10"]
+    assert shapes == ["32x32", "4x8x8x4", "4^5", "2x2x8x8x2x2", "2x4x4x4x4x2", "2^10"]
     assert [cell.config.layer_params() for cell in mnist.cells if cell.shape == "4x8x8x4"] == [160, 576, 1248, 2176]
     assert sweep.preset_spec("seed-mnist", datasets="fashion-mnist").datasets == ("fashion-mnist",)
     cifar = sweep.expand(sweep.preset_spec("seed-cifar10"))

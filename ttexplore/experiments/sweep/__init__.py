@@ -25,7 +25,7 @@ from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, cells_from_stor
                                                  sweep_figure, sweep_names, sweep_results, table_markdown,
                                                  write_outputs)
 from ttexplore.experiments.sweep.spec import (SweepCell, SweepGrid, SweepShape, SweepSpec, estimated_cost, expand,
-                                              make_spec, parse_int_list, parse_shapes, shape_label)
+                                              make_spec, parse_int_list, parse_shapes)
 
 __all__ = [
     "SweepShape",
@@ -40,7 +40,6 @@ __all__ = [
     "make_spec",
     "parse_shapes",
     "parse_int_list",
-    "shape_label",
     "expand",
     "plan_sweep",
     "run_sweep",

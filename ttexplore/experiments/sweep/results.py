@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ttexplore.experiments.sweep.spec import SweepCell, SweepShape, _rank_plan
+from ttexplore.experiments.sweep.spec import SweepCell, SweepShape
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.store import RunStore
 
@@ -38,7 +38,7 @@ def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
     for config in configs.values():
         if config.layer == "tt":
             shape = SweepShape(config.in_modes, config.out_modes)
-            cells.append(SweepCell(config, shape.label, max(_rank_plan(shape, config.ranks).ranks, default=1)))
+            cells.append(SweepCell(config, shape.label, shape.at_rank(config.ranks).max_rank))
         else:
             label = "dense" if config.layer == "dense" else "matrix rank"
             suffix = f" ->{config.hidden_features}" if len(hidden_sizes[config.dataset]) > 1 else ""

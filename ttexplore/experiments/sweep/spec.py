@@ -13,50 +13,42 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from ttexplore.core import ttmath
-from ttexplore.core.shapes import format_modes, parse_modes
+from ttexplore.core.shapes import parse_modes
+from ttexplore.core.ttshape import TTShape, layer_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
 
-__all__ = ["SweepShape", "SweepCell", "SweepGrid", "SweepSpec", "parse_shapes", "parse_int_list", "shape_label",
-           "make_spec", "expand", "estimated_cost"]
-
-
-def _compact(modes: Sequence[int], min_repeat: int) -> str:
-    """``(2,)*10`` -> ``"2^10"`` when all modes are equal and there are at least ``min_repeat``; else ``"4x8x8x4"``."""
-    if len(modes) >= min_repeat and len(set(modes)) == 1:
-        return f"{modes[0]}^{len(modes)}"
-    return format_modes(modes)
-
-
-def shape_label(in_modes: Sequence[int], out_modes: Sequence[int]) -> str:
-    """The seed's legend for a TT shape.
-
-    ``"4x8x8x4"`` when input and output modes agree (``"2^10"`` for ten 2s; a
-    power is used from six equal modes on, so ``4x4x4x4x4`` stays as the seed
-    wrote it), else ``"in->out"`` with the output as a power from four equal
-    modes (``"8x8x8x6->10^4"``, the seed's "in 8x8x8x6, out 10^4").
-    """
-    in_modes, out_modes = tuple(in_modes), tuple(out_modes)
-    if in_modes == out_modes:
-        return _compact(in_modes, 6)
-    return f"{_compact(in_modes, 6)}->{_compact(out_modes, 4)}"
+__all__ = ["SweepShape", "SweepCell", "SweepGrid", "SweepSpec", "parse_shapes", "parse_int_list", "make_spec", "expand",
+           "estimated_cost"]
 
 
 @dataclass(frozen=True)
 class SweepShape:
-    """One TT shape of a sweep: input modes and output modes (equal for the seed's MNIST layer)."""
+    """One TT shape of a sweep: input modes and output modes (equal for a layer that keeps its width)."""
 
     in_modes: tuple[int, ...]
     out_modes: tuple[int, ...]
 
     @property
     def label(self) -> str:
-        return shape_label(self.in_modes, self.out_modes)
+        """The shape's text, :func:`~ttexplore.core.ttshape.layer_text`: ``"4x8x8x4"``, ``"2^10"`` or ``"8x8x8x6->10x10x10x10"``."""
+        return layer_text(self.in_modes, self.out_modes)
 
     @property
     def hidden(self) -> int:
         """Width of the layer's output, ``prod(out_modes)``."""
         return ttmath.prod(self.out_modes)
+
+    def at_rank(self, rank: "int | Sequence[int]") -> TTShape:
+        """The layer this shape builds at max TT rank ``rank``, ranks clipped to the maximal useful ones.
+
+        Raises:
+            ConfigError: field ``"ranks"``, naming the shape, for a rank below 1 or of the wrong length.
+        """
+        try:
+            return TTShape.of(self.in_modes, self.out_modes, rank)
+        except ValueError as error:
+            raise ConfigError("ranks", f"{self.label}: {error}") from None
 
 
 def parse_shapes(text: "str | Iterable[str]") -> list[SweepShape]:
@@ -138,7 +130,7 @@ class SweepCell:
 
     Attributes:
         config: the validated run.
-        shape: the legend entry it belongs to (:func:`shape_label`, ``"dense"``, ``"matrix rank"``).
+        shape: the legend entry it belongs to (:attr:`SweepShape.label`, ``"dense"``, ``"matrix rank"``).
         rank: the max TT rank actually used (after clipping), the matrix rank, or ``None`` (dense).
     """
 
@@ -237,51 +229,57 @@ def expand(spec: SweepSpec) -> SweepGrid:
         raise ConfigError("shapes", "no shapes given: list them separated by commas, e.g. 4x8x8x4,32x32")
     cells: dict[str, SweepCell] = {}
     notes: list[str] = []
-    shared = spec.training_values()
-
-    def add(cell: SweepCell) -> None:
-        cells.setdefault(cell.key, cell)
-
     for dataset in spec.datasets:
-        for shape in spec.shapes:
-            for rank in spec.ranks:
-                plan = _rank_plan(shape, rank)
-                used = max(plan.ranks) if plan.ranks else 1
-                if used != rank:
-                    notes.append(f"{shape.label}: rank {rank} is above the maximal useful ranks "
-                                 f"{','.join(map(str, plan.max_useful))}; it trains as rank {used}")
-                for seed in spec.seeds:
-                    try:
-                        config = RunConfig.for_dataset(dataset, layer="tt", in_modes=shape.in_modes, out_modes=shape.out_modes,
-                                                       ranks=used, seed=seed, **shared)
-                    except ConfigError as error:
-                        if error.field in ("in_modes", "out_modes"):
-                            raise ConfigError("shapes", f"shape {shape.label} does not fit {dataset}: {error}") from None
-                        raise
-                    add(SweepCell(config, shape.label, used))
-        if not spec.baselines:
-            continue
-        hidden_sizes = list(dict.fromkeys(shape.hidden for shape in spec.shapes))
-        for hidden in hidden_sizes:
-            suffix = "" if len(hidden_sizes) == 1 else f" ->{hidden}"
-            base = RunConfig.for_dataset(dataset, layer="dense", hidden=hidden, ranks=None, **shared)
-            if base.in_features * hidden > spec.max_dense_weights:
-                notes.append(f"dense baseline {base.in_features}x{hidden} skipped: {base.in_features * hidden:,} weights "
-                             f"is more than {spec.max_dense_weights:,}")
-            else:
-                for seed in spec.seeds:
-                    add(SweepCell(base.replace(seed=seed), "dense" + suffix, None))
-            for rank in spec.ranks:
-                for seed in spec.seeds:
-                    add(SweepCell(base.replace(layer="matrix_rank", matrix_rank=rank, seed=seed), "matrix rank" + suffix, rank))
+        dataset_cells = _tt_cells(spec, dataset, notes)
+        if spec.baselines:
+            dataset_cells += _baseline_cells(spec, dataset, notes)
+        for cell in dataset_cells:
+            cells.setdefault(cell.key, cell)
     return SweepGrid(tuple(cells.values()), tuple(dict.fromkeys(notes)))
 
 
-def _rank_plan(shape: SweepShape, rank: int) -> ttmath.RankPlan:
-    try:
-        return ttmath.plan_ranks(shape.in_modes, shape.out_modes, rank)
-    except ValueError as error:
-        raise ConfigError("ranks", f"{shape.label}: {error}") from None
+def _tt_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell]:
+    """The TT cells of ``spec`` on ``dataset`` in shape, rank, seed order; a clipped rank adds a line to ``notes``."""
+    cells, shared = [], spec.training_values()
+    for shape in spec.shapes:
+        for rank in spec.ranks:
+            tt_shape = shape.at_rank(rank)
+            used = tt_shape.max_rank
+            if used != rank:
+                notes.append(f"{shape.label}: rank {rank} is above the maximal useful ranks "
+                             f"{','.join(map(str, tt_shape.max_useful_ranks))}; it trains as rank {used}")
+            for seed in spec.seeds:
+                try:
+                    config = RunConfig.for_dataset(dataset, layer="tt", in_modes=shape.in_modes, out_modes=shape.out_modes,
+                                                   ranks=used, seed=seed, **shared)
+                except ConfigError as error:
+                    if error.field in ("in_modes", "out_modes"):
+                        raise ConfigError("shapes", f"shape {shape.label} does not fit {dataset}: {error}") from None
+                    raise
+                cells.append(SweepCell(config, shape.label, used))
+    return cells
+
+
+def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell]:
+    """For every distinct hidden size of ``spec``'s shapes: the dense cells, then the matrix-rank cells per rank.
+
+    Labels get a ``" ->M"`` suffix when the shapes have several hidden sizes. A
+    dense layer over ``spec.max_dense_weights`` is left out, with a line in ``notes``.
+    """
+    cells = []
+    hidden_sizes = list(dict.fromkeys(shape.hidden for shape in spec.shapes))
+    for hidden in hidden_sizes:
+        suffix = "" if len(hidden_sizes) == 1 else f" ->{hidden}"
+        base = RunConfig.for_dataset(dataset, layer="dense", hidden=hidden, ranks=None, **spec.training_values())
+        if base.in_features * hidden > spec.max_dense_weights:
+            notes.append(f"dense baseline {base.in_features}x{hidden} skipped: {base.in_features * hidden:,} weights "
+                         f"is more than {spec.max_dense_weights:,}")
+        else:
+            cells += [SweepCell(base.replace(seed=seed), "dense" + suffix, None) for seed in spec.seeds]
+        for rank in spec.ranks:
+            cells += [SweepCell(base.replace(layer="matrix_rank", matrix_rank=rank, seed=seed), "matrix rank" + suffix, rank)
+                      for seed in spec.seeds]
+    return cells
 
 
 def estimated_cost(config: RunConfig) -> float:
