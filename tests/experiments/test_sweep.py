@@ -63,19 +63,29 @@ def test_ranks_above_the_useful_ones_give_one_cell():
     assert any("trains as rank 4" in note for note in grid.notes)
 
 
-def test_presets_follow_the_seed():
-    mnist = sweep.expand(sweep.preset_spec("seed-mnist"))
+def test_presets_follow_the_2018_reproduction():
+    mnist = sweep.expand(sweep.preset_spec("repro2018-mnist"))
     assert mnist.counts() == {"tt": 24, "dense": 1, "matrix_rank": 4}
     shapes = list(dict.fromkeys(cell.shape for cell in mnist.cells if cell.config.layer == "tt"))
     assert shapes == ["32x32", "4x8x8x4", "4^5", "2x2x8x8x2x2", "2x4x4x4x4x2", "2^10"]
     assert [cell.config.layer_params() for cell in mnist.cells if cell.shape == "4x8x8x4"] == [160, 576, 1248, 2176]
-    assert sweep.preset_spec("seed-mnist", datasets="fashion-mnist").datasets == ("fashion-mnist",)
-    cifar = sweep.expand(sweep.preset_spec("seed-cifar10"))
+    assert sweep.preset_spec("repro2018-mnist", datasets="fashion-mnist").datasets == ("fashion-mnist",)
+    cifar = sweep.expand(sweep.preset_spec("repro2018-cifar10"))
     assert all(cell.config.in_features == 3072 for cell in cifar.cells)
     assert cifar.counts() == {"tt": 40, "matrix_rank": 12, "dense": 2}  # dense 3072 x 10^5 is skipped, and says so
     assert any("3072x100000 skipped" in note for note in cifar.notes)
     # slide 15's "in 32x16x6, out 10^4" at rank 1 sits at ~3.4e3 weights
     assert [cell.config.layer_params() for cell in cifar.cells if cell.shape == "32x16x6->100x10x10"][0] == 3420
+
+
+def test_former_preset_names_give_the_same_spec():
+    for alias, preset in (("seed-mnist", "repro2018-mnist"), ("seed-cifar10", "repro2018-cifar10")):
+        assert sweep.preset_name(alias) == preset
+        assert sweep.preset_spec(alias) == sweep.preset_spec(preset)
+        assert sweep.preset_spec(alias, epochs=1) == sweep.preset_spec(preset, epochs=1)
+    with pytest.raises(ConfigError) as error:
+        sweep.preset_spec("seed-svhn")
+    assert error.value.field == "preset" and "repro2018-mnist" in str(error.value)
 
 
 def test_a_shape_that_does_not_fit_names_the_shape_and_dataset():
@@ -164,6 +174,23 @@ def test_cli_writes_results_csv_png_html(tmp_path, capsys):
     assert b"plotly" in (out / "accuracy_vs_weights.html").read_bytes()[:200_000]
     assert "| 8x8 | 2 | 256 |" in (out / "table.md").read_text()
     assert "7 to run" in err and "[7/7]" in err
+
+
+def test_cli_help_lists_the_presets_and_their_former_names(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "repro2018-mnist" in help_text and "repro2018-cifar10" in help_text
+    assert "seed-mnist for repro2018-mnist" in help_text and "seed-cifar10 for repro2018-cifar10" in help_text
+
+
+def test_cli_former_preset_name_gives_the_same_spec():
+    from ttexplore.cli import build_parser
+    from ttexplore.cli.sweep import _spec_from_args
+
+    parse = build_parser("sweep").parse_args
+    assert _spec_from_args(parse(["sweep", "--preset", "seed-mnist"])) == \
+        _spec_from_args(parse(["sweep", "--preset", "repro2018-mnist"])) == sweep.preset_spec("repro2018-mnist")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 Flags (:func:`configure_parser`) become a :class:`~ttexplore.experiments.sweep.SweepSpec`,
 a bad one is a one-line :class:`~ttexplore.cli.common.UsageError`; the sweep itself
 is :mod:`ttexplore.experiments.sweep`. Writes ``results.csv``, ``table.md`` and the
-seed's accuracy-vs-weights figure (``accuracy_vs_weights.png`` / ``.html``).
+2018 reproduction's accuracy-vs-weights figure (``accuracy_vs_weights.png`` / ``.html``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ttexplore.cli.common import UsageError
-from ttexplore.experiments.sweep import (EXECUTORS, PRESETS, SweepCell, SweepPlan, SweepSpec, expand, import_ray,
-                                         make_spec, preset_spec, run_sweep, summarize, sweep_results, table_markdown,
-                                         write_outputs)
-from ttexplore.experiments.sweep.cell_training import default_workers, threads_per_worker
+from ttexplore.experiments.sweep import (EXECUTORS, PRESET_ALIASES, PRESETS, SweepCell, SweepPlan, SweepSpec,
+                                         default_workers, expand, import_ray, make_spec, preset_spec, run_sweep,
+                                         summarize, sweep_results, table_markdown, threads_per_worker, write_outputs)
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DATASETS
 from ttexplore.runs.store import RunStore
@@ -33,10 +32,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                           "(a second launch skips completed cells), and write results.csv, table.md and the "
                           "accuracy-vs-weights figure (PNG and HTML). Progress goes to stderr.")
     parser.epilog = ("Example: python -m ttexplore sweep --dataset digits --shapes 4x4x4,8x8 --ranks 1,2 --epochs 1 --out out/demo. "
-                     "Presets: " + "; ".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items()))
+                     "Presets: " + "; ".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items())
+                     + ". Former names, still accepted: "
+                     + ", ".join(f"{alias} for {name}" for alias, name in PRESET_ALIASES.items()) + ".")
     grid = parser.add_argument_group("the grid")
-    grid.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="a seed experiment; the flags below override its settings")
+    grid.add_argument("--preset", choices=[*PRESETS, *PRESET_ALIASES], default=None, metavar="NAME",
+                      help=f"a grid of the 2018 reproduction: {' or '.join(PRESETS)} ({' and '.join(PRESET_ALIASES)} "
+                           "are their former names); the flags below override its settings")
     grid.add_argument("--dataset", default=None,
                       help=f"dataset(s), comma-separated, from {', '.join(DATASETS)} (default: the preset's, else mnist5k)")
     grid.add_argument("--shapes", default=None,

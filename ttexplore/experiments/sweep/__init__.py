@@ -19,7 +19,7 @@ from ttexplore.experiments.sweep.cell_training import default_workers, threads_p
 from ttexplore.experiments.sweep.executors import EXECUTORS, cancel_sweep, run_sweep, submit_sweep
 from ttexplore.experiments.sweep.local_executor import run_local
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
-from ttexplore.experiments.sweep.presets import PRESETS, preset_spec
+from ttexplore.experiments.sweep.presets import PRESET_ALIASES, PRESETS, preset_name, preset_spec
 from ttexplore.experiments.sweep.ray_executor import import_ray, run_ray
 from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, cells_from_store, results_table, summarize,
                                                  sweep_figure, sweep_names, sweep_results, table_markdown,
@@ -34,8 +34,10 @@ __all__ = [
     "SweepGrid",
     "SweepPlan",
     "PRESETS",
+    "PRESET_ALIASES",
     "EXECUTORS",
     "RESULT_COLUMNS",
+    "preset_name",
     "preset_spec",
     "make_spec",
     "parse_shapes",

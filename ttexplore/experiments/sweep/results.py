@@ -1,4 +1,4 @@
-"""A sweep's results: its cells read back from the run store, one row per cell, the seed's table and figure.
+"""A sweep's results: its cells read back from the run store, one row per cell, the 2018 reproduction's table and figure.
 
 Nothing here imports plotly at module level: :func:`sweep_figure` and
 :func:`write_outputs` import it when called.
@@ -110,7 +110,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The seed's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
+    """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
     compression rate, accuracy; TT cells in grid order, then the baselines."""
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     kinds = {"tt": 0, "dense": 1, "matrix_rank": 2}
@@ -124,7 +124,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _rate(value: float) -> str:
-    """A compression rate as the seed's table writes it: ``6.6e-5``; ``1`` for the dense layer."""
+    """A compression rate as the 2018 reproduction's table writes it: ``6.6e-5``; ``1`` for the dense layer."""
     if value >= 0.1:
         return f"{value:.2g}"
     mantissa, exponent = f"{value:.1e}".split("e")
@@ -144,7 +144,7 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) -> Any:
-    """The seed's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
+    """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
 
     Completed rows are averaged over seeds; dense and matrix-rank rows are the
     baseline traces. With several datasets each line is labelled ``shape · dataset``.

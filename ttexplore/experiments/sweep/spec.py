@@ -31,7 +31,8 @@ class SweepShape:
 
     @property
     def label(self) -> str:
-        """The shape's text, :func:`~ttexplore.core.ttshape.layer_text`: ``"4x8x8x4"``, ``"2^10"`` or ``"8x8x8x6->10x10x10x10"``."""
+        """The shape's text (:func:`~ttexplore.core.ttshape.layer_text`): ``"4x8x8x4"``, ``"2^10"``,
+        ``"8x8x8x6->10x10x10x10"``."""
         return layer_text(self.in_modes, self.out_modes)
 
     @property
@@ -178,7 +179,7 @@ class SweepSpec:
         epochs, lr, batch_size, train_limit, evals_per_epoch: as in :class:`RunConfig`
             (one evaluation per epoch keeps sweeps fast).
         pad_to: image side after padding; ``None`` uses the dataset's default
-            (28-pixel images padded to 32, as the seed did).
+            (28-pixel images padded to 32, as the 2018 reproduction did).
         max_dense_weights: skip a dense baseline larger than this (3072 x 10^5 does
             not train on a CPU); the skip is reported in :attr:`SweepGrid.notes`.
     """
