@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +242,11 @@ def test_ray_executor_end_to_end_on_a_local_ray(tmp_path):
     assert all(row["status"] == "completed" and row["test_accuracy"] is not None for row in rows)
     for row in rows:  # the driver recorded the events the tasks returned
         assert [event["kind"] for event in store.metrics(row["run_id"])] == ["eval", "epoch"]
+
+
+def test_ray_workers_get_the_whole_ttexplore_package():
+    import ttexplore
+    from ttexplore.experiments.sweep.ray_executor import _init_options
+
+    package = str(Path(ttexplore.__file__).resolve().parent)
+    assert _init_options()["runtime_env"]["py_modules"] == [package]

@@ -47,8 +47,8 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
 
     Without ``address`` a local Ray is started with ``workers`` CPUs (default:
     the cores) and no dashboard, and shut down at the end; with it, the cluster
-    at ``address`` is joined. This package is shipped to the workers as a
-    ``py_modules`` runtime environment, so they run the driver's code (they
+    at ``address`` is joined. The ``ttexplore`` package is shipped to the workers
+    as a ``py_modules`` runtime environment, so they run the driver's code (they
     still need torch and the datasets). A run stays ``queued`` in the store
     until its task returns; then its events, status and error are written.
     """
@@ -57,13 +57,11 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
     ray = import_ray()
     connected_here = not ray.is_initialized()
     if connected_here:
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
-                                   "runtime_env": {"py_modules": [str(Path(__file__).resolve().parent)]}}
         try:
             if address:
-                ray.init(address=address, **options)
+                ray.init(address=address, **_init_options())
             else:
-                ray.init(num_cpus=workers or default_workers(), **options)
+                ray.init(num_cpus=workers or default_workers(), **_init_options())
         except Exception as error:  # noqa: BLE001 - reported with the flag to fix
             interrupt_unfinished(store, [run_id for run_id, _ in jobs], f"Ray could not start: {error}")
             where = f"join the Ray cluster at {address}" if address else "start a local Ray"
@@ -73,22 +71,38 @@ def run_ray(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Opt
     task = ray.remote(num_cpus=1, max_retries=0)(_ray_train)
     pending = {task.remote(cell.config.to_dict(), data_dir, threads): (run_id, cell) for run_id, cell in jobs}
     try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            run_id, cell = pending.pop(ready[0])
-            try:
-                summary = ray.get(ready[0])
-            except Exception as error:  # noqa: BLE001 - a failed task fails its cell, not the sweep
-                summary = {"status": "failed", "error": f"the Ray task failed: {type(error).__name__}: {error}", "events": []}
-            store.mark_running(run_id)
-            for event in summary.pop("events", []):
-                store.add_event(run_id, event)
-            store.finish(run_id, summary["status"], error=summary.get("error"))
-            if on_done is not None:
-                on_done(cell, run_id, summary)
+        _record_as_they_end(ray, store, pending, on_done)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
         interrupt_unfinished(store, [run_id for run_id, _ in jobs], STOPPED)
         if connected_here:
             ray.shutdown()  # stops the local Ray started above; from a cluster it only disconnects
+
+
+def _init_options() -> dict[str, Any]:
+    """``ray.init`` keywords: no dashboard, quiet workers, and the ``ttexplore`` package shipped to them."""
+    import ttexplore
+
+    package = Path(ttexplore.__file__).resolve().parent
+    return {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
+            "runtime_env": {"py_modules": [str(package)]}}
+
+
+def _record_as_they_end(ray: Any, store: RunStore, pending: dict[Any, tuple[str, SweepCell]],
+                        on_done: Optional[DoneCallback]) -> None:
+    """Wait for the tasks in ``pending`` (``{task ref: (run_id, cell)}``) and write each one's events and status
+    to the store as it ends, removing it from ``pending``; a task that raised fails its cell."""
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        run_id, cell = pending.pop(ready[0])
+        try:
+            summary = ray.get(ready[0])
+        except Exception as error:  # noqa: BLE001 - a failed task fails its cell, not the sweep
+            summary = {"status": "failed", "error": f"the Ray task failed: {type(error).__name__}: {error}", "events": []}
+        store.mark_running(run_id)
+        for event in summary.pop("events", []):
+            store.add_event(run_id, event)
+        store.finish(run_id, summary["status"], error=summary.get("error"))
+        if on_done is not None:
+            on_done(cell, run_id, summary)
