@@ -12,12 +12,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
-from ttexplore.cli.common import UsageError
-from ttexplore.experiments.sweep import (EXECUTORS, PRESET_ALIASES, PRESETS, SweepCell, SweepPlan, SweepSpec,
-                                         default_workers, expand, import_ray, make_spec, preset_spec, run_sweep,
-                                         summarize, sweep_results, table_markdown, threads_per_worker, write_outputs)
+from ttexplore.cli.common import EXIT_FAILED, EXIT_OK, UsageError
+from ttexplore.experiments.sweep import (EXECUTORS, PRESET_ALIASES, PRESETS, SweepCell, SweepGrid, SweepPlan,
+                                         SweepSpec, default_workers, expand, import_ray, make_spec, preset_spec,
+                                         run_sweep, summarize, sweep_results, table_markdown, threads_per_worker,
+                                         write_outputs)
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DATASETS
 from ttexplore.runs.store import RunStore
@@ -36,7 +37,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                      + ". Former names, still accepted: "
                      + ", ".join(f"{alias} for {name}" for alias, name in PRESET_ALIASES.items()) + ".")
     grid = parser.add_argument_group("the grid")
-    grid.add_argument("--preset", choices=[*PRESETS, *PRESET_ALIASES], default=None, metavar="NAME",
+    grid.add_argument("--preset", choices=[*PRESETS, *PRESET_ALIASES], default=None, metavar="PRESET",
                       help=f"a grid of the 2018 reproduction: {' or '.join(PRESETS)} ({' and '.join(PRESET_ALIASES)} "
                            "are their former names); the flags below override its settings")
     grid.add_argument("--dataset", default=None,
@@ -86,8 +87,15 @@ def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return make_spec(**values)
 
 
+#: The flag to name for a :class:`ConfigError` field whose flag is not ``--field-name``.
 _FLAGS = {"datasets": "--dataset", "dataset": "--dataset", "in_modes": "--shapes", "out_modes": "--shapes",
           "pad_to": "--dataset", "hidden": "--shapes"}
+
+
+def _usage(error: ConfigError) -> UsageError:
+    """The one-line usage error for ``error``, naming the flag to fix."""
+    flag = _FLAGS.get(error.field, "--" + error.field.replace("_", "-"))
+    return UsageError(f"ttexplore sweep: error: {flag}: {error}")
 
 
 class _Progress:
@@ -99,6 +107,7 @@ class _Progress:
         self.total = self.finished = 0
 
     def plan(self, plan: SweepPlan) -> None:
+        """One line: the cells, those skipped, running elsewhere or redone, and how many run now and where."""
         self.total = len(plan.todo)
         parts = [f"sweep {self.name!r}: {len(plan.cells)} cells"]
         skipped = len(plan.cells) - len(plan.todo) - sum(cell.key in plan.active for cell in plan.cells)
@@ -114,6 +123,7 @@ class _Progress:
         self.started = time.perf_counter()
 
     def done(self, cell: SweepCell, run_id: str, summary: dict[str, Any]) -> None:
+        """One line for a finished cell: its accuracy or error, its seconds, the time spent and the time left."""
         self.finished += 1
         elapsed = time.perf_counter() - self.started
         left = elapsed / self.finished * (self.total - self.finished)
@@ -125,40 +135,25 @@ class _Progress:
                    f"  | {_clock(elapsed)} elapsed, ~{_clock(left)} left")
 
     def write(self, line: str) -> None:
+        """Print ``line`` to the stream (stderr by default) at once."""
         print(line, file=self.stream or sys.stderr, flush=True)
 
 
 def _clock(seconds: float) -> str:
+    """``75.4`` -> ``"1m15s"``."""
     minutes, seconds = divmod(int(round(seconds)), 60)
     return f"{minutes}m{seconds:02d}s"
 
 
 def run(args: argparse.Namespace) -> int:
-    """``ttexplore sweep``: expand, run what is not done, write the results; 0 when every cell completed."""
-    from ttexplore.runs.data import DatasetUnavailable, available_datasets, load_dataset
+    """``ttexplore sweep``: expand, run what is not done, write the results; 0 when every cell completed.
 
-    def usage(error: ConfigError) -> UsageError:
-        flag = _FLAGS.get(error.field, "--" + error.field.replace("_", "-"))
-        return UsageError(f"ttexplore sweep: error: {flag}: {error}")
-
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"ttexplore sweep: error: --workers: {args.workers} must be at least 1")
-    if args.address and args.executor != "ray":
-        raise UsageError("ttexplore sweep: error: --address: a Ray cluster address needs --executor ray")
-    try:
-        spec = _spec_from_args(args)
-        grid = expand(spec)
-        if args.executor == "ray":
-            import_ray()
-    except ConfigError as error:
-        raise usage(error) from None
-    if not args.address:
-        present = available_datasets(args.data_dir)
-        for dataset in (name for name in spec.datasets if not present.get(name)):
-            try:  # downloads it once here, when a download is possible, rather than in every worker
-                load_dataset(dataset, args.data_dir)
-            except DatasetUnavailable as error:
-                raise UsageError(f"ttexplore sweep: error: --dataset: {error}") from None
+    Raises:
+        UsageError: a bad flag, a missing Ray or dataset, or a Ray that does not start.
+    """
+    spec, grid = _checked_grid(args)
+    if not args.address:  # a cluster's nodes fetch their own data
+        _fetch_missing_datasets(spec.datasets, args.data_dir)
     store = RunStore(args.db)
     workers = args.workers or default_workers()
     progress = _Progress(spec.name, args.executor, min(workers, len(grid.cells)))
@@ -169,22 +164,64 @@ def run(args: argparse.Namespace) -> int:
         run_sweep(store, grid, spec.name, executor=args.executor, workers=workers, address=args.address,
                   resume=args.resume, data_dir=args.data_dir, on_plan=progress.plan, on_done=progress.done)
     except ConfigError as error:
-        raise usage(error) from None
+        raise _usage(error) from None
     rows = sweep_results(store, grid.cells, spec.name)
-    out = Path(args.out or Path("out") / spec.name)
     progress.write(f"sweep {spec.name!r} took {_clock(time.perf_counter() - started)}\n")
     progress.write(table_markdown(summarize(rows)))
+    return _write_results(rows, Path(args.out or Path("out") / spec.name), progress)
+
+
+def _checked_grid(args: argparse.Namespace) -> tuple[SweepSpec, SweepGrid]:
+    """The spec the flags describe and its grid, once every flag and the executor are known to be usable.
+
+    Raises:
+        UsageError: naming the flag to fix.
+    """
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"ttexplore sweep: error: --workers: {args.workers} must be at least 1")
+    if args.address and args.executor != "ray":
+        raise UsageError("ttexplore sweep: error: --address: a Ray cluster address needs --executor ray")
+    try:
+        spec = _spec_from_args(args)
+        grid = expand(spec)
+        if args.executor == "ray":
+            import_ray()
+    except ConfigError as error:
+        raise _usage(error) from None
+    return spec, grid
+
+
+def _fetch_missing_datasets(datasets: Sequence[str], data_dir: Optional[str]) -> None:
+    """Load each of ``datasets`` not on this machine yet, so it is downloaded once here (when a download
+    is possible) rather than in every worker.
+
+    Raises:
+        UsageError: ``--dataset``, saying how to get a dataset that can not be loaded.
+    """
+    from ttexplore.runs.data import DatasetUnavailable, available_datasets, load_dataset
+
+    present = available_datasets(data_dir)
+    for dataset in (name for name in datasets if not present.get(name)):
+        try:
+            load_dataset(dataset, data_dir)
+        except DatasetUnavailable as error:
+            raise UsageError(f"ttexplore sweep: error: --dataset: {error}") from None
+
+
+def _write_results(rows: Sequence[dict[str, Any]], out: Path, progress: _Progress) -> int:
+    """Write the sweep's files into ``out`` and say what was written; 0 when every cell completed and the PNG
+    was written, else 1."""
     from ttexplore.presenters.export import ExportError
 
     try:
         paths = write_outputs(rows, out)
     except ExportError as error:
         progress.write(f"wrote {out / 'results.csv'}, table.md and accuracy_vs_weights.html; the PNG failed: {error}")
-        return 1
+        return EXIT_FAILED
     progress.write("wrote " + ", ".join(str(path) for path in paths.values()))
     unfinished = [row for row in rows if row["status"] != "completed"]
     if unfinished:
         progress.write(f"{len(unfinished)} of {len(rows)} cells did not complete: "
                        + "; ".join(f"{row['shape']} r={row['rank']} ({row['status']})" for row in unfinished[:5]))
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
