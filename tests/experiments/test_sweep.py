@@ -246,7 +246,7 @@ def test_ray_executor_end_to_end_on_a_local_ray(tmp_path):
 
 def test_ray_workers_get_the_whole_ttexplore_package():
     import ttexplore
-    from ttexplore.experiments.sweep.ray_executor import _init_options
+    from ttexplore.experiments.sweep.executors import _init_options
 
     package = str(Path(ttexplore.__file__).resolve().parent)
     assert _init_options()["runtime_env"]["py_modules"] == [package]

@@ -15,12 +15,10 @@ plotly at module level.
 
 from __future__ import annotations
 
-from ttexplore.experiments.sweep.cell_training import default_workers, threads_per_worker
-from ttexplore.experiments.sweep.executors import EXECUTORS, cancel_sweep, run_sweep, submit_sweep
-from ttexplore.experiments.sweep.local_executor import run_local
+from ttexplore.experiments.sweep.executors import (EXECUTORS, cancel_sweep, default_workers, import_ray, run_local,
+                                                   run_ray, run_sweep, submit_sweep, threads_per_worker)
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
 from ttexplore.experiments.sweep.presets import PRESET_ALIASES, PRESETS, preset_name, preset_spec
-from ttexplore.experiments.sweep.ray_executor import import_ray, run_ray
 from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, cells_from_store, results_table, summarize,
                                                  sweep_figure, sweep_names, sweep_results, table_markdown,
                                                  write_outputs)
