@@ -1,4 +1,5 @@
-"""A sweep's results: its cells read back from the run store, one row per cell, the 2018 reproduction's table and figure.
+"""A sweep's results: its cells read back from the run store, one row per cell, and the 2018
+reproduction's table and figure.
 
 Nothing here imports plotly at module level: :func:`sweep_figure` and
 :func:`write_outputs` import it when called.
@@ -25,8 +26,9 @@ def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
     """The cells of sweep ``name`` as recorded in the store, in the order they were queued.
 
     For a sweep launched elsewhere (the app, another shell) whose spec is not
-    at hand; labels and ranks are those :func:`expand` gives (baselines get a
-    ``->M`` suffix when the dataset's runs have several hidden sizes).
+    at hand; labels and ranks are those :func:`~ttexplore.experiments.sweep.spec.expand`
+    gives (baselines get a ``->M`` suffix when the dataset's runs have several
+    hidden sizes).
     """
     configs: dict[str, RunConfig] = {}
     for run in reversed(store.list_runs(sweep=name)):  # oldest first
