@@ -1,5 +1,6 @@
 """Sweep: train a grid of TT shapes x max ranks (+ dense and matrix-rank baselines) in the background and
-watch the seed's accuracy-against-weights figure and table fill in. The logic lives in ttexplore.experiments.sweep."""
+watch the 2018 reproduction's accuracy-against-weights figure and table fill in.
+The logic lives in ttexplore.experiments.sweep."""
 
 from __future__ import annotations
 

@@ -88,8 +88,8 @@ def test_sweep_page_rejects_a_shape_that_does_not_fit(page):
 
 def test_presets_fill_the_form(page):
     page.run()
-    page.selectbox(key="sweep_preset").set_value("seed-mnist")
+    page.selectbox(key="sweep_preset").set_value("repro2018-mnist")
     page.run()
     assert not page.exception
-    assert "2^10" in page.text_area(key="sweep_shapes_seed-mnist").value
-    assert page.text_input(key="sweep_ranks_seed-mnist").value == "1,2,3,4"
+    assert "2^10" in page.text_area(key="sweep_shapes_repro2018-mnist").value
+    assert page.text_input(key="sweep_ranks_repro2018-mnist").value == "1,2,3,4"

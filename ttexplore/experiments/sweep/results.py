@@ -1,0 +1,186 @@
+"""A sweep's results: its cells read back from the run store, one row per cell, and the 2018
+reproduction's table and figure.
+
+Nothing here imports plotly at module level: :func:`sweep_figure` and
+:func:`write_outputs` import it when called.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ttexplore.experiments.sweep.spec import SweepCell, SweepShape
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.store import RunStore
+
+__all__ = ["RESULT_COLUMNS", "cells_from_store", "sweep_names", "sweep_results", "summarize", "results_table",
+           "table_markdown", "sweep_figure", "write_outputs"]
+
+RESULT_COLUMNS = ("dataset", "layer", "shape", "rank", "seed", "params", "compression", "test_accuracy",
+                  "best_test_accuracy", "epochs", "seconds", "status", "run_id")
+
+
+def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
+    """The cells of sweep ``name`` as recorded in the store, in the order they were queued.
+
+    For a sweep launched elsewhere (the app, another shell) whose spec is not
+    at hand; labels and ranks are those :func:`~ttexplore.experiments.sweep.spec.expand`
+    gives (baselines get a ``->M`` suffix when the dataset's runs have several
+    hidden sizes).
+    """
+    configs: dict[str, RunConfig] = {}
+    for run in reversed(store.list_runs(sweep=name)):  # oldest first
+        configs.setdefault(run["config_key"], RunConfig.from_dict(run["config"]))
+    hidden_sizes: dict[str, set[int]] = {}
+    for config in configs.values():
+        hidden_sizes.setdefault(config.dataset, set()).add(config.hidden_features)
+    cells = []
+    for config in configs.values():
+        if config.layer == "tt":
+            shape = SweepShape(config.in_modes, config.out_modes)
+            cells.append(SweepCell(config, shape.label, shape.at_rank(config.ranks).max_rank))
+        else:
+            label = "dense" if config.layer == "dense" else "matrix rank"
+            suffix = f" ->{config.hidden_features}" if len(hidden_sizes[config.dataset]) > 1 else ""
+            cells.append(SweepCell(config, label + suffix, config.matrix_rank if config.layer == "matrix_rank" else None))
+    return cells
+
+
+def sweep_names(store: RunStore) -> list[str]:
+    """Names of the sweeps in the store, newest first."""
+    return list(dict.fromkeys(run["sweep"] for run in store.list_runs() if run.get("sweep")))
+
+
+def sweep_results(store: RunStore, cells: Sequence[SweepCell], name: str) -> list[dict[str, Any]]:
+    """One row per cell (columns :data:`RESULT_COLUMNS`), from the runs recorded under ``name``.
+
+    A cell's row comes from its newest completed run, else its newest run of
+    any status (``test_accuracy`` is then the latest measured), else it is
+    ``"pending"``. ``seconds`` is the training loop's own time, the same for
+    every executor; ``epochs`` the epochs done.
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    for run in store.list_runs(sweep=name):  # newest first
+        key = run["config_key"]
+        if key not in chosen or (run["status"] == "completed" and chosen[key]["status"] != "completed"):
+            chosen[key] = run
+    events = store.metrics_for(run["id"] for run in chosen.values())
+    rows = []
+    for cell in cells:
+        config = cell.config
+        run = chosen.get(cell.key)
+        last = events[run["id"]][-1] if run and events.get(run["id"]) else None
+        rows.append({
+            "dataset": config.dataset,
+            "layer": config.layer,
+            "shape": cell.shape,
+            "rank": cell.rank,
+            "seed": config.seed,
+            "params": config.layer_params(),
+            "compression": config.compression(),
+            "test_accuracy": run["final_test_accuracy"] if run else None,
+            "best_test_accuracy": run["best_test_accuracy"] if run else None,
+            "epochs": round(last["epoch"], 3) if last else 0,
+            "seconds": round(last["elapsed_s"], 2) if last else None,
+            "status": run["status"] if run else "pending",
+            "run_id": run["id"] if run else None,
+        })
+    return rows
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Completed rows averaged over seeds: one row per (dataset, layer, shape, rank), with ``seeds`` counted.
+
+    ``test_accuracy`` and ``best_test_accuracy`` are the means over the seeds.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "completed" and row["test_accuracy"] is not None:
+            groups.setdefault((row["dataset"], row["layer"], row["shape"], row["rank"]), []).append(row)
+    summary = []
+    for members in groups.values():
+        first = dict(members[0])
+        for column in ("test_accuracy", "best_test_accuracy"):
+            first[column] = sum(member[column] for member in members) / len(members)
+        first["seeds"] = len(members)
+        first.pop("seed", None)
+        first.pop("run_id", None)
+        summary.append(first)
+    return summary
+
+
+def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
+    compression rate, accuracy; TT cells in grid order, then the baselines."""
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    kinds = {"tt": 0, "dense": 1, "matrix_rank": 2}
+    table = []
+    for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), kinds[row["layer"]])):
+        table.append({"dataset": row["dataset"], "shape": row["shape"],
+                      "max TT rank": row["rank"] if row["rank"] is not None else "-",
+                      "layer weights": row["params"], "compression rate": _rate(row["compression"]),
+                      "accuracy": f"{row['test_accuracy']:.4f}"})
+    return table
+
+
+def _rate(value: float) -> str:
+    """A compression rate as the 2018 reproduction's table writes it: ``6.6e-5``; ``1`` for the dense layer."""
+    if value >= 0.1:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """:func:`results_table` as Markdown, one table per dataset."""
+    table = results_table(rows)
+    columns = ("shape", "max TT rank", "layer weights", "compression rate", "accuracy")
+    parts = []
+    for dataset in dict.fromkeys(row["dataset"] for row in table):
+        lines = [f"### {dataset}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in table if row["dataset"] == dataset]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n" if parts else "(no completed cells yet)\n"
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) -> Any:
+    """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
+
+    Completed rows are averaged over seeds; dense and matrix-rank rows are the
+    baseline traces. With several datasets each line is labelled ``shape · dataset``.
+    """
+    from ttexplore.presenters.plots import accuracy_vs_params
+
+    summary = summarize(rows)
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    several = len(datasets) > 1
+    points = [{"shape": f"{row['shape']} · {row['dataset']}" if several else row["shape"],
+               "layer_params": row["params"], "test_accuracy": row["test_accuracy"], "rank": row["rank"]}
+              for row in summary]
+    baselines = sorted({point["shape"] for point, row in zip(points, summary) if row["layer"] != "tt"})
+    if title is None:
+        title = f"{', '.join(datasets)}: test accuracy against the weights of the first layer"
+    return accuracy_vs_params(points, title=title, baselines=baselines)
+
+
+def write_outputs(rows: Sequence[dict[str, Any]], out_dir: "str | os.PathLike", image_width: int = 900,
+                  image_height: int = 550, image_scale: float = 1.5) -> dict[str, Path]:
+    """Write ``results.csv`` (every cell), ``table.md`` and ``accuracy_vs_weights.html`` / ``.png``.
+
+    The PNG is written last: without a working Chromium it raises
+    :class:`~ttexplore.presenters.export.ExportError` and the other files are already there.
+    """
+    from ttexplore.presenters.export import figure_to_html, figure_to_image, table_to_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "results.csv", "table": out / "table.md", "html": out / "accuracy_vs_weights.html",
+             "png": out / "accuracy_vs_weights.png"}
+    paths["csv"].write_bytes(table_to_csv([{column: row.get(column) for column in RESULT_COLUMNS} for row in rows]))
+    paths["table"].write_text(table_markdown(summarize(rows)), encoding="utf-8")
+    figure = sweep_figure(rows)
+    paths["html"].write_bytes(figure_to_html(figure))
+    paths["png"].write_bytes(figure_to_image(figure, "png", width=image_width, height=image_height, scale=image_scale))
+    return paths

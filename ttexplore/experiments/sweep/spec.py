@@ -1,0 +1,319 @@
+"""What a sweep is: its TT shapes, its grid of runs, and the spec that expands into that grid.
+
+A :class:`SweepSpec` (datasets x shapes x ranks x seeds, with baselines)
+expands (:func:`expand`) into :class:`SweepCell` s, one validated
+:class:`~ttexplore.runs.config.RunConfig` each: every TT shape at every max rank
+and seed, plus the two baselines of the same sizes (the dense layer, and the
+matrix-rank layer ``N x r, r x M`` at the same ranks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Sequence
+
+from ttexplore.core import ttmath
+from ttexplore.core.shapes import parse_modes
+from ttexplore.core.ttshape import TTShape, layer_text
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.data_info import DATASETS, dataset_info
+
+__all__ = ["SweepShape", "SweepCell", "SweepGrid", "SweepSpec", "parse_shapes", "parse_int_list", "make_spec", "expand",
+           "estimated_cost"]
+
+
+@dataclass(frozen=True)
+class SweepShape:
+    """One TT shape of a sweep: input modes and output modes (equal for a layer that keeps its width)."""
+
+    in_modes: tuple[int, ...]
+    out_modes: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        """The shape's text (:func:`~ttexplore.core.ttshape.layer_text`): ``"4x8x8x4"``, ``"2^10"``,
+        ``"8x8x8x6->10x10x10x10"``."""
+        return layer_text(self.in_modes, self.out_modes)
+
+    @property
+    def hidden(self) -> int:
+        """Width of the layer's output, ``prod(out_modes)``."""
+        return ttmath.prod(self.out_modes)
+
+    def at_rank(self, rank: "int | Sequence[int]") -> TTShape:
+        """The layer this shape builds at max TT rank ``rank``, ranks clipped to the maximal useful ones.
+
+        Raises:
+            ConfigError: field ``"ranks"``, naming the shape, for a rank below 1 or of the wrong length.
+        """
+        try:
+            return TTShape.of(self.in_modes, self.out_modes, rank)
+        except ValueError as error:
+            raise ConfigError("ranks", f"{self.label}: {error}") from None
+
+
+def parse_shapes(text: "str | Iterable[str]") -> list[SweepShape]:
+    """Parse ``"4x4x4,8x8"`` or ``"8x8x8x6->10^4, 32x16x6:100x10x10"`` into shapes.
+
+    Shapes are separated by commas, semicolons or new lines; each is ``IN`` (the
+    output modes equal the input modes) or ``IN->OUT`` / ``IN:OUT``, each side
+    as :func:`ttexplore.core.shapes.parse_modes` reads it (``2^10`` is ten 2s).
+    Duplicates are dropped, the order kept.
+
+    Raises:
+        ConfigError: field ``"shapes"``, naming the bad shape.
+    """
+    if isinstance(text, str):
+        tokens = text.replace(";", ",").replace("\n", ",").split(",")
+    else:
+        tokens = list(text)
+    shapes: list[SweepShape] = []
+    for token in (token.strip() for token in tokens):
+        if not token:
+            continue
+        sides = token.replace("->", ":").replace("→", ":").split(":")
+        if len(sides) > 2:
+            raise ConfigError("shapes", f"shape {token!r} has more than one '->': write IN or IN->OUT, e.g. 8x8x8x6->10^4")
+        try:
+            in_modes = parse_modes(sides[0], "input modes")
+            out_modes = parse_modes(sides[1], "output modes") if len(sides) == 2 else in_modes
+        except ValueError as error:
+            raise ConfigError("shapes", f"shape {token!r}: {error}") from None
+        if len(in_modes) != len(out_modes):
+            raise ConfigError("shapes", f"shape {token!r}: {len(in_modes)} input modes but {len(out_modes)} output modes; "
+                                        "give both sides the same number of modes")
+        shape = SweepShape(in_modes, out_modes)
+        if shape not in shapes:
+            shapes.append(shape)
+    if not shapes:
+        raise ConfigError("shapes", "no shapes given: list them separated by commas, e.g. 4x8x8x4,32x32")
+    return shapes
+
+
+def parse_int_list(text: "str | int | Iterable[int]", field_name: str, minimum: int = 0) -> tuple[int, ...]:
+    """Parse ``"1,2,4"`` or ``"1-4"`` (or a list) into distinct ints, order kept.
+
+    Raises:
+        ConfigError: naming ``field_name`` when a value is not a whole number or is below ``minimum``.
+    """
+    if isinstance(text, int):
+        items: list[int] = [text]
+    elif isinstance(text, str):
+        items = []
+        for token in (token.strip() for token in text.replace(";", ",").split(",")):
+            if not token:
+                continue
+            low, dash, high = token.partition("-")
+            try:
+                if dash:
+                    start, stop = int(low), int(high)
+                    if stop < start:
+                        raise ValueError
+                    items.extend(range(start, stop + 1))
+                else:
+                    items.append(int(token))
+            except ValueError:
+                raise ConfigError(field_name, f"{field_name} {text!r} is not understood: write whole numbers like 1,2,4 or a range 1-4") from None
+    else:
+        items = [int(value) for value in text]
+    values = tuple(dict.fromkeys(items))
+    if not values:
+        raise ConfigError(field_name, f"{field_name} is empty: give at least one number, e.g. 1-4")
+    if min(values) < minimum:
+        raise ConfigError(field_name, f"{field_name} {min(values)} is below {minimum}")
+    return values
+
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One run of a sweep.
+
+    Attributes:
+        config: the validated run.
+        shape: the legend entry it belongs to (:attr:`SweepShape.label`, ``"dense"``, ``"matrix rank"``).
+        rank: the max TT rank actually used (after clipping), the matrix rank, or ``None`` (dense).
+    """
+
+    config: RunConfig
+    shape: str
+    rank: Optional[int]
+
+    @property
+    def key(self) -> str:
+        """:meth:`RunConfig.key`: what resume matches on."""
+        return self.config.key()
+
+    def describe(self) -> str:
+        """``"4x8x8x4 r=2 (mnist5k, seed 0)"``."""
+        rank = f" r={self.rank}" if self.rank is not None else ""
+        return f"{self.shape}{rank} ({self.config.dataset}, seed {self.config.seed})"
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The cells of a sweep and what expanding it had to say (clipped ranks, skipped baselines)."""
+
+    cells: tuple[SweepCell, ...]
+    notes: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Cells per layer kind, e.g. ``{"tt": 24, "dense": 1, "matrix_rank": 4}``."""
+        counts: dict[str, int] = {}
+        for cell in self.cells:
+            counts[cell.config.layer] = counts.get(cell.config.layer, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: datasets x shapes x ranks x seeds (+ baselines), trained alike.
+
+    Attributes:
+        name: the sweep's name in the run store (resume matches cells within it).
+        datasets: dataset names; every shape must fit every dataset.
+        shapes: the TT shapes.
+        ranks: max TT ranks (also the matrix ranks of the matrix-rank baseline).
+        seeds: one run per seed for every cell.
+        baselines: add, for each hidden size, the dense layer and the matrix-rank layers.
+        epochs, lr, batch_size, train_limit, evals_per_epoch: as in :class:`RunConfig`
+            (one evaluation per epoch keeps sweeps fast).
+        pad_to: image side after padding; ``None`` uses the dataset's default
+            (28-pixel images padded to 32, as the 2018 reproduction did).
+        max_dense_weights: skip a dense baseline larger than this (3072 x 10^5 does
+            not train on a CPU); the skip is reported in :attr:`SweepGrid.notes`.
+    """
+
+    name: str
+    datasets: tuple[str, ...]
+    shapes: tuple[SweepShape, ...]
+    ranks: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)
+    baselines: bool = True
+    epochs: int = 10
+    lr: float = 3e-3
+    batch_size: int = 64
+    train_limit: Optional[int] = None
+    evals_per_epoch: int = 1
+    pad_to: Optional[int] = None
+    max_dense_weights: int = 50_000_000
+
+    def training_values(self) -> dict[str, Any]:
+        """The :class:`RunConfig` fields every cell shares."""
+        values: dict[str, Any] = {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                                  "train_limit": self.train_limit, "evals_per_epoch": self.evals_per_epoch}
+        if self.pad_to is not None:
+            values["pad_to"] = self.pad_to
+        return values
+
+
+def expand(spec: SweepSpec) -> SweepGrid:
+    """The cells of ``spec``: TT cells (dataset, shape, rank, seed order), then the baselines.
+
+    A rank above a shape's maximal useful ranks is clipped (the cell records
+    the max rank it really uses), so two ranks that build the same network
+    give one cell; cells with equal :meth:`RunConfig.key` appear once.
+    Baselines: for every dataset and distinct hidden size, one dense layer and
+    one matrix-rank layer per rank.
+
+    Raises:
+        ConfigError: ``"datasets"``, ``"shapes"``, ``"ranks"``, ... naming what does not fit.
+
+    Complexity: ``O(datasets * (shapes + hidden sizes) * ranks * seeds)`` configs.
+    """
+    if not spec.datasets:
+        raise ConfigError("dataset", "no dataset given: choose one of " + ", ".join(DATASETS))
+    for dataset in spec.datasets:
+        if dataset not in DATASETS:
+            raise ConfigError("dataset", f"dataset {dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
+    if not spec.shapes:
+        raise ConfigError("shapes", "no shapes given: list them separated by commas, e.g. 4x8x8x4,32x32")
+    cells: dict[str, SweepCell] = {}
+    notes: list[str] = []
+    for dataset in spec.datasets:
+        dataset_cells = _tt_cells(spec, dataset, notes)
+        if spec.baselines:
+            dataset_cells += _baseline_cells(spec, dataset, notes)
+        for cell in dataset_cells:
+            cells.setdefault(cell.key, cell)
+    return SweepGrid(tuple(cells.values()), tuple(dict.fromkeys(notes)))
+
+
+def _tt_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell]:
+    """The TT cells of ``spec`` on ``dataset`` in shape, rank, seed order; a clipped rank adds a line to ``notes``."""
+    cells, shared = [], spec.training_values()
+    for shape in spec.shapes:
+        for rank in spec.ranks:
+            tt_shape = shape.at_rank(rank)
+            used = tt_shape.max_rank
+            if used != rank:
+                notes.append(f"{shape.label}: rank {rank} is above the maximal useful ranks "
+                             f"{','.join(map(str, tt_shape.max_useful_ranks))}; it trains as rank {used}")
+            for seed in spec.seeds:
+                try:
+                    config = RunConfig.for_dataset(dataset, layer="tt", in_modes=shape.in_modes, out_modes=shape.out_modes,
+                                                   ranks=used, seed=seed, **shared)
+                except ConfigError as error:
+                    if error.field in ("in_modes", "out_modes"):
+                        raise ConfigError("shapes", f"shape {shape.label} does not fit {dataset}: {error}") from None
+                    raise
+                cells.append(SweepCell(config, shape.label, used))
+    return cells
+
+
+def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell]:
+    """For every distinct hidden size of ``spec``'s shapes: the dense cells, then the matrix-rank cells per rank.
+
+    Labels get a ``" ->M"`` suffix when the shapes have several hidden sizes. A
+    dense layer over ``spec.max_dense_weights`` is left out, with a line in ``notes``.
+    """
+    cells = []
+    hidden_sizes = list(dict.fromkeys(shape.hidden for shape in spec.shapes))
+    for hidden in hidden_sizes:
+        suffix = "" if len(hidden_sizes) == 1 else f" ->{hidden}"
+        base = RunConfig.for_dataset(dataset, layer="dense", hidden=hidden, ranks=None, **spec.training_values())
+        if base.in_features * hidden > spec.max_dense_weights:
+            notes.append(f"dense baseline {base.in_features}x{hidden} skipped: {base.in_features * hidden:,} weights "
+                         f"is more than {spec.max_dense_weights:,}")
+        else:
+            cells += [SweepCell(base.replace(seed=seed), "dense" + suffix, None) for seed in spec.seeds]
+        for rank in spec.ranks:
+            cells += [SweepCell(base.replace(layer="matrix_rank", matrix_rank=rank, seed=seed), "matrix rank" + suffix, rank)
+                      for seed in spec.seeds]
+    return cells
+
+
+def estimated_cost(config: RunConfig) -> float:
+    """A rough relative training cost, used to start the longest cells first.
+
+    ``epochs * n_train * (forward FLOPs per image + 2e5 per core)``: the
+    constant stands for the per-GEMM overhead that makes a 10-core TT layer
+    slower than its FLOPs say.
+    """
+    images = config.train_limit or dataset_info(config.dataset).train_size
+    if config.layer == "tt":
+        flops = min(ttmath.tt_sweep_flops(config.in_modes, config.out_modes, config.ranks, 1, direction)
+                    for direction in ("ltr", "rtl")) + 2e5 * len(config.in_modes)
+    elif config.layer == "matrix_rank":
+        flops = 2 * config.matrix_rank * (config.in_features + config.hidden_features) + 4e5
+    else:
+        flops = ttmath.dense_flops(config.in_features, config.hidden_features) + 2e5
+    return config.epochs * images * (flops + 2 * config.hidden_features * config.num_classes)
+
+
+def make_spec(name: str, datasets: "str | Sequence[str]", shapes: Any, ranks: Any = (1, 2, 3, 4), seeds: Any = (0,),
+              **values: Any) -> SweepSpec:
+    """A :class:`SweepSpec` from plain values: ``datasets`` and ``shapes`` as text or lists, ``ranks``/``seeds`` as
+    ``"1-4"``-style text or lists; other keywords as the spec's fields.
+
+    Raises:
+        ConfigError: naming the field that does not parse.
+    """
+    if isinstance(datasets, str):
+        datasets = tuple(part.strip() for part in datasets.split(",") if part.strip())
+    shape_list = shapes if shapes and isinstance(shapes, (list, tuple)) and isinstance(shapes[0], SweepShape) else parse_shapes(shapes)
+    name = (name or "").strip()
+    if not name:
+        raise ConfigError("name", "the sweep needs a name (runs are grouped and resumed by it)")
+    return SweepSpec(name=name, datasets=tuple(datasets), shapes=tuple(shape_list),
+                     ranks=parse_int_list(ranks, "ranks", minimum=1), seeds=parse_int_list(seeds, "seeds", minimum=0), **values)
