@@ -25,4 +25,7 @@ pages = [
 
 page = st.navigation(pages)
 ui.sidebar()
-page.run()
+try:
+    page.run()
+except ui.StoreError as error:  # the store broke mid-page (a file replaced or truncated while serving)
+    ui.show_store_problem(str(error))

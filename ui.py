@@ -15,7 +15,7 @@ import streamlit as st
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
 from ttexplore.runs.jobs import JobManager
-from ttexplore.runs.store import RunStore
+from ttexplore.runs.store import RunStore, StoreError
 
 
 def _use_app_router() -> None:
@@ -79,6 +79,41 @@ STATUS_ICONS = {
     "failed": ":material/error:",
     "interrupted": ":material/pause_circle:",
 }
+
+
+def store_problem() -> Optional[str]:
+    """What is wrong with the run store (its file and the fix), or ``None`` when it opens and reads."""
+    try:
+        get_store().list_runs(limit=1)
+    except StoreError as error:
+        return str(error)
+    return None
+
+
+def show_store_problem(message: str) -> None:
+    """The store's problem where a page needed it: the file, the fix, and that Explore still works."""
+    st.error(f"**The run store cannot be used.** {message}", icon=":material/database:")
+    st.caption("Explore still works without it; this page needs it. Nothing was changed or overwritten.")
+    st.page_link("pages/explore.py", label="Go to Explore", icon=":material/tune:")
+
+
+def store_or_stop() -> RunStore:
+    """The run store, or the page stops here after saying what is wrong with it."""
+    problem = store_problem()
+    if problem:
+        show_store_problem(problem)
+        st.stop()
+    return get_store()
+
+
+def manager_or_stop() -> JobManager:
+    """The job manager (over a working store), or the page stops here after saying why not."""
+    store_or_stop()
+    try:
+        return get_manager()
+    except StoreError as error:
+        show_store_problem(str(error))
+        st.stop()
 
 
 # ---------------------------------------------------------------- messages
@@ -165,17 +200,20 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
 # ---------------------------------------------------------------- sidebar
 def sidebar() -> None:
     """The sidebar every page shares: what the app is, the job count, where runs are kept."""
-    manager, store = get_manager(), get_store()
     with st.sidebar:
         st.markdown("### :material/view_in_ar: ttexplore")
         st.caption("Tensor-Train fully-connected layers (Novikov et al. 2015): design a layer, "
                    "see its cost, train it, compare it with the dense one.")
+        problem = store_problem()
+        if problem:
+            st.error(f"The run store cannot be used: {problem}", icon=":material/database:")
+            return
+        manager, store = get_manager(), get_store()
         # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
         # that presses Train and then switches page, made Streamlit 1.67's frontend fail ("Bad delta
         # path index") in about one try in three. The Train page polls on its own.
-        snapshot = manager.snapshot()
-        running = sum(1 for job in snapshot.values() if job["status"] == "running")
-        queued = sum(1 for job in snapshot.values() if job["status"] == "queued")
+        statuses = [run["status"] for run in store.list_runs(status=("queued", "running"))]
+        running, queued = statuses.count("running"), statuses.count("queued")
         with st.container(border=True):
             if running or queued:
                 st.markdown(f"**:material/directions_run: {running} running · :material/hourglass_top: {queued} queued**")

@@ -61,6 +61,10 @@ def train_clicked() -> None:
     except (ConfigError, ValueError) as error:
         state.train_error = error
         return
+    problem = ui.store_problem()
+    if problem:
+        state.train_error = ValueError(f"training needs the run store: {problem}")
+        return
     manager = ui.get_manager()
     ids = [manager.submit(config)] + ([manager.submit(baseline_config(config))] if state.baseline else [])
     state.watch = ids

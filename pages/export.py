@@ -13,7 +13,7 @@ from ttexplore.presenters import reports
 from ttexplore.core import ttmath
 
 state = st.session_state
-store = ui.get_store()
+store = ui.store_or_stop()
 
 st.title("Export")
 st.caption("Figures (PNG, SVG, standalone HTML), metrics (CSV, JSON) and trained weights. Every chart elsewhere in "
@@ -76,14 +76,14 @@ if completed:
 
 # ---------------------------------------------------------------- weights
 st.subheader("Trained weights", divider="gray")
-saved = [run["id"] for run in runs if run.get("weights_path")]
+saved = [run["id"] for run in runs if store.artifact_path(run.get("weights_path"))]  # never a file outside artifacts
 if not saved:
     st.caption("Completed (or stopped) runs keep their weights; none yet.")
 else:
     run_id = st.selectbox("Run", saved, format_func=label, key="export_weights_run")
     run = by_id[run_id]
     left, right = st.columns([1, 2])
-    left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(run["weights_path"]),
+    left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(store.artifact_path(run["weights_path"])),
                          file_name=f"ttexplore-{run_id}.pt", mime="application/octet-stream", on_click="ignore",
                          type="primary", icon=":material/download:", key="weights", width="stretch")
     config = run["config"]

@@ -10,7 +10,7 @@ from ttexplore.presenters import reports
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
-store = ui.get_store()
+store = ui.store_or_stop()
 
 st.title("Runs")
 st.caption(f"Every run started from this app, the CLI or a sweep, kept in `{store.path}` across restarts.")

@@ -20,7 +20,7 @@ TABLE_COLUMNS = {"dataset": "dataset", "shape": "shape", "rank": "max TT rank", 
                  "compression": "compression rate", "test_accuracy": "accuracy", "status": "status", "epochs": "epochs",
                  "seconds": "seconds"}
 
-store, manager = ui.get_store(), ui.get_manager()
+store, manager = ui.store_or_stop(), ui.manager_or_stop()
 
 st.title("Sweep")
 st.caption("Every shape at every max TT rank, trained alike; the runs go to the same background queue as single "

@@ -7,10 +7,10 @@ import streamlit as st
 import ui
 from ttexplore.presenters import plots
 from ttexplore.presenters import reports
-from ttexplore.runs.store import ACTIVE_STATUSES
+from ttexplore.runs.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 
 state = st.session_state
-store, manager = ui.get_store(), ui.get_manager()
+store, manager = ui.store_or_stop(), ui.manager_or_stop()
 SHOWN = 8  # rows in the run list; the Runs page has them all
 POLL_S = 1.0  # how often the live view reads the store while a run is active
 FIRST_POINT_POLL_S = 0.25  # ... and while a shown run is running without its first point yet
@@ -61,6 +61,12 @@ def run_row(run: dict, events: list, watched: bool) -> None:
             if action.button("Stop", key=f"stop-{run['id']}", icon=":material/stop:", width="stretch"):
                 manager.cancel(run["id"])
                 st.toast(f"Stopping {reports.run_label(run)} (it ends before its next batch)")
+        elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run["id"]).is_file():
+            if action.button("Resume", key=f"resume-{run['id']}", icon=":material/resume:", width="stretch",
+                             help="Continue from its last checkpoint (epoch "
+                                  f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
+                manager.resume(run["id"])
+                st.rerun()
         elif not watched and action.button("Show", key=f"show-{run['id']}", icon=":material/show_chart:", width="stretch"):
             state.watch = [run["id"]]
             st.rerun(scope="fragment")

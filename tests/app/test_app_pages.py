@@ -215,3 +215,62 @@ def test_the_sweep_page_is_routed(app_home):
     at.switch_page("pages/sweep.py").run()
     assert not at.exception
     assert at.title[0].value == "Sweep"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_bad_store_never_takes_the_app_down(app_home, damage):
+    release_app_resources()
+    path = app_home / "runs.db"
+    app_home.mkdir(parents=True, exist_ok=True)
+    if damage == "garbage":
+        path.write_bytes(b"these are not runs" * 500)
+    else:
+        from ttexplore.runs.config import RunConfig
+        from ttexplore.runs.store import RunStore
+
+        RunStore(path).create_run(RunConfig.for_dataset("digits", epochs=1))
+        path.write_bytes(path.read_bytes()[:100])
+    before = path.read_bytes()
+    try:
+        at = new_app().run()
+        assert not at.exception, [item.value for item in at.exception]
+        assert metric(at, "TT layer weights")  # Explore works without the store
+        assert any("cannot be used" in item.value and "runs.db.bad" in item.value for item in at.error)
+        for page in ("pages/train.py", "pages/runs.py", "pages/export.py", "pages/sweep.py"):
+            at.switch_page(page).run()
+            assert not at.exception, (page, [item.value for item in at.exception])
+            assert any(str(path) in item.value for item in at.error), page
+        assert path.read_bytes() == before  # kept as it was
+    finally:
+        import streamlit as st
+
+        st.cache_resource.clear()
+        path.unlink()
+
+
+def test_an_interrupted_run_is_resumed_from_the_train_page(app_home):
+    from ttexplore.runs.config import RunConfig
+    from ttexplore.runs.lifecycle import StopFlags, execute
+    from ttexplore.runs.fit import fit
+    from ttexplore.runs.store import RunStore
+
+    store = RunStore(app_home / "runs.db")
+    config = RunConfig.for_dataset("digits", pad_to=None, epochs=3, train_limit=320, ranks=2)
+    run_id = store.create_run(config, status="running", name="to resume")
+    stop = StopFlags.new()
+
+    def stop_after_one_epoch(config, dataset=None, on_epoch_end=None, **kwargs):
+        def checkpoint(state):
+            on_epoch_end(state)
+            stop.interrupt.set()
+        return fit(config, dataset, on_epoch_end=checkpoint, **kwargs)
+
+    execute(store, run_id, stop=stop, fit_function=stop_after_one_epoch)
+    assert store.get_run(run_id)["status"] == "interrupted"
+    at = new_app().run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    at.button(key=f"resume-{run_id}").click().run()
+    run_until(at, lambda _: store.get_run(run_id)["status"] == "completed", "the resumed run to complete")
+    epochs = [event["epoch"] for event in store.metrics(run_id) if event["kind"] == "epoch"]
+    assert epochs == [1.0, 2.0, 3.0]

@@ -2,14 +2,17 @@
 
 * ``local`` (:func:`run_local`): a pool of processes, one per core by default,
   each with ``cores // processes`` torch threads; each process loads the
-  dataset once and writes its runs' events to the store itself (SQLite in WAL
-  mode takes several writers).
+  dataset once and runs its cells through the run lifecycle
+  (:func:`ttexplore.runs.lifecycle.execute`: events, checkpoints, weights)
+  against the store itself (SQLite in WAL mode takes several writers).
 * ``ray`` (:func:`run_ray`): each cell is a Ray task, on a cluster given by its
   address or on a local Ray started for the sweep and stopped after it. Tasks
   return their events and the driver writes them: a cluster's nodes need not
   see the driver's disk, and SQLite must not be shared over a network
   filesystem. The price: a Ray cell's metrics appear when it ends, not epoch by
-  epoch. Ray is imported only here, only when asked for.
+  epoch, and it has no checkpoints. The driver records each result through
+  :func:`ttexplore.runs.lifecycle.record_outcome`, as every other entry point
+  does. Ray is imported only here, only when asked for.
 * the app's :class:`~ttexplore.runs.jobs.JobManager` (:func:`submit_sweep`), so
   sweep cells share the concurrency limit with ordinary training runs.
 """
@@ -62,7 +65,7 @@ def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: st
     plan = plan_sweep(store, cells, name, resume)
     if on_plan is not None:
         on_plan(plan)
-    jobs = [(store.create_run(cell.config, sweep=name), cell) for cell in plan.todo]  # recorded in grid order
+    jobs = [(_record_cell(store, plan, cell, name), cell) for cell in plan.todo]  # recorded in grid order
     jobs.sort(key=lambda job: estimated_cost(job[1].config), reverse=True)  # started longest first
     if executor == "ray":
         run_ray(store, jobs, workers, data_dir, on_done, address=address)
@@ -81,7 +84,15 @@ def submit_sweep(manager: Any, store: RunStore, grid: "SweepGrid | Sequence[Swee
     """
     cells = list(grid.cells if isinstance(grid, SweepGrid) else grid)
     plan = plan_sweep(store, cells, name, resume)
-    return [manager.submit(cell.config, sweep=name) for cell in plan.todo]
+    return [manager.resume(plan.resumable[cell.key]) if cell.key in plan.resumable else manager.submit(cell.config, sweep=name)
+            for cell in plan.todo]
+
+
+def _record_cell(store: RunStore, plan: SweepPlan, cell: SweepCell, name: str) -> str:
+    """The cell's run on the sweep's own queue: its interrupted run again when it has a checkpoint, else a new one."""
+    if cell.key in plan.resumable and store.requeue(plan.resumable[cell.key], queue="sweep"):
+        return plan.resumable[cell.key]
+    return store.create_run(cell.config, sweep=name, queue="sweep")
 
 
 def cancel_sweep(manager: Any, store: RunStore, name: str) -> int:
@@ -106,24 +117,27 @@ def _init_local_worker(db_path: str, data_dir: Optional[str], threads: int, stop
     _WORKER.update(store=RunStore(db_path), data_dir=data_dir, stop=stop)
 
 
-def _train_recorded(run_id: str, config_values: dict[str, Any]) -> dict[str, Any]:
-    """Train one cell in a pool process, writing its status and events to the store as it goes.
+def _train_recorded(run_id: str) -> dict[str, Any]:
+    """Train one recorded cell in a pool process through :func:`ttexplore.runs.lifecycle.execute`
+    (events, a checkpoint every epoch, its weights), and return its summary.
 
     When the driver sets the stop event the run ends before its next batch and
-    is recorded as ``interrupted`` (a later launch of the sweep redoes it).
+    is recorded as ``interrupted`` (a later launch of the sweep continues it).
     """
+    import threading
+
+    from ttexplore.runs.lifecycle import StopFlags, execute
+
     store: RunStore = _WORKER["store"]
     stop = _WORKER["stop"]
-    summary: dict[str, Any] = {"status": "cancelled", "error": None}
-    if not stop.is_set():
-        store.mark_running(run_id)
-        summary = _train_cell(RunConfig.from_dict(config_values), _WORKER["data_dir"],
-                              lambda event: store.add_event(run_id, event), cancel=stop)
-    if summary["status"] == "cancelled":
-        summary.update(status="interrupted", error=_STOPPED)
-    store.finish(run_id, summary["status"], error=summary["error"])
-    return summary
-
+    if stop.is_set():
+        return {"status": "interrupted", "error": _STOPPED}
+    config = RunConfig.from_dict(store.get_run(run_id)["config"])
+    dataset = _load_cell_data(store, run_id, config, _WORKER["data_dir"])
+    if dataset is None:
+        return _summary(store, run_id)
+    execute(store, run_id, stop=StopFlags(threading.Event(), stop, store, run_id), dataset=dataset)
+    return _summary(store, run_id)
 
 
 def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: Optional[int] = None,
@@ -149,7 +163,7 @@ def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: O
     stop = context.Event()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_local_worker,
                                initargs=(str(store.path), data_dir, threads_per_worker(workers), stop))
-    futures = {pool.submit(_train_recorded, run_id, cell.config.to_dict()): (run_id, cell) for run_id, cell in jobs}
+    futures = {pool.submit(_train_recorded, run_id): (run_id, cell) for run_id, cell in jobs}
     try:
         for future in as_completed(futures):
             run_id, cell = futures[future]
@@ -172,13 +186,23 @@ def run_local(store: RunStore, jobs: Sequence[tuple[str, SweepCell]], workers: O
 
 # ---------------------------------------------------------------- Ray
 def _ray_train(config_values: dict[str, Any], data_dir: Optional[str], threads: int) -> dict[str, Any]:
-    """A Ray task: train one cell and return its summary with every metric event (the driver records them)."""
+    """A Ray task: train one cell; return its status, error, every metric event and the trained
+    weights (the driver, which alone sees the store, records them through the same lifecycle)."""
     import torch
 
+    from ttexplore.runs.data import load_dataset
+    from ttexplore.runs.fit import fit
+
     torch.set_num_threads(threads)
-    events: list[dict[str, Any]] = []
-    summary = _train_cell(RunConfig.from_dict(config_values), data_dir, events.append)
-    return {**summary, "events": events}
+    config = RunConfig.from_dict(config_values)
+    try:
+        dataset = load_dataset(config.dataset, data_dir)
+    except Exception as error:  # noqa: BLE001 - reported as the cell's failure
+        return {"status": "failed", "error": f"{type(error).__name__}: {error}", "events": [], "state": None}
+    result = fit(config, dataset)
+    state = result.model.state_dict() if result.model is not None else None
+    return {"status": result.status, "error": result.error, "events": result.events, "state": state,
+            "elapsed_s": result.elapsed_s}
 
 
 def import_ray() -> Any:
@@ -242,43 +266,56 @@ def _init_options() -> dict[str, Any]:
 
 def _record_as_they_end(ray: Any, store: RunStore, pending: dict[Any, tuple[str, SweepCell]],
                         on_done: Optional[DoneCallback]) -> None:
-    """Wait for the tasks in ``pending`` (``{task ref: (run_id, cell)}``) and write each one's events and status
-    to the store as it ends, removing it from ``pending``; a task that raised fails its cell."""
+    """Wait for the tasks in ``pending`` (``{task ref: (run_id, cell)}``) and record each one as it ends
+    (its events, then :func:`ttexplore.runs.lifecycle.record_outcome`: status and weights), removing it
+    from ``pending``; a task that raised fails its cell."""
+    from ttexplore.runs.fit import FitResult
+    from ttexplore.runs.lifecycle import record_outcome
+    from ttexplore.runs.models import build_model
+
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         run_id, cell = pending.pop(ready[0])
         try:
-            summary = ray.get(ready[0])
+            outcome = ray.get(ready[0])
         except Exception as error:  # noqa: BLE001 - a failed task fails its cell, not the sweep
-            summary = {"status": "failed", "error": f"the Ray task failed: {type(error).__name__}: {error}", "events": []}
+            outcome = {"status": "failed", "error": f"the Ray task failed: {type(error).__name__}: {error}",
+                       "events": [], "state": None}
         store.mark_running(run_id)
-        for event in summary.pop("events", []):
+        store.truncate_metrics(run_id, after_epoch=-1)
+        for event in outcome["events"]:
             store.add_event(run_id, event)
-        store.finish(run_id, summary["status"], error=summary.get("error"))
+        model = None
+        if outcome.get("state") is not None:
+            model = build_model(cell.config)
+            model.load_state_dict(outcome["state"])
+        record_outcome(store, run_id, cell.config, FitResult(outcome["status"], outcome["events"], model,
+                                                             error=outcome.get("error"),
+                                                             elapsed_s=outcome.get("elapsed_s", 0.0)))
         if on_done is not None:
-            on_done(cell, run_id, summary)
+            on_done(cell, run_id, _summary(store, run_id))
 
 
 # ---------------------------------------------------------------- shared by both
-def _train_cell(config: RunConfig, data_dir: Optional[str], callback: Callable[[dict[str, Any]], None],
-                cancel: Any = None) -> dict[str, Any]:
-    """Train one cell; returns its status, error, final and best test accuracy and training seconds.
-
-    The dataset is loaded before the clock starts and cached by the process
-    (:func:`ttexplore.runs.data.load_dataset`), so a worker reads it on its first
-    cell only and ``seconds`` is training alone.
-    """
+def _load_cell_data(store: RunStore, run_id: str, config: RunConfig, data_dir: Optional[str]) -> Any:
+    """The cell's dataset (cached per process, so a worker reads it once), or ``None`` after
+    recording the run ``failed`` with the reason."""
     from ttexplore.runs.data import load_dataset
-    from ttexplore.runs.fit import fit
 
     try:
-        dataset = load_dataset(config.dataset, data_dir)
+        return load_dataset(config.dataset, data_dir)
     except Exception as error:  # noqa: BLE001 - reported as the cell's failure
-        return {"status": "failed", "error": f"{type(error).__name__}: {error}", "test_accuracy": None,
-                "best_test_accuracy": None, "seconds": None}
-    result = fit(config, dataset, callback=callback, cancel=cancel)
-    return {"status": result.status, "error": result.error, "test_accuracy": result.final_test_accuracy,
-            "best_test_accuracy": result.best_test_accuracy, "seconds": round(result.elapsed_s, 3)}
+        store.finish(run_id, "failed", error=f"{type(error).__name__}: {error}")
+        return None
+
+
+def _summary(store: RunStore, run_id: str) -> dict[str, Any]:
+    """A finished cell as the driver reports it: status, error, final and best test accuracy, training seconds."""
+    run = store.get_run(run_id) or {}
+    events = store.metrics(run_id)
+    return {"status": run.get("status"), "error": run.get("error"), "test_accuracy": run.get("final_test_accuracy"),
+            "best_test_accuracy": run.get("best_test_accuracy"),
+            "seconds": round(events[-1]["elapsed_s"], 3) if events and events[-1].get("elapsed_s") is not None else None}
 
 
 def default_workers() -> int:

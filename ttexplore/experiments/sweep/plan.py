@@ -23,6 +23,8 @@ class SweepPlan:
         active: ``{config key: run}`` of cells queued or running in a live process.
         todo: cells to run now (resume skips ``done``; ``active`` are never doubled).
         interrupted: ids of runs left queued/running by a dead process, now marked ``interrupted``.
+        resumable: ``{config key: run id}`` of todo cells whose newest run was interrupted with a
+            checkpoint: that run continues (same id, history kept) instead of a new one starting.
     """
 
     cells: list[SweepCell]
@@ -30,6 +32,7 @@ class SweepPlan:
     active: dict[str, dict[str, Any]]
     todo: list[SweepCell]
     interrupted: list[str] = field(default_factory=list)
+    resumable: dict[str, str] = field(default_factory=dict)
 
 
 def _owner_alive(run: dict[str, Any]) -> bool:
@@ -42,9 +45,11 @@ def _owner_alive(run: dict[str, Any]) -> bool:
 def plan_sweep(store: RunStore, cells: Sequence[SweepCell], name: str, resume: bool = True) -> SweepPlan:
     """Match ``cells`` against the runs already recorded under sweep ``name``.
 
-    Runs of the sweep left ``queued``/``running`` by a process that no longer
-    exists (a crash, a killed terminal) are marked ``interrupted`` and their
-    cells redone; failed, diverged and cancelled cells are redone too.
+    Runs of the sweep left ``running`` (or queued on the sweep's own queue) by a
+    process that no longer exists (a crash, a killed terminal) are marked
+    ``interrupted``; a cell whose newest run is interrupted with a checkpoint
+    continues from it, other unfinished cells (failed, diverged, cancelled) are
+    redone. Runs queued on the app's queue wait for a job manager and count as active.
 
     Args:
         resume: ``False`` reruns completed cells as well.
@@ -52,17 +57,24 @@ def plan_sweep(store: RunStore, cells: Sequence[SweepCell], name: str, resume: b
     done: dict[str, dict[str, Any]] = {}
     active: dict[str, dict[str, Any]] = {}
     interrupted: list[str] = []
+    newest: dict[str, dict[str, Any]] = {}
     for run in store.list_runs(sweep=name):  # newest first
         key = run["config_key"]
+        newest.setdefault(key, run)
         if run["status"] == "completed":
             done.setdefault(key, run)
         elif run["status"] in ACTIVE_STATUSES:
-            if _owner_alive(run):
+            waiting_for_a_manager = run["status"] == "queued" and run.get("queue", "app") == "app"
+            if waiting_for_a_manager or _owner_alive(run):
                 active.setdefault(key, run)
             else:
                 store.finish(run["id"], "interrupted",
-                             error=f"the process running it (pid {run.get('pid')}) is gone; the sweep redoes the cell")
+                             error=f"the process running it (pid {run.get('pid')}) is gone; the sweep continues the cell")
                 interrupted.append(run["id"])
+                run["status"] = "interrupted"
     todo = [cell for cell in cells if (not resume or cell.key not in done) and cell.key not in active]
-    return SweepPlan(list(cells), done, active, todo, interrupted)
+    resumable = {cell.key: newest[cell.key]["id"] for cell in todo
+                 if resume and cell.key in newest and newest[cell.key]["status"] == "interrupted"
+                 and store.checkpoint_path_for(newest[cell.key]["id"]).is_file()}
+    return SweepPlan(list(cells), done, active, todo, interrupted, resumable)
 
