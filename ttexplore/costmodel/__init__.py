@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
+from ttexplore.core.layout import WIDE_COPY_BYTES, permuted_copy_plan
 from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "EINSUM_OPTIMIZE",
     "MachineModel",
     "DEFAULT_MACHINE",
-    "permuted_copy_plan",
     "block_compositions",
     "einsum_equation",
     "strategy_costs",
@@ -60,15 +60,6 @@ STRATEGIES = ("auto", "ltr", "rtl", "blocked", "einsum", "dense")
 #: The concrete strategies the cost model covers ("auto" picks among them).
 CONCRETE_STRATEGIES = ("ltr", "rtl", "blocked", "einsum", "dense")
 
-#: Bytes of the word a wide permuted copy moves (complex128).
-WIDE_COPY_BYTES = 16
-
-#: Wide copies are used for unmoved inner blocks of 16 to this many bytes; past
-#: that, moving the tensor's own elements is as fast (measured on the benchmark
-#: machine: 16-byte blocks copy at ~60 GB/s wide vs ~22 GB/s plain, 32-byte at
-#: ~52 vs ~43, 64 bytes and up within noise of each other).
-WIDE_COPY_MAX_BYTES = 128
-
 #: A right-to-left step is done "cols"-wise only when that is estimated at most
 #: this fraction of the "rows" way: at small sizes the estimate favours "cols" by
 #: a few percent that the 4-axis copy's extra per-call cost takes back (measured
@@ -85,51 +76,6 @@ MERGE_MARGIN = 0.95
 EINSUM_OPTIMIZE = "dp"
 
 
-def permuted_copy_plan(
-    shape: Sequence[int], perm: Sequence[int], element_bytes: int
-) -> Union[None, tuple[tuple[int, ...], tuple[int, ...], bool]]:
-    """How a permuted copy of a contiguous tensor is done: ``None`` if nothing moves.
-
-    Size-1 axes are dropped and axes that stay adjacent are merged, so ``(rows, m, 1)``
-    with ``perm (1, 0, 2)`` becomes ``(rows, m)`` with ``(1, 0)``.
-
-    Returns:
-        ``None`` when the permutation leaves the memory order unchanged, else
-        ``(shape, perm, wide)``: the merged axes and permutation, and ``wide`` when
-        the innermost axis stays in place and spans a multiple of 16 bytes (more
-        than one element, at most :data:`WIDE_COPY_MAX_BYTES`); the copy then moves
-        16-byte words and the last entry of ``shape`` counts words, not elements.
-    """
-    return _permuted_copy_plan(tuple(int(s) for s in shape), tuple(int(p) for p in perm), int(element_bytes))
-
-
-@functools.lru_cache(maxsize=4096)
-def _permuted_copy_plan(shape: tuple[int, ...], perm: tuple[int, ...], element_bytes: int):
-    kept = [axis for axis in range(len(shape)) if shape[axis] != 1]
-    rank_of = {axis: index for index, axis in enumerate(kept)}
-    order = [rank_of[axis] for axis in perm if shape[axis] != 1]
-    sizes = [shape[axis] for axis in kept]
-    # runs of axes that are consecutive in both the source and the permuted order
-    runs: list[list[int]] = []
-    for axis in order:
-        if runs and runs[-1][-1] + 1 == axis:
-            runs[-1].append(axis)
-        else:
-            runs.append([axis])
-    if len(runs) <= 1:
-        return None
-    by_source = sorted(runs, key=lambda run: run[0])
-    merged_shape = [prod(sizes[axis] for axis in run) for run in by_source]
-    position = {run[0]: index for index, run in enumerate(by_source)}
-    merged_perm = tuple(position[run[0]] for run in runs)
-    last = len(merged_shape) - 1
-    inner_bytes = merged_shape[last] * element_bytes if merged_perm[-1] == last else 0
-    wide = element_bytes < inner_bytes <= WIDE_COPY_MAX_BYTES and inner_bytes % WIDE_COPY_BYTES == 0
-    if wide:
-        merged_shape[last] = inner_bytes // WIDE_COPY_BYTES
-    return tuple(merged_shape), merged_perm, wide
-
-
 def _copy_op(
     shape: Sequence[int], perm: Sequence[int], element_bytes: int, source: str = "state", wide_allowed: bool = True
 ) -> list[tuple]:
@@ -138,7 +84,7 @@ def _copy_op(
     ``source`` is the kind of the copied tensor ("input", "core" or "state");
     ``wide_allowed`` is false for copies torch does itself (no 16-byte words).
     """
-    plan = permuted_copy_plan(shape, perm, element_bytes)
+    plan = permuted_copy_plan(tuple(int(x) for x in shape), tuple(int(p) for p in perm), int(element_bytes))
     if plan is None:
         return []
     merged_shape, merged_perm, wide = plan
