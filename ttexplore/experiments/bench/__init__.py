@@ -35,6 +35,10 @@ from torch import nn
 
 from ttexplore.core import forward as tt_forward
 from ttexplore import costmodel
+from ttexplore.core.layout import permuted_copy_plan
+from ttexplore.costmodel import ops as cost_ops
+from ttexplore.costmodel.einsum import einsum_ops
+from ttexplore.costmodel.estimate import evaluate_ops, forward_seconds_by_part
 from ttexplore.core import ttmath
 from ttexplore.core.layers import TTLinear
 
@@ -622,7 +626,7 @@ def calibrate_machine(threads: Optional[int] = None) -> costmodel.MachineModel:
                     moved = 2 * source.numel() * 4
                     plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
                     plain_row.append(float(f"{moved / plain:.3g}"))
-                    if costmodel.permuted_copy_plan(shape, (1, 0, 2), 4)[2]:
+                    if permuted_copy_plan(shape, (1, 0, 2), 4).wide:
                         wide = best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
                         wide_row.append(float(f"{moved / wide:.3g}"))
                     else:
@@ -694,23 +698,23 @@ def _fit_call_costs(provisional: costmodel.MachineModel, best_seconds) -> dict[s
         internal = layer.ranks
         for batch in (1, 4):
             variants: list[tuple[Callable, list[tuple]]] = [
-                (lambda x: tt_matmul_ltr(x, cores), costmodel._sweep_ops(shapes, batch, "ltr", 4)),
-                (lambda x: tt_matmul_rtl(x, cores), costmodel._rtl_sweep(shapes, batch, 4)[0]),
-                (lambda x: tt_matmul_dense(x, cores), costmodel._dense_ops(shapes, batch, 4)),
+                (lambda x: tt_matmul_ltr(x, cores), cost_ops.sweep_ops(shapes, batch, "ltr", 4)),
+                (lambda x: tt_matmul_rtl(x, cores), cost_ops.rtl_sweep_ops(shapes, batch, 4)[0]),
+                (lambda x: tt_matmul_dense(x, cores), cost_ops.dense_ops(shapes, batch, 4)),
                 (
                     lambda x: tt_forward.tt_matmul_einsum(x, cores, in_modes, out_modes, internal),
-                    costmodel._einsum_ops(in_modes, out_modes, internal, batch, 4),
+                    einsum_ops(in_modes, out_modes, internal, batch, 4),
                 ),
             ]
             if d >= 2:
                 cols = ("cols",) * d
                 variants.append(
-                    (lambda x, cols=cols: tt_matmul_rtl(x, cores, None, cols), costmodel._rtl_sweep(shapes, batch, 4, cols)[0])
+                    (lambda x, cols=cols: tt_matmul_rtl(x, cores, None, cols), cost_ops.rtl_sweep_ops(shapes, batch, 4, cols)[0])
                 )
             if d >= 3:
                 for direction in ("rtl", "ltr"):
                     blocks = (2, d - 2)
-                    ops, _ = costmodel._blocked_ops(shapes, batch, blocks, direction, 4)
+                    ops, _ = cost_ops.blocked_ops(shapes, batch, blocks, direction, 4)
                     variants.append(
                         (lambda x, blocks=blocks, direction=direction: tt_matmul_blocked(x, cores, blocks, direction), ops)
                     )
@@ -721,7 +725,7 @@ def _fit_call_costs(provisional: costmodel.MachineModel, best_seconds) -> dict[s
                 with torch.no_grad():
                     forward = best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5)
                 total = best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5)
-                compute = costmodel._evaluate(ops, 4, True, provisional)
+                compute = evaluate_ops(ops, 4, True, provisional)
                 counts = {kind: sum(1 for op in ops if op[0] == kind) for kind in kinds}
                 forward_features.append([counts[kind] for kind in kinds])
                 forward_targets.append(forward - compute["forward_seconds"])
@@ -776,18 +780,18 @@ def _fit_scales(machine: costmodel.MachineModel, repeats: int = 9) -> dict[str, 
         d = len(shapes)
         inputs = torch.randn(batch, layer.in_features)
         variants = {
-            "ltr": (lambda: tt_matmul_ltr(inputs, cores), costmodel._sweep_ops(shapes, batch, "ltr", 4)),
-            "rtl": (lambda: tt_matmul_rtl(inputs, cores), costmodel._rtl_sweep(shapes, batch, 4)[0]),
+            "ltr": (lambda: tt_matmul_ltr(inputs, cores), cost_ops.sweep_ops(shapes, batch, "ltr", 4)),
+            "rtl": (lambda: tt_matmul_rtl(inputs, cores), cost_ops.rtl_sweep_ops(shapes, batch, 4)[0]),
             "einsum": (
                 lambda: tt_forward.tt_matmul_einsum(inputs, cores, in_modes, out_modes, internal),
-                costmodel._einsum_ops(in_modes, out_modes, internal, batch, 4),
+                einsum_ops(in_modes, out_modes, internal, batch, 4),
             ),
         }
         if layer.in_features * layer.out_features <= 1 << 20:
-            variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), costmodel._dense_ops(shapes, batch, 4))
+            variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), cost_ops.dense_ops(shapes, batch, 4))
         for blocks in {(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2)}:
             for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None)):
-                ops, _ = costmodel._blocked_ops(shapes, batch, blocks, direction, 4, orientations)
+                ops, _ = cost_ops.blocked_ops(shapes, batch, blocks, direction, 4, orientations)
                 variants[f"{blocks}{direction}{orientations}"] = (
                     lambda blocks=blocks, direction=direction, orientations=orientations: tt_matmul_blocked(
                         inputs, cores, blocks, direction, None, orientations
@@ -798,14 +802,8 @@ def _fit_scales(machine: costmodel.MachineModel, repeats: int = 9) -> dict[str, 
             times = _interleaved_times({name: run for name, (run, _) in variants.items()}, repeats, 2)
         for name, (_, ops) in variants.items():
             measured = min(times[name])  # the least disturbed run: background load only ever adds
-            parts = {"gemm": 0.0, "plain": 0.0, "wide": 0.0, "nd": 0.0}
-            for op in ops:
-                if op[0] == "gemm":
-                    parts["gemm"] += costmodel._gemm_seconds(*op[1:4], 4, machine)
-                elif op[0] == "copy":
-                    part = "nd" if op[5] == "nd" else ("wide" if op[3] else "plain")
-                    parts[part] += costmodel._copy_seconds(*op[1:4], *op[5:7], 4, machine)
-            total = costmodel._evaluate([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
+            parts = forward_seconds_by_part(ops, 4, machine)
+            total = evaluate_ops([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
             calls = total - sum(parts.values())
             features.append([parts[name] / measured for name in ("gemm", "plain", "wide", "nd")])
             targets.append(1.0 - calls / measured)
