@@ -74,6 +74,23 @@ def _viewable_as_matrix(memory: str, row_group: str, col_group: str, sizes: dict
     return True
 
 
+def _matrix_operand_ops(
+    memory: str, rows: str, cols: str, kind: str, sizes: dict, element_bytes: int
+) -> tuple[list[tuple], str]:
+    """The copy ``torch.tensordot`` makes to lay an operand out as the matrix ``(rows, cols)``, and its kind after.
+
+    No copy when that layout is a view of the operand (axes in memory order ``memory``);
+    a copied input becomes ``"input_copy"``.
+    """
+    if _viewable_as_matrix(memory, rows, cols, sizes):
+        return [], kind
+    wanted = rows + cols
+    ops = copy_op(
+        [sizes[s] for s in memory], [memory.index(s) for s in wanted], element_bytes, source=kind, wide_allowed=False
+    )
+    return ops, "input_copy" if kind == "input" else kind
+
+
 def einsum_ops(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, element_bytes: int
 ) -> list[tuple]:
@@ -114,26 +131,12 @@ def einsum_ops(
         contracted = "".join(left[p] for p, _ in pairs)
         free_left = "".join(s for s in left if s not in removed)
         free_right = "".join(s for s in right if s not in removed)
-        operand_kinds = []
-        for memory, rows, cols, operand_kind in (
-            (left_memory, free_left, contracted, left_kind),
-            (right_memory, contracted, free_right, right_kind),
-        ):
-            if not _viewable_as_matrix(memory, rows, cols, sizes):
-                wanted = rows + cols
-                ops += copy_op(
-                    [sizes[s] for s in memory],
-                    [memory.index(s) for s in wanted],
-                    element_bytes,
-                    source=operand_kind,
-                    wide_allowed=False,
-                )
-                operand_kind = "input_copy" if operand_kind == "input" else operand_kind
-            operand_kinds.append(operand_kind)
+        left_copy, left_kind = _matrix_operand_ops(left_memory, free_left, contracted, left_kind, sizes, element_bytes)
+        right_copy, right_kind = _matrix_operand_ops(right_memory, contracted, free_right, right_kind, sizes, element_bytes)
         m = prod(sizes[s] for s in free_left)
         k = prod(sizes[s] for s in contracted)
         n = prod(sizes[s] for s in free_right)
-        ops.append(("gemm", m, k, n, operand_kinds[0], operand_kinds[1]))
+        ops += left_copy + right_copy + [("gemm", m, k, n, left_kind, right_kind)]
         operands.append((result, free_left + free_right, kind))
     (_, memory, _), = operands
     # the strategy reshapes the result (B, m_1..m_d) -> (B, M): a copy unless laid out so
