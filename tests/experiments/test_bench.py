@@ -6,10 +6,12 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ttexplore.cli import main
 from ttexplore.experiments.bench import report
+from ttexplore.experiments.bench.calibrate import fit_nonnegative
 from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, selected_cases, selected_modes
 
 
@@ -17,7 +19,7 @@ def test_report_cases_and_command_line_import_without_torch():
     code = (
         "import sys, ttexplore.experiments.bench, ttexplore.experiments.bench.report, ttexplore.cli; "
         "ttexplore.cli.build_parser('bench'); "
-        "print(sorted(m for m in ('torch', 'plotly') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'plotly', 'scipy') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
@@ -50,6 +52,24 @@ def test_a_bad_case_is_one_line_and_exit_code_2(capsys):
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == ["ttexplore bench: error: --cases: 'nope' is neither a case nor a group "
                                   "(all, paper, 1024, small)"]
+
+
+# ---------------------------------------------------------------------------- the fit
+def test_the_nonnegative_fit_recovers_nonnegative_coefficients():
+    rng = np.random.default_rng(0)
+    features = rng.uniform(0.0, 5.0, size=(40, 4))
+    truth = np.array([2.0, 0.5, 0.0, 7.3e-6])
+    fitted = fit_nonnegative(features.tolist(), (features @ truth).tolist())
+    assert fitted == pytest.approx(truth.tolist(), abs=1e-9)
+    assert all(isinstance(value, float) for value in fitted)
+
+
+def test_a_coefficient_that_would_be_negative_comes_out_zero():
+    features = [[1.0, 1.0], [1.0, 2.0], [1.0, 3.0], [1.0, 4.0]]
+    targets = [4.0, 3.0, 2.0, 1.0]  # unconstrained: 5 - 1 * x
+    intercept, slope = fit_nonnegative(features, targets)
+    assert slope == 0.0
+    assert intercept == pytest.approx(2.5)  # the best constant: the mean
 
 
 # ---------------------------------------------------------------------------- the report

@@ -12,7 +12,9 @@ import math
 import time
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
+from scipy.optimize import nnls
 
 from ttexplore.core import forward as tt_forward
 from ttexplore.core.kernels import permute_copy, tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
@@ -200,32 +202,16 @@ def _memory_speeds() -> dict:
 
 # ---------------------------------------------------------------------------- fits
 def fit_nonnegative(features: Sequence[Sequence[float]], targets: Sequence[float]) -> list[float]:
-    """Coefficients ``c >= 0`` minimising ``sum_i (features_i . c - targets_i)^2`` (active-set method)."""
-    count = len(features[0])
-    active = list(range(count))
-    while True:
-        size = len(active)
-        # normal equations restricted to the active features, solved by Gauss-Jordan elimination
-        matrix = [[sum(row[a] * row[b] for row in features) for b in active] for a in active]
-        rhs = [sum(row[a] * target for row, target in zip(features, targets)) for a in active]
-        for column in range(size):
-            pivot = max(range(column, size), key=lambda r: abs(matrix[r][column]))
-            matrix[column], matrix[pivot] = matrix[pivot], matrix[column]
-            rhs[column], rhs[pivot] = rhs[pivot], rhs[column]
-            if abs(matrix[column][column]) < 1e-18:
-                continue
-            for r in range(size):
-                if r != column:
-                    factor = matrix[r][column] / matrix[column][column]
-                    matrix[r] = [x - factor * y for x, y in zip(matrix[r], matrix[column])]
-                    rhs[r] -= factor * rhs[column]
-        solution = [rhs[i] / matrix[i][i] if abs(matrix[i][i]) > 1e-18 else 0.0 for i in range(size)]
-        if all(value >= 0 for value in solution):
-            coefficients = [0.0] * count
-            for index, value in zip(active, solution):
-                coefficients[index] = value
-            return coefficients
-        active.pop(min(range(size), key=lambda i: solution[i]))
+    """Coefficients ``c >= 0`` minimising ``sum_i (features_i . c - targets_i)^2`` (``scipy.optimize.nnls``).
+
+    Args:
+        features: ``(samples, coefficients)``.
+        targets: ``(samples,)``.
+
+    Complexity: ``O(samples * coefficients^2)`` per active-set iteration.
+    """
+    coefficients, _ = nnls(np.asarray(features, dtype=float), np.asarray(targets, dtype=float))
+    return [float(value) for value in coefficients]
 
 
 def _call_cost_variants(layer: TTLinear, batch: int) -> list[Variant]:
