@@ -1,3 +1,167 @@
-"""``ttexplore bench``: the flags and the command live with the benchmarks (:mod:`ttexplore.experiments.bench`)."""
+"""``ttexplore bench``: time every TT forward strategy against ``nn.Linear``, or ``--calibrate`` the cost model.
 
-from ttexplore.experiments.bench import configure_parser, run  # noqa: F401
+The measuring is :mod:`ttexplore.experiments.bench`; this module parses the
+flags, runs the cases in turn, prints a line per case and writes the report.
+Parsing the flags does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ttexplore.cli.common import EXIT_OK, UsageError
+from ttexplore.experiments.bench import report
+from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
+
+__all__ = ["configure_parser", "run", "main"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the benchmark's options to ``parser`` (for ``python -m ttexplore bench``)."""
+    parser.add_argument(
+        "--cases",
+        default="all",
+        help="comma-separated case names or groups (%s); default all. Cases: %s"
+        % (", ".join(CASE_GROUPS), ", ".join(case.name for case in CASES)),
+    )
+    parser.add_argument("--modes", default="forward,train", help="comma-separated: forward, train (default both)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default 15, --quick 5)")
+    parser.add_argument("--out", default="benchmarks/results", help="directory for the CSV, summary and figure")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the benchmark machine's cores)")
+    parser.add_argument("--quick", action="store_true", help="5 repeats, and skip the dense strategy on huge layers")
+    parser.add_argument("--no-training", action="store_true", help="skip the MNIST training-step benchmark")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the figure")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=0.0,
+        help="before each case wait up to this many seconds for other processes to leave the CPUs idle "
+        "(shared machines; default 0: do not wait)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="re-measure a case up to this many times when other processes used over 15%% of the CPUs during it, "
+        "keeping the quietest measurement (default 0)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure every case in this process instead of a fresh interpreter per case",
+    )
+    parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure this machine's speeds for the cost model, print them as a machine file (JSON; save it and load "
+        "it with ttexplore.costmodel.load_machine to pass as strategy_costs(machine=...)), exit",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark described by ``args`` (from :func:`configure_parser`); returns an exit code.
+
+    Raises:
+        UsageError: an unknown case, group or mode.
+    """
+    if args.calibrate:
+        return _calibrate(args.threads)
+    try:
+        cases = selected_cases(args.cases)
+        modes = selected_modes(args.modes)
+    except ValueError as error:
+        raise UsageError(f"ttexplore bench: error: {error}") from None
+    import torch  # only now: --help and bad flags stay fast
+
+    from ttexplore.experiments.bench.harness import machine_line
+
+    torch.set_num_threads(args.threads)
+    machine = machine_line()
+    repeats = args.repeats or (5 if args.quick else 15)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    load_before = _load_average()
+    print(f"# {machine}; load average {load_before:.2f}; {repeats} repeats", flush=True)
+    rows = _run_cases(cases, modes, repeats, args)
+    training_rows = [] if args.no_training else _run_training_step(repeats, args)
+    header = (
+        f"Machine: {machine}. Load average {load_before:.2f} before, {_load_average():.2f} after; "
+        f"{repeats} interleaved repeats (median); {time.time() - started:.0f} s."
+    )
+    _write_tables(rows, training_rows, header, out_dir)
+    if rows and not args.no_plot:
+        for path in report.write_figure(rows, out_dir, machine):
+            print(f"wrote {path}")
+    print(f"wrote {out_dir / 'bench.csv'}, {out_dir / 'summary.md'}")
+    return EXIT_OK
+
+
+def _calibrate(threads: int) -> int:
+    """Measure this machine for the cost model and print it as a machine file (JSON)."""
+    import torch
+
+    from ttexplore.costmodel import machine_json
+    from ttexplore.experiments.bench.calibrate import calibrate_machine
+
+    torch.set_num_threads(threads)
+    print(machine_json(calibrate_machine(threads)), end="")
+    return EXIT_OK
+
+
+def _load_average() -> float:
+    """The 1-minute load average (nan where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def _run_cases(cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, args: argparse.Namespace) -> list[dict]:
+    """Every case in every mode, each measured as the flags say; prints a line per case."""
+    from ttexplore.experiments.bench import harness
+
+    rows: list[dict] = []
+    for case in cases:
+        for mode in modes:
+            spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick}
+            case_rows = harness.quietest(
+                lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
+            )
+            rows += case_rows
+            print(report.case_line(case_rows), flush=True)
+    return rows
+
+
+def _run_training_step(repeats: int, args: argparse.Namespace) -> list[dict]:
+    """The MNIST training-step benchmark (at least 10 repeats); prints a line per net."""
+    from ttexplore.experiments.bench import harness
+
+    spec = {"kind": "training", "repeats": max(repeats, 10)}
+    training_rows = harness.quietest(
+        lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
+    )
+    for row in training_rows:
+        print(report.training_line(row), flush=True)
+    return training_rows
+
+
+def _write_tables(rows: list[dict], training_rows: list[dict], header: str, out_dir: Path) -> None:
+    """``bench.csv``, ``training.csv`` and ``summary.md`` (with the targets, which are also printed)."""
+    report.write_csv(out_dir / "bench.csv", rows)
+    report.write_csv(out_dir / "training.csv", training_rows)
+    targets = report.evaluate_targets(rows, training_rows) if rows else []
+    summary = report.summary_markdown(rows, training_rows, header) + "\n### targets\n\n" + "\n".join(f"- {t}" for t in targets)
+    (out_dir / "summary.md").write_text(summary + "\n")
+    print("\n".join(targets))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``benchmarks/run_bench.py``: ``ttexplore bench`` with these arguments."""
+    from ttexplore.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ttexplore.costmodel import WIDE_COPY_BYTES, _permuted_copy_plan
+from ttexplore.core.layout import WIDE_COPY_BYTES, permuted_copy_plan
 from ttexplore.core.ttmath import prod
 
 __all__ = [
@@ -49,7 +49,7 @@ def _permuted_copy(flat: torch.Tensor, shape: tuple[int, ...], perm: tuple[int, 
     Returns ``flat`` itself (1-D) when the permutation moves nothing.
     """
     flat = flat.contiguous()
-    plan = _permuted_copy_plan(shape, perm, flat.element_size())
+    plan = permuted_copy_plan(shape, perm, flat.element_size())
     if plan is None:
         return flat.reshape(-1)
     copy_shape, copy_perm, wide = plan

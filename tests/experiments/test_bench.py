@@ -1,0 +1,150 @@
+"""The benchmark's pure parts: case selection, the report and targets, the non-negative fit, purity."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ttexplore.cli import main
+from ttexplore.experiments.bench import report
+from ttexplore.experiments.bench.calibrate import fit_nonnegative
+from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, selected_cases, selected_modes
+
+
+def test_report_cases_and_command_line_import_without_torch():
+    code = (
+        "import sys, ttexplore.experiments.bench, ttexplore.experiments.bench.report, ttexplore.cli; "
+        "ttexplore.cli.build_parser('bench'); "
+        "print(sorted(m for m in ('torch', 'plotly', 'scipy') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_the_package_hands_out_its_modules_names():
+    import ttexplore.experiments.bench as bench
+    from ttexplore.experiments.bench import calibrate, cases, harness
+
+    assert bench.CASES is cases.CASES and bench.bench_case is harness.bench_case
+    assert bench.calibrate_machine is calibrate.calibrate_machine
+    with pytest.raises(AttributeError):
+        bench.no_such_name
+
+
+# ---------------------------------------------------------------------------- cases
+def test_cases_and_groups_select_in_case_order():
+    assert [case.name for case in selected_cases("all")] == [case.name for case in CASES]
+    picked = selected_cases("784x625-r4-b128, paper")
+    assert [case.name for case in picked] == CASE_GROUPS["paper"] + ["784x625-r4-b128"]
+    assert selected_modes("train, forward") == ["train", "forward"]
+    with pytest.raises(ValueError, match="nope"):
+        selected_cases("paper,nope")
+    with pytest.raises(ValueError, match="--modes"):
+        selected_modes("backward")
+
+
+def test_a_bad_case_is_one_line_and_exit_code_2(capsys):
+    assert main(["bench", "--cases", "nope"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.splitlines() == ["ttexplore bench: error: --cases: 'nope' is neither a case nor a group "
+                                  "(all, paper, 1024, small)"]
+
+
+# ---------------------------------------------------------------------------- the fit
+def test_the_nonnegative_fit_recovers_nonnegative_coefficients():
+    rng = np.random.default_rng(0)
+    features = rng.uniform(0.0, 5.0, size=(40, 4))
+    truth = np.array([2.0, 0.5, 0.0, 7.3e-6])
+    fitted = fit_nonnegative(features.tolist(), (features @ truth).tolist())
+    assert fitted == pytest.approx(truth.tolist(), abs=1e-9)
+    assert all(isinstance(value, float) for value in fitted)
+
+
+def test_a_coefficient_that_would_be_negative_comes_out_zero():
+    features = [[1.0, 1.0], [1.0, 2.0], [1.0, 3.0], [1.0, 4.0]]
+    targets = [4.0, 3.0, 2.0, 1.0]  # unconstrained: 5 - 1 * x
+    intercept, slope = fit_nonnegative(features, targets)
+    assert slope == 0.0
+    assert intercept == pytest.approx(2.5)  # the best constant: the mean
+
+
+# ---------------------------------------------------------------------------- the report
+def _row(case, mode, contender, median_ms, speedup, auto_choice="", dense_flops_ratio=0.1, foreign_load=0.0):
+    return {"case": case, "mode": mode, "contender": contender, "median_ms": median_ms, "speedup_vs_linear": speedup,
+            "gflops": 1.5, "auto_choice": auto_choice, "dense_flops_ratio": dense_flops_ratio,
+            "foreign_load": foreign_load}
+
+
+def _case_rows(case, mode, linear_ms, strategies, auto_ms, choice, dense_flops_ratio=0.1):
+    rows = [_row(case, mode, "nn.Linear", linear_ms, 1.0, dense_flops_ratio=dense_flops_ratio)]
+    rows += [_row(case, mode, name, ms, linear_ms / ms, dense_flops_ratio=dense_flops_ratio)
+             for name, ms in strategies.items()]
+    rows.append(_row(case, mode, "auto", auto_ms, linear_ms / auto_ms, choice, dense_flops_ratio))
+    return rows
+
+
+PAPER_B1 = _case_rows("paper-25088x4096-r4-b1", "forward", 30.0, {"ltr": 2.0, "rtl": 1.0}, 1.0, "rtl")
+SMALL = _case_rows("1024x1024-r2-b1", "train", 0.5, {"ltr": 0.4, "rtl": 0.2, "einsum": 0.3}, 0.3, "einsum")
+TRAINING = [
+    {"net": "dense", "batch": 128, "parameters": 1000, "median_ms": 10.0, "dense_over_net": 1.0, "auto_choice": ""},
+    {"net": "tt-r2", "batch": 128, "parameters": 50, "median_ms": 8.0, "dense_over_net": 1.25, "auto_choice": "rtl"},
+    {"net": "tt-r8", "batch": 128, "parameters": 90, "median_ms": 20.0, "dense_over_net": 0.5, "auto_choice": "einsum"},
+]
+
+
+def test_targets_say_met_and_missed():
+    lines = report.evaluate_targets(PAPER_B1 + SMALL, TRAINING)
+    assert lines == [
+        "MET: paper-25088x4096-r4-b1 forward: auto is 30.0x faster than nn.Linear (target 20x; fastest strategy rtl 30.0x)",
+        "MISSED: 1024x1024-r2-b1 train: auto (einsum) takes 1.50x the fastest strategy (rtl)",
+        "MISSED: auto within 1.1x of the fastest strategy on every case (worst 1.50x on 1024x1024-r2-b1 train)",
+        "MET: no TT case (auto) slower than nn.Linear when its FLOPs are under half the dense FLOPs",
+        "MET: MNIST training step (batch 128) with tt-r2: 8.00 ms, dense net / TT net = 1.25",
+        "MISSED: MNIST training step (batch 128) with tt-r8: 20.00 ms, dense net / TT net = 0.50",
+    ]
+
+
+def test_a_cheap_case_slower_than_linear_misses_its_target():
+    slow = _case_rows("784x625-r4-b1", "forward", 0.2, {"rtl": 0.25}, 0.25, "rtl", dense_flops_ratio=0.05)
+    assert report.evaluate_targets(slow, [])[-1] == (
+        "MISSED: no TT case (auto) slower than nn.Linear when its FLOPs are under half the dense FLOPs: "
+        "784x625-r4-b1 forward (0.80x)"
+    )
+
+
+def test_summary_markdown_tables():
+    text = report.summary_markdown(SMALL + PAPER_B1, TRAINING, "Machine: test.")
+    lines = text.splitlines()
+    assert lines[0] == "Machine: test."
+    assert "### forward (no_grad)" in lines and "### train (forward + backward, input needs grad)" in lines
+    # the paper case comes first (case order), its missing strategies as "-"
+    assert lines[4] == ("| case | nn.Linear ms | ltr ms | rtl ms | blocked ms | einsum ms | dense ms | auto ms (choice) "
+                        "| speedup auto | auto / fastest | TT GFLOP/s | dense GFLOP/s |")
+    assert ("| paper-25088x4096-r4-b1 | 30.000 | 2.000 | 1.000 | - | - | - | 1.000 (rtl) | 30.00x | 1.00 | 1.5 | 1.5 |"
+            in lines)
+    assert "| 1024x1024-r2-b1 | 0.500 | 0.400 | 0.200 | - | 0.300 | - | 0.300 (einsum) | 1.67x | 1.50 | 1.5 | 1.5 |" in lines
+    assert "### MNIST net, one Adam step, batch 128" in lines
+    assert "| tt-r8 | 90 | 20.000 | 0.50 | einsum |" in lines
+
+
+def test_progress_lines():
+    line = report.case_line(SMALL)
+    assert line.startswith("1024x1024-r2-b1              train    nn.Linear     0.500 ms | ltr 0.400 rtl 0.200 einsum 0.300")
+    assert line.endswith("| auto 0.300 (einsum) speedup 1.67x, auto/fastest(rtl) 1.50; other load 0.00")
+    assert report.training_line(TRAINING[1]) == "MNIST step tt-r2     8.000 ms  dense/net 1.25 rtl"
+    assert report.fastest_tt_contender({row["contender"]: row for row in SMALL})[0] == "rtl"
+
+
+def test_csv_has_a_header_and_a_line_per_row(tmp_path):
+    path = tmp_path / "bench.csv"
+    report.write_csv(path, SMALL)
+    with open(path, newline="") as handle:
+        read = list(csv.DictReader(handle))
+    assert [row["contender"] for row in read] == ["nn.Linear", "ltr", "rtl", "einsum", "auto"]
+    assert read[2]["median_ms"] == "0.2"
+    report.write_csv(tmp_path / "empty.csv", [])
+    assert not (tmp_path / "empty.csv").exists()

@@ -1,0 +1,253 @@
+"""Measured speeds of one machine (:class:`MachineModel`), their interpolation and their JSON files.
+
+``python -m ttexplore bench --calibrate`` measures a machine and prints it in
+the JSON format :func:`load_machine` reads; :data:`DEFAULT_MACHINE` is the
+benchmark machine's, shipped as ``machines/default.json`` next to this module
+and read on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+__all__ = ["MachineModel", "default_machine", "load_machine", "machine_from_dict", "machine_json", "DEFAULT_MACHINE"]
+
+#: The default machine's file, inside this package.
+DEFAULT_MACHINE_RESOURCE = "machines/default.json"
+
+
+@dataclass(frozen=True)
+class MachineModel:
+    """Measured speeds of one machine: the constants of the time estimate.
+
+    A GEMM ``(m, k) @ (k, n)`` is classed by its largest dimension: the output rows
+    ``m`` (table ``gemm_rows``, indexed by ``(k, n)``), the output columns ``n``
+    (``gemm_cols``, by ``(k, m)``) or the contraction ``k`` (``gemm_reduce``, by
+    ``(m, n)``). Each table holds float32 FLOP/s at the sizes ``gemm_grid`` (powers
+    of two; in between interpolated in ``log2``, beyond clamped), measured with
+    operands of about ``gemm_small_bytes`` in all; the ``_large`` tables hold the
+    same for about ``gemm_large_bytes`` (past the last-level cache), and working
+    sets in between are interpolated in ``log2`` of their size.
+
+    A permuted copy moves ``copy_tables[key][i][j]`` bytes/s (read plus write),
+    ``key`` = ``"<form>/<size>/<moves>"``: ``form`` "passes" or "streams" and fan
+    ``copy_fans[i]`` as :func:`ttexplore.costmodel.ops.copy_geometry` classes it,
+    contiguous blocks of ``copy_block_bytes[j]`` bytes, ``size`` "small"
+    (``copy_small_bytes``) or "large" (``copy_large_bytes``; in between
+    interpolated in ``log2``), ``moves`` "plain" or "wide" (16-byte words).
+
+    Attributes:
+        description: which machine, and how the numbers were taken.
+        memory_bandwidth: bytes/s of main memory; no GEMM beyond the large
+            tables' size is estimated faster than its operands can stream.
+        fault_bytes, fault_bandwidth: results of at least ``fault_bytes`` get
+            fresh pages from the OS on every allocation (glibc's largest mmap
+            threshold), which costs ``bytes / fault_bandwidth`` more.
+        gemm_call_s, copy_call_s, einsum_call_s, merge_call_s: fixed cost of one
+            GEMM, one copy, one opt_einsum contraction step, one merged block, from
+            Python (dispatch, allocation, bookkeeping).
+        forward_call_s: fixed cost of one forward, whatever the strategy.
+        backward_gemm_call_s, backward_copy_call_s: the same for the backward nodes.
+        float64_slowdown: how much slower a float64 GEMM is than a float32 one.
+        gemm_scale, plain_copy_scale, wide_copy_scale, nd_copy_scale: factors on
+            the tables' times (``nd``: copies permuting more than two axes),
+            fitted to whole forwards: an operation inside a forward (its
+            operands just written by the previous one, its result freshly
+            allocated, threads just woken) does not run at its isolated speed.
+    """
+
+    description: str
+    gemm_grid: tuple[int, ...]
+    gemm_rows: tuple[tuple[float, ...], ...]
+    gemm_cols: tuple[tuple[float, ...], ...]
+    gemm_reduce: tuple[tuple[float, ...], ...]
+    gemm_rows_large: tuple[tuple[float, ...], ...]
+    gemm_cols_large: tuple[tuple[float, ...], ...]
+    gemm_reduce_large: tuple[tuple[float, ...], ...]
+    gemm_small_bytes: int
+    gemm_large_bytes: int
+    copy_block_bytes: tuple[int, ...]
+    copy_fans: tuple[int, ...]
+    copy_tables: tuple[tuple[str, tuple[tuple[float, ...], ...]], ...]
+    copy_small_bytes: int
+    copy_large_bytes: int
+    memory_bandwidth: float
+    fault_bytes: int
+    fault_bandwidth: float
+    gemm_call_s: float
+    copy_call_s: float
+    einsum_call_s: float
+    merge_call_s: float
+    forward_call_s: float
+    backward_gemm_call_s: float
+    backward_copy_call_s: float
+    float64_slowdown: float = 2.0
+    gemm_scale: float = 1.0
+    plain_copy_scale: float = 1.0
+    wide_copy_scale: float = 1.0
+    nd_copy_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        # a dict view of copy_tables, built once (the dataclass is frozen and hashable)
+        object.__setattr__(self, "_copy_table_by_key", dict(self.copy_tables))
+
+    def gemm_rate(self, m: int, k: int, n: int, total_bytes: int) -> float:
+        """float32 FLOP/s of a ``(m, k) @ (k, n)`` GEMM whose operands and result take ``total_bytes``."""
+        if m >= n and m >= k:
+            small, large, first, second = self.gemm_rows, self.gemm_rows_large, k, n
+        elif n >= k:
+            small, large, first, second = self.gemm_cols, self.gemm_cols_large, k, m
+        else:
+            small, large, first, second = self.gemm_reduce, self.gemm_reduce_large, m, n
+        return _by_size(
+            _interpolate_2d(small, self.gemm_grid, first, second),
+            _interpolate_2d(large, self.gemm_grid, first, second),
+            total_bytes,
+            self.gemm_small_bytes,
+            self.gemm_large_bytes,
+        )
+
+    def copy_rate(self, block_bytes: int, wide: bool, total_bytes: int, form: str, fan: int) -> float:
+        """Bytes/s (read plus write) of a permuted copy of ``total_bytes`` (see the class notes)."""
+        tables = self._copy_table_by_key
+        moves = "wide" if wide else "plain"
+        small, large = (
+            _interpolate_2d(tables[f"{form}/{size}/{moves}"], (self.copy_fans, self.copy_block_bytes), fan, block_bytes)
+            for size in ("small", "large")
+        )
+        return _by_size(small, large, total_bytes, self.copy_small_bytes, self.copy_large_bytes)
+
+
+# ------------------------------------------------------------------ interpolation
+def _by_size(small: float, large: float, size: float, small_size: float, large_size: float) -> float:
+    """``small`` up to ``small_size``, ``large`` from ``large_size``, log2-interpolated in between."""
+    if size <= small_size:
+        return small
+    if size >= large_size:
+        return large
+    weight = math.log2(size / small_size) / math.log2(large_size / small_size)
+    return small * (1 - weight) + large * weight
+
+
+def _grid_position(grid: Sequence[int], value: float) -> tuple[int, float]:
+    """Index ``i`` and weight ``w`` so that ``log2(value)`` lies between ``grid[i]`` and ``grid[i + 1]``."""
+    if value <= grid[0]:
+        return 0, 0.0
+    if value >= grid[-1]:
+        return len(grid) - 2, 1.0
+    for index in range(len(grid) - 1):
+        if grid[index] <= value <= grid[index + 1]:
+            low, high = math.log2(grid[index]), math.log2(grid[index + 1])
+            return index, (math.log2(value) - low) / (high - low)
+    return len(grid) - 2, 1.0
+
+
+def _interpolate_2d(
+    table: Sequence[Sequence[float]], grid: Union[Sequence[int], tuple[Sequence[int], Sequence[int]]], first: float,
+    second: float,
+) -> float:
+    """Bilinear interpolation (in ``log2``) of ``table[i][j]`` sampled at ``grid`` (one grid, or one per axis)."""
+    first_grid, second_grid = grid if isinstance(grid[0], (tuple, list)) else (grid, grid)
+    i, wi = _grid_position(first_grid, first)
+    j, wj = _grid_position(second_grid, second)
+    top = table[i][j] * (1 - wj) + table[i][j + 1] * wj
+    bottom = table[i + 1][j] * (1 - wj) + table[i + 1][j + 1] * wj
+    return top * (1 - wi) + bottom * wi
+
+
+# ------------------------------------------------------------------ JSON files
+def machine_from_dict(data: dict[str, Any]) -> MachineModel:
+    """The :class:`MachineModel` of a parsed machine file (:func:`machine_json`'s format).
+
+    Lists become tuples and ``copy_tables`` (an object ``{key: rows}``) becomes
+    ``((key, rows), ...)`` in the file's order.
+
+    Raises:
+        ValueError: a field is missing or unknown.
+    """
+    names = [field.name for field in dataclasses.fields(MachineModel)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown machine field(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    values = {name: _as_tuples(value) for name, value in data.items() if name != "copy_tables"}
+    if "copy_tables" in data:
+        values["copy_tables"] = tuple((key, _as_tuples(rows)) for key, rows in data["copy_tables"].items())
+    try:
+        return MachineModel(**values)
+    except TypeError as error:  # a required field is missing
+        raise ValueError(f"incomplete machine: {error}") from None
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def load_machine(path: Union[str, Path]) -> MachineModel:
+    """Read a machine file (as ``bench --calibrate`` prints it), e.g. to pass as ``strategy_costs(machine=...)``."""
+    return machine_from_dict(json.loads(Path(path).read_text()))
+
+
+@functools.lru_cache(maxsize=None)
+def default_machine() -> MachineModel:
+    """Speeds of the benchmark machine (2 cores of an AMD EPYC under KVM, torch 2.14.1, 2 threads).
+
+    Measured by ``python -m ttexplore bench --calibrate`` while other processes
+    left the CPUs idle; read once from this package's ``machines/default.json``.
+    """
+    text = resources.files(__package__).joinpath(DEFAULT_MACHINE_RESOURCE).read_text()
+    return machine_from_dict(json.loads(text))
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_MACHINE is read from its file on first use, not on import
+    if name == "DEFAULT_MACHINE":
+        return default_machine()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def machine_json(machine: MachineModel) -> str:
+    """``machine`` as a JSON machine file: one field per line, one table row per line, numbers exact."""
+    entries = []
+    for field in dataclasses.fields(machine):
+        value = getattr(machine, field.name)
+        if field.name == "copy_tables":
+            tables = ",\n".join(f"    {json.dumps(key)}: {_json_rows(rows, '    ')}" for key, rows in value)
+            text = "{\n" + tables + "\n  }"
+        elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
+            text = _json_rows(value, "  ")
+        else:
+            text = _json_value(value)
+        entries.append(f"  {json.dumps(field.name)}: {text}")
+    return "{\n" + ",\n".join(entries) + "\n}\n"
+
+
+def _json_rows(rows: Sequence[Sequence[float]], indent: str) -> str:
+    return "[\n" + ",\n".join(f"{indent}  {_json_value(row)}" for row in rows) + f"\n{indent}]"
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(map(_json_value, value)) + "]"
+    if isinstance(value, float):
+        return _json_float(value)
+    return json.dumps(value)
+
+
+def _json_float(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``; large values as ``4.16e+09``."""
+    if not math.isfinite(value):
+        raise ValueError(f"a machine file holds finite numbers only, not {value}")
+    if abs(value) < 1e5:
+        return repr(value)
+    for digits in range(17):
+        text = f"{value:.{digits}e}"
+        if float(text) == value:
+            return text
+    return repr(value)

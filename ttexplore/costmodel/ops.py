@@ -1,0 +1,294 @@
+"""The TT layer's forward strategies as lists of the operations they perform.
+
+Each forward strategy of :mod:`ttexplore.core.forward` is described here as the
+list of operations it performs, call for call, so FLOPs, memory and an estimated
+time can be computed without torch (the app shows them on every keystroke;
+:mod:`ttexplore.costmodel.estimate` prices them). The einsum strategy's list is
+in :mod:`ttexplore.costmodel.einsum`.
+
+An operation is a tuple:
+
+* ``("gemm", m, k, n, left, right)``: one ``(m, k) @ (k, n)`` product; ``left``
+  and ``right`` say what each operand is: ``"input"`` (the layer's input),
+  ``"core"`` (a core, a permuted core matrix or merged cores) or ``"state"`` (an
+  intermediate that depends on the input).
+* ``("copy", elements, block_bytes, wide, source, form, fan)``: one permuted copy
+  that moves ``elements`` elements in contiguous blocks of ``block_bytes`` bytes;
+  ``wide`` when it moves them as 16-byte words
+  (:func:`ttexplore.core.kernels.permute_copy`); ``source`` is the kind of the
+  copied tensor; ``form`` and ``fan`` say how it walks memory
+  (:func:`copy_geometry`).
+* ``("einsum_call",)``: the Python bookkeeping opt_einsum does per contraction.
+* ``("merge_call",)``: the Python bookkeeping of merging one block of cores.
+* ``("forward_call",)``: the fixed cost of one forward (planning lookup, bias add).
+
+Kinds: ``"input"`` (needs a gradient only when the input does), ``"input_copy"``
+(a permuted copy of the input: the same, but allocated by the forward),
+``"core"`` and ``"state"`` (always need one in training).
+
+Core shapes are ``(r_{k-1}, n_k, m_k, r_k)`` as in :mod:`ttexplore.core.ttmath`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+from ttexplore.core.layout import WIDE_COPY_BYTES, permuted_copy_plan
+from ttexplore.core.ttmath import prod
+
+__all__ = [
+    "STRATEGIES",
+    "CONCRETE_STRATEGIES",
+    "CoreShape",
+    "copy_op",
+    "copy_geometry",
+    "block_shapes",
+    "block_compositions",
+    "merge_ops",
+    "rtl_sweep_ops",
+    "sweep_ops",
+    "dense_ops",
+    "blocked_ops",
+]
+
+#: Strategy names a ``TTLinear`` accepts (``"auto"`` picks one of the concrete ones).
+STRATEGIES = ("auto", "ltr", "rtl", "blocked", "einsum", "dense")
+
+#: The concrete strategies the cost model covers ("auto" picks among them).
+CONCRETE_STRATEGIES = ("ltr", "rtl", "blocked", "einsum", "dense")
+
+#: A core's shape ``(r_{k-1}, n_k, m_k, r_k)``.
+CoreShape = tuple[int, int, int, int]
+
+#: Picks a right-to-left step's orientation from its two operation lists: ``"rows"`` or ``"cols"``.
+OrientationChooser = Callable[[list[tuple], list[tuple]], str]
+
+
+def copy_op(
+    shape: Sequence[int], perm: Sequence[int], element_bytes: int, source: str = "state", wide_allowed: bool = True
+) -> list[tuple]:
+    """The ``("copy", ...)`` operation of one permuted copy, or ``[]`` when nothing moves.
+
+    Args:
+        shape, perm: the copied tensor's axes and their new order.
+        element_bytes: bytes of one element.
+        source: the kind of the copied tensor ("input", "core" or "state").
+        wide_allowed: false for copies torch does itself (no 16-byte words).
+    """
+    plan = permuted_copy_plan(tuple(int(s) for s in shape), tuple(int(p) for p in perm), int(element_bytes))
+    if plan is None:
+        return []
+    merged_shape, merged_perm, wide = plan
+    last = len(merged_shape) - 1
+    if merged_perm[-1] != last:
+        block, moved_shape, moved_perm = element_bytes, list(merged_shape), list(merged_perm)
+    else:
+        unit = WIDE_COPY_BYTES if wide else element_bytes
+        block = merged_shape[last] * unit
+        moved_shape, moved_perm = list(merged_shape[:last]), list(merged_perm[:last])
+    while moved_perm and moved_perm[0] == 0:  # leading axes that stay: a batch of copies
+        moved_shape.pop(0)
+        moved_perm = [axis - 1 for axis in moved_perm[1:]]
+    form, fan = copy_geometry(moved_shape, moved_perm)
+    return [("copy", prod(shape), block, wide and wide_allowed, source, form, fan)]
+
+
+def copy_geometry(shape: Sequence[int], perm: Sequence[int]) -> tuple[str, int]:
+    """How a permuted copy walks memory: ``("passes", q)``, ``("streams", p)`` or ``("nd", fan)``.
+
+    The copy is written in output order. A swap ``(p, q) -> (q, p)`` of blocks
+    reads the source in ``q`` strided passes when ``q <= p``, else from ``p``
+    interleaved streams; either way the smaller side (the fan) sets how far
+    apart consecutive reads land. Permutations of more axes (``"nd"``; torch
+    walks them with short inner loops) are costed as passes over their
+    smallest moved axis, with their own scale factor. The machine's copy tables
+    (:class:`ttexplore.costmodel.machine.MachineModel`) are keyed by this form and fan.
+    """
+    if len(shape) == 2:
+        p, q = shape
+        return ("passes", q) if q <= p else ("streams", p)
+    return "nd", min(shape) if shape else 1
+
+
+def block_shapes(shapes: Sequence[CoreShape], blocks: Sequence[int]) -> list[CoreShape]:
+    """Shapes of the cores after merging consecutive ``blocks`` of them (block lengths summing to ``len(shapes)``)."""
+    merged, start = [], 0
+    for length in blocks:
+        group = shapes[start : start + length]
+        merged.append((group[0][0], prod(s[1] for s in group), prod(s[2] for s in group), group[-1][3]))
+        start += length
+    return merged
+
+
+def block_compositions(d: int) -> list[tuple[int, ...]]:
+    """Every way to cut ``d`` cores into consecutive blocks, as tuples of block lengths (``2^(d-1)`` of them)."""
+    result = []
+    for mask in range(2 ** (d - 1)):
+        cuts = [0] + [k + 1 for k in range(d - 1) if mask >> k & 1] + [d]
+        result.append(tuple(cuts[j + 1] - cuts[j] for j in range(len(cuts) - 1)))
+    return result
+
+
+def merge_ops(shapes: Sequence[CoreShape], element_bytes: int) -> list[tuple]:
+    """Operations of :func:`ttexplore.core.kernels.merge_cores` on cores of these shapes."""
+    if len(shapes) == 1:
+        return []
+    ops: list[tuple] = [("merge_call",)]
+    rank_first, n_first, m_first, _ = shapes[0]
+    rows = rank_first * n_first * m_first
+    for rank_in, modes_in, modes_out, rank_out in shapes[1:]:
+        # (r_0 n_1 m_1 .. n_{j-1} m_{j-1}, r_{j-1}) @ (r_{j-1}, n_j m_j r_j)
+        ops.append(("gemm", rows, rank_in, modes_in * modes_out * rank_out, "core", "core"))
+        rows *= modes_in * modes_out
+    count = len(shapes)
+    interleaved = [rank_first] + [size for s in shapes for size in (s[1], s[2])] + [shapes[-1][3]]
+    in_axes = [1 + 2 * j for j in range(count)]
+    out_axes = [2 + 2 * j for j in range(count)]
+    ops += copy_op(interleaved, [0, *in_axes, *out_axes, 2 * count + 1], element_bytes, source="core")
+    return ops
+
+
+def _core_matrix_ops(shape: CoreShape, perm: Sequence[int], element_bytes: int) -> list[tuple]:
+    """The copy that lays a core out as the matrix a sweep step multiplies by."""
+    return copy_op(shape, perm, element_bytes, source="core", wide_allowed=False)
+
+
+def _rtl_step_ops(
+    shape: CoreShape,
+    state: int,
+    next_modes_in: int,
+    rank_first: bool,
+    orientation: str,
+    operand: str,
+    element_bytes: int,
+) -> tuple[list[tuple], int, bool]:
+    """One step of :func:`ttexplore.core.kernels.tt_matmul_rtl`: its operations, the new state size and pair order."""
+    rank_in, modes_in, modes_out, rank_out = shape
+    pair = (3, 1) if rank_first else (1, 3)
+    contracted = modes_in * rank_out
+    rows = state // contracted
+    if rank_in == 1:
+        ops = _core_matrix_ops(shape, (2, *pair, 0), element_bytes)
+        ops.append(("gemm", modes_out, contracted, rows, "core", operand))
+    elif orientation == "rows":
+        ops = _core_matrix_ops(shape, (*pair, 2, 0), element_bytes)
+        ops.append(("gemm", rows, contracted, modes_out * rank_in, operand, "core"))
+        ops += copy_op((rows, modes_out, rank_in), (1, 0, 2), element_bytes)
+        rank_first = False
+    else:
+        ops = _core_matrix_ops(shape, (2, 0, *pair), element_bytes)
+        ops.append(("gemm", modes_out * rank_in, contracted, rows, "core", operand))
+        ops += copy_op((modes_out, rank_in, rows // next_modes_in, next_modes_in), (0, 2, 1, 3), element_bytes)
+        rank_first = True
+    return ops, rows * modes_out * rank_in, rank_first
+
+
+def rtl_sweep_ops(
+    shapes: Sequence[CoreShape],
+    batch: int,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
+    choose: Optional[OrientationChooser] = None,
+) -> tuple[list[tuple], tuple[str, ...]]:
+    """Operations of :func:`ttexplore.core.kernels.tt_matmul_rtl` and the per-step orientations used.
+
+    With ``choose``, each step's orientation is ``choose(rows_ops, cols_ops)``
+    (the steps' costs do not depend on each other's orientation); otherwise
+    ``orientations`` (one per core, last core first; default all ``"rows"``).
+    A step whose core has ``r_{k-1} = 1`` is always ``"rows"``.
+    """
+    ops: list[tuple] = []
+    used: list[str] = []
+    state = batch * prod(s[1] for s in shapes)
+    rank_first = False
+    operand = "input"
+    count = len(shapes)
+    for step in range(count):
+        shape = shapes[count - 1 - step]
+        next_modes_in = shapes[count - 2 - step][1] if step < count - 1 else 1
+        if shape[0] == 1:
+            orientation = "rows"
+        elif choose is not None:
+            options = {
+                name: _rtl_step_ops(shape, state, next_modes_in, rank_first, name, operand, element_bytes)[0]
+                for name in ("rows", "cols")
+            }
+            orientation = choose(options["rows"], options["cols"])
+        else:
+            orientation = orientations[step] if orientations is not None else "rows"
+        step_ops, state, rank_first = _rtl_step_ops(
+            shape, state, next_modes_in, rank_first, orientation, operand, element_bytes
+        )
+        ops += step_ops
+        used.append(orientation)
+        operand = "state"
+    if batch > 1:
+        ops += copy_op((prod(s[2] for s in shapes), batch), (1, 0), element_bytes)
+    return ops, tuple(used)
+
+
+def sweep_ops(
+    shapes: Sequence[CoreShape],
+    batch: int,
+    direction: str,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
+) -> list[tuple]:
+    """Operations of :func:`ttexplore.core.kernels.tt_matmul_ltr` (``direction="ltr"``) or ``tt_matmul_rtl`` ("rtl")."""
+    if direction == "rtl":
+        return rtl_sweep_ops(shapes, batch, element_bytes, orientations)[0]
+    if direction != "ltr":
+        raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
+    ops: list[tuple] = []
+    operand = "input"
+    in_features = prod(s[1] for s in shapes)
+    if batch > 1:
+        ops += copy_op((batch, in_features), (1, 0), element_bytes, source=operand)
+        operand = "input_copy"
+    state = in_features * batch
+    for rank_in, modes_in, modes_out, rank_out in shapes:
+        contracted = rank_in * modes_in
+        cols = state // contracted
+        ops += _core_matrix_ops((rank_in, modes_in, modes_out, rank_out), (3, 2, 0, 1), element_bytes)
+        ops.append(("gemm", rank_out * modes_out, contracted, cols, "core", operand))
+        ops += copy_op((rank_out, modes_out, cols // batch, batch), (0, 2, 1, 3), element_bytes)
+        state = rank_out * modes_out * cols
+        operand = "state"
+    if batch > 1:
+        ops += copy_op((prod(s[2] for s in shapes), batch), (1, 0), element_bytes)
+    return ops
+
+
+def dense_ops(shapes: Sequence[CoreShape], batch: int, element_bytes: int) -> list[tuple]:
+    """Operations of :func:`ttexplore.core.kernels.tt_matmul_dense`: rebuild ``W^T``, one GEMM."""
+    in_features = prod(s[1] for s in shapes)
+    out_features = prod(s[2] for s in shapes)
+    return merge_ops(shapes, element_bytes) + [("gemm", batch, in_features, out_features, "input", "core")]
+
+
+def blocked_ops(
+    shapes: Sequence[CoreShape],
+    batch: int,
+    blocks: Sequence[int],
+    direction: str,
+    element_bytes: int,
+    orientations: Optional[Sequence[str]] = None,
+    choose: Optional[OrientationChooser] = None,
+) -> tuple[list[tuple], tuple[str, ...]]:
+    """Operations of :func:`ttexplore.core.kernels.tt_matmul_blocked`, and the rtl orientations used.
+
+    The cores are merged in consecutive ``blocks``, then swept in ``direction``;
+    ``orientations`` and ``choose`` are those of :func:`rtl_sweep_ops`.
+    """
+    if len(blocks) == 1:
+        return dense_ops(shapes, batch, element_bytes), ()
+    ops: list[tuple] = []
+    start = 0
+    for length in blocks:
+        ops += merge_ops(shapes[start : start + length], element_bytes)
+        start += length
+    merged = block_shapes(shapes, blocks)
+    if direction == "rtl":
+        sweep, used = rtl_sweep_ops(merged, batch, element_bytes, orientations, choose)
+        return ops + sweep, used
+    return ops + sweep_ops(merged, batch, direction, element_bytes), ()

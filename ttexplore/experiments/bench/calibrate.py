@@ -1,0 +1,339 @@
+"""Measuring this machine for the cost model: the speeds a :class:`~ttexplore.costmodel.MachineModel` holds.
+
+``python -m ttexplore bench --calibrate`` runs :func:`calibrate_machine` and
+prints the result as a machine file (:func:`ttexplore.costmodel.machine_json`).
+Tables come from isolated GEMMs and copies; the per-call costs and the scale
+factors are fitted (non-negative least squares) to whole forwards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from ttexplore.core import forward as tt_forward
+from ttexplore.core.kernels import permute_copy, tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+from ttexplore.core.layers import TTLinear
+from ttexplore.core.layout import permuted_copy_plan
+from ttexplore.costmodel import MachineModel
+from ttexplore.costmodel.einsum import einsum_ops
+from ttexplore.costmodel.estimate import evaluate_ops, forward_seconds_by_part
+from ttexplore.costmodel.ops import blocked_ops, dense_ops, rtl_sweep_ops, sweep_ops
+from ttexplore.experiments.bench.harness import interleaved_times, machine_line
+
+__all__ = ["calibrate_machine", "fit_nonnegative", "SCALE_FIT_LAYERS"]
+
+#: Sizes of the GEMM tables' small dimensions (1 .. 512).
+GEMM_GRID = tuple(1 << power for power in range(10))
+
+#: Working sets of the "small" (in cache) and "large" (past the last-level cache) tables.
+SMALL_BYTES, LARGE_BYTES = 4 << 20, 24 << 20
+
+#: Contiguous block sizes and fans of the copy tables.
+COPY_BLOCK_BYTES = (4, 8, 16, 32, 64, 128, 512)
+COPY_FANS = (4, 16, 64)
+
+#: Results of at least this many bytes get fresh pages from the OS (glibc's largest mmap threshold).
+FAULT_BYTES = 32 << 20
+
+#: Layers and batches whose whole forwards fit the model's scale factors.
+SCALE_FIT_LAYERS = (
+    ((4, 8, 8, 4), (4, 8, 8, 4), 2, 128),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8, 32),
+    ((4, 8, 8, 4), (4, 8, 8, 4), 8, 128),
+    ((4, 7, 4, 7), (5, 5, 5, 5), 4, 128),
+    ((8, 8, 8, 8), (8, 8, 8, 8), 4, 32),
+    ((8, 8, 8, 8), (8, 8, 8, 8), 8, 64),
+    ((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 16),
+)
+
+#: The per-call costs, in the order :func:`_fit_call_costs` fits them.
+_CALL_COSTS = ("gemm_call_s", "copy_call_s", "einsum_call_s", "merge_call_s", "forward_call_s")
+_BACKWARD_CALL_COSTS = ("backward_gemm_call_s", "backward_copy_call_s")
+
+#: A variant of a forward: a function of the input, and the operations the cost model lists for it.
+Variant = tuple[Callable[[torch.Tensor], torch.Tensor], list[tuple]]
+
+
+def calibrate_machine(threads: Optional[int] = None) -> MachineModel:
+    """Measure the speeds :class:`ttexplore.costmodel.MachineModel` holds, on this machine.
+
+    GEMM tables: float32 ``torch.mm`` at every pair of small sizes on the model's
+    grid, the large dimension chosen so operands and result take ~4 MB (and
+    ~24 MB for the ``_large`` tables). Copy tables: 4 MB and 24 MB swaps
+    ``(p, q, block) -> (q, p, block)`` with ``q`` (passes) or ``p`` (streams)
+    equal to each fan, per block size, plain and (where used) wide. Page faults: a fresh 64 MB result against one written
+    into existing memory. Per-call costs: :func:`_fit_call_costs`; scale factors:
+    :func:`_fit_scales`. The best of several runs counts, so background load
+    biases it less; takes about half a minute.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    tt_forward.prime_allocator()
+    tiny = torch.randn(2, 2)
+    call_s = _best_seconds(lambda: torch.mm(tiny, tiny), repeats=200, warmup=20)
+    tables = {kind: _gemm_table(kind, SMALL_BYTES, 7, call_s) for kind in ("rows", "cols", "reduce")}
+    large_tables = {kind: _gemm_table(kind, LARGE_BYTES, 3, call_s) for kind in ("rows", "cols", "reduce")}
+    measured = dict(
+        gemm_grid=GEMM_GRID,
+        gemm_rows=tables["rows"],
+        gemm_cols=tables["cols"],
+        gemm_reduce=tables["reduce"],
+        gemm_rows_large=large_tables["rows"],
+        gemm_cols_large=large_tables["cols"],
+        gemm_reduce_large=large_tables["reduce"],
+        gemm_small_bytes=SMALL_BYTES,
+        gemm_large_bytes=LARGE_BYTES,
+        copy_block_bytes=COPY_BLOCK_BYTES,
+        copy_fans=COPY_FANS,
+        copy_tables=_copy_tables(),
+        copy_small_bytes=SMALL_BYTES,
+        copy_large_bytes=LARGE_BYTES,
+        **_memory_speeds(),
+    )
+    no_calls = dict.fromkeys(_CALL_COSTS + _BACKWARD_CALL_COSTS, 0.0)
+    provisional = MachineModel(description="calibrating", **measured, **no_calls)
+    calls = _fit_call_costs(provisional)
+    scales = _fit_scales(MachineModel(description="calibrating", **measured, **calls))
+    return MachineModel(
+        description=f"{machine_line()}; measured by ttexplore.experiments.bench.calibrate_machine",
+        **measured, **calls, **scales,
+    )
+
+
+def _three_digits(value: float) -> float:
+    return float(f"{value:.3g}")
+
+
+def _best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
+    """The fastest of ``repeats`` timed runs of ``function`` (after ``warmup`` untimed ones)."""
+    for _ in range(warmup):
+        function()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ---------------------------------------------------------------------------- tables
+def _gemm_table(kind: str, total_bytes: int, repeats: int, call_s: float) -> tuple[tuple[float, ...], ...]:
+    """FLOP/s of ``torch.mm`` at every pair of :data:`GEMM_GRID` sizes, one table of :class:`MachineModel`.
+
+    ``kind`` "rows": ``(big, k) @ (k, n)``; "cols": ``(m, k) @ (k, big)``;
+    "reduce": ``(m, big) @ (big, n)`` (the left operand read transposed); ``big``
+    makes the operands and result take about ``total_bytes``. ``call_s``, the
+    cost of a tiny call, is taken off each time.
+
+    Complexity: ``len(GEMM_GRID)^2 * (repeats + 2)`` GEMMs, each on about ``total_bytes`` of operands.
+    """
+    table = []
+    for first in GEMM_GRID:
+        row = []
+        for second in GEMM_GRID:
+            # operands and result of (big, first) @ (first, second) and the like: big * (first + second) floats
+            big = max(total_bytes // 4 // (first + second), 4 * max(first, second), 256)
+            if total_bytes == SMALL_BYTES:
+                big = max(min(big, (1 << 23) // (2 * first * second)), 4 * max(first, second), 256)
+            if kind == "rows":  # (big, k) @ (k, n)
+                left, right = torch.randn(big, first), torch.randn(first, second)
+            elif kind == "cols":  # (m, k) @ (k, big)
+                left, right = torch.randn(second, first), torch.randn(first, big)
+            else:  # (m, big) @ (big, n), the left operand read transposed
+                left, right = torch.randn(big, first).t(), torch.randn(big, second)
+            seconds = _best_seconds(lambda: torch.mm(left, right), repeats=repeats)
+            flops = 2 * big * first * second
+            row.append(_three_digits(flops / max(seconds - call_s, 0.2 * seconds)))
+        table.append(tuple(row))
+    return tuple(table)
+
+
+def _copy_tables() -> tuple[tuple[str, tuple[tuple[float, ...], ...]], ...]:
+    """Bytes/s of ``(p, q, block) -> (q, p, block)`` copies, keyed ``"<form>/<size>/<moves>"`` (see :class:`MachineModel`).
+
+    Complexity: ``O(LARGE_BYTES)`` memory; each entry moves its working set 7 times (wide ones 14).
+    """
+    tables = []
+    for form in ("passes", "streams"):
+        for size, total_bytes in (("small", SMALL_BYTES), ("large", LARGE_BYTES)):
+            plain_table, wide_table = [], []
+            for fan in COPY_FANS:
+                plain_row, wide_row = [], []
+                for block_bytes in COPY_BLOCK_BYTES:
+                    block = block_bytes // 4
+                    other = max(1, total_bytes // 4 // (fan * block))
+                    shape = (other, fan, block) if form == "passes" else (fan, other, block)
+                    source = torch.randn(shape)
+                    moved = 2 * source.numel() * 4
+                    plain = _best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
+                    plain_row.append(_three_digits(moved / plain))
+                    if permuted_copy_plan(shape, (1, 0, 2), 4).wide:
+                        wide = _best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
+                        wide_row.append(_three_digits(moved / wide))
+                    else:
+                        wide_row.append(plain_row[-1])
+                plain_table.append(tuple(plain_row))
+                wide_table.append(tuple(wide_row))
+            tables.append((f"{form}/{size}/plain", tuple(plain_table)))
+            tables.append((f"{form}/{size}/wide", tuple(wide_table)))
+    return tuple(tables)
+
+
+def _memory_speeds() -> dict:
+    """``memory_bandwidth``, ``fault_bytes`` and ``fault_bandwidth``: a 64 MB copy into existing and into fresh memory."""
+    source = torch.randn(1 << 24)  # 64 MB
+    target = torch.empty_like(source)
+    into_existing = _best_seconds(lambda: target.copy_(source), repeats=5)
+    into_fresh = _best_seconds(lambda: source.clone(), repeats=5)
+    bandwidth = 2 * source.numel() * 4 / into_existing
+    fault_bandwidth = source.numel() * 4 / max(into_fresh - into_existing, 1e-6)
+    return {
+        "memory_bandwidth": _three_digits(bandwidth),
+        "fault_bytes": FAULT_BYTES,
+        "fault_bandwidth": _three_digits(fault_bandwidth),
+    }
+
+
+# ---------------------------------------------------------------------------- fits
+def fit_nonnegative(features: Sequence[Sequence[float]], targets: Sequence[float]) -> list[float]:
+    """Coefficients ``c >= 0`` minimising ``sum_i (features_i . c - targets_i)^2`` (``scipy.optimize.nnls``).
+
+    Args:
+        features: ``(samples, coefficients)``.
+        targets: ``(samples,)``.
+
+    Complexity: ``O(samples * coefficients^2)`` per active-set iteration.
+    """
+    coefficients, _ = nnls(np.asarray(features, dtype=float), np.asarray(targets, dtype=float))
+    return [float(value) for value in coefficients]
+
+
+def _call_cost_variants(layer: TTLinear, batch: int) -> list[Variant]:
+    """Every strategy (and a few blockings and cols orientations) on one layer, with its operation list."""
+    cores = list(layer.cores)
+    shapes = [tuple(core.shape) for core in cores]
+    in_modes, out_modes, internal = layer.in_modes, layer.out_modes, layer.ranks
+    d = len(cores)
+    variants: list[Variant] = [
+        (lambda x: tt_matmul_ltr(x, cores), sweep_ops(shapes, batch, "ltr", 4)),
+        (lambda x: tt_matmul_rtl(x, cores), rtl_sweep_ops(shapes, batch, 4)[0]),
+        (lambda x: tt_matmul_dense(x, cores), dense_ops(shapes, batch, 4)),
+        (
+            lambda x: tt_forward.tt_matmul_einsum(x, cores, in_modes, out_modes, internal),
+            einsum_ops(in_modes, out_modes, internal, batch, 4),
+        ),
+    ]
+    if d >= 2:
+        cols = ("cols",) * d
+        variants.append((lambda x: tt_matmul_rtl(x, cores, None, cols), rtl_sweep_ops(shapes, batch, 4, cols)[0]))
+    if d >= 3:
+        for direction in ("rtl", "ltr"):
+            blocks = (2, d - 2)
+            ops, _ = blocked_ops(shapes, batch, blocks, direction, 4)
+            variants.append(
+                (lambda x, blocks=blocks, direction=direction: tt_matmul_blocked(x, cores, blocks, direction), ops)
+            )
+    return variants
+
+
+def _fit_call_costs(provisional: MachineModel) -> dict[str, float]:
+    """Per-call costs, fitted to tiny layers where the calls are nearly all the time.
+
+    For every strategy (and a few blockings and orientations) on ``2^d x 2^d``
+    layers of rank 2, ``d = 1..6``, batch 1 and 4, the measured time minus the
+    tables' compute estimate (``provisional``: no call costs) is fitted
+    (non-negative least squares) to the numbers of GEMMs, copies, opt_einsum
+    steps, merged blocks and forwards; the backward's likewise to its GEMM and
+    copy nodes.
+    """
+    kinds = ("gemm", "copy", "einsum_call", "merge_call", "forward_call")  # the order of _CALL_COSTS
+    forward_features, forward_targets = [], []
+    backward_features, backward_targets = [], []
+    for d in range(1, 7):
+        layer = TTLinear((2,) * d, (2,) * d, 2, bias=False)
+        for batch in (1, 4):
+            inputs = torch.randn(batch, 2**d)
+            grad_inputs = inputs.clone().requires_grad_()
+            for run_variant, ops in _call_cost_variants(layer, batch):
+                ops = [("forward_call",), *ops]
+                with torch.no_grad():
+                    forward = _best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5)
+                total = _best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5)
+                compute = evaluate_ops(ops, 4, True, provisional)
+                counts = {kind: sum(1 for op in ops if op[0] == kind) for kind in kinds}
+                forward_features.append([counts[kind] for kind in kinds])
+                forward_targets.append(forward - compute["forward_seconds"])
+                backward_features.append([counts["gemm"], counts["copy"]])
+                backward_targets.append(total - forward - compute["backward_seconds"])
+    forward_costs = fit_nonnegative(forward_features, forward_targets)
+    backward_costs = fit_nonnegative(backward_features, backward_targets)
+    return {
+        name: _three_digits(value)
+        for name, value in zip(_CALL_COSTS + _BACKWARD_CALL_COSTS, forward_costs + backward_costs)
+    }
+
+
+def _scale_fit_variants(layer: TTLinear, inputs: torch.Tensor) -> dict[str, tuple[Callable[[], object], list[tuple]]]:
+    """The sweeps, several blockings and orientations, einsum and (small layers) dense, each with its operations."""
+    cores = list(layer.cores)
+    shapes = [tuple(core.shape) for core in cores]
+    in_modes, out_modes, internal = layer.in_modes, layer.out_modes, layer.ranks
+    batch, d = inputs.shape[0], len(shapes)
+    variants = {
+        "ltr": (lambda: tt_matmul_ltr(inputs, cores), sweep_ops(shapes, batch, "ltr", 4)),
+        "rtl": (lambda: tt_matmul_rtl(inputs, cores), rtl_sweep_ops(shapes, batch, 4)[0]),
+        "einsum": (
+            lambda: tt_forward.tt_matmul_einsum(inputs, cores, in_modes, out_modes, internal),
+            einsum_ops(in_modes, out_modes, internal, batch, 4),
+        ),
+    }
+    if layer.in_features * layer.out_features <= 1 << 20:
+        variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), dense_ops(shapes, batch, 4))
+    for blocks in {(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2)}:
+        for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None)):
+            ops, _ = blocked_ops(shapes, batch, blocks, direction, 4, orientations)
+            variants[f"{blocks}{direction}{orientations}"] = (
+                lambda blocks=blocks, direction=direction, orientations=orientations: tt_matmul_blocked(
+                    inputs, cores, blocks, direction, None, orientations
+                ),
+                ops,
+            )
+    return variants
+
+
+def _fit_scales(machine: MachineModel, repeats: int = 9) -> dict[str, float]:
+    """Factors on GEMM, plain-, wide- and n-d-copy times that best fit whole forwards.
+
+    On each of :data:`SCALE_FIT_LAYERS`, the variants of :func:`_scale_fit_variants`
+    run interleaved; the best times are fitted, as relative errors, by
+    non-negative least squares to the estimate's GEMM, plain-copy, wide-copy
+    and n-d-copy parts (the call costs are kept as fitted on tiny layers).
+    """
+    parts_order = ("gemm", "plain", "wide", "nd")
+    features, targets = [], []
+    for in_modes, out_modes, ranks, batch in SCALE_FIT_LAYERS:
+        layer = TTLinear(in_modes, out_modes, ranks, bias=False)
+        inputs = torch.randn(batch, layer.in_features)
+        variants = _scale_fit_variants(layer, inputs)
+        with torch.no_grad():
+            times = interleaved_times({name: run for name, (run, _) in variants.items()}, repeats, 2)
+        for name, (_, ops) in variants.items():
+            measured = min(times[name])  # the least disturbed run: background load only ever adds
+            parts = forward_seconds_by_part(ops, 4, machine)
+            total = evaluate_ops([("forward_call",), *ops], 4, False, machine)["forward_seconds"]
+            calls = total - sum(parts.values())
+            features.append([parts[part] / measured for part in parts_order])
+            targets.append(1.0 - calls / measured)
+    gemm_scale, plain_scale, wide_scale, nd_scale = fit_nonnegative(features, targets)
+    return {
+        "gemm_scale": _three_digits(gemm_scale),
+        "plain_copy_scale": _three_digits(plain_scale),
+        "wide_copy_scale": _three_digits(wide_scale),
+        "nd_copy_scale": _three_digits(nd_scale),
+    }

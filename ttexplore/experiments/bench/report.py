@@ -1,0 +1,241 @@
+"""The benchmark's report: CSV files, the summary's markdown tables, the targets and the figure.
+
+Pure Python (no torch): it works on the result rows of
+:func:`ttexplore.experiments.bench.harness.bench_case` and
+:func:`~ttexplore.experiments.bench.harness.bench_training_step`; plotly is
+imported only to draw the figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from ttexplore.costmodel import CONCRETE_STRATEGIES
+from ttexplore.experiments.bench.cases import CASE_NAMES, CASES, MODES
+
+__all__ = [
+    "write_csv",
+    "fastest_tt_contender",
+    "evaluate_targets",
+    "summary_markdown",
+    "case_line",
+    "training_line",
+    "write_figure",
+]
+
+#: Contender rows that are not one of the TT strategies.
+_NOT_STRATEGIES = ("nn.Linear", "auto")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as CSV with the first row's keys as the header; nothing is written for no rows."""
+    if not rows:
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _by_case(rows: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
+    """``{(case, mode): {contender: row}}``."""
+    by_case: dict[tuple[str, str], dict[str, dict]] = {}
+    for row in rows:
+        by_case.setdefault((row["case"], row["mode"]), {})[row["contender"]] = row
+    return by_case
+
+
+def fastest_tt_contender(contenders: dict[str, dict]) -> tuple[str, dict]:
+    """The concrete strategy with the smallest median time among one case's ``{contender: row}``, and its row."""
+    tt_rows = {name: row for name, row in contenders.items() if name not in _NOT_STRATEGIES}
+    name = min(tt_rows, key=lambda key: tt_rows[key]["median_ms"])
+    return name, tt_rows[name]
+
+
+def evaluate_targets(rows: list[dict], training_rows: list[dict]) -> list[str]:
+    """The issue's targets, each as a line starting with MET or MISSED.
+
+    Targets: auto at least 20x (batch 1) / 5x faster than ``nn.Linear`` on the
+    paper's layer (forward); auto within 1.1x of the fastest strategy on every
+    case; no case where auto is slower than ``nn.Linear`` though its FLOPs are
+    under half the dense ones; each TT net's training step no slower than the dense net's.
+    """
+    by_case = _by_case(rows)
+    return (
+        _paper_speedup_targets(by_case)
+        + _auto_within_fastest_targets(by_case)
+        + [_few_flops_not_slower_target(by_case)]
+        + _training_targets(training_rows)
+    )
+
+
+def _paper_speedup_targets(by_case: dict[tuple[str, str], dict[str, dict]]) -> list[str]:
+    lines = []
+    for (case, mode), contenders in sorted(by_case.items()):
+        if not case.startswith("paper") or mode != "forward":
+            continue
+        need = 20.0 if case.endswith("-b1") else 5.0
+        best_name, best = fastest_tt_contender(contenders)
+        auto = contenders["auto"]
+        status = "MET" if auto["speedup_vs_linear"] >= need else "MISSED"
+        lines.append(
+            f"{status}: {case} forward: auto is {auto['speedup_vs_linear']:.1f}x faster than nn.Linear "
+            f"(target {need:.0f}x; fastest strategy {best_name} {best['speedup_vs_linear']:.1f}x)"
+        )
+    return lines
+
+
+def _auto_within_fastest_targets(by_case: dict[tuple[str, str], dict[str, dict]]) -> list[str]:
+    lines = []
+    worst = None
+    for (case, mode), contenders in sorted(by_case.items()):
+        best_name, best = fastest_tt_contender(contenders)
+        ratio = contenders["auto"]["median_ms"] / best["median_ms"]
+        if ratio > 1.1:
+            lines.append(
+                f"MISSED: {case} {mode}: auto ({contenders['auto']['auto_choice']}) takes {ratio:.2f}x the "
+                f"fastest strategy ({best_name})"
+            )
+        if worst is None or ratio > worst[0]:
+            worst = (ratio, case, mode)
+    if worst is not None:
+        lines.append(f"{'MET' if worst[0] <= 1.1 else 'MISSED'}: auto within 1.1x of the fastest strategy on every "
+                     f"case (worst {worst[0]:.2f}x on {worst[1]} {worst[2]})")
+    return lines
+
+
+def _few_flops_not_slower_target(by_case: dict[tuple[str, str], dict[str, dict]]) -> str:
+    slow = []
+    for (case, mode), contenders in sorted(by_case.items()):
+        auto = contenders["auto"]
+        if auto["dense_flops_ratio"] < 0.5 and auto["speedup_vs_linear"] < 1.0:
+            slow.append(f"{case} {mode} ({auto['speedup_vs_linear']:.2f}x)")
+    return (
+        ("MET" if not slow else "MISSED")
+        + ": no TT case (auto) slower than nn.Linear when its FLOPs are under half the dense FLOPs"
+        + (": " + ", ".join(slow) if slow else "")
+    )
+
+
+def _training_targets(training_rows: list[dict]) -> list[str]:
+    lines = []
+    for row in training_rows:
+        if row["net"] == "dense":
+            continue
+        status = "MET" if row["dense_over_net"] >= 1.0 else "MISSED"
+        lines.append(
+            f"{status}: MNIST training step (batch {row['batch']}) with {row['net']}: {row['median_ms']:.2f} ms, "
+            f"dense net / TT net = {row['dense_over_net']:.2f}"
+        )
+    return lines
+
+
+def _case_order(key: tuple[str, str]) -> int:
+    return [case.name for case in CASES].index(key[0]) if key[0] in CASE_NAMES else 0
+
+
+def summary_markdown(rows: list[dict], training_rows: list[dict], header: str) -> str:
+    """Markdown tables of the results (pasted into BENCHMARKS.md): one per mode, one for the training step."""
+    out = [header, ""]
+    by_case = _by_case(rows)
+    names = list(CONCRETE_STRATEGIES)
+    for mode in MODES:
+        keys = [key for key in by_case if key[1] == mode]
+        if not keys:
+            continue
+        out.append(f"### {mode}" + (" (no_grad)" if mode == "forward" else " (forward + backward, input needs grad)"))
+        out.append("")
+        out.append(
+            "| case | nn.Linear ms | " + " | ".join(f"{n} ms" for n in names)
+            + " | auto ms (choice) | speedup auto | auto / fastest | TT GFLOP/s | dense GFLOP/s |"
+        )
+        out.append("|" + "---|" * (len(names) + 7))
+        for key in sorted(keys, key=_case_order):
+            contenders = by_case[key]
+            linear, auto = contenders["nn.Linear"], contenders["auto"]
+            _, best = fastest_tt_contender(contenders)
+            cells = [f"{contenders[n]['median_ms']:.3f}" if n in contenders else "-" for n in names]
+            out.append(
+                f"| {key[0]} | {linear['median_ms']:.3f} | " + " | ".join(cells)
+                + f" | {auto['median_ms']:.3f} ({auto['auto_choice']}) | {auto['speedup_vs_linear']:.2f}x"
+                + f" | {auto['median_ms'] / best['median_ms']:.2f} | {auto['gflops']:.1f} | {linear['gflops']:.1f} |"
+            )
+        out.append("")
+    if training_rows:
+        out.append("### MNIST net, one Adam step, batch %d" % training_rows[0]["batch"])
+        out.append("")
+        out.append("| net | parameters | median ms | dense / net | TT plan |")
+        out.append("|---|---|---|---|---|")
+        for row in training_rows:
+            out.append(
+                f"| {row['net']} | {row['parameters']} | {row['median_ms']:.3f} | {row['dense_over_net']:.2f} "
+                f"| {row['auto_choice']} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def case_line(case_rows: list[dict]) -> str:
+    """One progress line of a measured case: every contender's median, auto's choice and speedups, the load."""
+    contenders = {row["contender"]: row for row in case_rows}
+    auto, linear = contenders["auto"], contenders["nn.Linear"]
+    best_name, best = fastest_tt_contender(contenders)
+    return (
+        f"{auto['case']:28s} {auto['mode']:8s} nn.Linear {linear['median_ms']:9.3f} ms | "
+        + " ".join(f"{name} {row['median_ms']:.3f}" for name, row in contenders.items() if name not in _NOT_STRATEGIES)
+        + f" | auto {auto['median_ms']:.3f} ({auto['auto_choice']}) speedup {auto['speedup_vs_linear']:.2f}x"
+        + f", auto/fastest({best_name}) {auto['median_ms'] / best['median_ms']:.2f}"
+        + f"; other load {auto['foreign_load']:.2f}"
+    )
+
+
+def training_line(row: dict) -> str:
+    """One progress line of a net's measured training step."""
+    return f"MNIST step {row['net']:6s} {row['median_ms']:8.3f} ms  dense/net {row['dense_over_net']:.2f} {row['auto_choice']}"
+
+
+def write_figure(rows: list[dict], out_dir: Path, machine: str) -> list[Path]:
+    """Speedup over ``nn.Linear`` of each contender, per case; HTML always, PNG if kaleido works.
+
+    ``machine`` describes the machine in the title. Returns the files written.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    modes = [mode for mode in MODES if any(row["mode"] == mode for row in rows)]
+    figure = make_subplots(rows=len(modes), cols=1, subplot_titles=[f"{m}" for m in modes], shared_xaxes=False)
+    names = list(CONCRETE_STRATEGIES) + ["auto"]
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"]
+    for index, mode in enumerate(modes, start=1):
+        mode_rows = [row for row in rows if row["mode"] == mode]
+        cases = [case.name for case in CASES if any(row["case"] == case.name for row in mode_rows)]
+        for color, name in zip(palette, names):
+            values = []
+            for case in cases:
+                match = [row for row in mode_rows if row["case"] == case and row["contender"] == name]
+                values.append(match[0]["speedup_vs_linear"] if match else None)
+            figure.add_trace(
+                go.Bar(name=name, x=cases, y=values, marker_color=color, showlegend=index == 1, legendgroup=name),
+                row=index,
+                col=1,
+            )
+        figure.update_yaxes(type="log", title_text="speedup vs nn.Linear", row=index, col=1)
+    figure.add_hline(y=1.0, line_dash="dot", line_color="black")
+    figure.update_layout(
+        title=f"TT layer vs nn.Linear ({machine})", barmode="group", height=420 * len(modes), width=1400,
+        font={"size": 11},
+    )
+    written = []
+    html_path = out_dir / "bench.html"
+    figure.write_html(html_path, include_plotlyjs="cdn")
+    written.append(html_path)
+    png_path = out_dir / "bench.png"
+    try:
+        figure.write_image(png_path)
+        written.append(png_path)
+    except Exception as error:  # kaleido needs a working Chrome/Chromium
+        print(f"warning: could not write {png_path} ({type(error).__name__}: {error}); the HTML figure is written",
+              file=sys.stderr)
+    return written
