@@ -21,9 +21,11 @@ st.caption("Runs started from **Explore** appear here and update every second. T
 
 
 def tracked_ids() -> list[str]:
-    """This session's runs, newest first, then any other run still active in this server (e.g. from another tab)."""
+    """This session's runs, newest first, then every other run queued or running (any tab, the CLI, a sweep),
+    then interrupted runs that can resume."""
     ids = list(state.get("session_runs", []))
-    return ids + [run_id for run_id in reversed(manager.active()) if run_id not in ids]
+    others = store.list_runs(status=ACTIVE_STATUSES) + store.list_runs(status=("interrupted",), limit=SHOWN)
+    return ids + [run["id"] for run in others if run["id"] not in ids]
 
 
 ids = tracked_ids()
