@@ -18,11 +18,16 @@ from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
 from ttexplore.core.shapes import balanced_factorization, factorizations, parse_modes
 from ttexplore.core.ttshape import TTShape, layer_text, modes_text
+from ttexplore.runs import layerspec as _layers  # LayerSpec and InitFrom (it uses this module's parsers)
 
-__all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS"]
+__all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS", "NETWORK_FIELDS"]
 
 LAYER_KINDS = ("tt", "dense", "matrix_rank")
 OPTIMIZERS = ("adam", "sgd")
+
+#: The one-layer fields: a network of one hidden layer, as every run stored before
+#: ``hidden_layers`` describes it. With ``hidden_layers`` they mirror its first layer.
+NETWORK_FIELDS = ("layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank")
 
 
 class ConfigError(ValueError):
@@ -92,6 +97,13 @@ class RunConfig:
         evals_per_epoch: metric events per epoch (train and test loss/accuracy).
         train_limit: use only the first ``train_limit`` training images (quick runs).
         label: free text shown with the run.
+        hidden_layers: two or more hidden layers (:class:`~ttexplore.runs.layerspec.LayerSpec`),
+            each followed by a ReLU; ``None`` (the default) is the one layer the fields above
+            describe, and :attr:`layers` reads either form. With it, the one-layer fields
+            mirror its first layer.
+        init_from: the trained weights the run starts from (:class:`~ttexplore.runs.layerspec.InitFrom`:
+            each hidden layer by TT-SVD of the source's), ``None`` for a random init. A run with
+            ``init_from`` may have 0 epochs: it only evaluates its first weights.
     """
 
     dataset: str = "mnist5k"
@@ -114,6 +126,8 @@ class RunConfig:
     evals_per_epoch: int = 4
     train_limit: Optional[int] = None
     label: str = ""
+    hidden_layers: Optional[tuple["_layers.LayerSpec", ...]] = None
+    init_from: Optional["_layers.InitFrom"] = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -143,6 +157,10 @@ class RunConfig:
                     cleaned[name] = kind(cleaned[name])
                 except (TypeError, ValueError):
                     raise ConfigError(name, f"{name} {cleaned[name]!r} is not a {'whole ' if kind is int else ''}number") from None
+        if cleaned.get("hidden_layers") is not None:
+            cleaned = _fold_layers(cleaned, values)
+        if cleaned.get("init_from") is not None:
+            cleaned["init_from"] = _layers.InitFrom.of(cleaned["init_from"])
         config = cls(**cleaned)
         config.validate()
         return config
@@ -162,7 +180,9 @@ class RunConfig:
         values.setdefault("pad_to", 32 if info.side == 28 else None)
         pad_to = values["pad_to"] if values["pad_to"] not in ("", "none", "None", 0) else None
         features = info.channels * (int(pad_to) if pad_to else info.side) ** 2
-        if values.get("layer", "tt") == "tt" or "in_modes" in values:
+        if values.get("hidden_layers") is not None:
+            pass  # the layers say it all
+        elif values.get("layer", "tt") == "tt" or "in_modes" in values:
             if values.get("in_modes") is None:
                 depth = next((d for d in (4, 3, 2) if factorizations(features, d, min_mode=2)), 1)
                 values["in_modes"] = balanced_factorization(features, depth) if depth > 1 else (features,)
@@ -175,14 +195,25 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A validated copy with some fields changed (values parsed as in :meth:`from_dict`)."""
-        return RunConfig.from_dict({**self.to_dict(), **changes})
+        values = self.to_dict()
+        if "hidden_layers" in changes:  # new layers: the old ones' mirror must not contradict them
+            values = {key: value for key, value in values.items() if key not in NETWORK_FIELDS}
+        return RunConfig.from_dict({**values, **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (tuples become lists)."""
-        values = dataclasses.asdict(self)
+        """Plain JSON-ready values (tuples become lists). ``hidden_layers`` and ``init_from`` appear
+        only when set, so a one-layer config reads (and hashes, :meth:`key`) as it always did."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in ("in_modes", "out_modes", "ranks"):
             if isinstance(values[name], tuple):
                 values[name] = list(values[name])
+        for name in ("hidden_layers", "init_from"):
+            if values[name] is None:
+                del values[name]
+        if self.hidden_layers is not None:
+            values["hidden_layers"] = [layer.to_dict() for layer in self.hidden_layers]
+        if self.init_from is not None:
+            values["init_from"] = self.init_from.to_dict()
         return values
 
     def to_json(self) -> str:
@@ -206,8 +237,20 @@ class RunConfig:
         return dataset_info(self.dataset).channels * self.image_side**2
 
     @property
+    def layers(self) -> tuple["_layers.LayerSpec", ...]:
+        """The hidden layers, first to last: :attr:`hidden_layers`, or the one the one-layer fields describe."""
+        if self.hidden_layers is not None:
+            return self.hidden_layers
+        if self.layer == "tt":
+            return (_layers.LayerSpec("tt", self.in_modes, self.out_modes, self.ranks),)
+        width = ttmath.prod(self.out_modes) if self.out_modes is not None else (self.hidden or self.in_features)
+        return (_layers.LayerSpec(self.layer, None, None, 4, width, self.matrix_rank if self.layer == "matrix_rank" else 4),)
+
+    @property
     def hidden_features(self) -> int:
-        """Width of the hidden layer (``prod(out_modes)``, or ``hidden``)."""
+        """Width of the (last) hidden layer, the one the classifier reads: ``prod(out_modes)``, or ``hidden``."""
+        if self.hidden_layers is not None:
+            return self.hidden_layers[-1].out_features
         if self.out_modes is not None:
             return ttmath.prod(self.out_modes)
         if self.hidden is not None:
@@ -218,26 +261,38 @@ class RunConfig:
     def num_classes(self) -> int:
         return dataset_info(self.dataset).classes
 
+    @property
+    def layer_widths(self) -> list[int]:
+        """Features from the input to the classes: ``[1024, 262144, 1024, 10]`` for two hidden layers."""
+        return [self.in_features] + [layer.out_features for layer in self.layers] + [self.num_classes]
+
     def layer_params(self) -> int:
-        """Weights of the hidden layer (no bias): what the 2018 reproduction's figures put on the x axis."""
-        if self.layer == "tt":
-            return ttmath.param_count(self.in_modes, self.out_modes, self.ranks)
-        if self.layer == "matrix_rank":
-            return ttmath.matrix_rank_param_count(self.in_features, self.hidden_features, self.matrix_rank)
-        return ttmath.dense_param_count(self.in_features, self.hidden_features)
+        """Weights of the hidden layers (no bias), summed: what the 2018 reproduction's figures put on the x axis."""
+        widths = self.layer_widths
+        return sum(layer.params(widths[index]) for index, layer in enumerate(self.layers))
+
+    def dense_layer_params(self) -> int:
+        """Weights of the dense hidden layers of the same widths, summed."""
+        widths = self.layer_widths
+        return sum(layer.dense_params(widths[index]) for index, layer in enumerate(self.layers))
 
     def compression(self) -> float:
         """Hidden-layer weights / dense hidden-layer weights."""
-        return self.layer_params() / ttmath.dense_param_count(self.in_features, self.hidden_features)
+        return self.layer_params() / self.dense_layer_params()
 
     def tt_shape(self) -> Optional[TTShape]:
-        """The TT layer's :class:`~ttexplore.core.ttshape.TTShape` (ranks as used, clipped), ``None`` for the baselines."""
+        """The first hidden layer's :class:`~ttexplore.core.ttshape.TTShape` (ranks as used, clipped),
+        ``None`` when it is a baseline."""
         if self.layer != "tt":
             return None
         return TTShape.of(self.in_modes, self.out_modes, self.ranks)
 
     def shape_label(self) -> str:
-        """The shape as every figure's legend writes it (``"4x8x8x4"``, ``"4x7x4x7->5x5x8x4"``), or the layer kind."""
+        """The shape as every figure's legend writes it (``"4x8x8x4"``, ``"4x7x4x7->5x5x8x4"``), or the layer
+        kind; for several layers each one's, joined by ``" | "`` (``"4^5->8x16x16x16x8 | dense 1024"``)."""
+        if self.hidden_layers is not None:
+            return " | ".join(layer_text(spec.in_modes, spec.out_modes) if spec.kind == "tt" else spec.label()
+                              for spec in self.hidden_layers)
         if self.layer == "tt":
             return layer_text(self.in_modes, self.out_modes)
         if self.layer == "matrix_rank":
@@ -246,13 +301,22 @@ class RunConfig:
 
     def describe(self) -> str:
         """A one-line summary, e.g. ``"TT 4x8x8x4 r=4 on mnist5k"``."""
-        if self.layer == "tt":
+        if self.hidden_layers is not None:
+            body = " -> ".join(layer.label() for layer in self.hidden_layers)
+        elif self.layer == "tt":
             body = f"TT {self.tt_shape()}"
         elif self.layer == "matrix_rank":
             body = f"matrix-rank r={self.matrix_rank} {self.in_features}->{self.hidden_features}"
         else:
             body = f"dense {self.in_features}->{self.hidden_features}"
-        return f"{body} on {self.dataset}"
+        start = f" from {self.init_from.describe()}" if self.init_from is not None else ""
+        return f"{body}{start} on {self.dataset}"
+
+    def dense_twin(self) -> "RunConfig":
+        """The same network with every hidden layer dense (the baseline of the same sizes)."""
+        if self.hidden_layers is None:
+            return self.replace(layer="dense", init_from=None)
+        return self.replace(hidden_layers=[layer.dense_twin() for layer in self.hidden_layers], init_from=None)
 
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -266,6 +330,8 @@ class RunConfig:
             raise ConfigError("pad_to", f"pad_to {self.pad_to} is more than 4x the {info.side}-pixel image side: use at most {4 * info.side}")
         if self.layer not in LAYER_KINDS:
             raise ConfigError("layer", f"layer {self.layer!r} is unknown: use one of {', '.join(LAYER_KINDS)}")
+        if self.hidden_layers is not None or self.init_from is not None:  # before the mirrored one-layer fields
+            _check_layers_and_start(self)
         features = self.in_features
         if self.layer == "tt":
             if self.in_modes is None:
@@ -301,7 +367,8 @@ class RunConfig:
                 raise ConfigError("ranks", str(error)) from None
         if self.matrix_rank < 1:
             raise ConfigError("matrix_rank", f"matrix_rank {self.matrix_rank} must be at least 1")
-        _check_range("epochs", self.epochs, 1, 10_000, "e.g. 5")
+        _check_range("epochs", self.epochs, 0 if self.init_from is not None else 1, 10_000,
+                     "e.g. 5; 0, evaluating the first weights only, needs init_from")
         _check_range("batch_size", self.batch_size, 1, 65_536, "e.g. 64")
         if not (0 < self.lr <= 10):
             raise ConfigError("lr", f"lr {self.lr} must be positive and at most 10; 1e-3 is a good start for Adam")
@@ -320,6 +387,52 @@ class RunConfig:
         _check_range("evals_per_epoch", self.evals_per_epoch, 1, 100, "e.g. 4")
         if self.train_limit is not None:
             _check_range("train_limit", self.train_limit, 1, info.train_size, f"at most the {info.train_size} training images")
+
+
+def _mirror(layer: "_layers.LayerSpec") -> dict[str, Any]:
+    """The one-layer fields that describe ``layer``."""
+    if layer.kind == "tt":
+        return {"layer": "tt", "in_modes": layer.in_modes, "out_modes": layer.out_modes, "ranks": layer.ranks,
+                "hidden": None, "matrix_rank": 4}
+    return {"layer": layer.kind, "in_modes": None, "out_modes": None, "ranks": 4, "hidden": layer.width,
+            "matrix_rank": layer.matrix_rank}
+
+
+def _fold_layers(cleaned: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``hidden_layers`` parsed, the one-layer fields set to mirror its first layer (a one-layer list
+    becomes the one-layer fields alone, so its :meth:`RunConfig.key` is that of the one-layer form).
+
+    Raises:
+        ConfigError: for a bad layer, or a one-layer field given that contradicts ``hidden_layers[0]``.
+    """
+    layers = _layers.parse_layers(cleaned["hidden_layers"])
+    mirror = _mirror(layers[0])
+    for name in NETWORK_FIELDS:
+        if name in given and cleaned[name] != mirror[name]:
+            shown = modes_text(cleaned[name]) if isinstance(cleaned[name], tuple) else repr(cleaned[name])
+            raise ConfigError(name, f"{name} {shown} disagrees with hidden_layers[0] ({layers[0].text()}): "
+                                    f"describe the network either by hidden_layers or by {', '.join(NETWORK_FIELDS)}, "
+                                    "not both")
+    return {**cleaned, **mirror, "hidden_layers": layers if len(layers) > 1 else None}
+
+
+def _check_layers_and_start(config: RunConfig) -> None:
+    """The checks of ``hidden_layers`` (each layer against the one before, and the one-layer
+    fields mirroring the first) and of ``init_from``."""
+    if config.hidden_layers is not None:
+        if not config.hidden_layers or not all(isinstance(layer, _layers.LayerSpec) for layer in config.hidden_layers):
+            raise ConfigError("hidden_layers", "hidden_layers must be a list of layers (LayerSpec), e.g. "
+                                               "['tt:4x8x8x4:4', 'dense:256']")
+        mirror = _mirror(config.hidden_layers[0])
+        for name in NETWORK_FIELDS:
+            if getattr(config, name) != mirror[name]:
+                raise ConfigError(name, f"{name} {getattr(config, name)!r} disagrees with hidden_layers[0] "
+                                        f"({config.hidden_layers[0].text()}): build the config with RunConfig.from_dict")
+        _layers.check_layers(config.hidden_layers, config.in_features)
+    if config.init_from is not None:
+        if not isinstance(config.init_from, _layers.InitFrom):
+            raise ConfigError("init_from", "init_from must be an InitFrom (path, sha256, ...)")
+        config.init_from.check()
 
 
 def _check_range(name: str, value: int, low: int, high: int, hint: str) -> None:

@@ -33,7 +33,7 @@ from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
 
-__all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
+__all__ = ["FitResult", "TrainingState", "fit", "evaluate", "eval_batch_size", "STATUSES", "CancelFlag"]
 
 #: Terminal statuses of a run.
 STATUSES = ("completed", "cancelled", "diverged", "failed")
@@ -96,6 +96,16 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     model.train(was_training)
     count = max(images.shape[0], 1)
     return total_loss / count, correct / count
+
+
+#: Evaluation batches hold at most this many activations of the widest layer (64 MiB of float32):
+#: 1000 rows of a 1024-wide net, 64 rows of a 262 144-wide one.
+EVAL_ACTIVATIONS = 1 << 24
+
+
+def eval_batch_size(config: RunConfig) -> int:
+    """Rows per forward when evaluating: 1000, fewer for a wide net (see :data:`EVAL_ACTIVATIONS`)."""
+    return max(1, min(1000, EVAL_ACTIVATIONS // max(config.layer_widths)))
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -207,12 +217,13 @@ def fit(
             order_generator.set_state(resume.order_rng_state)
             global_step, first_epoch = resume.global_step, resume.epochs_done
         layer_params = hidden_layer_params(model)
+        eval_rows = eval_batch_size(config)
         count = train_images.shape[0]
         steps_per_epoch = math.ceil(count / config.batch_size)
         report_after = _eval_steps(steps_per_epoch, config.evals_per_epoch)
 
         def report(kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_acc: float) -> None:
-            test_loss, test_acc = evaluate(model, test_images, test_labels)
+            test_loss, test_acc = evaluate(model, test_images, test_labels, eval_rows)
             emit(
                 {
                     "kind": kind,
@@ -231,7 +242,7 @@ def fit(
 
         if resume is None:
             probe = slice(0, min(count, 1000))
-            start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe])
+            start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe], eval_rows)
             report("eval", 0, 0, start_loss, start_acc)
 
         for epoch_index in range(first_epoch, config.epochs):

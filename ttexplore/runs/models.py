@@ -3,7 +3,8 @@
 The paper's net (Novikov et al. 2015, as reproduced by a 2018 student team):
 ``[pad] -> flatten -> hidden layer -> ReLU -> Linear(hidden, classes)``, the
 hidden layer being a :class:`~ttexplore.core.layers.TTLinear` or one of the two
-baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``).
+baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``);
+or several such layers, each followed by a ReLU (``RunConfig.hidden_layers``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.layerspec import LayerSpec
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.core.init import target_std
 from ttexplore.core.layers import MatrixRankLinear, TTLinear
 
-__all__ = ["PadImage", "build_model", "hidden_layer", "save_model", "load_model", "MODEL_FORMAT"]
+__all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "save_model", "load_model", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "ttexplore.model/1"
 
@@ -51,6 +53,20 @@ def _init_linear(layer: nn.Linear, generator: Optional[torch.Generator], init: s
             layer.bias.zero_()
 
 
+def _make_layer(spec: LayerSpec, in_features: int, config: RunConfig, generator: Optional[torch.Generator]) -> nn.Module:
+    """One hidden layer of ``spec``, its weights drawn from ``generator``."""
+    if spec.kind == "tt":
+        layer = TTLinear(spec.in_modes, spec.out_modes, spec.ranks, init=config.init, strategy=config.strategy)
+        layer.reset_parameters(generator=generator)
+    elif spec.kind == "matrix_rank":
+        layer = MatrixRankLinear(in_features, spec.out_features, spec.matrix_rank, init=config.init)
+        layer.reset_parameters(generator=generator)
+    else:
+        layer = nn.Linear(in_features, spec.out_features)
+        _init_linear(layer, generator, config.init)
+    return layer
+
+
 def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) -> nn.Sequential:
     """The network ``config`` describes, its weights drawn from ``generator``.
 
@@ -59,7 +75,9 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) 
 
     Returns:
         ``nn.Sequential`` with children ``pad`` (when padding), ``flatten``,
-        ``hidden``, ``relu``, ``head``.
+        ``hidden``, ``relu``, then ``hidden_2``, ``relu_2``, ... for each further
+        hidden layer, and ``head``. (One hidden layer keeps the names, the draws and
+        so the weights it always had.)
     """
     config.validate()
     info = dataset_info(config.dataset)
@@ -67,17 +85,11 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) 
     if config.pad_to is not None and config.pad_to != info.side:
         modules["pad"] = PadImage(info.side, config.pad_to)
     modules["flatten"] = nn.Flatten()
-    if config.layer == "tt":
-        hidden = TTLinear(config.in_modes, config.out_modes, config.ranks, init=config.init, strategy=config.strategy)
-        hidden.reset_parameters(generator=generator)
-    elif config.layer == "matrix_rank":
-        hidden = MatrixRankLinear(config.in_features, config.hidden_features, config.matrix_rank, init=config.init)
-        hidden.reset_parameters(generator=generator)
-    else:
-        hidden = nn.Linear(config.in_features, config.hidden_features)
-        _init_linear(hidden, generator, config.init)
-    modules["hidden"] = hidden
-    modules["relu"] = nn.ReLU()
+    widths = config.layer_widths
+    for index, spec in enumerate(config.layers):
+        suffix = "" if index == 0 else f"_{index + 1}"
+        modules[f"hidden{suffix}"] = _make_layer(spec, widths[index], config, generator)
+        modules[f"relu{suffix}"] = nn.ReLU()
     head = nn.Linear(config.hidden_features, info.classes)
     _init_linear(head, generator, "glorot")
     modules["head"] = head
@@ -85,33 +97,44 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) 
 
 
 def hidden_layer(model: nn.Sequential) -> nn.Module:
-    """The model's hidden (TT / dense / matrix-rank) layer."""
+    """The model's (first) hidden (TT / dense / matrix-rank) layer."""
     return model.hidden
 
 
-def hidden_layer_params(model: nn.Sequential) -> int:
-    """Weights of the hidden layer without its bias (the 2018 reproduction's "layer weights")."""
-    layer = hidden_layer(model)
+def hidden_layers(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` of every hidden layer, first to last."""
+    return [(name, module) for name, module in model.named_children() if name == "hidden" or name.startswith("hidden_")]
+
+
+def _weights(layer: nn.Module) -> int:
     if hasattr(layer, "param_count"):
         return int(layer.param_count())
     return int(layer.weight.numel())
 
 
+def hidden_layer_params(model: nn.Sequential) -> int:
+    """Weights of the hidden layers without their biases, summed (the 2018 reproduction's "layer weights")."""
+    return sum(_weights(layer) for _, layer in hidden_layers(model))
+
+
 def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> Path:
     """Write the model's weights and its config to ``path`` (``torch.save``).
 
-    The file also carries the TT layer's spec, so :meth:`TTLinear.load` reads
-    the trained cores straight back from it.
+    The file also carries the TT layers' specs, so :meth:`TTLinear.load` reads
+    the trained cores of the first straight back from it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    hidden = hidden_layer(model)
+    tt_layers = [{"prefix": f"{name}.", "spec": layer.export_spec()} for name, layer in hidden_layers(model)
+                 if isinstance(layer, TTLinear)]
     payload = {
         "format": MODEL_FORMAT,
         "config": config.to_dict(),
         "state_dict": model.state_dict(),
-        "tt_spec": hidden.export_spec() if isinstance(hidden, TTLinear) else None,
-        "tt_prefix": "hidden." if isinstance(hidden, TTLinear) else None,
+        # the first TT layer, for TTLinear.load; every TT layer in tt_layers
+        "tt_spec": tt_layers[0]["spec"] if tt_layers else None,
+        "tt_prefix": tt_layers[0]["prefix"] if tt_layers else None,
+        "tt_layers": tt_layers,
     }
     torch.save(payload, path)
     return path
