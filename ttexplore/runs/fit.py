@@ -14,7 +14,9 @@ An event is a plain JSON-ready dict::
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
 epoch averages them over the batches since the previous event. The test
 metrics are over the whole test split. A first event at step 0 gives the
-untrained network's metrics, so a live plot has a point at once.
+untrained network's metrics, so a live plot has a point at once. A run of 0 epochs
+(one that only evaluates the weights it starts from, ``init_from``) reports that
+point alone, as an ``"epoch"`` event: its history and its final accuracy.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from torch import nn
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
+from ttexplore.runs.warmstart import apply_init_from
 
 __all__ = ["FitResult", "TrainingState", "fit", "evaluate", "eval_batch_size", "STATUSES", "CancelFlag"]
 
@@ -78,7 +81,7 @@ class FitResult:
 
     @property
     def best_test_accuracy(self) -> Optional[float]:
-        scored = [event["test_accuracy"] for event in self.events if event["step"] > 0]
+        scored = [event["test_accuracy"] for event in self.events if event["step"] > 0 or event["kind"] == "epoch"]
         return max(scored) if scored else None
 
 
@@ -184,6 +187,7 @@ def fit(
     earlier_s = resume.elapsed_s if resume is not None else 0.0
     events: list[dict[str, Any]] = []
     model: Optional[nn.Module] = None
+    extra: dict[str, Any] = {}
 
     def elapsed() -> float:
         return earlier_s + time.perf_counter() - started
@@ -194,7 +198,7 @@ def fit(
             callback(event)
 
     def result(status: str, error: Optional[str] = None, trace: Optional[str] = None) -> FitResult:
-        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed())
+        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra)
 
     try:
         if dataset is None:
@@ -207,6 +211,8 @@ def fit(
         init_generator = torch.Generator().manual_seed(config.seed)
         order_generator = torch.Generator().manual_seed(config.seed + 1)
         model = build_model(config, generator=init_generator)
+        if config.init_from is not None and resume is None:  # a resumed run has its weights in the checkpoint
+            extra["init_errors"] = apply_init_from(model, config)
         model.train()
         optimizer = _optimizer(config, model)
         global_step, first_epoch = 0, 0
@@ -243,7 +249,7 @@ def fit(
         if resume is None:
             probe = slice(0, min(count, 1000))
             start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe], eval_rows)
-            report("eval", 0, 0, start_loss, start_acc)
+            report("eval" if config.epochs else "epoch", 0, 0, start_loss, start_acc)
 
         for epoch_index in range(first_epoch, config.epochs):
             permutation = torch.randperm(count, generator=order_generator)

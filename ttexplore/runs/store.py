@@ -292,7 +292,8 @@ class RunStore:
                 (run_id, seq, *(event.get(column) for column in _METRIC_COLUMNS)),
             )
             accuracy = event.get("test_accuracy")
-            if accuracy is not None and event.get("step", 0) > 0:
+            # step 0 is the untrained network, except as a 0-epoch run's one "epoch" event (see fit)
+            if accuracy is not None and (event.get("step", 0) > 0 or event.get("kind") == "epoch"):
                 connection.execute(
                     "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=MAX(COALESCE(best_test_accuracy, 0), ?) WHERE id=?",
                     (accuracy, accuracy, run_id),
@@ -310,7 +311,8 @@ class RunStore:
             connection.execute("BEGIN IMMEDIATE")
             dropped = connection.execute("DELETE FROM metrics WHERE run_id=? AND epoch>?", (run_id, after_epoch)).rowcount
             scored = connection.execute(
-                "SELECT test_accuracy FROM metrics WHERE run_id=? AND step>0 AND test_accuracy IS NOT NULL ORDER BY seq",
+                "SELECT test_accuracy FROM metrics WHERE run_id=? AND (step>0 OR kind='epoch') AND test_accuracy IS NOT NULL"
+                " ORDER BY seq",
                 (run_id,),
             ).fetchall()
             accuracies = [row[0] for row in scored]

@@ -1,0 +1,409 @@
+"""Compress a trained layer by TT-SVD, fine-tune it, and set it beside TT layers trained from scratch.
+
+The 2018 slides' algorithm has two paths to a TT layer: "in theory" (choose the shapes, compute
+``W``'s TT factorization, the ranks given by ``W``) and "in practice" (choose the ranks, train).
+This module runs the first on a trained network and compares it with the second:
+
+1. :func:`source_from_run` / :func:`source_from_file`: the trained dense hidden layer ``W``.
+2. :func:`unfolding_spectra`: the singular values of each TT unfolding of ``W`` (which rank each
+   core boundary needs for an error, :func:`ranks_for_error`).
+3. :func:`plan_compression`: per rank, three runs described by :class:`RunConfig`: the TT-SVD
+   network evaluated as it is (0 epochs), the same fine-tuned for ``K`` epochs (both start from
+   ``W`` through ``init_from``), and the same TT net from a random draw (trained from scratch).
+4. :func:`run_plan` records and runs what the store lacks (through :mod:`ttexplore.runs.lifecycle`,
+   like every run); the app queues the same configs on its job manager instead.
+5. :func:`compress_rows`: the table, read back from the store.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import torch
+
+from ttexplore.core import ttmath
+from ttexplore.core.shapes import parse_modes
+from ttexplore.core.ttshape import TTShape, layer_text, modes_text
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.layerspec import InitFrom
+from ttexplore.runs.store import RunStore
+from ttexplore.runs.warmstart import WarmStartError, file_sha256, read_source, tt_svd_cores
+
+__all__ = ["CompressSource", "CompressTarget", "CompressRow", "source_from_run", "source_from_file", "merged_tensor",
+           "unfolding_spectra", "ranks_for_error", "tail_errors", "plan_compression", "run_plan", "compress_rows",
+           "find_scratch", "source_accuracy", "COMPRESS_TAG"]
+
+#: Tag of every run a compression records (the Runs page and ``runs list`` filter on it).
+COMPRESS_TAG = "compress"
+
+
+@dataclass
+class CompressSource:
+    """The trained network to compress.
+
+    Attributes:
+        init_from: where its weights are (file, SHA-256, run id, ``state_dict`` key).
+        base: its :class:`RunConfig` (a dense one-layer net on the dataset; for a file that is not a
+            ttexplore model, one made for the file's weight).
+        weight: the hidden layer's dense weight ``(M, N)``.
+        label: ``"run 2024...-ab12cd"`` or the file's name.
+        has_head: whether the file holds the classifier (else it starts from a random draw).
+        notes: what a user should know about the file.
+    """
+
+    init_from: InitFrom
+    base: RunConfig
+    weight: torch.Tensor
+    label: str
+    has_head: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def describe(self) -> str:
+        return f"{self.label}: {self.base.describe()}, W {self.out_features}x{self.in_features}"
+
+
+def _one_hidden_layer(config: RunConfig, where: str) -> None:
+    if config.hidden_layers is not None:
+        raise ConfigError("source", f"{where} has {len(config.hidden_layers)} hidden layers: compress takes a network "
+                                    "of one hidden layer (the paper's)")
+
+
+def source_from_run(store: RunStore, run_id: str) -> CompressSource:
+    """The hidden layer of a recorded run (normally a dense one) and its network.
+
+    Raises:
+        ConfigError: field ``"run"`` for an unknown run, one without weights or of several hidden layers.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ConfigError("run", f"no run {run_id!r} in {store.path}: see 'python -m ttexplore runs list'")
+    path = store.artifact_path(run.get("weights_path"))
+    if path is None or not path.is_file():
+        raise ConfigError("run", f"run {run_id} has no saved weights ({run['status']}): compress a completed run")
+    config = RunConfig.from_dict(run["config"])
+    _one_hidden_layer(config, f"run {run_id}")
+    source = read_source(path)
+    base = config.replace(init_from=None)
+    return CompressSource(InitFrom(str(path), file_sha256(path), run=run_id), base, source.layers[0].weight,
+                          f"run {run_id}")
+
+
+def source_from_file(path: "str | Path", dataset: str = "mnist5k", weight_key: Optional[str] = None,
+                     **values: Any) -> CompressSource:
+    """A user's weights file: a ttexplore model file (its own network and dataset), or a ``state_dict`` /
+    tensor holding an ``nn.Linear`` weight (read weights-only) for a dense net on ``dataset``.
+
+    Args:
+        values: other :class:`RunConfig` fields of the network around a bare weight (``pad_to``, ...).
+
+    Raises:
+        WarmStartError: for a file without a fitting weight; ConfigError for a bad dataset or padding.
+    """
+    path = Path(path).expanduser().resolve()
+    probe = RunConfig.for_dataset(dataset, layer="dense", **values)
+    source = read_source(path, weight_key, probe.in_features, probe.num_classes)
+    if source.config is not None:
+        _one_hidden_layer(source.config, str(path))
+        base = source.config.replace(init_from=None)
+    else:
+        base = RunConfig.for_dataset(dataset, layer="dense", hidden=int(source.layers[0].weight.shape[0]), **values)
+    start = InitFrom(str(path), file_sha256(path), weight_key=weight_key if source.config is None else None)
+    return CompressSource(start, base, source.layers[0].weight, path.name, source.head_weight is not None,
+                          list(source.notes))
+
+
+# ---------------------------------------------------------------- W's TT unfoldings
+def merged_tensor(weight: torch.Tensor, in_modes: Sequence[int], out_modes: Sequence[int]) -> torch.Tensor:
+    """``W (M, N)`` as the ``d``-way tensor TT-SVD factors: index ``k`` runs over ``(n_k, m_k)``."""
+    d = len(in_modes)
+    tensor = weight.reshape(*out_modes, *in_modes)
+    order = [index for k in range(d) for index in (d + k, k)]
+    return tensor.permute(order).reshape([n * m for n, m in zip(in_modes, out_modes)])
+
+
+def unfolding_spectra(weight: torch.Tensor, in_modes: Sequence[int], out_modes: Sequence[int]) -> list[list[float]]:
+    """The singular values of each TT unfolding of ``W``, largest first: the ``k``-th is the matrix
+    ``(n_1 m_1 ... n_k m_k) x (n_{k+1} m_{k+1} ... n_d m_d)``, whose rank is the smallest TT rank
+    ``r_k`` that represents ``W`` exactly (Oseledets 2011, Theorem 2.1).
+
+    Complexity: one SVD per boundary, ``O(N M min(L_k, NM / L_k))`` each (seconds for 1024x1024).
+    """
+    tensor = merged_tensor(weight.detach().double(), in_modes, out_modes)
+    sizes = list(tensor.shape)
+    spectra = []
+    for k in range(1, len(sizes)):
+        matrix = tensor.reshape(math.prod(sizes[:k]), -1)
+        spectra.append(torch.linalg.svdvals(matrix).tolist())
+    return spectra
+
+
+def tail_errors(spectrum: Sequence[float]) -> list[float]:
+    """``e[r] = ||sigma[r:]|| / ||sigma||`` for ``r = 0 .. len``: the relative error of cutting the
+    boundary at rank ``r`` alone."""
+    tails = [0.0]  # summed from the smallest value up: no cancellation near zero
+    for value in reversed(spectrum):
+        tails.append(tails[-1] + value * value)
+    total = tails[-1]
+    return [math.sqrt(tail / total) if total > 0 else 0.0 for tail in reversed(tails)]
+
+
+def ranks_for_error(spectra: Sequence[Sequence[float]], rel_error: float) -> tuple[int, ...]:
+    """The smallest rank of each boundary whose own cut stays within ``rel_error / sqrt(d - 1)``:
+    the ranks TT-SVD picks for ``rel_error`` (it cuts each boundary so, which keeps the whole
+    error within ``rel_error``), and so what each boundary needs."""
+    if not spectra:
+        return ()
+    share = rel_error / math.sqrt(len(spectra))
+    return tuple(max(1, next(r for r, tail in enumerate(tail_errors(spectrum)) if tail <= share)) for spectrum in spectra)
+
+
+# ---------------------------------------------------------------- the plan
+@dataclass
+class CompressTarget:
+    """One rank of a compression: the three runs that answer it.
+
+    Attributes:
+        rank: the max rank asked (``None`` when the ranks came from ``rel_error``).
+        rel_error_target: the error asked, when the ranks came from one.
+        ranks: the internal ranks in use.
+        rel_error: ``||W - W_TT||_F / ||W||_F`` of the TT-SVD at these ranks.
+        compressed: the TT-SVD network, evaluated as it is (0 epochs).
+        finetuned: the same, trained ``K`` more epochs (``None`` when ``K = 0``).
+        scratch: the same TT net from a random draw (looked up, or trained when asked).
+    """
+
+    rank: Optional[int]
+    rel_error_target: Optional[float]
+    ranks: tuple[int, ...]
+    rel_error: float
+    compressed: RunConfig
+    finetuned: Optional[RunConfig]
+    scratch: RunConfig
+
+    @property
+    def label(self) -> str:
+        return f"r={self.rank}" if self.rank is not None else f"rel_error {self.rel_error_target:g}"
+
+
+def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, ranks: Sequence[int] = (),
+                     rel_errors: Sequence[float] = (), finetune_epochs: int = 0, scratch_epochs: Optional[int] = None,
+                     **training: Any) -> list[CompressTarget]:
+    """The runs that compress ``source`` at each of ``ranks`` (a max rank) and each of ``rel_errors``.
+
+    Args:
+        in_modes, out_modes: the TT shapes (``"4x8x8x4"`` or tuples), multiplying to ``W``'s sizes.
+        finetune_epochs: ``K``; 0 for no fine-tuning.
+        scratch_epochs: epochs of the from-scratch run (default ``K``, else the source's epochs).
+        training: other :class:`RunConfig` fields for the fine-tune and from-scratch runs (``lr``, ...).
+
+    Raises:
+        ConfigError: naming ``in_modes``, ``out_modes``, ``ranks`` or ``rel_error`` and the fix.
+    """
+    in_modes, out_modes = _modes(in_modes, "in_modes"), _modes(out_modes, "out_modes")
+    for name, modes, size in (("in_modes", in_modes, source.in_features), ("out_modes", out_modes, source.out_features)):
+        if ttmath.prod(modes) != size:
+            raise ConfigError(name, f"{name} {modes_text(modes)} multiply to {ttmath.prod(modes)}, but W has {size} "
+                                    f"{'inputs' if name == 'in_modes' else 'outputs'}: choose modes of {size}")
+    if not ranks and not rel_errors:
+        raise ConfigError("ranks", "give ranks (e.g. 1,2,4,8) or a rel_error (e.g. 0.3) to compress to")
+    for value in rel_errors:
+        if not 0 < value < 1:
+            raise ConfigError("rel_error", f"rel_error {value} must be between 0 and 1, e.g. 0.3")
+    base = source.base.replace(layer="tt", in_modes=in_modes, out_modes=out_modes, hidden=None, **training)
+    scratch_epochs = scratch_epochs or finetune_epochs or source.base.epochs
+    targets = []
+    asked: list[tuple[Optional[int], Optional[float]]] = [(int(rank), None) for rank in ranks]
+    asked += [(None, float(value)) for value in rel_errors]
+    seen: set[tuple[int, ...]] = set()
+    for rank, target_error in asked:
+        capped = ttmath.plan_ranks(in_modes, out_modes, rank) if rank is not None else None
+        cores, error = tt_svd_cores(source.weight, in_modes, out_modes, capped.ranks if capped else None,
+                                    rel_error=target_error)
+        used = tuple(int(core.shape[-1]) for core in cores[:-1])
+        if (capped.ranks if capped else used) in seen:
+            continue  # a rank above the maximal useful ones is the same layer as a lower one
+        seen.add(capped.ranks if capped else used)
+        # an unclipped max rank stays one number (as sweeps and the train command write it)
+        asked_ranks = rank if capped and not capped.clipped else (capped.ranks if capped else used)
+        start = base.replace(ranks=asked_ranks, init_from=source.init_from.to_dict(), label=f"TT-SVD of {source.label}")
+        compressed = start.replace(epochs=0)
+        finetuned = start.replace(epochs=finetune_epochs, label=f"TT-SVD of {source.label} + {finetune_epochs} epochs") \
+            if finetune_epochs else None
+        scratch = start.replace(init_from=None, epochs=scratch_epochs, label="")
+        targets.append(CompressTarget(rank, target_error, TTShape.of(in_modes, out_modes, used).ranks, error,
+                                      compressed, finetuned, scratch))
+    return targets
+
+
+def _modes(value: Any, name: str) -> tuple[int, ...]:
+    try:
+        return parse_modes(value, name)
+    except ValueError as error:
+        raise ConfigError(name, str(error)) from None
+
+
+# ---------------------------------------------------------------- running and reading back
+def find_scratch(store: RunStore, config: RunConfig, epochs: Optional[int] = None) -> Optional[dict[str, Any]]:
+    """The newest completed run of the same network on the same data, trained from a random draw
+    (any seed, lr or epochs; those of ``epochs`` epochs first), or ``None``."""
+    wanted = _network_key(config)
+    matches = [run for run in store.list_runs(status=("completed",), dataset=config.dataset)
+               if "init_from" not in run["config"] and _network_key(_config_or_none(run["config"])) == wanted]
+    if epochs is not None:
+        matches.sort(key=lambda run: run["config"].get("epochs") != epochs)  # stable: newest first within each group
+    return matches[0] if matches else None
+
+
+def _config_or_none(values: dict[str, Any]) -> Optional[RunConfig]:
+    try:
+        return RunConfig.from_dict(values)
+    except (ConfigError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _network_key(config: Optional[RunConfig]) -> Any:
+    """What makes two networks the same for the comparison: data, padding, images used, layers (ranks as used)."""
+    if config is None:
+        return None
+    layers = tuple((layer.kind, TTShape.of(layer.in_modes, layer.out_modes, layer.ranks)) if layer.kind == "tt"
+                   else (layer.kind, layer.out_features, layer.matrix_rank) for layer in config.layers)
+    return (config.dataset, config.pad_to, config.train_limit, layers)
+
+
+def run_plan(store: RunStore, targets: Sequence[CompressTarget], dataset: Any = None, data_dir: Optional[str] = None,
+             scratch: bool = False, interrupt: Optional[threading.Event] = None,
+             on_run: Optional[Callable[[str, RunConfig, str], None]] = None,
+             on_event: Optional[Callable[[dict[str, Any]], None]] = None) -> list[str]:
+    """Record and run, one after the other, each target's runs the store has not completed yet
+    (the compressed and fine-tuned ones; the from-scratch one too with ``scratch`` when the
+    store has none). Every run goes through :func:`ttexplore.runs.lifecycle.execute`.
+
+    Args:
+        interrupt: set it (a signal handler) to stop the current run ``interrupted`` and go no further.
+        on_run: called ``(run_id, config, what)`` as each run starts (``what``: compressed, finetuned, scratch).
+
+    Returns:
+        The ids of the runs it recorded; it stops at the first that does not complete.
+    """
+    from ttexplore.runs.lifecycle import StopFlags, execute
+
+    interrupt = interrupt or threading.Event()
+    recorded = []
+    for target in targets:
+        jobs = [("compressed", target.compressed), ("finetuned", target.finetuned)]
+        if scratch and find_scratch(store, target.scratch, target.scratch.epochs) is None:
+            jobs.append(("scratch", target.scratch))
+        for what, config in jobs:
+            if config is None or store.find_completed(config) is not None:
+                continue
+            if interrupt.is_set():
+                return recorded
+            tags = [COMPRESS_TAG, what] if what != "scratch" else [COMPRESS_TAG, "from-scratch"]
+            run_id = store.create_run(config, status="running", name=f"{what} {layer_text(config.in_modes, config.out_modes)} "
+                                      f"{target.label}", tags=tags)
+            recorded.append(run_id)
+            if on_run is not None:
+                on_run(run_id, config, what)
+            stop = StopFlags(threading.Event(), interrupt)
+            execute(store, run_id, stop=stop, dataset=dataset, data_dir=data_dir, on_event=on_event)
+            if store.get_run(run_id)["status"] != "completed":
+                return recorded
+    return recorded
+
+
+@dataclass
+class CompressRow:
+    """One line of the compress table (accuracies ``None`` where the run is missing or unfinished)."""
+
+    rank: Optional[int]
+    rel_error_target: Optional[float]
+    ranks: tuple[int, ...]
+    params: int
+    dense_params: int
+    compression: float
+    rel_error: float
+    test_accuracy: Optional[float]
+    finetuned_test_accuracy: Optional[float]
+    scratch_test_accuracy: Optional[float]
+    scratch_epochs: Optional[int]
+    compressed_run_id: Optional[str]
+    finetuned_run_id: Optional[str]
+    scratch_run_id: Optional[str]
+    finetune_epochs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dict(self.__dict__)
+        values["ranks"] = list(self.ranks)
+        if self.rel_error_target is None:
+            values.pop("rel_error_target")
+        return values
+
+
+def compress_rows(store: RunStore, targets: Sequence[CompressTarget]) -> list[CompressRow]:
+    """The table of ``targets`` as the store has it now: each rank's weights, compression, TT-SVD error
+    and the accuracy of its three paths."""
+    rows = []
+    for target in targets:
+        compressed = _completed_or_latest(store, target.compressed)
+        finetuned = _completed_or_latest(store, target.finetuned) if target.finetuned is not None else None
+        scratch = find_scratch(store, target.scratch, target.scratch.epochs)
+        config = target.compressed
+        rows.append(CompressRow(
+            rank=target.rank, rel_error_target=target.rel_error_target, ranks=target.ranks,
+            params=config.layer_params(), dense_params=config.dense_layer_params(), compression=config.compression(),
+            rel_error=target.rel_error,
+            test_accuracy=_accuracy(compressed), finetuned_test_accuracy=_accuracy(finetuned),
+            scratch_test_accuracy=_accuracy(scratch),
+            scratch_epochs=scratch["config"]["epochs"] if scratch else None,
+            compressed_run_id=compressed["id"] if compressed else None,
+            finetuned_run_id=finetuned["id"] if finetuned else None,
+            scratch_run_id=scratch["id"] if scratch else None,
+            finetune_epochs=target.finetuned.epochs if target.finetuned is not None else 0,
+        ))
+    return rows
+
+
+def _completed_or_latest(store: RunStore, config: Optional[RunConfig]) -> Optional[dict[str, Any]]:
+    """The completed run of ``config``, else its newest run of any status (queued, running), else ``None``."""
+    if config is None:
+        return None
+    done = store.find_completed(config)
+    if done is not None:
+        return done
+    key = config.key()
+    return next((run for run in store.list_runs() if run.get("config_key") == key), None)
+
+
+def _accuracy(run: Optional[dict[str, Any]]) -> Optional[float]:
+    return run.get("final_test_accuracy") if run is not None and run.get("status") == "completed" else None
+
+
+def source_accuracy(source: CompressSource, dataset: Any = None, data_dir: Optional[str] = None) -> Optional[float]:
+    """Test accuracy of the source network itself (``None`` when the file has no head)."""
+    if not source.has_head:
+        return None
+    from ttexplore.runs.fit import fit
+
+    config = source.base.replace(init_from=source.init_from.to_dict(), epochs=0)
+    result = fit(config, dataset, data_dir=data_dir)
+    if result.status != "completed":
+        raise WarmStartError(result.error or "the source network could not be evaluated")
+    return result.final_test_accuracy
+
+
+def targets_summary(targets: Iterable[CompressTarget]) -> list[str]:
+    """One line per target: ``"r=4: ranks 4,4,4, 2,176 weights, rel_error 0.93"`` (for progress output)."""
+    return [f"{target.label}: ranks {','.join(map(str, target.ranks))}, {target.compressed.layer_params():,} weights, "
+            f"rel_error {target.rel_error:.3g}" for target in targets]

@@ -1,0 +1,259 @@
+"""Start a network from trained weights (``RunConfig.init_from``): read the weights file, turn each
+trained hidden layer into the run's layer of the same place, copy the biases and the head.
+
+The slides' "in theory" path: choose the shapes, compute ``W``'s TT factorization (TT-SVD,
+Oseledets 2011), the ranks given by ``W``; here capped by the run's ranks. A TT layer gets the
+TT-SVD of the source layer's dense weight, a matrix-rank layer its truncated SVD, a dense layer
+a copy. Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
+never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ttexplore.core.kernels import dense_to_tt_matrix
+from ttexplore.core.layers import MatrixRankLinear, TTLinear
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.models import MODEL_FORMAT, build_model, hidden_layers
+
+__all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight",
+           "tt_svd_cores", "apply_init_from"]
+
+
+class WarmStartError(ValueError):
+    """A weights file that cannot start this run; the message says what is wrong and what to do."""
+
+
+@dataclass
+class SourceLayer:
+    """One trained hidden layer: its dense ``(out, in)`` weight and its bias (``None`` when it has none)."""
+
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor] = None
+    key: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.weight.shape)  # type: ignore[return-value]
+
+
+@dataclass
+class SourceWeights:
+    """What a weights file holds, as dense matrices.
+
+    Attributes:
+        layers: the hidden layers, first to last.
+        head_weight, head_bias: the classifier, when the file has one.
+        config: the network's :class:`RunConfig` when the file is a ttexplore model file.
+        path: the file.
+    """
+
+    layers: list[SourceLayer]
+    head_weight: Optional[torch.Tensor] = None
+    head_bias: Optional[torch.Tensor] = None
+    config: Optional[RunConfig] = None
+    path: Optional[Path] = None
+    notes: list[str] = field(default_factory=list)
+
+
+def file_sha256(path: "str | Path") -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dense_weight(layer: nn.Module) -> torch.Tensor:
+    """A hidden layer's weight as one ``(out, in)`` matrix (TT and matrix-rank layers rebuilt)."""
+    with torch.no_grad():
+        if isinstance(layer, (TTLinear, MatrixRankLinear)):
+            return layer.to_dense().detach()
+        return layer.weight.detach()
+
+
+def read_source(path: "str | Path", weight_key: Optional[str] = None, in_features: Optional[int] = None,
+                classes: Optional[int] = None) -> SourceWeights:
+    """The trained layers a weights file holds.
+
+    Reads a ttexplore model file (``--save-model``, a run's weights), a ``state_dict`` (also inside
+    ``{"state_dict": ...}`` or ``{"model_state_dict": ...}``) or a single 2-D tensor. In a
+    ``state_dict`` the hidden weight is ``weight_key``, else the one 2-D tensor with ``in_features``
+    columns; its bias is the same name ending in ``bias``; a ``(classes, width)`` tensor is the head.
+
+    Raises:
+        WarmStartError: for a missing or unreadable file, or one without a fitting weight.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WarmStartError(f"{path} does not exist: give a weights file (.pt)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - unpickling refuses anything but tensors and plain containers
+        raise WarmStartError(f"{path} cannot be read as weights ({type(error).__name__}: {str(error).splitlines()[0]}): "
+                             "save a state_dict or a tensor with torch.save") from None
+    if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
+        return _from_model_file(payload, path)
+    if isinstance(payload, torch.Tensor):
+        payload = {"weight": payload}
+    if isinstance(payload, dict):
+        for nested in ("state_dict", "model_state_dict", "model"):
+            if isinstance(payload.get(nested), dict):
+                payload = payload[nested]
+                break
+    if not isinstance(payload, dict) or not any(isinstance(value, torch.Tensor) for value in payload.values()):
+        raise WarmStartError(f"{path} holds no tensors: save an nn.Linear's state_dict or its weight with torch.save")
+    return _from_state_dict(payload, path, weight_key, in_features, classes)
+
+
+def _from_model_file(payload: dict[str, Any], path: Path) -> SourceWeights:
+    config = RunConfig.from_dict(payload["config"])
+    model = build_model(config)
+    model.load_state_dict(payload["state_dict"])
+    layers = [SourceLayer(dense_weight(layer), None if layer.bias is None else layer.bias.detach(), name)
+              for name, layer in hidden_layers(model)]
+    return SourceWeights(layers, model.head.weight.detach(), model.head.bias.detach(), config, path)
+
+
+def _from_state_dict(state: dict[str, Any], path: Path, weight_key: Optional[str], in_features: Optional[int],
+                     classes: Optional[int]) -> SourceWeights:
+    matrices = {key: value for key, value in state.items()
+                if isinstance(value, torch.Tensor) and value.dim() == 2 and value.is_floating_point()}
+    if weight_key is not None:
+        if weight_key not in matrices:
+            raise WarmStartError(f"{path} has no 2-D weight {weight_key!r}: its matrices are "
+                                 f"{_listing(matrices)}")
+        key = weight_key
+    else:
+        fitting = [key for key, value in matrices.items() if in_features is None or value.shape[1] == in_features]
+        if classes is not None and len(fitting) > 1:  # a head that happens to read as many features
+            fitting = [key for key in fitting if matrices[key].shape[0] != classes] or fitting
+        if not matrices:
+            raise WarmStartError(f"{path} holds no 2-D weight: save an nn.Linear's state_dict or its weight")
+        if not fitting:
+            raise WarmStartError(f"{path}: no 2-D weight has {in_features} columns, the features this network feeds "
+                                 f"its hidden layer (its matrices: {_listing(matrices)}): choose the dataset and "
+                                 "padding the weights were trained on")
+        if len(fitting) > 1:
+            raise WarmStartError(f"{path}: {len(fitting)} 2-D weights could be the hidden layer "
+                                 f"({_listing({key: matrices[key] for key in fitting})}): name it with --weight-key")
+        key = fitting[0]
+    weight = matrices[key].detach().float()
+    bias = _bias_of(state, key, weight.shape[0])
+    source = SourceWeights([SourceLayer(weight, bias, key)], path=path)
+    heads = [other for other, value in matrices.items()
+             if other != key and classes is not None and tuple(value.shape) == (classes, weight.shape[0])]
+    if len(heads) == 1:
+        source.head_weight = matrices[heads[0]].detach().float()
+        source.head_bias = _bias_of(state, heads[0], classes)
+    else:
+        source.notes.append("the file holds no classifier head of the right size: the head starts from a random draw")
+    return source
+
+
+def _bias_of(state: dict[str, Any], weight_key: str, size: int) -> Optional[torch.Tensor]:
+    if not weight_key.endswith("weight"):
+        return None
+    bias = state.get(weight_key[: -len("weight")] + "bias")
+    if isinstance(bias, torch.Tensor) and tuple(bias.shape) == (size,):
+        return bias.detach().float()
+    return None
+
+
+def _listing(matrices: dict[str, torch.Tensor]) -> str:
+    if not matrices:
+        return "none"
+    return ", ".join(f"{key} {tuple(value.shape)}" for key, value in list(matrices.items())[:8])
+
+
+# ---------------------------------------------------------------- TT-SVD into a layer
+def tt_svd_cores(weight: torch.Tensor, in_modes: Sequence[int], out_modes: Sequence[int],
+                 ranks: Optional[Sequence[int]] = None, rel_error: Optional[float] = None) -> tuple[list[torch.Tensor], float]:
+    """TT-SVD of a dense ``(M, N)`` weight (in float64): cores ``(r_{k-1}, n_k, m_k, r_k)`` with the ranks
+    capped by ``ranks`` (and cut at ``rel_error`` when given) and ``||W - W_TT||_F / ||W||_F``."""
+    return dense_to_tt_matrix(weight.detach().double(), tuple(in_modes), tuple(out_modes), max_ranks=ranks,
+                              rel_error=rel_error)
+
+
+def _copy_padded(target: torch.Tensor, source: torch.Tensor) -> None:
+    """Copy ``source`` into the leading corner of ``target``, zeros elsewhere (a TT core of a lower
+    rank, zero-padded, gives the same matrix)."""
+    target.zero_()
+    target[tuple(slice(0, size) for size in source.shape)].copy_(source.to(target.dtype))
+
+
+def _init_tt(layer: TTLinear, weight: torch.Tensor) -> float:
+    cores, error = tt_svd_cores(weight, layer.in_modes, layer.out_modes, layer.ranks)
+    for target, core in zip(layer.cores, cores):
+        _copy_padded(target, core)
+    return error
+
+
+def _init_matrix_rank(layer: MatrixRankLinear, weight: torch.Tensor) -> float:
+    left, sigma, right = torch.linalg.svd(weight.double(), full_matrices=False)
+    rank = min(layer.rank, sigma.numel())
+    root = sigma[:rank].sqrt()
+    _copy_padded(layer.up, left[:, :rank] * root)
+    _copy_padded(layer.down, root[:, None] * right[:rank])
+    norm = float(sigma.norm())
+    return float(sigma[rank:].norm()) / norm if norm > 0 else 0.0
+
+
+def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
+    """Set ``model``'s weights from ``config.init_from`` (in place); returns each hidden layer's relative
+    Frobenius error ``||W - W_layer||_F / ||W||_F`` (0 for a copy).
+
+    Raises:
+        WarmStartError: when the file is gone or changed (its SHA-256 differs), or its layers do not
+            fit the network (the message names the layer, both sizes and the fix).
+    """
+    start = config.init_from
+    if start is None:
+        return []
+    path = Path(start.path)
+    if not path.is_file():
+        raise WarmStartError(f"the weights this run starts from, {path}, are gone: restore the file, or start "
+                             "a new run from other weights")
+    if file_sha256(path) != start.sha256:
+        raise WarmStartError(f"the weights file {path} changed since this run was described (its SHA-256 differs): "
+                             "describe the run again from the file as it is now")
+    layers = hidden_layers(model)
+    source = read_source(path, start.weight_key, config.in_features, config.num_classes)
+    if len(source.layers) < len(layers):
+        raise WarmStartError(f"{path} holds {len(source.layers)} hidden layer(s), this network has {len(layers)}: "
+                             "start from a network with as many hidden layers")
+    errors = []
+    widths = config.layer_widths
+    with torch.no_grad():
+        for index, ((name, layer), trained) in enumerate(zip(layers, source.layers)):
+            wanted = (widths[index + 1], widths[index])
+            if trained.shape != wanted:
+                raise WarmStartError(f"hidden layer {index + 1} of {path} ({trained.key or name}) is "
+                                     f"{trained.shape[0]}x{trained.shape[1]} (out x in), but this network's is "
+                                     f"{wanted[0]}x{wanted[1]}: choose shapes of the same sizes")
+            if isinstance(layer, TTLinear):
+                errors.append(_init_tt(layer, trained.weight))
+            elif isinstance(layer, MatrixRankLinear):
+                errors.append(_init_matrix_rank(layer, trained.weight))
+            else:
+                layer.weight.copy_(trained.weight)
+                errors.append(0.0)
+            if layer.bias is not None:
+                if trained.bias is not None:
+                    layer.bias.copy_(trained.bias)
+                else:
+                    layer.bias.zero_()
+        if source.head_weight is not None and source.head_weight.shape == model.head.weight.shape:
+            model.head.weight.copy_(source.head_weight)
+            if source.head_bias is not None:
+                model.head.bias.copy_(source.head_bias)
+    return [error if math.isfinite(error) else float("nan") for error in errors]
