@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
              "the recorded runs: list, show, resume, edit, delete"),
     "sweep": ("ttexplore.cli.sweep", "configure_parser", "run",
               "train a grid of shapes x ranks (+ baselines); write results.csv and the accuracy-vs-weights figure"),
+    "compress": ("ttexplore.cli.compress", "configure_parser", "run",
+                 "TT-SVD of a trained layer at several ranks, fine-tuned, beside TT nets trained from scratch"),
     "bench": ("ttexplore.cli.bench", "configure_parser", "run",
               "time every TT forward strategy against nn.Linear; write CSV, summary and a plot"),
 }

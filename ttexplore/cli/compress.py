@@ -1,0 +1,204 @@
+"""``ttexplore compress``: TT-SVD of a trained layer at several ranks, fine-tuned, beside TT nets
+trained from scratch (the slides' "in theory" path against their "in practice" one).
+
+Everything a user can get wrong is checked before any run: the source (``--run`` or ``--weights``),
+the shapes, the ranks, the output path, the store. Each compressed and fine-tuned network is a
+recorded run (tags ``compress``), run through :func:`ttexplore.runs.lifecycle.execute`; a second
+launch reuses the runs already completed. Ctrl-C ends the current run ``interrupted`` (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Any, Optional
+
+from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_path, open_store)
+from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
+
+
+def _number_list(kind: type, what: str):
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part) for part in text.replace(" ", ",").split(",") if part]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list of {what}, e.g. {'1,2,4,8' if kind is int else '0.5,0.2'}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"give at least one {what[:-1]}")
+        return values
+    return parse
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("what to compress (one of)")
+    which = source.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", metavar="ID", help="a recorded run (normally a dense one): its trained hidden layer")
+    which.add_argument("--weights", metavar="FILE",
+                       help="a weights file: a ttexplore model file, or a state_dict/.pt holding an nn.Linear weight "
+                            "(read weights-only, never code)")
+    source.add_argument("--weight-key", default=None, help="with --weights: the state_dict key of the hidden weight "
+                                                           "(default: the one 2-D tensor with the input's features)")
+    source.add_argument("--dataset", default=None, choices=list(DATASETS),
+                        help=f"with a bare --weights file: the data it was trained on (default {DEFAULT_DATASET})")
+    source.add_argument("--pad-to", default=None, help="with a bare --weights file: image padding (default as train)")
+    source.add_argument("--data-dir", default=None, help="folder holding downloaded datasets")
+    shape = parser.add_argument_group("the TT layer")
+    shape.add_argument("--in-modes", default=None, help="TT input modes of W's inputs, e.g. 4x8x8x4 (default: balanced 4 modes)")
+    shape.add_argument("--out-modes", default=None, help="TT output modes of W's outputs (default: balanced, as many as --in-modes)")
+    ranks = shape.add_mutually_exclusive_group()
+    ranks.add_argument("--ranks", type=_number_list(int, "ranks"), default=None,
+                       help="max TT ranks to compress to, e.g. 1,2,4,8 (default 1,2,4,8,16)")
+    ranks.add_argument("--rel-error", type=_number_list(float, "errors"), default=None,
+                       help="or target relative errors ||W - W_TT||_F / ||W||_F, e.g. 0.5,0.2: TT-SVD picks the ranks")
+    train = parser.add_argument_group("fine-tuning and the from-scratch comparison")
+    train.add_argument("--finetune-epochs", type=int, default=0, help="epochs of training after TT-SVD (default 0: none)")
+    train.add_argument("--train-scratch", action="store_true",
+                       help="also train the TT net of each rank from a random draw when the store has none")
+    train.add_argument("--scratch-epochs", type=int, default=None,
+                       help="epochs of those from-scratch runs (default: --finetune-epochs, else the source's)")
+    train.add_argument("--lr", type=float, default=None, help="learning rate of fine-tuning and from-scratch runs (default: the source's)")
+    train.add_argument("--batch-size", type=int, default=None, help="batch size (default: the source's)")
+    train.add_argument("--seed", type=int, default=None, help="seed (default: the source's)")
+    train.add_argument("--evals-per-epoch", type=int, default=None, help="metric reports per epoch (default: the source's)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", metavar="PATH", default=None, help="write {rows: [...], ...} as JSON to PATH ('-' for stdout)")
+    out.add_argument("--db", default=None, help="run store file (default $TTEXPLORE_DB or ~/.ttexplore/runs.db)")
+    out.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _fail(flag: str, error: Exception) -> UsageError:
+    return UsageError(f"ttexplore compress: error: {flag}: {error}")
+
+
+def _source(args: argparse.Namespace, store: Any) -> Any:
+    from ttexplore.experiments import compress
+    from ttexplore.runs.config import ConfigError
+    from ttexplore.runs.warmstart import WarmStartError
+
+    if args.run:
+        for flag in ("dataset", "pad_to", "weight_key"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: the run's own network says it; "
+                                 "give it only with --weights")
+        try:
+            return compress.source_from_run(store, args.run)
+        except (ConfigError, WarmStartError) as error:
+            raise _fail("--run", error) from None
+    values = {}
+    if args.pad_to is not None:
+        values["pad_to"] = "" if str(args.pad_to).lower() == "none" else args.pad_to
+    try:
+        return compress.source_from_file(args.weights, args.dataset or DEFAULT_DATASET, args.weight_key, **values)
+    except WarmStartError as error:
+        raise _fail("--weights", error) from None
+    except ConfigError as error:
+        raise _fail(f"--{error.field.replace('_', '-')}", error) from None
+
+
+def _default_modes(features: int, depth: int = 4) -> tuple[int, ...]:
+    from ttexplore.core.shapes import balanced_factorization, factorizations
+
+    depth = next((d for d in (depth, 3, 2) if factorizations(features, d, min_mode=2)), 1)
+    return balanced_factorization(features, depth) if depth > 1 else (features,)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compress, fine-tune, compare; print the table (and ``--json``)."""
+    if args.json and args.json != "-":
+        check_output_path("compress", "--json", args.json)
+    for flag in ("finetune_epochs", "scratch_epochs"):
+        value = getattr(args, flag)
+        if value is not None and not 0 <= value <= 10_000:
+            raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: {value} must be between 0 and 10000")
+    store = open_store("compress", args.db)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from ttexplore.experiments import compress
+    from ttexplore.runs.config import ConfigError
+
+    source = _source(args, store)
+    from ttexplore.core.shapes import parse_modes
+
+    try:
+        in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else _default_modes(source.in_features)
+    except ValueError as error:
+        raise _fail("--in-modes", error) from None
+    try:
+        out_modes = (parse_modes(args.out_modes, "out_modes") if args.out_modes
+                     else _default_modes(source.out_features, len(in_modes)))
+    except ValueError as error:
+        raise _fail("--out-modes", error) from None
+    training = {name: getattr(args, name) for name in ("lr", "batch_size", "seed", "evals_per_epoch")
+                if getattr(args, name) is not None}
+    try:
+        targets = compress.plan_compression(source, in_modes, out_modes, ranks=args.ranks or ([] if args.rel_error else [1, 2, 4, 8, 16]),
+                                            rel_errors=args.rel_error or [], finetune_epochs=args.finetune_epochs,
+                                            scratch_epochs=args.scratch_epochs, **training)
+    except ConfigError as error:
+        raise _fail(f"--{error.field.replace('_', '-')}", error) from None
+    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say(f"compress {source.describe()}")
+    for line in compress.targets_summary(targets):
+        say("  " + line)
+    from ttexplore.cli.train import interrupt_on_signals, load_data
+    from ttexplore.runs.lifecycle import StopFlags
+
+    dataset = load_data(source.base, args.data_dir, "compress")
+    dense_accuracy = compress.source_accuracy(source, dataset)
+    stop = StopFlags.new()
+    with interrupt_on_signals(stop):
+        recorded = compress.run_plan(store, targets, dataset=dataset, scratch=args.train_scratch, interrupt=stop.interrupt,
+                                     on_run=lambda run_id, config, what: say(f"{what}: run {run_id}: {config.describe()}, "
+                                                                             f"{config.epochs} epochs"))
+    rows = compress.compress_rows(store, targets)
+    statuses = [store.get_run(run_id)["status"] for run_id in recorded]
+    report = {
+        "source": {"label": source.label, "run": source.init_from.run, "path": source.init_from.path,
+                   "sha256": source.init_from.sha256, "has_head": source.has_head, "notes": source.notes,
+                   "config": source.base.to_dict()},
+        "dataset": source.base.dataset,
+        "in_modes": list(targets[0].compressed.in_modes),
+        "out_modes": list(targets[0].compressed.out_modes),
+        "dense_params": source.in_features * source.out_features,
+        "dense_test_accuracy": dense_accuracy,
+        "finetune_epochs": args.finetune_epochs,
+        "rows": [row.to_dict() for row in rows],
+        "recorded_runs": recorded,
+    }
+    if args.json:
+        from ttexplore.cli.train import write_json
+
+        write_json(args.json, report)
+    if args.json != "-":
+        print(table_text(report))
+    if "interrupted" in statuses or "cancelled" in statuses:
+        print("compress: interrupted; run the same command again to continue (completed runs are reused, "
+              f"the interrupted one resumes with 'python -m ttexplore runs resume {recorded[-1]}')", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if any(status in ("failed", "diverged") for status in statuses):
+        failed = store.get_run(recorded[-1])
+        print(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def table_text(report: dict[str, Any]) -> str:
+    """The compress table as aligned text."""
+    def fmt(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    shape = "x".join(map(str, report["in_modes"])) + " -> " + "x".join(map(str, report["out_modes"]))
+    lines = [f"{shape} on {report['dataset']}: dense layer {report['dense_params']:,} weights, "
+             f"test accuracy {fmt(report['dense_test_accuracy'])}",
+             f"{'rank':>6} {'ranks':>14} {'weights':>9} {'compr.':>8} {'rel_error':>9} {'TT-SVD':>7} "
+             f"{'+tuned':>7} {'scratch':>7}"]
+    for row in report["rows"]:
+        rank = str(row["rank"]) if row["rank"] is not None else f"e{row['rel_error_target']:g}"
+        lines.append(f"{rank:>6} {','.join(map(str, row['ranks'])):>14} {row['params']:>9,} {row['compression']:>8.2e} "
+                     f"{row['rel_error']:>9.4f} {fmt(row['test_accuracy']):>7} {fmt(row['finetuned_test_accuracy']):>7} "
+                     f"{fmt(row['scratch_test_accuracy']):>7}")
+    return "\n".join(lines)
