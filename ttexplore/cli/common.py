@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ttexplore.runs.config import INITS, LAYER_KINDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from ttexplore.runs.config import INITS, LAYER_KINDS, NETWORK_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 __all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
@@ -56,8 +56,21 @@ class ProgressBar:
 
 
 # ---------------------------------------------------------------- flags
+class _Given(argparse.Action):
+    """Store a flag's value and remember that it was given (``args.given_flags``), so a preset or
+    ``--hidden-layer`` can tell a flag typed from one left at its default."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.dest == "hidden_layer":
+            values = [*(getattr(namespace, self.dest, None) or []), values]
+        setattr(namespace, self.dest, values)
+        namespace.given_flags = set(getattr(namespace, "given_flags", ())) | {self.dest}
+
+
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
+    for name in (None, "store"):  # every flag below (argparse's default action) records that it was given
+        parser.register("action", name, _Given)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
                       help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
@@ -76,6 +89,10 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--matrix-rank", type=int, default=4, help="rank of the matrix_rank baseline (default 4)")
     net.add_argument("--init", default="glorot", choices=INITS, help="hidden layer init (std of the whole W)")
     net.add_argument("--strategy", default="auto", choices=STRATEGIES, help="TT forward contraction (default auto: cheapest)")
+    net.add_argument("--hidden-layer", metavar="SPEC", default=None,
+                     help="one hidden layer, repeat for several (each then a ReLU), instead of --layer/--in-modes/"
+                          "--out-modes/--ranks/--hidden/--matrix-rank: tt:IN[->OUT][:RANKS] (tt:4^5->8x16x16x16x8:4), "
+                          "dense:WIDTH or matrix_rank:WIDTH:RANK")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=5, help="passes over the training set (default 5)")
     opt.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
@@ -91,22 +108,42 @@ _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch")
 
 
-def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
-    """The :class:`RunConfig` the run flags describe.
+def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" = None, **extra: Any) -> RunConfig:
+    """The :class:`RunConfig` the run flags describe; with ``preset`` (a preset's values), the flags
+    given override it and those left at their defaults do not.
 
     Raises:
-        UsageError: naming the flag (``--in-modes``) and the fix.
+        UsageError: naming the flag (``--in-modes``, ``--hidden-layer``) and the fix.
     """
+    given = getattr(args, "given_flags", set())
     values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
+    layers = getattr(args, "hidden_layer", None)
+    if preset is not None or layers:
+        values = {name: value for name, value in values.items() if name in given}
+    if layers:
+        one_layer = sorted(set(values) & set(NETWORK_FIELDS))
+        if one_layer:
+            flag = "--" + one_layer[0].replace("_", "-")
+            raise UsageError(f"ttexplore {args.command}: error: {flag}: with --hidden-layer, describe every layer there "
+                             f"(e.g. --hidden-layer tt:4x8x8x4:4 --hidden-layer dense:256), not with {flag}")
+        values["hidden_layers"] = list(layers)
     if values.get("pad_to") is None:
         values.pop("pad_to", None)  # not given: the dataset's default
     elif str(values["pad_to"]).lower() == "none":
         values["pad_to"] = ""
     values.update(extra)
+    if preset is not None:
+        if layers:  # new layers replace the preset's whole network
+            preset = {key: value for key, value in preset.items() if key not in NETWORK_FIELDS + ("hidden_layers",)}
+        values = {**preset, **values}
+    dataset = args.dataset if "dataset" in given or preset is None else values.pop("dataset", args.dataset)
+    values.pop("dataset", None)
     try:
-        return RunConfig.for_dataset(args.dataset, **values)
+        return RunConfig.for_dataset(dataset, **values)
     except ConfigError as error:
-        raise UsageError(f"ttexplore {args.command}: error: --{error.field.replace('_', '-')}: {error}") from None
+        field = error.field.split("[")[0].split(".")[0]
+        flag = "--hidden-layer" if field == "hidden_layers" else f"--{field.replace('_', '-')}"
+        raise UsageError(f"ttexplore {args.command}: error: {flag}: {error}") from None
 
 
 # ---------------------------------------------------------------- checked before any work

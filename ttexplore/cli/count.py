@@ -28,11 +28,17 @@ def run_count(args: argparse.Namespace) -> int:
     lines = {
         "layer": config.describe(),
         "layer weights": config.layer_params(),
-        "dense weights": ttmath.dense_param_count(config.in_features, config.hidden_features),
+        "dense weights": config.dense_layer_params(),
         "compression rate": f"{config.compression():.4g}",
         "compression factor": f"{1 / config.compression():.4g}x",
     }
-    if config.layer == "tt":
+    if config.hidden_layers is not None:
+        lines["layer widths"] = " -> ".join(f"{width:,}" for width in config.layer_widths)
+        for index, layer in enumerate(config.hidden_layers):
+            width = config.layer_widths[index]
+            lines[f"hidden_layers[{index}]"] = (f"{layer.label()}: {layer.params(width):,} weights "
+                                                f"(dense {layer.dense_params(width):,})")
+    elif config.layer == "tt":
         plan = ttmath.plan_ranks(config.in_modes, config.out_modes, config.ranks)
         lines["ranks used"] = ",".join(map(str, plan.ranks))
         lines["max useful ranks"] = ",".join(map(str, plan.max_useful))
@@ -46,7 +52,8 @@ def run_count(args: argparse.Namespace) -> int:
         lines["auto strategy (batch 1)"] = f"{chosen}: {costs[chosen].get('plan', '')}"
         lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
         lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
-    lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
+    if config.hidden_layers is None:
+        lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
     if args.json:
         print(json.dumps(lines, indent=2))
     else:

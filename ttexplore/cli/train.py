@@ -47,6 +47,9 @@ def add_identity_flags(parser: argparse.ArgumentParser) -> None:
 def configure_parser(train: argparse.ArgumentParser) -> None:
     """The flags of ``train``: the run flags and where the results go."""
     add_run_flags(train)
+    presets = train.add_argument_group("presets")
+    presets.add_argument("--preset", default=None, help="a named network (see --list-presets); the flags given change it")
+    presets.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     out = train.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", default=None,
                      help="write a JSON summary (params, compression, test_accuracy, history) to PATH, '-' for stdout")
@@ -115,7 +118,9 @@ def ending_line(command: str, status: str, run_id: Optional[str], result: Any) -
 
 def run(args: argparse.Namespace) -> int:
     """Train one network; print a JSON summary (``--json``) and a progress bar on stderr."""
-    config = config_from_args(args, label=args.label or "")
+    if args.list_presets:
+        return list_presets()
+    config = config_from_args(args, preset=preset_or_usage(args.preset), label=args.label or "")
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
         if path and path != "-":
             check_output_path("train", flag, path)
@@ -166,6 +171,31 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def list_presets() -> int:
+    """Print each preset's name, description and network."""
+    from ttexplore.runs.presets import RUN_PRESETS, run_preset
+
+    for name, preset in RUN_PRESETS.items():
+        config = run_preset(name)
+        print(f"{name}: {preset['description']}\n    {config.describe()}; widths "
+              f"{' -> '.join(f'{width:,}' for width in config.layer_widths)}; {config.layer_params():,} layer weights "
+              f"(dense: {config.dense_layer_params():,})")
+    return EXIT_OK
+
+
+def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
+    """The preset's values, ``None`` without ``--preset``, or a one-line error listing the presets."""
+    if name is None:
+        return None
+    from ttexplore.runs.config import ConfigError
+    from ttexplore.runs.presets import preset_values
+
+    try:
+        return preset_values(name)
+    except ConfigError as error:
+        raise UsageError(f"ttexplore train: error: --preset: {error} (see --list-presets)") from None
+
+
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
     """The ``--json`` summary of a run."""
     history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
@@ -176,7 +206,8 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "error": result.error,
         "config": config.to_dict(),
         "params": config.layer_params(),
-        "dense_params": ttmath.dense_param_count(config.in_features, config.hidden_features),
+        "dense_params": config.dense_layer_params(),
+        "layer_widths": config.layer_widths,
         "compression": config.compression(),
         "compression_factor": 1.0 / config.compression(),
         "test_accuracy": result.final_test_accuracy,
