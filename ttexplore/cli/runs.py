@@ -42,6 +42,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("--clear-tags", action="store_true", help="remove every tag first")
     delete = actions.add_parser("delete", help="delete runs with their metrics, weights and checkpoints")
     delete.add_argument("ids", nargs="+", help="run ids")
+    for action in (listing, show, resume, edit, delete):  # --db also after the action: 'runs list --db FILE'
+        action.add_argument("--db", default=argparse.SUPPRESS, help="run store file (as before the action)")
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:

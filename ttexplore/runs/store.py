@@ -172,7 +172,9 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise _store_problem(self.path, error) from None
+            raise StoreError(self.path, f"the run store {self.path} cannot be created: its folder {self.path.parent} "
+                                        f"cannot be made ({error.strerror}): point TTEXPLORE_DB (or --db) at a writable "
+                                        "place") from None
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
         self._initialise()
 
