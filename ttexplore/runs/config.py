@@ -72,6 +72,11 @@ def _ranks_value(value: Any) -> Union[int, tuple[int, ...], None]:
         raise ConfigError("ranks", f"ranks {value!r} is not understood: write one number (4), a list (2,4,2), or 'max'") from None
 
 
+#: The field parsers, shared with the layer specs of :mod:`ttexplore.runs.layerspec`.
+modes_value = _modes_or_none
+ranks_value = _ranks_value
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A training run: data, network and optimisation, fully described.

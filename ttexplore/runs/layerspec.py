@@ -329,14 +329,14 @@ def _parse_text(text: str, where: str) -> dict[str, Any]:
 
 def _modes(value: Any, field: str) -> Optional[tuple[int, ...]]:
     try:
-        return _config._modes_or_none(value, field)
+        return _config.modes_value(value, field)
     except _config.ConfigError as error:
         raise _error(field, str(error)) from None
 
 
 def _ranks(value: Any, field: str) -> Union[int, tuple[int, ...], None]:
     try:
-        return _config._ranks_value(value)
+        return _config.ranks_value(value)
     except _config.ConfigError as error:
         raise _error(field, f"{field}: {error}") from None
 
