@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ttexplore.core.kernels import tt_to_dense
-from ttexplore.experiments.compress import ranks_for_error, tail_errors, unfolding_spectra
+from ttexplore.core.ttmath import ranks_for_error, truncation_errors
+from ttexplore.experiments.compress import unfolding_spectra
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.fit import fit
 from ttexplore.runs.models import build_model, save_model
@@ -50,7 +51,7 @@ def test_tt_svd_finds_the_tt_ranks_of_a_matrix_that_has_them(ranks):
 
 
 def test_tail_errors_are_the_relative_norm_of_what_a_cut_drops():
-    assert tail_errors([3.0, 4.0]) == pytest.approx([1.0, 0.8, 0.0])
+    assert truncation_errors([4.0, 3.0]) == pytest.approx([1.0, 0.6, 0.0])
 
 
 def dense_digits_model(tmp_path, epochs=1):

@@ -17,6 +17,8 @@ Conventions (used throughout ttexplore):
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Iterable, Sequence, Union
 
@@ -40,6 +42,8 @@ __all__ = [
     "tt_sweep_flops",
     "tt_rebuild_flops",
     "reconstruction_flops",
+    "truncation_errors",
+    "ranks_for_error",
 ]
 
 
@@ -260,3 +264,24 @@ def reconstruction_flops(in_modes: Sequence[int], out_modes: Sequence[int], rank
 def tt_rebuild_flops(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike, batch: int = 1) -> int:
     """FLOPs of the 'rebuild W, then one dense GEMM' forward."""
     return reconstruction_flops(in_modes, out_modes, ranks) + dense_flops(prod(in_modes), prod(out_modes), batch)
+
+
+def truncation_errors(spectrum: Sequence[float]) -> list[float]:
+    """``e[r] = ||sigma[r:]|| / ||sigma||`` for ``r = 0 .. len(spectrum)``: the relative Frobenius
+    error of cutting one TT unfolding (singular values ``spectrum``) at rank ``r``."""
+    tails = [0.0]  # summed from the smallest value up: no cancellation near zero
+    for value in reversed(spectrum):
+        tails.append(tails[-1] + float(value) * float(value))
+    total = tails[-1]
+    return [math.sqrt(tail / total) if total > 0 else 0.0 for tail in reversed(tails)]
+
+
+def ranks_for_error(spectra: Sequence[Sequence[float]], rel_error: float) -> tuple[int, ...]:
+    """The smallest rank of each TT boundary whose own cut stays within ``rel_error / sqrt(d - 1)``,
+    given the singular values of each unfolding: the ranks TT-SVD (Oseledets 2011) picks for
+    ``rel_error``, which keeps the whole error within it; so what each boundary needs."""
+    if not spectra:
+        return ()
+    share = rel_error / math.sqrt(len(spectra))
+    return tuple(max(1, next(r for r, tail in enumerate(truncation_errors(spectrum)) if tail <= share))
+                 for spectrum in spectra)

@@ -6,7 +6,7 @@ This module runs the first on a trained network and compares it with the second:
 
 1. :func:`source_from_run` / :func:`source_from_file`: the trained dense hidden layer ``W``.
 2. :func:`unfolding_spectra`: the singular values of each TT unfolding of ``W`` (which rank each
-   core boundary needs for an error, :func:`ranks_for_error`).
+   core boundary needs for an error: :func:`ttexplore.core.ttmath.ranks_for_error`).
 3. :func:`plan_compression`: per rank, three runs described by :class:`RunConfig`: the TT-SVD
    network evaluated as it is (0 epochs), the same fine-tuned for ``K`` epochs (both start from
    ``W`` through ``init_from``), and the same TT net from a random draw (trained from scratch).
@@ -34,7 +34,7 @@ from ttexplore.runs.store import RunStore
 from ttexplore.runs.warmstart import WarmStartError, file_sha256, read_source, tt_svd_cores
 
 __all__ = ["CompressSource", "CompressTarget", "CompressRow", "source_from_run", "source_from_file", "merged_tensor",
-           "unfolding_spectra", "ranks_for_error", "tail_errors", "plan_compression", "run_plan", "compress_rows",
+           "unfolding_spectra", "plan_compression", "missing_runs", "run_tags", "run_plan", "compress_rows",
            "find_scratch", "source_accuracy", "COMPRESS_TAG"]
 
 #: Tag of every run a compression records (the Runs page and ``runs list`` filter on it).
@@ -147,26 +147,6 @@ def unfolding_spectra(weight: torch.Tensor, in_modes: Sequence[int], out_modes: 
         matrix = tensor.reshape(math.prod(sizes[:k]), -1)
         spectra.append(torch.linalg.svdvals(matrix).tolist())
     return spectra
-
-
-def tail_errors(spectrum: Sequence[float]) -> list[float]:
-    """``e[r] = ||sigma[r:]|| / ||sigma||`` for ``r = 0 .. len``: the relative error of cutting the
-    boundary at rank ``r`` alone."""
-    tails = [0.0]  # summed from the smallest value up: no cancellation near zero
-    for value in reversed(spectrum):
-        tails.append(tails[-1] + value * value)
-    total = tails[-1]
-    return [math.sqrt(tail / total) if total > 0 else 0.0 for tail in reversed(tails)]
-
-
-def ranks_for_error(spectra: Sequence[Sequence[float]], rel_error: float) -> tuple[int, ...]:
-    """The smallest rank of each boundary whose own cut stays within ``rel_error / sqrt(d - 1)``:
-    the ranks TT-SVD picks for ``rel_error`` (it cuts each boundary so, which keeps the whole
-    error within ``rel_error``), and so what each boundary needs."""
-    if not spectra:
-        return ()
-    share = rel_error / math.sqrt(len(spectra))
-    return tuple(max(1, next(r for r, tail in enumerate(tail_errors(spectrum)) if tail <= share)) for spectrum in spectra)
 
 
 # ---------------------------------------------------------------- the plan
@@ -282,17 +262,40 @@ def _network_key(config: Optional[RunConfig]) -> Any:
     return (config.dataset, config.pad_to, config.train_limit, layers)
 
 
+def missing_runs(store: RunStore, targets: Sequence[CompressTarget], scratch: bool = False,
+                 skip_active: bool = False) -> list[tuple[str, RunConfig, str]]:
+    """``(what, config, name)`` of each run the targets need that the store has not completed (nor,
+    with ``skip_active``, queued or running): the compressed and fine-tuned ones, and with ``scratch``
+    the from-scratch one when the store has none. ``what`` is ``compressed``, ``finetuned`` or ``scratch``."""
+    active = {run["config_key"] for run in store.list_runs(status=("queued", "running"))} if skip_active else set()
+    wanted = []
+    for target in targets:
+        jobs = [("compressed", target.compressed), ("finetuned", target.finetuned)]
+        if scratch and find_scratch(store, target.scratch, target.scratch.epochs) is None:
+            jobs.append(("scratch", target.scratch))
+        for what, config in jobs:
+            if config is None or config.key() in active or store.find_completed(config) is not None:
+                continue
+            active.add(config.key())  # two targets never queue one network twice
+            wanted.append((what, config, f"{what} {layer_text(config.in_modes, config.out_modes)} {target.label}"))
+    return wanted
+
+
+def run_tags(what: str) -> list[str]:
+    """The tags of a run a compression records."""
+    return [COMPRESS_TAG, "from-scratch" if what == "scratch" else what]
+
+
 def run_plan(store: RunStore, targets: Sequence[CompressTarget], dataset: Any = None, data_dir: Optional[str] = None,
              scratch: bool = False, interrupt: Optional[threading.Event] = None,
              on_run: Optional[Callable[[str, RunConfig, str], None]] = None,
              on_event: Optional[Callable[[dict[str, Any]], None]] = None) -> list[str]:
-    """Record and run, one after the other, each target's runs the store has not completed yet
-    (the compressed and fine-tuned ones; the from-scratch one too with ``scratch`` when the
-    store has none). Every run goes through :func:`ttexplore.runs.lifecycle.execute`.
+    """Record and run, one after the other, the runs :func:`missing_runs` lists, each through
+    :func:`ttexplore.runs.lifecycle.execute` (the app queues the same configs on its job manager).
 
     Args:
         interrupt: set it (a signal handler) to stop the current run ``interrupted`` and go no further.
-        on_run: called ``(run_id, config, what)`` as each run starts (``what``: compressed, finetuned, scratch).
+        on_run: called ``(run_id, config, what)`` as each run starts.
 
     Returns:
         The ids of the runs it recorded; it stops at the first that does not complete.
@@ -301,25 +304,17 @@ def run_plan(store: RunStore, targets: Sequence[CompressTarget], dataset: Any = 
 
     interrupt = interrupt or threading.Event()
     recorded = []
-    for target in targets:
-        jobs = [("compressed", target.compressed), ("finetuned", target.finetuned)]
-        if scratch and find_scratch(store, target.scratch, target.scratch.epochs) is None:
-            jobs.append(("scratch", target.scratch))
-        for what, config in jobs:
-            if config is None or store.find_completed(config) is not None:
-                continue
-            if interrupt.is_set():
-                return recorded
-            tags = [COMPRESS_TAG, what] if what != "scratch" else [COMPRESS_TAG, "from-scratch"]
-            run_id = store.create_run(config, status="running", name=f"{what} {layer_text(config.in_modes, config.out_modes)} "
-                                      f"{target.label}", tags=tags)
-            recorded.append(run_id)
-            if on_run is not None:
-                on_run(run_id, config, what)
-            stop = StopFlags(threading.Event(), interrupt)
-            execute(store, run_id, stop=stop, dataset=dataset, data_dir=data_dir, on_event=on_event)
-            if store.get_run(run_id)["status"] != "completed":
-                return recorded
+    for what, config, name in missing_runs(store, targets, scratch):
+        if interrupt.is_set():
+            break
+        run_id = store.create_run(config, status="running", name=name, tags=run_tags(what))
+        recorded.append(run_id)
+        if on_run is not None:
+            on_run(run_id, config, what)
+        execute(store, run_id, stop=StopFlags(threading.Event(), interrupt), dataset=dataset, data_dir=data_dir,
+                on_event=on_event)
+        if store.get_run(run_id)["status"] != "completed":
+            break
     return recorded
 
 
