@@ -20,6 +20,7 @@ pages = [
     st.Page(HERE / "pages" / "train.py", title="Train", icon=":material/play_circle:"),
     st.Page(HERE / "pages" / "runs.py", title="Runs", icon=":material/table_chart:"),
     st.Page(HERE / "pages" / "sweep.py", title="Sweep", icon=":material/grid_on:"),
+    st.Page(HERE / "pages" / "compress.py", title="Compress", icon=":material/compress:"),
     st.Page(HERE / "pages" / "export.py", title="Export", icon=":material/download:"),
 ]
 

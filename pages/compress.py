@@ -1,0 +1,232 @@
+"""Compress: TT-SVD of a trained layer (the slides' "in theory" path) beside TT layers trained from scratch."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Optional
+
+import streamlit as st
+
+import ui
+from ttexplore.core import ttmath
+from ttexplore.core.shapes import balanced_factorization, factorizations, parse_modes
+from ttexplore.core.ttshape import modes_text
+from ttexplore.presenters import compress as views
+from ttexplore.presenters.preview import other_factorizations
+from ttexplore.presenters.reports import run_label
+from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
+
+state = st.session_state
+KEEP = "session"
+RANK_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+ERROR_CHOICES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
+store = ui.store_or_stop()
+
+
+# ---------------------------------------------------------------- cached work (W does not change under a key)
+@st.cache_resource(show_spinner="Reading the trained layer…", max_entries=8)
+def run_source(db: str, run_id: str, finished_at: Optional[float]) -> Any:
+    from ttexplore.experiments import compress
+
+    return compress.source_from_run(ui.get_store(), run_id)
+
+
+@st.cache_resource(show_spinner="Reading the weights file…", max_entries=8)
+def file_source(path: str, sha: str, dataset: str, pad_to: Optional[int], weight_key: Optional[str]) -> Any:
+    from ttexplore.experiments import compress
+
+    return compress.source_from_file(path, dataset, weight_key or None, **({"pad_to": pad_to or ""}))
+
+
+@st.cache_data(show_spinner="Singular values of each TT unfolding of W…", max_entries=32)
+def spectra(sha: str, in_modes: tuple, out_modes: tuple, _source: Any) -> list[list[float]]:
+    from ttexplore.experiments import compress
+
+    return compress.unfolding_spectra(_source.weight, in_modes, out_modes)
+
+
+@st.cache_resource(show_spinner="TT-SVD at each rank…", max_entries=32)
+def plan(sha: str, in_modes: tuple, out_modes: tuple, ranks: tuple, epochs: int, scratch_epochs: int, _source: Any) -> list:
+    from ttexplore.experiments import compress
+
+    return compress.plan_compression(_source, in_modes, out_modes, ranks=ranks, finetune_epochs=epochs,
+                                     scratch_epochs=scratch_epochs)
+
+
+@st.cache_data(show_spinner="Testing the network as trained…", max_entries=8)
+def dense_accuracy(sha: str, _source: Any) -> Optional[float]:
+    from ttexplore.experiments import compress
+
+    return compress.source_accuracy(_source)
+
+
+def default_modes(features: int, depth: int = 4) -> str:
+    depth = next((d for d in (depth, 3, 2) if factorizations(features, d, min_mode=2)), 1)
+    return modes_text(balanced_factorization(features, depth) if depth > 1 else (features,))
+
+
+# ---------------------------------------------------------------- the page
+st.title("Compress a trained layer")
+st.caption("The 2018 slides' two paths to a TT layer: **in theory**, choose the shapes and factor a trained W by "
+           "TT-SVD, the ranks given by W; **in practice**, choose the ranks and train. Here both, side by side: "
+           "TT-SVD as it is, TT-SVD then fine-tuned, and the same TT net trained from scratch.")
+
+with st.container(border=True):
+    st.subheader("What to compress", divider="gray")
+    kind = st.segmented_control("Source", ["A trained run", "A weights file"], key="compress_kind", required=True,
+                                default="A trained run", persist_state=KEEP)
+    source = None
+    if kind == "A trained run":
+        candidates = [run for run in store.list_runs(status=("completed",))
+                      if run.get("weights_path") and "hidden_layers" not in run["config"]
+                      and "init_from" not in run["config"]]
+        candidates.sort(key=lambda run: run["config"].get("layer") != "dense")  # dense runs first, newest first
+        if not candidates:
+            st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense layer* and press "
+                    "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
+            st.stop()
+        by_id = {run["id"]: run for run in candidates}
+        run_id = st.selectbox("Trained run (dense runs first)", list(by_id), key="compress_run", persist_state=KEEP,
+                              format_func=lambda key: run_label(by_id[key]) + (f" · acc {by_id[key]['final_test_accuracy']:.3f}"
+                                                                              if by_id[key].get("final_test_accuracy") else ""))
+        source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
+    else:
+        upload = st.file_uploader("Weights (.pt): a state_dict or tensor holding an nn.Linear weight, or a ttexplore "
+                                  "model file; read weights-only", type=["pt", "pth"], key="compress_upload")
+        left, middle, right = st.columns(3)
+        dataset = left.selectbox("Trained on", list(DATASETS), key="compress_dataset", persist_state=KEEP,
+                                 index=list(DATASETS).index(DEFAULT_DATASET))
+        side = DATASETS[dataset].side
+        pad_to = middle.selectbox("Images padded to", [32, 0] if side == 28 else [0], key="compress_pad",
+                                  persist_state=KEEP, format_func=lambda value: f"{value}×{value}" if value else "no padding")
+        weight_key = right.text_input("state_dict key of W (optional)", key="compress_key", persist_state=KEEP,
+                                      help="Needed only when the file holds several matrices that could be the layer")
+        if upload is not None:
+            data = upload.getvalue()
+            sha = hashlib.sha256(data).hexdigest()
+            folder = store.artifacts_dir / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{sha}.pt"  # kept: runs that start from it name it
+            if not path.is_file():
+                path.write_bytes(data)
+            source = ui.config_or_error(lambda: file_source(str(path), sha, dataset, pad_to or None, weight_key))
+    if source is None:
+        st.stop()
+    st.caption(f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
+               f"weights) in {source.base.describe()}." + (" " + " ".join(source.notes) if source.notes else ""))
+
+sha = source.init_from.sha256
+if state.get("compress_for") != (sha, source.in_features, source.out_features):
+    state.compress_for = (sha, source.in_features, source.out_features)
+    state.compress_in = default_modes(source.in_features)
+    state.compress_out = default_modes(source.out_features, len(parse_modes(state.compress_in)))
+
+
+def suggestion_chosen() -> None:
+    chosen = state.get("compress_suggestion")
+    if chosen and "->" in chosen:
+        state.compress_in, state.compress_out = chosen.split("->")
+    elif chosen:
+        state.compress_in = state.compress_out = chosen
+
+
+with st.container(border=True):
+    st.subheader("TT shapes", divider="gray")
+    left, right, pick = st.columns([1, 1, 1.4])
+    left.text_input("Input modes", key="compress_in", help=f"Factors of W's {source.in_features:,} inputs")
+    right.text_input("Output modes", key="compress_out", help=f"Factors of W's {source.out_features:,} outputs")
+    modes = ui.config_or_error(lambda: (parse_modes(state.compress_in, "in_modes"), parse_modes(state.compress_out, "out_modes")))
+    if modes is not None and len(modes[0]) == len(modes[1]):
+        options = other_factorizations(modes[0], modes[1], 4)[:10]
+        pick.selectbox("Suggestions (fewest weights at rank 4 first)", [option.label for option in options],
+                       key="compress_suggestion", index=None, on_change=suggestion_chosen, placeholder="pick a shape",
+                       format_func=lambda label: next(f"{label} · {option.params:,} weights" for option in options
+                                                      if option.label == label))
+    if modes is None:
+        st.stop()
+    in_modes, out_modes = modes
+    problem = None
+    if ttmath.prod(in_modes) != source.in_features or ttmath.prod(out_modes) != source.out_features:
+        problem = (f"the modes multiply to {ttmath.prod(in_modes):,} → {ttmath.prod(out_modes):,}, but W is "
+                   f"{source.in_features:,} → {source.out_features:,}: try {default_modes(source.in_features)} → "
+                   f"{default_modes(source.out_features, len(in_modes))}")
+    elif len(in_modes) != len(out_modes):
+        problem = f"give as many output modes as input modes ({len(in_modes)})"
+    if problem:
+        st.error(problem, icon=":material/error:")
+        st.stop()
+
+# ---------------------------------------------------------------- the spectra
+values = spectra(sha, in_modes, out_modes, source)
+target = st.select_slider("Target error ‖W − W_TT‖_F / ‖W‖_F", ERROR_CHOICES, value=0.5, key="compress_error",
+                          persist_state=KEEP, format_func=lambda value: f"{value:g}")
+needed = ttmath.ranks_for_error(values, target)
+st.markdown(f"TT-SVD reaches **{target:g}** with ranks **{', '.join(map(str, needed))}**: "
+            f"**{ttmath.param_count(in_modes, out_modes, needed):,}** weights "
+            f"(compression {ttmath.param_count(in_modes, out_modes, needed) / (source.in_features * source.out_features):.2e}).")
+ui.show_figure(views.spectra_figure(values, target, needed), "unfolding-spectra", "compress-spectra")
+with st.expander("Ranks each boundary needs, per error"):
+    st.dataframe(views.needed_ranks_table(values, ERROR_CHOICES), hide_index=True)
+
+# ---------------------------------------------------------------- the three paths
+with st.form("compress_form"):
+    st.markdown("**Compress at these ranks** — every network below is a recorded run (tag `compress`), queued on "
+                "the job manager; the table fills in as they finish.")
+    cols = st.columns([2.2, 1, 1, 1.2])
+    cols[0].multiselect("Max TT ranks", RANK_CHOICES, default=[1, 2, 4, 8, 16], key="compress_ranks", persist_state=KEEP)
+    cols[1].number_input("Fine-tune epochs", 0, 100, value=3, key="compress_epochs", persist_state=KEEP)
+    cols[2].number_input("From-scratch epochs", 1, 500, value=source.base.epochs, key="compress_scratch_epochs",
+                         persist_state=KEEP)
+    cols[3].checkbox("Train the from-scratch nets the store lacks", value=True, key="compress_scratch", persist_state=KEEP)
+    pressed = st.form_submit_button("Compress", type="primary", icon=":material/compress:", key="compress_submit")
+
+ranks = tuple(sorted(state.get("compress_ranks") or []))
+if not ranks:
+    st.info("Choose at least one rank.", icon=":material/info:")
+    st.stop()
+targets = plan(sha, in_modes, out_modes, ranks, int(state.compress_epochs), int(state.compress_scratch_epochs), source)
+if pressed:
+    from ttexplore.experiments import compress
+
+    manager = ui.manager_or_stop()
+    queued = [manager.submit(config, name=name, tags=compress.run_tags(what))
+              for what, config, name in compress.missing_runs(store, targets, bool(state.compress_scratch), skip_active=True)]
+    st.toast(f"Queued {len(queued)} run(s)" if queued else "Every run is already done or queued", icon=":material/queue:")
+
+accuracy = dense_accuracy(sha, source)
+keys = {config.key() for target in targets for config in (target.compressed, target.finetuned, target.scratch) if config}
+
+
+def waiting_runs() -> int:
+    return sum(run["config_key"] in keys for run in store.list_runs(status=("queued", "running")))
+
+
+polling = waiting_runs() > 0
+
+
+@st.fragment(run_every=2.0 if polling else None)
+def results() -> None:
+    from ttexplore.experiments import compress
+
+    rows = [row.to_dict() for row in compress.compress_rows(store, targets)]
+    waiting = waiting_runs()
+    if polling and not waiting:
+        st.rerun(scope="app")  # all done: draw once more without polling
+    st.caption((f"{waiting} run(s) queued or running · " if waiting else "")
+               + (f"the network as trained: test accuracy {accuracy:.4f}" if accuracy is not None else
+                  "the file has no classifier: TT-SVD's accuracy is that of a random head"))
+    st.dataframe(views.compress_table(rows), hide_index=True, key="compress_table", column_config={
+        "weights": st.column_config.NumberColumn(format="localized"),
+        "compression": st.column_config.NumberColumn(format="%.2e"),
+        "rel_error": st.column_config.NumberColumn(format="%.4f"),
+        **{name: st.column_config.NumberColumn(format="%.4f") for name in ("TT-SVD", "+ fine-tuning", "from scratch")},
+    })
+    dense = source.in_features * source.out_features
+    left, right = st.columns(2, gap="large")
+    with left:
+        ui.show_figure(views.compress_figure(rows, "rank", dense, accuracy), "compress-vs-rank", "compress-rank")
+    with right:
+        ui.show_figure(views.compress_figure(rows, "params", dense, accuracy), "compress-vs-weights", "compress-weights")
+
+
+results()

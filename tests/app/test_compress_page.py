@@ -1,0 +1,89 @@
+"""The Compress page: a trained dense run, its unfolding spectra, and the three paths filled in by queued runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ttexplore.runs.config import RunConfig
+from ttexplore.runs.lifecycle import execute
+from ttexplore.runs.store import RunStore
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "compress.py")
+
+
+@pytest.fixture
+def page():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    app = AppTest.from_file(PAGE, default_timeout=90)
+    yield app
+    from ui import get_manager
+
+    get_manager().shutdown()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def dense_run() -> tuple[str, float]:
+    store = RunStore()
+    config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layer": "dense", "in_modes": None, "out_modes": None,
+                                  "epochs": 2, "batch_size": 32, "evals_per_epoch": 1})
+    run_id = store.create_run(config, status="running")
+    execute(store, run_id)
+    return run_id, store.get_run(run_id)["final_test_accuracy"]
+
+
+def test_without_a_trained_run_the_page_says_how_to_get_one(page):
+    page.run()
+    assert not page.exception
+    assert "No trained run to compress yet" in page.info[0].value
+
+
+def test_compress_a_dense_run_and_fill_the_three_paths(page):
+    run_id, accuracy = dense_run()
+    page.run()
+    assert not page.exception, [item.value for item in page.exception]
+    assert page.selectbox(key="compress_run").value == run_id
+    assert page.text_input(key="compress_in").value == "2x4x4x2"
+    page.text_input(key="compress_in").input("4x4x4").run()
+    page.text_input(key="compress_out").input("4x4x4").run()
+    assert not page.error
+    # the spectra figure and the ranks TT-SVD needs for the target error
+    assert "TT-SVD reaches" in page.markdown[0].value or any("TT-SVD reaches" in item.value for item in page.markdown)
+    page.multiselect(key="compress_ranks").set_value([1, 16])
+    page.number_input(key="compress_epochs").set_value(1)
+    page.number_input(key="compress_scratch_epochs").set_value(1)
+    page.button(key="compress_submit").click()
+    page.run()
+    assert not page.exception
+    deadline = time.monotonic() + 180
+    while True:
+        table = page.dataframe[-1].value
+        if table[["TT-SVD", "+ fine-tuning", "from scratch"]].notna().all().all() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+        page.run()
+    assert list(table["rank"]) == [1, 16] and list(table["ranks"]) == ["1,1", "16,16"]
+    assert table["rel_error"].iloc[1] < 1e-6 and table["TT-SVD"].iloc[1] == accuracy  # full rank: the dense net
+    assert table[["TT-SVD", "+ fine-tuning", "from scratch"]].notna().all().all()
+    charts = page.get("plotly_chart")
+    assert len(charts) == 3 and "boundary 2" in charts[0].proto.spec
+    runs = RunStore().list_runs()
+    assert sum("compress" in run["tags"] for run in runs) == 6  # 2 ranks x (compressed, fine-tuned, from scratch)
+    # pressing again queues nothing: every run is done
+    page.button(key="compress_submit").click()
+    page.run()
+    assert len(RunStore().list_runs()) == len(runs)
+
+
+def test_shapes_that_do_not_fit_w_say_what_would(page):
+    dense_run()
+    page.run()
+    page.text_input(key="compress_in").input("4x4x8").run()
+    assert not page.exception
+    assert "W is 64 → 64" in page.error[0].value and "try" in page.error[0].value

@@ -1,0 +1,137 @@
+"""What the Compress page shows: W's unfolding spectra, and error and accuracy of the three paths
+(TT-SVD, TT-SVD + fine-tuning, trained from scratch) against rank and against weights.
+
+Plain data in (spectra as lists of floats, rows as :meth:`CompressRow.to_dict` gives them), plotly
+figures and pandas tables out; no torch, no streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Optional, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ttexplore.core import ttmath
+from ttexplore.presenters.plots import PALETTE
+
+__all__ = ["PATHS", "spectra_figure", "needed_ranks_table", "compress_figure", "compress_table"]
+
+#: The three paths to a TT layer: ``(row key, legend)``.
+PATHS = (
+    ("test_accuracy", "TT-SVD"),
+    ("finetuned_test_accuracy", "TT-SVD + fine-tuning"),
+    ("scratch_test_accuracy", "trained from scratch"),
+)
+_TEMPLATE = "plotly_white"
+
+
+def spectra_figure(spectra: Sequence[Sequence[float]], rel_error: Optional[float] = None,
+                   needed: Optional[Sequence[int]] = None, title: str = "Singular values of W's TT unfoldings") -> go.Figure:
+    """Left: each boundary's singular values (scaled by the largest, log y); right: the relative error
+    of cutting that boundary at rank r. A dashed line marks ``rel_error / sqrt(d - 1)``, each
+    boundary's share of the error target, and a marker the rank it needs (``needed``)."""
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                           subplot_titles=("σ_i / σ_1 of unfolding k", "error of cutting boundary k at rank r"))
+    share = rel_error / math.sqrt(len(spectra)) if rel_error and spectra else None
+    for k, spectrum in enumerate(spectra, start=1):
+        color = PALETTE[(k - 1) % len(PALETTE)]
+        top = spectrum[0] if spectrum and spectrum[0] > 0 else 1.0
+        ranks = list(range(1, len(spectrum) + 1))
+        figure.add_trace(go.Scatter(x=ranks, y=[max(value / top, 1e-16) for value in spectrum], mode="lines",
+                                    name=f"boundary {k} ({len(spectrum)} values)", legendgroup=str(k),
+                                    line={"color": color, "width": 2},
+                                    hovertemplate="r=%{x}: σ/σ₁ %{y:.3g}<extra>boundary " + str(k) + "</extra>"),
+                         row=1, col=1)
+        tails = ttmath.truncation_errors(spectrum)
+        figure.add_trace(go.Scatter(x=list(range(len(tails))), y=tails, mode="lines", legendgroup=str(k),
+                                    showlegend=False, line={"color": color, "width": 2},
+                                    hovertemplate="r=%{x}: error %{y:.3g}<extra>boundary " + str(k) + "</extra>"),
+                         row=1, col=2)
+        if needed is not None and k - 1 < len(needed):
+            rank = needed[k - 1]
+            figure.add_trace(go.Scatter(x=[rank], y=[tails[min(rank, len(tails) - 1)]], mode="markers",
+                                        legendgroup=str(k), showlegend=False,
+                                        marker={"color": color, "size": 10, "symbol": "diamond"},
+                                        hovertemplate=f"boundary {k} needs r={rank}<extra></extra>"), row=1, col=2)
+    if share is not None:
+        figure.add_hline(y=share, line={"dash": "dash", "color": "#7F7F7F"}, row=1, col=2,
+                         annotation_text=f"{rel_error:g} / √{len(spectra)}", annotation_position="top right")
+    figure.update_xaxes(title_text="rank r", type="log", row=1, col=1)
+    figure.update_xaxes(title_text="rank r", type="log", row=1, col=2)
+    figure.update_yaxes(title_text="σ_r / σ_1", type="log", exponentformat="power", row=1, col=1)
+    figure.update_yaxes(title_text="‖σ[r:]‖ / ‖W‖", range=[0, 1.02], row=1, col=2)
+    figure.update_layout(template=_TEMPLATE, title=title, height=440, legend={"orientation": "h", "y": -0.2},
+                         margin={"t": 80, "b": 40})
+    return figure
+
+
+def needed_ranks_table(spectra: Sequence[Sequence[float]], errors: Sequence[float] = (0.9, 0.7, 0.5, 0.3, 0.1, 0.01)):
+    """Per relative error, the rank each boundary needs (TT-SVD's cut: ``error / sqrt(d - 1)`` each)."""
+    import pandas as pd
+
+    rows = []
+    for error in errors:
+        ranks = ttmath.ranks_for_error(spectra, error)
+        rows.append({"rel_error": error, **{f"r{k}": rank for k, rank in enumerate(ranks, start=1)}})
+    return pd.DataFrame(rows)
+
+
+def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_params: Optional[int] = None,
+                    dense_accuracy: Optional[float] = None, title: Optional[str] = None) -> go.Figure:
+    """Left: TT-SVD's relative error; right: test accuracy of the three paths (:data:`PATHS`),
+    against the max rank (``x="rank"``) or the layer's weights (``x="params"``, log x; the dense
+    layer drawn at ``dense_params``). The dense network's accuracy is a dashed line."""
+    by = "params" if x == "params" else "rank"
+    ordered = sorted((row for row in rows if row.get(by) is not None or by == "rank"),
+                     key=lambda row: row.get("params") if by == "params" else max(row.get("ranks") or [0]))
+    xs = [row["params"] if by == "params" else max(row.get("ranks") or [1]) for row in ordered]
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                           subplot_titles=("TT-SVD error ‖W − W_TT‖_F / ‖W‖_F", "Test accuracy"))
+    figure.add_trace(go.Scatter(x=xs, y=[row["rel_error"] for row in ordered], mode="lines+markers", name="TT-SVD error",
+                                line={"color": PALETTE[7], "width": 2}, showlegend=False,
+                                hovertemplate="%{x}: %{y:.3f}<extra>rel_error</extra>"), row=1, col=1)
+    for index, (key, name) in enumerate(PATHS):
+        values = [row.get(key) for row in ordered]
+        if not any(value is not None for value in values):
+            continue
+        figure.add_trace(go.Scatter(x=xs, y=values, mode="lines+markers", name=name, connectgaps=False,
+                                    line={"color": PALETTE[index], "width": 2, "dash": "dot" if index == 2 else "solid"},
+                                    marker={"size": 8}, hovertemplate="%{x}: %{y:.4f}<extra>" + name + "</extra>"),
+                         row=1, col=2)
+    if dense_accuracy is not None:
+        figure.add_hline(y=dense_accuracy, line={"dash": "dash", "color": PALETTE[7]}, row=1, col=2,
+                         annotation_text=f"dense {dense_accuracy:.3f}", annotation_position="bottom right")
+        if by == "params" and dense_params:
+            figure.add_trace(go.Scatter(x=[dense_params], y=[dense_accuracy], mode="markers", name="dense layer",
+                                        marker={"color": PALETTE[7], "size": 10, "symbol": "square"}), row=1, col=2)
+    label = "layer weights (log)" if by == "params" else "max TT rank"
+    for column in (1, 2):
+        figure.update_xaxes(title_text=label, type="log", row=1, col=column,
+                            **({"tickvals": xs, "ticktext": [str(value) for value in xs]} if by == "rank" and xs else {}))
+    figure.update_yaxes(range=[0, 1.02], row=1, col=1)
+    figure.update_yaxes(title_text="test accuracy", row=1, col=2)
+    figure.update_layout(template=_TEMPLATE, height=440, legend={"orientation": "h", "y": -0.2},
+                         title=title or f"Compressing W by TT-SVD, against {'weights' if by == 'params' else 'rank'}",
+                         margin={"t": 80, "b": 40})
+    return figure
+
+
+def compress_table(rows: Sequence[Mapping[str, Any]]):
+    """The compress table for people: rank, ranks, weights, compression, error, the three accuracies."""
+    import pandas as pd
+
+    table = [{
+        "rank": row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}",
+        "ranks": ",".join(map(str, row["ranks"])),
+        "weights": row["params"],
+        "compression": row["compression"],
+        "rel_error": row["rel_error"],
+        "TT-SVD": row.get("test_accuracy"),
+        "+ fine-tuning": row.get("finetuned_test_accuracy"),
+        "fine-tune epochs": row.get("finetune_epochs"),
+        "from scratch": row.get("scratch_test_accuracy"),
+        "scratch epochs": row.get("scratch_epochs"),
+    } for row in rows]
+    return pd.DataFrame(table)
