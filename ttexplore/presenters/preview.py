@@ -19,7 +19,8 @@ from ttexplore.core import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.core.ttshape import layer_text, modes_text
-from ttexplore.core.shapes import ShapeSuggestion, balanced_factorization, factorizations, padded_image_side, suggest_shapes
+from ttexplore.core.shapes import (MAX_MODES, ShapeSuggestion, balanced_factorization, has_factorization, padded_image_side,
+                                   parse_modes, suggest_shapes)
 
 __all__ = [
     "Preset",
@@ -105,7 +106,7 @@ def presets_for(dataset: str) -> list[Preset]:
     features = info.features
     generated = []
     for depth in (4, 3, 2):
-        if factorizations(features, depth, min_mode=2):
+        if has_factorization(features, depth, min_mode=2):
             modes = balanced_factorization(features, depth)
             generated.append(Preset(f"Balanced {depth} modes: {modes_text(modes)}", modes, modes, None,
                                     f"{info.channels}×{info.side}×{info.side} = {features} inputs, as many hidden units"))
@@ -251,6 +252,8 @@ SEARCH_WIDTH, OTHER_DEPTH_WIDTH = 60, 16
 
 @lru_cache(maxsize=256)
 def _suggestions(in_features: int, out_features: int, depth: int, rank: int, top: int, width: int) -> tuple[ShapeSuggestion, ...]:
+    if not (1 <= depth <= MAX_MODES and has_factorization(in_features, depth) and has_factorization(out_features, depth)):
+        return ()  # no factorization into ``depth`` modes: nothing to compare (and no padding hint to compute)
     try:
         return tuple(suggest_shapes(in_features, out_features, d=depth, rank=rank, top=top, max_candidates=width))
     except ValueError:  # no factorization into ``depth`` modes
@@ -267,9 +270,11 @@ def other_factorizations(
     present, so a chart can highlight it).
 
     Complexity: at most ``SEARCH_WIDTH**2`` shapes priced at the user's depth and
-    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached.
+    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached. Modes beyond
+    :data:`~ttexplore.core.shapes.MAX_MODES` or :data:`~ttexplore.core.shapes.MAX_FEATURES`
+    raise ``ValueError`` (as :func:`~ttexplore.core.shapes.parse_modes` does).
     """
-    in_modes, out_modes = tuple(in_modes), tuple(out_modes)
+    in_modes, out_modes = parse_modes(in_modes, "in_modes"), parse_modes(out_modes, "out_modes")
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
     rank = int(rank)
     own_depth = len(in_modes)

@@ -16,7 +16,7 @@ from ttexplore.core import ttmath
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.core.shapes import balanced_factorization, factorizations, parse_modes
+from ttexplore.core.shapes import MAX_MODES, balanced_factorization, has_factorization, parse_modes
 from ttexplore.core.ttshape import TTShape, layer_text, modes_text
 
 __all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS"]
@@ -164,7 +164,7 @@ class RunConfig:
         features = info.channels * (int(pad_to) if pad_to else info.side) ** 2
         if values.get("layer", "tt") == "tt" or "in_modes" in values:
             if values.get("in_modes") is None:
-                depth = next((d for d in (4, 3, 2) if factorizations(features, d, min_mode=2)), 1)
+                depth = next((d for d in (4, 3, 2) if has_factorization(features, d, min_mode=2)), 1)
                 values["in_modes"] = balanced_factorization(features, depth) if depth > 1 else (features,)
             if values.get("out_modes") is None and values.get("hidden") is None:
                 values["out_modes"] = values["in_modes"]
@@ -330,8 +330,8 @@ def _check_range(name: str, value: int, low: int, high: int, hint: str) -> None:
 def _examples(features: int, d: Optional[int] = None) -> str:
     """Two shapes that fit ``features``: a balanced one with ``d`` modes and a 2-mode one."""
     options = []
-    for depth in ([d] if d else []) + [4, 2]:
-        if depth and factorizations(features, depth, min_mode=2):
+    for depth in ([d] if d and 1 <= d <= MAX_MODES else []) + [4, 2]:
+        if has_factorization(features, depth, min_mode=2):
             text = modes_text(balanced_factorization(features, depth))
             if text not in options:
                 options.append(text)
