@@ -87,9 +87,11 @@ def whole_number(value: object, field: str) -> int:
         raise ValueError(f"{field} {value!r} is not a whole number")
     if isinstance(value, str):
         text = value.strip().replace("_", "")
-        if re.fullmatch(r"[+-]?[0-9]{1,30}", text):
+        if re.fullmatch(r"[+-]?[0-9]+", text):
+            if len(text.lstrip("+-")) > 30:
+                raise ValueError(f"{field} {text[:20]}... has {len(text.lstrip('+-'))} digits: far too large")
             return int(text)
-        raise ValueError(f"{field} {value!r} is not a whole number")
+        raise ValueError(f"{field} {_short_repr(value)} is not a whole number")
     try:
         import numbers
 
@@ -99,7 +101,7 @@ def whole_number(value: object, field: str) -> int:
             return whole_number(float(value), field)
     except (TypeError, ValueError, OverflowError):
         pass
-    raise ValueError(f"{field} {value!r} is not a whole number")
+    raise ValueError(f"{field} {_short_repr(value)} is not a whole number")
 
 
 def check_layer_side(modes: Sequence[int], field: str = "modes") -> None:

@@ -1,0 +1,85 @@
+"""Every user error on the command line is one line naming the flag, exit code 2, and
+comes before any data loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttexplore.cli import main
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail loudly if a command loads a dataset (errors must come first)."""
+    import ttexplore.runs.data as data
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the dataset was loaded before the arguments were checked")
+
+    monkeypatch.setattr(data, "load_dataset", forbidden)
+
+
+RUN_FLAG_ERRORS = [
+    (["--weight-decay", "nan"], "--weight-decay"),
+    (["--weight-decay", "inf"], "--weight-decay"),
+    (["--weight-decay", "-0.1"], "--weight-decay"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "inf"], "--lr"),
+    (["--momentum", "nan"], "--momentum"),
+    (["--optimizer", "sgd", "--momentum", "-0.5"], "--momentum"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "9223372036854775807"], "--seed"),
+    (["--seed", "99999999999999999999"], "--seed"),
+    (["--pad-to", "abc"], "--pad-to"),
+    (["--pad-to", "4.5"], "--pad-to"),
+    (["--pad-to", "1000"], "--pad-to"),
+    (["--threads", "-1"], "--threads"),
+    (["--threads", "0"], "--threads"),
+    (["--threads", "100000"], "--threads"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "1000000"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "10000000"], "--batch-size"),
+    (["--evals-per-epoch", "0"], "--evals-per-epoch"),
+    (["--train-limit", "0"], "--train-limit"),
+    (["--train-limit", "99999999"], "--train-limit"),
+    (["--in-modes", "4.5x8x8x4"], "--in-modes"),
+    (["--in-modes", "4x8x8x0"], "--in-modes"),
+    (["--out-modes", "100000000000000000000000"], "--out-modes"),
+    (["--out-modes", "4x8x8x100000000000000000000000"], "--out-modes"),
+    (["--out-modes", "2^64"], "--out-modes"),
+    (["--out-modes", "1000x1000x1000"], "--out-modes"),
+    (["--ranks", "4.5"], "--ranks"),
+    (["--ranks", "0"], "--ranks"),
+    (["--layer", "dense", "--hidden", "0"], "--hidden"),
+    (["--layer", "matrix_rank", "--matrix-rank", "0"], "--matrix-rank"),
+]
+
+
+@pytest.mark.parametrize(
+    "command, args, flag",
+    [("train", args, flag) for args, flag in RUN_FLAG_ERRORS]
+    + [("count", args, flag) for args, flag in RUN_FLAG_ERRORS if flag != "--threads"],  # count has no --threads
+)
+def test_bad_run_flags_are_one_line_exit_2_before_data_loads(command, args, flag, no_data, capsys):
+    code = main([command, "--quiet", *args] if command == "train" else [command, *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"ttexplore {command}: error: {flag}: "), err
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["suggest", "784", "10", "--top", "-1"], "top -1"),
+        (["suggest", "784", "10", "--d", "0"], "d 0"),
+        (["suggest", "784", "10", "--d", "40"], "12 modes"),
+        (["suggest", "784", "10", "--rank", "0"], "rank 0"),
+        (["suggest", "0", "10"], "in_features 0"),
+        (["suggest", "784", "10000000000000"], "out_features"),
+    ],
+)
+def test_suggest_refuses_bad_numbers_in_one_line(args, text, capsys):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and text in err, err
