@@ -83,3 +83,32 @@ def test_suggest_refuses_bad_numbers_in_one_line(args, text, capsys):
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and text in err, err
+
+
+HUGE_DENSE = ["--dataset", "digits", "--pad-to", "none", "--layer", "dense", "--in-modes", "8x8", "--out-modes", "100000x100000"]
+
+
+def test_train_refuses_a_run_over_the_memory_budget_before_data_loads(no_data, monkeypatch, capsys):
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "8G")
+    code = main(["train", "--quiet", *HUGE_DENSE])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("ttexplore train: error: memory: this run needs about") and "8.0 GiB (TTEXPLORE_MEMORY_LIMIT)" in err
+
+
+def test_count_shows_the_estimate_and_never_refuses(monkeypatch, capsys):
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "8G")
+    assert main(["count", *HUGE_DENSE]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("peak memory (est.)"))
+    assert "TiB" in line and "over the budget of 8.0 GiB" in line and "train would refuse it" in line
+    assert main(["count"]) == 0
+    assert "within the budget" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "count"])
+def test_a_bad_memory_limit_is_one_line(command, no_data, monkeypatch, capsys):
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "plenty")
+    assert main([command, "--quiet"] if command == "train" else [command]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TTEXPLORE_MEMORY_LIMIT='plenty' is not a size" in err, err

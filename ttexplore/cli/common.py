@@ -59,6 +59,7 @@ class ProgressBar:
 # ---------------------------------------------------------------- flags
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
+    parser.set_defaults(check_memory=True)  # a command that only reports (count) turns it off
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
                       help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
@@ -135,6 +136,11 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
     values.update(extra)
     check_threads(args)
     try:
-        return RunConfig.for_dataset(args.dataset, **values)
-    except ConfigError as error:
+        config = RunConfig.for_dataset(args.dataset, **values)
+        if getattr(args, "check_memory", False):
+            from ttexplore.runs.resources import check_run_memory
+
+            check_run_memory(config)
+        return config
+    except ConfigError as error:  # also ResourceError, whose field is "memory"
         raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
