@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Optional, Sequence
 
@@ -156,6 +157,8 @@ class TTLinear(nn.Module):
         ``O(n_1 m_1 N M min(n_1 m_1, NM / (n_1 m_1)))``.
         """
         in_modes, out_modes = check_modes(in_modes, out_modes)
+        _check_rel_error(rel_error)
+        _check_rank_caps(ranks)
         if prod(in_modes) != linear.in_features:
             raise ValueError(
                 f"in_modes {'x'.join(map(str, in_modes))} multiply to {prod(in_modes)}, "
@@ -254,6 +257,28 @@ class TTLinear(nn.Module):
         layer = cls(**spec, dtype=dtype)
         layer.load_state_dict(state)
         return layer if str(map_location) == "cpu" else layer.to(map_location)
+
+
+def _check_rel_error(rel_error: Optional[float]) -> None:
+    """Refuse a target error TT-SVD can not mean: negative, NaN, infinite, or 1 and more (rank 0)."""
+    if rel_error is None:
+        return
+    if isinstance(rel_error, bool) or not isinstance(rel_error, numbers.Real):
+        raise ValueError(f"rel_error {rel_error!r:.40} must be a number in [0, 1), e.g. 0.01 for 1% (or None: exact up to the ranks)")
+    if not (math.isfinite(rel_error) and 0 <= rel_error < 1):
+        raise ValueError(f"rel_error {rel_error} must be in [0, 1): the relative Frobenius error of W to allow, e.g. 0.01 "
+                         f"for 1% (1 or more would drop every singular value)")
+
+
+def _check_rank_caps(ranks: RanksLike) -> None:
+    """Refuse rank caps below 1 (and bools) before any SVD runs."""
+    if ranks is None:
+        return
+    values = list(ranks) if isinstance(ranks, (list, tuple)) else [ranks]
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"ranks {ranks!r:.60} must be whole numbers of at least 1 (caps on the internal ranks), "
+                             f"or None for no cap")
 
 
 _SPEC_KEYS = {"in_modes", "out_modes", "ranks", "bias", "init", "strategy"}
