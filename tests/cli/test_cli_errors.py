@@ -19,49 +19,25 @@ def no_data(monkeypatch):
     monkeypatch.setattr(data, "load_dataset", forbidden)
 
 
-RUN_FLAG_ERRORS = [
-    (["--weight-decay", "nan"], "--weight-decay"),
-    (["--weight-decay", "inf"], "--weight-decay"),
-    (["--weight-decay", "-0.1"], "--weight-decay"),
-    (["--lr", "nan"], "--lr"),
-    (["--lr", "inf"], "--lr"),
-    (["--momentum", "nan"], "--momentum"),
-    (["--optimizer", "sgd", "--momentum", "-0.5"], "--momentum"),
-    (["--seed", "-1"], "--seed"),
-    (["--seed", "9223372036854775807"], "--seed"),
-    (["--seed", "99999999999999999999"], "--seed"),
-    (["--pad-to", "abc"], "--pad-to"),
-    (["--pad-to", "4.5"], "--pad-to"),
-    (["--pad-to", "1000"], "--pad-to"),
-    (["--threads", "-1"], "--threads"),
-    (["--threads", "0"], "--threads"),
-    (["--threads", "100000"], "--threads"),
-    (["--epochs", "0"], "--epochs"),
-    (["--epochs", "1000000"], "--epochs"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--batch-size", "10000000"], "--batch-size"),
-    (["--evals-per-epoch", "0"], "--evals-per-epoch"),
-    (["--train-limit", "0"], "--train-limit"),
-    (["--train-limit", "99999999"], "--train-limit"),
-    (["--in-modes", "4.5x8x8x4"], "--in-modes"),
-    (["--in-modes", "4x8x8x0"], "--in-modes"),
-    (["--out-modes", "100000000000000000000000"], "--out-modes"),
-    (["--out-modes", "4x8x8x100000000000000000000000"], "--out-modes"),
-    (["--out-modes", "2^64"], "--out-modes"),
-    (["--out-modes", "1000x1000x1000"], "--out-modes"),
-    (["--ranks", "4.5"], "--ranks"),
-    (["--ranks", "0"], "--ranks"),
-    (["--layer", "dense", "--hidden", "0"], "--hidden"),
-    (["--layer", "matrix_rank", "--matrix-rank", "0"], "--matrix-rank"),
-]
+#: Bad run flags; each error must name the last flag of its entry.
+RUN_FLAG_ERRORS = """
+--weight-decay nan | --weight-decay inf | --weight-decay -0.1 | --lr nan | --lr inf | --momentum nan
+--optimizer sgd --momentum -0.5 | --seed -1 | --seed 9223372036854775807 | --seed 99999999999999999999
+--pad-to abc | --pad-to 4.5 | --pad-to 1000 | --threads -1 | --threads 0 | --threads 100000
+--epochs 0 | --epochs 1000000 | --batch-size 0 | --batch-size 10000000 | --evals-per-epoch 0
+--train-limit 0 | --train-limit 99999999 | --in-modes 4.5x8x8x4 | --in-modes 4x8x8x0
+--out-modes 100000000000000000000000 | --out-modes 4x8x8x100000000000000000000000 | --out-modes 2^64
+--out-modes 1000x1000x1000 | --ranks 4.5 | --ranks 0 | --layer dense --hidden 0 | --layer matrix_rank --matrix-rank 0
+"""
+CASES = [entry.split() for line in RUN_FLAG_ERRORS.strip().splitlines() for entry in line.split("|")]
 
 
 @pytest.mark.parametrize(
-    "command, args, flag",
-    [("train", args, flag) for args, flag in RUN_FLAG_ERRORS]
-    + [("count", args, flag) for args, flag in RUN_FLAG_ERRORS if flag != "--threads"],  # count has no --threads
+    "command, args",
+    [("train", args) for args in CASES] + [("count", args) for args in CASES if args[0] != "--threads"],  # count has no --threads
 )
-def test_bad_run_flags_are_one_line_exit_2_before_data_loads(command, args, flag, no_data, capsys):
+def test_bad_run_flags_are_one_line_exit_2_before_data_loads(command, args, no_data, capsys):
+    flag = [arg for arg in args if arg.startswith("--")][-1]
     code = main([command, "--quiet", *args] if command == "train" else [command, *args])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -75,7 +51,7 @@ def test_bad_run_flags_are_one_line_exit_2_before_data_loads(command, args, flag
         (["suggest", "784", "10", "--d", "0"], "d 0"),
         (["suggest", "784", "10", "--d", "40"], "12 modes"),
         (["suggest", "784", "10", "--rank", "0"], "rank 0"),
-        (["suggest", "0", "10"], "in_features 0"),
+        (["suggest", "0", "10"], "in_features 0 must be a positive whole number"),
         (["suggest", "784", "10000000000000"], "out_features"),
     ],
 )

@@ -118,3 +118,21 @@ def test_for_dataset_reads_pad_to_before_using_it(pad_to, field):
 def test_pad_to_none_spellings_still_mean_no_padding():
     for value in ("none", "None", "", 0, None):
         assert RunConfig.for_dataset("digits", pad_to=value).pad_to is None
+
+
+HUGE_INT = 10**5000  # beyond Python's 4300-digit limit for str(): any message printing it would raise
+
+
+@pytest.mark.parametrize("values", [{"epochs": HUGE_INT}, {"seed": HUGE_INT}, {"in_modes": [HUGE_INT]}, {"ranks": [HUGE_INT, 2, 2]},
+                                    {"lr": HUGE_INT}, {"hidden": HUGE_INT, "layer": "dense", "in_modes": None, "out_modes": None}])
+def test_ints_too_long_to_print_are_refused_with_a_message(values):
+    field = next(iter(values))
+    assert "too large" in str(refused(field, **values))
+
+
+@pytest.mark.parametrize("field", ["epochs", "seed", "out_modes", "ranks"])
+def test_ints_too_long_to_print_in_a_direct_construction(field):
+    value = (HUGE_INT,) if field == "out_modes" else HUGE_INT
+    with pytest.raises(ConfigError, match="far too large") as error:
+        RunConfig(**{field: value}).validate()
+    assert error.value.field == field

@@ -62,6 +62,9 @@ MAX_PRICED_SHAPES = 40_000
 #: numbers whose prime factors are 2, 3, 5 and 7.
 NEXT_SCAN = 512
 
+#: Whole numbers longer than this many bits are refused before any arithmetic or message uses them.
+MAX_BITS = 128
+
 _DIGITS = re.compile(r"[0-9]+")
 _POWER = re.compile(r"([0-9]+)\^([0-9]+)")
 _MAX_DIGITS = len(str(MAX_FEATURES))
@@ -80,6 +83,8 @@ def whole_number(value: object, field: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{field} {value!r} is a yes/no value, not a whole number")
     if isinstance(value, int):
+        if value.bit_length() > MAX_BITS:
+            raise ValueError(f"{field} is far too large (a {value.bit_length()}-bit number)")
         return int(value)
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
@@ -96,7 +101,7 @@ def whole_number(value: object, field: str) -> int:
         import numbers
 
         if isinstance(value, numbers.Integral):
-            return int(value)
+            return whole_number(int(value), field)
         if isinstance(value, numbers.Real):
             return whole_number(float(value), field)
     except (TypeError, ValueError, OverflowError):
@@ -159,9 +164,10 @@ def parse_modes(text: "str | int | Sequence[int]", field: str = "modes") -> tupl
         for item in items:
             try:
                 modes_list.append(whole_number(item, field))
-            except ValueError:
+            except ValueError as error:
+                reason = "a mode is far too large" if "far too large" in str(error) else f"{_short_repr(item)} is not a whole number"
                 raise ValueError(
-                    f"{field} {_short_repr(text)} is not a shape: {item!r} is not a whole number; "
+                    f"{field} {_short_repr(text)} is not a shape: {reason}; "
                     f"give whole modes, e.g. 4x8x8x4"
                 ) from None
         modes = tuple(modes_list)
@@ -206,15 +212,20 @@ def parse_modes(text: "str | int | Sequence[int]", field: str = "modes") -> tupl
 
 
 def _short_repr(value: object) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to 60 characters (and safe for ints too long for ``repr``)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_number(number: object, what: str = "number") -> int:
-    """``number`` as an int in ``1..MAX_FEATURES``, else a ``ValueError`` naming ``what``."""
+    """``number`` (a layer side, a number to factor) as an int in ``1..MAX_FEATURES``, else a
+    ``ValueError`` naming ``what``."""
     value = whole_number(number, what)
     if value < 1:
-        raise ValueError(f"cannot factor {what} {value}: it must be a positive whole number")
+        raise ValueError(f"{what} {value} must be a positive whole number")
     if value > MAX_FEATURES:
         raise ValueError(f"{what} {_approx(value)} is more than the {_limit_text(MAX_FEATURES)} features a layer side "
                          f"may have: choose a smaller size")
@@ -546,10 +557,7 @@ def check_factorizable(features: int, field: str = "features", d: int = 2) -> No
     A prime feature count would only give the useless ``1xN`` shape; the message
     suggests a padded size that factorizes well.
     """
-    try:
-        features = _check_number(features, field)
-    except ValueError as error:
-        raise ValueError(str(error).replace("cannot factor ", "")) from None
+    features = _check_number(features, field)
     d = _check_depth(d)
     if d > 1 and len(_prime_factors(features)) < d:
         factors = _prime_factors(features)
@@ -655,8 +663,8 @@ def suggest_shapes(
         ValueError: when no factorization exists (a prime feature count), naming
             the side and a padded size that works.
     """
-    in_features = _check_side(in_features, "in_features")
-    out_features = _check_side(out_features, "out_features")
+    in_features = _check_number(in_features, "in_features")
+    out_features = _check_number(out_features, "out_features")
     if rank is not None:
         rank = whole_number(rank, "rank")
         if rank < 1:
@@ -724,17 +732,6 @@ class _Reversed:
 
     def __lt__(self, other: "_Reversed") -> bool:
         return other.key < self.key
-
-
-def _check_side(value: object, field: str) -> int:
-    """A layer side as an int in ``1..MAX_FEATURES``, else a ``ValueError`` naming ``field``."""
-    value = whole_number(value, field)
-    if value < 1:
-        raise ValueError(f"{field} {value} must be at least 1")
-    if value > MAX_FEATURES:
-        raise ValueError(f"{field} {_approx(value)} is more than the {_limit_text(MAX_FEATURES)} features a layer side "
-                         f"may have: choose a smaller size")
-    return value
 
 
 def _uniform_rank_params(in_modes: Sequence[int], out_modes: Sequence[int], rank: Optional[int]) -> int:

@@ -17,7 +17,7 @@ from ttexplore.core import ttmath
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.core.shapes import (MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, has_factorization,
+from ttexplore.core.shapes import (MAX_BITS, MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, has_factorization,
                                    parse_modes, whole_number)
 from ttexplore.core.ttshape import TTShape, layer_text, modes_text
 
@@ -73,8 +73,18 @@ def _ranks_value(value: Any) -> Union[int, tuple[int, ...], None]:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to 60 characters (safe for ints too long for ``repr``)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _huge(value: Any) -> bool:
+    """An int (or an int in a tuple) too long for messages and arithmetic."""
+    items = value if isinstance(value, tuple) else (value,)
+    return any(isinstance(item, int) and item.bit_length() > MAX_BITS for item in items)
 
 
 def _whole(name: str, value: Any, hint: str = "") -> int:
@@ -316,6 +326,9 @@ class RunConfig:
                 raise ConfigError(name, f"{name} {_short(getattr(self, name))} must be a name (text)")
         if self.dataset not in DATASETS:
             raise ConfigError("dataset", f"dataset {self.dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
+        for name in _INT_FIELDS + ("pad_to", "in_modes", "out_modes", "ranks"):
+            if _huge(getattr(self, name)):
+                raise ConfigError(name, f"{name} is far too large (more than {MAX_BITS} bits)")
         for name in _INT_FIELDS + ("pad_to",):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
