@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args
+from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args, flag_name
+from ttexplore.runs.config import ConfigError
 from ttexplore.core import ttmath
 
 
 def configure_count(count: argparse.ArgumentParser) -> None:
     add_run_flags(count)
+    count.set_defaults(check_memory=False)  # count shows the memory estimate, it never refuses
     count.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -40,8 +42,15 @@ def configure_suggest(suggest: argparse.ArgumentParser) -> None:
 
 
 def run_count(args: argparse.Namespace) -> int:
-    """Print layer weights, compression, max useful ranks and FLOPs without training."""
+    """Print layer weights, compression, max useful ranks, FLOPs and the memory estimate without training."""
     config = config_from_args(args)
+    try:
+        return _print_count(args, config)
+    except ConfigError as error:  # a bad TTEXPLORE_MEMORY_LIMIT
+        raise UsageError(f"ttexplore count: error: {flag_name(error.field)}: {error}") from None
+
+
+def _print_count(args: argparse.Namespace, config) -> int:
     lines = {
         "layer": config.describe(),
         "layer weights": config.layer_params(),
@@ -64,6 +73,7 @@ def run_count(args: argparse.Namespace) -> int:
         lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
         lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
     lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
+    lines["peak memory (est.)"] = _memory_line(config)
     if args.json:
         print(json.dumps(lines, indent=2))
     else:
@@ -71,6 +81,19 @@ def run_count(args: argparse.Namespace) -> int:
         for key, value in lines.items():
             print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _memory_line(config) -> str:
+    """``"58.2 MiB at batch 64, within the budget of ..."``, or that ``train`` would refuse it and the fix."""
+    from ttexplore.runs.resources import estimate_run_memory, human_bytes, memory_budget, budget_description, memory_fix
+
+    estimate = estimate_run_memory(config)
+    budget = memory_budget()  # a bad TTEXPLORE_MEMORY_LIMIT is a ConfigError, shown by main as one line
+    verdict = "within" if estimate.total <= budget else "over"
+    line = f"{human_bytes(estimate.total)} at batch {config.batch_size}, {verdict} the budget of {budget_description(budget)}"
+    if verdict == "over":
+        line += f": train would refuse it; {memory_fix(config, estimate)}"
+    return line
 
 
 def run_suggest(args: argparse.Namespace) -> int:
