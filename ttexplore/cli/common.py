@@ -6,14 +6,15 @@ A bad argument is one line naming the flag and the fix, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, TextIO
 
 from ttexplore.runs.config import INITS, LAYER_KINDS, NETWORK_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
-__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
-           "check_output_path", "open_store"]
+__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
+           "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -71,6 +72,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
     for name in (None, "store"):  # every flag below (argparse's default action) records that it was given
         parser.register("action", name, _Given)
+    parser.set_defaults(check_memory=True)  # a command that only reports (count) turns it off
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
                       help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
@@ -108,9 +110,40 @@ _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch")
 
 
+def flag_name(field: str) -> str:
+    """How the user typed ``field`` on the command line: ``"in_modes"`` -> ``"--in-modes"``,
+    ``"hidden_layers[1].ranks"`` -> ``"--hidden-layer"``; a field no flag sets (``"memory"``) stays as it is."""
+    if field.startswith("hidden_layers"):
+        return "--hidden-layer"
+    return f"--{field.replace('_', '-')}" if field in _FLAG_FIELDS else field
+
+
+_FLAG_FIELDS = set(_RUN_FIELDS) | {"dataset", "data_dir", "label", "threads"}
+
+
+def check_threads(args: argparse.Namespace) -> None:
+    """Refuse ``--threads`` below 1 (torch raises on it) or far above the machine's CPUs.
+
+    Raises:
+        UsageError: naming ``--threads`` and the fix.
+    """
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    most = max(64, 4 * cpus)
+    if not 1 <= threads <= most:
+        raise UsageError(f"ttexplore {args.command}: error: --threads: {threads} must be between 1 and {most} "
+                         f"(this machine has {cpus} CPUs): leave it out for torch's choice")
+
+
 def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" = None, **extra: Any) -> RunConfig:
-    """The :class:`RunConfig` the run flags describe; with ``preset`` (a preset's values), the flags
-    given override it and those left at their defaults do not.
+    """The :class:`RunConfig` the run flags describe, checked before any data loads; with ``preset``
+    (a preset's values), the flags given override it and those left at their defaults do not.
+
+    Also checks ``--threads`` when the command has it, and, when the command sets
+    ``check_memory`` (``train`` does; ``count`` only shows the estimate), that the
+    run fits the memory budget (:func:`ttexplore.runs.resources.check_run_memory`).
 
     Raises:
         UsageError: naming the flag (``--in-modes``, ``--hidden-layer``) and the fix.
@@ -129,7 +162,7 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
         values["hidden_layers"] = list(layers)
     if values.get("pad_to") is None:
         values.pop("pad_to", None)  # not given: the dataset's default
-    elif str(values["pad_to"]).lower() == "none":
+    elif str(values["pad_to"]).strip().lower() == "none":
         values["pad_to"] = ""
     values.update(extra)
     if preset is not None:
@@ -138,12 +171,16 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
         values = {**preset, **values}
     dataset = args.dataset if "dataset" in given or preset is None else values.pop("dataset", args.dataset)
     values.pop("dataset", None)
+    check_threads(args)
     try:
-        return RunConfig.for_dataset(dataset, **values)
-    except ConfigError as error:
-        field = error.field.split("[")[0].split(".")[0]
-        flag = "--hidden-layer" if field == "hidden_layers" else f"--{field.replace('_', '-')}"
-        raise UsageError(f"ttexplore {args.command}: error: {flag}: {error}") from None
+        config = RunConfig.for_dataset(dataset, **values)
+        if getattr(args, "check_memory", False):
+            from ttexplore.runs.resources import check_run_memory
+
+            check_run_memory(config)
+        return config
+    except ConfigError as error:  # also ResourceError, whose field is "memory"
+        raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
 
 
 # ---------------------------------------------------------------- checked before any work
@@ -190,4 +227,3 @@ def open_store(command: str, db: "str | None"):
         return RunStore(db)
     except StoreError as error:
         raise UsageError(f"ttexplore {command}: error: --db: {error}") from None
-

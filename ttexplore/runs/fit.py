@@ -34,9 +34,10 @@ from torch import nn
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
+from ttexplore.runs.resources import eval_batch_size
 from ttexplore.runs.warmstart import apply_init_from
 
-__all__ = ["FitResult", "TrainingState", "fit", "evaluate", "eval_batch_size", "STATUSES", "CancelFlag"]
+__all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
 
 #: Terminal statuses of a run.
 STATUSES = ("completed", "cancelled", "diverged", "failed")
@@ -99,16 +100,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     model.train(was_training)
     count = max(images.shape[0], 1)
     return total_loss / count, correct / count
-
-
-#: Evaluation batches hold at most this many activations of the widest layer (64 MiB of float32):
-#: 1000 rows of a 1024-wide net, 64 rows of a 262 144-wide one.
-EVAL_ACTIVATIONS = 1 << 24
-
-
-def eval_batch_size(config: RunConfig) -> int:
-    """Rows per forward when evaluating: 1000, fewer for a wide net (see :data:`EVAL_ACTIVATIONS`)."""
-    return max(1, min(1000, EVAL_ACTIVATIONS // max(config.layer_widths)))
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
