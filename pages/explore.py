@@ -7,6 +7,7 @@ import streamlit as st
 import ui
 from ttexplore.presenters import plots
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.resources import check_run_memory
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
@@ -66,7 +67,14 @@ def train_clicked() -> None:
         state.train_error = ValueError(f"training needs the run store: {problem}")
         return
     manager = ui.get_manager()
-    ids = [manager.submit(config)] + ([manager.submit(baseline_config(config))] if state.baseline else [])
+    configs = [config] + ([baseline_config(config)] if state.baseline else [])
+    try:
+        for each in configs:  # all checked before any is queued: no half-submitted pair
+            check_run_memory(each)
+        ids = [manager.submit(each) for each in configs]
+    except ConfigError as error:  # a run over the memory budget says so, with the fix
+        state.train_error = error
+        return
     state.watch = ids
     state.session_runs = ids + [run_id for run_id in state.get("session_runs", []) if run_id not in ids]
     state.open_train = True
