@@ -11,7 +11,9 @@ from ttexplore.runs.resources import check_run_memory
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
-                               memory_tile, other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
+                               memory_side_by_side, memory_tile, network_config, network_rows, next_layer_text,
+                               other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
+from ttexplore.runs.resources import human_bytes
 from ttexplore.core.shapes import parse_modes
 
 state = st.session_state
@@ -28,6 +30,35 @@ def apply_preset() -> None:
     preset = next((p for p in presets_for(state.dataset) if p.name == state.preset), None)
     if preset is not None:
         state.in_modes, state.out_modes, state.pad_to = preset.in_text, preset.out_text, preset.pad_to or 0
+        set_more_layers(list(preset.more_layers))
+
+
+def set_more_layers(layers: list[str]) -> None:
+    """The hidden layers after the first, as text forms, and their text boxes."""
+    state.more_layers = layers
+    for index, text in enumerate(layers):
+        state[f"more_layer_{index}"] = text
+
+
+def layer_typed(index: int) -> None:
+    state.more_layers[index] = state[f"more_layer_{index}"]
+    shapes_typed()
+
+
+def add_layer() -> None:
+    try:
+        text = next_layer_text(design())
+    except (ConfigError, ValueError):
+        text = f"dense:{dataset_info(state.dataset).features}"
+    set_more_layers([*state.get("more_layers", []), text])
+    shapes_typed()
+
+
+def remove_layer(index: int) -> None:
+    layers = list(state.get("more_layers", []))
+    del layers[index]
+    set_more_layers(layers)
+    shapes_typed()
 
 
 def dataset_changed() -> None:
@@ -41,7 +72,8 @@ def dataset_changed() -> None:
 
 def shapes_typed() -> None:
     match = next((p for p in presets_for(state.dataset)
-                  if (p.in_text, p.out_text, p.pad_to or 0) == (state.in_modes, state.out_modes, state.pad_to)), None)
+                  if (p.in_text, p.out_text, p.pad_to or 0, p.more_layers)
+                  == (state.in_modes, state.out_modes, state.pad_to, tuple(state.get("more_layers", [])))), None)
     state.preset = match.name if match else CUSTOM
 
 
@@ -50,8 +82,8 @@ def design(**training) -> RunConfig:
     depth = len(parse_modes(state.in_modes, "in_modes"))
     core_ranks = ([state[f"rank_{depth}_{k}"] for k in range(1, depth)]
                   if state.get("per_core") and depth > 1 and f"rank_{depth}_1" in state else None)
-    return design_config(state.dataset, state.in_modes, state.out_modes, state.pad_to or None,
-                         state.get("max_rank", 4), core_ranks, **training)
+    return network_config(design_config(state.dataset, state.in_modes, state.out_modes, state.pad_to or None,
+                                        state.get("max_rank", 4), core_ranks, **training), state.get("more_layers", []))
 
 
 def train_clicked() -> None:
@@ -89,8 +121,9 @@ if "dataset" not in state:  # first visit: the paper's MNIST net on the bundled 
     state.max_rank = 4
 
 st.title("Explore a Tensor-Train layer")
-st.caption("The network is the paper's: image → TT layer → ReLU → linear classifier. Choose how the hidden layer "
-           "is tensorized; every number on the right updates instantly, before any training.")
+st.caption("The network is the paper's: image → TT layer → ReLU → linear classifier, or with more hidden layers "
+           "below it. Choose how the hidden layer is tensorized; every number on the right updates instantly, "
+           "before any training.")
 
 design_col, result_col = st.columns([1, 2.1], gap="large")
 
@@ -129,6 +162,16 @@ with design_col:
                     state[key] = min(state.get(key, state.max_rank), limit)
                     st.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
+    with st.container(border=True, key="more_layers_box"):
+        st.markdown("**More hidden layers** — each after a ReLU: `tt:IN->OUT:RANK`, `dense:WIDTH` or "
+                    "`matrix_rank:WIDTH:RANK`")
+        for index in range(len(state.get("more_layers", []))):
+            left, right = st.columns([5, 1], vertical_alignment="bottom")
+            left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=layer_typed, args=(index,))
+            right.button("", icon=":material/delete:", key=f"remove_layer_{index}", on_click=remove_layer, args=(index,),
+                         help="Remove this layer")
+        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=add_layer, type="tertiary")
+
     config = ui.config_or_error(lambda: design(batch_size=state.get("batch_size", 64))) if modes else None
 
 # ---------------------------------------------------------------- preview
@@ -152,6 +195,24 @@ with result_col:
                   delta_arrow="off", help=tile["help"])
     if view.memory_warning:
         st.warning(view.memory_warning, icon=":material/memory:")
+    if config.hidden_layers is not None:
+        st.markdown(f"**The whole network** — the tiles above describe hidden layer 1 of {len(config.layers)}; "
+                    f"widths {' → '.join(f'{width:,}' for width in config.layer_widths)}")
+        st.dataframe(network_rows(config), hide_index=True, key="network_table", column_config={
+            "weights": st.column_config.NumberColumn(format="localized"),
+            "dense weights": st.column_config.NumberColumn(format="localized"),
+            "compression": st.column_config.NumberColumn("compression rate", format="%.2e")})
+    with st.container(border=True, key="memory_box"):
+        tt_memory, dense_memory = memory_side_by_side(config)
+        left, right = st.columns(2)
+        for column, verdict, title in ((left, tt_memory, "This net: training memory"),
+                                       (right, dense_memory, "Its dense twin: training memory")):
+            column.metric(title, human_bytes(verdict.estimate.total), delta="allowed" if verdict.allowed else "refused",
+                          delta_color="normal" if verdict.allowed else "inverse",
+                          delta_arrow="off", help=verdict.estimate.describe(5))
+        st.caption("The memory guard runs before anything is queued: the dense twin has every hidden layer dense, "
+                   f"{config.dense_layer_params():,} weights against {config.layer_params():,}."
+                   + (f" Refused: {dense_memory.refusal}" if not dense_memory.allowed else ""))
     flops_col, ranks_col = st.columns([1, 2])
     change = view.tt_flops / view.dense_flops - 1
     flops_col.metric("Forward FLOPs / image", human_count(view.tt_flops), border=True, delta_color="inverse",

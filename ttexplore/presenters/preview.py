@@ -40,6 +40,11 @@ __all__ = [
     "other_factorizations",
     "human_count",
     "memory_tile",
+    "network_config",
+    "next_layer_text",
+    "network_rows",
+    "MemoryVerdict",
+    "memory_side_by_side",
 ]
 
 #: Name of the "type your own shapes" choice of the preset picker.
@@ -58,6 +63,8 @@ class Preset:
         in_modes, out_modes: the TT modes.
         pad_to: image side after padding (``None``: keep the images).
         note: one sentence on where it comes from.
+        more_layers: further hidden layers after this one, in their text form
+            (:class:`~ttexplore.runs.layerspec.LayerSpec`, e.g. ``"tt:8x16x16x16x8->4^5:4"``).
     """
 
     name: str
@@ -65,6 +72,7 @@ class Preset:
     out_modes: tuple[int, ...]
     pad_to: Optional[int]
     note: str = ""
+    more_layers: tuple[str, ...] = ()
 
     @property
     def in_text(self) -> str:
@@ -94,6 +102,9 @@ PRESETS: tuple[Preset, ...] = (
     Preset("Five cores: 4^5", (4,) * 5, (4,) * 5, 32, "five cores of 4×4"),
     Preset("Ten cores: 2^10", (2,) * 10, (2,) * 10, 32, "ten cores of 2×2, the most compressible"),
     Preset("Two cores: 32x32", (32, 32), (32, 32), 32, "two cores: the closest to a low-rank matrix"),
+    Preset("Wide and shallow: 4^5 -> 2^18 -> 4^5", (4,) * 5, (8, 16, 16, 16, 8), 32,
+           "Novikov et al.'s wide-and-shallow idea: 262,144 hidden units, then a second TT layer back to 1024; "
+           "the dense twin has 537 M weights", ("tt:8x16x16x16x8->4^5:4",)),
 )
 
 
@@ -152,8 +163,71 @@ def design_config(
 
 
 def baseline_config(config: RunConfig) -> RunConfig:
-    """The dense layer of the same sizes, trained the same way (for a side-by-side comparison)."""
-    return config.replace(layer="dense", label=(config.label + " baseline").strip())
+    """The dense layers of the same sizes, trained the same way (for a side-by-side comparison)."""
+    return config.dense_twin().replace(label=(config.label + " baseline").strip())
+
+
+def network_config(config: RunConfig, more_layers: Sequence[str] = ()) -> RunConfig:
+    """``config`` (one hidden layer, as the design widgets describe it) followed by ``more_layers``
+    (text forms, ``"dense:256"``, ``"tt:8x16x16x16x8->4^5:4"``).
+
+    Raises:
+        ConfigError: naming ``hidden_layers[i].<field>`` and the fix.
+    """
+    layers = [layer for layer in more_layers if str(layer).strip()]
+    if not layers:
+        return config
+    return config.replace(hidden_layers=[config.layers[0].to_dict(), *layers])
+
+
+def next_layer_text(config: RunConfig) -> str:
+    """A sensible layer to add after ``config``'s last: a TT layer from its width back to the input's
+    modes (``"tt:8x16x16x16x8->4^5:4"``), or a dense layer as wide as the input."""
+    last = config.layers[-1]
+    first = config.layers[0]
+    if last.kind == "tt" and first.kind == "tt":
+        return f"tt:{layer_text(last.out_modes, first.in_modes)}:4"
+    return f"dense:{config.in_features}"
+
+
+def network_rows(config: RunConfig) -> list[dict[str, Any]]:
+    """One row per hidden layer (and a total): the layer, its sizes, weights, dense weights, compression."""
+    widths = config.layer_widths
+    rows = [{"layer": f"{index + 1}: {layer.label()}", "in → out": f"{widths[index]:,} → {widths[index + 1]:,}",
+             "weights": layer.params(widths[index]), "dense weights": layer.dense_params(widths[index]),
+             "compression": layer.params(widths[index]) / layer.dense_params(widths[index])}
+            for index, layer in enumerate(config.layers)]
+    rows.append({"layer": "all hidden layers", "in → out": " → ".join(f"{width:,}" for width in widths[:-1]),
+                 "weights": config.layer_params(), "dense weights": config.dense_layer_params(),
+                 "compression": config.compression()})
+    return rows
+
+
+@dataclass(frozen=True)
+class MemoryVerdict:
+    """The memory guard's answer for one network: its estimate, and why it would be refused ('' when allowed)."""
+
+    label: str
+    estimate: MemoryEstimate
+    refusal: str
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusal
+
+
+def memory_side_by_side(config: RunConfig) -> tuple[MemoryVerdict, MemoryVerdict]:
+    """The memory guard on the design and on its dense twin (every hidden layer dense), side by side."""
+    verdicts = []
+    for label, each in (("TT", config), ("dense", config.dense_twin())):
+        estimate = resources.estimate_run_memory(each)
+        try:
+            resources.check_run_memory(each, estimate=estimate)
+            refusal = ""
+        except ResourceError as error:
+            refusal = str(error)
+        verdicts.append(MemoryVerdict(label, estimate, refusal))
+    return verdicts[0], verdicts[1]
 
 
 @dataclass(frozen=True)
