@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.core.ttmath import prod
 from ttexplore.core.ttshape import layer_text
+from ttexplore.runs.layerspec import LayerSpec
 
 __all__ = [
     "run_shape_text",
@@ -47,6 +48,8 @@ def run_shape_text(run: Mapping[str, Any]) -> str:
     """The run's shape in the house text form (``"4x8x8x4"``, ``"2^10"``, ``"4x7x4x7->5x5x8x4"``),
     derived from its config (also for runs stored before that form), else ``"dense"`` / ``"matrix rank"``."""
     config = run.get("config") or {}
+    if config.get("hidden_layers"):  # several hidden layers: the store's label names each
+        return str(run.get("shape") or "")
     if config.get("layer", run.get("layer")) == "tt" and config.get("in_modes") and config.get("out_modes"):
         return layer_text(config["in_modes"], config["out_modes"])
     return str(run.get("shape") or run.get("layer") or "")
@@ -56,7 +59,9 @@ def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     """A short name for legends and pickers, e.g. ``"TT 4x8x8x4 r=4 · mnist5k · #1a2b3c"``."""
     config = run.get("config") or {}
     layer = config.get("layer", run.get("layer"))
-    if layer == "tt":
+    if config.get("hidden_layers"):
+        body = " -> ".join(_layer_label(layer) for layer in config["hidden_layers"])
+    elif layer == "tt":
         body = f"TT {run_shape_text(run)} r={run_ranks_text(run)}"
     elif layer == "matrix_rank":
         body = f"matrix rank r={run_ranks_text(run)}"
@@ -69,6 +74,13 @@ def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     if with_id and run.get("id"):
         text += f" · #{str(run['id'])[-6:]}"
     return text
+
+
+def _layer_label(layer: Any) -> str:
+    try:
+        return LayerSpec.of(layer).label()
+    except ValueError:  # a stored layer this version cannot read: show it as stored
+        return str(layer)
 
 
 def progress(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
