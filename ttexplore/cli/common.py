@@ -151,9 +151,10 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
     given = getattr(args, "given_flags", set())
     values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
     layers = getattr(args, "hidden_layer", None)
-    if preset is not None or layers:
+    if preset is not None:  # flags left at their defaults keep the preset's values
         values = {name: value for name, value in values.items() if name in given}
-    if layers:
+    if layers:  # the layers replace the one-layer flags, which must not be given
+        values = {name: value for name, value in values.items() if name in given or name not in NETWORK_FIELDS}
         one_layer = sorted(set(values) & set(NETWORK_FIELDS))
         if one_layer:
             flag = "--" + one_layer[0].replace("_", "-")
