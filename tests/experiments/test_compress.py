@@ -1,0 +1,108 @@
+"""Compress end to end on digits: a trained dense run, TT-SVD at two ranks, fine-tuning, from scratch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from ttexplore.cli import main
+from ttexplore.experiments import compress
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.lifecycle import execute
+from ttexplore.runs.store import RunStore
+
+DENSE = {"dataset": "digits", "pad_to": None, "layer": "dense", "in_modes": None, "out_modes": None, "epochs": 2,
+         "batch_size": 32, "evals_per_epoch": 1, "train_limit": 320}
+
+
+@pytest.fixture
+def dense_run():
+    store = RunStore()
+    run_id = store.create_run(RunConfig.from_dict(DENSE), status="running")
+    execute(store, run_id)
+    return store, run_id
+
+
+def test_compress_command_end_to_end(dense_run, tmp_path, capsys):
+    store, run_id = dense_run
+    out = tmp_path / "compress.json"
+    args = ["compress", "--run", run_id, "--in-modes", "4x4x4", "--out-modes", "4x4x4", "--ranks", "1,16,64",
+            "--finetune-epochs", "1", "--train-scratch", "--json", str(out), "--quiet"]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    dense_accuracy = store.get_run(run_id)["final_test_accuracy"]
+    assert report["dense_test_accuracy"] == dense_accuracy and report["dense_params"] == 64 * 64
+    rows = report["rows"]
+    assert [row["rank"] for row in rows] == [1, 16]  # 64 is the same layer as 16 (the maximal useful ranks)
+    for row in rows:
+        assert {"rank", "params", "compression", "rel_error", "test_accuracy", "finetuned_test_accuracy",
+                "scratch_test_accuracy"} <= set(row)
+        assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["finetuned_test_accuracy"] <= 1
+        assert row["scratch_test_accuracy"] is not None and row["scratch_epochs"] == 1
+    low, full = rows
+    assert low["params"] == 4 * 4 * 1 * 3 and low["rel_error"] > 0.5
+    assert full["rel_error"] < 1e-6 and full["test_accuracy"] == dense_accuracy  # exact: the dense net itself
+    assert full["compression"] == pytest.approx(full["params"] / 4096)
+    # every network is a recorded run: TT-SVD (0 epochs), fine-tuned, from scratch, per rank
+    tagged = [run for run in store.list_runs() if "compress" in run["tags"]]
+    assert len(tagged) == 6 and all(run["status"] == "completed" for run in tagged)
+    start = RunConfig.from_dict(store.get_run(full["finetuned_run_id"])["config"]).init_from
+    assert start.run == run_id and start.method == "tt-svd"
+    # a second launch reuses them
+    assert main(args) == 0
+    assert json.loads(out.read_text())["recorded_runs"] == [] and len(store.list_runs()) == 7
+    assert "TT-SVD" in capsys.readouterr().out  # the table (stdout when --json is a file)
+
+
+def test_compress_a_users_weights_file_by_relative_error(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    layer = nn.Linear(64, 64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(64, 64, generator=generator) * 0.1)
+    torch.save({"fc.weight": layer.weight.data, "fc.bias": layer.bias.data}, tmp_path / "linear.pt")
+    source = compress.source_from_file(tmp_path / "linear.pt", "digits", pad_to=None)
+    assert not source.has_head and source.base.layer_widths == [64, 64, 10]
+    targets = compress.plan_compression(source, "4x4x4", "4x4x4", rel_errors=[0.5], finetune_epochs=1,
+                                        batch_size=32, evals_per_epoch=1, train_limit=320)
+    assert len(targets) == 1 and targets[0].rel_error <= 0.5 and targets[0].rank is None
+    store = RunStore()
+    recorded = compress.run_plan(store, targets)
+    rows = compress.compress_rows(store, targets)
+    assert len(recorded) == 2 and rows[0].finetuned_test_accuracy is not None
+    assert rows[0].test_accuracy is not None and rows[0].scratch_test_accuracy is None  # none in the store
+
+
+def test_spectra_and_needed_ranks_of_a_trained_layer(dense_run):
+    store, run_id = dense_run
+    source = compress.source_from_run(store, run_id)
+    spectra = compress.unfolding_spectra(source.weight, (4, 4, 4), (4, 4, 4))
+    assert [len(spectrum) for spectrum in spectra] == [16, 16]
+    from ttexplore.core.ttmath import ranks_for_error
+
+    assert ranks_for_error(spectra, 1e-9) == (16, 16) and ranks_for_error(spectra, 0.99) < (16, 16)
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--run", "nope"], "--run"),
+    (["--in-modes", "4x4x8"], "--in-modes"),
+    (["--ranks", "x"], "--ranks"),
+    (["--rel-error", "2"], "--rel-error"),
+])
+def test_a_bad_compress_argument_is_one_line_naming_it(dense_run, args, flag, capsys):
+    _, run_id = dense_run
+    base = ["compress", "--run", run_id, "--ranks", "1", "--quiet"] if "--run" not in args else ["compress", "--quiet"]
+    code = main(base + args)
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and flag in error and len(error.splitlines()) == 1
+
+
+def test_a_source_with_several_hidden_layers_is_refused(tmp_path):
+    store = RunStore()
+    config = RunConfig.from_dict({**DENSE, "hidden_layers": ["dense:32", "dense:16"], "epochs": 1})
+    run_id = store.create_run(config, status="running")
+    execute(store, run_id)
+    with pytest.raises(ConfigError, match="one hidden layer"):
+        compress.source_from_run(store, run_id)
