@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ttexplore.core import ttmath
+from ttexplore.core.errors import ConfigError
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
@@ -30,18 +31,6 @@ OPTIMIZERS = ("adam", "sgd")
 #: The one-layer fields: a network of one hidden layer, as every run stored before
 #: ``hidden_layers`` describes it. With ``hidden_layers`` they mirror its first layer.
 NETWORK_FIELDS = ("layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank")
-
-
-class ConfigError(ValueError):
-    """A user-fixable problem with a run description.
-
-    Attributes:
-        field: the name of the offending field (``"in_modes"``, ``"lr"``, ...).
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _modes_or_none(value: Any, name: str) -> Optional[tuple[int, ...]]:
