@@ -63,6 +63,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--evals-per-epoch", type=int, default=None, help="metric reports per epoch (default: the source's)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", default=None, help="write {rows: [...], ...} as JSON to PATH ('-' for stdout)")
+    out.add_argument("--out", metavar="DIR", default=None,
+                     help="also write compress.json, table.md and the figures (spectra, against rank, against weights) as PNG")
     out.add_argument("--db", default=None, help="run store file (default $TTEXPLORE_DB or ~/.ttexplore/runs.db)")
     out.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     out.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     """Compress, fine-tune, compare; print the table (and ``--json``)."""
     if args.json and args.json != "-":
         check_output_path("compress", "--json", args.json)
+    if args.out:
+        check_output_path("compress", "--out", args.out, folder=True)
     for flag in ("finetune_epochs", "scratch_epochs"):
         value = getattr(args, flag)
         if value is not None and not 0 <= value <= 10_000:
@@ -175,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, report)
     if args.json != "-":
         print(table_text(report))
+    if args.out:
+        say("wrote " + ", ".join(str(path) for path in write_outputs(report, source, targets, args.out)))
     if "interrupted" in statuses or "cancelled" in statuses:
         print("compress: interrupted; run the same command again to continue (completed runs are reused, "
               f"the interrupted one resumes with 'python -m ttexplore runs resume {recorded[-1]}')", file=sys.stderr)
@@ -184,6 +190,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) -> list[Any]:
+    """``compress.json``, ``table.md``, ``spectra.png``, ``compress_vs_rank.png`` and ``compress_vs_weights.png``
+    in ``out`` (the PNGs need Chromium; without it they are skipped with a note)."""
+    import json
+    from pathlib import Path
+
+    from ttexplore.core import ttmath
+    from ttexplore.experiments import compress
+    from ttexplore.presenters import compress as views
+    from ttexplore.presenters.export import ExportError, write_figure
+
+    folder = Path(out).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "compress.json", folder / "table.md"]
+    written[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    written[1].write_text(views.compress_markdown(report["rows"], report["dense_test_accuracy"]), encoding="utf-8")
+    in_modes, out_modes = targets[0].compressed.in_modes, targets[0].compressed.out_modes
+    spectra = compress.unfolding_spectra(source.weight, in_modes, out_modes)
+    figures = {
+        "spectra.png": views.spectra_figure(spectra, 0.5, ttmath.ranks_for_error(spectra, 0.5)),
+        "compress_vs_rank.png": views.compress_figure(report["rows"], "rank", report["dense_params"],
+                                                      report["dense_test_accuracy"]),
+        "compress_vs_weights.png": views.compress_figure(report["rows"], "params", report["dense_params"],
+                                                         report["dense_test_accuracy"]),
+    }
+    try:
+        for name, figure in figures.items():
+            written.append(write_figure(figure, folder / name, width=1000, height=440))
+    except ExportError as error:
+        print(f"compress: the PNG figures were not written: {error}", file=sys.stderr)
+    return written
 
 
 def table_text(report: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 from ttexplore.core import ttmath
 from ttexplore.presenters.plots import PALETTE
 
-__all__ = ["PATHS", "spectra_figure", "needed_ranks_table", "compress_figure", "compress_table"]
+__all__ = ["PATHS", "spectra_figure", "needed_ranks_table", "compress_figure", "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
 PATHS = (
@@ -135,3 +135,23 @@ def compress_table(rows: Sequence[Mapping[str, Any]]):
         "scratch epochs": row.get("scratch_epochs"),
     } for row in rows]
     return pd.DataFrame(table)
+
+
+def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optional[float] = None) -> str:
+    """The compress table in Markdown (for ``compress --out`` and RESULTS.md)."""
+    def accuracy(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    epochs = next((row.get("finetune_epochs") for row in rows if row.get("finetune_epochs")), 0)
+    scratch = sorted({row["scratch_epochs"] for row in rows if row.get("scratch_epochs")})
+    lines = ["| max TT rank | ranks | layer weights | compression rate | rel_error | TT-SVD | "
+             f"TT-SVD + {epochs} epochs | from scratch ({'/'.join(map(str, scratch)) or '-'} epochs) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        rank = row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}"
+        lines.append(f"| {rank} | {','.join(map(str, row['ranks']))} | {row['params']:,} | {row['compression']:.1e} | "
+                     f"{row['rel_error']:.3f} | {accuracy(row.get('test_accuracy'))} | "
+                     f"{accuracy(row.get('finetuned_test_accuracy'))} | {accuracy(row.get('scratch_test_accuracy'))} |")
+    if dense_accuracy is not None:
+        lines.append(f"| dense | - | {rows[0]['dense_params']:,} | 1 | 0 | {dense_accuracy:.4f} | | |" if rows else "")
+    return "\n".join(lines) + "\n"
