@@ -33,9 +33,12 @@ def test_text_forms_read_back_and_dicts_are_canonical():
     (["dense:64", "dense"], "hidden_layers[1].width", "e.g. dense:1024"),
     (["dense:64", "tt:8x8:0"], "hidden_layers[1].ranks", "ranks"),
     (["dense:64", {"kind": "conv"}], "hidden_layers[1].kind", "use one of tt, dense, matrix_rank"),
-    (["dense:64", "matrix_rank:10:0"], "hidden_layers[1].matrix_rank", "at least 1"),
+    (["dense:64", "matrix_rank:10:0"], "hidden_layers[1].matrix_rank", "between 1 and"),
     (["dense:64", "bogus"], "hidden_layers[1]", "tt:IN[->OUT][:RANKS]"),
     (["dense:8"] * 9, "hidden_layers", "at most 8"),
+    (["dense:64", f"dense:{2**41}"], "hidden_layers[1].width", "2^40"),
+    (["dense:64", "dense:4.5"], "hidden_layers[1].width", "whole number"),
+    (["tt:4x8x8x4->2^13", "dense:4"], "hidden_layers[0].out_modes", "modes"),
 ])
 def test_a_bad_layer_is_named_with_its_fix(layers, field, words):
     with pytest.raises(ConfigError) as caught:

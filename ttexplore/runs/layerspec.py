@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from ttexplore.core import ttmath
-from ttexplore.core.shapes import balanced_factorization, factorizations
+from ttexplore.core.limits import MAX_FEATURES, limit_text, whole_number
+from ttexplore.core.shapes import balanced_factorization, check_layer_side, has_factorization
 from ttexplore.core.ttshape import layer_text, modes_text, ranks_text
 from ttexplore.runs import config as _config  # ConfigError and the field parsers (config imports this module too)
 
@@ -96,7 +98,10 @@ class LayerSpec:
                                           f"{', '.join(_config.LAYER_KINDS)}")
         in_modes = _modes(values.get("in_modes"), f"{where}.in_modes")
         out_modes = _modes(values.get("out_modes"), f"{where}.out_modes")
-        width = _whole(values.get("width"), f"{where}.width")
+        width = values.get("width")
+        if isinstance(width, str) and not width.strip().isdigit():  # a width typed as modes: dense:2^18
+            width = ttmath.prod(_modes(width, f"{where}.width"))
+        width = _whole(width, f"{where}.width")
         if kind == "tt":
             if in_modes is None:
                 raise _error(f"{where}.in_modes", f"{where}.in_modes is missing: a TT layer needs input modes, "
@@ -177,6 +182,11 @@ class LayerSpec:
         where = f"hidden_layers[{index}]"
         source = "the input" if index == 0 else f"hidden_layers[{index - 1}]"
         if self.kind == "tt":
+            for name in ("in_modes", "out_modes"):
+                try:
+                    check_layer_side(getattr(self, name), f"{where}.{name}")
+                except ValueError as error:
+                    raise _error(f"{where}.{name}", str(error)) from None
             if ttmath.prod(self.in_modes) != in_features:
                 raise _error(f"{where}.in_modes", f"{where}.in_modes {modes_text(self.in_modes)} multiply to "
                              f"{ttmath.prod(self.in_modes)}, but {source} gives {in_features} features: try "
@@ -191,10 +201,11 @@ class LayerSpec:
             except ValueError as error:
                 raise _error(f"{where}.ranks", f"{where}.ranks: {error}") from None
             return
-        if self.width < 1:
-            raise _error(f"{where}.width", f"{where}.width {self.width} must be at least 1")
-        if self.kind == "matrix_rank" and self.matrix_rank < 1:
-            raise _error(f"{where}.matrix_rank", f"{where}.matrix_rank {self.matrix_rank} must be at least 1, e.g. 4")
+        if not 1 <= self.width <= MAX_FEATURES:
+            raise _error(f"{where}.width", f"{where}.width {self.width:,} must be between 1 and {limit_text(MAX_FEATURES)}")
+        if self.kind == "matrix_rank" and not 1 <= self.matrix_rank <= MAX_FEATURES:
+            raise _error(f"{where}.matrix_rank", f"{where}.matrix_rank {self.matrix_rank:,} must be between 1 and "
+                                                 f"{limit_text(MAX_FEATURES)}, e.g. 4")
 
 
 def parse_layers(value: Any) -> tuple[LayerSpec, ...]:
@@ -295,8 +306,6 @@ class InitFrom:
 
     def describe(self) -> str:
         """``"TT-SVD of run 2024...-ab12cd"`` or ``"TT-SVD of weights.pt"``."""
-        from pathlib import Path
-
         return f"{self.method.upper()} of " + (f"run {self.run}" if self.run else Path(self.path).name)
 
 
@@ -319,7 +328,7 @@ def _parse_text(text: str, where: str) -> dict[str, Any]:
             values["ranks"] = parts[2]
     else:
         if shape:
-            values["out_modes"] = shape
+            values["width"] = shape
         if len(parts) > 2:
             if _KIND_ALIASES[kind] != "matrix_rank":
                 raise _error(where, f"{where} {text!r}: a dense layer has no rank: write dense:WIDTH")
@@ -344,20 +353,15 @@ def _ranks(value: Any, field: str) -> Union[int, tuple[int, ...], None]:
 def _whole(value: Any, field: str) -> Optional[int]:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise _error(field, f"{field} {value!r} must be a whole number")
     try:
-        number = float(value) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        raise _error(field, f"{field} {value!r} is not a whole number") from None
-    if number != int(number):
-        raise _error(field, f"{field} {value!r} is not a whole number")
-    return int(number)
+        return whole_number(value, field)
+    except ValueError as error:
+        raise _error(field, str(error)) from None
 
 
 def _example(features: int, d: int) -> str:
     """A balanced ``d``-mode shape of ``features``, or a 2-mode one, for messages."""
     for depth in (d, 2):
-        if depth >= 1 and (depth == 1 or factorizations(features, depth, min_mode=2)):
+        if depth >= 1 and (depth == 1 or has_factorization(features, depth, min_mode=2)):
             return modes_text(balanced_factorization(features, depth))
     return str(features)

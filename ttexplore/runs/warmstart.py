@@ -22,7 +22,7 @@ from torch import nn
 from ttexplore.core.kernels import dense_to_tt_matrix
 from ttexplore.core.layers import MatrixRankLinear, TTLinear
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.models import MODEL_FORMAT, build_model, hidden_layers
+from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
 
 __all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight",
            "tt_svd_cores", "apply_init_from"]
@@ -97,12 +97,12 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
     if not path.is_file():
         raise WarmStartError(f"{path} does not exist: give a weights file (.pt)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - unpickling refuses anything but tensors and plain containers
         raise WarmStartError(f"{path} cannot be read as weights ({type(error).__name__}: {str(error).splitlines()[0]}): "
                              "save a state_dict or a tensor with torch.save") from None
     if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
-        return _from_model_file(payload, path)
+        return _from_model_file(path)
     if isinstance(payload, torch.Tensor):
         payload = {"weight": payload}
     if isinstance(payload, dict):
@@ -115,10 +115,13 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
     return _from_state_dict(payload, path, weight_key, in_features, classes)
 
 
-def _from_model_file(payload: dict[str, Any], path: Path) -> SourceWeights:
-    config = RunConfig.from_dict(payload["config"])
-    model = build_model(config)
-    model.load_state_dict(payload["state_dict"])
+def _from_model_file(path: Path) -> SourceWeights:
+    """A ttexplore model file, through :func:`~ttexplore.runs.models.load_model` (its config validated,
+    its tensors checked against it and the memory budget before the model is built)."""
+    try:
+        model, config = load_model(path)
+    except ValueError as error:  # WeightsFileError, ResourceError
+        raise WarmStartError(str(error)) from None
     layers = [SourceLayer(dense_weight(layer), None if layer.bias is None else layer.bias.detach(), name)
               for name, layer in hidden_layers(model)]
     return SourceWeights(layers, model.head.weight.detach(), model.head.bias.detach(), config, path)
