@@ -98,7 +98,9 @@ TRACED_DYNAMIC_BATCH = 64
 
 _autotune = False
 _autotune_cache: dict[tuple, object] = {}
-_autotune_lock = threading.Lock()
+# held while a timing is looked up, made and stored: two threads never time the same key apart
+# (and so never run two plans, or one with and one without a stored W, for the same shapes)
+_autotune_lock = threading.RLock()
 _allocator_primed = False
 _device_machines: dict[str, costmodel.MachineModel] = {}
 _stored_weight_budget = STORED_WEIGHT_BUDGET_BYTES
@@ -438,10 +440,9 @@ def _inference_plan(
     key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device))
     with _autotune_lock:
         plan = _autotune_cache.get(key)
-    if plan is None:
-        plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, _batch_bucket(batch), dtype, device, False,
-                             False)
-        with _autotune_lock:
+        if plan is None:
+            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, _batch_bucket(batch), dtype, device,
+                                 False, False)
             _autotune_cache[key] = plan
     return plan
 
@@ -487,8 +488,17 @@ def _autotune_plan(
     key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device))
     with _autotune_lock:
         plan = _autotune_cache.get(key)
-    if plan is not None:
-        return plan
+        if plan is None:
+            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device)
+            _autotune_cache[key] = plan
+    return plan
+
+
+def _autotune_uncached(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], bucket: int, dtype: torch.dtype,
+    training: bool, input_grad: bool, device: torch.device,
+) -> ForwardPlan:
+    """:func:`_autotune_plan` without its cache: pick the candidates and time them."""
     costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad,
         machine=_device_machines.get(device.type),
@@ -502,10 +512,7 @@ def _autotune_plan(
         candidates.remove("dense")
     if not candidates:
         candidates = [costmodel.best_strategy(costs)]
-    plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, bucket, dtype, device, training, input_grad)
-    with _autotune_lock:
-        _autotune_cache[key] = plan
-    return plan
+    return _fastest_plan(candidates, costs, in_modes, out_modes, ranks, bucket, dtype, device, training, input_grad)
 
 
 def _fastest_plan(
@@ -602,17 +609,15 @@ def _timed_stored_weight_pays(
     key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device))
     with _autotune_lock:
         answer = _autotune_cache.get(key)
-    if answer is not None:
-        return answer
-    plan = plan_forward(in_modes, out_modes, ranks, bucket, dtype, False, False, "auto", device)
-    inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
-    weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
-    with torch.no_grad():
-        stored_s = _best_of_three(lambda: F.linear(inputs, weight), device)
-        plan_s = _best_of_three(lambda: plan.run(inputs, cores, None), device)
-    answer = stored_s < plan_s
-    with _autotune_lock:
-        _autotune_cache[key] = answer
+        if answer is None:
+            plan = plan_forward(in_modes, out_modes, ranks, bucket, dtype, False, False, "auto", device)
+            inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
+            weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
+            with torch.no_grad():
+                stored_s = _best_of_three(lambda: F.linear(inputs, weight), device)
+                plan_s = _best_of_three(lambda: plan.run(inputs, cores, None), device)
+            answer = stored_s < plan_s
+            _autotune_cache[key] = answer
     return answer
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ttexplore.core.device import DeviceUnavailable, resolve_device
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
@@ -57,6 +58,7 @@ class FitResult:
         error: a message for ``diverged`` / ``failed``, else ``None``.
         traceback: the formatted exception for ``failed`` (for logs, not the UI).
         elapsed_s: wall time of the loop.
+        extra: ``{"device": "cuda:0"}``, where it trained.
     """
 
     status: str
@@ -154,7 +156,9 @@ def fit(
     uninterrupted run did after epoch ``k``.
 
     Args:
-        config: the run (validated here).
+        config: the run (validated here); it trains on ``config.device`` (data, model
+            and metrics there; a device this machine lacks ends the run ``failed``
+            with the fix).
         dataset: the data, or ``None`` to :func:`~ttexplore.runs.data.load_dataset` it.
         callback: called with each metric event (see the module docstring).
         cancel: checked before every batch; when set the run ends as ``"cancelled"``.
@@ -183,20 +187,28 @@ def fit(
         if callback is not None:
             callback(event)
 
+    device = None
+
     def result(status: str, error: Optional[str] = None, trace: Optional[str] = None) -> FitResult:
-        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed())
+        extra = {"device": str(device)} if device is not None else {}
+        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra)
 
     try:
+        device = resolve_device(config.device)
         if dataset is None:
             dataset = load_dataset(config.dataset, data_dir)
         train_images, train_labels = dataset.train_images, dataset.train_labels
         if config.train_limit is not None:
             train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
         test_images, test_labels = dataset.test_images, dataset.test_labels
+        # the whole (small) dataset moves once; batches are then gathered on the device
+        train_images, train_labels, test_images, test_labels = (
+            tensor.to(device) for tensor in (train_images, train_labels, test_images, test_labels))
 
         init_generator = torch.Generator().manual_seed(config.seed)
         order_generator = torch.Generator().manual_seed(config.seed + 1)
-        model = build_model(config, generator=init_generator)
+        # weights are drawn on the CPU, so a seed gives the same start on every device
+        model = build_model(config, generator=init_generator).to(device)
         model.train()
         optimizer = _optimizer(config, model)
         global_step, first_epoch = 0, 0
@@ -235,7 +247,7 @@ def fit(
             report("eval", 0, 0, start_loss, start_acc)
 
         for epoch_index in range(first_epoch, config.epochs):
-            permutation = torch.randperm(count, generator=order_generator)
+            permutation = torch.randperm(count, generator=order_generator).to(device)
             loss_sum, correct, seen = 0.0, 0, 0  # since the last report
             epoch_loss_sum, epoch_correct, epoch_seen = 0.0, 0, 0
             for step_in_epoch in range(1, steps_per_epoch + 1):
@@ -267,8 +279,22 @@ def fit(
                     report("eval", epoch_index, step_in_epoch, loss_sum / seen, correct / seen)
                     loss_sum, correct, seen = 0.0, 0, 0
             if on_epoch_end is not None:
-                on_epoch_end(TrainingState(epoch_index + 1, global_step, elapsed(), model.state_dict(),
-                                           optimizer.state_dict(), order_generator.get_state()))
+                on_epoch_end(TrainingState(epoch_index + 1, global_step, elapsed(), _on_cpu(model.state_dict()),
+                                           _on_cpu(optimizer.state_dict()), order_generator.get_state()))
         return result("completed")
+    except DeviceUnavailable as error:
+        return result("failed", f"device {config.device}: {error}")
     except Exception as error:  # noqa: BLE001 - a failed run is reported, never raised into a UI
         return result("failed", f"{type(error).__name__}: {error}", traceback.format_exc())
+
+
+def _on_cpu(state: Any) -> Any:
+    """``state`` (a ``state_dict``, nested dicts and lists of tensors) with every tensor on the CPU,
+    so a checkpoint written on a GPU loads anywhere; CPU tensors are returned as they are."""
+    if isinstance(state, torch.Tensor):
+        return state if state.device.type == "cpu" else state.cpu()
+    if isinstance(state, dict):
+        return {key: _on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_on_cpu(value) for value in state)
+    return state
