@@ -57,6 +57,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile of the auto layer (contender 'compiled', inductor); its cold compile takes "
+        "about 100 s per case and mode on 2 cores, so pick few --cases",
+    )
+    parser.add_argument(
         "--calibrate",
         action="store_true",
         help="measure this machine's speeds for the cost model, print them as a machine file (JSON; save it and load "
@@ -128,7 +134,8 @@ def _run_cases(cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, a
     rows: list[dict] = []
     for case in cases:
         for mode in modes:
-            spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick}
+            spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick,
+                    "compile": args.compile}
             case_rows = harness.quietest(
                 lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
             )

@@ -38,6 +38,7 @@ __all__ = [
     "interleaved_times",
     "bench_case",
     "bench_training_step",
+    "tltorch_layer",
     "describe_plan",
     "machine_line",
     "measure",
@@ -53,6 +54,10 @@ HUGE_DENSE_ELEMENTS = 1 << 25
 
 #: Foreign load (fraction of the CPUs) above which a measurement is retried.
 RETRY_LOAD = 0.15
+
+#: Contenders that are not one of TTLinear's strategies: the dense layer, TensorLy-Torch's
+#: ``FactorizedLinear`` (blocktt, when tltorch is installed) and ``torch.compile`` of the auto layer.
+LINEAR, TLTORCH, COMPILED = "nn.Linear", "tltorch", "compiled"
 
 
 # ---------------------------------------------------------------------------- machine load
@@ -190,8 +195,20 @@ def _train_runner(module: nn.Module, inputs: torch.Tensor, grad_output: torch.Te
 
 
 # ---------------------------------------------------------------------------- one case
+def tltorch_layer(case: BenchCase) -> Optional[nn.Module]:
+    """TensorLy-Torch's ``FactorizedLinear`` of the case's shape and rank (factorization ``blocktt``,
+    its factorized forward), or ``None`` when tltorch is not installed."""
+    try:
+        import tltorch
+    except ImportError:
+        return None
+    return tltorch.FactorizedLinear(tuple(case.in_modes), tuple(case.out_modes), bias=True, factorization="blocktt",
+                                    rank=case.ranks, implementation="factorized")
+
+
 def _case_contenders(case: BenchCase, skip_huge_dense: bool) -> tuple[dict[str, nn.Module], TTLinear]:
-    """``nn.Linear`` and one ``TTLinear`` per strategy (all with the same cores), and the ``auto`` layer."""
+    """``nn.Linear``, one ``TTLinear`` per strategy (all with the same cores), tltorch's layer when
+    installed, and the ``auto`` layer."""
     torch.manual_seed(0)
     layers = {}
     reference = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True)
@@ -201,17 +218,38 @@ def _case_contenders(case: BenchCase, skip_huge_dense: bool) -> tuple[dict[str, 
         layer = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True, strategy=strategy)
         layer.load_state_dict(reference.state_dict())
         layers[strategy] = layer
-    return {"nn.Linear": nn.Linear(case.in_features, case.out_features), **layers}, layers["auto"]
+    contenders = {LINEAR: nn.Linear(case.in_features, case.out_features), **layers}
+    factorized = tltorch_layer(case)
+    if factorized is not None:
+        contenders[TLTORCH] = factorized
+    return contenders, layers["auto"]
 
 
-def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False) -> list[dict]:
-    """Time every strategy, ``auto`` and ``nn.Linear`` on one case; one row per contender.
+def _compiled_runner(
+    module: nn.Module, inputs: torch.Tensor, grad_output: torch.Tensor, training: bool
+) -> tuple[Callable[[], None], float]:
+    """A runner of ``torch.compile(module)`` (default inductor backend), and the seconds its first,
+    compiling call took."""
+    compiled = torch.compile(module)
+    runner = (_train_runner(compiled, inputs, grad_output) if training else _forward_runner(compiled, inputs))
+    started = time.perf_counter()
+    runner()
+    return runner, time.perf_counter() - started
+
+
+def bench_case(
+    case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False, compile_auto: bool = False
+) -> list[dict]:
+    """Time every strategy, ``auto``, ``nn.Linear`` and tltorch's layer on one case; one row per contender.
+
+    With ``compile_auto`` also ``torch.compile`` of the auto layer (contender
+    ``compiled``; its cold compile time is the row's ``compile_s``).
 
     Returns:
         Rows with ``case, mode, batch, in_features, out_features, ranks,
         contender, median_ms, min_ms, runs, flops, gflops, speedup_vs_linear,
         model_ms, auto_choice`` (on the ``auto`` row), ``dense_flops_ratio``,
-        ``foreign_load`` and ``page_faults_per_call``.
+        ``foreign_load``, ``page_faults_per_call`` and ``compile_s``.
     """
     training = mode == "train"
     contenders, auto = _case_contenders(case, skip_huge_dense)
@@ -221,6 +259,11 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
         runners = {name: _train_runner(module, inputs, grad_output) for name, module in contenders.items()}
     else:
         runners = {name: _forward_runner(module, inputs) for name, module in contenders.items()}
+    compile_s = float("nan")
+    if compile_auto:
+        twin = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True)
+        twin.load_state_dict(auto.state_dict())
+        runners[COMPILED], compile_s = _compiled_runner(twin, inputs, grad_output, training)
     slow = [
         name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
     ]
@@ -232,15 +275,18 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
     faults_per_call = (_minor_faults() - faults_before) / max(1, calls)
     costs = costmodel.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
     plan = tt_forward.plan_forward(auto.in_modes, auto.out_modes, auto.ranks, case.batch, torch.float32, training, training)
+    stored = not training and tt_forward.stored_weight_pays(auto.in_modes, auto.out_modes, auto.ranks, case.batch)
     dense_flops = ttmath.dense_flops(case.in_features, case.out_features, case.batch)
-    linear_ms = statistics.median(times["nn.Linear"]) * 1e3
+    linear_ms = statistics.median(times[LINEAR]) * 1e3
     rows = []
     for name, samples in times.items():
         median_ms = statistics.median(samples) * 1e3
-        if name == "nn.Linear":
+        if name in (LINEAR, TLTORCH) or (name in ("auto", COMPILED) and stored):
             flops, model_ms = dense_flops * (3 if training else 1), float("nan")
+            if name == TLTORCH:
+                flops = costs["ltr"]["flops"] + (costs["ltr"]["backward_flops"] if training else 0)
         else:
-            concrete = plan.strategy if name == "auto" else name
+            concrete = plan.strategy if name in ("auto", COMPILED) else name
             flops = costs[concrete]["flops"] + (costs[concrete]["backward_flops"] if training else 0)
             model_ms = costs[concrete]["seconds"] * 1e3
         rows.append(
@@ -259,10 +305,11 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
                 "gflops": round(flops / (median_ms * 1e-3) / 1e9, 2),
                 "speedup_vs_linear": round(linear_ms / median_ms, 3),
                 "model_ms": round(model_ms, 4),
-                "auto_choice": describe_plan(plan) if name == "auto" else "",
+                "auto_choice": (("stored W" if stored else describe_plan(plan)) if name == "auto" else ""),
                 "dense_flops_ratio": round(costs[plan.strategy]["flops"] / dense_flops, 4),
                 "foreign_load": round(load, 3),
                 "page_faults_per_call": round(faults_per_call, 1),
+                "compile_s": round(compile_s, 1) if name == COMPILED else float("nan"),
             }
         )
     return rows
@@ -344,7 +391,7 @@ def measure(spec: dict, threads: int, autotune: bool, in_process: bool = False) 
     """One case or the training-step benchmark, in a fresh interpreter unless ``in_process``.
 
     ``spec`` is ``{"kind": "case", "case": name, "mode": mode, "repeats": n,
-    "skip_huge_dense": bool}`` or ``{"kind": "training", "repeats": n}``.
+    "skip_huge_dense": bool, "compile": bool}`` or ``{"kind": "training", "repeats": n}``.
 
     A long benchmark run leaves glibc's heap full of freed blocks of every size
     (the 25088x4096 cases allocate 400 MB matrices); later mid-size forwards then
@@ -379,7 +426,8 @@ def _measure_here(spec: dict) -> list[dict]:
     if spec["kind"] == "training":
         return bench_training_step(spec["repeats"])
     case = next(case for case in CASES if case.name == spec["case"])
-    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"])
+    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"],
+                      compile_auto=spec.get("compile", False))
 
 
 def child_main() -> None:
