@@ -134,27 +134,35 @@ def check_device(command: str, config: RunConfig) -> None:
 def check_output_path(command: str, flag: str, path: str, folder: bool = False) -> None:
     """Refuse an output path that cannot be written, before any training (one line naming the flag).
 
-    A file path needs an existing, writable folder and must not be a folder itself; with
-    ``folder`` the path is a folder that exists writable or can be created.
+    A file path needs an existing folder in which a file can really be created (tried, then
+    removed: permission bits say nothing to root or on a read-only mount) and must not be a
+    folder; with ``folder`` the path is a folder, created now if missing.
     """
-    import os
+    import tempfile
     from pathlib import Path
 
     target = Path(path).expanduser()
     if folder:
-        existing = next((parent for parent in (target, *target.parents) if parent.exists()), None)
         if target.exists() and not target.is_dir():
             raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a file, not a folder: give a folder")
-        if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"ttexplore {command}: error: {flag} {path}: {existing} is not writable: give a writable folder")
-        return
-    if target.is_dir():
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a folder: give a file name inside it")
-    parent = target.parent
-    if not parent.is_dir():
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: the folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: not writable: choose a writable place")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: cannot create it ({error.strerror}): "
+                             "give a writable folder") from None
+        parent = target
+    else:
+        if target.is_dir():
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a folder: give a file name inside it")
+        parent = target.parent
+        if not parent.is_dir():
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: the folder {parent} does not exist: create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".ttexplore-write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"ttexplore {command}: error: {flag} {path}: cannot write in {parent} ({error.strerror}): "
+                         "choose a writable place") from None
 
 
 def open_store(command: str, db: "str | None"):

@@ -42,6 +42,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("--clear-tags", action="store_true", help="remove every tag first")
     delete = actions.add_parser("delete", help="delete runs with their metrics, weights and checkpoints")
     delete.add_argument("ids", nargs="+", help="run ids")
+    for action in (listing, show, resume, edit, delete):  # --db also after the action: 'runs list --db FILE'
+        action.add_argument("--db", default=argparse.SUPPRESS, help="run store file (as before the action)")
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -127,13 +129,16 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore runs resume: error: {error}") from None
     config = RunConfig.from_dict(run["config"])
     dataset = load_data(config, args.data_dir, "runs resume")
+    if not store.take_for_resume(run["id"]):
+        raise UsageError(f"ttexplore runs resume: error: run {run['id']} was taken by another process meanwhile")
     bar = progress_bar(config, dataset, args.quiet)
     stop = StopFlags.new(store, run["id"])
     print(f"resuming {run['id']} ({config.describe()}) after epoch {run.get('epochs_done', 0):g} of {config.epochs}",
           file=sys.stderr)
     with interrupt_on_signals(stop):
         try:
-            result = execute(store, run["id"], stop=stop, dataset=dataset, on_event=lambda event: show_event(bar, event))
+            result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True,
+                             on_event=lambda event: show_event(bar, event))
         except KeyboardInterrupt:
             result = None
     if bar is not None:
@@ -171,4 +176,5 @@ _ACTIONS = {"list": _list, "show": _show, "resume": _resume, "edit": _edit, "del
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``runs ACTION``."""
     store = open_store(f"runs {args.action}", args.db)
+    store.recover()  # a run whose process died (kill -9, a crash) shows as interrupted, resumable
     return _ACTIONS[args.action](store, args)
