@@ -35,17 +35,16 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import time
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ttexplore import costmodel
 from ttexplore.core import ttmath
-from ttexplore.core.device import timed_seconds
-from ttexplore.core.kernels import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+from ttexplore.core.device import best_of_three_seconds
+from ttexplore.core.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
+from ttexplore.core.plans import ForwardPlan, make_plan, run_plan_spec
 
 __all__ = [
     "STRATEGIES",
@@ -206,156 +205,7 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
     return dtype.itemsize
 
 
-# ---------------------------------------------------------------------------- einsum
-@functools.lru_cache(maxsize=256)
-def einsum_expression(
-    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype
-):
-    """The opt_einsum ``ContractExpression`` of ``x W^T`` for these shapes, planned once.
-
-    The equation is :func:`ttexplore.costmodel.einsum_equation` (boundary ranks
-    dropped); the path is opt_einsum's ``"dp"`` optimum for FLOPs. Cached (LRU,
-    256 entries) per shapes and dtype, so each forward only executes the plan
-    (``torch.einsum`` would search a path on every call).
-    """
-    import opt_einsum
-
-    equation, core_shapes = costmodel.einsum_equation(in_modes, out_modes, ranks)
-    return opt_einsum.contract_expression(
-        equation, (batch, *in_modes), *core_shapes, optimize=costmodel.EINSUM_OPTIMIZE
-    )
-
-
-def tt_matmul_einsum(
-    inputs: torch.Tensor,
-    cores: Sequence[torch.Tensor],
-    in_modes: tuple[int, ...],
-    out_modes: tuple[int, ...],
-    ranks: tuple[int, ...],
-    bias: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """``inputs @ W^T (+ bias)`` as one cached opt_einsum contraction.
-
-    Args:
-        inputs: ``(B, N)``.
-        cores: core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
-        in_modes, out_modes, ranks: tuples describing the cores (``ranks`` internal).
-        bias: optional ``(M,)``.
-
-    Returns:
-        ``(B, M)``.
-
-    Complexity: the FLOPs of opt_einsum's path (``strategy_costs(...)["einsum"]``),
-    a sequence of ``torch.tensordot`` calls.
-    """
-    batch = inputs.shape[0]
-    expression = einsum_expression(in_modes, out_modes, ranks, batch, inputs.dtype)
-    # result: (B, m_1, ..., m_d)
-    output = expression(*_einsum_operands(inputs, cores, in_modes), backend="torch").reshape(batch, -1)
-    return output if bias is None else output + bias
-
-
-def _einsum_operands(inputs: torch.Tensor, cores: Sequence[torch.Tensor], in_modes: tuple[int, ...]) -> list[torch.Tensor]:
-    """The operands of :func:`ttexplore.costmodel.einsum_equation`: ``(B, n_1..n_d)`` and the cores
-    without their boundary ranks ``r_0 = r_d = 1``."""
-    d = len(cores)
-    operands = [inputs.reshape(inputs.shape[0], *in_modes)]
-    for k, core in enumerate(cores):
-        shape = list(core.shape)
-        if k == d - 1:
-            shape = shape[:-1]
-        if k == 0:
-            shape = shape[1:]
-        operands.append(core.reshape(shape))
-    return operands
-
-
-def einsum_steps(
-    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int
-) -> tuple[tuple[tuple[int, ...], str], ...]:
-    """opt_einsum's pairwise path for :func:`tt_matmul_einsum`, as plain values.
-
-    Returns:
-        ``((positions, equation), ...)``: each step pops the operands at
-        ``positions`` (in that order) and appends ``torch.einsum(equation, *popped)``.
-    """
-    expression = einsum_expression(in_modes, out_modes, ranks, batch, torch.float32)
-    return tuple((tuple(step[0]), step[2]) for step in expression.contraction_list)
-
-
-def _replay_einsum(steps, inputs, cores, in_modes, bias):
-    """:func:`tt_matmul_einsum` as ``torch.einsum`` calls along ``steps`` (:func:`einsum_steps`): traceable."""
-    operands = _einsum_operands(inputs, cores, in_modes)
-    for positions, equation in steps:
-        popped = [operands.pop(position) for position in positions]
-        operands.append(torch.einsum(equation, *popped))
-    output = operands[0].reshape(inputs.shape[0], -1)
-    return output if bias is None else output + bias
-
-
 # ---------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class ForwardPlan:
-    """A concrete way to compute one forward, chosen once and reused.
-
-    Attributes:
-        strategy: the concrete strategy.
-        blocks: block lengths (``"blocked"`` only, else ``()``).
-        direction: ``"ltr"`` or ``"rtl"`` (``"blocked"`` only, else ``""``).
-        source: ``"fixed"`` (asked for by name), ``"model"`` or ``"timing"``.
-        run: ``run(inputs (B, N), cores, bias) -> (B, M)``.
-        orientations: per-step GEMM orientations of a right-to-left sweep
-            (see :func:`ttexplore.core.kernels.tt_matmul_rtl`), else ``()``.
-    """
-
-    strategy: str
-    blocks: tuple[int, ...]
-    direction: str
-    source: str
-    run: Callable[[torch.Tensor, Sequence[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
-    orientations: tuple[str, ...] = ()
-
-
-def _make_plan(
-    strategy: str,
-    costs: dict[str, dict],
-    in_modes: tuple[int, ...],
-    out_modes: tuple[int, ...],
-    ranks: tuple[int, ...],
-    source: str,
-) -> ForwardPlan:
-    if strategy == "ltr":
-        return ForwardPlan("ltr", (), "", source, lambda x, cores, bias: tt_matmul_ltr(x, cores, bias))
-    if strategy == "rtl":
-        orientations = costs["rtl"]["orientations"]
-        return ForwardPlan(
-            "rtl", (), "rtl", source, lambda x, cores, bias: tt_matmul_rtl(x, cores, bias, orientations), orientations
-        )
-    if strategy == "dense":
-        return ForwardPlan("dense", (), "", source, lambda x, cores, bias: tt_matmul_dense(x, cores, bias))
-    if strategy == "blocked":
-        blocked = costs["blocked"]
-        blocks, direction, orientations = blocked["blocks"], blocked["direction"], blocked["orientations"]
-        return ForwardPlan(
-            "blocked",
-            blocks,
-            direction,
-            source,
-            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias, orientations),
-            orientations,
-        )
-    if strategy == "einsum":
-        return ForwardPlan(
-            "einsum",
-            (),
-            "",
-            source,
-            lambda x, cores, bias: tt_matmul_einsum(x, cores, in_modes, out_modes, ranks, bias),
-        )
-    check_strategy(strategy)
-    raise AssertionError(f"strategy {strategy!r} is listed but not dispatched")
-
-
 @functools.lru_cache(maxsize=4096)
 def _cached_plan(
     in_modes: tuple[int, ...],
@@ -378,8 +228,8 @@ def _cached_plan(
         machine=_device_machines.get(device_type),
     )
     if strategy == "auto":
-        return _make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
-    return _make_plan(strategy, costs, in_modes, out_modes, ranks, "fixed")
+        return make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
+    return make_plan(strategy, costs, in_modes, out_modes, ranks, "fixed")
 
 
 def plan_forward(
@@ -523,15 +373,9 @@ def _fastest_plan(
     inputs, cores = _random_layer(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
     timings = {}
     for name in candidates:
-        plan = _make_plan(name, costs, in_modes, out_modes, ranks, "timing")
+        plan = make_plan(name, costs, in_modes, out_modes, ranks, "timing")
         timings[name] = _time_plan(plan, inputs, cores, training)
-    return _make_plan(min(timings, key=timings.get), costs, in_modes, out_modes, ranks, "timing")
-
-
-def _best_of_three(function: Callable[[], object], device: torch.device) -> float:
-    """Best of three wall-clock times of ``function()`` (after one untimed run), kernels on ``device`` included."""
-    function()
-    return min(timed_seconds(function, device) for _ in range(3))
+    return make_plan(min(timings, key=timings.get), costs, in_modes, out_modes, ranks, "timing")
 
 
 def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool) -> float:
@@ -543,7 +387,7 @@ def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Te
             if training:
                 output.sum().backward()
 
-    return _best_of_three(run, inputs.device)
+    return best_of_three_seconds(run, inputs.device)
 
 
 # ---------------------------------------------------------------------------- a stored W at inference
@@ -614,8 +458,8 @@ def _timed_stored_weight_pays(
             inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
             weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
             with torch.no_grad():
-                stored_s = _best_of_three(lambda: F.linear(inputs, weight), device)
-                plan_s = _best_of_three(lambda: plan.run(inputs, cores, None), device)
+                stored_s = best_of_three_seconds(lambda: F.linear(inputs, weight), device)
+                plan_s = best_of_three_seconds(lambda: plan.run(inputs, cores, None), device)
             answer = stored_s < plan_s
             _autotune_cache[key] = answer
     return answer
@@ -650,29 +494,6 @@ def traced_plan_spec(
     plan = plan_forward(in_modes, out_modes, ranks, batch, inputs.dtype, training, input_grad, strategy, inputs.device)
     steps = einsum_steps(in_modes, out_modes, ranks, batch) if plan.strategy == "einsum" else ()
     return (plan.strategy, plan.blocks, plan.direction, plan.orientations, steps)
-
-
-def run_plan_spec(
-    spec: tuple,
-    inputs: torch.Tensor,
-    cores: Sequence[torch.Tensor],
-    in_modes: tuple[int, ...],
-    bias: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """``inputs @ W^T (+ bias)`` along a :func:`traced_plan_spec`; only traceable torch calls.
-
-    Complexity: that of the spec's strategy (:func:`ttexplore.costmodel.strategy_costs`).
-    """
-    strategy, blocks, direction, orientations, steps = spec
-    if strategy == "ltr":
-        return tt_matmul_ltr(inputs, cores, bias)
-    if strategy == "rtl":
-        return tt_matmul_rtl(inputs, cores, bias, orientations)
-    if strategy == "blocked":
-        return tt_matmul_blocked(inputs, cores, blocks, direction, bias, orientations)
-    if strategy == "einsum":
-        return _replay_einsum(steps, inputs, cores, in_modes, bias)
-    return tt_matmul_dense(inputs, cores, bias)
 
 
 def tt_linear(
