@@ -286,13 +286,13 @@ def test_einsum_plan_is_cached(monkeypatch):
 
 def test_autotune_times_once_per_bucket(monkeypatch):
     timed = []
-    real = tt_forward._time_plan
+    real = tt_forward._plan_runner
 
     def counting(plan, *args):
         timed.append(plan.strategy)
         return real(plan, *args)
 
-    monkeypatch.setattr(tt_forward, "_time_plan", counting)
+    monkeypatch.setattr(tt_forward, "_plan_runner", counting)
     tt_forward.set_autotune(True)
     layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, dtype=torch.float64)
     inputs = torch.randn(5, 1024, dtype=torch.float64)
@@ -512,8 +512,8 @@ def test_off_the_cpu_auto_times_on_that_device_and_skips_cpu_workarounds(monkeyp
     monkeypatch.setattr(tt_forward, "_allocator_primed", False)
     monkeypatch.setattr(tt_forward, "prime_allocator", lambda: primed.append(1))
     timed_on = []
-    real = tt_forward._time_plan
-    monkeypatch.setattr(tt_forward, "_time_plan", lambda plan, x, cores, training: timed_on.append(x.device) or real(
+    real = tt_forward._plan_runner
+    monkeypatch.setattr(tt_forward, "_plan_runner", lambda plan, x, cores, training: timed_on.append(x.device) or real(
         plan, x, cores, training))
     layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, device="meta")
     output = layer(torch.empty(5, 1024, device="meta", requires_grad=True))

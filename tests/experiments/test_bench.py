@@ -188,3 +188,17 @@ def test_tltorch_contender_is_built_when_installed_and_skipped_when_not(monkeypa
     assert harness.tltorch_layer(case) is None
     contenders, _ = harness._case_contenders(case, skip_huge_dense=True)
     assert "tltorch" not in contenders and {"nn.Linear", "auto", "rtl"} <= set(contenders)
+
+
+def test_bench_on_an_absent_device_is_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest as _pytest
+
+        _pytest.skip("checks the message for a machine without CUDA; this one has a GPU")
+    assert main(["bench", "--device", "cuda", "--cases", "784x625-r4-b1"]) == 2
+    assert capsys.readouterr().err.strip() == ("ttexplore bench: error: --device cuda: no CUDA device on this machine: "
+                                               "use --device cpu or auto")
+    assert main(["bench", "--device", "tpu"]) == 2
+    assert "device 'tpu' is unknown: use one of auto, cpu, cuda, cuda:N, mps" in capsys.readouterr().err

@@ -25,7 +25,6 @@ __all__ = [
     "available_devices",
     "synchronize",
     "timed_seconds",
-    "best_of_three_seconds",
 ]
 
 
@@ -143,8 +142,3 @@ def timed_seconds(function, device: torch.device) -> float:
     synchronize(device)
     return time.perf_counter() - start
 
-
-def best_of_three_seconds(function, device: torch.device) -> float:
-    """Best of three :func:`timed_seconds` of ``function()`` on ``device``, after one untimed run."""
-    function()
-    return min(timed_seconds(function, device) for _ in range(3))

@@ -35,14 +35,14 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ttexplore import costmodel
 from ttexplore.core import ttmath
-from ttexplore.core.device import best_of_three_seconds
+from ttexplore.core.device import timed_seconds
 from ttexplore.core.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
 from ttexplore.core.plans import ForwardPlan, make_plan, run_plan_spec
 
@@ -57,6 +57,7 @@ __all__ = [
     "set_device_machine",
     "set_stored_weight_budget",
     "stored_weight_pays",
+    "fastest_by_timing",
     "traced_plan_spec",
     "run_plan_spec",
     "prime_allocator",
@@ -83,6 +84,9 @@ PRIME_ALLOCATOR_BYTES = 31 << 20
 #: Default of :func:`set_stored_weight_budget`: the most bytes of ``W`` one layer
 #: keeps for inference (a 4096 x 4096 float32 ``W`` is exactly this).
 STORED_WEIGHT_BUDGET_BYTES = 64 << 20
+
+#: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
+TIMING_ROUNDS = 5
 
 #: Estimates within this factor of the best count as a near tie: at inference on
 #: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
@@ -331,8 +335,8 @@ def _autotune_plan(
     On the CPU the candidates are the strategies the cost model estimates within
     4x of its best; elsewhere every strategy (the tables describe a CPU). The
     dense one only runs when ``W`` has at most :data:`AUTOTUNE_MAX_DENSE_ELEMENTS`
-    elements. Each candidate runs once to warm up, then the best of three runs
-    counts (forward, plus backward when training).
+    elements. They are timed round-robin (:func:`fastest_by_timing`; forward,
+    plus backward when training).
     """
     bucket = _batch_bucket(batch)
     key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device))
@@ -369,17 +373,27 @@ def _fastest_plan(
     candidates: Sequence[str], costs: dict[str, dict], in_modes: tuple[int, ...], out_modes: tuple[int, ...],
     ranks: tuple[int, ...], batch: int, dtype: torch.dtype, device: torch.device, training: bool, input_grad: bool,
 ) -> ForwardPlan:
-    """The plan of the fastest of ``candidates``, each timed (:func:`_time_plan`) on random tensors on ``device``."""
+    """The plan of the fastest of ``candidates``, timed on random tensors on ``device`` (:func:`fastest_by_timing`)."""
     inputs, cores = _random_layer(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
-    timings = {}
-    for name in candidates:
-        plan = make_plan(name, costs, in_modes, out_modes, ranks, "timing")
-        timings[name] = _time_plan(plan, inputs, cores, training)
-    return make_plan(min(timings, key=timings.get), costs, in_modes, out_modes, ranks, "timing")
+    plans = {name: make_plan(name, costs, in_modes, out_modes, ranks, "timing") for name in candidates}
+    return plans[fastest_by_timing({name: _plan_runner(plan, inputs, cores, training) for name, plan in plans.items()},
+                                   device)]
 
 
-def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool) -> float:
-    """Best of three wall-clock times of one forward (+ backward when ``training``)."""
+def fastest_by_timing(runners: dict[str, "Callable[[], object]"], device: torch.device, rounds: int = TIMING_ROUNDS) -> str:
+    """The name of the fastest runner: each runs once untimed, then ``rounds`` times round-robin (so load
+    from other processes hits all alike); the best time of each counts."""
+    for run in runners.values():
+        run()
+    best = {name: math.inf for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            best[name] = min(best[name], timed_seconds(run, device))
+    return min(best, key=best.get)
+
+
+def _plan_runner(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool):
+    """A function running one forward of ``plan`` (+ backward when ``training``)."""
 
     def run() -> None:
         with torch.set_grad_enabled(training):
@@ -387,7 +401,7 @@ def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Te
             if training:
                 output.sum().backward()
 
-    return best_of_three_seconds(run, inputs.device)
+    return run
 
 
 # ---------------------------------------------------------------------------- a stored W at inference
@@ -458,9 +472,8 @@ def _timed_stored_weight_pays(
             inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
             weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
             with torch.no_grad():
-                stored_s = best_of_three_seconds(lambda: F.linear(inputs, weight), device)
-                plan_s = best_of_three_seconds(lambda: plan.run(inputs, cores, None), device)
-            answer = stored_s < plan_s
+                answer = fastest_by_timing({"stored": lambda: F.linear(inputs, weight),
+                                            "plan": lambda: plan.run(inputs, cores, None)}, device) == "stored"
             _autotune_cache[key] = answer
     return answer
 

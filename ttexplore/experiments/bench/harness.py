@@ -26,6 +26,7 @@ from torch import nn
 import ttexplore
 from ttexplore import costmodel
 from ttexplore.core import forward as tt_forward
+from ttexplore.core.device import resolve_device, synchronize
 from ttexplore.core import ttmath
 from ttexplore.core.layers import TTLinear
 from ttexplore.experiments.bench.cases import CASES, TRAINING_RANKS, BenchCase
@@ -115,8 +116,9 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def machine_line() -> str:
-    """One line naming this machine's CPU, its CPU count, torch's version and thread count."""
+def machine_line(device: str = "cpu") -> str:
+    """One line naming this machine's CPU, its CPU count, torch's version and thread count (and the GPU,
+    for a CUDA ``device``)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -126,7 +128,16 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    line = f"{model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        line += f"; {torch.cuda.get_device_name(resolve_device(device))}, CUDA {torch.version.cuda}"
+    try:
+        import tltorch
+
+        line += f"; tltorch {tltorch.__version__}"
+    except ImportError:
+        line += "; tltorch not installed"
+    return line
 
 
 # ---------------------------------------------------------------------------- timing
@@ -178,6 +189,8 @@ def _forward_runner(module: nn.Module, inputs: torch.Tensor) -> Callable[[], Non
     def run_forward() -> None:
         with torch.no_grad():
             module(inputs)
+        if inputs.device.type != "cpu":  # the time includes the kernels queued on the device
+            synchronize(inputs.device)
 
     return run_forward
 
@@ -190,6 +203,8 @@ def _train_runner(module: nn.Module, inputs: torch.Tensor, grad_output: torch.Te
         for parameter in parameters:
             parameter.grad = None
         module(inputs).backward(grad_output)
+        if inputs.device.type != "cpu":
+            synchronize(inputs.device)
 
     return run_forward_backward
 
@@ -238,12 +253,14 @@ def _compiled_runner(
 
 
 def bench_case(
-    case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False, compile_auto: bool = False
+    case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False, compile_auto: bool = False,
+    device: "torch.device | str" = "cpu",
 ) -> list[dict]:
-    """Time every strategy, ``auto``, ``nn.Linear`` and tltorch's layer on one case; one row per contender.
+    """Time every strategy, ``auto``, ``nn.Linear`` and tltorch's layer on one case, on ``device``; one row per contender.
 
     With ``compile_auto`` also ``torch.compile`` of the auto layer (contender
-    ``compiled``; its cold compile time is the row's ``compile_s``).
+    ``compiled``; its cold compile time is the row's ``compile_s``). Off the
+    CPU every timed call ends by waiting for the device.
 
     Returns:
         Rows with ``case, mode, batch, in_features, out_features, ranks,
@@ -252,16 +269,18 @@ def bench_case(
         ``foreign_load``, ``page_faults_per_call`` and ``compile_s``.
     """
     training = mode == "train"
+    device = torch.device(device)
     contenders, auto = _case_contenders(case, skip_huge_dense)
-    inputs = torch.randn(case.batch, case.in_features, requires_grad=training)
-    grad_output = torch.randn(case.batch, case.out_features)
+    contenders = {name: module.to(device) for name, module in contenders.items()}
+    inputs = torch.randn(case.batch, case.in_features, device=device, requires_grad=training)
+    grad_output = torch.randn(case.batch, case.out_features, device=device)
     if training:
         runners = {name: _train_runner(module, inputs, grad_output) for name, module in contenders.items()}
     else:
         runners = {name: _forward_runner(module, inputs) for name, module in contenders.items()}
     compile_s = float("nan")
     if compile_auto:
-        twin = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True)
+        twin = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True).to(device)
         twin.load_state_dict(auto.state_dict())
         runners[COMPILED], compile_s = _compiled_runner(twin, inputs, grad_output, training)
     slow = [
@@ -274,8 +293,10 @@ def bench_case(
     calls = sum(len(samples) for samples in times.values())
     faults_per_call = (_minor_faults() - faults_before) / max(1, calls)
     costs = costmodel.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
-    plan = tt_forward.plan_forward(auto.in_modes, auto.out_modes, auto.ranks, case.batch, torch.float32, training, training)
-    stored = not training and tt_forward.stored_weight_pays(auto.in_modes, auto.out_modes, auto.ranks, case.batch)
+    plan = tt_forward.plan_forward(auto.in_modes, auto.out_modes, auto.ranks, case.batch, torch.float32, training, training,
+                                   device=device)
+    stored = not training and tt_forward.stored_weight_pays(auto.in_modes, auto.out_modes, auto.ranks, case.batch,
+                                                            device=device)
     dense_flops = ttmath.dense_flops(case.in_features, case.out_features, case.batch)
     linear_ms = statistics.median(times[LINEAR]) * 1e3
     rows = []
@@ -336,16 +357,19 @@ def _mnist_net(rank: Optional[int]) -> nn.Module:
     return nn.Sequential(hidden, nn.ReLU(), nn.Linear(1024, 10))
 
 
-def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = TRAINING_RANKS, warmup: int = 3) -> list[dict]:
-    """Median ms of one Adam step (zero grads, forward, cross-entropy, backward, step).
+def bench_training_step(
+    repeats: int, batch: int = 128, ranks: Sequence[int] = TRAINING_RANKS, warmup: int = 3, device: "torch.device | str" = "cpu"
+) -> list[dict]:
+    """Median ms of one Adam step (zero grads, forward, cross-entropy, backward, step) on ``device``.
 
     The TT nets (one per rank) and the dense net run interleaved on the same
     random 32x32 "images" and labels.
     """
     torch.manual_seed(0)
-    images = torch.randn(batch, 1024)
-    labels = torch.randint(0, 10, (batch,))
-    nets = {"dense": _mnist_net(None), **{f"tt-r{rank}": _mnist_net(rank) for rank in ranks}}
+    device = torch.device(device)
+    images = torch.randn(batch, 1024, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    nets = {"dense": _mnist_net(None).to(device), **{f"tt-r{rank}": _mnist_net(rank).to(device) for rank in ranks}}
     runners = {}
     for name, net in nets.items():
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -355,6 +379,8 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
             loss = F.cross_entropy(net(images), labels)
             loss.backward()
             optimizer.step()
+            if device.type != "cpu":
+                synchronize(device)
 
         runners[name] = step
     before = cpu_snapshot()
@@ -368,7 +394,8 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
         hidden = net[0]
         choice = ""
         if isinstance(hidden, TTLinear):
-            plan = tt_forward.plan_forward(hidden.in_modes, hidden.out_modes, hidden.ranks, batch, torch.float32, True, False)
+            plan = tt_forward.plan_forward(hidden.in_modes, hidden.out_modes, hidden.ranks, batch, torch.float32, True, False,
+                                           device=device)
             choice = describe_plan(plan)
         rows.append(
             {
@@ -391,7 +418,8 @@ def measure(spec: dict, threads: int, autotune: bool, in_process: bool = False) 
     """One case or the training-step benchmark, in a fresh interpreter unless ``in_process``.
 
     ``spec`` is ``{"kind": "case", "case": name, "mode": mode, "repeats": n,
-    "skip_huge_dense": bool, "compile": bool}`` or ``{"kind": "training", "repeats": n}``.
+    "skip_huge_dense": bool, "compile": bool, "device": name}`` or
+    ``{"kind": "training", "repeats": n, "device": name}``.
 
     A long benchmark run leaves glibc's heap full of freed blocks of every size
     (the 25088x4096 cases allocate 400 MB matrices); later mid-size forwards then
@@ -422,12 +450,14 @@ def measure(spec: dict, threads: int, autotune: bool, in_process: bool = False) 
 def _measure_here(spec: dict) -> list[dict]:
     torch.set_num_threads(spec["threads"])
     tt_forward.set_autotune(spec["autotune"])
-    tt_forward.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
+    device = resolve_device(spec.get("device", "cpu"))
+    if device.type == "cpu":
+        tt_forward.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
     if spec["kind"] == "training":
-        return bench_training_step(spec["repeats"])
+        return bench_training_step(spec["repeats"], device=device)
     case = next(case for case in CASES if case.name == spec["case"])
     return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"],
-                      compile_auto=spec.get("compile", False))
+                      compile_auto=spec.get("compile", False), device=device)
 
 
 def child_main() -> None:
