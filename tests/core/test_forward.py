@@ -398,6 +398,21 @@ def test_stored_weight_follows_every_change_of_the_cores(monkeypatch, change):
         assert torch.allclose(output.double(), _expected(layer, inputs).double(), atol=atol, rtol=0), change
 
 
+def test_stored_weight_is_not_used_for_other_parameters(monkeypatch):
+    # torch.func.functional_call swaps the cores for the call: the stored W of the layer's own must not serve
+    layer = _stored_layer(monkeypatch)
+    inputs = torch.randn(3, 24, dtype=torch.float64)
+    other = {name: value.detach() * 2 for name, value in layer.named_parameters()}
+    twin = _stored_layer(monkeypatch)
+    twin.load_state_dict(other)
+    with torch.no_grad():
+        layer(inputs), layer(inputs)
+        for _ in range(2):
+            swapped = torch.func.functional_call(layer, other, (inputs,))
+            assert torch.allclose(swapped, _expected(twin, inputs), atol=1e-12, rtol=0)
+        assert torch.allclose(layer(inputs), _expected(layer, inputs), atol=1e-12, rtol=0)
+
+
 def test_stored_weight_is_never_used_with_grad(monkeypatch):
     rebuilds = _counting_rebuilds(monkeypatch)
     layer = _stored_layer(monkeypatch)

@@ -57,6 +57,7 @@ __all__ = [
     "set_device_machine",
     "set_stored_weight_budget",
     "stored_weight_pays",
+    "decisions_generation",
     "fastest_by_timing",
     "traced_plan_spec",
     "run_plan_spec",
@@ -107,6 +108,7 @@ _autotune_lock = threading.RLock()
 _allocator_primed = False
 _device_machines: dict[str, costmodel.MachineModel] = {}
 _stored_weight_budget = STORED_WEIGHT_BUDGET_BYTES
+_generation = 0
 
 
 def prime_allocator() -> None:
@@ -172,8 +174,16 @@ def set_stored_weight_budget(max_bytes: int) -> None:
     clear_caches()
 
 
+def decisions_generation() -> int:
+    """A number that changes whenever cached decisions are dropped (:func:`clear_caches`): layers that
+    remember a decision of :func:`stored_weight_pays` forget it then."""
+    return _generation
+
+
 def clear_caches() -> None:
     """Forget every cached plan, autotuning result, stored-weight decision and einsum expression."""
+    global _generation
+    _generation += 1
     _cached_plan.cache_clear()
     _modelled_stored_weight_verdict.cache_clear()
     _inference_plan.cache_clear()

@@ -87,9 +87,14 @@ class TTLinear(nn.Module):
             nn.Parameter(torch.empty(full[k], n, m, full[k + 1], **factory))
             for k, (n, m) in enumerate(zip(self.in_modes, self.out_modes))
         )
+        # the ParameterList's own {"0": core, ...}: reading it skips nn.Module.__getattr__ on every forward
+        self._core_dict = self.cores._parameters
         self.bias = nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
         # the stored W of inference forwards: (cores, their versions, W or None); see forward()
         self._stored: Optional[tuple[tuple[torch.Tensor, ...], tuple[int, ...], Optional[torch.Tensor]]] = None
+        # stored_weight_pays per (batch, dtype, device), and the decisions generation it was asked in
+        self._stored_pays: dict[tuple, bool] = {}
+        self._stored_pays_generation = -1
         self.reset_parameters()
 
     @property
@@ -135,20 +140,20 @@ class TTLinear(nn.Module):
                 f"TTLinear expects inputs with {self.in_features} features (in_modes "
                 f"{'x'.join(map(str, self.in_modes))}) in the last dimension, got shape {tuple(inputs.shape)}"
             )
-        cores = list(self.cores._parameters.values())  # list(self.cores) costs ~15 us a call
         if torch.is_grad_enabled():
             if self._stored is not None:
                 self._stored = None
         elif self.strategy == "auto" and not torch.compiler.is_compiling():
-            weight = self._inference_weight(inputs, cores)
+            weight = self._inference_weight(inputs)
             if weight is not None:
                 return F.linear(inputs, weight, self.bias)
+        cores = list(self.cores._parameters.values())  # list(self.cores) costs ~15 us a call
         leading = inputs.shape[:-1]
         flat = inputs.reshape(-1, self.in_features)
         output = tt_forward.tt_linear(flat, cores, self.in_modes, self.out_modes, self.ranks, self.strategy, bias=self.bias)
         return output.reshape(*leading, self.out_features)
 
-    def _inference_weight(self, inputs: torch.Tensor, cores: list[torch.Tensor]) -> Optional[torch.Tensor]:
+    def _inference_weight(self, inputs: torch.Tensor) -> Optional[torch.Tensor]:
         """The stored ``W`` for this inference forward, or ``None`` to run the TT plan.
 
         ``None`` when a stored ``W`` does not pay for this batch
@@ -156,20 +161,26 @@ class TTLinear(nn.Module):
         forward after the cores changed (a single evaluation between two
         optimizer steps does not pay for a rebuild); the second rebuilds ``W``.
         """
-        batch = inputs.numel() // self.in_features
-        if not tt_forward.stored_weight_pays(self.in_modes, self.out_modes, self.ranks, batch, inputs.dtype,
-                                             inputs.device):
+        key = (inputs.numel() // self.in_features, inputs.dtype, inputs.device)
+        if self._stored_pays_generation != tt_forward.decisions_generation():
+            self._stored_pays = {}
+            self._stored_pays_generation = tt_forward.decisions_generation()
+        pays = self._stored_pays.get(key)
+        if pays is None:  # asked once per batch, dtype and device: a dictionary lookup afterwards
+            pays = self._stored_pays[key] = tt_forward.stored_weight_pays(self.in_modes, self.out_modes, self.ranks, *key)
+        if not pays:
             return None
-        versions = tuple(map(_VERSION, cores))
         stored = self._stored
-        if stored is None or stored[1] != versions or not all(map(operator.is_, stored[0], cores)):
-            self._stored = (tuple(cores), versions, None)
-            return None
-        if stored[2] is None:
-            weight = tt_to_dense(cores)
-            self._stored = (stored[0], versions, weight)
+        if stored is not None and stored[1] == tuple(map(_VERSION, stored[0])) and all(
+                map(operator.is_, stored[0], self._core_dict.values())):
+            if stored[2] is not None:
+                return stored[2]
+            weight = tt_to_dense(list(stored[0]))
+            self._stored = (stored[0], stored[1], weight)
             return weight
-        return stored[2]
+        cores = tuple(self._core_dict.values())
+        self._stored = (cores, tuple(map(_VERSION, cores)), None)
+        return None
 
     def drop_stored_weight(self) -> None:
         """Forget the stored inference ``W`` (needed only after editing a core through ``.data``)."""
