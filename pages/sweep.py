@@ -64,7 +64,11 @@ if submitted:
         if not available_datasets().get(dataset):
             st.error(f"{dataset} is not on this machine: {DATASETS[dataset].source}")
         else:
-            new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+            try:
+                new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+            except ConfigError as error:  # a cell over the memory budget: nothing was queued
+                st.error(str(error), icon=":material/memory:")
+                st.stop()
             st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
             for note in grid.notes:
                 st.info(note)

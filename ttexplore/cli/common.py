@@ -6,6 +6,7 @@ A bad argument is one line naming the flag and the fix, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, TextIO
 
@@ -13,8 +14,8 @@ from ttexplore.core.devicenames import DEFAULT_DEVICE
 from ttexplore.runs.config import INITS, LAYER_KINDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
-__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "check_device", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
-           "check_output_path", "open_store"]
+__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
+           "check_device", "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -59,6 +60,7 @@ class ProgressBar:
 # ---------------------------------------------------------------- flags
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
+    parser.set_defaults(check_memory=True)  # a command that only reports (count) turns it off
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
                       help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
@@ -96,8 +98,37 @@ _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks
                "device")
 
 
+def flag_name(field: str) -> str:
+    """How the user typed ``field`` on the command line: ``"in_modes"`` -> ``"--in-modes"``;
+    a field no flag sets (``"memory"``) stays as it is."""
+    return f"--{field.replace('_', '-')}" if field in _FLAG_FIELDS else field
+
+
+_FLAG_FIELDS = set(_RUN_FIELDS) | {"dataset", "data_dir", "label", "threads"}
+
+
+def check_threads(args: argparse.Namespace) -> None:
+    """Refuse ``--threads`` below 1 (torch raises on it) or far above the machine's CPUs.
+
+    Raises:
+        UsageError: naming ``--threads`` and the fix.
+    """
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    most = max(64, 4 * cpus)
+    if not 1 <= threads <= most:
+        raise UsageError(f"ttexplore {args.command}: error: --threads: {threads} must be between 1 and {most} "
+                         f"(this machine has {cpus} CPUs): leave it out for torch's choice")
+
+
 def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
-    """The :class:`RunConfig` the run flags describe.
+    """The :class:`RunConfig` the run flags describe, checked before any data loads.
+
+    Also checks ``--threads`` when the command has it, and, when the command sets
+    ``check_memory`` (``train`` does; ``count`` only shows the estimate), that the
+    run fits the memory budget (:func:`ttexplore.runs.resources.check_run_memory`).
 
     Raises:
         UsageError: naming the flag (``--in-modes``) and the fix.
@@ -105,13 +136,19 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
     values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
     if values.get("pad_to") is None:
         values.pop("pad_to", None)  # not given: the dataset's default
-    elif str(values["pad_to"]).lower() == "none":
+    elif str(values["pad_to"]).strip().lower() == "none":
         values["pad_to"] = ""
     values.update(extra)
+    check_threads(args)
     try:
-        return RunConfig.for_dataset(args.dataset, **values)
-    except ConfigError as error:
-        raise UsageError(f"ttexplore {args.command}: error: --{error.field.replace('_', '-')}: {error}") from None
+        config = RunConfig.for_dataset(args.dataset, **values)
+        if getattr(args, "check_memory", False):
+            from ttexplore.runs.resources import check_run_memory
+
+            check_run_memory(config)
+        return config
+    except ConfigError as error:  # also ResourceError, whose field is "memory"
+        raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
 
 
 def check_device(command: str, config: RunConfig) -> None:
@@ -174,4 +211,3 @@ def open_store(command: str, db: "str | None"):
         return RunStore(db)
     except StoreError as error:
         raise UsageError(f"ttexplore {command}: error: --db: {error}") from None
-
