@@ -86,11 +86,19 @@ def design(**training) -> RunConfig:
                                         state.get("max_rank", 4), core_ranks, **training), state.get("more_layers", []))
 
 
+@st.cache_resource(show_spinner=False)
+def device_labels() -> dict[str, str]:
+    """``{device name: what it is on this machine}``: auto first, the CPU, each GPU (asks torch once per server)."""
+    from ttexplore.core.device import available_devices
+
+    return {choice.name: choice.label for choice in available_devices()}
+
+
 def train_clicked() -> None:
     """The Train button's callback: queue the run(s) before the page reruns, then open Train at once."""
     try:
         config = design(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
-                        train_limit=state.train_limit or None)
+                        train_limit=state.train_limit or None, device=state.device)
     except (ConfigError, ValueError) as error:
         state.train_error = error
         return
@@ -247,9 +255,13 @@ with right:
                                               view.label, rank), "other-factorizations", "factorizations")
 
 # ---------------------------------------------------------------- training
-for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("baseline", False)):
+for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("baseline", False),
+                     ("device", "auto")):
     state.setdefault(key, default)
 state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
+devices = device_labels()
+if state.device not in devices:  # a session that picked a GPU the server no longer has
+    state.device = "auto"
 with st.form("train"):
     st.markdown("**Train this layer** — runs in the background; follow it live on the Train page.")
     cols = st.columns([1, 1, 1.6, 1, 1.3])
@@ -260,8 +272,10 @@ with st.form("train"):
     cols[3].number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
     cols[4].number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                          persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
-    left, right = st.columns([3, 1], vertical_alignment="center")
+    left, middle, right = st.columns([2, 2, 1], vertical_alignment="center")
     left.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
+    middle.selectbox("Device", list(devices), key="device", format_func=devices.get, persist_state=KEEP,
+                     help="Where the run trains. auto: the first CUDA GPU when the machine has one, else the CPU.")
     right.form_submit_button("Train", type="primary", icon=":material/play_arrow:", width="stretch",
                              key="train_submit", on_click=train_clicked)
 if "train_error" in state:

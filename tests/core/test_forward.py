@@ -248,16 +248,19 @@ def test_auto_returns_a_valid_strategy_and_caches(monkeypatch):
     inputs = torch.randn(16, 1024)
     with torch.no_grad():
         first = layer(inputs)
+        planned = len(calls)  # the plan, and whether a stored W would pay
         second = layer(inputs)
-    assert torch.equal(first, second)
-    assert len(calls) == 1
+        layer(inputs)
+    assert torch.allclose(first, second, atol=1e-6, rtol=0)
+    assert planned >= 1 and len(calls) == planned
     plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32)
-    assert plan.strategy in CONCRETE and plan.source == "model"
+    assert plan.strategy in CONCRETE and plan.source in ("model", "timing")
     assert plan is tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32)
-    assert len(calls) == 1
-    # a training forward is planned separately (its cost includes the backward)
+    assert len(calls) == planned
+    # a training forward is planned separately (its cost includes the backward), by the model alone
     layer(inputs).sum().backward()
-    assert len(calls) == 2
+    assert len(calls) == planned + 1
+    assert tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32, True, False).source == "model"
 
 
 def test_einsum_plan_is_cached(monkeypatch):
@@ -283,13 +286,13 @@ def test_einsum_plan_is_cached(monkeypatch):
 
 def test_autotune_times_once_per_bucket(monkeypatch):
     timed = []
-    real = tt_forward._time_plan
+    real = tt_forward._plan_runner
 
     def counting(plan, *args):
         timed.append(plan.strategy)
         return real(plan, *args)
 
-    monkeypatch.setattr(tt_forward, "_time_plan", counting)
+    monkeypatch.setattr(tt_forward, "_plan_runner", counting)
     tt_forward.set_autotune(True)
     layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, dtype=torch.float64)
     inputs = torch.randn(5, 1024, dtype=torch.float64)
@@ -320,3 +323,309 @@ def test_forward_primes_the_allocator_once(monkeypatch):
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="strategy 'fast' is unknown"):
         TTLinear((2, 2), (2, 2), 1, strategy="fast")
+
+
+# ---------------------------------------------------------------------------- the stored W at inference
+def _counting_rebuilds(monkeypatch):
+    """Count the layer's rebuilds of W (``tt_to_dense`` as layers.py calls it)."""
+    from ttexplore.core import layers
+
+    rebuilds = []
+    real = layers.tt_to_dense
+    monkeypatch.setattr(layers, "tt_to_dense", lambda cores: rebuilds.append(1) or real(cores))
+    return rebuilds
+
+
+def _stored_layer(monkeypatch, pays=True):
+    """A float64 layer whose inference forwards are told a stored W pays (or not)."""
+    monkeypatch.setattr(tt_forward, "stored_weight_pays", lambda *args: pays)
+    torch.manual_seed(8)
+    layer = TTLinear((2, 3, 4), (3, 2, 2), [2, 5], dtype=torch.float64)
+    with torch.no_grad():
+        layer.bias.normal_()
+    return layer
+
+
+def _expected(layer, inputs):
+    return F.linear(inputs, reference_dense([core.detach() for core in layer.cores]), layer.bias.detach())
+
+
+def test_stored_weight_is_rebuilt_once_and_reused(monkeypatch):
+    rebuilds = _counting_rebuilds(monkeypatch)
+    layer = _stored_layer(monkeypatch)
+    inputs = torch.randn(3, 24, dtype=torch.float64)
+    with torch.no_grad():
+        outputs = [layer(inputs) for _ in range(4)]
+    # the first forward after a change runs the TT plan; the second rebuilds W; later ones reuse it
+    assert rebuilds == [1]
+    for output in outputs:
+        assert torch.allclose(output, _expected(layer, inputs), atol=1e-12, rtol=0)
+    assert layer._stored[2] is not None
+    # leading axes, and torch.inference_mode, use it as well
+    with torch.inference_mode():
+        batched = layer(inputs.reshape(3, 1, 24))
+    assert batched.shape == (3, 1, 12) and rebuilds == [1]
+    assert torch.allclose(batched.reshape(3, 12), _expected(layer, inputs), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("change", ["in_place", "optimizer_step", "load_state_dict", "assign_state_dict", "to_dtype"])
+def test_stored_weight_follows_every_change_of_the_cores(monkeypatch, change):
+    rebuilds = _counting_rebuilds(monkeypatch)
+    layer = _stored_layer(monkeypatch)
+    inputs = torch.randn(3, 24, dtype=torch.float64)
+    with torch.no_grad():
+        layer(inputs), layer(inputs)
+    assert rebuilds == [1]
+    if change == "in_place":
+        with torch.no_grad():
+            layer.cores[1].mul_(-2.0)
+    elif change == "optimizer_step":
+        optimizer = torch.optim.SGD(layer.parameters(), lr=1e-3)
+        layer(inputs).pow(2).sum().backward()
+        assert layer._stored is None  # a grad-enabled forward drops it
+        optimizer.step()
+    elif change in ("load_state_dict", "assign_state_dict"):
+        state = {key: value.clone() + 1.0 for key, value in layer.state_dict().items()}
+        layer.load_state_dict(state, assign=change == "assign_state_dict")
+    else:
+        layer.float()
+        inputs = inputs.float()
+    with torch.no_grad():
+        first, second, third = layer(inputs), layer(inputs), layer(inputs)
+    assert rebuilds == [1, 1]
+    atol = 1e-5 if change == "to_dtype" else 1e-12
+    for output in (first, second, third):
+        assert torch.allclose(output.double(), _expected(layer, inputs).double(), atol=atol, rtol=0), change
+
+
+def test_stored_weight_is_not_used_for_other_parameters(monkeypatch):
+    # torch.func.functional_call swaps the cores for the call: the stored W of the layer's own must not serve
+    layer = _stored_layer(monkeypatch)
+    inputs = torch.randn(3, 24, dtype=torch.float64)
+    other = {name: value.detach() * 2 for name, value in layer.named_parameters()}
+    twin = _stored_layer(monkeypatch)
+    twin.load_state_dict(other)
+    with torch.no_grad():
+        layer(inputs), layer(inputs)
+        for _ in range(2):
+            swapped = torch.func.functional_call(layer, other, (inputs,))
+            assert torch.allclose(swapped, _expected(twin, inputs), atol=1e-12, rtol=0)
+        assert torch.allclose(layer(inputs), _expected(layer, inputs), atol=1e-12, rtol=0)
+
+
+def test_stored_weight_is_never_used_with_grad(monkeypatch):
+    rebuilds = _counting_rebuilds(monkeypatch)
+    layer = _stored_layer(monkeypatch)
+    inputs = torch.randn(3, 24, dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        layer(inputs), layer(inputs)
+    output = layer(inputs)
+    assert output.grad_fn is not None and rebuilds == [1] and layer._stored is None
+    grad_output = torch.randn_like(output)
+    output.backward(grad_output)
+    cores = [core.detach().clone().requires_grad_() for core in layer.cores]
+    x_ref = inputs.detach().clone().requires_grad_()
+    F.linear(x_ref, reference_dense(cores), layer.bias.detach()).backward(grad_output)
+    assert torch.allclose(inputs.grad, x_ref.grad, atol=1e-10, rtol=0)
+    for core, core_ref in zip(layer.cores, cores):
+        assert torch.allclose(core.grad, core_ref.grad, atol=1e-10, rtol=0)
+
+
+def test_stored_weight_only_when_it_pays_and_only_for_auto(monkeypatch):
+    rebuilds = _counting_rebuilds(monkeypatch)
+    layer = _stored_layer(monkeypatch, pays=False)
+    inputs = torch.randn(3, 24, dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(3):
+            assert torch.allclose(layer(inputs), _expected(layer, inputs), atol=1e-12, rtol=0)
+    assert rebuilds == []
+    monkeypatch.setattr(tt_forward, "stored_weight_pays", lambda *args: True)
+    layer.strategy = "rtl"  # a named strategy does what it says
+    with torch.no_grad():
+        for _ in range(3):
+            layer(inputs)
+    assert rebuilds == []
+
+
+def test_stored_weight_decision_follows_the_cost_model_and_the_budget(monkeypatch):
+    verdict = tt_forward._modelled_stored_weight_verdict
+    # at batch 128 these TT plans do a fraction of the dense FLOPs: no stored W; nor for a 4096 x 4096
+    # r=8 layer at batch 1 (0.2 ms of TT against a 64 MB GEMV)
+    assert verdict((4, 8, 8, 4), (4, 8, 8, 4), (1, 1, 1), 128, torch.float32, "cpu") is False
+    assert verdict((8,) * 4, (8,) * 4, (8, 8, 8), 1, torch.float32, "cpu") is False
+    # a 784 x 625 GEMV against a 14-call TT forward at batch 1: within the model's accuracy, so timed
+    assert verdict((4, 7, 4, 7), (5, 5, 5, 5), (4, 4, 4), 1, torch.float32, "cpu") in (None, True)
+    timed = []
+    monkeypatch.setattr(tt_forward, "_timed_stored_weight_pays", lambda *key: timed.append(key) or True)
+    # over the memory budget: never, whatever the speed (25088 x 4096: 411 MB)
+    assert not tt_forward.stored_weight_pays((2, 7, 8, 8, 7, 4), (4,) * 6, (4,) * 5, 1)
+    try:
+        tt_forward.set_stored_weight_budget(0)
+        assert not tt_forward.stored_weight_pays((4, 7, 4, 7), (5, 5, 5, 5), (4, 4, 4), 1)
+    finally:
+        tt_forward.set_stored_weight_budget(tt_forward.STORED_WEIGHT_BUDGET_BYTES)
+    assert not timed
+    def near_tie(*key):
+        return None
+
+    near_tie.cache_clear = lambda: None  # clear_caches() calls it
+    monkeypatch.setattr(tt_forward, "_modelled_stored_weight_verdict", near_tie)
+    assert tt_forward.stored_weight_pays((4, 7, 4, 7), (5, 5, 5, 5), (4, 4, 4), 1) and len(timed) == 1
+
+
+def test_stored_weight_timing_picks_the_faster_one():
+    # a 16 x 16 GEMV against a 4-core TT forward: real timings, either answer is valid, and it is cached
+    answer = tt_forward._timed_stored_weight_pays((2,) * 4, (2,) * 4, (2, 2, 2), 1, torch.float32, torch.device("cpu"))
+    assert answer in (True, False)
+    assert tt_forward._autotune_cache[("stored", (2,) * 4, (2,) * 4, (2, 2, 2), 1, torch.float32, "cpu")] is answer
+
+
+def test_inference_near_ties_are_timed_once_training_plans_are_the_models(monkeypatch):
+    timed = []
+    real = tt_forward._fastest_plan
+    monkeypatch.setattr(tt_forward, "_fastest_plan", lambda candidates, *rest: timed.append(candidates) or real(
+        candidates, *rest))
+    shape = ((4, 8, 8, 4), (4, 8, 8, 4), (4, 4, 4))
+    plans = {batch: tt_forward.plan_forward(*shape, batch) for batch in (1, 128, 100)}
+    for candidates in timed:
+        assert 2 <= len(candidates) <= len(CONCRETE)
+    assert len(timed) <= 2  # 128 and 100 share a batch bucket
+    for plan in plans.values():
+        assert plan.source in ("model", "timing")
+    training = tt_forward.plan_forward(*shape, 128, torch.float32, True, True)
+    assert training.source == "model" and len(timed) <= 2
+
+
+# ---------------------------------------------------------------------------- devices
+def test_plans_are_keyed_by_device_and_dtype(monkeypatch):
+    timed = []
+    monkeypatch.setattr(tt_forward, "_autotune_plan", lambda *key: timed.append(key) or "timed plan")
+    shape = ((4, 8, 8, 4), (4, 8, 8, 4), (2, 2, 2), 16)
+    training = (True, True)  # training plans are the cost model's alone on the CPU
+    cpu32 = tt_forward.plan_forward(*shape, torch.float32, *training)
+    cpu64 = tt_forward.plan_forward(*shape, torch.float64, *training)
+    assert cpu32 is not cpu64 and {cpu32.source, cpu64.source} == {"model"} and not timed
+    assert cpu32 is tt_forward.plan_forward(*shape, torch.float32, *training, device="cpu")
+    # no model of a CUDA machine: auto times its candidates there (never the CPU's tables)
+    assert tt_forward.plan_forward(*shape, torch.float32, *training, device="cuda:0") == "timed plan"
+    assert timed[-1][-1] == torch.device("cuda:0")
+    # a named strategy is the same everywhere
+    assert tt_forward.plan_forward(*shape, torch.float32, *training, strategy="rtl", device="cuda").strategy == "rtl"
+    # with a model fitted on that device, auto asks it
+    tt_forward.set_device_machine("cuda", costmodel.default_machine())
+    try:
+        plan = tt_forward.plan_forward(*shape, torch.float32, *training, device="cuda")
+        assert plan.source == "model" and len(timed) == 1
+    finally:
+        tt_forward.set_device_machine("cuda", None)
+    assert tt_forward.plan_forward(*shape, torch.float32, *training, device="cuda") == "timed plan"
+
+
+def test_off_the_cpu_auto_times_on_that_device_and_skips_cpu_workarounds(monkeypatch):
+    # the meta device stands in for a GPU: not the CPU, no data
+    primed = []
+    monkeypatch.setattr(tt_forward, "_allocator_primed", False)
+    monkeypatch.setattr(tt_forward, "prime_allocator", lambda: primed.append(1))
+    timed_on = []
+    real = tt_forward._plan_runner
+    monkeypatch.setattr(tt_forward, "_plan_runner", lambda plan, x, cores, training: timed_on.append(x.device) or real(
+        plan, x, cores, training))
+    layer = TTLinear((4, 8, 8, 4), (4, 8, 8, 4), 2, device="meta")
+    output = layer(torch.empty(5, 1024, device="meta", requires_grad=True))
+    output.sum().backward()
+    with torch.no_grad():
+        assert layer(torch.empty(5, 1024, device="meta")).shape == (5, 1024)
+    assert output.shape == (5, 1024) and layer.cores[0].grad is not None
+    assert timed_on and set(timed_on) == {torch.device("meta")}
+    assert not primed and not tt_forward._allocator_primed
+    plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 5, torch.float32, device="meta")
+    assert plan.source == "timing"
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
+
+
+@needs_cuda
+@pytest.mark.parametrize("strategy", ALL_STRATEGIES)
+def test_strategies_agree_on_cuda(strategy):
+    torch.manual_seed(9)
+    layer = TTLinear((4, 2, 3, 2), (2, 3, 2, 4), [3, 4, 2], strategy=strategy, dtype=torch.float64, device="cuda")
+    inputs = torch.randn(6, 48, dtype=torch.float64, device="cuda", requires_grad=True)
+    cores = [core.detach().clone().requires_grad_() for core in layer.cores]
+    x_ref = inputs.detach().clone().requires_grad_()
+    expected = F.linear(x_ref, reference_dense(cores), layer.bias.detach())
+    output = layer(inputs)
+    assert output.device.type == "cuda"
+    assert torch.allclose(output, expected, atol=1e-10, rtol=0)
+    output.sum().backward()
+    expected.sum().backward()
+    assert torch.allclose(inputs.grad, x_ref.grad, atol=1e-10, rtol=0)
+    with torch.no_grad():
+        for _ in range(3):
+            assert torch.allclose(layer(inputs), expected, atol=1e-10, rtol=0)
+
+
+@needs_cuda
+def test_auto_times_its_candidates_on_cuda():
+    plan = tt_forward.plan_forward((4, 8, 8, 4), (4, 8, 8, 4), (4, 4, 4), 32, torch.float32, device="cuda")
+    assert plan.source == "timing" and plan.strategy in CONCRETE
+
+
+# ---------------------------------------------------------------------------- compilers
+@pytest.mark.parametrize("strategy", ALL_STRATEGIES)
+def test_torch_compile_traces_without_graph_breaks(strategy):
+    torch._dynamo.reset()
+    layer = make_layers((4, 2, 3, 2), (2, 3, 2, 4), (3, 4, 2))[strategy]
+    inputs = torch.randn(5, 48, dtype=torch.float64)
+    expected = layer(inputs)
+    # fullgraph=True raises at the first graph break; the eager backend skips code generation
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(inputs), expected, atol=1e-10, rtol=0)
+    x = inputs.clone().requires_grad_()
+    compiled(x).sum().backward()
+    x_ref = inputs.clone().requires_grad_()
+    layer(x_ref).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-10, rtol=0)
+    explanation = torch._dynamo.explain(layer)(inputs)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    # other batch sizes make the graph dynamic in the batch: still one graph, no break
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    dynamic = torch.compile(layer, backend="eager")
+    with torch.no_grad():
+        for batch in (3, 9, 17):
+            other = torch.randn(batch, 48, dtype=torch.float64)
+            assert torch.allclose(dynamic(other), layer(other), atol=1e-10, rtol=0)
+    assert not counters["graph_break"]
+    torch._dynamo.reset()
+
+
+def test_torch_compile_through_aot_autograd():
+    torch._dynamo.reset()
+    layer = make_layers((4, 2, 3, 2), (2, 3, 2, 4), (3, 4, 2))["auto"]
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    x = torch.randn(5, 48, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    output, expected = compiled(x), layer(x_ref)
+    assert torch.allclose(output, expected, atol=1e-10, rtol=0)
+    output.sum().backward()
+    expected.sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-10, rtol=0)
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("strategy", ALL_STRATEGIES)
+def test_torch_export_keeps_working(strategy):
+    from torch.export import Dim
+
+    layer = make_layers((4, 2, 3, 2), (2, 3, 2, 4), (3, 4, 2))[strategy]
+    inputs = torch.randn(5, 48, dtype=torch.float64)
+    program = torch.export.export(layer, (inputs,))
+    assert torch.allclose(program.module()(inputs), layer(inputs), atol=1e-10, rtol=0)
+    # nothing of the CPU allocator priming or of the stored W gets into the graph
+    assert "empty" not in program.graph_module.code
+    dynamic = torch.export.export(layer, (inputs,), dynamic_shapes={"inputs": {0: Dim("batch", min=2, max=1024)}})
+    other = torch.randn(17, 48, dtype=torch.float64)
+    assert torch.allclose(dynamic.module()(other), layer(other), atol=1e-10, rtol=0)

@@ -148,3 +148,57 @@ def test_csv_has_a_header_and_a_line_per_row(tmp_path):
     assert read[2]["median_ms"] == "0.2"
     report.write_csv(tmp_path / "empty.csv", [])
     assert not (tmp_path / "empty.csv").exists()
+
+
+# ---------------------------------------------------------------------------- the other contenders
+EVAL = _case_rows("784x625-r4-b1", "forward", 0.05, {"rtl": 0.14}, 0.055, "stored W", dense_flops_ratio=0.05)
+EVAL += [_row("784x625-r4-b1", "forward", "tltorch", 0.2, 0.25), _row("784x625-r4-b1", "forward", "compiled", 0.09, 0.55)]
+
+
+def test_tltorch_and_compiled_rows_are_contenders_not_strategies():
+    contenders = {row["contender"]: row for row in EVAL}
+    assert report.fastest_tt_contender(contenders)[0] == "rtl"
+    lines = report.evaluate_targets(EVAL, [])
+    assert "MET: 784x625-r4-b1 forward: auto (stored W) takes 1.10x nn.Linear's time (target <= 1.2x)" in lines
+    text = report.summary_markdown(EVAL, [], "Machine: test.").splitlines()
+    assert text[4].endswith("| tltorch ms | compiled ms | auto ms (choice) | speedup auto | auto / fastest "
+                            "| auto vs tltorch | TT GFLOP/s | dense GFLOP/s |")
+    assert "| 784x625-r4-b1 | 0.050 | - | 0.140 | - | - | - | 0.200 | 0.090 | 0.055 (stored W) | 0.91x | 0.39 | 3.64x |" \
+        in "\n".join(text)
+    assert report.case_line(EVAL).split(" | ")[2] == "tltorch 0.200 compiled 0.090"
+
+
+def test_tltorch_contender_is_built_when_installed_and_skipped_when_not(monkeypatch):
+    import torch
+
+    from ttexplore.experiments.bench import harness
+    from ttexplore.experiments.bench.cases import CASES
+
+    case = next(case for case in CASES if case.name == "784x625-r4-b1")
+    try:
+        import tltorch  # noqa: F401
+    except ImportError:
+        assert harness.tltorch_layer(case) is None
+    else:
+        layer = harness.tltorch_layer(case)
+        assert layer(torch.randn(3, 784)).shape == (3, 625)
+        # the same TT weights as ours: r = 4 between the 4 cores
+        assert list(layer.weight.rank) == [1, 4, 4, 4, 1]
+    monkeypatch.setitem(__import__("sys").modules, "tltorch", None)  # makes `import tltorch` fail
+    assert harness.tltorch_layer(case) is None
+    contenders, _ = harness._case_contenders(case, skip_huge_dense=True)
+    assert "tltorch" not in contenders and {"nn.Linear", "auto", "rtl"} <= set(contenders)
+
+
+def test_bench_on_an_absent_device_is_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        import pytest as _pytest
+
+        _pytest.skip("checks the message for a machine without CUDA; this one has a GPU")
+    assert main(["bench", "--device", "cuda", "--cases", "784x625-r4-b1"]) == 2
+    assert capsys.readouterr().err.strip() == ("ttexplore bench: error: --device cuda: no CUDA device on this machine: "
+                                               "use --device cpu or auto")
+    assert main(["bench", "--device", "tpu"]) == 2
+    assert "device 'tpu' is unknown: use one of auto, cpu, cuda, cuda:N, mps" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ttexplore.cli.common import EXIT_OK, UsageError
+from ttexplore.core.devicenames import check_device_name
 from ttexplore.experiments.bench import report
 from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
 
@@ -56,6 +57,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="measure every case in this process instead of a fresh interpreter per case",
     )
     parser.add_argument("--autotune", action="store_true", help="let auto time its candidates (set_autotune(True))")
+    parser.add_argument("--device", default="cpu",
+                        help="where the contenders run: cpu (default), cuda, cuda:N or mps (each timed call waits "
+                             "for the device)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile of the auto layer (contender 'compiled', inductor); its cold compile takes "
+        "about 100 s per case and mode on 2 cores, so pick few --cases",
+    )
     parser.add_argument(
         "--calibrate",
         action="store_true",
@@ -76,14 +86,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         cases = selected_cases(args.cases)
         modes = selected_modes(args.modes)
+        check_device_name(args.device)
     except ValueError as error:
         raise UsageError(f"ttexplore bench: error: {error}") from None
     import torch  # only now: --help and bad flags stay fast
 
+    from ttexplore.core.device import device_problem
     from ttexplore.experiments.bench.harness import machine_line
 
+    problem = device_problem(args.device, option="--device ")
+    if problem is not None:
+        raise UsageError(f"ttexplore bench: error: --device {args.device}: {problem}")
     torch.set_num_threads(args.threads)
-    machine = machine_line()
+    machine = machine_line(args.device)
     repeats = args.repeats or (5 if args.quick else 15)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +143,8 @@ def _run_cases(cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, a
     rows: list[dict] = []
     for case in cases:
         for mode in modes:
-            spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick}
+            spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick,
+                    "compile": args.compile, "device": args.device}
             case_rows = harness.quietest(
                 lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
             )
@@ -141,7 +157,7 @@ def _run_training_step(repeats: int, args: argparse.Namespace) -> list[dict]:
     """The MNIST training-step benchmark (at least 10 repeats); prints a line per net."""
     from ttexplore.experiments.bench import harness
 
-    spec = {"kind": "training", "repeats": max(repeats, 10)}
+    spec = {"kind": "training", "repeats": max(repeats, 10), "device": args.device}
     training_rows = harness.quietest(
         lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
     )

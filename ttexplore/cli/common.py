@@ -10,11 +10,12 @@ import os
 import sys
 from typing import Any, TextIO
 
+from ttexplore.core.devicenames import DEFAULT_DEVICE
 from ttexplore.runs.config import INITS, LAYER_KINDS, NETWORK_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 __all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
-           "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+           "check_device", "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -104,10 +105,14 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     opt.add_argument("--seed", type=int, default=0, help="seed of init and batch order; same seed, same run (default 0)")
     opt.add_argument("--evals-per-epoch", type=int, default=4, help="metric reports per epoch (default 4)")
+    opt.add_argument("--device", default=DEFAULT_DEVICE,
+                     help="where to train: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda, "
+                          "cuda:N or mps (default auto)")
 
 
 _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank", "init",
-               "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch")
+               "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch",
+               "device")
 
 
 def flag_name(field: str) -> str:
@@ -182,6 +187,22 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
         return config
     except ConfigError as error:  # also ResourceError, whose field is "memory"
         raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
+
+
+def check_device(command: str, config: RunConfig) -> None:
+    """Refuse a ``--device`` this machine does not have, before any data loads (imports torch for
+    any device but ``auto`` and ``cpu``).
+
+    Raises:
+        UsageError: e.g. ``--device cuda: no CUDA device on this machine: use --device cpu or auto``.
+    """
+    if config.device in ("auto", "cpu"):
+        return
+    from ttexplore.core.device import device_problem
+
+    problem = device_problem(config.device, option="--device ")
+    if problem is not None:
+        raise UsageError(f"ttexplore {command}: error: --device {config.device}: {problem}")
 
 
 # ---------------------------------------------------------------- checked before any work

@@ -18,7 +18,7 @@ import sys
 from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
-                                  check_output_path, config_from_args, open_store)
+                                  check_device, check_output_path, config_from_args, open_store)
 from ttexplore.core import ttmath
 from ttexplore.runs.config import RunConfig
 
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_presets:
         return list_presets()
     config = config_from_args(args, preset=preset_or_usage(args.preset), label=args.label or "")
+    check_device("train", config)
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
         if path and path != "-":
             check_output_path("train", flag, path)
@@ -202,6 +203,7 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "best_test_accuracy": result.best_test_accuracy,
         "elapsed_s": round(result.elapsed_s, 3),
         "seconds_per_epoch": round(sum(epoch_times) / len(epoch_times), 3) if epoch_times else None,
+        "device": getattr(result, "extra", {}).get("device"),
         "history": history,
         "run_id": run_id,
     }

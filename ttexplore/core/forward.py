@@ -1,4 +1,4 @@
-"""Forward strategies of the TT layer, and the cost model that picks one.
+"""Forward strategies of the TT layer, and how ``"auto"`` picks one on each device.
 
 Strategies (all give the same result, forward and backward):
 
@@ -11,15 +11,23 @@ Strategies (all give the same result, forward and backward):
 * ``"einsum"``: one contraction of the input and all cores in the order
   opt_einsum finds, planned once per shape and dtype and cached
   (:func:`einsum_expression`).
-* ``"dense"``: rebuild ``W`` from the cores, then one GEMM; cheapest for small
-  layers and large batches.
-* ``"auto"``: the strategy the cost model (:func:`ttexplore.costmodel.strategy_costs`:
-  FLOPs, memory traffic and measured machine speeds, forward only or forward
-  plus backward when autograd will need a backward) estimates fastest; with
-  :func:`set_autotune` on, the candidates are timed once per shape instead.
+* ``"dense"``: rebuild ``W`` from the cores, then one GEMM.
+* ``"auto"``: on the CPU, the strategy the cost model
+  (:func:`ttexplore.costmodel.strategy_costs`: FLOPs, memory traffic and the
+  measured speeds of ``machines/default.json``, forward only or forward plus
+  backward when autograd will need a backward) estimates fastest; with
+  :func:`set_autotune` on, and on every other device (CUDA, MPS: the tables
+  describe one CPU), the candidates are timed once per shape on that device
+  instead, unless :func:`set_device_machine` gave a model fitted there.
 
-Each decision is cached per (modes, ranks, batch, dtype, training), so a
-forward pays one dictionary lookup for its plan.
+Each decision is cached per (modes, ranks, batch, dtype, device, training), so a
+forward pays one dictionary lookup for its plan. At inference
+(:func:`stored_weight_pays`) ``auto`` may also multiply by a stored ``W``
+rebuilt once (:class:`ttexplore.core.layers.TTLinear` keeps it while its cores
+are unchanged); the cost model, or the timing, and a memory budget
+(:func:`set_stored_weight_budget`) decide. Under ``torch.compile`` and
+``torch.export`` the plan is fixed at trace time (:func:`traced_plan_spec`) and
+the kernels take their plain, traceable path.
 """
 
 from __future__ import annotations
@@ -27,15 +35,16 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import time
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ttexplore import costmodel
 from ttexplore.core import ttmath
-from ttexplore.core.kernels import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+from ttexplore.core.device import timed_seconds
+from ttexplore.core.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
+from ttexplore.core.plans import ForwardPlan, make_plan, run_plan_spec
 
 __all__ = [
     "STRATEGIES",
@@ -45,6 +54,13 @@ __all__ = [
     "strategy_costs",
     "plan_forward",
     "set_autotune",
+    "set_device_machine",
+    "set_stored_weight_budget",
+    "stored_weight_pays",
+    "decisions_generation",
+    "fastest_by_timing",
+    "traced_plan_spec",
+    "run_plan_spec",
     "prime_allocator",
     "clear_caches",
     "einsum_expression",
@@ -66,10 +82,33 @@ AUTOTUNE_MAX_DENSE_ELEMENTS = 1 << 25
 #: glibc's 32 MiB cap on its adaptive mmap threshold.
 PRIME_ALLOCATOR_BYTES = 31 << 20
 
+#: Default of :func:`set_stored_weight_budget`: the most bytes of ``W`` one layer
+#: keeps for inference (a 4096 x 4096 float32 ``W`` is exactly this).
+STORED_WEIGHT_BUDGET_BYTES = 64 << 20
+
+#: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
+TIMING_ROUNDS = 5
+
+#: Estimates within this factor of the best count as a near tie: at inference on
+#: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
+#: :func:`stored_weight_pays`). Over the benchmark's cases the estimates put
+#: the fastest strategy within 1.2x of the model's pick, and a stored ``W`` (a
+#: batch-1 GEMV) within 1.6x of the TT forward it replaces.
+NEAR_TIE_BAND = 1.5
+
+#: The batch a traced plan (:func:`traced_plan_spec`) is chosen for when the
+#: batch is symbolic (``torch.compile(dynamic=True)``, ``torch.export`` with a ``Dim``).
+TRACED_DYNAMIC_BATCH = 64
+
 _autotune = False
-_autotune_cache: dict[tuple, "ForwardPlan"] = {}
-_autotune_lock = threading.Lock()
+_autotune_cache: dict[tuple, object] = {}
+# held while a timing is looked up, made and stored: two threads never time the same key apart
+# (and so never run two plans, or one with and one without a stored W, for the same shapes)
+_autotune_lock = threading.RLock()
 _allocator_primed = False
+_device_machines: dict[str, costmodel.MachineModel] = {}
+_stored_weight_budget = STORED_WEIGHT_BUDGET_BYTES
+_generation = 0
 
 
 def prime_allocator() -> None:
@@ -83,7 +122,8 @@ def prime_allocator() -> None:
     1.5 ms and 270 page faults per call, against 0.6 ms once primed). Allocating
     and freeing one untouched 31 MiB block, as loading any dataset does, settles
     it for the process; with other allocators it is a no-op in effect.
-    :func:`tt_linear` calls it once per process.
+    :func:`tt_linear` calls it once per process, on its first forward of CPU
+    tensors (never for other devices, and never while tracing).
     """
     global _allocator_primed
     _allocator_primed = True
@@ -98,22 +138,63 @@ def check_strategy(strategy: str) -> None:
 
 
 def set_autotune(enabled: bool) -> None:
-    """Let ``"auto"`` time its candidates once per shape instead of trusting the cost model.
+    """Let ``"auto"`` time its candidates once per shape on the CPU too, instead of trusting the cost model.
 
     The timing runs on the first forward of each (modes, ranks, batch bucket,
-    dtype, grad-enabled) combination, on random tensors of the same shapes, and
-    is cached for the process. Batches are bucketed to powers of two.
+    dtype, device, grad-enabled) combination, on random tensors of the same
+    shapes on the same device, and is cached for the process. Batches are
+    bucketed to powers of two. Devices other than the CPU always time (see
+    :func:`set_device_machine`).
     """
     global _autotune
     _autotune = bool(enabled)
 
 
+def set_device_machine(device_type: str, machine: Optional[costmodel.MachineModel]) -> None:
+    """Price strategies on ``device_type`` (``"cuda"``, ``"mps"``, ``"cpu"``) with ``machine`` instead of timing them.
+
+    ``machine`` is a :class:`ttexplore.costmodel.MachineModel` fitted on that
+    device (``None`` forgets it: the CPU goes back to the default tables, other
+    devices to timing). Cached plans are dropped.
+    """
+    if machine is None:
+        _device_machines.pop(device_type, None)
+    else:
+        _device_machines[device_type] = machine
+    clear_caches()
+
+
+def set_stored_weight_budget(max_bytes: int) -> None:
+    """The most bytes of a rebuilt ``W`` one layer may keep for inference (0: never keep one).
+
+    Default :data:`STORED_WEIGHT_BUDGET_BYTES`. Cached decisions are dropped.
+    """
+    global _stored_weight_budget
+    _stored_weight_budget = max(0, int(max_bytes))
+    clear_caches()
+
+
+def decisions_generation() -> int:
+    """A number that changes whenever cached decisions are dropped (:func:`clear_caches`): layers that
+    remember a decision of :func:`stored_weight_pays` forget it then."""
+    return _generation
+
+
 def clear_caches() -> None:
-    """Forget every cached plan, autotuning result and einsum expression."""
+    """Forget every cached plan, autotuning result, stored-weight decision and einsum expression."""
+    global _generation
+    _generation += 1
     _cached_plan.cache_clear()
+    _modelled_stored_weight_verdict.cache_clear()
+    _inference_plan.cache_clear()
     einsum_expression.cache_clear()
     with _autotune_lock:
         _autotune_cache.clear()
+
+
+def _priced_by_model(device_type: str) -> bool:
+    """Whether ``auto`` trusts the cost model on this device (else it times its candidates)."""
+    return not _autotune and (device_type == "cpu" or device_type in _device_machines)
 
 
 def strategy_costs(
@@ -124,10 +205,13 @@ def strategy_costs(
     dtype: torch.dtype = torch.float32,
     training: bool = False,
     input_grad: bool = True,
+    device_type: str = "cpu",
 ) -> dict[str, dict]:
-    """:func:`ttexplore.costmodel.strategy_costs` for a torch dtype."""
+    """:func:`ttexplore.costmodel.strategy_costs` for a torch dtype, priced with the device's model
+    (:func:`set_device_machine`; the default tables when none was given)."""
     return costmodel.strategy_costs(
-        in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad
+        in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
+        machine=_device_machines.get(device_type),
     )
 
 
@@ -135,128 +219,7 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
     return dtype.itemsize
 
 
-# ---------------------------------------------------------------------------- einsum
-@functools.lru_cache(maxsize=256)
-def einsum_expression(
-    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype
-):
-    """The opt_einsum ``ContractExpression`` of ``x W^T`` for these shapes, planned once.
-
-    The equation is :func:`ttexplore.costmodel.einsum_equation` (boundary ranks
-    dropped); the path is opt_einsum's ``"dp"`` optimum for FLOPs. Cached (LRU,
-    256 entries) per shapes and dtype, so each forward only executes the plan
-    (``torch.einsum`` would search a path on every call).
-    """
-    import opt_einsum
-
-    equation, core_shapes = costmodel.einsum_equation(in_modes, out_modes, ranks)
-    return opt_einsum.contract_expression(
-        equation, (batch, *in_modes), *core_shapes, optimize=costmodel.EINSUM_OPTIMIZE
-    )
-
-
-def tt_matmul_einsum(
-    inputs: torch.Tensor,
-    cores: Sequence[torch.Tensor],
-    in_modes: tuple[int, ...],
-    out_modes: tuple[int, ...],
-    ranks: tuple[int, ...],
-    bias: Optional[torch.Tensor] = None,
-) -> torch.Tensor:
-    """``inputs @ W^T (+ bias)`` as one cached opt_einsum contraction.
-
-    Args:
-        inputs: ``(B, N)``.
-        cores: core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
-        in_modes, out_modes, ranks: tuples describing the cores (``ranks`` internal).
-        bias: optional ``(M,)``.
-
-    Returns:
-        ``(B, M)``.
-
-    Complexity: the FLOPs of opt_einsum's path (``strategy_costs(...)["einsum"]``),
-    a sequence of ``torch.tensordot`` calls.
-    """
-    batch = inputs.shape[0]
-    expression = einsum_expression(in_modes, out_modes, ranks, batch, inputs.dtype)
-    d = len(cores)
-    operands = [inputs.reshape(batch, *in_modes)]
-    for k, core in enumerate(cores):
-        # drop the boundary ranks r_0 = r_d = 1, as einsum_equation does
-        shape = list(core.shape)
-        if k == d - 1:
-            shape = shape[:-1]
-        if k == 0:
-            shape = shape[1:]
-        operands.append(core.reshape(shape))
-    # result: (B, m_1, ..., m_d)
-    output = expression(*operands, backend="torch").reshape(batch, -1)
-    return output if bias is None else output + bias
-
-
 # ---------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class ForwardPlan:
-    """A concrete way to compute one forward, chosen once and reused.
-
-    Attributes:
-        strategy: the concrete strategy.
-        blocks: block lengths (``"blocked"`` only, else ``()``).
-        direction: ``"ltr"`` or ``"rtl"`` (``"blocked"`` only, else ``""``).
-        source: ``"fixed"`` (asked for by name), ``"model"`` or ``"timing"``.
-        run: ``run(inputs (B, N), cores, bias) -> (B, M)``.
-        orientations: per-step GEMM orientations of a right-to-left sweep
-            (see :func:`ttexplore.core.kernels.tt_matmul_rtl`), else ``()``.
-    """
-
-    strategy: str
-    blocks: tuple[int, ...]
-    direction: str
-    source: str
-    run: Callable[[torch.Tensor, Sequence[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
-    orientations: tuple[str, ...] = ()
-
-
-def _make_plan(
-    strategy: str,
-    costs: dict[str, dict],
-    in_modes: tuple[int, ...],
-    out_modes: tuple[int, ...],
-    ranks: tuple[int, ...],
-    source: str,
-) -> ForwardPlan:
-    if strategy == "ltr":
-        return ForwardPlan("ltr", (), "", source, lambda x, cores, bias: tt_matmul_ltr(x, cores, bias))
-    if strategy == "rtl":
-        orientations = costs["rtl"]["orientations"]
-        return ForwardPlan(
-            "rtl", (), "rtl", source, lambda x, cores, bias: tt_matmul_rtl(x, cores, bias, orientations), orientations
-        )
-    if strategy == "dense":
-        return ForwardPlan("dense", (), "", source, lambda x, cores, bias: tt_matmul_dense(x, cores, bias))
-    if strategy == "blocked":
-        blocked = costs["blocked"]
-        blocks, direction, orientations = blocked["blocks"], blocked["direction"], blocked["orientations"]
-        return ForwardPlan(
-            "blocked",
-            blocks,
-            direction,
-            source,
-            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias, orientations),
-            orientations,
-        )
-    if strategy == "einsum":
-        return ForwardPlan(
-            "einsum",
-            (),
-            "",
-            source,
-            lambda x, cores, bias: tt_matmul_einsum(x, cores, in_modes, out_modes, ranks, bias),
-        )
-    check_strategy(strategy)
-    raise AssertionError(f"strategy {strategy!r} is listed but not dispatched")
-
-
 @functools.lru_cache(maxsize=4096)
 def _cached_plan(
     in_modes: tuple[int, ...],
@@ -267,13 +230,20 @@ def _cached_plan(
     training: bool,
     input_grad: bool,
     strategy: str,
+    device_type: str = "cpu",
 ) -> ForwardPlan:
+    """The plan of a named strategy, or ``auto``'s by the cost model, priced for ``device_type``.
+
+    A named strategy's structure (``blocked``'s blocks, ``rtl``'s orientations) is the
+    cost model's on every device.
+    """
     costs = costmodel.strategy_costs(
-        in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad
+        in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
+        machine=_device_machines.get(device_type),
     )
     if strategy == "auto":
-        return _make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
-    return _make_plan(strategy, costs, in_modes, out_modes, ranks, "fixed")
+        return make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
+    return make_plan(strategy, costs, in_modes, out_modes, ranks, "fixed")
 
 
 def plan_forward(
@@ -285,21 +255,79 @@ def plan_forward(
     training: bool = False,
     input_grad: bool = False,
     strategy: str = "auto",
+    device: "torch.device | str" = "cpu",
 ) -> ForwardPlan:
-    """The cached plan ``tt_linear`` runs for these shapes.
+    """The cached plan ``tt_linear`` runs for these shapes on ``device``.
 
-    ``"auto"`` asks the cost model, or, with :func:`set_autotune` on, times the
-    candidates once per batch bucket (see :func:`_autotune_plan`).
+    ``"auto"`` asks the cost model on the CPU (or on a device given a model by
+    :func:`set_device_machine`); at inference, strategies whose estimates are
+    within :data:`NEAR_TIE_BAND` of the best are timed once against each other
+    (:func:`_inference_plan`). Elsewhere, or with :func:`set_autotune` on, it
+    times the candidates once per batch bucket on ``device`` (:func:`_autotune_plan`).
+    A training plan is the cost model's alone on the CPU, so a run's arithmetic
+    does not depend on a timing.
     """
+    device = torch.device(device)
     key = (tuple(in_modes), tuple(out_modes), tuple(ranks), int(batch), dtype, bool(training), bool(input_grad))
-    if strategy == "auto" and _autotune:
-        return _autotune_plan(*key)
-    return _cached_plan(*key, strategy)
+    if strategy != "auto":
+        return _cached_plan(*key, strategy, device.type)
+    if not _priced_by_model(device.type):
+        return _autotune_plan(*key, device)
+    if training:
+        return _cached_plan(*key, "auto", device.type)
+    return _inference_plan(*key[:5], device)
+
+
+def _near_ties(estimates: dict[str, float]) -> list[str]:
+    """The names whose estimated seconds are within :data:`NEAR_TIE_BAND` of the smallest."""
+    best = min(estimates.values())
+    return [name for name, seconds in estimates.items() if seconds <= NEAR_TIE_BAND * best]
+
+
+@functools.lru_cache(maxsize=4096)
+def _inference_plan(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
+    device: torch.device,
+) -> ForwardPlan:
+    """``auto``'s inference plan on a device the cost model prices: its pick, or, when other
+    strategies' estimates are within :data:`NEAR_TIE_BAND` of it, the fastest of those by one
+    timing per batch bucket (the estimates are not finer than that; measured misrankings of
+    up to 1.2x sat inside it)."""
+    modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False,
+                                     machine=_device_machines.get(device.type))
+    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()})
+    if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
+        candidates.remove("dense")
+    if len(candidates) <= 1:
+        return modelled
+    key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device))
+    with _autotune_lock:
+        plan = _autotune_cache.get(key)
+        if plan is None:
+            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, _batch_bucket(batch), dtype, device,
+                                 False, False)
+            _autotune_cache[key] = plan
+    return plan
 
 
 def _batch_bucket(batch: int) -> int:
     """The power of two at or above ``batch``: autotuning times one batch per bucket."""
     return 1 << max(0, math.ceil(math.log2(max(1, batch))))
+
+
+def _random_layer(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
+    device: torch.device, training: bool, input_grad: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Random ``(batch, N)`` inputs and cores of these shapes on ``device``, for timing."""
+    full = ttmath.full_ranks(ranks)
+    cores = [
+        torch.randn(full[k], n, m, full[k + 1], dtype=dtype, device=device, requires_grad=training)
+        for k, (n, m) in enumerate(zip(in_modes, out_modes))
+    ]
+    inputs = torch.randn(batch, ttmath.prod(in_modes), dtype=dtype, device=device, requires_grad=training and input_grad)
+    return inputs, cores
 
 
 def _autotune_plan(
@@ -310,59 +338,185 @@ def _autotune_plan(
     dtype: torch.dtype,
     training: bool,
     input_grad: bool,
+    device: torch.device = torch.device("cpu"),
 ) -> ForwardPlan:
-    """Time each plausible strategy once on random tensors and keep the fastest.
+    """Time each plausible strategy once on random tensors on ``device`` and keep the fastest.
 
-    Candidates are the strategies the cost model estimates within 4x of its best
-    (the dense one only when ``W`` has at most
-    :data:`AUTOTUNE_MAX_DENSE_ELEMENTS` elements); each runs once to warm up,
-    then the best of three runs counts (forward, plus backward when training).
+    On the CPU the candidates are the strategies the cost model estimates within
+    4x of its best; elsewhere every strategy (the tables describe a CPU). The
+    dense one only runs when ``W`` has at most :data:`AUTOTUNE_MAX_DENSE_ELEMENTS`
+    elements. They are timed round-robin (:func:`fastest_by_timing`; forward,
+    plus backward when training).
     """
     bucket = _batch_bucket(batch)
-    key = (in_modes, out_modes, ranks, bucket, dtype, training, input_grad)
+    key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device))
     with _autotune_lock:
         plan = _autotune_cache.get(key)
-    if plan is not None:
-        return plan
+        if plan is None:
+            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device)
+            _autotune_cache[key] = plan
+    return plan
+
+
+def _autotune_uncached(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], bucket: int, dtype: torch.dtype,
+    training: bool, input_grad: bool, device: torch.device,
+) -> ForwardPlan:
+    """:func:`_autotune_plan` without its cache: pick the candidates and time them."""
     costs = costmodel.strategy_costs(
-        in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad
+        in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad,
+        machine=_device_machines.get(device.type),
     )
     best_estimate = min(cost["seconds"] for cost in costs.values())
-    candidates = [name for name in costs if costs[name]["seconds"] <= 4 * best_estimate]
+    if device.type == "cpu":
+        candidates = [name for name in costs if costs[name]["seconds"] <= 4 * best_estimate]
+    else:
+        candidates = list(costs)
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if not candidates:
         candidates = [costmodel.best_strategy(costs)]
-    full = ttmath.full_ranks(ranks)
-    cores = [
-        torch.randn(full[k], n, m, full[k + 1], dtype=dtype, requires_grad=training)
-        for k, (n, m) in enumerate(zip(in_modes, out_modes))
-    ]
-    inputs = torch.randn(bucket, ttmath.prod(in_modes), dtype=dtype, requires_grad=training and input_grad)
-    timings = {}
-    for name in candidates:
-        plan = _make_plan(name, costs, in_modes, out_modes, ranks, "timing")
-        timings[name] = _time_plan(plan, inputs, cores, training)
-    chosen = min(timings, key=timings.get)
-    plan = _make_plan(chosen, costs, in_modes, out_modes, ranks, "timing")
-    with _autotune_lock:
-        _autotune_cache[key] = plan
-    return plan
+    return _fastest_plan(candidates, costs, in_modes, out_modes, ranks, bucket, dtype, device, training, input_grad)
 
 
-def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool) -> float:
-    """Best of three wall-clock times of one forward (+ backward when ``training``)."""
-    best = math.inf
-    for attempt in range(4):
-        start = time.perf_counter()
+def _fastest_plan(
+    candidates: Sequence[str], costs: dict[str, dict], in_modes: tuple[int, ...], out_modes: tuple[int, ...],
+    ranks: tuple[int, ...], batch: int, dtype: torch.dtype, device: torch.device, training: bool, input_grad: bool,
+) -> ForwardPlan:
+    """The plan of the fastest of ``candidates``, timed on random tensors on ``device`` (:func:`fastest_by_timing`)."""
+    inputs, cores = _random_layer(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
+    plans = {name: make_plan(name, costs, in_modes, out_modes, ranks, "timing") for name in candidates}
+    return plans[fastest_by_timing({name: _plan_runner(plan, inputs, cores, training) for name, plan in plans.items()},
+                                   device)]
+
+
+def fastest_by_timing(runners: dict[str, "Callable[[], object]"], device: torch.device, rounds: int = TIMING_ROUNDS) -> str:
+    """The name of the fastest runner: each runs once untimed, then ``rounds`` times round-robin (so load
+    from other processes hits all alike); the best time of each counts."""
+    for run in runners.values():
+        run()
+    best = {name: math.inf for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            best[name] = min(best[name], timed_seconds(run, device))
+    return min(best, key=best.get)
+
+
+def _plan_runner(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool):
+    """A function running one forward of ``plan`` (+ backward when ``training``)."""
+
+    def run() -> None:
         with torch.set_grad_enabled(training):
             output = plan.run(inputs, cores, None)
             if training:
                 output.sum().backward()
-        elapsed = time.perf_counter() - start
-        if attempt > 0:
-            best = min(best, elapsed)
-    return best
+
+    return run
+
+
+# ---------------------------------------------------------------------------- a stored W at inference
+def stored_weight_pays(
+    in_modes: Sequence[int],
+    out_modes: Sequence[int],
+    ranks: Sequence[int],
+    batch: int,
+    dtype: torch.dtype = torch.float32,
+    device: "torch.device | str" = "cpu",
+) -> bool:
+    """Whether an inference forward of ``batch`` rows is faster with a stored ``W`` than with ``auto``'s plan.
+
+    Never when ``W`` is over the budget of :func:`set_stored_weight_budget`. On a
+    device the cost model prices (:func:`plan_forward`): yes when one
+    ``(B, N) @ (N, M)`` GEMM (:func:`ttexplore.costmodel.stored_weight_costs`)
+    is estimated :data:`NEAR_TIE_BAND` times faster than the best strategy, no
+    when :data:`NEAR_TIE_BAND` times slower, and in between (at batch 1 the
+    estimates err by up to 1.6x either way) the faster of the two by one timing
+    per batch bucket. Elsewhere always by that timing. Rebuilding ``W`` is not
+    charged: the layer rebuilds it once and reuses it while its cores are
+    unchanged. Cached.
+
+    Complexity of the answer: ``O(1)`` after the first call per shape.
+    """
+    device = torch.device(device)
+    in_modes, out_modes, ranks = tuple(in_modes), tuple(out_modes), tuple(ranks)
+    weight_bytes = ttmath.prod(in_modes) * ttmath.prod(out_modes) * _dtype_bytes(dtype)
+    if weight_bytes > _stored_weight_budget:
+        return False
+    if _priced_by_model(device.type):
+        verdict = _modelled_stored_weight_verdict(in_modes, out_modes, ranks, int(batch), dtype, device.type)
+        if verdict is not None:
+            return verdict
+    return _timed_stored_weight_pays(in_modes, out_modes, ranks, int(batch), dtype, device)
+
+
+@functools.lru_cache(maxsize=4096)
+def _modelled_stored_weight_verdict(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
+    device_type: str,
+) -> Optional[bool]:
+    """The cost model's answer for :func:`stored_weight_pays`, ``None`` where its estimates are a near tie."""
+    machine = _device_machines.get(device_type)
+    costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False, machine=machine)
+    stored = costmodel.stored_weight_costs(
+        ttmath.prod(in_modes), ttmath.prod(out_modes), batch, _dtype_bytes(dtype), machine=machine
+    )
+    ratio = stored["seconds"] / costs[costmodel.best_strategy(costs)]["seconds"]
+    if ratio * NEAR_TIE_BAND <= 1.0:
+        return True
+    if ratio >= NEAR_TIE_BAND:
+        return False
+    return None
+
+
+def _timed_stored_weight_pays(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
+    device: torch.device,
+) -> bool:
+    """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket."""
+    bucket = _batch_bucket(batch)
+    key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device))
+    with _autotune_lock:
+        answer = _autotune_cache.get(key)
+        if answer is None:
+            plan = plan_forward(in_modes, out_modes, ranks, bucket, dtype, False, False, "auto", device)
+            inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
+            weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
+            with torch.no_grad():
+                answer = fastest_by_timing({"stored": lambda: F.linear(inputs, weight),
+                                            "plan": lambda: plan.run(inputs, cores, None)}, device) == "stored"
+            _autotune_cache[key] = answer
+    return answer
+
+
+# ---------------------------------------------------------------------------- tracing (torch.compile, torch.export)
+@torch.compiler.assume_constant_result
+def traced_plan_spec(
+    inputs: torch.Tensor,
+    in_modes: tuple[int, ...],
+    out_modes: tuple[int, ...],
+    ranks: tuple[int, ...],
+    training: bool,
+    input_grad: bool,
+    strategy: str,
+) -> tuple:
+    """The plan of :func:`plan_forward` for ``inputs`` (``(B, N)``) as plain values, fixed while
+    ``torch.compile`` or ``torch.export`` traces.
+
+    ``torch.compiler.assume_constant_result`` makes ``torch.compile`` call it
+    once, with the real ``inputs`` it is tracing, and bake the answer into the
+    graph, so neither the cost model nor opt_einsum is traced: a graph made
+    dynamic in the batch keeps the plan of the batch it was traced with.
+    ``torch.export`` calls it with a fake tensor; a symbolic batch there is
+    planned as :data:`TRACED_DYNAMIC_BATCH`.
+
+    Returns:
+        ``(strategy, blocks, direction, orientations, einsum_steps)`` for :func:`run_plan_spec`.
+    """
+    batch = inputs.shape[0]
+    batch = batch if isinstance(batch, int) else TRACED_DYNAMIC_BATCH
+    plan = plan_forward(in_modes, out_modes, ranks, batch, inputs.dtype, training, input_grad, strategy, inputs.device)
+    steps = einsum_steps(in_modes, out_modes, ranks, batch) if plan.strategy == "einsum" else ()
+    return (plan.strategy, plan.blocks, plan.direction, plan.orientations, steps)
 
 
 def _empty_batch(
@@ -393,7 +547,7 @@ def tt_linear(
     """``inputs @ W^T (+ bias)`` for a TT-matrix ``W`` given by ``cores``.
 
     Args:
-        inputs: ``(B, N)``.
+        inputs: ``(B, N)``, on the cores' device.
         cores: core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)``.
         in_modes, out_modes, ranks: describe the cores (``ranks`` are the internal ones).
         strategy: one of :data:`STRATEGIES`.
@@ -401,14 +555,18 @@ def tt_linear(
 
     Returns:
         ``(B, M)``; an empty batch (``B = 0``) gives ``(0, M)`` without planning.
+
+    Complexity: that of the plan's strategy (:func:`strategy_costs`).
     """
     if inputs.shape[0] == 0:
         return _empty_batch(inputs, cores, ttmath.prod(out_modes), bias)
-    if not _allocator_primed:
-        prime_allocator()
     training = torch.is_grad_enabled() and (inputs.requires_grad or any(core.requires_grad for core in cores))
-    plan = plan_forward(
-        in_modes, out_modes, ranks, inputs.shape[0], inputs.dtype, training, training and inputs.requires_grad,
-        strategy,
-    )
+    input_grad = training and inputs.requires_grad
+    if torch.compiler.is_compiling():
+        spec = traced_plan_spec(inputs, tuple(in_modes), tuple(out_modes), tuple(ranks), training, input_grad, strategy)
+        return run_plan_spec(spec, inputs, cores, tuple(in_modes), bias)
+    device = inputs.device
+    if not _allocator_primed and device.type == "cpu":
+        prime_allocator()
+    plan = plan_forward(in_modes, out_modes, ranks, inputs.shape[0], inputs.dtype, training, input_grad, strategy, device)
     return plan.run(inputs, cores, bias)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import warnings
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,8 @@ from ttexplore.core.weightfile import WeightsFileError, check_state, read_payloa
 from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
+
+_VERSION = operator.attrgetter("_version")
 
 class TTLinear(nn.Module):
     """A fully-connected layer whose ``(M, N)`` weight is a TT-matrix.
@@ -37,10 +40,21 @@ class TTLinear(nn.Module):
         init: ``"glorot"``, ``"he"`` or ``"lecun"``: the std of the rebuilt ``W``
             (not of each core) equals that of a dense layer so initialised.
         strategy: how the forward contracts, one of :data:`ttexplore.core.forward.STRATEGIES`;
-            ``"auto"`` picks the fastest by the cost model (or by a one-off timing
-            with :func:`ttexplore.core.forward.set_autotune`), once per batch size,
-            dtype and training mode.
+            ``"auto"`` picks the fastest by the cost model on the CPU (by a one-off
+            timing on other devices, or with :func:`ttexplore.core.forward.set_autotune`),
+            once per batch size, dtype, device and training mode.
         dtype, device: of the parameters.
+
+    At inference (autograd off: ``torch.no_grad``, ``torch.inference_mode``),
+    ``"auto"`` may multiply by a stored ``W`` instead, as ``nn.Linear`` does, when
+    that is faster for the batch and ``W`` fits the memory budget
+    (:func:`ttexplore.core.forward.stored_weight_pays`). ``W`` is rebuilt on the
+    second inference forward after the cores last changed (an optimizer step,
+    an in-place update, ``load_state_dict``, ``.to()``: the cores' version
+    counters, identities and the module's conversions tell) and reused until
+    they change again; it is never used, and dropped, while autograd is on.
+    Edits through ``core.data`` bypass the version counters, as they bypass
+    autograd: call :meth:`drop_stored_weight` after them.
 
     Attributes:
         cores: ``nn.ParameterList`` of the ``d`` cores.
@@ -77,7 +91,14 @@ class TTLinear(nn.Module):
             nn.Parameter(torch.empty(full[k], n, m, full[k + 1], **factory))
             for k, (n, m) in enumerate(zip(self.in_modes, self.out_modes))
         )
+        # the ParameterList's own {"0": core, ...}: reading it skips nn.Module.__getattr__ on every forward
+        self._core_dict = self.cores._parameters
         self.bias = nn.Parameter(torch.empty(self.out_features, **factory)) if bias else None
+        # the stored W of inference forwards: (cores, their versions, W or None); see forward()
+        self._stored: Optional[tuple[tuple[torch.Tensor, ...], tuple[int, ...], Optional[torch.Tensor]]] = None
+        # stored_weight_pays per (batch, dtype, device), and the decisions generation it was asked in
+        self._stored_pays: dict[tuple, bool] = {}
+        self._stored_pays_generation = -1
         self.reset_parameters()
 
     @property
@@ -106,22 +127,80 @@ class TTLinear(nn.Module):
         return count + (self.out_features if include_bias and self.bias is not None else 0)
 
     def to_dense(self) -> torch.Tensor:
-        """The dense weight, shaped like ``nn.Linear.weight``: ``(out_features, in_features)``."""
+        """The dense weight, shaped like ``nn.Linear.weight``: ``(out_features, in_features)``.
+
+        Complexity: :func:`ttexplore.core.kernels.tt_to_dense`.
+        """
         return tt_to_dense(list(self.cores))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``inputs @ W^T + bias`` for ``inputs`` of shape ``(..., in_features)``."""
+        """``inputs @ W^T + bias`` for ``inputs`` of shape ``(..., in_features)``; ``(..., out_features)`` back.
+
+        Complexity: the plan's (:func:`ttexplore.core.forward.tt_linear`), or one
+        ``O(B N M)`` GEMM with a stored ``W`` at inference (see the class notes).
+        """
         if inputs.shape[-1] != self.in_features:
             raise ValueError(
                 f"TTLinear expects inputs with {self.in_features} features (in_modes "
                 f"{'x'.join(map(str, self.in_modes))}) in the last dimension, got shape {tuple(inputs.shape)}"
             )
+        if torch.is_grad_enabled():
+            if self._stored is not None:
+                self._stored = None
+        elif self.strategy == "auto" and not torch.compiler.is_compiling():
+            weight = self._inference_weight(inputs)
+            if weight is not None:
+                return F.linear(inputs, weight, self.bias)
+        cores = list(self.cores._parameters.values())  # list(self.cores) costs ~15 us a call
         leading = inputs.shape[:-1]
         flat = inputs.reshape(-1, self.in_features)
-        output = tt_forward.tt_linear(
-            flat, list(self.cores), self.in_modes, self.out_modes, self.ranks, self.strategy, bias=self.bias
-        )
+        output = tt_forward.tt_linear(flat, cores, self.in_modes, self.out_modes, self.ranks, self.strategy, bias=self.bias)
         return output.reshape(*leading, self.out_features)
+
+    def _inference_weight(self, inputs: torch.Tensor) -> Optional[torch.Tensor]:
+        """The stored ``W`` for this inference forward, or ``None`` to run the TT plan.
+
+        ``None`` when a stored ``W`` does not pay for this batch
+        (:func:`ttexplore.core.forward.stored_weight_pays`) and on the first
+        forward after the cores changed (a single evaluation between two
+        optimizer steps does not pay for a rebuild); the second rebuilds ``W``.
+        """
+        key = (inputs.numel() // self.in_features, inputs.dtype, inputs.device)
+        if key[0] == 0:  # an empty batch: tt_linear answers it without planning
+            return None
+        if self._stored_pays_generation != tt_forward.decisions_generation():
+            self._stored_pays = {}
+            self._stored_pays_generation = tt_forward.decisions_generation()
+        pays = self._stored_pays.get(key)
+        if pays is None:  # asked once per batch, dtype and device: a dictionary lookup afterwards
+            pays = self._stored_pays[key] = tt_forward.stored_weight_pays(self.in_modes, self.out_modes, self.ranks, *key)
+        if not pays:
+            return None
+        stored = self._stored
+        if stored is not None and stored[1] == tuple(map(_VERSION, stored[0])) and all(
+                map(operator.is_, stored[0], self._core_dict.values())):
+            if stored[2] is not None:
+                return stored[2]
+            weight = tt_to_dense(list(stored[0]))
+            self._stored = (stored[0], stored[1], weight)
+            return weight
+        cores = tuple(self._core_dict.values())
+        self._stored = (cores, tuple(map(_VERSION, cores)), None)
+        return None
+
+    def drop_stored_weight(self) -> None:
+        """Forget the stored inference ``W`` (needed only after editing a core through ``.data``)."""
+        self._stored = None
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "TTLinear":
+        # .to(), .double(), .cuda() swap the cores' data without bumping their version counters
+        self._stored = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        # load_state_dict(assign=True) replaces the cores; a copy bumps their versions anyway
+        self._stored = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def extra_repr(self) -> str:
         fmt = lambda modes: "x".join(map(str, modes))  # noqa: E731

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ttexplore.costmodel.einsum import EINSUM_OPTIMIZE, einsum_equation
-from ttexplore.costmodel.estimate import COLS_ORIENTATION_MARGIN, MERGE_MARGIN, best_strategy, strategy_costs
+from ttexplore.costmodel.estimate import (COLS_ORIENTATION_MARGIN, MERGE_MARGIN, best_strategy, stored_weight_costs,
+                                         strategy_costs)
 from ttexplore.costmodel.machine import MachineModel, default_machine, load_machine, machine_json
 from ttexplore.costmodel.ops import CONCRETE_STRATEGIES, STRATEGIES, block_compositions
 
@@ -35,6 +36,7 @@ __all__ = [
     "block_compositions",
     "einsum_equation",
     "strategy_costs",
+    "stored_weight_costs",
     "best_strategy",
 ]
 

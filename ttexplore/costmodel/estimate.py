@@ -30,6 +30,7 @@ __all__ = [
     "evaluate_ops",
     "forward_seconds_by_part",
     "strategy_costs",
+    "stored_weight_costs",
     "best_strategy",
 ]
 
@@ -300,3 +301,28 @@ def _best_blocking(shapes: Sequence[CoreShape], batch: int, pricer: _Pricer) -> 
 def best_strategy(costs: dict[str, dict]) -> str:
     """The strategy with the smallest estimated ``seconds`` in a :func:`strategy_costs` result."""
     return min(costs, key=lambda name: costs[name]["seconds"])
+
+
+def stored_weight_costs(
+    in_features: int, out_features: int, batch: int = 1, dtype_bytes: int = 4, machine: Optional[MachineModel] = None
+) -> dict:
+    """Estimated cost of an inference forward by a stored dense ``W``: one ``(B, N) @ (N, M)`` GEMM.
+
+    What ``auto`` weighs at inference against the best strategy of
+    :func:`strategy_costs` (:func:`ttexplore.core.forward.stored_weight_pays`):
+    the rebuild of ``W`` is paid once and not counted; no per-forward fixed cost
+    (``forward_call_s``: planning, the sweep's reshapes) is either.
+
+    Returns:
+        :func:`evaluate_ops`' keys for that GEMM, ``seconds`` (= ``forward_seconds``)
+        and ``weight_bytes`` (what keeping ``W`` costs in memory).
+
+    Complexity: ``O(1)``.
+    """
+    result = evaluate_ops(
+        [("gemm", int(batch), int(in_features), int(out_features), "input", "core")], int(dtype_bytes), False,
+        machine or default_machine(),
+    )
+    result["seconds"] = result["forward_seconds"]
+    result["weight_bytes"] = int(in_features) * int(out_features) * int(dtype_bytes)
+    return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ttexplore.core import ttmath
+from ttexplore.core.devicenames import DEFAULT_DEVICE, check_device_name
 from ttexplore.core.errors import ConfigError
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
@@ -150,6 +151,10 @@ class RunConfig:
         evals_per_epoch: metric events per epoch (train and test loss/accuracy).
         train_limit: use only the first ``train_limit`` training images (quick runs).
         label: free text shown with the run.
+        device: where it trains: ``"auto"`` (the first CUDA device when there is
+            one, else the CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"mps"``.
+            Like ``label`` it is not part of :meth:`key`: the result does not
+            depend on it beyond rounding. Configs stored without it load as ``"auto"``.
         hidden_layers: two or more hidden layers (:class:`~ttexplore.runs.layerspec.LayerSpec`),
             each followed by a ReLU; ``None`` (the default) is the one layer the fields above
             describe, and :attr:`layers` reads either form. With it, the one-layer fields
@@ -179,6 +184,7 @@ class RunConfig:
     evals_per_epoch: int = 4
     train_limit: Optional[int] = None
     label: str = ""
+    device: str = DEFAULT_DEVICE
     hidden_layers: Optional[tuple["_layers.LayerSpec", ...]] = None
     init_from: Optional["_layers.InitFrom"] = None
 
@@ -272,9 +278,11 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def key(self) -> str:
-        """A stable hash of everything that changes the result (the label excluded)."""
+        """A stable hash of everything that changes the result (the label and the device excluded,
+        so a run keeps its key, and resumes, on any device)."""
         values = self.to_dict()
         values.pop("label", None)
+        values.pop("device", None)
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------ derived sizes
@@ -475,6 +483,10 @@ class RunConfig:
             raise ConfigError("init", f"init {self.init!r} is unknown: use one of {', '.join(INITS)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError("strategy", f"strategy {self.strategy!r} is unknown: use one of {', '.join(STRATEGIES)}")
+        try:
+            check_device_name(self.device)
+        except ValueError as error:
+            raise ConfigError("device", str(error)) from None
         _check_range("evals_per_epoch", self.evals_per_epoch, 1, 100, "e.g. 4")
         if self.train_limit is not None:
             _check_range("train_limit", self.train_limit, 1, info.train_size, f"at most the {info.train_size} training images")

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ttexplore.core.device import DeviceUnavailable, resolve_device
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
@@ -61,6 +62,7 @@ class FitResult:
         error: a message for ``diverged`` / ``failed``, else ``None``.
         traceback: the formatted exception for ``failed`` (for logs, not the UI).
         elapsed_s: wall time of the loop.
+        extra: ``{"device": "cuda:0"}``, where it trained (when it got that far).
     """
 
     status: str
@@ -154,16 +156,21 @@ class _Training:
     metric events (see the module docstring)."""
 
     def __init__(self, config: RunConfig, dataset: Dataset, emit: EventCallback, elapsed: Callable[[], float],
-                 resume: Optional[TrainingState]) -> None:
-        self.config, self.emit, self.elapsed = config, emit, elapsed
+                 resume: Optional[TrainingState], device: torch.device) -> None:
+        self.config, self.emit, self.elapsed, self.device = config, emit, elapsed, device
         self.train_images, self.train_labels = dataset.train_images, dataset.train_labels
         if config.train_limit is not None:
             self.train_images = self.train_images[: config.train_limit]
             self.train_labels = self.train_labels[: config.train_limit]
         self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
+        # the whole (small) dataset moves once; batches are then gathered on the device
+        self.train_images, self.train_labels, self.test_images, self.test_labels = (
+            tensor.to(device) for tensor in (self.train_images, self.train_labels, self.test_images, self.test_labels))
+        # weights are drawn on the CPU, so a seed gives the same start on every device
         self.model = build_model(config, generator=torch.Generator().manual_seed(config.seed))
         # a run from trained weights starts from them (a resumed one has its own in the checkpoint)
         self.init_errors = apply_init_from(self.model, config) if config.init_from is not None and resume is None else None
+        self.model = self.model.to(device)
         self.model.train()
         self.optimizer = _optimizer(config, self.model)
         self.order_generator = torch.Generator().manual_seed(config.seed + 1)
@@ -230,7 +237,7 @@ class _Training:
             _Stopped: ``cancelled`` when ``cancel`` is set before a batch; ``diverged`` (see :meth:`step`).
         """
         batch_size = self.config.batch_size
-        permutation = torch.randperm(self.count, generator=self.order_generator)
+        permutation = torch.randperm(self.count, generator=self.order_generator).to(self.device)
         since_report = [0.0, 0, 0]  # loss sum, correct, seen since the last report
         whole_epoch = [0.0, 0, 0]
         for step_in_epoch in range(1, self.steps_per_epoch + 1):
@@ -248,8 +255,21 @@ class _Training:
                 since_report = [0.0, 0, 0]
 
     def state(self, epochs_done: int) -> TrainingState:
-        return TrainingState(epochs_done, self.global_step, self.elapsed(), self.model.state_dict(),
-                             self.optimizer.state_dict(), self.order_generator.get_state())
+        """The state after ``epochs_done`` epochs, its tensors on the CPU (a checkpoint written on a GPU loads anywhere)."""
+        return TrainingState(epochs_done, self.global_step, self.elapsed(), _on_cpu(self.model.state_dict()),
+                             _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state())
+
+
+def _on_cpu(state: Any) -> Any:
+    """``state`` (a ``state_dict``: nested dicts and lists of tensors) with every tensor on the CPU;
+    CPU tensors are returned as they are."""
+    if isinstance(state, torch.Tensor):
+        return state if state.device.type == "cpu" else state.cpu()
+    if isinstance(state, dict):
+        return {key: _on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_on_cpu(value) for value in state)
+    return state
 
 
 def fit(
@@ -270,7 +290,9 @@ def fit(
     uninterrupted run did after epoch ``k``.
 
     Args:
-        config: the run (validated here).
+        config: the run (validated here); it trains on ``config.device`` (data, model
+            and metrics there; a device this machine lacks ends the run ``failed``
+            with the fix).
         dataset: the data, or ``None`` to :func:`~ttexplore.runs.data.load_dataset` it.
         callback: called with each metric event (see the module docstring).
         cancel: checked before every batch; when set the run ends as ``"cancelled"``.
@@ -290,6 +312,7 @@ def fit(
     earlier_s = resume.elapsed_s if resume is not None else 0.0
     events: list[dict[str, Any]] = []
     training: Optional[_Training] = None
+    device: Optional[torch.device] = None
 
     def elapsed() -> float:
         return earlier_s + time.perf_counter() - started
@@ -301,12 +324,15 @@ def fit(
 
     def result(status: str, error: Optional[str] = None, trace: Optional[str] = None) -> FitResult:
         model = training.model if training is not None else None
-        extra = {"init_errors": training.init_errors} if training is not None and training.init_errors is not None else {}
+        extra: dict[str, Any] = {"device": str(device)} if device is not None else {}
+        if training is not None and training.init_errors is not None:
+            extra["init_errors"] = training.init_errors
         return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra)
 
     try:
+        device = resolve_device(config.device)
         training = _Training(config, dataset if dataset is not None else load_dataset(config.dataset, data_dir),
-                             emit, elapsed, resume)
+                             emit, elapsed, resume, device)
         if resume is None:
             training.report_untrained()
         for epoch_index in range(training.first_epoch, config.epochs):
@@ -316,5 +342,7 @@ def fit(
         return result("completed")
     except _Stopped as stop:
         return result(stop.status, stop.message)
+    except DeviceUnavailable as error:
+        return result("failed", f"device {config.device}: {error}")
     except Exception as error:  # noqa: BLE001 - a failed run is reported, never raised into a UI
         return result("failed", f"{type(error).__name__}: {error}", traceback.format_exc())

@@ -26,6 +26,7 @@ from torch import nn
 import ttexplore
 from ttexplore import costmodel
 from ttexplore.core import forward as tt_forward
+from ttexplore.core.device import resolve_device, synchronize
 from ttexplore.core import ttmath
 from ttexplore.core.layers import TTLinear
 from ttexplore.experiments.bench.cases import CASES, TRAINING_RANKS, BenchCase
@@ -38,6 +39,7 @@ __all__ = [
     "interleaved_times",
     "bench_case",
     "bench_training_step",
+    "tltorch_layer",
     "describe_plan",
     "machine_line",
     "measure",
@@ -53,6 +55,10 @@ HUGE_DENSE_ELEMENTS = 1 << 25
 
 #: Foreign load (fraction of the CPUs) above which a measurement is retried.
 RETRY_LOAD = 0.15
+
+#: Contenders that are not one of TTLinear's strategies: the dense layer, TensorLy-Torch's
+#: ``FactorizedLinear`` (blocktt, when tltorch is installed) and ``torch.compile`` of the auto layer.
+LINEAR, TLTORCH, COMPILED = "nn.Linear", "tltorch", "compiled"
 
 
 # ---------------------------------------------------------------------------- machine load
@@ -110,8 +116,9 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def machine_line() -> str:
-    """One line naming this machine's CPU, its CPU count, torch's version and thread count."""
+def machine_line(device: str = "cpu") -> str:
+    """One line naming this machine's CPU, its CPU count, torch's version and thread count (and the GPU,
+    for a CUDA ``device``)."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -121,7 +128,16 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    line = f"{model}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        line += f"; {torch.cuda.get_device_name(resolve_device(device))}, CUDA {torch.version.cuda}"
+    try:
+        import tltorch
+
+        line += f"; tltorch {tltorch.__version__}"
+    except ImportError:
+        line += "; tltorch not installed"
+    return line
 
 
 # ---------------------------------------------------------------------------- timing
@@ -173,6 +189,8 @@ def _forward_runner(module: nn.Module, inputs: torch.Tensor) -> Callable[[], Non
     def run_forward() -> None:
         with torch.no_grad():
             module(inputs)
+        if inputs.device.type != "cpu":  # the time includes the kernels queued on the device
+            synchronize(inputs.device)
 
     return run_forward
 
@@ -185,13 +203,27 @@ def _train_runner(module: nn.Module, inputs: torch.Tensor, grad_output: torch.Te
         for parameter in parameters:
             parameter.grad = None
         module(inputs).backward(grad_output)
+        if inputs.device.type != "cpu":
+            synchronize(inputs.device)
 
     return run_forward_backward
 
 
 # ---------------------------------------------------------------------------- one case
+def tltorch_layer(case: BenchCase) -> Optional[nn.Module]:
+    """TensorLy-Torch's ``FactorizedLinear`` of the case's shape and rank (factorization ``blocktt``,
+    its factorized forward), or ``None`` when tltorch is not installed."""
+    try:
+        import tltorch
+    except ImportError:
+        return None
+    return tltorch.FactorizedLinear(tuple(case.in_modes), tuple(case.out_modes), bias=True, factorization="blocktt",
+                                    rank=case.ranks, implementation="factorized")
+
+
 def _case_contenders(case: BenchCase, skip_huge_dense: bool) -> tuple[dict[str, nn.Module], TTLinear]:
-    """``nn.Linear`` and one ``TTLinear`` per strategy (all with the same cores), and the ``auto`` layer."""
+    """``nn.Linear``, one ``TTLinear`` per strategy (all with the same cores), tltorch's layer when
+    installed, and the ``auto`` layer."""
     torch.manual_seed(0)
     layers = {}
     reference = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True)
@@ -201,26 +233,56 @@ def _case_contenders(case: BenchCase, skip_huge_dense: bool) -> tuple[dict[str, 
         layer = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True, strategy=strategy)
         layer.load_state_dict(reference.state_dict())
         layers[strategy] = layer
-    return {"nn.Linear": nn.Linear(case.in_features, case.out_features), **layers}, layers["auto"]
+    contenders = {LINEAR: nn.Linear(case.in_features, case.out_features), **layers}
+    factorized = tltorch_layer(case)
+    if factorized is not None:
+        contenders[TLTORCH] = factorized
+    return contenders, layers["auto"]
 
 
-def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False) -> list[dict]:
-    """Time every strategy, ``auto`` and ``nn.Linear`` on one case; one row per contender.
+def _compiled_runner(
+    module: nn.Module, inputs: torch.Tensor, grad_output: torch.Tensor, training: bool
+) -> tuple[Callable[[], None], float]:
+    """A runner of ``torch.compile(module)`` (default inductor backend), and the seconds its first,
+    compiling call took."""
+    compiled = torch.compile(module)
+    runner = (_train_runner(compiled, inputs, grad_output) if training else _forward_runner(compiled, inputs))
+    started = time.perf_counter()
+    runner()
+    return runner, time.perf_counter() - started
+
+
+def bench_case(
+    case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_huge_dense: bool = False, compile_auto: bool = False,
+    device: "torch.device | str" = "cpu",
+) -> list[dict]:
+    """Time every strategy, ``auto``, ``nn.Linear`` and tltorch's layer on one case, on ``device``; one row per contender.
+
+    With ``compile_auto`` also ``torch.compile`` of the auto layer (contender
+    ``compiled``; its cold compile time is the row's ``compile_s``). Off the
+    CPU every timed call ends by waiting for the device.
 
     Returns:
         Rows with ``case, mode, batch, in_features, out_features, ranks,
         contender, median_ms, min_ms, runs, flops, gflops, speedup_vs_linear,
         model_ms, auto_choice`` (on the ``auto`` row), ``dense_flops_ratio``,
-        ``foreign_load`` and ``page_faults_per_call``.
+        ``foreign_load``, ``page_faults_per_call`` and ``compile_s``.
     """
     training = mode == "train"
+    device = torch.device(device)
     contenders, auto = _case_contenders(case, skip_huge_dense)
-    inputs = torch.randn(case.batch, case.in_features, requires_grad=training)
-    grad_output = torch.randn(case.batch, case.out_features)
+    contenders = {name: module.to(device) for name, module in contenders.items()}
+    inputs = torch.randn(case.batch, case.in_features, device=device, requires_grad=training)
+    grad_output = torch.randn(case.batch, case.out_features, device=device)
     if training:
         runners = {name: _train_runner(module, inputs, grad_output) for name, module in contenders.items()}
     else:
         runners = {name: _forward_runner(module, inputs) for name, module in contenders.items()}
+    compile_s = float("nan")
+    if compile_auto:
+        twin = TTLinear(case.in_modes, case.out_modes, case.ranks, bias=True).to(device)
+        twin.load_state_dict(auto.state_dict())
+        runners[COMPILED], compile_s = _compiled_runner(twin, inputs, grad_output, training)
     slow = [
         name for name in ("dense",) if name in runners and case.in_features * case.out_features > HUGE_DENSE_ELEMENTS
     ]
@@ -231,16 +293,21 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
     calls = sum(len(samples) for samples in times.values())
     faults_per_call = (_minor_faults() - faults_before) / max(1, calls)
     costs = costmodel.strategy_costs(case.in_modes, case.out_modes, case.ranks, case.batch, training=training)
-    plan = tt_forward.plan_forward(auto.in_modes, auto.out_modes, auto.ranks, case.batch, torch.float32, training, training)
+    plan = tt_forward.plan_forward(auto.in_modes, auto.out_modes, auto.ranks, case.batch, torch.float32, training, training,
+                                   device=device)
+    stored = not training and tt_forward.stored_weight_pays(auto.in_modes, auto.out_modes, auto.ranks, case.batch,
+                                                            device=device)
     dense_flops = ttmath.dense_flops(case.in_features, case.out_features, case.batch)
-    linear_ms = statistics.median(times["nn.Linear"]) * 1e3
+    linear_ms = statistics.median(times[LINEAR]) * 1e3
     rows = []
     for name, samples in times.items():
         median_ms = statistics.median(samples) * 1e3
-        if name == "nn.Linear":
+        if name in (LINEAR, TLTORCH) or (name in ("auto", COMPILED) and stored):
             flops, model_ms = dense_flops * (3 if training else 1), float("nan")
+            if name == TLTORCH:
+                flops = costs["ltr"]["flops"] + (costs["ltr"]["backward_flops"] if training else 0)
         else:
-            concrete = plan.strategy if name == "auto" else name
+            concrete = plan.strategy if name in ("auto", COMPILED) else name
             flops = costs[concrete]["flops"] + (costs[concrete]["backward_flops"] if training else 0)
             model_ms = costs[concrete]["seconds"] * 1e3
         rows.append(
@@ -259,10 +326,11 @@ def bench_case(case: BenchCase, mode: str, repeats: int, warmup: int = 2, skip_h
                 "gflops": round(flops / (median_ms * 1e-3) / 1e9, 2),
                 "speedup_vs_linear": round(linear_ms / median_ms, 3),
                 "model_ms": round(model_ms, 4),
-                "auto_choice": describe_plan(plan) if name == "auto" else "",
+                "auto_choice": (("stored W" if stored else describe_plan(plan)) if name == "auto" else ""),
                 "dense_flops_ratio": round(costs[plan.strategy]["flops"] / dense_flops, 4),
                 "foreign_load": round(load, 3),
                 "page_faults_per_call": round(faults_per_call, 1),
+                "compile_s": round(compile_s, 1) if name == COMPILED else float("nan"),
             }
         )
     return rows
@@ -289,16 +357,19 @@ def _mnist_net(rank: Optional[int]) -> nn.Module:
     return nn.Sequential(hidden, nn.ReLU(), nn.Linear(1024, 10))
 
 
-def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = TRAINING_RANKS, warmup: int = 3) -> list[dict]:
-    """Median ms of one Adam step (zero grads, forward, cross-entropy, backward, step).
+def bench_training_step(
+    repeats: int, batch: int = 128, ranks: Sequence[int] = TRAINING_RANKS, warmup: int = 3, device: "torch.device | str" = "cpu"
+) -> list[dict]:
+    """Median ms of one Adam step (zero grads, forward, cross-entropy, backward, step) on ``device``.
 
     The TT nets (one per rank) and the dense net run interleaved on the same
     random 32x32 "images" and labels.
     """
     torch.manual_seed(0)
-    images = torch.randn(batch, 1024)
-    labels = torch.randint(0, 10, (batch,))
-    nets = {"dense": _mnist_net(None), **{f"tt-r{rank}": _mnist_net(rank) for rank in ranks}}
+    device = torch.device(device)
+    images = torch.randn(batch, 1024, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    nets = {"dense": _mnist_net(None).to(device), **{f"tt-r{rank}": _mnist_net(rank).to(device) for rank in ranks}}
     runners = {}
     for name, net in nets.items():
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -308,6 +379,8 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
             loss = F.cross_entropy(net(images), labels)
             loss.backward()
             optimizer.step()
+            if device.type != "cpu":
+                synchronize(device)
 
         runners[name] = step
     before = cpu_snapshot()
@@ -321,7 +394,8 @@ def bench_training_step(repeats: int, batch: int = 128, ranks: Sequence[int] = T
         hidden = net[0]
         choice = ""
         if isinstance(hidden, TTLinear):
-            plan = tt_forward.plan_forward(hidden.in_modes, hidden.out_modes, hidden.ranks, batch, torch.float32, True, False)
+            plan = tt_forward.plan_forward(hidden.in_modes, hidden.out_modes, hidden.ranks, batch, torch.float32, True, False,
+                                           device=device)
             choice = describe_plan(plan)
         rows.append(
             {
@@ -344,7 +418,8 @@ def measure(spec: dict, threads: int, autotune: bool, in_process: bool = False) 
     """One case or the training-step benchmark, in a fresh interpreter unless ``in_process``.
 
     ``spec`` is ``{"kind": "case", "case": name, "mode": mode, "repeats": n,
-    "skip_huge_dense": bool}`` or ``{"kind": "training", "repeats": n}``.
+    "skip_huge_dense": bool, "compile": bool, "device": name}`` or
+    ``{"kind": "training", "repeats": n, "device": name}``.
 
     A long benchmark run leaves glibc's heap full of freed blocks of every size
     (the 25088x4096 cases allocate 400 MB matrices); later mid-size forwards then
@@ -375,11 +450,14 @@ def measure(spec: dict, threads: int, autotune: bool, in_process: bool = False) 
 def _measure_here(spec: dict) -> list[dict]:
     torch.set_num_threads(spec["threads"])
     tt_forward.set_autotune(spec["autotune"])
-    tt_forward.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
+    device = resolve_device(spec.get("device", "cpu"))
+    if device.type == "cpu":
+        tt_forward.prime_allocator()  # before any contender runs, so nn.Linear sees the same allocator state
     if spec["kind"] == "training":
-        return bench_training_step(spec["repeats"])
+        return bench_training_step(spec["repeats"], device=device)
     case = next(case for case in CASES if case.name == spec["case"])
-    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"])
+    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"],
+                      compile_auto=spec.get("compile", False), device=device)
 
 
 def child_main() -> None:
