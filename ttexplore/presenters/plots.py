@@ -24,6 +24,7 @@ __all__ = [
     "core_diagram",
     "hparams_parallel",
     "hparam_scatter",
+    "tt_schematic_svg",
 ]
 
 #: Colour cycle shared by all figures (colour-blind safe, after Okabe & Ito).
@@ -321,14 +322,16 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
         note(x, 1.05, f"m<sub>{index + 1}</sub>={m}", color=_color(1), size=small + 2)
         if index < len(shapes) - 1:
             drawn.append({"type": "line", "x0": x + 0.45, "x1": x + spacing - 0.45, "y0": 0, "y1": 0,
-                          "line": {"color": "#444", "width": 2}})
+                          "line": {"color": "#888", "width": 2}})
             note(x + spacing / 2, 0.12, f"r<sub>{index + 1}</sub>={rank_out}", size=small + 1)
     width = (len(shapes) - 1) * spacing
     return go.Figure(layout={
         "template": _TEMPLATE,
         "height": 220,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "title": {"text": f"{len(shapes)} cores, {sum(ttmath.prod(s) for s in shapes):,} weights"},
+        "title": {"text": f"{len(shapes)} core{'s' if len(shapes) != 1 else ''}"
+                          f"{' (a dense layer: no TT rank)' if len(shapes) == 1 else ''}, "
+                          f"{sum(ttmath.prod(s) for s in shapes):,} weights"},
         "xaxis": {"visible": False, "range": [-0.8, width + 0.8]},
         "yaxis": {"visible": False, "range": [-1.3, 1.3]},
         "shapes": drawn,
@@ -340,6 +343,11 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
 _LOG_COLUMNS = ("lr", "layer weights", "weight decay", "× smaller", "train images")
 
 
+def _tick(value: float) -> str:
+    """``2176`` -> ``"2,176"``, ``0.003`` -> ``"0.003"``: a readable axis value."""
+    return f"{value:,.0f}" if value >= 1 and float(value).is_integer() else f"{value:.3g}"
+
+
 def _dimension(table: Any, column: str) -> dict[str, Any]:
     """One parallel-coordinates axis: numbers as they are (log10 for rates and sizes), text as categories."""
     values = list(table[column])
@@ -349,8 +357,10 @@ def _dimension(table: Any, column: str) -> dict[str, Any]:
             ticks = sorted(set(values))
             shown = ticks if len(ticks) <= 8 else ticks[:: max(1, len(ticks) // 6)]
             return {"label": f"{column} (log)", "values": [math.log10(value) for value in values],
-                    "tickvals": [math.log10(value) for value in shown], "ticktext": [f"{value:,.3g}" for value in shown]}
+                    "tickvals": [math.log10(value) for value in shown], "ticktext": [_tick(value) for value in shown]}
         return {"label": column, "values": values}
+    values = ["—" if value is None or value != value else (_tick(value) if isinstance(value, float) else value)
+              for value in values]  # a missing value (every image, no padding) is its own category
     names = sorted({str(value) for value in values})
     codes = {name: index for index, name in enumerate(names)}
     return {"label": column, "values": [codes[str(value)] for value in values], "tickvals": list(range(len(names))),
@@ -399,3 +409,29 @@ def hparam_scatter(table: Any, x: str, y: str = "best test acc", group: str = "s
     figure.update_yaxes(title_text=y, automargin=True)
     figure.update_layout(template=_TEMPLATE, title=title or f"{y} against {x}", legend={"title": {"text": group}}, height=420)
     return figure
+
+
+def tt_schematic_svg(cores: int = 3) -> str:
+    """A small static drawing of a TT-matrix layer (SVG markup): cores ``G_k`` in a row joined by rank
+    edges ``r_k``, an input leg ``n_k`` below and an output leg ``m_k`` above each. Mid-grey text
+    and the figures' colours, so it reads on a light and a dark page alike."""
+    width, spacing, top = 90 + 110 * (cores - 1) + 90, 110, 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 150" width="{width}" height="150" '
+             'font-family="sans-serif" font-size="13" text-anchor="middle">']
+    for index in range(cores):
+        x = 90 + index * spacing
+        k = index + 1
+        parts += [
+            f'<line x1="{x}" y1="{top + 14}" x2="{x}" y2="{top + 40}" stroke="{_color(1)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 8}" fill="{_color(1)}">m{k}</text>',
+            f'<rect x="{x - 28}" y="{top + 40}" width="56" height="40" rx="6" fill="rgba(0,114,178,0.15)" '
+            f'stroke="{_color(0)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 65}" fill="#888" font-weight="bold">G{k}</text>',
+            f'<line x1="{x}" y1="{top + 80}" x2="{x}" y2="{top + 106}" stroke="{_color(2)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 120}" fill="{_color(2)}">n{k}</text>',
+        ]
+        if index < cores - 1:
+            parts += [f'<line x1="{x + 28}" y1="{top + 60}" x2="{x + spacing - 28}" y2="{top + 60}" stroke="#888" stroke-width="2"/>',
+                      f'<text x="{x + spacing / 2}" y="{top + 54}" fill="#888">r{k}</text>']
+    parts.append("</svg>")
+    return "".join(parts)
