@@ -40,7 +40,7 @@ def test_default_watch_is_running_queued_interrupted_and_recent():
     runs = [make_run("q2", status="queued", created=NOW - 5), make_run("q1", status="queued", created=NOW - 9),
             make_run("run", status="running"), make_run("old", finished=NOW - 10 * 86400),
             make_run("new", finished=NOW - 100), make_run("cut", status="interrupted", finished=NOW - 10 * 86400)]
-    assert tracking.default_watch(runs, now=NOW) == ["run", "q1", "q2", "new", "cut"]
+    assert tracking.default_watch(runs, now=NOW) == ["run", "q1", "q2", "cut", "new"]
     assert tracking.default_watch(runs, now=NOW, limit=2) == ["run", "q1"]
     assert tracking.queue_positions(runs) == {"q1": 1, "q2": 2}
     assert tracking.watch_options(runs)[:3] == ["run", "q2", "q1"]
@@ -116,3 +116,17 @@ def test_already_trained_and_ui_words():
     assert message == "Input modes 4x8x8 multiply to 256; set the folder with the TTEXPLORE_DATA environment variable"
     assert tracking.compression_text(2176 / 1048576) == "482× smaller"
     assert tracking.compression_text(2.0) == "2× larger"
+
+
+def test_sweep_estimate_counts_runs_and_learns_from_finished_ones():
+    from ttexplore.runs.config import RunConfig
+
+    configs = [RunConfig.for_dataset("digits", epochs=1, ranks=rank) for rank in (1, 2, 3, 4)]
+    guess = tracking.sweep_estimate(configs, [], workers=2)
+    assert guess["runs"] == 4 and guess["seconds"] > 0 and "rough guess" in guess["basis"]
+    assert guess["text"].startswith("4 runs, about ") and guess["text"].endswith("on 2 workers")
+    done = make_run("done")
+    done["config"] = configs[0].to_dict()
+    done.update(started_at=NOW - 100, finished_at=NOW)  # 100 s for the first config
+    measured = tracking.sweep_estimate(configs[:1], [done], workers=1)
+    assert measured["seconds"] == pytest.approx(100.0) and measured["basis"] == "from the times of 1 finished run"

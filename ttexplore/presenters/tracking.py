@@ -32,9 +32,11 @@ __all__ = [
     "all_tags",
     "smooth",
     "curve_xy",
+    "curve_runs",
     "already_trained_text",
     "ui_words",
     "compression_text",
+    "sweep_estimate",
 ]
 
 ACTIVE = ("queued", "running")
@@ -75,21 +77,24 @@ def _value(run: Mapping[str, Any], field: str) -> Any:
 def distinct_labels(runs: Sequence[Mapping[str, Any]], with_id: bool = False) -> dict[str, str]:
     """A label per run (by id) that carries what tells it apart from the other ``runs``.
 
-    The run's name (or its shape, ranks and dataset), then every hyper-parameter
-    that differs among the runs (``"· 5 epochs · lr 0.003"``) and the sweep when
-    runs come from several; runs that still read alike get their short id.
+    The run's name, or its shape, ranks and dataset; runs that would read alike get
+    the hyper-parameters that differ among them (``"· 5 epochs · lr 0.003"``) and
+    their sweep when they come from several; runs that still read alike get their
+    short id (every run does with ``with_id``).
     """
-    varying = [field for field in HPARAMS if len({repr(_value(run, field)) for run in runs}) > 1]
-    sweeps = len({run.get("sweep") or "" for run in runs}) > 1
-    labels: dict[str, str] = {}
+    groups: dict[str, list[Mapping[str, Any]]] = {}
     for run in runs:
-        parts = [run_title(run)]
-        if not run.get("name"):
-            parts += [HPARAMS[field][1](_value(run, field)) for field in varying if _value(run, field) is not None
-                      or field == "train_limit"]
-        if sweeps and run.get("sweep"):
-            parts.append(f"sweep {run['sweep']}")
-        labels[run["id"]] = " · ".join(parts)
+        groups.setdefault(run_title(run), []).append(run)
+    labels: dict[str, str] = {}
+    for title, members in groups.items():
+        varying = [field for field in HPARAMS if len({repr(_value(run, field)) for run in members}) > 1]
+        sweeps = len({run.get("sweep") or "" for run in members}) > 1
+        for run in members:
+            parts = [title] + [HPARAMS[field][1](_value(run, field)) for field in varying
+                               if _value(run, field) is not None or field == "train_limit"]
+            if sweeps and run.get("sweep"):
+                parts.append(f"sweep {run['sweep']}")
+            labels[run["id"]] = " · ".join(parts)
     counts: dict[str, int] = {}
     for text in labels.values():
         counts[text] = counts.get(text, 0) + 1
@@ -101,15 +106,16 @@ def distinct_labels(runs: Sequence[Mapping[str, Any]], with_id: bool = False) ->
 
 def default_watch(runs: Sequence[Mapping[str, Any]], now: Optional[float] = None, recent_s: float = RECENT_S,
                   limit: int = 8) -> list[str]:
-    """The runs a dashboard follows until the user picks others, newest first: every running run,
-    then queued runs (next in line first), interrupted ones (they can resume) and those that ended in
-    the last ``recent_s`` seconds, up to ``limit`` in all (running runs always count)."""
+    """The runs a dashboard follows until the user picks others: every running run, then queued runs
+    (next in line first), interrupted ones (they can resume), and those that ended in the last
+    ``recent_s`` seconds, newest first, up to ``limit`` in all (running runs always count)."""
     now = time.time() if now is None else now
     running = [run["id"] for run in runs if run["status"] == "running"]
     queued = [run["id"] for run in sorted((run for run in runs if run["status"] == "queued"),
                                           key=lambda run: (run.get("created_at") or 0, run["id"]))]
-    ended = [run["id"] for run in runs if run["status"] not in ACTIVE
-             and (run["status"] == "interrupted" or now - (run.get("finished_at") or run.get("created_at") or 0) <= recent_s)]
+    interrupted = [run["id"] for run in runs if run["status"] == "interrupted"]
+    ended = interrupted + [run["id"] for run in runs if run["status"] not in ACTIVE + ("interrupted",)
+                           and now - (run.get("finished_at") or run.get("created_at") or 0) <= recent_s]
     chosen = list(running)
     for run_id in queued + ended:
         if len(chosen) >= max(limit, len(running)):
@@ -192,8 +198,11 @@ def _duration(run: Mapping[str, Any], now: Optional[float]) -> Optional[float]:
     return (run.get("finished_at") or (now if now is not None else time.time())) - started
 
 
-def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None):
+def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None,
+                  labels: Optional[Mapping[str, str]] = None):
     """One row per run: identity, status, layer, hyper-parameters and results (a pandas DataFrame).
+
+    ``name`` is the run's entry in ``labels`` when given (:func:`distinct_labels`), else :func:`run_title`.
 
     Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer``, ``shape``,
     ``ranks`` (as used), ``layer weights``, ``× smaller``, then one column per
@@ -207,7 +216,7 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
         compression = run.get("compression")
         row = {
             "id": run.get("id"),
-            "name": run_title(run),
+            "name": (labels or {}).get(run.get("id")) or run_title(run),
             "tags": ", ".join(run.get("tags") or []),
             "status": run.get("status", ""),
             "dataset": run.get("dataset"),
@@ -312,6 +321,22 @@ def curve_xy(events: Sequence[Mapping[str, Any]], x: str = "epoch") -> list[Opti
     return [event.get(key) for event in events]
 
 
+def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence[Mapping[str, Any]]],
+               labels: Optional[Mapping[str, str]] = None) -> list[dict[str, Any]]:
+    """Input of :func:`ttexplore.presenters.plots.training_curves` for ``runs`` in their order: each run's
+    label (``labels`` or :func:`distinct_labels`), events, planned epochs, and, while it has no point,
+    what it waits for (its place in the queue, its start)."""
+    labels = labels or distinct_labels(runs)
+    positions = queue_positions(runs)
+    series = []
+    for run in runs:
+        events = list(metrics.get(run["id"], []))
+        state = run_state(run, events, positions.get(run["id"]))
+        series.append({"label": labels[run["id"]], "events": events, "epochs": (run.get("config") or {}).get("epochs"),
+                       "waiting": state["text"] if not events else None})
+    return series
+
+
 # ---------------------------------------------------------------- words
 def already_trained_text(run: Mapping[str, Any]) -> str:
     """The notice for a configuration already trained: which run, when, and its accuracy."""
@@ -342,3 +367,58 @@ def ui_words(message: str, labels: Optional[Mapping[str, str]] = None) -> str:
     for field, label in (labels or {}).items():
         message = re.sub(rf"(?<![\w-]){re.escape(field)}(?![\w-])", label, message)
     return message
+
+
+# ---------------------------------------------------------------- how long a sweep takes
+#: Seconds per unit of :func:`ttexplore.experiments.sweep.estimated_cost` before any run here has finished,
+#: measured on a busy 2-core machine (TT layers pay a per-core overhead the FLOPs do not show).
+DEFAULT_SECONDS_PER_COST = {"tt": 1.5e-9, "dense": 2e-10, "matrix_rank": 2e-10}
+
+
+def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], int]:
+    """Median seconds per cost unit of the completed runs, per layer kind, and how many runs it rests on."""
+    from ttexplore.experiments.sweep import estimated_cost
+    from ttexplore.runs.config import ConfigError, RunConfig
+
+    ratios: dict[str, list[float]] = {}
+    for run in runs:
+        if run.get("status") != "completed" or not run.get("started_at") or not run.get("finished_at"):
+            continue
+        try:
+            config = RunConfig.from_dict(run["config"])
+        except (ConfigError, KeyError, TypeError, ValueError):
+            continue
+        seconds = run["finished_at"] - run["started_at"]
+        if seconds > 0:
+            ratios.setdefault(config.layer, []).append(seconds / estimated_cost(config))
+    rates = dict(DEFAULT_SECONDS_PER_COST)
+    for layer, values in ratios.items():
+        values.sort()
+        rates[layer] = values[len(values) // 2]
+    return rates, sum(len(values) for values in ratios.values())
+
+
+def sweep_estimate(configs: Sequence[Any], finished: Iterable[Mapping[str, Any]], workers: int) -> dict[str, Any]:
+    """How many runs a sweep queues and roughly how long they take on ``workers`` cores.
+
+    Args:
+        configs: the :class:`~ttexplore.runs.config.RunConfig` of each run to queue.
+        finished: saved runs; the completed ones calibrate the estimate (seconds per unit of
+            :func:`~ttexplore.experiments.sweep.estimated_cost`, per layer kind).
+
+    Returns:
+        ``{"runs", "seconds", "text", "basis"}``: ``seconds`` is the wall time with the runs spread
+        over the workers (never less than the longest run).
+    """
+    from ttexplore.experiments.sweep import estimated_cost
+
+    rates, measured = _seconds_per_cost(finished)
+    each = [estimated_cost(config) * rates.get(config.layer, rates["tt"]) for config in configs]
+    workers = max(1, int(workers))
+    seconds = max(sum(each) / workers, max(each, default=0.0))
+    basis = (f"from the times of {measured} finished run{'s' if measured != 1 else ''}" if measured
+             else "a rough guess until runs finish here")
+    count = len(configs)
+    text = (f"{count} run{'s' if count != 1 else ''}, about {format_duration(seconds) or '0s'} on {workers} "
+            f"worker{'s' if workers != 1 else ''}")
+    return {"runs": count, "seconds": seconds, "text": text, "basis": basis}
