@@ -11,7 +11,7 @@ from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
-                               other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
+                               memory_tile, other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
 from ttexplore.core.shapes import parse_modes
 
 state = st.session_state
@@ -219,7 +219,7 @@ with design_col:
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
-    config = ui.config_or_error(design, LABELS) if modes else None
+    config = ui.config_or_error(lambda: design(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
     train_card(config, info)
 
 # ---------------------------------------------------------------- preview
@@ -228,7 +228,7 @@ with result_col:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
     view = layer_preview(config)
-    row = st.columns(3)
+    row = st.columns(4)
     row[0].metric("TT layer weights", f"{view.tt_params:,}", border=True, delta=f"{view.in_features:,} → "
                   f"{view.out_features:,} layer", delta_color="off", delta_arrow="off",
                   help="Σ r_{k−1}·n_k·m_k·r_k over the cores (no bias)")
@@ -238,6 +238,11 @@ with result_col:
     row[2].metric("Compression", factor, border=True, delta=f"smaller · rate {view.compression:.2e}",
                   delta_color="off", delta_arrow="off",
                   help="Compression factor: dense / TT weights. Compression rate (the paper's tables): TT / dense.")
+    tile = memory_tile(view)
+    row[3].metric("Training memory (est.)", tile["value"], border=True, delta=tile["delta"], delta_color="off",
+                  delta_arrow="off", help=tile["help"])
+    if view.memory_warning:
+        st.warning(view.memory_warning, icon=":material/memory:")
     flops_col, ranks_col = st.columns([1.3, 2])
     change = view.tt_flops / view.dense_flops - 1
     flops_col.metric("Forward FLOPs / image", human_count(view.tt_flops), border=True, delta_color="inverse",

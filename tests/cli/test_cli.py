@@ -86,7 +86,7 @@ def test_parsing_count_or_top_level_help_does_not_import_torch():
     assert output.strip() == "False"
 
 
-def test_room_commands_have_their_flags():
+def test_lazily_imported_commands_have_their_flags():
     for command, flag in (("sweep", "--preset"), ("bench", "--cases")):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and flag in result.stdout

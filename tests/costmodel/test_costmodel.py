@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
@@ -33,30 +32,6 @@ def test_cost_model_and_layout_import_without_torch():
     assert output.strip() == "False"
 
 
-def _private_imports(path: Path) -> list[str]:
-    """``from x import _name`` and ``module._name`` uses in ``path`` that reach into another module."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            found += [f"from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-            if isinstance(node.value, ast.Name) and node.value.id not in ("self", "cls", "ctx", "object"):
-                found.append(f"{node.value.id}.{node.attr}")
-    return found
-
-
-@pytest.mark.parametrize(
-    "relative",
-    ["costmodel", "core/layout.py", "core/kernels.py", "experiments/bench", "cli/bench.py"],
-)
-def test_no_module_reaches_into_another_modules_private_names(relative):
-    target = PACKAGE / relative
-    paths = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-    offenders = {str(path.relative_to(PACKAGE)): _private_imports(path) for path in paths}
-    assert {path: names for path, names in offenders.items() if names} == {}
-
-
-# ---------------------------------------------------------------------------- the machine file
 def test_default_machine_is_the_measured_one():
     """The shipped file holds exactly the tables that were a Python literal before (fingerprint of its values)."""
     machine = costmodel.DEFAULT_MACHINE

@@ -6,14 +6,15 @@ A bad argument is one line naming the flag and the fix, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, TextIO
 
 from ttexplore.runs.config import INITS, LAYER_KINDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
-__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
-           "check_output_path", "open_store"]
+__all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
+           "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -58,6 +59,7 @@ class ProgressBar:
 # ---------------------------------------------------------------- flags
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that describe a run; each maps to the :class:`RunConfig` field of the same name."""
+    parser.set_defaults(check_memory=True)  # a command that only reports (count) turns it off
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET, choices=list(DATASETS),
                       help=f"dataset to train on (default {DEFAULT_DATASET}, bundled, no download)")
@@ -91,8 +93,37 @@ _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch")
 
 
+def flag_name(field: str) -> str:
+    """How the user typed ``field`` on the command line: ``"in_modes"`` -> ``"--in-modes"``;
+    a field no flag sets (``"memory"``) stays as it is."""
+    return f"--{field.replace('_', '-')}" if field in _FLAG_FIELDS else field
+
+
+_FLAG_FIELDS = set(_RUN_FIELDS) | {"dataset", "data_dir", "label", "threads"}
+
+
+def check_threads(args: argparse.Namespace) -> None:
+    """Refuse ``--threads`` below 1 (torch raises on it) or far above the machine's CPUs.
+
+    Raises:
+        UsageError: naming ``--threads`` and the fix.
+    """
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    cpus = os.cpu_count() or 1
+    most = max(64, 4 * cpus)
+    if not 1 <= threads <= most:
+        raise UsageError(f"ttexplore {args.command}: error: --threads: {threads} must be between 1 and {most} "
+                         f"(this machine has {cpus} CPUs): leave it out for torch's choice")
+
+
 def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
-    """The :class:`RunConfig` the run flags describe.
+    """The :class:`RunConfig` the run flags describe, checked before any data loads.
+
+    Also checks ``--threads`` when the command has it, and, when the command sets
+    ``check_memory`` (``train`` does; ``count`` only shows the estimate), that the
+    run fits the memory budget (:func:`ttexplore.runs.resources.check_run_memory`).
 
     Raises:
         UsageError: naming the flag (``--in-modes``) and the fix.
@@ -100,40 +131,54 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> RunConfig:
     values = {name: getattr(args, name) for name in _RUN_FIELDS if hasattr(args, name)}
     if values.get("pad_to") is None:
         values.pop("pad_to", None)  # not given: the dataset's default
-    elif str(values["pad_to"]).lower() == "none":
+    elif str(values["pad_to"]).strip().lower() == "none":
         values["pad_to"] = ""
     values.update(extra)
+    check_threads(args)
     try:
-        return RunConfig.for_dataset(args.dataset, **values)
-    except ConfigError as error:
-        raise UsageError(f"ttexplore {args.command}: error: --{error.field.replace('_', '-')}: {error}") from None
+        config = RunConfig.for_dataset(args.dataset, **values)
+        if getattr(args, "check_memory", False):
+            from ttexplore.runs.resources import check_run_memory
+
+            check_run_memory(config)
+        return config
+    except ConfigError as error:  # also ResourceError, whose field is "memory"
+        raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
 
 
 # ---------------------------------------------------------------- checked before any work
 def check_output_path(command: str, flag: str, path: str, folder: bool = False) -> None:
     """Refuse an output path that cannot be written, before any training (one line naming the flag).
 
-    A file path needs an existing, writable folder and must not be a folder itself; with
-    ``folder`` the path is a folder that exists writable or can be created.
+    A file path needs an existing folder in which a file can really be created (tried, then
+    removed: permission bits say nothing to root or on a read-only mount) and must not be a
+    folder; with ``folder`` the path is a folder, created now if missing.
     """
-    import os
+    import tempfile
     from pathlib import Path
 
     target = Path(path).expanduser()
     if folder:
-        existing = next((parent for parent in (target, *target.parents) if parent.exists()), None)
         if target.exists() and not target.is_dir():
             raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a file, not a folder: give a folder")
-        if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"ttexplore {command}: error: {flag} {path}: {existing} is not writable: give a writable folder")
-        return
-    if target.is_dir():
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a folder: give a file name inside it")
-    parent = target.parent
-    if not parent.is_dir():
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: the folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise UsageError(f"ttexplore {command}: error: {flag} {path}: not writable: choose a writable place")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: cannot create it ({error.strerror}): "
+                             "give a writable folder") from None
+        parent = target
+    else:
+        if target.is_dir():
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: is a folder: give a file name inside it")
+        parent = target.parent
+        if not parent.is_dir():
+            raise UsageError(f"ttexplore {command}: error: {flag} {path}: the folder {parent} does not exist: create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".ttexplore-write-test-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"ttexplore {command}: error: {flag} {path}: cannot write in {parent} ({error.strerror}): "
+                         "choose a writable place") from None
 
 
 def open_store(command: str, db: "str | None"):
@@ -145,4 +190,3 @@ def open_store(command: str, db: "str | None"):
         return RunStore(db)
     except StoreError as error:
         raise UsageError(f"ttexplore {command}: error: --db: {error}") from None
-

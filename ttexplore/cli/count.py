@@ -5,26 +5,52 @@ from __future__ import annotations
 import argparse
 import json
 
-from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args
+from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args, flag_name
+from ttexplore.runs.config import ConfigError
 from ttexplore.core import ttmath
 
 
 def configure_count(count: argparse.ArgumentParser) -> None:
     add_run_flags(count)
+    count.set_defaults(check_memory=False)  # count shows the memory estimate, it never refuses
     count.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _whole(low: int, high: int, what: str):
+    """An argparse type: a whole number from ``low`` to ``high``, else a one-line error saying so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give {what} from {low} to {high}")
+        return value
+
+    return parse
+
+
 def configure_suggest(suggest: argparse.ArgumentParser) -> None:
-    suggest.add_argument("in_features", type=int, help="N, input features")
-    suggest.add_argument("out_features", type=int, help="M, output features")
-    suggest.add_argument("--d", type=int, default=None, help="number of cores (default: try all)")
-    suggest.add_argument("--rank", type=int, default=2, help="max TT rank to price shapes at (default 2)")
-    suggest.add_argument("--top", type=int, default=10, help="how many to list (default 10)")
+    suggest.add_argument("in_features", type=_whole(1, 2**62, "the input features N"), help="N, input features")
+    suggest.add_argument("out_features", type=_whole(1, 2**62, "the output features M"), help="M, output features")
+    suggest.add_argument("--d", type=_whole(1, 64, "the number of cores"), default=None,
+                         help="number of cores (default: try all)")
+    suggest.add_argument("--rank", type=_whole(1, 100_000, "a TT rank"), default=2,
+                         help="max TT rank to price shapes at (default 2)")
+    suggest.add_argument("--top", type=_whole(1, 1000, "how many to list"), default=10, help="how many to list (default 10)")
 
 
 def run_count(args: argparse.Namespace) -> int:
-    """Print layer weights, compression, max useful ranks and FLOPs without training."""
+    """Print layer weights, compression, max useful ranks, FLOPs and the memory estimate without training."""
     config = config_from_args(args)
+    try:
+        return _print_count(args, config)
+    except ConfigError as error:  # a bad TTEXPLORE_MEMORY_LIMIT
+        raise UsageError(f"ttexplore count: error: {flag_name(error.field)}: {error}") from None
+
+
+def _print_count(args: argparse.Namespace, config) -> int:
     lines = {
         "layer": config.describe(),
         "layer weights": config.layer_params(),
@@ -47,6 +73,7 @@ def run_count(args: argparse.Namespace) -> int:
         lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
         lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
     lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
+    lines["peak memory (est.)"] = _memory_line(config)
     if args.json:
         print(json.dumps(lines, indent=2))
     else:
@@ -54,6 +81,19 @@ def run_count(args: argparse.Namespace) -> int:
         for key, value in lines.items():
             print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _memory_line(config) -> str:
+    """``"58.2 MiB at batch 64, within the budget of ..."``, or that ``train`` would refuse it and the fix."""
+    from ttexplore.runs.resources import estimate_run_memory, human_bytes, memory_budget, budget_description, memory_fix
+
+    estimate = estimate_run_memory(config)
+    budget = memory_budget()  # a bad TTEXPLORE_MEMORY_LIMIT is a ConfigError, shown by main as one line
+    verdict = "within" if estimate.total <= budget else "over"
+    line = f"{human_bytes(estimate.total)} at batch {config.batch_size}, {verdict} the budget of {budget_description(budget)}"
+    if verdict == "over":
+        line += f": train would refuse it; {memory_fix(config, estimate)}"
+    return line
 
 
 def run_suggest(args: argparse.Namespace) -> int:

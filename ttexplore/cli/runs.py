@@ -49,6 +49,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--out", required=True, metavar="FILE.zip", help="the zip file to write")
     export.add_argument("--tag", default=None, help="only runs with this tag")
     export.add_argument("--no-png", action="store_true", help="figures as HTML only (no kaleido/Chromium)")
+    for action in (listing, show, resume, edit, delete, export):  # --db also after the action: 'runs list --db FILE'
+        action.add_argument("--db", default=argparse.SUPPRESS, help="run store file (as before the action)")
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -134,13 +136,16 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore runs resume: error: {error}") from None
     config = RunConfig.from_dict(run["config"])
     dataset = load_data(config, args.data_dir, "runs resume")
+    if not store.take_for_resume(run["id"]):
+        raise UsageError(f"ttexplore runs resume: error: run {run['id']} was taken by another process meanwhile")
     bar = progress_bar(config, dataset, args.quiet)
     stop = StopFlags.new(store, run["id"])
     print(f"resuming {run['id']} ({config.describe()}) after epoch {run.get('epochs_done', 0):g} of {config.epochs}",
           file=sys.stderr)
     with interrupt_on_signals(stop):
         try:
-            result = execute(store, run["id"], stop=stop, dataset=dataset, on_event=lambda event: show_event(bar, event))
+            result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True,
+                             on_event=lambda event: show_event(bar, event))
         except KeyboardInterrupt:
             result = None
     if bar is not None:
@@ -201,4 +206,5 @@ _ACTIONS = {"list": _list, "show": _show, "resume": _resume, "edit": _edit, "del
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``runs ACTION``."""
     store = open_store(f"runs {args.action}", args.db)
+    store.recover()  # a run whose process died (kill -9, a crash) shows as interrupted, resumable
     return _ACTIONS[args.action](store, args)

@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ttexplore.cli.common import EXIT_FAILED, EXIT_OK, UsageError
+from ttexplore.cli.common import EXIT_FAILED, EXIT_OK, UsageError, check_output_path, open_store
 from ttexplore.experiments.sweep import (EXECUTORS, PRESET_ALIASES, PRESETS, SweepCell, SweepGrid, SweepPlan,
                                          SweepSpec, default_workers, expand, import_ray, make_spec, preset_spec,
                                          run_sweep, summarize, sweep_results, table_markdown, threads_per_worker,
                                          write_outputs)
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DATASETS
-from ttexplore.runs.store import RunStore
 
 __all__ = ["configure_parser", "run"]
 
@@ -152,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
         UsageError: a bad flag, a missing Ray or dataset, or a Ray that does not start.
     """
     spec, grid = _checked_grid(args)
+    out = Path(args.out or Path("out") / spec.name)
+    check_output_path("sweep", "--out", str(out), folder=True)  # before any training, not after it
+    store = open_store("sweep", args.db)
     if not args.address:  # a cluster's nodes fetch their own data
         _fetch_missing_datasets(spec.datasets, args.data_dir)
-    store = RunStore(args.db)
     workers = args.workers or default_workers()
     progress = _Progress(spec.name, args.executor, min(workers, len(grid.cells)))
     for note in grid.notes:
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     rows = sweep_results(store, grid.cells, spec.name)
     progress.write(f"sweep {spec.name!r} took {_clock(time.perf_counter() - started)}\n")
     progress.write(table_markdown(summarize(rows)))
-    return _write_results(rows, Path(args.out or Path("out") / spec.name), progress)
+    return _write_results(rows, out, progress)
 
 
 def _checked_grid(args: argparse.Namespace) -> tuple[SweepSpec, SweepGrid]:

@@ -25,18 +25,6 @@ from ttexplore.runs.config import RunConfig
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 
 
-def _threads(text: str) -> int:
-    """``--threads``: a whole number from 1 to 1024."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give the torch CPU threads, e.g. 2") from None
-    if not 1 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: give 1 to 1024 threads (this machine has "
-                                         f"{__import__('os').cpu_count()} cores)")
-    return value
-
-
 def add_identity_flags(parser: argparse.ArgumentParser) -> None:
     """``--name``, ``--tag`` (repeatable), ``--notes``: how a recorded run is found again."""
     parser.add_argument("--name", default="", help="a name for the recorded run (shown by the app and 'runs list')")
@@ -56,7 +44,7 @@ def configure_parser(train: argparse.ArgumentParser) -> None:
     out.add_argument("--db", default=None, help="run store file (default $TTEXPLORE_DB or ~/.ttexplore/runs.db)")
     out.add_argument("--label", default=None, help="a label for the run")
     add_identity_flags(out)
-    out.add_argument("--threads", type=_threads, default=None, help="torch CPU threads (default: torch's choice)")
+    out.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -365,6 +365,22 @@ def _time_plan(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Te
     return best
 
 
+def _empty_batch(
+    inputs: torch.Tensor, cores: Sequence[torch.Tensor], out_features: int, bias: Optional[torch.Tensor]
+) -> torch.Tensor:
+    """The ``(0, M)`` result of an empty batch, as ``nn.Linear`` gives it.
+
+    No strategy is planned (the cost model divides by the batch) and nothing of the
+    layer's size is allocated; the result is still connected to the inputs, the
+    cores and the bias, so a backward through it gives them zero gradients.
+    """
+    anchor = inputs.sum() * 0  # a 0-d zero in the graph of every operand
+    for core in cores:
+        anchor = anchor + core.sum() * 0
+    output = anchor.to(inputs.dtype).expand(0, out_features)
+    return output if bias is None else output + bias
+
+
 def tt_linear(
     inputs: torch.Tensor,
     cores: Sequence[torch.Tensor],
@@ -384,8 +400,10 @@ def tt_linear(
         bias: optional ``(M,)``, added to every row.
 
     Returns:
-        ``(B, M)``.
+        ``(B, M)``; an empty batch (``B = 0``) gives ``(0, M)`` without planning.
     """
+    if inputs.shape[0] == 0:
+        return _empty_batch(inputs, cores, ttmath.prod(out_modes), bias)
     if not _allocator_primed:
         prime_allocator()
     training = torch.is_grad_enabled() and (inputs.requires_grad or any(core.requires_grad for core in cores))

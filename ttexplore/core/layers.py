@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Optional, Sequence
 
@@ -13,6 +14,7 @@ from torch import nn
 from ttexplore.core import forward as tt_forward
 from ttexplore.core.init import INITS, target_std, tt_core_std
 from ttexplore.core.kernels import dense_to_tt_matrix, tt_to_dense
+from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
 from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
@@ -155,6 +157,8 @@ class TTLinear(nn.Module):
         ``O(n_1 m_1 N M min(n_1 m_1, NM / (n_1 m_1)))``.
         """
         in_modes, out_modes = check_modes(in_modes, out_modes)
+        _check_rel_error(rel_error)
+        _check_rank_caps(ranks)
         if prod(in_modes) != linear.in_features:
             raise ValueError(
                 f"in_modes {'x'.join(map(str, in_modes))} multiply to {prod(in_modes)}, "
@@ -210,25 +214,103 @@ class TTLinear(nn.Module):
     @classmethod
     def load(cls, path, map_location="cpu") -> "TTLinear":
         """Read a layer written by :meth:`save`, or the TT layer of a model saved by
-        :func:`ttexplore.runs.models.save_model`."""
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-        kind = payload.get("format") if isinstance(payload, dict) else None
+        :func:`ttexplore.runs.models.save_model`.
+
+        The file is read without running code (``weights_only``) and memory-mapped;
+        its spec and every tensor's shape are checked, and the layer's size against
+        the memory budget (:func:`ttexplore.runs.resources.check_bytes`), before
+        anything is allocated.
+
+        Raises:
+            WeightsFileError: (a ``ValueError``) naming the file and what is wrong with it.
+            ResourceError: (a ``ValueError``) when the layer would not fit the memory budget.
+        """
+        payload = read_payload(path)
+        kind = payload.get("format")
         if kind == "ttexplore.TTLinear/1":
-            spec, state = payload["spec"], payload["state_dict"]
+            spec, state = payload.get("spec"), payload.get("state_dict")
         elif kind == "ttexplore.model/1" and payload.get("tt_spec"):
             spec = payload["tt_spec"]
+            state = payload.get("state_dict")
+            if not isinstance(state, dict):
+                raise WeightsFileError(f"{path} has no state dict of model weights")
             prefix = payload.get("tt_prefix")
             if prefix is None:  # files written before the prefix was recorded: the module holding the cores
-                prefix = next((key[: -len("cores.0")] for key in payload["state_dict"] if key.endswith("cores.0")), "")
-            state = {key[len(prefix):]: value for key, value in payload["state_dict"].items() if key.startswith(prefix)}
+                prefix = next((key[: -len("cores.0")] for key in state if isinstance(key, str) and key.endswith("cores.0")), "")
+            if not isinstance(prefix, str):
+                raise WeightsFileError(f"{path} has a tt_prefix of type {type(prefix).__name__}, not text")
+            state = {key[len(prefix):]: value for key, value in state.items() if isinstance(key, str) and key.startswith(prefix)}
         elif kind == "ttexplore.model/1":
             raise ValueError(f"{path} holds a model whose hidden layer is not a TT layer, so it has no TT cores to load")
         else:
-            raise ValueError(f"{path} is not a TTLinear or model file written by ttexplore")
+            raise WeightsFileError(f"{path} is not a TTLinear or model file written by ttexplore (no format header)")
+        spec = _checked_spec(spec, path)
+        full = full_ranks(plan_ranks(spec["in_modes"], spec["out_modes"], spec["ranks"]).ranks)
+        expected = {f"cores.{k}": (full[k], n, m, full[k + 1]) for k, (n, m) in enumerate(zip(spec["in_modes"], spec["out_modes"]))}
+        if spec["bias"]:
+            expected["bias"] = (prod(spec["out_modes"]),)
+        check_state(state, expected, path, "TT layer")
         dtype = state["cores.0"].dtype
+        from ttexplore.runs.resources import check_bytes  # pure; the budget every ttexplore allocation answers to
+
+        check_bytes(state_bytes(expected, dtype.itemsize), f"the TT layer in {path}")
         layer = cls(**spec, dtype=dtype)
         layer.load_state_dict(state)
-        return layer
+        return layer if str(map_location) == "cpu" else layer.to(map_location)
+
+
+def _check_rel_error(rel_error: Optional[float]) -> None:
+    """Refuse a target error TT-SVD can not mean: negative, NaN, infinite, or 1 and more (rank 0)."""
+    if rel_error is None:
+        return
+    if isinstance(rel_error, bool) or not isinstance(rel_error, numbers.Real):
+        raise ValueError(f"rel_error {rel_error!r:.40} must be a number in [0, 1), e.g. 0.01 for 1% (or None: exact up to the ranks)")
+    if not (math.isfinite(rel_error) and 0 <= rel_error < 1):
+        raise ValueError(f"rel_error {rel_error} must be in [0, 1): the relative Frobenius error of W to allow, e.g. 0.01 "
+                         f"for 1% (1 or more would drop every singular value)")
+
+
+def _check_rank_caps(ranks: RanksLike) -> None:
+    """Refuse rank caps below 1 (and bools) before any SVD runs."""
+    if ranks is None:
+        return
+    values = list(ranks) if isinstance(ranks, (list, tuple)) else [ranks]
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"ranks {ranks!r:.60} must be whole numbers of at least 1 (caps on the internal ranks), "
+                             f"or None for no cap")
+
+
+_SPEC_KEYS = {"in_modes", "out_modes", "ranks", "bias", "init", "strategy"}
+
+
+def _checked_spec(spec, path) -> dict:
+    """The constructor arguments in a file's TT spec, checked as a user's input is (bounded sizes)."""
+    from ttexplore.core.shapes import parse_modes, whole_number
+
+    if not isinstance(spec, dict):
+        raise WeightsFileError(f"{path} has no TT spec (found a {type(spec).__name__})")
+    if set(spec) != _SPEC_KEYS:
+        raise WeightsFileError(f"{path} has a TT spec with keys {sorted(map(str, spec))}, not {sorted(_SPEC_KEYS)}")
+    try:
+        in_modes = parse_modes(spec["in_modes"], "in_modes")
+        out_modes = parse_modes(spec["out_modes"], "out_modes")
+        ranks = spec["ranks"]
+        if not isinstance(ranks, (list, tuple)) or len(ranks) != len(in_modes) - 1:
+            raise ValueError(f"ranks {ranks!r:.60} must list the {len(in_modes) - 1} internal ranks")
+        ranks = tuple(whole_number(rank, "ranks") for rank in ranks)
+        plan_ranks(in_modes, out_modes, ranks)
+        if not isinstance(spec["bias"], bool):
+            raise ValueError(f"bias {spec['bias']!r:.40} must be true or false")
+        if not isinstance(spec["init"], str) or spec["init"] not in INITS:
+            raise ValueError(f"init {spec['init']!r:.40} is not one of {', '.join(INITS)}")
+        if not isinstance(spec["strategy"], str):
+            raise ValueError(f"strategy {spec['strategy']!r:.40} must be a name")
+        tt_forward.check_strategy(spec["strategy"])
+    except ValueError as error:
+        raise WeightsFileError(f"{path} has an invalid TT spec: {error}") from None
+    return {"in_modes": in_modes, "out_modes": out_modes, "ranks": ranks, "bias": spec["bias"], "init": spec["init"],
+            "strategy": spec["strategy"]}
 
 
 class MatrixRankLinear(nn.Module):

@@ -16,10 +16,13 @@ from typing import Any, Optional, Sequence
 
 from ttexplore import costmodel
 from ttexplore.core import ttmath
+from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.resources import MemoryEstimate, ResourceError
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.core.ttshape import layer_text, modes_text
-from ttexplore.core.shapes import ShapeSuggestion, balanced_factorization, factorizations, padded_image_side, suggest_shapes
+from ttexplore.core.shapes import (MAX_MODES, ShapeSuggestion, balanced_factorization, has_factorization, padded_image_side,
+                                   parse_modes, suggest_shapes)
 
 __all__ = [
     "Preset",
@@ -36,6 +39,7 @@ __all__ = [
     "core_rank_limits",
     "other_factorizations",
     "human_count",
+    "memory_tile",
 ]
 
 #: Name of the "type your own shapes" choice of the preset picker.
@@ -105,7 +109,7 @@ def presets_for(dataset: str) -> list[Preset]:
     features = info.features
     generated = []
     for depth in (4, 3, 2):
-        if factorizations(features, depth, min_mode=2):
+        if has_factorization(features, depth, min_mode=2):
             modes = balanced_factorization(features, depth)
             generated.append(Preset(f"Balanced {depth} modes: {modes_text(modes)}", modes, modes, None,
                                     f"{info.channels}×{info.side}×{info.side} = {features} inputs, as many hidden units"))
@@ -170,6 +174,11 @@ class LayerPreview:
         clipped: ``(k, requested, used)`` of each lowered rank.
         clipping_note: a sentence about the clipping ('' when none).
         core_shapes: ``(r_{k-1}, n_k, m_k, r_k)`` of each core.
+        memory: the :class:`~ttexplore.runs.resources.MemoryEstimate` of training the design
+            (at its batch size), part by part.
+        memory_budget: bytes a run may use (:func:`~ttexplore.runs.resources.memory_budget`),
+            ``None`` when ``TTEXPLORE_MEMORY_LIMIT`` is not a size.
+        memory_warning: '' when the run fits; else why it would be refused and the fix.
     """
 
     config: RunConfig
@@ -189,6 +198,9 @@ class LayerPreview:
     clipped: tuple[tuple[int, int, int], ...]
     clipping_note: str
     core_shapes: tuple[tuple[int, int, int, int], ...]
+    memory: Optional[MemoryEstimate] = None
+    memory_budget: Optional[int] = None
+    memory_warning: str = ""
 
     @property
     def label(self) -> str:
@@ -199,8 +211,9 @@ class LayerPreview:
 def layer_preview(config: RunConfig) -> LayerPreview:
     """Weights, compression, FLOPs and ranks of the TT layer ``config`` describes.
 
-    Complexity: ``O(d)`` integer arithmetic, plus the cost model's plans (cached;
-    the first call for a 10-core shape takes a few hundred ms).
+    Complexity: ``O(d)`` integer arithmetic, plus the cost model's plans at batch 1, at
+    the training batch and at the evaluation batch (cached; the same ones training
+    uses; the first call for a 10-core shape takes about a second).
     """
     if config.layer != "tt":
         raise ConfigError("layer", f"layer {config.layer!r} has no TT preview: use layer='tt'")
@@ -211,6 +224,14 @@ def layer_preview(config: RunConfig) -> LayerPreview:
     dense_params = ttmath.dense_param_count(in_features, out_features)
     costs = costmodel.strategy_costs(in_modes, out_modes, plan.ranks, 1)
     strategy = costmodel.best_strategy(costs)
+    memory = resources.estimate_run_memory(config)
+    budget: Optional[int] = None
+    warning = ""
+    try:
+        budget = resources.memory_budget()
+        resources.check_run_memory(config, estimate=memory)
+    except ResourceError as error:  # over the budget, or TTEXPLORE_MEMORY_LIMIT is not a size
+        warning = str(error)
     return LayerPreview(
         config=config,
         in_features=in_features,
@@ -229,6 +250,9 @@ def layer_preview(config: RunConfig) -> LayerPreview:
         clipped=plan.clipped,
         clipping_note=plan.describe_clipping(),
         core_shapes=tuple(ttmath.core_shapes(in_modes, out_modes, plan.ranks)),
+        memory=memory,
+        memory_budget=budget,
+        memory_warning=warning,
     )
 
 
@@ -251,6 +275,8 @@ SEARCH_WIDTH, OTHER_DEPTH_WIDTH = 60, 16
 
 @lru_cache(maxsize=256)
 def _suggestions(in_features: int, out_features: int, depth: int, rank: int, top: int, width: int) -> tuple[ShapeSuggestion, ...]:
+    if not (1 <= depth <= MAX_MODES and has_factorization(in_features, depth) and has_factorization(out_features, depth)):
+        return ()  # no factorization into ``depth`` modes: nothing to compare (and no padding hint to compute)
     try:
         return tuple(suggest_shapes(in_features, out_features, d=depth, rank=rank, top=top, max_candidates=width))
     except ValueError:  # no factorization into ``depth`` modes
@@ -267,9 +293,11 @@ def other_factorizations(
     present, so a chart can highlight it).
 
     Complexity: at most ``SEARCH_WIDTH**2`` shapes priced at the user's depth and
-    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached.
+    ``OTHER_DEPTH_WIDTH**2`` at each other one; cached. Modes beyond
+    :data:`~ttexplore.core.shapes.MAX_MODES` or :data:`~ttexplore.core.shapes.MAX_FEATURES`
+    raise ``ValueError`` (as :func:`~ttexplore.core.shapes.parse_modes` does).
     """
-    in_modes, out_modes = tuple(in_modes), tuple(out_modes)
+    in_modes, out_modes = parse_modes(in_modes, "in_modes"), parse_modes(out_modes, "out_modes")
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
     rank = int(rank)
     own_depth = len(in_modes)
@@ -293,6 +321,23 @@ def human_count(value: float) -> str:
         if abs(value) >= limit:
             return f"{value / limit:.3g}{suffix}"
     return f"{value:,.0f}"
+
+
+def memory_tile(view: LayerPreview) -> dict[str, str]:
+    """The "Training memory (est.)" tile: ``value`` (the peak), ``delta`` (the budget and
+    whether it fits) and ``help`` (the parts), as strings for ``st.metric``."""
+    if view.memory is None:
+        return {"value": "?", "delta": "no estimate", "help": ""}
+    parts = ", ".join(f"{name.replace('_', ' ')} {resources.human_bytes(size)}"
+                      for name, size in view.memory.parts().items() if size)
+    if view.memory_budget is None:
+        delta = "budget unknown: TTEXPLORE_MEMORY_LIMIT is not a size"
+    else:
+        verdict = "within" if not view.memory_warning else "over"
+        delta = f"{verdict} the {resources.human_bytes(view.memory_budget)} budget"
+    return {"value": resources.human_bytes(view.memory.total), "delta": delta,
+            "help": f"Peak memory of training this design at batch {view.config.batch_size} (float32): {parts}. "
+                    f"Set {resources.ENV_LIMIT} (e.g. 8G) to change the budget."}
 
 
 def strategy_rows(view: LayerPreview) -> list[dict]:

@@ -24,6 +24,7 @@ import pickle
 import socket
 import struct
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -154,6 +155,8 @@ def read_idx(path: "str | os.PathLike"):
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if type_code not in dtypes:
         raise ValueError(f"{path} has an unknown IDX data type 0x{type_code:02x}")
+    if len(payload) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header names {ndim} dimensions but the file ends first")
     shape = struct.unpack(f">{ndim}I", payload[4 : 4 + 4 * ndim])
     data = np.frombuffer(payload, dtype=dtypes[type_code], offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
@@ -188,7 +191,12 @@ def _load_idx_dataset(info: DatasetInfo, candidates: list[Path], missing_message
     if located is None:
         raise DatasetUnavailable(missing_message)
     folder, files = located
-    arrays = {key: read_idx(path) for key, path in files.items()}
+    arrays = {}
+    for key, path in files.items():
+        try:
+            arrays[key] = read_idx(path)
+        except (ValueError, OSError, EOFError, zlib.error) as error:  # a damaged or truncated (gzip) file
+            raise DatasetUnavailable(f"{path} could not be read ({error}): replace it with a fresh copy") from None
     return _to_dataset(
         info, arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"], 255.0, str(folder)
     )
@@ -261,6 +269,81 @@ def _load_mnist(info: DatasetInfo, folder: Path) -> Dataset:
 
 _CIFAR_TRAIN = [f"data_batch_{index}" for index in range(1, 6)]
 
+#: The only globals a CIFAR-10 python batch refers to: numpy's array and dtype rebuilders
+#: (``numpy.core`` in the original Python 2 pickles, ``numpy._core`` in numpy 2 re-pickles)
+#: and ``_codecs.encode`` (bytes in a Python 3 protocol-2 pickle). Anything else is refused.
+CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+#: A CIFAR-10 batch is about 31 MB; anything far larger is not one.
+CIFAR_BATCH_MAX_BYTES = 64 << 20
+
+
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global outside :data:`CIFAR_PICKLE_GLOBALS`."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds only what a CIFAR-10 batch holds: dicts, lists, bytes/str,
+    numbers and numpy arrays; it never imports or calls anything else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in CIFAR_PICKLE_GLOBALS:
+            raise _ForbiddenGlobal(f"{module}.{name}")
+        import numpy as np
+
+        if module == "numpy":
+            return getattr(np, name)
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
+        try:
+            from numpy._core import multiarray
+        except ImportError:  # numpy < 2
+            from numpy.core import multiarray
+        return getattr(multiarray, name)
+
+
+def _read_cifar_batch(path: Path, np):
+    """``(images (n, 3, 32, 32) uint8, labels (n,))`` of one CIFAR-10 python batch, read with
+    :class:`_CifarUnpickler`.
+
+    Raises:
+        DatasetUnavailable: naming the file, when it is not a CIFAR-10 batch (too large,
+            damaged, refers to anything but numpy arrays, or holds the wrong arrays).
+    """
+    how = ("replace the folder's files with those of cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html)")
+    size = path.stat().st_size
+    if size > CIFAR_BATCH_MAX_BYTES:
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch: it has {size:,} bytes, a batch about 31 MB; {how}")
+    try:
+        with open(path, "rb") as handle:
+            entry = _CifarUnpickler(handle, encoding="bytes").load()
+    except _ForbiddenGlobal as error:
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch: it refers to {error}, which a CIFAR-10 batch never "
+                                 f"holds, so it was not loaded (nothing in it ran); {how}") from None
+    except Exception as error:  # noqa: BLE001 - any failure of the reader means a damaged file
+        raise DatasetUnavailable(f"{path} could not be read as a CIFAR-10 batch ({type(error).__name__}: "
+                                 f"{str(error)[:100]}); {how}") from None
+    data = entry.get(b"data", entry.get("data")) if isinstance(entry, dict) else None
+    labels = entry.get(b"labels", entry.get("labels")) if isinstance(entry, dict) else None
+    if data is None or labels is None:
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch (no data/labels keys); {how}")
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3 * 32 * 32):
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch: its data is not n x 3072 bytes; {how}")
+    try:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch: its labels are not whole numbers; {how}") from None
+    if labels.shape[0] != data.shape[0] or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise DatasetUnavailable(f"{path} is not a CIFAR-10 batch: it has {data.shape[0]} images but {labels.shape[0]} "
+                                 f"labels, or labels outside 0..9; {how}")
+    return data.reshape(-1, 3, 32, 32), labels
+
 
 def _load_cifar10(info: DatasetInfo, folder: Path) -> Dataset:
     import numpy as np
@@ -279,13 +362,7 @@ def _load_cifar10(info: DatasetInfo, folder: Path) -> Dataset:
         )
 
     def read(name):
-        with open(batches / name, "rb") as handle:
-            entry = pickle.load(handle, encoding="bytes")
-        data = entry.get(b"data", entry.get("data"))
-        labels = entry.get(b"labels", entry.get("labels"))
-        if data is None or labels is None:
-            raise ValueError(f"{batches / name} is not a CIFAR-10 batch (no data/labels keys)")
-        return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels)
+        return _read_cifar_batch(batches / name, np)
 
     parts = [read(name) for name in _CIFAR_TRAIN]
     train_x = np.concatenate([images for images, _ in parts])

@@ -136,6 +136,114 @@ def _check_resume(config: RunConfig, state: TrainingState) -> None:
         raise ValueError(f"the checkpoint is at epoch {state.epochs_done}, outside this run's 0..{config.epochs} epochs")
 
 
+class _Stopped(Exception):
+    """Ends the loop early with a status (``cancelled``, ``diverged``) and a message."""
+
+    def __init__(self, status: str, message: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class _Training:
+    """One run's training loop, step by step: the model, optimizer and batch order built from the
+    config's seed (or restored from a :class:`TrainingState`), epochs of mini-batches, and the
+    metric events (see the module docstring)."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset, emit: EventCallback, elapsed: Callable[[], float],
+                 resume: Optional[TrainingState]) -> None:
+        self.config, self.emit, self.elapsed = config, emit, elapsed
+        self.train_images, self.train_labels = dataset.train_images, dataset.train_labels
+        if config.train_limit is not None:
+            self.train_images = self.train_images[: config.train_limit]
+            self.train_labels = self.train_labels[: config.train_limit]
+        self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
+        self.model = build_model(config, generator=torch.Generator().manual_seed(config.seed))
+        self.model.train()
+        self.optimizer = _optimizer(config, self.model)
+        self.order_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.global_step, self.first_epoch = 0, 0
+        if resume is not None:
+            _check_resume(config, resume)
+            self.model.load_state_dict(resume.model_state)
+            self.optimizer.load_state_dict(resume.optimizer_state)
+            self.order_generator.set_state(resume.order_rng_state)
+            self.global_step, self.first_epoch = resume.global_step, resume.epochs_done
+        self.layer_params = hidden_layer_params(self.model)
+        self.count = self.train_images.shape[0]
+        self.steps_per_epoch = math.ceil(self.count / config.batch_size)
+        self.report_after = _eval_steps(self.steps_per_epoch, config.evals_per_epoch)
+
+    def report(self, kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_accuracy: float) -> None:
+        """Emit one event: the train metrics given, the test metrics over the whole test split."""
+        test_loss, test_accuracy = evaluate(self.model, self.test_images, self.test_labels)
+        self.emit({
+            "kind": kind,
+            "epoch": round(epoch_index + step_in_epoch / self.steps_per_epoch, 6),
+            "step": self.global_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "elapsed_s": round(self.elapsed(), 4),
+            "layer_params": self.layer_params,
+            "lr": self.config.lr,
+        })
+
+    def report_untrained(self) -> None:
+        """The step-0 event: the untrained network on (up to) 1000 training images, so a live plot has a point at once."""
+        probe = slice(0, min(self.count, 1000))
+        loss, accuracy = evaluate(self.model, self.train_images[probe], self.train_labels[probe])
+        self.report("eval", 0, 0, loss, accuracy)
+
+    def step(self, indices: torch.Tensor, epoch_index: int) -> tuple[float, int, int]:
+        """One optimizer step on the batch ``indices``; returns its summed loss, correct count and size.
+
+        Raises:
+            _Stopped: ``diverged`` when the loss is not finite (nothing is updated).
+        """
+        images, labels = self.train_images[indices], self.train_labels[indices]
+        logits = self.model(images)
+        loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            raise _Stopped("diverged", f"the training loss became {loss.item()} at epoch {epoch_index + 1}, step "
+                                       f"{self.global_step + 1}: lower lr (now {self.config.lr:g}), e.g. to {self.config.lr / 10:g}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.global_step += 1
+        correct = (logits.detach().argmax(dim=1) == labels).sum().item()
+        return loss.item() * labels.shape[0], correct, labels.shape[0]
+
+    def epoch(self, epoch_index: int, cancel: Optional[CancelFlag]) -> None:
+        """One pass over the training images in this epoch's order, reporting within and at its end.
+
+        Raises:
+            _Stopped: ``cancelled`` when ``cancel`` is set before a batch; ``diverged`` (see :meth:`step`).
+        """
+        batch_size = self.config.batch_size
+        permutation = torch.randperm(self.count, generator=self.order_generator)
+        since_report = [0.0, 0, 0]  # loss sum, correct, seen since the last report
+        whole_epoch = [0.0, 0, 0]
+        for step_in_epoch in range(1, self.steps_per_epoch + 1):
+            if cancel is not None and cancel.is_set():
+                raise _Stopped("cancelled")
+            batch = self.step(permutation[(step_in_epoch - 1) * batch_size : step_in_epoch * batch_size], epoch_index)
+            for totals in (since_report, whole_epoch):
+                totals[0] += batch[0]
+                totals[1] += batch[1]
+                totals[2] += batch[2]
+            if step_in_epoch == self.steps_per_epoch:
+                self.report("epoch", epoch_index, step_in_epoch, whole_epoch[0] / whole_epoch[2], whole_epoch[1] / whole_epoch[2])
+            elif step_in_epoch in self.report_after:
+                self.report("eval", epoch_index, step_in_epoch, since_report[0] / since_report[2], since_report[1] / since_report[2])
+                since_report = [0.0, 0, 0]
+
+    def state(self, epochs_done: int) -> TrainingState:
+        return TrainingState(epochs_done, self.global_step, self.elapsed(), self.model.state_dict(),
+                             self.optimizer.state_dict(), self.order_generator.get_state())
+
+
 def fit(
     config: RunConfig,
     dataset: Optional[Dataset] = None,
@@ -173,7 +281,7 @@ def fit(
     started = time.perf_counter()
     earlier_s = resume.elapsed_s if resume is not None else 0.0
     events: list[dict[str, Any]] = []
-    model: Optional[nn.Module] = None
+    training: Optional[_Training] = None
 
     def elapsed() -> float:
         return earlier_s + time.perf_counter() - started
@@ -184,91 +292,20 @@ def fit(
             callback(event)
 
     def result(status: str, error: Optional[str] = None, trace: Optional[str] = None) -> FitResult:
+        model = training.model if training is not None else None
         return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed())
 
     try:
-        if dataset is None:
-            dataset = load_dataset(config.dataset, data_dir)
-        train_images, train_labels = dataset.train_images, dataset.train_labels
-        if config.train_limit is not None:
-            train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
-        test_images, test_labels = dataset.test_images, dataset.test_labels
-
-        init_generator = torch.Generator().manual_seed(config.seed)
-        order_generator = torch.Generator().manual_seed(config.seed + 1)
-        model = build_model(config, generator=init_generator)
-        model.train()
-        optimizer = _optimizer(config, model)
-        global_step, first_epoch = 0, 0
-        if resume is not None:
-            _check_resume(config, resume)
-            model.load_state_dict(resume.model_state)
-            optimizer.load_state_dict(resume.optimizer_state)
-            order_generator.set_state(resume.order_rng_state)
-            global_step, first_epoch = resume.global_step, resume.epochs_done
-        layer_params = hidden_layer_params(model)
-        count = train_images.shape[0]
-        steps_per_epoch = math.ceil(count / config.batch_size)
-        report_after = _eval_steps(steps_per_epoch, config.evals_per_epoch)
-
-        def report(kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_acc: float) -> None:
-            test_loss, test_acc = evaluate(model, test_images, test_labels)
-            emit(
-                {
-                    "kind": kind,
-                    "epoch": round(epoch_index + step_in_epoch / steps_per_epoch, 6),
-                    "step": global_step,
-                    "steps_per_epoch": steps_per_epoch,
-                    "train_loss": train_loss,
-                    "train_accuracy": train_acc,
-                    "test_loss": test_loss,
-                    "test_accuracy": test_acc,
-                    "elapsed_s": round(elapsed(), 4),
-                    "layer_params": layer_params,
-                    "lr": config.lr,
-                }
-            )
-
+        training = _Training(config, dataset if dataset is not None else load_dataset(config.dataset, data_dir),
+                             emit, elapsed, resume)
         if resume is None:
-            probe = slice(0, min(count, 1000))
-            start_loss, start_acc = evaluate(model, train_images[probe], train_labels[probe])
-            report("eval", 0, 0, start_loss, start_acc)
-
-        for epoch_index in range(first_epoch, config.epochs):
-            permutation = torch.randperm(count, generator=order_generator)
-            loss_sum, correct, seen = 0.0, 0, 0  # since the last report
-            epoch_loss_sum, epoch_correct, epoch_seen = 0.0, 0, 0
-            for step_in_epoch in range(1, steps_per_epoch + 1):
-                if cancel is not None and cancel.is_set():
-                    return result("cancelled")
-                batch = permutation[(step_in_epoch - 1) * config.batch_size : step_in_epoch * config.batch_size]
-                images, labels = train_images[batch], train_labels[batch]
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
-                if not torch.isfinite(loss):
-                    message = (
-                        f"the training loss became {loss.item()} at epoch {epoch_index + 1}, step {global_step + 1}: "
-                        f"lower lr (now {config.lr:g}), e.g. to {config.lr / 10:g}"
-                    )
-                    return result("diverged", message)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                global_step += 1
-                batch_loss = loss.item() * labels.shape[0]
-                batch_correct = (logits.detach().argmax(dim=1) == labels).sum().item()
-                loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + labels.shape[0]
-                epoch_loss_sum += batch_loss
-                epoch_correct += batch_correct
-                epoch_seen += labels.shape[0]
-                if step_in_epoch == steps_per_epoch:
-                    report("epoch", epoch_index, step_in_epoch, epoch_loss_sum / epoch_seen, epoch_correct / epoch_seen)
-                elif step_in_epoch in report_after:
-                    report("eval", epoch_index, step_in_epoch, loss_sum / seen, correct / seen)
-                    loss_sum, correct, seen = 0.0, 0, 0
+            training.report_untrained()
+        for epoch_index in range(training.first_epoch, config.epochs):
+            training.epoch(epoch_index, cancel)
             if on_epoch_end is not None:
-                on_epoch_end(TrainingState(epoch_index + 1, global_step, elapsed(), model.state_dict(),
-                                           optimizer.state_dict(), order_generator.get_state()))
+                on_epoch_end(training.state(epoch_index + 1))
         return result("completed")
+    except _Stopped as stop:
+        return result(stop.status, stop.message)
     except Exception as error:  # noqa: BLE001 - a failed run is reported, never raised into a UI
         return result("failed", f"{type(error).__name__}: {error}", traceback.format_exc())

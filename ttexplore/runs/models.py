@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttexplore.runs.config import RunConfig
+from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.resources import check_bytes
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.core.init import target_std
 from ttexplore.core.layers import MatrixRankLinear, TTLinear
@@ -118,11 +120,33 @@ def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> P
 
 
 def load_model(path: "str | Path", map_location: str = "cpu") -> tuple[nn.Sequential, RunConfig]:
-    """Read a file written by :func:`save_model`; returns ``(model, config)``."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a ttexplore model file (no {MODEL_FORMAT!r} header)")
-    config = RunConfig.from_dict(payload["config"])
+    """Read a file written by :func:`save_model`; returns ``(model, config)``.
+
+    The file is read without running code (``weights_only``) and memory-mapped; its
+    config is validated as a user's would be, the shape of every tensor is compared
+    with the model the config describes (built on the ``meta`` device, which allocates
+    nothing), and the model's size is checked against the memory budget, all before
+    the model is built.
+
+    Raises:
+        WeightsFileError: (a ``ValueError``) naming the file and what is wrong with it.
+        ResourceError: (a ``ValueError``) when the model would not fit the memory budget.
+    """
+    payload = read_payload(path)
+    if payload.get("format") != MODEL_FORMAT:
+        raise WeightsFileError(f"{path} is not a ttexplore model file (no {MODEL_FORMAT!r} header)")
+    values = payload.get("config")
+    if not isinstance(values, dict):
+        raise WeightsFileError(f"{path} has no run config (found a {type(values).__name__})")
+    try:
+        config = RunConfig.from_dict(values)
+    except ConfigError as error:
+        raise WeightsFileError(f"{path} has an invalid run config: {error.field}: {error}") from None
+    with torch.device("meta"):
+        skeleton = build_model(config)
+    expected = {key: tuple(tensor.shape) for key, tensor in skeleton.state_dict().items()}
+    check_state(payload.get("state_dict"), expected, path, "model")
+    check_bytes(state_bytes(expected, 4), f"the model in {path}")
     model = build_model(config)
     model.load_state_dict(payload["state_dict"])
-    return model, config
+    return (model if str(map_location) == "cpu" else model.to(map_location)), config

@@ -172,7 +172,9 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise _store_problem(self.path, error) from None
+            raise StoreError(self.path, f"the run store {self.path} cannot be created: its folder {self.path.parent} "
+                                        f"cannot be made ({error.strerror}): point TTEXPLORE_DB (or --db) at a writable "
+                                        "place") from None
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
         self._initialise()
 
@@ -255,6 +257,17 @@ class RunStore:
                 )
             connection.execute("COMMIT")
         return row["id"] if row is not None else None
+
+    def take_for_resume(self, run_id: str) -> bool:
+        """Mark a resumable run ``running`` for this process, atomically (two resumes never both get it)."""
+        marks = ",".join("?" * len(RESUMABLE_STATUSES))
+        with self._connect() as connection:
+            changed = connection.execute(
+                f"UPDATE runs SET status='running', finished_at=NULL, error=NULL, host=?, pid=?, cancel_requested=0"
+                f" WHERE id=? AND status IN ({marks})",
+                (socket.gethostname(), os.getpid(), run_id, *RESUMABLE_STATUSES),
+            ).rowcount
+        return bool(changed)
 
     def requeue_claimed(self, run_id: str) -> None:
         """Give back a run claimed but not started (its worker is shutting down)."""

@@ -1,0 +1,68 @@
+"""The rules that keep the package livable, checked over all of ``ttexplore/``:
+no UI import, pure modules without torch, no module reaching into another's private
+names, no module over 600 lines (a module that long holds two concerns)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "ttexplore"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+#: Modules a page or the CLI imports on every keystroke: they must never import torch.
+PURE = ["ttexplore.core.ttmath", "ttexplore.core.ttshape", "ttexplore.core.shapes", "ttexplore.core.init",
+        "ttexplore.core.layout", "ttexplore.costmodel", "ttexplore.runs.config", "ttexplore.runs.store",
+        "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
+        "ttexplore.experiments.bench.report", "ttexplore.cli"]
+
+
+def _private_uses(path: Path) -> list[str]:
+    """``from x import _name`` and ``module._name`` in ``path``: reaching into another module's private names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            found += [f"from {node.module} import {alias.name}" for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if isinstance(node.value, ast.Name) and node.value.id not in ("self", "cls", "ctx", "object"):
+                found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    offenders = {str(path.relative_to(PACKAGE)): _private_uses(path) for path in MODULES}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_library_never_imports_streamlit():
+    offenders = [str(path.relative_to(PACKAGE)) for path in MODULES
+                 if any(isinstance(node, (ast.Import, ast.ImportFrom))
+                        and any((alias.name if isinstance(node, ast.Import) else node.module or "").startswith("streamlit")
+                                for alias in node.names)
+                        for node in ast.walk(ast.parse(path.read_text())))]
+    assert offenders == []
+
+
+def test_no_module_is_over_600_lines():
+    sizes = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in MODULES}
+    assert {path: lines for path, lines in sizes.items() if lines > 600} == {}
+
+
+def test_pure_modules_import_without_torch():
+    code = f"import sys, importlib\nfor name in {PURE!r}: importlib.import_module(name)\nprint('torch' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=PACKAGE.parent).stdout
+    assert output.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["TTLinear", "MatrixRankLinear", "TTShape", "RunConfig", "ConfigError", "RunStore",
+                                  "JobManager", "param_count"])
+def test_the_public_api(name):
+    import ttexplore
+
+    assert getattr(ttexplore, name) is not None and name in ttexplore.__all__

@@ -1,0 +1,390 @@
+"""How much memory a run needs, how much it may use, and a check before anything is allocated.
+
+Pure Python (no torch): the CLI, the Explore page, the job manager and the sweep
+ask it before they build a model or load data, so a 40 GB dense layer is a
+one-line refusal instead of a frozen machine.
+
+* :func:`estimate_run_memory` prices a :class:`~ttexplore.runs.config.RunConfig`
+  part by part (weights, gradients, optimizer state, head, activations, the input
+  and evaluation batches, the dataset), all float32.
+* :func:`memory_budget` is what a run may use: ``TTEXPLORE_MEMORY_LIMIT`` when set
+  (``8G``, ``512M``, ``1.5GiB`` or bytes), else :data:`DEFAULT_SHARE` of the memory
+  the machine (or its container) has available now.
+* :func:`check_run_memory` raises :class:`ResourceError` (a
+  :class:`~ttexplore.runs.config.ConfigError` with field ``"memory"``) when the
+  estimate exceeds the budget, with the numbers and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+from ttexplore.core import ttmath
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.data_info import dataset_info
+
+__all__ = [
+    "ResourceError",
+    "MemoryEstimate",
+    "estimate_run_memory",
+    "memory_budget",
+    "budget_description",
+    "available_memory",
+    "parse_size",
+    "check_run_memory",
+    "memory_fix",
+    "check_bytes",
+    "human_bytes",
+    "ENV_LIMIT",
+    "DEFAULT_SHARE",
+    "EVAL_BATCH",
+]
+
+#: The environment variable that sets the budget (``8G``, ``512M``, ``1.5GiB``, or bytes).
+ENV_LIMIT = "TTEXPLORE_MEMORY_LIMIT"
+
+#: Without ``TTEXPLORE_MEMORY_LIMIT``, a run may use this share of the memory available now
+#: (the rest is left to the app, the other runs and the machine).
+DEFAULT_SHARE = 0.5
+
+#: The budget when the available memory can not be read at all.
+FALLBACK_BUDGET = 4 << 30
+
+#: Rows per forward in :func:`ttexplore.runs.fit.evaluate`.
+EVAL_BATCH = 1000
+
+FLOAT_BYTES = 4  # every tensor of a run is float32
+LABEL_BYTES = 8  # labels are int64
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([KMGTP]?)(I?B?)\s*", re.IGNORECASE)
+
+
+class ResourceError(ConfigError):
+    """A run (or a file) needs more memory than the budget; ``field`` is ``"memory"``."""
+
+    def __init__(self, message: str, field: str = "memory") -> None:
+        super().__init__(field, message)
+
+
+# ---------------------------------------------------------------- sizes
+def human_bytes(count: float) -> str:
+    """``2176`` -> ``"2.1 KiB"``; ``4.2e9`` -> ``"3.9 GiB"`` (binary units, as ``free -h``)."""
+    count = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(count) < 1024 or unit == "PiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_size(text: str, name: str = ENV_LIMIT) -> int:
+    """``"8G"``, ``"512M"``, ``"1.5GiB"``, ``"8 GB"`` or ``"8000000000"`` -> bytes.
+
+    Units are binary (``K`` = 1024, ``G`` = 1024**3), with or without ``B``/``iB``,
+    in any case, as ``docker -m`` reads them.
+
+    Raises:
+        ResourceError: naming ``name`` and the accepted forms, for anything else or a size of 0.
+    """
+    match = _SIZE.fullmatch(str(text))
+    if match is None or (match.group(3) and match.group(3).upper() == "I"):
+        raise ResourceError(f"{name}={str(text)[:40]!r} is not a size: write bytes (8000000000) or a number with a unit, "
+                            f"e.g. 8G, 512M or 1.5GiB")
+    value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if value < 1 << 20:
+        raise ResourceError(f"{name}={str(text)[:40]!r} is less than 1 MiB, too little for any run: give e.g. 8G or 512M")
+    return int(value)
+
+
+# ---------------------------------------------------------------- the estimate
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a training run holds at its peak, part by part (all float32).
+
+    Attributes:
+        hidden_weights: the hidden layer's weights and bias.
+        head: the classifier ``Linear(hidden, classes)``.
+        gradients: one gradient per weight (hidden and head).
+        optimizer_state: Adam's two moments, SGD's momentum buffer (none without momentum).
+        activations: what one training step's forward keeps for the backward and the
+            backward's own tensors, at the batch size (for a TT layer from the cost
+            model's ``saved_bytes`` and ``peak_bytes`` of the strategy it will use).
+        input_batch: the batch of images gathered for a step (and its padded copy).
+        evaluation: one forward of :data:`EVAL_BATCH` images without gradients.
+        dataset: the train and test images (float32) and labels held in memory.
+        optimizer_scratch: the temporaries Adam's step allocates per parameter tensor
+            (``sqrt`` of its second moment, then its quotient): twice the largest
+            tensor; none for SGD, which updates in place.
+    """
+
+    hidden_weights: int
+    head: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+    input_batch: int
+    evaluation: int
+    dataset: int
+    optimizer_scratch: int = 0
+
+    @property
+    def static(self) -> int:
+        """What lives through the whole run: weights, gradients, optimizer state, data."""
+        return self.hidden_weights + self.head + self.gradients + self.optimizer_state + self.dataset
+
+    @property
+    def step(self) -> int:
+        """What one training step adds: its input batch and its activations."""
+        return self.input_batch + self.activations
+
+    @property
+    def total(self) -> int:
+        """The peak: what lives through the run plus the largest of a training step, the optimizer's
+        step and an evaluation (they never overlap: :func:`~ttexplore.runs.fit.fit` runs them in turn)."""
+        return self.static + max(self.step, self.optimizer_scratch, self.evaluation)
+
+    def parts(self) -> dict[str, int]:
+        """``{part: bytes}`` in field order, for tables and messages."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def describe(self, largest: int = 3) -> str:
+        """``"about 3.9 GiB (hidden weights 3.9 GiB, gradients ..., ...)"``: the total and its ``largest`` parts."""
+        parts = sorted(self.parts().items(), key=lambda item: -item[1])[:largest]
+        listed = ", ".join(f"{name.replace('_', ' ')} {human_bytes(size)}" for name, size in parts if size)
+        return f"about {human_bytes(self.total)} ({listed})"
+
+
+def _hidden_params(config: RunConfig) -> int:
+    """Weights of the hidden layer with its bias."""
+    return config.layer_params() + config.hidden_features
+
+
+def _tt_bytes(config: RunConfig, batch: int, training: bool) -> int:
+    """Saved plus peak intermediate bytes of the TT forward ``config`` will run at ``batch``,
+    from the cost model (the same call :mod:`ttexplore.core.forward` makes, so it is cached for it)."""
+    from ttexplore import costmodel
+
+    plan = ttmath.plan_ranks(config.in_modes, config.out_modes, config.ranks)
+    costs = costmodel.strategy_costs(config.in_modes, config.out_modes, plan.ranks, batch, FLOAT_BYTES,
+                                     training=training, input_grad=False)
+    chosen = config.strategy if config.strategy in costs else costmodel.best_strategy(costs)
+    cost = costs[chosen]
+    return int(cost["peak_bytes"]) + (int(cost["saved_bytes"]) if training else 0)
+
+
+def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
+    """The memory a run of ``config`` needs, part by part (see :class:`MemoryEstimate`).
+
+    An estimate, not a measurement: allocator slack, torch's own buffers and the
+    temporary arrays of loading a dataset come on top (the default budget leaves
+    half of the available memory for them). The 1024x1024 dense layer's weights
+    are priced at exactly their 4 MiB.
+
+    Complexity: integer arithmetic, plus for a TT layer two cost-model calls
+    (cached; the same ones its forward makes).
+    """
+    info = dataset_info(config.dataset)
+    n, m, classes, batch = config.in_features, config.hidden_features, info.classes, config.batch_size
+    raw = info.features
+    padded = config.pad_to is not None and config.pad_to != info.side
+    hidden = _hidden_params(config)
+    head = m * classes + classes
+    params = hidden + head
+    if config.optimizer == "adam":
+        state = 2 * params
+    else:
+        state = params if config.momentum > 0 else 0
+    # A training step: the gathered images (and their padded copy, which the hidden layer keeps
+    # for its weight gradient), then per row: the hidden output, the ReLU output (kept by the head)
+    # and their two gradients, plus logits, log-softmax and the logits' gradient.
+    input_batch = batch * (raw + (n if padded else 0))
+    if config.layer == "tt":
+        layer = _tt_bytes(config, batch, training=True)
+    elif config.layer == "matrix_rank":
+        layer = 2 * batch * config.matrix_rank * FLOAT_BYTES  # A x, kept for B's gradient, and its gradient
+    else:
+        layer = 0
+    activations = layer + FLOAT_BYTES * batch * (4 * m + 3 * classes)
+    # An evaluation: a slice of the stored images (a view), padded, forward only.
+    train_count = config.train_limit or info.train_size
+    rows = min(EVAL_BATCH, max(info.test_size, train_count))
+    if config.layer == "tt":
+        eval_layer = _tt_bytes(config, rows, training=False)
+    elif config.layer == "matrix_rank":
+        eval_layer = rows * config.matrix_rank * FLOAT_BYTES
+    else:
+        eval_layer = 0
+    evaluation = eval_layer + FLOAT_BYTES * rows * ((n if padded else 0) + 2 * m + 2 * classes)
+    images = info.train_size + info.test_size
+    dataset = images * (raw * FLOAT_BYTES + LABEL_BYTES)
+    scratch = 2 * _largest_tensor(config) if config.optimizer == "adam" else 0
+    return MemoryEstimate(
+        hidden_weights=hidden * FLOAT_BYTES,
+        head=head * FLOAT_BYTES,
+        gradients=params * FLOAT_BYTES,
+        optimizer_state=state * FLOAT_BYTES,
+        activations=activations,
+        input_batch=input_batch * FLOAT_BYTES,
+        evaluation=evaluation,
+        dataset=dataset,
+        optimizer_scratch=scratch * FLOAT_BYTES,
+    )
+
+
+def _largest_tensor(config: RunConfig) -> int:
+    """Elements of the network's largest parameter tensor."""
+    n, m, classes = config.in_features, config.hidden_features, dataset_info(config.dataset).classes
+    if config.layer == "tt":
+        hidden = max(ttmath.prod(shape) for shape in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
+    elif config.layer == "matrix_rank":
+        hidden = config.matrix_rank * max(n, m)
+    else:
+        hidden = n * m
+    return max(hidden, m * classes, m)
+
+
+# ---------------------------------------------------------------- the budget
+def _read_int(path: Path) -> Optional[int]:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_room() -> Optional[int]:
+    """Bytes left under this process's cgroup memory limit (containers), ``None`` without one."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit, usage = _read_int(Path(limit_file)), _read_int(Path(usage_file))
+        if limit is not None and usage is not None and limit < 1 << 60:  # v1 writes a huge number for "no limit"
+            return max(0, limit - usage)
+    return None
+
+
+def available_memory(meminfo: "str | os.PathLike" = "/proc/meminfo") -> Optional[int]:
+    """Bytes the machine can give a new allocation now, ``None`` when no source answers.
+
+    Linux's ``MemAvailable`` (capped by the cgroup's remaining room inside a container);
+    elsewhere ``sysconf`` available pages, then psutil when installed.
+    """
+    found: Optional[int] = None
+    try:
+        with open(meminfo, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    parts = line.split()
+                    found = int(parts[1]) * (1024 if len(parts) > 2 and parts[2].lower() == "kb" else 1)
+                    break
+    except (OSError, ValueError, IndexError):
+        found = None
+    if found is None:
+        try:
+            found = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            found = None
+    if found is None:
+        try:
+            import psutil  # type: ignore[import-not-found]
+
+            found = int(psutil.virtual_memory().available)
+        except Exception:  # noqa: BLE001 - optional, any failure means "unknown"
+            found = None
+    room = _cgroup_room()
+    if room is not None:
+        found = room if found is None else min(found, room)
+    return found
+
+
+def memory_budget(share: float = DEFAULT_SHARE) -> int:
+    """Bytes a run may use: ``TTEXPLORE_MEMORY_LIMIT`` when set, else ``share`` of :func:`available_memory`
+    (:data:`FALLBACK_BUDGET` when it is unknown).
+
+    Raises:
+        ResourceError: when ``TTEXPLORE_MEMORY_LIMIT`` is not a size.
+    """
+    text = os.environ.get(ENV_LIMIT, "").strip()
+    if text:
+        return parse_size(text)
+    available = available_memory()
+    return FALLBACK_BUDGET if available is None else int(available * share)
+
+
+def budget_description(budget: Optional[int] = None) -> str:
+    """Where the budget comes from, for messages: ``"8.0 GiB (TTEXPLORE_MEMORY_LIMIT)"`` or
+    ``"7.6 GiB (half of the 15.2 GiB available now)"``."""
+    if os.environ.get(ENV_LIMIT, "").strip():
+        size = parse_size(os.environ[ENV_LIMIT])
+        return f"{human_bytes(size if budget is None else budget)} ({ENV_LIMIT})"
+    available = available_memory()
+    if budget is None:
+        budget = memory_budget()
+    if available is None:
+        return f"{human_bytes(budget)} (the available memory could not be read)"
+    share = "half" if DEFAULT_SHARE == 0.5 else f"{DEFAULT_SHARE:.0%}"
+    return f"{human_bytes(budget)} ({share} of the {human_bytes(available)} available now)"
+
+
+# ---------------------------------------------------------------- the checks
+def check_run_memory(config: RunConfig, budget: Optional[int] = None,
+                     estimate: Optional[MemoryEstimate] = None) -> MemoryEstimate:
+    """The run's :class:`MemoryEstimate`, or a :class:`ResourceError` when it exceeds ``budget``.
+
+    Args:
+        budget: bytes; ``None`` reads :func:`memory_budget` (``TTEXPLORE_MEMORY_LIMIT`` or half the available memory).
+        estimate: a precomputed :func:`estimate_run_memory` of ``config``.
+
+    Raises:
+        ResourceError: with the estimate, the budget, where the budget comes from and the fix.
+    """
+    estimate = estimate or estimate_run_memory(config)
+    explicit = budget is not None
+    budget = memory_budget() if budget is None else int(budget)
+    if estimate.total <= budget:
+        return estimate
+    source = f"{human_bytes(budget)}" if explicit else budget_description(budget)
+    raise ResourceError(f"this run needs {estimate.describe()} of memory, more than the budget of {source}: "
+                        f"{memory_fix(config, estimate)}, or raise {ENV_LIMIT} (e.g. {ENV_LIMIT}=16G) if the machine has the room")
+
+
+def memory_fix(config: RunConfig, estimate: Optional[MemoryEstimate] = None) -> str:
+    """The change that shrinks the largest part of the run's memory (a phrase for messages)."""
+    estimate = estimate or estimate_run_memory(config)
+    width = f"{config.hidden_features:,} units wide"
+    ranks = " or lower the ranks" if config.layer == "tt" else ""
+    weights = estimate.hidden_weights + estimate.gradients + estimate.optimizer_state
+    largest = max(("weights", weights), ("head", estimate.head), ("step", estimate.step),
+                  ("evaluation", estimate.evaluation), ("dataset", estimate.dataset), key=lambda item: item[1])[0]
+    if largest == "dataset":
+        return f"the {config.dataset} images alone need {human_bytes(estimate.dataset)}: use a smaller dataset"
+    if largest == "evaluation":
+        return (f"evaluating {EVAL_BATCH} images at a time alone needs {human_bytes(estimate.evaluation)}: choose smaller "
+                f"out_modes (the hidden layer is {width}){ranks}")
+    if largest == "step":
+        return f"lower batch_size (now {config.batch_size}){ranks}, or choose smaller out_modes (the hidden layer is {width})"
+    if largest == "head" or estimate.head + config.hidden_features * FLOAT_BYTES > weights / 2:
+        return f"choose smaller out_modes: the hidden layer is {width}, and the classifier on top of it grows with it"
+    if config.layer == "dense":
+        return "use the TT layer (layer tt) or a narrower hidden layer"
+    if config.layer == "matrix_rank":
+        return f"lower matrix_rank (now {config.matrix_rank:,}) or use a narrower hidden layer"
+    return "lower the ranks or choose smaller modes"
+
+
+def check_bytes(needed: int, what: str, budget: Optional[int] = None) -> None:
+    """Refuse to allocate ``needed`` bytes for ``what`` (a file's tensors, a model) beyond the budget.
+
+    Raises:
+        ResourceError: naming ``what``, the size and the budget.
+    """
+    explicit = budget is not None
+    budget = memory_budget() if budget is None else int(budget)
+    if needed > budget:
+        source = human_bytes(budget) if explicit else budget_description(budget)
+        raise ResourceError(f"{what} needs {human_bytes(needed)} of memory, more than the budget of {source}: "
+                            f"raise {ENV_LIMIT} if the machine has the room")
