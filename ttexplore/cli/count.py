@@ -16,29 +16,13 @@ def configure_count(count: argparse.ArgumentParser) -> None:
     count.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _whole(low: int, high: int, what: str):
-    """An argparse type: a whole number from ``low`` to ``high``, else a one-line error saying so."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give {what}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give {what} from {low} to {high}")
-        return value
-
-    return parse
-
-
 def configure_suggest(suggest: argparse.ArgumentParser) -> None:
-    suggest.add_argument("in_features", type=_whole(1, 2**62, "the input features N"), help="N, input features")
-    suggest.add_argument("out_features", type=_whole(1, 2**62, "the output features M"), help="M, output features")
-    suggest.add_argument("--d", type=_whole(1, 64, "the number of cores"), default=None,
-                         help="number of cores (default: try all)")
-    suggest.add_argument("--rank", type=_whole(1, 100_000, "a TT rank"), default=2,
-                         help="max TT rank to price shapes at (default 2)")
-    suggest.add_argument("--top", type=_whole(1, 1000, "how many to list"), default=10, help="how many to list (default 10)")
+    """Flags of ``suggest``; their ranges are checked by :func:`~ttexplore.core.shapes.suggest_shapes` (one line each)."""
+    suggest.add_argument("in_features", type=int, help="N, input features")
+    suggest.add_argument("out_features", type=int, help="M, output features")
+    suggest.add_argument("--d", type=int, default=None, help="number of cores (default: try all)")
+    suggest.add_argument("--rank", type=int, default=2, help="max TT rank to price shapes at (default 2)")
+    suggest.add_argument("--top", type=int, default=10, help="how many to list (default 10)")
 
 
 def run_count(args: argparse.Namespace) -> int:
