@@ -228,7 +228,7 @@ with result_col:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
     view = layer_preview(config)
-    row = st.columns(4)
+    row = st.columns(3)  # three to a row: at 1400 px a fourth tile cut its number short
     row[0].metric("TT layer weights", f"{view.tt_params:,}", border=True, delta=f"{view.in_features:,} → "
                   f"{view.out_features:,} layer", delta_color="off", delta_arrow="off",
                   help="Σ r_{k−1}·n_k·m_k·r_k over the cores (no bias)")
@@ -238,12 +238,13 @@ with result_col:
     row[2].metric("Compression", factor, border=True, delta=f"smaller · rate {view.compression:.2e}",
                   delta_color="off", delta_arrow="off",
                   help="Compression factor: dense / TT weights. Compression rate (the paper's tables): TT / dense.")
+    flops_col, memory_col = st.columns(2)
     tile = memory_tile(view)
-    row[3].metric("Training memory (est.)", tile["value"], border=True, delta=tile["delta"], delta_color="off",
-                  delta_arrow="off", help=tile["help"])
+    memory_col.metric("Training memory (est.)", tile["value"], border=True, delta=tile["delta"], delta_color="off",
+                      delta_arrow="off", help=tile["help"])
     if view.memory_warning:
         st.warning(view.memory_warning, icon=":material/memory:")
-    flops_col, ranks_col = st.columns([1.3, 2])
+    ranks_col = st.container()
     change = view.tt_flops / view.dense_flops - 1
     flops_col.metric("Forward FLOPs / image", human_count(view.tt_flops), border=True, delta_color="inverse",
                      delta=f"{change:+.0%} vs dense {human_count(view.dense_flops)}",
