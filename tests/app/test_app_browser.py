@@ -387,7 +387,7 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     enter(page.get_by_label("Epochs"), "1")
     enter(page.get_by_label("Training images (0 = all)", exact=True), "300")
     page.get_by_text("Dense and matrix-rank baselines").click()
-    page.get_by_text("4 runs, about").wait_for()  # the estimate before the button: every value has landed
+    page.get_by_text("4 runs, ").wait_for()  # the estimate before the button: every value has landed
     page.get_by_role("button", name="Run sweep").click()
     page.get_by_text("4 runs queued").wait_for()
     page.get_by_text("4 of 4 runs completed").wait_for(timeout=120_000)  # the page polls the store every 2 s

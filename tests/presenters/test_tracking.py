@@ -105,6 +105,8 @@ def test_training_curves_x_axes_smoothing_log_loss_and_waiting():
     assert list(waiting.layout.xaxis.range) == [0, 3.0] and list(waiting.layout.yaxis2.range) == [0.0, 1.0]
     assert "Waiting for the first point" in waiting.layout.annotations[-1].text
     assert "queued: 2nd in line" in waiting.layout.annotations[-1].text
+    failed = plots.training_curves([{"label": "c", "events": [], "pending": False, "waiting": "failed before its first point"}])
+    assert "No point to draw" in failed.layout.annotations[-1].text and "failed" in failed.layout.annotations[-1].text
 
 
 def test_already_trained_and_ui_words():
@@ -124,9 +126,10 @@ def test_sweep_estimate_counts_runs_and_learns_from_finished_ones():
     configs = [RunConfig.for_dataset("digits", epochs=1, ranks=rank) for rank in (1, 2, 3, 4)]
     guess = tracking.sweep_estimate(configs, [], workers=2)
     assert guess["runs"] == 4 and guess["seconds"] > 0 and "rough guess" in guess["basis"]
-    assert guess["text"].startswith("4 runs, about ") and guess["text"].endswith("on 2 workers")
+    assert guess["text"].startswith("4 runs, ") and guess["text"].endswith("on 2 workers")
     done = make_run("done")
     done["config"] = configs[0].to_dict()
     done.update(started_at=NOW - 100, finished_at=NOW)  # 100 s for the first config
     measured = tracking.sweep_estimate(configs[:1], [done], workers=1)
     assert measured["seconds"] == pytest.approx(100.0) and measured["basis"] == "from the times of 1 finished run"
+    assert measured["text"] == "1 run, about 2 min on 1 worker"

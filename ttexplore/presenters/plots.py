@@ -67,7 +67,8 @@ def training_curves(
         runs: each ``{"label": str, "events": [metric event, ...]}`` (events as
             :mod:`ttexplore.runs.fit` emits them or :meth:`RunStore.metrics` returns them),
             optionally ``"epochs"`` (the planned epochs: the x range while it waits) and
-            ``"waiting"`` (a short reason, shown while the run has no point).
+            ``"waiting"`` (a short reason, shown while the run has no point) and ``"pending"``
+            (False once it ended: a run that failed before its first point is not waited for).
         x: ``"epoch"``, ``"step"`` (optimizer steps) or ``"time"`` (training seconds); see
             :data:`ttexplore.presenters.tracking.X_AXES`.
         smoothing: TensorBoard's exponential smoothing weight in ``[0, 1)``; the raw
@@ -127,7 +128,8 @@ def training_curves(
         figure.update_yaxes(range=_EMPTY_RANGES["accuracy"], row=1, col=2)
         if not log_loss:
             figure.update_yaxes(range=_EMPTY_RANGES["loss"], row=1, col=1)
-        message = "Waiting for the first point" if runs else "No run chosen"
+        pending = any(run.get("pending", True) for run in runs)
+        message = ("Waiting for the first point" if pending else "No point to draw") if runs else "No run chosen"
         figure.add_annotation(text=f"<b>{message}</b>" + "".join(f"<br>{line}" for line in waiting[:4]), showarrow=False,
                               xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 14},
                               bgcolor="rgba(128,128,128,0.12)", borderpad=8)

@@ -324,8 +324,9 @@ def curve_xy(events: Sequence[Mapping[str, Any]], x: str = "epoch") -> list[Opti
 def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence[Mapping[str, Any]]],
                labels: Optional[Mapping[str, str]] = None) -> list[dict[str, Any]]:
     """Input of :func:`ttexplore.presenters.plots.training_curves` for ``runs`` in their order: each run's
-    label (``labels`` or :func:`distinct_labels`), events, planned epochs, and, while it has no point,
-    what it waits for (its place in the queue, its start)."""
+    label (``labels`` or :func:`distinct_labels`), events, planned epochs, whether it is still queued or
+    running (``pending``), and, while it has no point, what it waits for (its place in the queue, its start)
+    or why it has none (it failed first)."""
     labels = labels or distinct_labels(runs)
     positions = queue_positions(runs)
     series = []
@@ -333,7 +334,7 @@ def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence
         events = list(metrics.get(run["id"], []))
         state = run_state(run, events, positions.get(run["id"]))
         series.append({"label": labels[run["id"]], "events": events, "epochs": (run.get("config") or {}).get("epochs"),
-                       "waiting": state["text"] if not events else None})
+                       "waiting": state["text"] if not events else None, "pending": run.get("status") in ACTIVE})
     return series
 
 
@@ -398,6 +399,16 @@ def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, floa
     return rates, sum(len(values) for values in ratios.values())
 
 
+def _rough_duration(seconds: float) -> str:
+    """An estimate's duration, no more precise than it is: ``"under a minute"``, ``"about 16 min"``, ``"about 2 h 10 min"``."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
 def sweep_estimate(configs: Sequence[Any], finished: Iterable[Mapping[str, Any]], workers: int) -> dict[str, Any]:
     """How many runs a sweep queues and roughly how long they take on ``workers`` cores.
 
@@ -419,6 +430,6 @@ def sweep_estimate(configs: Sequence[Any], finished: Iterable[Mapping[str, Any]]
     basis = (f"from the times of {measured} finished run{'s' if measured != 1 else ''}" if measured
              else "a rough guess until runs finish here")
     count = len(configs)
-    text = (f"{count} run{'s' if count != 1 else ''}, about {format_duration(seconds) or '0s'} on {workers} "
+    text = (f"{count} run{'s' if count != 1 else ''}, {_rough_duration(seconds)} on {workers} "
             f"worker{'s' if workers != 1 else ''}")
     return {"runs": count, "seconds": seconds, "text": text, "basis": basis}
