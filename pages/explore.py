@@ -8,6 +8,7 @@ import ui
 from ttexplore.presenters import plots
 from ttexplore.presenters.tracking import already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.resources import check_run_memory
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_limits, design_config, human_count, layer_preview,
@@ -82,9 +83,15 @@ def train_clicked() -> None:
         return
     manager = ui.get_manager()
     name, tags, notes = state.get("run_name", "").strip(), state.get("run_tags", []), state.get("run_notes", "")
-    ids = [manager.submit(config, name=name, tags=tags, notes=notes)]
-    if state.baseline:
-        ids.append(manager.submit(baseline_config(config), name=f"{name} (dense)" if name else "", tags=tags, notes=notes))
+    configs = [config] + ([baseline_config(config)] if state.baseline else [])
+    names = [name] + ([f"{name} (dense)" if name else ""] if state.baseline else [])
+    try:
+        for each in configs:  # all checked before any is queued: no half-submitted pair
+            check_run_memory(each)
+        ids = [manager.submit(each, name=each_name, tags=tags, notes=notes) for each, each_name in zip(configs, names)]
+    except ConfigError as error:  # a run over the memory budget says so, with the fix
+        state.train_error = error
+        return
     state.watch_add = ids  # the Train page adds them to the runs it follows
     state.run_name = ""  # the next run gets its own name
     state.open_train = True

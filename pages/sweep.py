@@ -76,7 +76,7 @@ with st.container(border=True, key="sweep-form"):
                    icon=":material/cloud_off:")
     if grid is not None:
         plan = sweep.plan_sweep(store, grid.cells, spec.name)
-        estimate = tracking.sweep_estimate([cell.config for cell in plan.todo], store.list_runs(status=("completed",)),
+        estimate = sweep.sweep_estimate([cell.config for cell in plan.todo], store.list_runs(status=("completed",)),
                                            manager.max_workers)
         kinds = grid.counts()
         parts = [f"{kinds.get('tt', 0)} TT"] + [f"{kinds[kind]} {word}" for kind, word in
@@ -89,7 +89,11 @@ with st.container(border=True, key="sweep-form"):
     submitted = st.button("Run sweep", type="primary", key="sweep_run", disabled=grid is None or not on_machine)
 
 if submitted and grid is not None and on_machine:
-    new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+    try:
+        new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+    except ConfigError as error:  # a cell over the memory budget: nothing was queued
+        ui.show_config_error(error, LABELS)
+        st.stop()
     st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
     st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
                "were completed or running already.")

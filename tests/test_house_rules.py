@@ -66,3 +66,38 @@ def test_the_public_api(name):
     import ttexplore
 
     assert getattr(ttexplore, name) is not None and name in ttexplore.__all__
+
+
+#: Floors of the house, bottom up; a module imports only from its own floor or below (also inside functions).
+FLOORS = [
+    ("ttexplore.core.errors", "ttexplore.core.ttmath", "ttexplore.core.ttshape", "ttexplore.core.limits",
+     "ttexplore.core.factor", "ttexplore.core.shapes", "ttexplore.core.init", "ttexplore.core.layout",
+     "ttexplore.core.memory"),
+    ("ttexplore.costmodel",),
+    ("ttexplore.core",),  # the torch half: kernels, forward, layers, weight files
+    ("ttexplore.runs",),
+    ("ttexplore.presenters",),
+    ("ttexplore.experiments",),
+    ("ttexplore.cli", "ttexplore.__main__", "ttexplore"),
+]
+
+
+def _floor(module: str) -> int:
+    for level, prefixes in enumerate(FLOORS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return level
+    raise AssertionError(f"{module} is on no floor: add it to FLOORS")
+
+
+def test_imports_only_point_down():
+    upward = []
+    for path in MODULES:
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            for name in names:
+                if name.startswith("ttexplore.") and name != "ttexplore" and _floor(name) > _floor(module):
+                    upward.append(f"{module} imports {name}")
+    assert upward == []

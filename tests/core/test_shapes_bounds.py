@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from ttexplore.core import shapes, ttmath
+from ttexplore.core import ttmath
+from ttexplore.core import factor
 from ttexplore.core.shapes import (
     MAX_FACTORIZATIONS,
     MAX_FEATURES,
@@ -166,8 +167,8 @@ def test_rank_budget_is_a_bisection():
 
 
 def test_factorization_steps_are_capped(monkeypatch):
-    monkeypatch.setattr(shapes, "MAX_SEARCH_STEPS", 50)
-    shapes._divisors.cache_clear()
+    monkeypatch.setattr(factor, "MAX_SEARCH_STEPS", 50)
+    factor.divisors.cache_clear()
     with pytest.raises(ValueError, match="search steps"):
         factorizations(HIGHLY_COMPOSITE, 6)
 

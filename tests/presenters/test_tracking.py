@@ -118,18 +118,3 @@ def test_already_trained_and_ui_words():
     assert message == "Input modes 4x8x8 multiply to 256; set the folder with the TTEXPLORE_DATA environment variable"
     assert tracking.compression_text(2176 / 1048576) == "482× smaller"
     assert tracking.compression_text(2.0) == "2× larger"
-
-
-def test_sweep_estimate_counts_runs_and_learns_from_finished_ones():
-    from ttexplore.runs.config import RunConfig
-
-    configs = [RunConfig.for_dataset("digits", epochs=1, ranks=rank) for rank in (1, 2, 3, 4)]
-    guess = tracking.sweep_estimate(configs, [], workers=2)
-    assert guess["runs"] == 4 and guess["seconds"] > 0 and "rough guess" in guess["basis"]
-    assert guess["text"].startswith("4 runs, ") and guess["text"].endswith("on 2 workers")
-    done = make_run("done")
-    done["config"] = configs[0].to_dict()
-    done.update(started_at=NOW - 100, finished_at=NOW)  # 100 s for the first config
-    measured = tracking.sweep_estimate(configs[:1], [done], workers=1)
-    assert measured["seconds"] == pytest.approx(100.0) and measured["basis"] == "from the times of 1 finished run"
-    assert measured["text"] == "1 run, about 2 min on 1 worker"

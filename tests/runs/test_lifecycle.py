@@ -248,3 +248,23 @@ def test_an_old_store_gains_the_new_columns_and_its_runs_load(tmp_path):
     connection.close()
     run = RunStore(path).get_run("old")
     assert run["status"] == "completed" and run["tags"] == [] and run["name"] == "" and run["queue"] == "app"
+
+
+def test_runs_over_the_memory_budget_are_refused_before_they_are_queued(tmp_path, monkeypatch):
+    from ttexplore.experiments import sweep
+    from ttexplore.runs.resources import ResourceError
+
+    store = RunStore(tmp_path / "runs.db")
+    manager = JobManager(store, max_workers=1, torch_threads=1)
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "100000")  # 100 kB: less than any run needs
+    try:
+        with pytest.raises(ResourceError, match="TTEXPLORE_MEMORY_LIMIT"):
+            manager.submit(small())
+        grid = sweep.expand(sweep.make_spec("tiny", "digits", "4x4x4", [1]))
+        with pytest.raises(ResourceError, match="cell"):
+            sweep.submit_sweep(manager, store, grid, "tiny")
+        with pytest.raises(ResourceError, match="cell"):
+            sweep.run_sweep(store, grid, "tiny")
+        assert store.list_runs() == []  # nothing queued or recorded
+    finally:
+        manager.shutdown()

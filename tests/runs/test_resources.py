@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ttexplore.core import memory
 from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.resources import (
@@ -124,11 +125,11 @@ def test_the_limit_overrides_and_the_default_is_half_of_what_is_available(monkey
     monkeypatch.delenv(ENV_LIMIT)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   16000000 kB\n")
-    assert available_memory(meminfo) in (16_000_000 * 1024, min(16_000_000 * 1024, resources._cgroup_room() or 1 << 62))
-    monkeypatch.setattr(resources, "available_memory", lambda: 10 * GIB)
+    assert available_memory(meminfo) in (16_000_000 * 1024, min(16_000_000 * 1024, memory._cgroup_room() or 1 << 62))
+    monkeypatch.setattr(memory, "available_memory", lambda: 10 * GIB)
     assert memory_budget() == 5 * GIB
-    monkeypatch.setattr(resources, "available_memory", lambda: None)
-    assert memory_budget() == resources.FALLBACK_BUDGET
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
+    assert memory_budget() == memory.FALLBACK_BUDGET
 
 
 def test_without_proc_meminfo_a_portable_source_answers(tmp_path):

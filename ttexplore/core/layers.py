@@ -14,6 +14,7 @@ from torch import nn
 from ttexplore.core import forward as tt_forward
 from ttexplore.core.init import INITS, target_std, tt_core_std
 from ttexplore.core.kernels import dense_to_tt_matrix, tt_to_dense
+from ttexplore.core.memory import check_bytes
 from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
 from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
@@ -218,7 +219,7 @@ class TTLinear(nn.Module):
 
         The file is read without running code (``weights_only``) and memory-mapped;
         its spec and every tensor's shape are checked, and the layer's size against
-        the memory budget (:func:`ttexplore.runs.resources.check_bytes`), before
+        the memory budget (:func:`ttexplore.core.memory.check_bytes`), before
         anything is allocated.
 
         Raises:
@@ -251,8 +252,6 @@ class TTLinear(nn.Module):
             expected["bias"] = (prod(spec["out_modes"]),)
         check_state(state, expected, path, "TT layer")
         dtype = state["cores.0"].dtype
-        from ttexplore.runs.resources import check_bytes  # pure; the budget every ttexplore allocation answers to
-
         check_bytes(state_bytes(expected, dtype.itemsize), f"the TT layer in {path}")
         layer = cls(**spec, dtype=dtype)
         layer.load_state_dict(state)

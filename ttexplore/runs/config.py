@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ttexplore.core import ttmath
+from ttexplore.core.errors import ConfigError
 from ttexplore.core.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
@@ -25,18 +26,6 @@ __all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS", "MA
 
 LAYER_KINDS = ("tt", "dense", "matrix_rank")
 OPTIMIZERS = ("adam", "sgd")
-
-
-class ConfigError(ValueError):
-    """A user-fixable problem with a run description.
-
-    Attributes:
-        field: the name of the offending field (``"in_modes"``, ``"lr"``, ...).
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def _modes_or_none(value: Any, name: str) -> Optional[tuple[int, ...]]:

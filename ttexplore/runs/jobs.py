@@ -101,12 +101,16 @@ class JobManager:
         """Queue a run of ``config`` (validated first); returns its run id at once.
 
         Raises:
-            ConfigError: for an invalid config (nothing is queued).
+            ConfigError: for an invalid config, or a ``ResourceError`` (field ``memory``) for a run
+                over the memory budget (nothing is queued).
             RuntimeError: after :meth:`shutdown`.
         """
+        from ttexplore.runs.resources import check_run_memory
+
         if self._closed:
             raise RuntimeError("the job manager is shut down; start a new one")
         config.validate()
+        check_run_memory(config)
         run_id = self.store.create_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes)
         self._wake.set()
         return run_id

@@ -18,7 +18,7 @@ from torch import nn
 
 from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
 from ttexplore.runs.config import ConfigError, RunConfig
-from ttexplore.runs.resources import check_bytes
+from ttexplore.core.memory import check_bytes
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.core.init import target_std
 from ttexplore.core.layers import MatrixRankLinear, TTLinear

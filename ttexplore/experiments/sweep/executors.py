@@ -55,13 +55,15 @@ def run_sweep(store: RunStore, grid: "SweepGrid | Sequence[SweepCell]", name: st
 
     Raises:
         ConfigError: field ``"executor"`` for an unknown executor, a missing Ray or a local Ray that
-            does not start; field ``"address"`` for a Ray cluster that can not be joined.
+            does not start; field ``"address"`` for a Ray cluster that can not be joined; field
+            ``"memory"`` when a cell alone is over the memory budget (nothing is recorded then).
     """
     if executor not in EXECUTORS:
         raise ConfigError("executor", f"executor {executor!r} is unknown: use one of {', '.join(EXECUTORS)}")
     if executor == "ray":
         import_ray()
     cells = list(grid.cells if isinstance(grid, SweepGrid) else grid)
+    check_cells_memory(cells)
     plan = plan_sweep(store, cells, name, resume)
     if on_plan is not None:
         on_plan(plan)
@@ -83,9 +85,25 @@ def submit_sweep(manager: Any, store: RunStore, grid: "SweepGrid | Sequence[Swee
     the work. Returns the new run ids.
     """
     cells = list(grid.cells if isinstance(grid, SweepGrid) else grid)
+    check_cells_memory(cells)
     plan = plan_sweep(store, cells, name, resume)
     return [manager.resume(plan.resumable[cell.key]) if cell.key in plan.resumable else manager.submit(cell.config, sweep=name)
             for cell in plan.todo]
+
+
+def check_cells_memory(cells: Sequence[SweepCell]) -> None:
+    """Refuse the whole sweep, before anything is recorded, when one cell alone is over the memory budget.
+
+    Raises:
+        ResourceError: (field ``memory``) naming the cell, its estimate and the fix.
+    """
+    from ttexplore.runs.resources import ResourceError, check_run_memory
+
+    for cell in cells:
+        try:
+            check_run_memory(cell.config)
+        except ResourceError as error:
+            raise ResourceError(f"cell {cell.describe()}: {error}") from None
 
 
 def _record_cell(store: RunStore, plan: SweepPlan, cell: SweepCell, name: str) -> str:
