@@ -29,16 +29,11 @@ by_id = {run["id"]: run for run in runs}
 # ---------------------------------------------------------------- which runs the dashboard follows
 # Automatic (no ?runs= in the address): every running and queued run, the interrupted ones and those that
 # ended in the last hours. Picking runs pins the view in the address, so a reload or a shared link keeps it.
-added = [run_id for run_id in state.pop("watch_add", []) if run_id in by_id]
+added = state.pop("watch_add", [])
 pinned = "runs" in st.query_params
-if pinned:
-    chosen = [run_id for run_id in st.query_params["runs"].split(",") if run_id in by_id]
-    chosen = added + [run_id for run_id in chosen if run_id not in added]
-    if added:
-        st.query_params["runs"] = ",".join(chosen)
-else:
-    chosen = tracking.default_watch(runs)
-    chosen = added + [run_id for run_id in chosen if run_id not in added]
+chosen = tracking.dashboard_runs(runs, st.query_params["runs"] if pinned else None, added)
+if pinned and added:
+    st.query_params["runs"] = ",".join(chosen)
 options = tracking.watch_options(runs)
 picker_labels = tracking.distinct_labels(runs)
 

@@ -46,6 +46,14 @@ def test_default_watch_is_running_queued_interrupted_and_recent():
     assert tracking.watch_options(runs)[:3] == ["run", "q2", "q1"]
 
 
+def test_dashboard_runs_pinned_or_default_with_this_tabs_runs_first():
+    runs = [make_run("new", status="running"), make_run("done"), make_run("old", finished=NOW - 10 * 86400)]
+    assert tracking.dashboard_runs(runs, None, now=NOW) == ["new", "done"]
+    assert tracking.dashboard_runs(runs, "old,gone", now=NOW) == ["old"]  # a deleted run drops out of a pinned view
+    assert tracking.dashboard_runs(runs, "old", added=["new", "gone"], now=NOW) == ["new", "old"]
+    assert tracking.dashboard_runs(runs, "", now=NOW) == []  # pinned to nothing
+
+
 def test_run_state_says_what_a_run_waits_for():
     queued = tracking.run_state(make_run("q", status="queued"), [], position=2)
     assert queued["waiting"] and queued["text"] == "queued: waiting for a free core (2nd in line)"

@@ -22,6 +22,7 @@ __all__ = [
     "run_title",
     "distinct_labels",
     "default_watch",
+    "dashboard_runs",
     "watch_options",
     "queue_positions",
     "run_state",
@@ -121,6 +122,20 @@ def default_watch(runs: Sequence[Mapping[str, Any]], now: Optional[float] = None
             break
         chosen.append(run_id)
     return chosen
+
+
+def dashboard_runs(runs: Sequence[Mapping[str, Any]], pinned: Optional[str] = None, added: Sequence[str] = (),
+                   now: Optional[float] = None) -> list[str]:
+    """The ids a dashboard shows: ``added`` first (runs this tab just started), then the ``pinned`` ones (a
+    comma-separated list, as the address keeps it; ids no longer saved are dropped) or, when nothing is
+    pinned (``None``), :func:`default_watch`."""
+    saved = {run["id"] for run in runs}
+    added = [run_id for run_id in added if run_id in saved]
+    if pinned is not None:
+        rest = [run_id for run_id in pinned.split(",") if run_id in saved]
+    else:
+        rest = default_watch(runs, now)
+    return added + [run_id for run_id in rest if run_id not in added]
 
 
 STATUS_ORDER = {"running": 0, "queued": 1, "interrupted": 2, "failed": 3, "diverged": 3, "cancelled": 4, "completed": 5}
