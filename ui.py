@@ -250,6 +250,19 @@ def curve_controls(key: str) -> dict[str, Any]:
             "log_loss": st.session_state.curve_log_loss}
 
 
+def resume(run_id: str) -> bool:
+    """Queue an interrupted, stopped or failed run again (it continues from its checkpoint); when it can no
+    longer be resumed (another tab resumed or deleted it meanwhile) say why in a toast instead. True when queued."""
+    from ttexplore.runs.lifecycle import ResumeError
+
+    try:
+        get_manager().resume(run_id)
+    except ResumeError as error:
+        st.toast(f"Not resumed: {error}", icon=":material/error:")
+        return False
+    return True
+
+
 def run_choice(run: dict, label: str) -> str:
     """A run as a picker lists it: its label, after its status unless it completed (``"running · TT 4x8x8x4 r=4"``)."""
     return label if run["status"] == "completed" else f"{run['status']} · {label}"

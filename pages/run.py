@@ -68,8 +68,8 @@ if run["status"] in ACTIVE_STATUSES:
 elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run_id).is_file():
     if actions.button("Resume", icon=":material/resume:", type="primary", key="run-resume",
                       help=f"Continue from its last checkpoint (epoch {run.get('epochs_done', 0):g} of {config.get('epochs')})"):
-        ui.manager_or_stop().resume(run_id)
-        st.rerun()
+        if ui.resume(run_id):
+            st.rerun()
 actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:")
 actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
                         data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",

@@ -78,7 +78,7 @@ resumable = [run for run in runs if run["status"] == "interrupted" and store.che
 if resumable:
     def resume_all() -> None:
         for run in resumable:
-            manager.resume(run["id"])
+            ui.resume(run["id"])
 
     with st.container(border=True, horizontal=True, vertical_alignment="center", key="interrupted-banner"):
         st.markdown(f":material/pause_circle: **{len(resumable)} run{'s were' if len(resumable) != 1 else ' was'} "
@@ -120,8 +120,8 @@ def run_row(run: dict, events: list, label: str, position) -> None:
                              type="primary" if run["status"] == "interrupted" else "secondary",
                              help="Continue from its last checkpoint (epoch "
                                   f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
-                manager.resume(run["id"])
-                st.rerun()
+                if ui.resume(run["id"]):
+                    st.rerun()
         if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
             show = st.warning if run["status"] == "interrupted" else st.error
             show(tracking.ui_words(run["error"]), icon=":material/error:")
