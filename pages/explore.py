@@ -169,15 +169,16 @@ st.caption("Image → **TT layer** → ReLU → linear classifier, as in the pap
 with st.expander("What is a TT layer?", icon=":material/school:"):
     words, drawing = st.columns([3, 2], vertical_alignment="center")
     words.markdown(
-        "A fully-connected layer multiplies by an M×N weight matrix W. A **Tensor-Train (TT) layer** never stores W: "
-        "it writes N = n₁⋯n_d and M = m₁⋯m_d and keeps d small **cores** G_k of shape r_{k−1}×n_k×m_k×r_k. "
-        "Each entry of W is a product of small matrices, one slice per core:")
+        "A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
+        "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
+        "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
+        "matrices, one slice per core:")
     words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
     words.markdown(
-        "The **TT ranks** r₁…r_{d−1} (r₀ = r_d = 1) set the size: Σ r_{k−1}·n_k·m_k·r_k weights instead of N·M. "
-        "The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, and trains "
-        f"by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural Networks*]({PAPER}), "
-        "NeurIPS 2015.")
+        "The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
+        "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
+        f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
+        f"Networks*]({PAPER}), NeurIPS 2015.")
     drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
