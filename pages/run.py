@@ -70,7 +70,7 @@ elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run_id).i
                       help=f"Continue from its last checkpoint (epoch {run.get('epochs_done', 0):g} of {config.get('epochs')})"):
         if ui.resume(run_id):
             st.rerun()
-actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:")
+actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:", query_params={"runs": run_id})
 actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
                         data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",
                         mime="application/zip", key="run-zip", help="Metrics CSV, config, figures (HTML and PNG) and weights")
