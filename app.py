@@ -22,11 +22,32 @@ pages = [
     st.Page(HERE / "pages" / "sweep.py", title="Sweep", icon=":material/grid_on:"),
     st.Page(HERE / "pages" / "compress.py", title="Compress", icon=":material/compress:"),
     st.Page(HERE / "pages" / "export.py", title="Export", icon=":material/download:"),
+    # one run's page, opened from Train, Runs and Explore as /run?id=RUN_ID
+    st.Page(HERE / "pages" / "run.py", title="Run", icon=":material/insights:", url_path="run", visibility="hidden"),
 ]
 
 page = st.navigation(pages)
+# A session's first drawing sends the numbers without the charts (see ui.show_figure), then draws again
+# with them: the tiles are on screen while the browser still loads its plotting code.
+state = st.session_state
+first_drawing = not state.get("_tt_drawn")
+state[ui.DEFER_PLOTS] = first_drawing
 ui.sidebar()
 try:
     page.run()
 except ui.StoreError as error:  # the store broke mid-page (a file replaced or truncated while serving)
     ui.show_store_problem(str(error))
+finally:  # also when the page stopped early (st.stop) or switched pages
+    state["_tt_drawn"] = True
+    state[ui.DEFER_PLOTS] = False
+if first_drawing and state.get(ui.PLOTS_DEFERRED):
+    # The browser asks for the second drawing itself, a moment after it has shown the first one (a rerun
+    # sent at once from here arrived with the first drawing, and held the numbers back again).
+    @st.fragment(run_every=0.3)
+    def draw_the_charts() -> None:
+        if state.get("_tt_charts_timer"):  # the browser's timer fired: the numbers are on screen
+            state.pop(ui.PLOTS_DEFERRED, None)
+            st.rerun(scope="app")
+        state["_tt_charts_timer"] = True
+
+    draw_the_charts()

@@ -117,23 +117,47 @@ def manager_or_stop() -> JobManager:
 
 
 # ---------------------------------------------------------------- messages
-def show_config_error(error: Exception) -> None:
-    """An inline message for a bad entry: the field in bold, then the message with its fix."""
+def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None) -> None:
+    """An inline message for a bad entry: the field's label in bold, then the message with its fix, in the
+    page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
+    from ttexplore.presenters.tracking import ui_words
+
     field, message = getattr(error, "field", None), str(error).strip("'\"")
-    prefix = f"**{field}** — " if field and not message.startswith(field) else ""
+    label = (labels or {}).get(field, field)
+    message = ui_words(message, labels)
+    prefix = f"**{label}** — " if label and not message.startswith(label) else ""
     st.error(f"{prefix}{message}", icon=":material/error:")
 
 
-def config_or_error(build: Callable[[], Any]) -> Optional[Any]:
+def config_or_error(build: Callable[[], Any], labels: Optional[dict[str, str]] = None) -> Optional[Any]:
     """``build()``, or ``None`` after showing its ``ConfigError``/``ValueError`` inline (never a traceback)."""
     try:
         return build()
     except (ConfigError, ValueError, KeyError) as error:
-        show_config_error(error)
+        show_config_error(error, labels)
         return None
 
 
 # ---------------------------------------------------------------- figures
+#: Session-state flags of the first drawing (see :func:`show_figure` and app.py).
+DEFER_PLOTS, PLOTS_DEFERRED = "_tt_defer_plots", "_tt_plots_deferred"
+
+
+def for_screen(figure: Any) -> Any:
+    """A copy of ``figure`` in Streamlit's chart theme, so it follows the app's light or dark theme.
+    The figure itself keeps its white template for the PNG/SVG/HTML downloads."""
+    import plotly.graph_objects as go
+
+    shown = go.Figure(figure)
+    shown.update_layout(template="streamlit")
+    return shown
+
+
+def _title(figure: Any) -> str:
+    text = getattr(getattr(figure.layout, "title", None), "text", None)
+    return re.sub(r"<[^>]+>", "", text or "")
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "figure"
 
@@ -180,7 +204,16 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
         name: the file name stem (``"training-curves"``).
         key: unique among the page's widgets.
     """
-    st.plotly_chart(figure, key=f"{key}-chart", theme=None, config={"displaylogo": False})
+    if st.session_state.get(DEFER_PLOTS):
+        # The first drawing of a session: numbers first. Streamlit's browser side loads its 4.7 MB
+        # plotting bundle when the first chart arrives and holds back everything sent with it
+        # until then (6-8 s in a fresh browser); app.py redraws the page with the charts at once.
+        height = int(figure.layout.height or 450)
+        with st.container(height=height, border=True, key=f"{key}-pending"):
+            st.caption(f":material/hourglass_top: Drawing “{_title(figure) or name}”…")
+        st.session_state[PLOTS_DEFERRED] = True
+        return
+    st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit", config={"displaylogo": False})
     if not downloads:
         return
     stem = _slug(name)
@@ -195,6 +228,49 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
         st.download_button("HTML", data=_html_bytes(figure), file_name=f"{stem}.html", mime="text/html",
                            on_click="ignore", key=f"{key}-html", type="tertiary", icon=":material/download:",
                            help="Download this figure as a standalone interactive HTML page (works offline)")
+
+
+# ---------------------------------------------------------------- curves
+X_LABELS = {"epoch": "Epoch", "step": "Step", "time": "Wall time"}
+
+
+def curve_controls(key: str) -> dict[str, Any]:
+    """The curve controls every page with training curves shares: x axis, smoothing, log-scale loss.
+    The choices carry over between pages and page switches. Returns the keywords of
+    :func:`ttexplore.presenters.plots.training_curves`."""
+    for name, default in (("curve_x", "epoch"), ("curve_smoothing", 0.0), ("curve_log_loss", False)):
+        st.session_state.setdefault(name, default)
+    with st.container(horizontal=True, vertical_alignment="center", gap="medium", key=f"{key}-controls"):
+        st.segmented_control("x axis", list(X_LABELS), key="curve_x", format_func=X_LABELS.get, required=True,
+                             persist_state="session", help="Epochs, optimizer steps, or seconds of training")
+        st.slider("Smoothing", 0.0, 0.95, step=0.05, key="curve_smoothing", persist_state="session", width=220,
+                  help="Exponential moving average, as TensorBoard's; the raw points stay faint behind")
+        st.toggle("Log-scale loss", key="curve_log_loss", persist_state="session")
+    return {"x": st.session_state.curve_x, "smoothing": st.session_state.curve_smoothing,
+            "log_loss": st.session_state.curve_log_loss}
+
+
+def resume(run_id: str) -> bool:
+    """Queue an interrupted, stopped or failed run again (it continues from its checkpoint); when it can no
+    longer be resumed (another tab resumed or deleted it meanwhile) say why in a toast instead. True when queued."""
+    from ttexplore.runs.lifecycle import ResumeError
+
+    try:
+        get_manager().resume(run_id)
+    except ResumeError as error:
+        st.toast(f"Not resumed: {error}", icon=":material/error:")
+        return False
+    return True
+
+
+def run_choice(run: dict, label: str) -> str:
+    """A run as a picker lists it: its label, after its status unless it completed (``"running · TT 4x8x8x4 r=4"``)."""
+    return label if run["status"] == "completed" else f"{run['status']} · {label}"
+
+
+def status_text(status: str) -> str:
+    """``":material/directions_run: running"``: a status with its icon, for markdown."""
+    return f"{STATUS_ICONS.get(status, '')} {status}".strip()
 
 
 # ---------------------------------------------------------------- sidebar

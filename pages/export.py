@@ -1,4 +1,5 @@
-"""Export: the 2018 reproduction's figures and table from saved runs, metrics as CSV/JSON, trained weights."""
+"""Export: everything as one zip; the 2018 reproduction's figures and table from saved runs, metrics as CSV/JSON,
+trained weights."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ from collections import Counter
 import streamlit as st
 
 import ui
-from ttexplore.presenters import export
-from ttexplore.presenters import plots
-from ttexplore.presenters import reports
+from ttexplore.presenters import bundle, export, plots, reports, tracking
 from ttexplore.core import ttmath
 
 state = st.session_state
@@ -26,26 +25,39 @@ if not runs:
     st.stop()
 
 by_id = {run["id"]: run for run in runs}
-label = lambda run_id: reports.run_label(by_id[run_id])  # noqa: E731
+labels = tracking.distinct_labels(runs, with_id=True)
+label = labels.get
 with_metrics = [run["id"] for run in runs if run.get("best_test_accuracy") is not None]
 state["export_runs"] = [run_id for run_id in state.get("export_runs", with_metrics[:3]) if run_id in by_id]
 picked = st.multiselect("Runs to export", list(by_id), key="export_runs", format_func=label,
                         placeholder="Pick one or more runs")
 
+# ---------------------------------------------------------------- everything
+with st.container(border=True, horizontal=True, vertical_alignment="center", key="everything"):
+    st.markdown("**Everything in one zip**: the runs table, each run's metrics as CSV, the figures (HTML, and PNG "
+                "where kaleido renders) and the trained weights. `python -m ttexplore runs export --out FILE.zip` "
+                "makes the same file.")
+    st.download_button(f"Picked runs ({len(picked)})", data=lambda: bundle.export_bundle(store, picked).data,
+                       file_name="ttexplore-runs.zip", mime="application/zip", on_click="ignore", disabled=not picked,
+                       icon=":material/folder_zip:", key="zip-picked")
+    st.download_button(f"All runs ({len(runs)})", data=lambda: bundle.export_bundle(store).data, type="primary",
+                       file_name="ttexplore-all-runs.zip", mime="application/zip", on_click="ignore",
+                       icon=":material/folder_zip:", key="zip-all")
+
 # ---------------------------------------------------------------- metrics
 st.subheader("Metrics", divider="gray")
 metrics = store.metrics_for(picked)
-labels = {run_id: label(run_id) for run_id in picked}
+picked_labels = {run_id: label(run_id) for run_id in picked}
 configs = {run_id: by_id[run_id]["config"] for run_id in picked}
 columns = st.columns(3)
-columns[0].download_button("Metrics CSV", data=lambda: export.metrics_to_csv(metrics, labels), file_name="metrics.csv",
+columns[0].download_button("Metrics CSV", data=lambda: export.metrics_to_csv(metrics, picked_labels), file_name="metrics.csv",
                            mime="text/csv", on_click="ignore", disabled=not picked, icon=":material/table:",
                            width="stretch", key="metrics-csv", help="One row per metric event, a run_id column")
-columns[1].download_button("Metrics JSON", data=lambda: export.metrics_to_json(metrics, configs, labels),
+columns[1].download_button("Metrics JSON", data=lambda: export.metrics_to_json(metrics, configs, picked_labels),
                            file_name="metrics.json", mime="application/json", on_click="ignore", disabled=not picked,
                            icon=":material/data_object:", width="stretch", key="metrics-json",
                            help="Each run's config and its metric events")
-columns[2].download_button("Runs table CSV (all runs)", data=lambda: export.table_to_csv(reports.runs_table(runs)),
+columns[2].download_button("Runs table CSV (all runs)", data=lambda: export.table_to_csv(tracking.hparams_table(runs)),
                            file_name="runs.csv", mime="text/csv", on_click="ignore", icon=":material/table_chart:",
                            width="stretch", key="runs-csv")
 st.caption(f"{sum(len(events) for events in metrics.values())} metric events from {len(picked)} run(s).")
@@ -53,8 +65,10 @@ st.caption(f"{sum(len(events) for events in metrics.values())} metric events fro
 # ---------------------------------------------------------------- figures
 st.subheader("Figures", divider="gray")
 if picked:
-    curves = reports.curve_series([by_id[run_id] for run_id in picked], metrics)
-    ui.show_figure(plots.training_curves(curves), "training-curves", "export-curves")
+    chosen = [by_id[run_id] for run_id in picked]
+    curves = tracking.curve_runs(chosen, metrics, tracking.distinct_labels(chosen))
+    ui.show_figure(plots.training_curves(curves, title="Training curves (train dashed, test solid)"), "training-curves",
+                   "export-curves")
 
 completed = [run for run in runs if run["status"] == "completed"]
 if completed:

@@ -11,6 +11,7 @@ from ttexplore.experiments import sweep
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS
+from ttexplore.presenters import tracking
 from ttexplore.presenters.export import table_to_csv
 from ttexplore.runs.store import ACTIVE_STATUSES
 
@@ -20,6 +21,11 @@ TABLE_COLUMNS = {"dataset": "dataset", "shape": "shape", "rank": "max TT rank", 
                  "compression": "compression rate", "test_accuracy": "accuracy", "status": "status", "epochs": "epochs",
                  "seconds": "seconds"}
 
+#: The labels this page shows for a sweep's fields: messages name the widget, not the field.
+LABELS = {"shapes": "TT shapes", "ranks": "Max TT ranks", "seeds": "Seeds", "name": "Sweep name", "dataset": "Dataset",
+          "in_modes": "input modes", "out_modes": "output modes",
+          "epochs": "Epochs", "train_limit": "Training images"}
+
 store, manager = ui.store_or_stop(), ui.manager_or_stop()
 
 st.title("Sweep")
@@ -28,15 +34,17 @@ st.caption("Every shape at every max TT rank, trained alike; the runs go to the 
            "again under the same name skips what it already completed.")
 
 preset = st.selectbox("Preset", [CUSTOM, *sweep.PRESETS], key="sweep_preset",
-                      help="; ".join(f"{name}: {values['description']}" for name, values in sweep.PRESETS.items()))
+                      help="; ".join(f"{name}: {tracking.ui_words(values['description'])}" for name, values in sweep.PRESETS.items()))
 defaults = sweep.PRESETS.get(preset, CUSTOM_DEFAULTS)
 if preset != CUSTOM:
-    st.caption(defaults["description"])
+    st.caption(tracking.ui_words(defaults["description"]))
 
-with st.form("sweep_form"):
+available = available_datasets()
+with st.container(border=True, key="sweep-form"):
     left, right = st.columns(2)
     dataset = left.selectbox("Dataset", list(DATASETS), index=list(DATASETS).index(defaults["datasets"][0]),
-                             key=f"sweep_dataset_{preset}")
+                             key=f"sweep_dataset_{preset}",
+                             format_func=lambda key: DATASETS[key].title + ("" if available[key] else " — not on this machine"))
     name = right.text_input("Sweep name", value=preset if preset != CUSTOM else "my-sweep", key=f"sweep_name_{preset}",
                             help="runs are grouped, shown and resumed by this name")
     shapes = st.text_area("TT shapes", value=defaults["shapes"], key=f"sweep_shapes_{preset}", height=80,
@@ -44,36 +52,51 @@ with st.form("sweep_form"):
                                "2^10 is ten 2s")
     ranks_col, seeds_col, epochs_col, limit_col = st.columns(4)
     ranks = ranks_col.text_input("Max TT ranks", value=",".join(map(str, defaults["ranks"])), key=f"sweep_ranks_{preset}",
-                                 help="e.g. 1,2,4 or 1-4; the matrix-rank baseline uses the same ranks")
+                                 help="e.g. 1,2,4 or 1-4; the matrix-rank baseline uses the same ranks (both are clipped "
+                                      "to what the layer can use)")
     seeds = seeds_col.text_input("Seeds", value="0", key=f"sweep_seeds_{preset}", help="e.g. 0,1,2: one run per seed")
     epochs = epochs_col.number_input("Epochs", min_value=1, max_value=1000, value=defaults["epochs"],
                                      key=f"sweep_epochs_{preset}")
     train_limit = limit_col.number_input("Training images (0 = all)", min_value=0, value=0, step=500,
                                          key=f"sweep_limit_{preset}")
     baselines = st.checkbox("Dense and matrix-rank baselines of the same sizes", value=True, key=f"sweep_baselines_{preset}")
-    submitted = st.form_submit_button("Run sweep", type="primary")
 
-if submitted:
+    # what pressing the button would do, before it is pressed: the grid, how many runs, how long
+    grid = None
     try:
         spec = sweep.make_spec(name, dataset, shapes, ranks, seeds, epochs=int(epochs), train_limit=int(train_limit) or None,
                                baselines=baselines, pad_to=defaults.get("pad_to"))
         grid = sweep.expand(spec)
     except ConfigError as error:
-        st.error(f"{error.field}: {error}")
-    else:
-        if not available_datasets().get(dataset):
-            st.error(f"{dataset} is not on this machine: {DATASETS[dataset].source}")
-        else:
-            try:
-                new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
-            except ConfigError as error:  # a cell over the memory budget: nothing was queued
-                st.error(str(error), icon=":material/memory:")
-                st.stop()
-            st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
-            for note in grid.notes:
-                st.info(note)
-            st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
-                       "were completed or running already.")
+        ui.show_config_error(error, LABELS)
+    on_machine = available.get(dataset, False)
+    if not on_machine:
+        st.warning(f"**{DATASETS[dataset].title} is not on this machine**, so this sweep cannot run here: "
+                   f"{DATASETS[dataset].source}. Set TTEXPLORE_DATA to the folder that holds it and restart the app.",
+                   icon=":material/cloud_off:")
+    if grid is not None:
+        plan = sweep.plan_sweep(store, grid.cells, spec.name)
+        estimate = sweep.sweep_estimate([cell.config for cell in plan.todo], store.list_runs(status=("completed",)),
+                                           manager.max_workers)
+        kinds = grid.counts()
+        parts = [f"{kinds.get('tt', 0)} TT"] + [f"{kinds[kind]} {word}" for kind, word in
+                                                 (("dense", "dense"), ("matrix_rank", "matrix-rank")) if kinds.get(kind)]
+        skipped = len(grid.cells) - len(plan.todo)
+        st.markdown(f":material/schedule: **{estimate['text']}** ({', '.join(parts)}"
+                    + (f"; {skipped} already done or running" if skipped else "") + f"), {estimate['basis']}.")
+        for note in grid.notes:
+            st.caption(f":material/info: {note}")
+    submitted = st.button("Run sweep", type="primary", key="sweep_run", disabled=grid is None or not on_machine)
+
+if submitted and grid is not None and on_machine:
+    try:
+        new_runs = sweep.submit_sweep(manager, store, grid, spec.name)
+    except ConfigError as error:  # a cell over the memory budget: nothing was queued
+        ui.show_config_error(error, LABELS)
+        st.stop()
+    st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
+    st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
+               "were completed or running already.")
 
 names = sweep.sweep_names(store)
 if not names:
@@ -100,8 +123,13 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
     figure = sweep.sweep_figure(rows, title=f"{sweep_name}: test accuracy against the weights of the first layer")
     ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
     table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
+    for entry in table:  # a dense baseline has no rank: an empty cell, not "None"
+        entry["max TT rank"] = "" if entry["max TT rank"] is None else str(entry["max TT rank"])
+        entry["dataset"] = DATASETS[entry["dataset"]].title if entry["dataset"] in DATASETS else entry["dataset"]
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"compression rate": st.column_config.NumberColumn(format="%.2e"),
+                                "layer weights": st.column_config.NumberColumn(format="localized"),
+                                "seconds": st.column_config.NumberColumn(format="%.1f"),
                                 "accuracy": st.column_config.NumberColumn(format="%.4f")})
     st.download_button("CSV", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
                        f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep-csv",

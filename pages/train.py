@@ -1,4 +1,5 @@
-"""Train: follow runs live, stop them, see the queue. Runs are started from Explore."""
+"""Train: a live dashboard over any runs (this tab's, another tab's, the CLI's, a sweep's): their curves
+as they grow, their progress, Stop and Resume. The logic is in ttexplore.presenters.tracking."""
 
 from __future__ import annotations
 
@@ -6,92 +7,149 @@ import streamlit as st
 
 import ui
 from ttexplore.presenters import plots
-from ttexplore.presenters import reports
+from ttexplore.presenters import tracking
 from ttexplore.runs.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 
 state = st.session_state
 store, manager = ui.store_or_stop(), ui.manager_or_stop()
-SHOWN = 8  # rows in the run list; the Runs page has them all
-POLL_S = 1.0  # how often the live view reads the store while a run is active
+POLL_S = 1.0  # how often the live view reads the store while a run it shows is active
 FIRST_POINT_POLL_S = 0.25  # ... and while a shown run is running without its first point yet
+IDLE_POLL_S = 3.0  # ... and, when it follows runs automatically, how often it looks for new ones
 
 st.title("Train")
-st.caption("Runs started from **Explore** appear here and update every second. They keep going when you switch "
-           "pages, move sliders or close the tab; at most one per core runs at once, the others wait in the queue.")
-
-
-def tracked_ids() -> list[str]:
-    """This session's runs, newest first, then every other run queued or running (any tab, the CLI, a sweep),
-    then interrupted runs that can resume."""
-    ids = list(state.get("session_runs", []))
-    others = store.list_runs(status=ACTIVE_STATUSES) + store.list_runs(status=("interrupted",), limit=SHOWN)
-    return ids + [run["id"] for run in others if run["id"] not in ids]
-
-
-ids = tracked_ids()
-if not ids:
-    st.info("No run started from this tab yet, and none is training: design a layer on **Explore** and press "
-            "**Train**. Finished runs are kept on **Runs**.", icon=":material/info:")
+runs = store.list_runs()
+if not runs:
+    st.info("No run yet: design a layer on **Explore** and press **Train this layer**, or start one from the command "
+            "line (`python -m ttexplore train --record`) or the **Sweep** page; it shows up here live.",
+            icon=":material/info:")
     st.page_link("pages/explore.py", label="Go to Explore", icon=":material/tune:")
-    st.page_link("pages/runs.py", label="See saved runs", icon=":material/table_chart:")
     st.stop()
+by_id = {run["id"]: run for run in runs}
 
-active_at_start = {run_id for run_id in ids[:SHOWN] if (store.get_run(run_id) or {}).get("status") in ACTIVE_STATUSES}
+# ---------------------------------------------------------------- which runs the dashboard follows
+# Automatic (no ?runs= in the address): every running and queued run, the interrupted ones and those that
+# ended in the last hours. Picking runs pins the view in the address, so a reload or a shared link keeps it.
+added = state.pop("watch_add", [])
+pinned = "runs" in st.query_params
+chosen = tracking.dashboard_runs(runs, st.query_params["runs"] if pinned else None, added)
+if pinned and added:
+    st.query_params["runs"] = ",".join(chosen)
+options = tracking.watch_options(runs)
+picker_labels = tracking.distinct_labels(runs)
+
+
+def watch_changed() -> None:
+    st.query_params["runs"] = ",".join(state.train_watch)
+
+
+def follow_automatically() -> None:
+    st.query_params.pop("runs", None)
+
+
+state.train_watch = chosen
+pick_col, mode_col = st.columns([4, 1.3], vertical_alignment="bottom")
+pick_col.multiselect("Runs on this dashboard", options, key="train_watch", on_change=watch_changed,
+                     format_func=lambda run_id: ui.run_choice(by_id[run_id], picker_labels[run_id]),
+                     placeholder="Pick runs to watch: running, queued or finished, from anywhere",
+                     help="Runs from this tab, other tabs, the command line and sweeps. Picking pins the view "
+                          "(the address keeps it across reloads).")
+if pinned:
+    mode_col.button("Follow running & recent", icon=":material/autorenew:", on_click=follow_automatically,
+                    key="train_follow", width="stretch", help="Show every running, queued and recently ended run again")
+else:
+    mode_col.caption(":material/autorenew: Following running, queued, interrupted and recent runs automatically.")
+
+watched = [by_id[run_id] for run_id in chosen]
+active_at_start = {run["id"] for run in watched if run["status"] in ACTIVE_STATUSES}
+
+# ---------------------------------------------------------------- the numbers, before any chart
+counts = {status: sum(run["status"] == status for run in runs) for status in ("running", "queued", "interrupted")}
+scored = [run for run in watched if run.get("best_test_accuracy") is not None]
+best = max(scored, key=lambda run: run["best_test_accuracy"], default=None)
+tiles = st.columns(4)
+tiles[0].metric("Running", counts["running"], border=True, help=f"At most {manager.max_workers} at once (one per core)")
+tiles[1].metric("Queued", counts["queued"], border=True, help="Waiting for a free core, oldest first")
+tiles[2].metric("Interrupted", counts["interrupted"], border=True,
+                help="Stopped by a server restart or a kill; Resume continues from the last checkpoint")
+tiles[3].metric("Best test accuracy shown", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
+                help=tracking.run_title(best) if best else "No run on the dashboard has a test accuracy yet")
+
+resumable = [run for run in runs if run["status"] == "interrupted" and store.checkpoint_path_for(run["id"]).is_file()]
+if resumable:
+    def resume_all() -> None:
+        for run in resumable:
+            ui.resume(run["id"])
+
+    with st.container(border=True, horizontal=True, vertical_alignment="center", key="interrupted-banner"):
+        st.markdown(f":material/pause_circle: **{len(resumable)} run{'s were' if len(resumable) != 1 else ' was'} "
+                    "interrupted** (the server or the process running it stopped). Resume continues each from its "
+                    "last checkpoint; its curve goes on where it stopped.")
+        st.button("Resume all", icon=":material/resume:", on_click=resume_all, key="resume-all", type="primary")
+
+controls = ui.curve_controls("train-curves")
 
 
 def starting_runs() -> set[str]:
-    """Shown runs that are training but have no point yet: until they have one, the page polls faster."""
-    return set(manager.starting()) & set(ids[:SHOWN])
+    """Shown runs that are training here but have no point yet: until they have one, the page polls faster."""
+    return set(manager.starting()) & set(chosen)
 
 
 starting_at_start = starting_runs()
+if active_at_start:
+    poll = FIRST_POINT_POLL_S if starting_at_start else POLL_S
+else:
+    poll = None if pinned else IDLE_POLL_S
 
 
-def run_row(run: dict, events: list, watched: bool) -> None:
-    """One run: name and status, progress, accuracy, and its Stop / Show button."""
-    with st.container(border=True):
-        name, bar, score, action = st.columns([3, 4, 1.4, 1.1], vertical_alignment="center")
-        icon = ui.STATUS_ICONS.get(run["status"], "")
-        name.markdown(f"{':material/show_chart: ' if watched else ''}**{reports.run_label(run, with_id=False)}**")
-        name.caption(f"{icon} {run['status']} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
-        fraction, text = reports.progress(run, events)
-        elapsed = events[-1]["elapsed_s"] if events else None
-        bar.progress(fraction, text=text + (f" · {reports.format_duration(elapsed)}" if elapsed else ""))
+def run_row(run: dict, events: list, label: str, position) -> None:
+    """One run: its name (a link to its page), state and progress, best accuracy, and Stop / Resume."""
+    with st.container(border=True, key=f"row-{run['id']}"):
+        name, bar, score, action = st.columns([4.5, 3.5, 1.2, 1.2], vertical_alignment="center")
+        name.page_link("pages/run.py", label=label, icon=":material/insights:", query_params={"id": run["id"]})
+        name.caption(f"{ui.status_text(run['status'])} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
+        info = tracking.run_state(run, events, position)
+        bar.progress(info["fraction"], text=info["text"])
         best = run.get("best_test_accuracy")
         score.metric("best test acc", f"{best:.3f}" if best is not None else "—")
         if run["status"] in ACTIVE_STATUSES:
             if action.button("Stop", key=f"stop-{run['id']}", icon=":material/stop:", width="stretch"):
                 manager.cancel(run["id"])
-                st.toast(f"Stopping {reports.run_label(run)} (it ends before its next batch)")
+                st.toast(f"Stopping {label} (it ends before its next batch)")
         elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run["id"]).is_file():
             if action.button("Resume", key=f"resume-{run['id']}", icon=":material/resume:", width="stretch",
+                             type="primary" if run["status"] == "interrupted" else "secondary",
                              help="Continue from its last checkpoint (epoch "
                                   f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
-                manager.resume(run["id"])
-                st.rerun()
-        elif not watched and action.button("Show", key=f"show-{run['id']}", icon=":material/show_chart:", width="stretch"):
-            state.watch = [run["id"]]
-            st.rerun(scope="fragment")
+                if ui.resume(run["id"]):
+                    st.rerun()
         if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
-            st.error(run["error"], icon=":material/error:")
+            show = st.warning if run["status"] == "interrupted" else st.error
+            show(tracking.ui_words(run["error"]), icon=":material/error:")
 
 
-@st.fragment(run_every=(FIRST_POINT_POLL_S if starting_at_start else POLL_S) if active_at_start else None)
+@st.fragment(run_every=poll)
 def live() -> None:
-    runs = [run for run in (store.get_run(run_id) for run_id in ids[:SHOWN]) if run is not None]
-    metrics = store.metrics_for([run["id"] for run in runs])
-    watched = [run for run in runs if run["id"] in state.get("watch", [])] or runs[:1]
-    watched_ids = {run["id"] for run in watched}
-    figure = plots.training_curves(reports.curve_series(watched, metrics),
-                                   title="Loss and accuracy (test solid, train dashed)")
-    ui.show_figure(figure, "training-curves", "live-curves")
-    for run in runs:
-        run_row(run, metrics[run["id"]], run["id"] in watched_ids)
-    if len(ids) > SHOWN:
-        st.caption(f"{len(ids) - SHOWN} older run(s) are on the Runs page.")
-    active_now = {run["id"] for run in runs if run["status"] in ACTIVE_STATUSES}
-    if active_now != active_at_start or starting_runs() != starting_at_start:
-        st.rerun()  # a run ended, started or drew its first point: redraw the page, which also resets the timer
+    fresh = store.list_runs()
+    now_by_id = {run["id"]: run for run in fresh}
+    shown = [now_by_id[run_id] for run_id in chosen if run_id in now_by_id]
+    metrics = store.metrics_for([run["id"] for run in shown])
+    labels = tracking.distinct_labels(shown)
+    if shown:
+        figure = plots.training_curves(tracking.curve_runs(shown, metrics, labels),
+                                       title="Loss and accuracy (train dashed, test solid)", **controls)
+        ui.show_figure(figure, "training-curves", "live-curves")
+    else:
+        st.info("No run picked: choose runs above, or follow running and recent runs.", icon=":material/info:")
+    positions = tracking.queue_positions(fresh)
+    for run in shown:
+        run_row(run, metrics[run["id"]], labels[run["id"]], positions.get(run["id"]))
+    hidden = len(fresh) - len(shown)
+    if hidden:
+        st.caption(f"{hidden} more run(s) are saved: pick them above, or see them all on **Runs**.")
+    active_now = {run["id"] for run in shown if run["status"] in ACTIVE_STATUSES}
+    follows_new = not pinned and set(tracking.default_watch(fresh)) - set(chosen)
+    if active_now != active_at_start or starting_runs() != starting_at_start or follows_new:
+        st.rerun()  # a run ended, started, drew its first point or appeared: redraw the page, which also resets the timer
 
 
 live()

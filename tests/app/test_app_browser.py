@@ -1,11 +1,14 @@
 """The app in a real browser: Playwright drives Debian's Chromium against ``streamlit run app.py``.
 
 The test starts the server itself (a free port, ``TTEXPLORE_HOME`` in a temporary folder) and
-checks what a user sees: the weight count follows the rank slider, a run's curve grows live,
-a figure downloads as PNG, SVG and HTML, the metrics as CSV and the weights as a torch file,
-and a finished run is still listed after the server is stopped and started again. The timings
-it measures (opening, slider to new count, Train click to the first live point) are printed,
-never asserted.
+checks what a user sees: the numbers show before the charts and the theme follows the browser,
+the weight count follows the rank slider and the charts follow per-core ranks, a run's curve
+grows live, three runs on one worker are plotted live with their names and tags and stay after
+a reload, everything downloads as one zip, a figure as PNG, SVG and HTML, the metrics as CSV
+and the weights as a torch file, and finished and interrupted runs are still there after the
+server is stopped and started again. The timings it measures (a fresh browser to the first
+tiles, slider to new count, Train click to the first live point) are printed, and written to
+``$TTEXPLORE_TIMINGS_FILE`` when set; never asserted.
 
 Without Playwright or Chromium the tests skip, saying why, unless ``TTEXPLORE_REQUIRE_BROWSER=1``
 (CI sets it), where they fail instead.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 import os
 import socket
 import subprocess
@@ -29,6 +33,7 @@ import pytest
 from app_support import APP, REPO
 
 from ttexplore.core import ttmath
+from ttexplore.runs.config import RunConfig
 from ttexplore.runs.store import RunStore
 
 CHROMIUM = os.environ.get("TTEXPLORE_CHROMIUM", "/usr/bin/chromium")
@@ -63,8 +68,8 @@ def free_port() -> int:
 class Server:
     """``streamlit run app.py`` in a subprocess, on a free port, with its own ttexplore home."""
 
-    def __init__(self, home: Path, log: Path) -> None:
-        self.home, self.log_path = home, log
+    def __init__(self, home: Path, log: Path, env: "dict[str, str] | None" = None) -> None:
+        self.home, self.log_path, self.env = home, log, dict(env or {})
         self.process = None
         self.port = 0
 
@@ -74,7 +79,7 @@ class Server:
 
     def start(self, timeout: float = 90.0) -> "Server":
         self.port = free_port()
-        env = {**os.environ, "TTEXPLORE_HOME": str(self.home), "TTEXPLORE_OFFLINE": "1"}
+        env = {**os.environ, "TTEXPLORE_HOME": str(self.home), "TTEXPLORE_OFFLINE": "1", **self.env}
         env.pop("TTEXPLORE_DB", None)
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -123,6 +128,8 @@ def browser():
         chromium.close()
     if TIMINGS:
         print("\nbrowser timings:", json.dumps(TIMINGS))
+        if os.environ.get("TTEXPLORE_TIMINGS_FILE"):
+            Path(os.environ["TTEXPLORE_TIMINGS_FILE"]).write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +140,28 @@ def server(tmp_path_factory, browser):
     app.stop()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1440, "height": 1200}, accept_downloads=True)
+@pytest.fixture(scope="module")
+def one_worker_server(tmp_path_factory, browser):
+    """A server that trains one run at a time, so runs wait in its queue."""
+    folder = tmp_path_factory.mktemp("one-worker")
+    app = Server(folder / "home", folder / "streamlit.log", {"TTEXPLORE_WORKERS": "1"}).start()
+    yield app
+    app.stop()
+
+
+def new_page(browser, **options):
+    """A page in a new browser context: its own cache and storage, as a fresh browser has."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1200}, accept_downloads=True, **options)
     page = context.new_page()
     page.set_default_timeout(60_000)
+    return page
+
+
+@pytest.fixture
+def page(browser, server):
+    page = new_page(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
 def metric(page, label: str) -> str:
@@ -171,6 +193,30 @@ def single(page, selector: str, timeout: float = 60.0):
     return locator
 
 
+#: Marks when the first tile and the first chart enter the page, and when the plotting bundle was
+#: asked for (performance.now(), ms since navigation), set up before the page loads.
+FIRST_PAINT = """
+window.__marks = {};
+new MutationObserver(() => {
+  const now = performance.now();
+  if (!window.__marks.tile && document.querySelector('[data-testid=stMetricValue]')) window.__marks.tile = now;
+  if (!window.__marks.chart && document.querySelector('.js-plotly-plot')) window.__marks.chart = now;
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+def enter(field, value: str) -> None:
+    """Type ``value`` into a text or number field and leave it, so Streamlit takes the value."""
+    field.fill(value)
+    field.press("Tab")
+    field.page.wait_for_timeout(300)
+
+
+def record_with_the_cli(server) -> None:
+    subprocess.run([sys.executable, "-m", "ttexplore", "train", "--dataset", "digits", "--epochs", "1", "--record",
+                    "--quiet", "--db", str(server.home / "runs.db")], cwd=REPO, check=True, capture_output=True)
+
+
 def open_explore(page, server) -> float:
     """Open the app; returns the seconds until the preview's numbers showed."""
     started = time.monotonic()
@@ -179,8 +225,56 @@ def open_explore(page, server) -> float:
     return time.monotonic() - started
 
 
+def chart_data(page, key: str) -> list:
+    """The traces plotly drew in the chart with this key (``x``, ``y``, ``name``, ``text``, ``marker``)."""
+    selector = f".st-key-{key}-chart .js-plotly-plot"
+    page.wait_for_function(f"() => {{ const p = document.querySelector('{selector}'); return p && p.data && p.data.length; }}")
+    return page.evaluate(f"""() => document.querySelector('{selector}').data.map(trace => ({{
+        name: trace.name, x: Array.from(trace.x || []), y: Array.from(trace.y || []), text: trace.text,
+        symbol: trace.marker && trace.marker.symbol }}))""")
+
+
+def first_paint(browser, server) -> dict:
+    """Open the app in a fresh browser (nothing cached); when its first tile and first chart entered the page,
+    and when the plotting bundle was asked for (seconds since navigation)."""
+    page = new_page(browser)
+    page.add_init_script(FIRST_PAINT)
+    started = time.monotonic()
+    page.goto(server.url)
+    page.locator('[data-testid="stMetricValue"]').first.wait_for()
+    seen = time.monotonic() - started
+    page.wait_for_selector(".js-plotly-plot")
+    page.wait_for_timeout(200)
+    marks = page.evaluate("() => window.__marks")
+    bundle = page.evaluate("() => performance.getEntriesByType('resource').filter(e => e.name.includes('PlotlyChart'))"
+                           ".map(e => e.startTime)")
+    assert page.get_by_role("button", name="Train this layer").is_visible()  # in view without scrolling
+    page.context.close()
+    return {"tiles_seen_s": round(seen, 3), "tiles_in_page_s": round(marks["tile"] / 1000, 3),
+            "first_chart_s": round(marks["chart"] / 1000, 3),
+            "plotting_bundle_asked_s": round(bundle[0] / 1000, 3) if bundle else None}
+
+
+def test_numbers_come_before_the_charts_and_the_theme_follows_the_browser(browser, server):
+    cold = first_paint(browser, server)  # the server's first session also imports torch for the job manager
+    warm = first_paint(browser, server)  # a fresh browser against a running server: what a new user sees
+    TIMINGS["fresh_browser_cold_server"] = cold
+    TIMINGS["fresh_browser_to_first_tiles"] = warm
+    for marks in (cold, warm):
+        assert marks["tiles_in_page_s"] < marks["first_chart_s"]  # the tiles never wait for a chart
+
+    dark = new_page(browser, color_scheme="dark")
+    dark.goto(server.url)
+    dark.locator('[data-testid="stMetricValue"]').first.wait_for()
+    background = dark.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+    channels = [int(value) for value in background[background.index("(") + 1:background.index(")")].split(",")[:3]]
+    assert sum(channels) < 150, f"a dark browser got a light app: {background}"
+    dark.context.close()
+
+
 def test_the_rank_slider_changes_the_weight_count(page, server):
     TIMINGS["open_to_numbers_s"] = round(open_explore(page, server), 3)
+    assert page.get_by_role("button", name="Train this layer").is_visible()  # in view at 1440 wide without scrolling
     assert metric(page, "TT layer weights") == f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 4):,}"
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank").get_by_role("slider")
     thumb.focus()
@@ -193,12 +287,47 @@ def test_the_rank_slider_changes_the_weight_count(page, server):
     assert metric(page, "Dense weights") == "1,048,576"
 
 
+def test_the_charts_follow_per_core_ranks(page, server):
+    open_explore(page, server)
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank").get_by_role("slider")
+    thumb.focus()
+    page.keyboard.press("Home")  # max rank 1
+    wait_for_metric(page, "TT layer weights", f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 1):,}")
+    page.get_by_text("Set each core's rank").click()
+    middle = page.locator('[data-testid="stSlider"]').filter(has=page.get_by_text("r2", exact=True)).get_by_role("slider")
+    middle.focus()
+    page.keyboard.press("End")  # r2 = 64, r1 = r3 = 1
+    expected = ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), (1, 64, 1))
+    wait_for_metric(page, "TT layer weights", f"{expected:,}")
+    max_rank = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank")
+    deadline = time.monotonic() + 30
+    while max_rank.count():  # per-core ranks replace the max-rank slider (once the rerun has dropped it)
+        if time.monotonic() > deadline:
+            pytest.fail("the max-rank slider stayed beside the per-core ones")
+        time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    while True:  # the charts are redrawn after the tile
+        star = next((trace for trace in chart_data(page, "vs-rank") if trace["symbol"] == "star"), None)
+        bars = chart_data(page, "factorizations")[0]
+        own = [x for x, text in zip(bars["x"], bars["text"]) if "yours" in text]
+        if star and star["y"] == [expected] and own == [expected]:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"the charts show {star and star['y']} and {own}, the tile {expected:,}")
+        time.sleep(0.2)
+    assert star["name"] == "yours (r=1,64,1)"
+    page.get_by_text("Set each core's rank").click()  # back to one max rank for the other tests' sessions
+
+
 def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     open_explore(page, server)
     # the bundled MNIST-5k for EPOCHS epochs: four points an epoch, over several one-second polls
-    page.get_by_label("Epochs").fill(str(EPOCHS))
+    epochs = page.get_by_label("Epochs")
+    epochs.fill(str(EPOCHS))
+    epochs.press("Enter")
+    page.wait_for_timeout(500)  # the rerun that takes the new value
     started = time.monotonic()
-    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("button", name="Train this layer").click()
     page.wait_for_function(f"({LIVE_POINTS})() > 0", timeout=60_000)
     TIMINGS["train_click_to_first_point_s"] = round(time.monotonic() - started, 3)
 
@@ -256,13 +385,14 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     page.goto(f"{server.url}/sweep")
     page.get_by_role("button", name="Run sweep").wait_for()
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
-    page.get_by_role("option", name="digits", exact=True).click()
-    page.get_by_label("Sweep name", exact=True).fill("browser-sweep")
-    page.get_by_label("TT shapes", exact=True).fill("4x4x4, 8x8")
-    page.get_by_label("Max TT ranks", exact=True).fill("1,2")
-    page.get_by_label("Epochs").fill("1")
-    page.get_by_label("Training images (0 = all)", exact=True).fill("300")
+    page.get_by_role("option", name="Digits 8x8 (scikit-learn)", exact=True).click()
+    enter(page.get_by_label("Sweep name", exact=True), "browser-sweep")
+    enter(page.get_by_label("TT shapes", exact=True), "4x4x4, 8x8")
+    enter(page.get_by_label("Max TT ranks", exact=True), "1,2")
+    enter(page.get_by_label("Epochs"), "1")
+    enter(page.get_by_label("Training images (0 = all)", exact=True), "300")
     page.get_by_text("Dense and matrix-rank baselines").click()
+    page.get_by_text("4 runs, ").wait_for()  # the estimate before the button: every value has landed
     page.get_by_role("button", name="Run sweep").click()
     page.get_by_text("4 runs queued").wait_for()
     page.get_by_text("4 of 4 runs completed").wait_for(timeout=120_000)  # the page polls the store every 2 s
@@ -286,17 +416,129 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     assert Path(caught.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_finished_run_is_listed_after_a_server_restart(page, server):
+def test_everything_downloads_as_one_zip(page, server):
     store = RunStore(server.home / "runs.db")
     if not store.list_runs(status=["completed"]):  # run alone: record one with the CLI
-        subprocess.run([sys.executable, "-m", "ttexplore", "train", "--dataset", "digits", "--epochs", "1", "--record",
-                        "--quiet", "--db", str(server.home / "runs.db")], cwd=REPO, check=True, capture_output=True)
+        record_with_the_cli(server)
+    runs = store.list_runs()
+    page.goto(f"{server.url}/runs")
+    page.get_by_text("Runs saved").wait_for()
+    with page.expect_download(timeout=120_000) as caught:
+        single(page, ".st-key-runs-zip button").click()
+    archive = zipfile.ZipFile(caught.value.path())
+    names = set(archive.namelist())
+    assert {"README.txt", "runs.csv", "runs.json", "metrics.csv", "figures/training-curves.html"} <= names
+    assert {f"metrics/{run['id']}.csv" for run in runs} <= names
+    table = list(csv.DictReader(io.StringIO(archive.read("runs.csv").decode())))
+    assert {row["id"] for row in table} == {run["id"] for run in runs}
+    saved = [run for run in runs if store.artifact_path(run.get("weights_path"))]
+    assert saved and {f"weights/{run['id']}.pt" for run in saved} <= names
+    assert archive.read(f"weights/{saved[0]['id']}.pt")[:2] == b"PK"
+    assert archive.read("figures/training-curves.png")[:8] == b"\x89PNG\r\n\x1a\n"  # kaleido renders here
+
+
+def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload_keeps_them(browser, one_worker_server):
+    server, page = one_worker_server, new_page(browser)
+    open_explore(page, server)
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name="Digits 8x8 (scikit-learn)", exact=True).click()
+    wait_for_metric(page, "Dense weights", "4,096")
+    enter(page.get_by_label("Epochs"), "6")
+    page.get_by_text("Name, tags, batch size, seed, baseline").click()
+    enter(page.get_by_label("Training images (0 = all)", exact=True), "600")  # a few seconds a run, on a busy machine
+    names = ("first", "second", "third")
+    seen_queued, started = False, None
+    for index, name in enumerate(names):
+        if index:
+            page.get_by_role("link", name="Explore", exact=True).click()
+            page.get_by_text("TT layer weights").first.wait_for()
+        if not page.get_by_label("Run name", exact=True).is_visible():
+            page.get_by_text("Name, tags, batch size, seed, baseline").click()
+        enter(page.get_by_label("Run name", exact=True), name)
+        if index == 0:
+            tags = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Tags").locator("input")
+            tags.click()
+            tags.fill("trio")
+            tags.press("Enter")
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
+        page.get_by_role("button", name="Train this layer").click()
+        if index == 0:
+            started = time.monotonic()
+        page.wait_for_url("**/train")
+        page.get_by_role("link", name=name, exact=True).wait_for()
+        if index == 0:
+            page.wait_for_function(f"({LIVE_POINTS})() > 0", timeout=60_000)
+            TIMINGS["first_point_on_a_just_started_server_s"] = round(time.monotonic() - started, 3)
+        seen_queued = seen_queued or page.get_by_text("queued: waiting for a free core").count() > 0
+
+    store = RunStore(server.home / "runs.db")
+    counts = []
+    deadline = time.monotonic() + 300
+    while not all(run["status"] == "completed" for run in store.list_runs()):
+        counts.append(page.evaluate(LIVE_POINTS))
+        seen_queued = seen_queued or page.get_by_text("queued: waiting for a free core").count() > 0
+        if time.monotonic() > deadline:
+            pytest.fail(f"the three runs did not complete: {[run['status'] for run in store.list_runs()]}")
+        time.sleep(0.3)
+    assert seen_queued, "with one worker, the second and third run waited in the queue, and the rows said so"
+    assert len(set(count for count in counts if count)) >= 3, f"the curves never grew while training: {counts}"
+    runs = store.list_runs()
+    assert sorted(run["name"] for run in runs) == sorted(names) and all(run["tags"] == ["trio"] for run in runs)
+    page.wait_for_timeout(1500)  # the last run's end redraws the page once
+    events = store.metrics_for([run["id"] for run in runs])
+    expected = sum(2 * len(evs) + 2 * sum(1 for event in evs if event["kind"] == "eval") for evs in events.values())
+
+    def legend() -> set:
+        return set(page.locator(".st-key-live-curves-chart .legendtext").evaluate_all("texts => texts.map(t => t.textContent)"))
+
+    page.wait_for_function(f"({LIVE_POINTS})() === {expected}")
+    assert set(names) <= legend()
+    page.reload()  # a reload is a new session: the finished curves are still followed
+    counts = []
+    deadline = time.monotonic() + 90
+    while page.evaluate(LIVE_POINTS) != expected:
+        counts.append(page.evaluate(LIVE_POINTS))
+        if time.monotonic() > deadline:
+            pytest.fail(f"after the reload the chart showed {sorted(set(counts))} points, not {expected}")
+        time.sleep(0.3)
+    assert set(names) <= legend()
+
+    page.get_by_role("link", name="second", exact=True).click()  # the run's own page: its name and tags
+    page.wait_for_url("**/run?id=*")
+    page.get_by_role("heading", name="second").wait_for()
+    tags = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Tags").inner_text()
+    assert "trio" in tags
+    page.context.close()
+
+
+def test_finished_and_interrupted_runs_are_there_after_a_server_restart(page, server):
+    store = RunStore(server.home / "runs.db")
+    if not store.list_runs(status=["completed"]):  # run alone: record one with the CLI
+        record_with_the_cli(server)
     finished = store.list_runs(status=["completed"])
+    long_run = store.create_run(RunConfig.for_dataset("digits", epochs=500), name="cut short")  # as another tab would
+    deadline = time.monotonic() + 60
+    while store.get_run(long_run)["status"] != "running" or not store.metrics(long_run):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the long run did not start: {store.get_run(long_run)['status']}")
+        time.sleep(0.2)
     server.stop()
     server.start()
     page.goto(f"{server.url}/runs")  # a deep link, as a reconnecting tab would open it
     page.get_by_text("Runs saved").wait_for()
     assert metric(page, "Completed") == str(len(finished))
-    chips = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Runs to overlay").inner_text()
-    assert all(f"#{run['id'][-6:]}" in chips for run in finished[:3])
     assert page.get_by_role("link", name="Explore").count()  # the app's own navigation, not a file list
+    assert store.get_run(long_run)["status"] == "interrupted"
+    page.get_by_role("link", name="Train", exact=True).click()
+    page.get_by_text("Runs on this dashboard").wait_for()
+    assert metric(page, "Interrupted") == "1"
+    page.get_by_role("link", name="cut short").wait_for()
+    assert page.get_by_text("was interrupted").count()
+    single(page, f".st-key-resume-{long_run} button").click()
+    deadline = time.monotonic() + 60
+    while store.get_run(long_run)["status"] != "running":
+        if time.monotonic() > deadline:
+            pytest.fail(f"Resume did not restart the run: {store.get_run(long_run)['status']}")
+        time.sleep(0.2)
+    page.get_by_role("button", name="Stop").first.click()

@@ -9,6 +9,7 @@ import pytest
 
 from app_support import APP, app_home, metric, new_app, release_app_resources, run_until, shared_data_dir  # noqa: F401
 
+import ui
 from ttexplore.core import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.presenters.preview import PRESETS
@@ -86,11 +87,11 @@ def test_preview_follows_every_widget(app_home):
 @pytest.mark.parametrize(
     "in_modes, out_modes, words",
     [
-        ("4x8x8", "4x8x8x4", ["in_modes", "1024", "try"]),
-        ("4x8x8x4", "4x8x8", ["out_modes", "same number"]),
-        ("4 x eight", "4x8x8x4", ["in_modes", "not a whole number"]),
-        ("", "4x8x8x4", ["in_modes", "empty"]),
-        ("4x8x8x4", "0x8", ["out_modes", "at least 1"]),
+        ("4x8x8", "4x8x8x4", ["Input modes", "1024", "try"]),
+        ("4x8x8x4", "4x8x8", ["Output modes", "same number"]),
+        ("4 x eight", "4x8x8x4", ["Input modes", "not a whole number"]),
+        ("", "4x8x8x4", ["Input modes", "empty"]),
+        ("4x8x8x4", "0x8", ["Output modes", "at least 1"]),
     ],
 )
 def test_a_bad_shape_shows_an_inline_message_not_a_traceback(app_home, in_modes, out_modes, words):
@@ -103,6 +104,7 @@ def test_a_bad_shape_shows_an_inline_message_not_a_traceback(app_home, in_modes,
     assert messages, "no st.error shown"
     for word in words:
         assert word in messages
+    assert "in_modes" not in messages and "out_modes" not in messages  # the page's labels, not the config's fields
     # fixing the entry brings the numbers back
     at.text_input(key="in_modes").input("4x8x8x4")
     at.text_input(key="out_modes").input("4x8x8x4").run()
@@ -162,20 +164,25 @@ def test_queue_stop_and_a_failed_run(app_home, monkeypatch):
     at = new_app().run()
     submit(at, epochs=200)  # long enough to be stopped
     at.switch_page("pages/explore.py").run()
-    at.selectbox(key="dataset").select("mnist").run()  # not on this machine, offline: the run fails
-    submit(at, epochs=1).run()
+    at.selectbox(key="dataset").select("mnist").run()  # not on this machine, offline: it cannot be trained here
+    assert at.button(key="train_submit").disabled
+    assert any("not on this machine" in item.value and "TTEXPLORE_DATA" in item.value for item in at.caption)
+    # a run queued elsewhere (the command line, another server) on data this machine lacks runs and fails
+    doomed_id = ui.get_manager().submit(RunConfig.for_dataset("mnist", epochs=1))
+    at.switch_page("pages/train.py").run()
     store = RunStore()
-    long_run, doomed = sorted(store.list_runs(), key=lambda run: run["created_at"])
-    assert store.get_run(doomed["id"])["status"] == "queued"
-    assert any(item.proto.text == "waiting for a free core" for item in at.get("progress"))
+    long_run = next(run for run in store.list_runs() if run["id"] != doomed_id)
+    assert store.get_run(doomed_id)["status"] == "queued"
+    assert any(item.proto.text.startswith("queued: waiting for a free core (1st in line)") for item in at.get("progress"))
 
     run_until(at, lambda at: store.get_run(long_run["id"])["status"] == "running", "the first run to start")
     at.button(key=f"stop-{long_run['id']}").click().run()
-    run_until(at, lambda at: store.get_run(doomed["id"])["status"] == "failed", "the queued run to run and fail")
+    run_until(at, lambda at: store.get_run(doomed_id)["status"] == "failed", "the queued run to run and fail")
     at.run()  # the run may have failed after the page was drawn: draw it again
     assert store.get_run(long_run["id"])["status"] == "cancelled"
     errors = " ".join(item.value for item in at.error)
-    assert "mnist is not in" in errors  # the failed run's own message, on the page
+    assert "mnist is not in" in errors  # the failed run's own message, on the page, in the app's words
+    assert "--data-dir" not in errors and "TTEXPLORE_DATA" in errors
     assert not at.exception
     at.switch_page("pages/explore.py").run()  # the server is still fine
     assert not at.exception and metric(at, "TT layer weights")
@@ -196,14 +203,20 @@ def test_runs_page_deletes_runs(app_home):
     at.multiselect(key="runs_delete").select(drop).run()
     at.button(key="runs_delete_button").click().run()
     assert not at.exception
+    assert len(store.list_runs()) == 2, "nothing is deleted before the confirmation"
+    at.button(key="runs_delete_cancel").click().run()
+    assert len(store.list_runs()) == 2
+    at.button(key="runs_delete_button").click().run()
+    at.button(key="runs_delete_confirm").click().run()
+    assert not at.exception
     assert [run["id"] for run in store.list_runs()] == [keep]
     assert set(at.dataframe[0].value["id"]) == {keep}
 
 
 def test_every_page_renders_on_an_empty_store(app_home):
     at = new_app().run()
-    for page, words in (("pages/train.py", "No run started"), ("pages/runs.py", "No runs saved"),
-                        ("pages/export.py", "Nothing to export")):
+    for page, words in (("pages/train.py", "No run yet"), ("pages/runs.py", "No runs saved"),
+                        ("pages/export.py", "Nothing to export"), ("pages/run.py", "No runs saved")):
         at.switch_page(page).run()
         assert not at.exception
         assert any(words in item.value for item in at.info), page
@@ -236,7 +249,7 @@ def test_a_bad_store_never_takes_the_app_down(app_home, damage):
         assert not at.exception, [item.value for item in at.exception]
         assert metric(at, "TT layer weights")  # Explore works without the store
         assert any("cannot be used" in item.value and "runs.db.bad" in item.value for item in at.error)
-        for page in ("pages/train.py", "pages/runs.py", "pages/export.py", "pages/sweep.py"):
+        for page in ("pages/train.py", "pages/runs.py", "pages/export.py", "pages/sweep.py", "pages/run.py"):
             at.switch_page(page).run()
             assert not at.exception, (page, [item.value for item in at.exception])
             assert any(str(path) in item.value for item in at.error), page

@@ -58,3 +58,10 @@ def test_estimated_cost_counts_flops_and_a_per_core_overhead():
     assert cost[("2^10", 1)] > cost[("4x8x8x4", 4)]  # ten small GEMMs cost more than their FLOPs say
     halved = grid.cells[0].config.replace(epochs=grid.cells[0].config.epochs // 2)
     assert sweep.estimated_cost(halved) == sweep.estimated_cost(grid.cells[0].config) / 2
+
+
+def test_matrix_rank_baselines_are_clipped_like_tt_ranks():
+    grid = sweep.expand(sweep.make_spec("clip", "digits", "8x8", "100000", pad_to=None, epochs=1))
+    matrix = [cell for cell in grid.cells if cell.config.layer == "matrix_rank"]
+    assert [(cell.rank, cell.config.matrix_rank, cell.config.layer_params()) for cell in matrix] == [(64, 64, 64 * 128)]
+    assert any("matrix-rank baseline 64x64: rank 100000" in note for note in grid.notes)

@@ -104,4 +104,24 @@ def test_curve_series_and_training_curves():
     train_loss = next(trace for trace in figure.data if trace.line.dash == "dash")
     # the whole-epoch average is left out of the train line when the epoch already has finer points
     assert list(train_loss.y) == [2.3, 1.0, None]
-    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [reports.run_label(run)]
+    # the legend names the run once, then says which line style is which (an exported image keeps it)
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [
+        reports.run_label(run), "train (dashed)", "test (solid)"]
+
+
+def test_ranks_in_labels_are_the_ranks_the_layer_uses():
+    clipped = make_run(shape="4x4", ranks=100)  # 4x4 -> 4x4 has one boundary of maximal useful rank 16
+    assert reports.run_ranks_text(clipped) == "16"
+    assert reports.run_label(clipped, with_id=False) == "TT 4x4 r=16 · mnist5k"
+
+
+def test_accuracy_points_keep_training_budgets_apart():
+    runs = [make_run("a", ranks=1, params=160, best=0.80, epochs=1), make_run("b", ranks=2, params=576, best=0.85, epochs=1),
+            make_run("c", ranks=1, params=160, best=0.95, epochs=60), make_run("d", ranks=2, params=576, best=0.97, epochs=60)]
+    points = reports.accuracy_points(runs)
+    assert sorted({point["group"] for point in points}) == ["4x8x8x4 · 1 epoch", "4x8x8x4 · 60 epochs"]
+    figure = plots.accuracy_vs_params(points)
+    assert {trace.name: list(trace.y) for trace in figure.data} == {"4x8x8x4 · 1 epoch": [0.80, 0.85],
+                                                                   "4x8x8x4 · 60 epochs": [0.95, 0.97]}
+    # one budget: the lines are the shapes, as in the 2018 reproduction
+    assert {point["group"] for point in reports.accuracy_points(runs[:2])} == {"4x8x8x4"}

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "suggest": ("ttexplore.cli.count", "configure_suggest", "run_suggest",
                 "tensorizations of an N -> M layer, fewest weights first"),
     "runs": ("ttexplore.cli.runs", "configure_parser", "run",
-             "the recorded runs: list, show, resume, edit, delete"),
+             "the recorded runs: list, show, resume, edit, delete, export"),
     "sweep": ("ttexplore.cli.sweep", "configure_parser", "run",
               "train a grid of shapes x ranks (+ baselines); write results.csv and the accuracy-vs-weights figure"),
     "compress": ("ttexplore.cli.compress", "configure_parser", "run",

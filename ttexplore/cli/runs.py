@@ -1,11 +1,13 @@
-"""``ttexplore runs``: the recorded runs: list, show, resume, edit, delete.
+"""``ttexplore runs``: the recorded runs: list, show, resume, edit, delete, export.
 
 ``list --json`` prints an array of objects with ``id``, ``name``, ``status``,
 ``tags``, ``notes``, ``epochs_done``, ``test_accuracy`` (the latest),
 ``best_test_accuracy``, ``params`` (hidden-layer weights), ``config`` and a few
 more; ``show ID --json`` adds ``history``, the metric events (each with
 ``epoch``). ``resume ID`` continues an interrupted run in this terminal from its
-last checkpoint (Ctrl-C interrupts it again, exit 130).
+last checkpoint (Ctrl-C interrupts it again, exit 130). ``export --out FILE.zip [ID...]``
+writes one zip with the runs table, each run's metrics, figures and weights (every run
+when no id is given; see :mod:`ttexplore.presenters.bundle`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     edit.add_argument("--clear-tags", action="store_true", help="remove every tag first")
     delete = actions.add_parser("delete", help="delete runs with their metrics, weights and checkpoints")
     delete.add_argument("ids", nargs="+", help="run ids")
-    for action in (listing, show, resume, edit, delete):  # --db also after the action: 'runs list --db FILE'
+    export = actions.add_parser("export", help="one zip: runs table, each run's metrics as CSV, figures, weights")
+    export.add_argument("ids", nargs="*", metavar="ID", help="run ids (default: every run)")
+    export.add_argument("--out", required=True, metavar="FILE.zip", help="the zip file to write")
+    export.add_argument("--tag", default=None, help="only runs with this tag")
+    export.add_argument("--no-png", action="store_true", help="figures as HTML only (no kaleido/Chromium)")
+    for action in (listing, show, resume, edit, delete, export):  # --db also after the action: 'runs list --db FILE'
         action.add_argument("--db", default=argparse.SUPPRESS, help="run store file (as before the action)")
 
 
@@ -170,7 +177,30 @@ def _delete(store: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_ACTIONS = {"list": _list, "show": _show, "resume": _resume, "edit": _edit, "delete": _delete}
+def _export(store: Any, args: argparse.Namespace) -> int:
+    from ttexplore.presenters.bundle import write_bundle
+
+    if not args.out.lower().endswith(".zip"):
+        raise UsageError(f"ttexplore runs export: error: --out {args.out!r} must name a .zip file, e.g. --out runs.zip")
+    ids = [_find(store, run_id)["id"] for run_id in args.ids] or None
+    if args.tag:
+        ids = [run["id"] for run in (store.list_runs() if ids is None else map(store.get_run, ids))
+               if args.tag in run.get("tags", [])]
+    if ids == [] or (ids is None and not store.list_runs(limit=1)):
+        raise UsageError(f"ttexplore runs export: error: no runs to export in {store.path}"
+                         + (f" with tag {args.tag!r}" if args.tag else ""))
+    try:
+        bundle = write_bundle(store, args.out, ids, images=not args.no_png)
+    except OSError as error:
+        raise UsageError(f"ttexplore runs export: error: cannot write {args.out}: {error.strerror or error}") from None
+    for note in bundle.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {args.out}: {bundle.runs} run{'s' if bundle.runs != 1 else ''}, {len(bundle.files)} files, "
+          f"{len(bundle.data) / 1e6:.1f} MB")
+    return EXIT_OK
+
+
+_ACTIONS = {"list": _list, "show": _show, "resume": _resume, "edit": _edit, "delete": _delete, "export": _export}
 
 
 def run(args: argparse.Namespace) -> int:

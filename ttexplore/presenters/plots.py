@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ttexplore.core import ttmath
-from ttexplore.core.ttshape import layer_text
+from ttexplore.core.ttshape import layer_text, ranks_text
 
 __all__ = [
     "PALETTE",
@@ -22,6 +22,9 @@ __all__ = [
     "params_vs_rank",
     "factorizations_chart",
     "core_diagram",
+    "hparams_parallel",
+    "hparam_scatter",
+    "tt_schematic_svg",
 ]
 
 #: Colour cycle shared by all figures (colour-blind safe, after Okabe & Ito).
@@ -47,49 +50,95 @@ def _train_values(events: Sequence[Mapping[str, Any]], key: str) -> list[Optiona
             for event in events]
 
 
-def training_curves(runs: Sequence[Mapping[str, Any]], title: str = "Training curves") -> go.Figure:
-    """Loss and accuracy against epochs, train dashed and test solid, one colour per run.
+#: The y range each panel of :func:`training_curves` shows before any point arrives.
+_EMPTY_RANGES = {"loss": [0.0, 2.5], "accuracy": [0.0, 1.0]}
+
+
+def training_curves(
+    runs: Sequence[Mapping[str, Any]],
+    title: str = "Training curves",
+    x: str = "epoch",
+    smoothing: float = 0.0,
+    log_loss: bool = False,
+) -> go.Figure:
+    """Loss and accuracy of several runs, train dashed and test solid, one colour per run.
 
     Args:
         runs: each ``{"label": str, "events": [metric event, ...]}`` (events as
-            :mod:`ttexplore.runs.fit` emits them or :meth:`RunStore.metrics` returns them).
+            :mod:`ttexplore.runs.fit` emits them or :meth:`RunStore.metrics` returns them),
+            optionally ``"epochs"`` (the planned epochs: the x range while it waits) and
+            ``"waiting"`` (a short reason, shown while the run has no point) and ``"pending"``
+            (False once it ended: a run that failed before its first point is not waited for).
+        x: ``"epoch"``, ``"step"`` (optimizer steps) or ``"time"`` (training seconds); see
+            :data:`ttexplore.presenters.tracking.X_AXES`.
+        smoothing: TensorBoard's exponential smoothing weight in ``[0, 1)``; the raw
+            points stay as a faint line under the smoothed one.
+        log_loss: draw the loss on a log axis.
 
-    The legend names each run once; clicking it hides both of the run's lines.
+    The legend names each run once (clicking it hides all of the run's lines) and says
+    which line style is train and which is test, also in an exported image. A run without
+    points is listed with its reason; with no point at all the axes keep sensible ranges
+    and the figure says what it waits for.
     """
+    from ttexplore.presenters.tracking import X_AXES, curve_xy, smooth
+
+    axis_title = X_AXES.get(x, X_AXES["epoch"])[1]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.1)
+    plotted = 0
+    waiting: list[str] = []
     for index, run in enumerate(runs):
         events = list(run.get("events") or [])
         color, label = _color(index), str(run.get("label", f"run {index + 1}"))
-        epochs = [event["epoch"] for event in events]
+        if not events:
+            waiting.append(f"{label}: {run.get('waiting') or 'waiting for its first point'}")
+        xs = curve_xy(events, x)
+        plotted += len(events)
         # the legend's one entry for the run (an empty trace); the curves below are named "<label> (train|test)"
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=label, legendgroup=label,
-                                    line={"color": color, "width": 2}, marker={"size": 5}, hoverinfo="skip"),
-                         row=1, col=1)
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", line={"color": color, "width": 2},
+                                    name=label if events else f"{label} (no point yet)", legendgroup=label,
+                                    marker={"size": 5}, hoverinfo="skip"), row=1, col=1)
         for column, metric in ((1, "loss"), (2, "accuracy")):
             for split, dash in (("train", "dash"), ("test", "solid")):
                 key = f"{split}_{metric}"
                 values = _train_values(events, key) if split == "train" else [event.get(key) for event in events]
+                hover = f"{label}<br>{split} {metric}: %{{y:.4f}}<br>{axis_title} %{{x:.4g}}<extra></extra>"
+                if smoothing > 0 and len(events) > 1:
+                    figure.add_trace(go.Scatter(x=xs, y=values, mode="lines", connectgaps=True, opacity=0.25,
+                                                line={"color": color, "dash": dash, "width": 1}, legendgroup=label,
+                                                name=f"{label} ({split}, raw)", showlegend=False, hoverinfo="skip"),
+                                     row=1, col=column)
+                    values = smooth(values, smoothing)
                 figure.add_trace(
-                    go.Scatter(
-                        x=epochs,
-                        y=values,
-                        mode="lines+markers" if len(events) < 40 else "lines",
-                        connectgaps=True,
-                        line={"color": color, "dash": dash, "width": 2},
-                        marker={"size": 5},
-                        name=f"{label} ({split})",
-                        legendgroup=label,
-                        showlegend=False,
-                        hovertemplate=f"{label}<br>{split} {metric}: %{{y:.4f}}<br>epoch %{{x:.2f}}<extra></extra>",
-                    ),
-                    row=1,
-                    col=column,
+                    go.Scatter(x=xs, y=values, mode="lines+markers" if len(events) < 40 else "lines", connectgaps=True,
+                               line={"color": color, "dash": dash, "width": 2}, marker={"size": 5},
+                               name=f"{label} ({split})", legendgroup=label, showlegend=False, hovertemplate=hover),
+                    row=1, col=column,
                 )
-    figure.update_xaxes(title_text="epoch")
-    figure.update_yaxes(title_text="loss", row=1, col=1)
+    # what the two line styles mean, in the legend itself (an exported image keeps it)
+    for split, dash in (("train", "dash"), ("test", "solid")):
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({'dashed' if dash == 'dash' else 'solid'})",
+                                    line={"color": "#888", "dash": dash, "width": 2}, legendgroup=f"style-{split}",
+                                    hoverinfo="skip"), row=1, col=1)
+    figure.update_xaxes(title_text=axis_title)
+    figure.update_yaxes(title_text="loss" + (" (log scale)" if log_loss else ""), type="log" if log_loss else None, row=1, col=1)
     figure.update_yaxes(title_text="accuracy", row=1, col=2)
-    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.2}, margin={"t": 70},
-                         height=440)
+    if not plotted:
+        planned = max((float(run.get("epochs") or 1) for run in runs), default=1.0) if x == "epoch" else 1.0
+        figure.update_xaxes(range=[0, planned])
+        figure.update_yaxes(range=_EMPTY_RANGES["accuracy"], row=1, col=2)
+        if not log_loss:
+            figure.update_yaxes(range=_EMPTY_RANGES["loss"], row=1, col=1)
+        pending = any(run.get("pending", True) for run in runs)
+        message = ("Waiting for the first point" if pending else "No point to draw") if runs else "No run chosen"
+        figure.add_annotation(text=f"<b>{message}</b>" + "".join(f"<br>{line}" for line in waiting[:4]), showarrow=False,
+                              xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 14},
+                              bgcolor="rgba(128,128,128,0.12)", borderpad=8)
+    elif waiting:
+        figure.add_annotation(text="Still waiting: " + "; ".join(waiting[:3]), showarrow=False, xref="paper", yref="paper",
+                              x=0, y=1.13, xanchor="left", font={"size": 11}, opacity=0.8)
+    # uirevision: a live redraw keeps the user's zoom and the runs hidden from the legend
+    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.22}, margin={"t": 80},
+                         height=460, uirevision=f"curves-{x}-{log_loss}")
     return figure
 
 
@@ -97,60 +146,73 @@ def accuracy_vs_params(
     rows: "Iterable[Mapping[str, Any]] | Any",
     title: str = "Accuracy against the number of weights in the first layer",
     accuracy_key: str = "test_accuracy",
-    group_key: str = "shape",
+    group_key: str = "group",
     baselines: Sequence[str] = ("dense", "matrix rank"),
 ) -> go.Figure:
-    """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per shape.
+    """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per group.
 
     Args:
-        rows: dicts (or a DataFrame) with ``layer_params``, ``accuracy_key``,
-            ``group_key`` and optionally ``rank`` (used for hover text and order).
-            Rows whose group is in ``baselines`` are drawn as separate marker traces.
+        rows: dicts (or a DataFrame) with ``layer_params``, ``accuracy_key``, ``shape``,
+            optionally ``group_key`` (the line; default the shape: see
+            :func:`ttexplore.presenters.reports.accuracy_points`, which keeps training
+            budgets apart), ``rank`` and ``budget`` (hover text).
+            Rows whose shape (or group) is in ``baselines`` are drawn as separate dotted traces.
     """
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else [dict(row) for row in rows]
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record.get(accuracy_key) is None or record.get("layer_params") is None:
             continue
-        groups.setdefault(str(record[group_key]), []).append(record)
+        groups.setdefault(str(record.get(group_key) or record.get("shape")), []).append(record)
+
+    def is_baseline(group: str) -> bool:
+        return group in baselines or str(groups[group][0].get("shape")) in baselines
+
     figure = go.Figure()
-    for index, (group, members) in enumerate(sorted(groups.items(), key=lambda item: (item[0] in baselines, item[0]))):
+    for index, (group, members) in enumerate(sorted(groups.items(), key=lambda item: (is_baseline(item[0]), item[0]))):
         members.sort(key=lambda record: record["layer_params"])
-        is_baseline = group in baselines
+        baseline = is_baseline(group)
+        hover = [" · ".join(part for part in (f"rank {record['rank']}" if record.get("rank") not in (None, "") else "",
+                                              str(record.get("budget") or "")) if part) for record in members]
         figure.add_trace(
             go.Scatter(
                 x=[record["layer_params"] for record in members],
                 y=[record[accuracy_key] for record in members],
-                mode="markers" if is_baseline and len(members) == 1 else "lines+markers",
+                mode="markers" if baseline and len(members) == 1 else "lines+markers",
                 name=group,
-                marker={"size": 11 if is_baseline else 8, "symbol": "diamond" if is_baseline else "circle", "color": _color(index)},
-                line={"color": _color(index), "dash": "dot" if is_baseline else "solid"},
-                text=[f"rank {record.get('rank', '')}" for record in members],
+                marker={"size": 11 if baseline else 8, "symbol": "diamond" if baseline else "circle", "color": _color(index)},
+                line={"color": _color(index), "dash": "dot" if baseline else "solid"},
+                text=hover,
                 hovertemplate=f"{group}<br>%{{text}}<br>weights %{{x:,}}<br>accuracy %{{y:.4f}}<extra></extra>",
             )
         )
     xs = [record["layer_params"] for members in groups.values() for record in members if record["layer_params"] > 0]
     wide = bool(xs) and max(xs) / min(xs) >= 100  # label only the powers of ten when they are enough
-    figure.update_xaxes(type="log", title_text="number of weights in the first layer (log scale)", dtick=1 if wide else None)
-    figure.update_yaxes(title_text="test accuracy")
+    figure.update_xaxes(type="log", title_text="weights in the first layer (log scale)", dtick=1 if wide else None,
+                        automargin=True)
+    figure.update_yaxes(title_text="test accuracy", automargin=True)
     figure.update_layout(template=_TEMPLATE, title=title, legend={"title": {"text": "shape"}})
     return figure
 
 
 def params_vs_rank(
-    in_modes: Sequence[int], out_modes: Sequence[int], max_rank: int = 16, current_rank: Optional[int] = None
+    in_modes: Sequence[int], out_modes: Sequence[int], max_rank: int = 16, current_rank: Optional[int] = None,
+    current_ranks: Optional[Sequence[int]] = None,
 ) -> go.Figure:
-    """TT layer weights against the max TT rank for one shape, the current rank marked.
+    """TT layer weights against the max TT rank for one shape, the current choice marked.
 
     The left axis counts weights, the right axis reads the same curve as the
     compression rate (TT / dense weights); the dense layer is the dotted line.
+    ``current_ranks`` (the internal ranks in use, per core) places the mark at the
+    weights the layer really has, at its largest rank; without it the mark sits on the
+    curve at ``current_rank``.
     """
     ranks = list(range(1, max(2, int(max_rank)) + 1))
     dense = ttmath.dense_param_count(ttmath.prod(in_modes), ttmath.prod(out_modes))
     counts = [ttmath.param_count(in_modes, out_modes, rank) for rank in ranks]
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_trace(
-        go.Scatter(x=ranks, y=counts, mode="lines+markers", name="layer weights", line={"color": _color(0)},
+        go.Scatter(x=ranks, y=counts, mode="lines+markers", name="every rank equal", line={"color": _color(0)},
                    customdata=[[count / dense, dense / count] for count in counts],
                    hovertemplate="rank %{x}<br>%{y:,} weights<br>rate %{customdata[0]:.3g} (%{customdata[1]:,.0f}x smaller)<extra></extra>"),
         secondary_y=False,
@@ -158,21 +220,28 @@ def params_vs_rank(
     # an invisible twin on the right axis, so that axis exists; its range mirrors the left one
     figure.add_trace(go.Scatter(x=ranks, y=[count / dense for count in counts], mode="lines", line={"width": 0},
                                 showlegend=False, hoverinfo="skip"), secondary_y=True)
-    if current_rank is not None:
-        current = ttmath.param_count(in_modes, out_modes, current_rank)
+    lowest = min(counts)
+    if current_ranks:
+        used = tuple(int(rank) for rank in current_ranks)
+        current, at = ttmath.param_count(in_modes, out_modes, used), max(used)
+        name = f"yours ({ranks_text(used)})"
+        lowest = min(lowest, current)
+    elif current_rank is not None:
+        current, at, name = ttmath.param_count(in_modes, out_modes, current_rank), current_rank, "your choice"
+    if current_ranks or current_rank is not None:
         figure.add_trace(
-            go.Scatter(x=[min(current_rank, ranks[-1])], y=[current], mode="markers", name="your choice",
+            go.Scatter(x=[min(at, ranks[-1])], y=[current], mode="markers", name=name,
                        marker={"size": 16, "color": _color(1), "symbol": "star"},
-                       hovertemplate="rank %{x}: %{y:,} weights<extra>your choice</extra>"),
+                       hovertemplate=f"{name}: %{{y:,}} weights<extra></extra>"),
             secondary_y=False,
         )
     figure.add_trace(go.Scatter(x=[ranks[0], ranks[-1]], y=[dense, dense], mode="lines", name=f"dense ({dense:,})",
                                 line={"color": "#999", "dash": "dot"}, hoverinfo="skip"), secondary_y=False)
-    low, high = math.log10(min(counts) / 2), math.log10(dense * 2)
+    low, high = math.log10(lowest / 2), math.log10(dense * 2)
     figure.update_xaxes(title_text="max TT rank", dtick=1 if len(ranks) <= 12 else (2 if len(ranks) <= 24 else None))
-    figure.update_yaxes(title_text="layer weights", type="log", range=[low, high], dtick=1, secondary_y=False)
+    figure.update_yaxes(title_text="layer weights", type="log", range=[low, high], dtick=1, secondary_y=False, automargin=True)
     figure.update_yaxes(title_text="compression rate (TT / dense)", type="log", secondary_y=True, showgrid=False,
-                        range=[low - math.log10(dense), high - math.log10(dense)], dtick=1, tickformat=".0e")
+                        range=[low - math.log10(dense), high - math.log10(dense)], dtick=1, tickformat=".0e", automargin=True)
     figure.update_layout(template=_TEMPLATE, title="Layer weights by max TT rank",
                          legend={"orientation": "h", "y": -0.25}, height=420, margin={"t": 60, "l": 60, "r": 60})
     return figure
@@ -186,23 +255,30 @@ def _shape_text(item: Any) -> str:
     return layer_text(in_modes, out_modes)
 
 
-def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str] = None, rank: Optional[int] = None) -> go.Figure:
+def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str] = None, rank: Optional[int] = None,
+                         current_params: Optional[int] = None, current_ranks: Optional[Sequence[int]] = None) -> go.Figure:
     """Horizontal bars of layer weights for other tensorizations of the same layer.
 
     Args:
         suggestions: :class:`ttexplore.core.shapes.ShapeSuggestion` items (``label``, ``params``,
             ``in_modes``, ``out_modes``), drawn top to bottom in the given order.
         current_label: the user's choice (highlighted), e.g. ``"4x8x8x4"``.
+        rank: the uniform max rank the other shapes are priced at.
+        current_params, current_ranks: the weights and internal ranks the user's layer
+            really has (per-core ranks); its bar shows those, and says so.
     """
     labels = [_shape_text(item) for item in suggestions]
-    colors = [_color(1) if item.label == current_label else _color(0) for item in suggestions]
+    mine = [item.label == current_label for item in suggestions]
+    values = [current_params if own and current_params is not None else item.params for item, own in zip(suggestions, mine)]
+    colors = [_color(1) if own else _color(0) for own in mine]
+    note = f" ({ranks_text(current_ranks)})" if current_ranks and len(set(current_ranks)) > 1 else ""
     figure = go.Figure(
         go.Bar(
-            x=[item.params for item in suggestions],
+            x=values,
             y=labels,
             orientation="h",
             marker={"color": colors},
-            text=[f"{item.params:,}" + ("  ← yours" if item.label == current_label else "") for item in suggestions],
+            text=[f"{value:,}" + (f"  ← yours{note}" if own else "") for value, own in zip(values, mine)],
             textposition="outside",
             cliponaxis=False,
             customdata=[item.label for item in suggestions],
@@ -210,11 +286,13 @@ def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str
         )
     )
     figure.update_yaxes(autorange="reversed", title_text=None, automargin=True, tickfont={"size": 11})
-    highest = max((item.params for item in suggestions), default=1)
-    figure.update_xaxes(title_text="layer weights" + (f" at max rank {rank}" if rank is not None else "") + " (log scale)",
-                        type="log", dtick=1, range=[0, math.log10(highest) + 0.6])
+    highest = max(values, default=1)
+    longest = max((len(f"{value:,}") + (len(f"  ← yours{note}") if own else 0) for value, own in zip(values, mine)), default=8)
+    # room on the right for the longest bar's text (about 0.07 decades per character on a ~600 px plot)
+    figure.update_xaxes(title_text="layer weights, log scale" + (f" (others at max rank {rank})" if rank is not None else ""),
+                        type="log", dtick=1, range=[0, math.log10(highest) + 0.25 + 0.075 * longest], automargin=True)
     figure.update_layout(template=_TEMPLATE, title="Other factorizations of this layer", showlegend=False,
-                         height=max(300, 26 * len(labels) + 130), margin={"t": 60, "r": 20})
+                         height=max(300, 26 * len(labels) + 130), margin={"t": 60, "r": 30})
     return figure
 
 
@@ -247,16 +325,116 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
         note(x, 1.05, f"m<sub>{index + 1}</sub>={m}", color=_color(1), size=small + 2)
         if index < len(shapes) - 1:
             drawn.append({"type": "line", "x0": x + 0.45, "x1": x + spacing - 0.45, "y0": 0, "y1": 0,
-                          "line": {"color": "#444", "width": 2}})
+                          "line": {"color": "#888", "width": 2}})
             note(x + spacing / 2, 0.12, f"r<sub>{index + 1}</sub>={rank_out}", size=small + 1)
     width = (len(shapes) - 1) * spacing
     return go.Figure(layout={
         "template": _TEMPLATE,
         "height": 220,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "title": {"text": f"{len(shapes)} cores, {sum(ttmath.prod(s) for s in shapes):,} weights"},
+        "title": {"text": f"{len(shapes)} core{'s' if len(shapes) != 1 else ''}"
+                          f"{' (a dense layer: no TT rank)' if len(shapes) == 1 else ''}, "
+                          f"{sum(ttmath.prod(s) for s in shapes):,} weights"},
         "xaxis": {"visible": False, "range": [-0.8, width + 0.8]},
         "yaxis": {"visible": False, "range": [-1.3, 1.3]},
         "shapes": drawn,
         "annotations": notes,
     })
+
+
+#: Columns of a hyper-parameter table drawn on a log axis.
+_LOG_COLUMNS = ("lr", "layer weights", "weight decay", "× smaller", "train images")
+
+
+def _tick(value: float) -> str:
+    """``2176`` -> ``"2,176"``, ``0.003`` -> ``"0.003"``: a readable axis value."""
+    return f"{value:,.0f}" if value >= 1 and float(value).is_integer() else f"{value:.3g}"
+
+
+def _dimension(table: Any, column: str) -> dict[str, Any]:
+    """One parallel-coordinates axis: numbers as they are (log10 for rates and sizes), text as categories."""
+    values = list(table[column])
+    numeric = all(isinstance(value, (int, float)) and not isinstance(value, bool) and value == value for value in values)
+    if numeric:
+        if column in _LOG_COLUMNS and all(value > 0 for value in values):
+            ticks = sorted(set(values))
+            shown = ticks if len(ticks) <= 8 else ticks[:: max(1, len(ticks) // 6)]
+            return {"label": f"{column} (log)", "values": [math.log10(value) for value in values],
+                    "tickvals": [math.log10(value) for value in shown], "ticktext": [_tick(value) for value in shown]}
+        return {"label": column, "values": values}
+    values = ["—" if value is None or value != value else (_tick(value) if isinstance(value, float) else value)
+              for value in values]  # a missing value (every image, no padding) is its own category
+    names = sorted({str(value) for value in values})
+    codes = {name: index for index, name in enumerate(names)}
+    return {"label": column, "values": [codes[str(value)] for value in values], "tickvals": list(range(len(names))),
+            "ticktext": names, "range": [-0.5, max(len(names) - 0.5, 0.5)]}
+
+
+def hparams_parallel(table: Any, columns: Sequence[str], color: str = "best test acc",
+                     title: str = "Hyper-parameters against test accuracy") -> go.Figure:
+    """Parallel coordinates: one line per run across the hyper-parameter ``columns`` of a
+    :func:`ttexplore.presenters.tracking.hparams_table`, ending on ``color`` (the accuracy), which also colours it.
+
+    Runs without a ``color`` value are left out; text columns become categorical axes.
+    """
+    scored = table[table[color].notna()] if len(table) else table
+    dimensions = [_dimension(scored, column) for column in columns if column in scored.columns and column != color]
+    if len(scored):
+        dimensions.append({"label": color, "values": list(scored[color]),
+                           "range": [min(scored[color].min(), 0.9 * scored[color].max()), 1.0]})
+    figure = go.Figure(go.Parcoords(
+        line={"color": list(scored[color]) if len(scored) else [], "colorscale": "Viridis", "showscale": True,
+              "colorbar": {"title": {"text": color}}},
+        dimensions=dimensions,
+        labelangle=-20,
+        labelside="bottom",
+    ))
+    figure.update_layout(template=_TEMPLATE, title=title, height=440, margin={"l": 70, "r": 40, "t": 70, "b": 90})
+    return figure
+
+
+def hparam_scatter(table: Any, x: str, y: str = "best test acc", group: str = "shape",
+                   title: Optional[str] = None) -> go.Figure:
+    """Each run as a point, hyper-parameter ``x`` against ``y``, one colour per ``group`` value;
+    hovering names the run. Rates and sizes go on a log axis."""
+    figure = go.Figure()
+    rows = table[table[y].notna()] if len(table) else table
+    for index, (name, members) in enumerate(rows.groupby(group, sort=True) if len(rows) else []):
+        figure.add_trace(go.Scatter(
+            x=list(members[x]), y=list(members[y]), mode="markers", name=str(name),
+            marker={"size": 10, "color": _color(index), "line": {"width": 1, "color": "#fff"}},
+            text=list(members["name"]) if "name" in members else None,
+            hovertemplate=f"%{{text}}<br>{x} %{{x}}<br>{y} %{{y:.4f}}<extra>{name}</extra>",
+        ))
+    numeric = len(rows) and all(isinstance(value, (int, float)) for value in rows[x])
+    log = bool(numeric) and x in _LOG_COLUMNS and all(value > 0 for value in rows[x])
+    figure.update_xaxes(title_text=x + (" (log scale)" if log else ""), type="log" if log else None, automargin=True)
+    figure.update_yaxes(title_text=y, automargin=True)
+    figure.update_layout(template=_TEMPLATE, title=title or f"{y} against {x}", legend={"title": {"text": group}}, height=420)
+    return figure
+
+
+def tt_schematic_svg(cores: int = 3) -> str:
+    """A small static drawing of a TT-matrix layer (SVG markup): cores ``G_k`` in a row joined by rank
+    edges ``r_k``, an input leg ``n_k`` below and an output leg ``m_k`` above each. Mid-grey text
+    and the figures' colours, so it reads on a light and a dark page alike."""
+    width, spacing, top = 90 + 110 * (cores - 1) + 90, 110, 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 150" width="{width}" height="150" '
+             'font-family="sans-serif" font-size="13" text-anchor="middle">']
+    for index in range(cores):
+        x = 90 + index * spacing
+        k = index + 1
+        parts += [
+            f'<line x1="{x}" y1="{top + 14}" x2="{x}" y2="{top + 40}" stroke="{_color(1)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 8}" fill="{_color(1)}">m{k}</text>',
+            f'<rect x="{x - 28}" y="{top + 40}" width="56" height="40" rx="6" fill="rgba(0,114,178,0.15)" '
+            f'stroke="{_color(0)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 65}" fill="#888" font-weight="bold">G{k}</text>',
+            f'<line x1="{x}" y1="{top + 80}" x2="{x}" y2="{top + 106}" stroke="{_color(2)}" stroke-width="2"/>',
+            f'<text x="{x}" y="{top + 120}" fill="{_color(2)}">n{k}</text>',
+        ]
+        if index < cores - 1:
+            parts += [f'<line x1="{x + 28}" y1="{top + 60}" x2="{x + spacing - 28}" y2="{top + 60}" stroke="#888" stroke-width="2"/>',
+                      f'<text x="{x + spacing / 2}" y="{top + 54}" fill="#888">r{k}</text>']
+    parts.append("</svg>")
+    return "".join(parts)

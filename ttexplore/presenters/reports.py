@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.core.ttmath import prod
-from ttexplore.core.ttshape import layer_text
+from ttexplore.core.ttshape import TTShape, layer_text
 from ttexplore.runs.layerspec import LayerSpec
 
 __all__ = [
@@ -25,11 +25,13 @@ __all__ = [
     "runs_table",
     "curve_series",
     "accuracy_points",
+    "training_budget",
     "rank_table",
 ]
 
 def run_ranks_text(run: Mapping[str, Any]) -> str:
-    """The run's TT ranks as written by a user (``"4"``, ``"2,4,2"``, ``"max"``), '' for baselines."""
+    """The run's TT ranks as the layer uses them, clipped to the maximal useful ones (``"4"``, ``"2,4,2"``),
+    ``"max"`` when none were given, the matrix rank of a matrix-rank baseline, '' for a dense one."""
     config = run.get("config") or {}
     layer = config.get("layer", run.get("layer"))
     if layer == "matrix_rank":
@@ -39,6 +41,13 @@ def run_ranks_text(run: Mapping[str, Any]) -> str:
     ranks = config.get("ranks", run.get("ranks"))
     if ranks is None:
         return "max"
+    if config.get("in_modes") and config.get("out_modes"):
+        try:  # the ranks the layer really has: a rank above the maximal useful one is clipped
+            used = TTShape.of(config["in_modes"], config["out_modes"], ranks).ranks
+        except ValueError:
+            used = None
+        if used:
+            return str(used[0]) if len(set(used)) == 1 else ",".join(map(str, used))
     if isinstance(ranks, (list, tuple)):
         return ",".join(str(r) for r in ranks)
     return str(ranks)
@@ -170,13 +179,25 @@ def curve_series(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequen
     return [{"label": run_label(run), "events": list(metrics.get(run["id"], []))} for run in runs]
 
 
+def training_budget(run: Mapping[str, Any]) -> str:
+    """How much training a run was given: ``"5 epochs"``, ``"1 epoch, 1,000 images"``."""
+    config = run.get("config") or {}
+    epochs = config.get("epochs")
+    text = f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs is not None else "? epochs"
+    if config.get("train_limit"):
+        text += f", {int(config['train_limit']):,} images"
+    return text
+
+
 def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] = ("completed",)) -> list[dict[str, Any]]:
     """Input of :func:`ttexplore.presenters.plots.accuracy_vs_params`: one point per finished run with a test accuracy.
 
     Each point: ``layer_params``, ``test_accuracy`` (the run's best), ``shape``
-    (the 2018 reproduction's legends: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``. When
-    several runs share a shape and rank (seeds, repeats), the best one is kept,
-    as the 2018 reproduction's figures did.
+    (the 2018 reproduction's legends: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``,
+    ``budget`` (:func:`training_budget`) and ``group``, the line it belongs to: the shape, or
+    ``"4x8x8x4 · 5 epochs"`` when the runs had different training budgets (a 1-epoch and a
+    60-epoch run of one shape are not one curve). When several runs share a group, rank
+    and size (seeds, repeats), the best one is kept, as the 2018 reproduction's figures did.
     """
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
@@ -188,11 +209,15 @@ def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] =
             "shape": run_shape_text(run),
             "rank": run_ranks_text(run),
             "run_id": run.get("id"),
+            "budget": training_budget(run),
         }
-        key = (str(point["shape"]), f"{point['rank']}|{point['layer_params']}")
+        key = (f"{point['shape']}|{point['budget']}", f"{point['rank']}|{point['layer_params']}")
         if key not in best or point["test_accuracy"] > best[key]["test_accuracy"]:
             best[key] = point
-    return sorted(best.values(), key=lambda point: (str(point["shape"]), point["layer_params"]))
+    several = len({point["budget"] for point in best.values()}) > 1
+    for point in best.values():
+        point["group"] = f"{point['shape']} · {point['budget']}" if several else str(point["shape"])
+    return sorted(best.values(), key=lambda point: (str(point["group"]), point["layer_params"]))
 
 
 def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, dataset: Optional[str] = None):

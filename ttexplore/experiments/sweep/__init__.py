@@ -7,7 +7,8 @@ A :class:`SweepSpec` expands into :class:`SweepCell` s, one validated
 list shows them and a second launch of the same sweep skips every cell already
 completed and redoes cells whose process died (:mod:`.plan`). They run in a pool
 of local processes, as Ray tasks, or on the app's job manager (:mod:`.executors`),
-and come back as rows, a table and the accuracy-vs-weights figure (:mod:`.results`).
+and come back as rows, a table and the accuracy-vs-weights figure (:mod:`.results`); :mod:`.estimate`
+says how many runs and roughly how long before a sweep starts.
 
 The command line is :mod:`ttexplore.cli.sweep`. Nothing here imports torch, Ray or
 plotly at module level.
@@ -15,6 +16,7 @@ plotly at module level.
 
 from __future__ import annotations
 
+from ttexplore.experiments.sweep.estimate import sweep_estimate
 from ttexplore.experiments.sweep.executors import (EXECUTORS, cancel_sweep, default_workers, import_ray, run_local,
                                                    run_ray, run_sweep, submit_sweep, threads_per_worker)
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
@@ -47,6 +49,7 @@ __all__ = [
     "run_ray",
     "import_ray",
     "estimated_cost",
+    "sweep_estimate",
     "default_workers",
     "threads_per_worker",
     "submit_sweep",

@@ -265,7 +265,9 @@ def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[Swe
     """For every distinct hidden size of ``spec``'s shapes: the dense cells, then the matrix-rank cells per rank.
 
     Labels get a ``" ->M"`` suffix when the shapes have several hidden sizes. A
-    dense layer over ``spec.max_dense_weights`` is left out, with a line in ``notes``.
+    dense layer over ``spec.max_dense_weights`` is left out, with a line in ``notes``; a
+    matrix rank above the full rank ``min(N, M)`` is clipped to it (as TT ranks are clipped
+    to their maximal useful ones), with a line in ``notes``.
     """
     cells = []
     hidden_sizes = list(dict.fromkeys(shape.hidden for shape in spec.shapes))
@@ -277,8 +279,13 @@ def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[Swe
                          f"is more than {spec.max_dense_weights:,}")
         else:
             cells += [SweepCell(base.replace(seed=seed), "dense" + suffix, None) for seed in spec.seeds]
+        full = min(base.in_features, hidden)  # a matrix rank above min(N, M) adds weights, not expressive power
         for rank in spec.ranks:
-            cells += [SweepCell(base.replace(layer="matrix_rank", matrix_rank=rank, seed=seed), "matrix rank" + suffix, rank)
+            used = min(rank, full)
+            if used != rank:
+                notes.append(f"matrix-rank baseline {base.in_features}x{hidden}: rank {rank} is above the full rank "
+                             f"{full}; it trains as rank {used}")
+            cells += [SweepCell(base.replace(layer="matrix_rank", matrix_rank=used, seed=seed), "matrix rank" + suffix, used)
                       for seed in spec.seeds]
     return cells
 

@@ -1,0 +1,123 @@
+"""One run: its name, tags and notes (editable), status, numbers, curves, configuration and files.
+
+Opened as ``/run?id=RUN_ID`` from Train, Runs and Explore's "already trained" notice.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+from ttexplore.presenters import bundle, export, plots, reports, tracking
+from ttexplore.runs.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
+
+state = st.session_state
+store = ui.store_or_stop()
+
+runs = store.list_runs()
+by_id = {run["id"]: run for run in runs}
+run_id = st.query_params.get("id") or state.get("run_page_id")
+if run_id not in by_id:
+    st.title("Run")
+    if run_id:
+        st.warning(f"There is no run `{run_id}` in `{store.path}`: it was deleted, or the link is from another store.",
+                   icon=":material/search_off:")
+    if not runs:
+        st.info("No runs saved yet: design a layer on **Explore** and press **Train this layer**.", icon=":material/info:")
+        st.stop()
+    run_id = runs[0]["id"]
+labels = tracking.distinct_labels(runs, with_id=True)
+
+
+def pick_run() -> None:
+    st.query_params["id"] = state.run_page_pick
+
+
+state.run_page_pick = run_id
+state.run_page_id = run_id
+st.query_params["id"] = run_id
+run = by_id[run_id]
+events = store.metrics(run_id)
+config = run["config"]
+
+st.title(tracking.run_title(run))
+st.selectbox("Run", tracking.watch_options(runs), key="run_page_pick", on_change=pick_run,
+             format_func=lambda value: ui.run_choice(by_id[value], labels[value]), label_visibility="collapsed")
+state_info = tracking.run_state(run, events, tracking.queue_positions(runs).get(run_id))
+st.markdown(f"**{ui.status_text(run['status'])}** · {state_info['text']} · `{run_id}`"
+            + (f" · sweep **{run['sweep']}**" if run.get("sweep") else ""))
+if run.get("error") and run["status"] in ("failed", "diverged", "interrupted"):
+    (st.warning if run["status"] == "interrupted" else st.error)(tracking.ui_words(run["error"]), icon=":material/error:")
+
+# ---------------------------------------------------------------- numbers (before any chart)
+tiles = st.columns(5)
+best, final = run.get("best_test_accuracy"), run.get("final_test_accuracy")
+tiles[0].metric("Best test accuracy", f"{best:.4f}" if best is not None else "—", border=True)
+tiles[1].metric("Final test accuracy", f"{final:.4f}" if final is not None else "—", border=True)
+tiles[2].metric("Layer weights", f"{run['layer_params']:,}", border=True, delta=tracking.compression_text(run["compression"]),
+                delta_color="off", delta_arrow="off")
+tiles[3].metric("Epochs done", f"{run.get('epochs_done') or 0:g} of {config.get('epochs')}", border=True)
+elapsed = events[-1].get("elapsed_s") if events else None
+tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
+
+actions = st.container(horizontal=True, gap="small", key="run-actions")
+if run["status"] in ACTIVE_STATUSES:
+    if actions.button("Stop", icon=":material/stop:", key="run-stop"):
+        ui.get_manager().cancel(run_id)
+        st.toast("Stopping the run (it ends before its next batch)")
+elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run_id).is_file():
+    if actions.button("Resume", icon=":material/resume:", type="primary", key="run-resume",
+                      help=f"Continue from its last checkpoint (epoch {run.get('epochs_done', 0):g} of {config.get('epochs')})"):
+        if ui.resume(run_id):
+            st.rerun()
+actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:", query_params={"runs": run_id})
+actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
+                        data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",
+                        mime="application/zip", key="run-zip", help="Metrics CSV, config, figures (HTML and PNG) and weights")
+
+# ---------------------------------------------------------------- identity
+with st.form("run-identity", border=True):
+    st.markdown("**Name, tags and notes**")
+    name_col, tags_col = st.columns([1, 1])
+    name = name_col.text_input("Name", value=run.get("name", ""), placeholder=reports.run_label(run, with_id=False),
+                               key=f"run-name-{run_id}")
+    known = tracking.all_tags(runs)
+    tags = tags_col.multiselect("Tags", known, default=[tag for tag in run.get("tags", []) if tag in known],
+                                accept_new_options=True, key=f"run-tags-{run_id}", placeholder="Add tags (type a new one)")
+    notes = st.text_area("Notes", value=run.get("notes", ""), height=80, key=f"run-notes-{run_id}")
+    if st.form_submit_button("Save", icon=":material/save:"):
+        store.update_identity(run_id, name=name, tags=tags, notes=notes)
+        st.toast("Saved")
+        st.rerun()
+
+# ---------------------------------------------------------------- curves
+st.subheader("Training curves", divider="gray")
+controls = ui.curve_controls("run-curves")
+series = tracking.curve_runs([run], {run_id: events}, {run_id: tracking.run_title(run)})
+ui.show_figure(plots.training_curves(series, title=f"{tracking.run_title(run)} (train dashed, test solid)", **controls),
+               f"training-curves-{run_id}", "run-curves")
+st.download_button("Metrics CSV", data=lambda: export.metrics_to_csv({run_id: events}, {run_id: labels[run_id]}),
+                   file_name=f"metrics-{run_id}.csv", mime="text/csv", on_click="ignore", icon=":material/table:",
+                   key="run-metrics-csv", disabled=not events)
+
+# ---------------------------------------------------------------- configuration and weights
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.subheader("Configuration", divider="gray")
+    shown = {"shape": reports.run_shape_text(run), "ranks (as used)": reports.run_ranks_text(run), **config}
+    st.dataframe([{"setting": key, "value": "" if value is None else str(value)} for key, value in shown.items()],
+                 hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 520))
+with right:
+    st.subheader("Weights", divider="gray")
+    weights = store.artifact_path(run.get("weights_path"))  # never a file outside the artifacts folder
+    if weights is None or not weights.is_file():
+        st.caption("No weights file: completed, stopped and interrupted runs keep theirs; this one has none yet.")
+    else:
+        st.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(weights), type="primary",
+                           file_name=f"ttexplore-{run_id}.pt", mime="application/octet-stream", on_click="ignore",
+                           icon=":material/download:", key="run-weights")
+        st.code(f'from ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
+                language="python")
+    st.caption(f"Created {reports.runs_table([run])['started'][0]:%Y-%m-%d %H:%M}"
+               + (f" · ran {reports.format_duration(run['finished_at'] - run['started_at'])}"
+                  if run.get("finished_at") and run.get("started_at") else ""))

@@ -1,0 +1,128 @@
+"""ttexplore.presenters.tracking: what a dashboard follows, labels that tell runs apart, run states,
+the hyper-parameter table, filters, smoothing and the app's own words."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttexplore.presenters import plots, tracking
+
+NOW = 1_800_000_000.0
+
+
+def make_run(run_id, status="completed", name="", tags=(), epochs=5, lr=0.003, seed=0, ranks=4, created=NOW - 60,
+             finished=NOW - 30, best=0.9, sweep=None, shape=(4, 8, 8, 4), params=2176, notes=""):
+    config = {"layer": "tt", "dataset": "mnist5k", "in_modes": list(shape), "out_modes": list(shape), "ranks": ranks,
+              "epochs": epochs, "lr": lr, "batch_size": 64, "seed": seed, "train_limit": None, "optimizer": "adam",
+              "weight_decay": 0.0, "momentum": 0.9, "init": "glorot", "pad_to": 32, "evals_per_epoch": 4,
+              "strategy": "auto"}
+    return {"id": run_id, "status": status, "name": name, "tags": list(tags), "notes": notes, "config": config,
+            "layer": "tt", "dataset": "mnist5k", "shape": "x".join(map(str, shape)), "layer_params": params,
+            "compression": params / 1048576, "best_test_accuracy": best, "final_test_accuracy": best,
+            "created_at": created, "started_at": created + 1 if status != "queued" else None,
+            "finished_at": finished if status not in ("queued", "running") else None, "sweep": sweep, "epochs_done": 0}
+
+
+def test_labels_carry_what_differs_and_names_win():
+    runs = [make_run("r-aaaaaa", epochs=1), make_run("r-bbbbbb", epochs=2, lr=0.01), make_run("r-cccccc", name="long run")]
+    labels = tracking.distinct_labels(runs)
+    assert labels["r-aaaaaa"] == "TT 4x8x8x4 r=4 · mnist5k · 1 epoch · lr 0.003"
+    assert labels["r-bbbbbb"] == "TT 4x8x8x4 r=4 · mnist5k · 2 epochs · lr 0.01"
+    assert labels["r-cccccc"] == "long run"
+    # runs that differ in nothing shown get their short id
+    twins = tracking.distinct_labels([make_run("x-111111"), make_run("x-222222")])
+    assert twins == {"x-111111": "TT 4x8x8x4 r=4 · mnist5k · #111111", "x-222222": "TT 4x8x8x4 r=4 · mnist5k · #222222"}
+    swept = tracking.distinct_labels([make_run("s-1", sweep="grid-a", seed=1), make_run("s-2", sweep="grid-b", seed=2)])
+    assert swept["s-1"].endswith("seed 1 · sweep grid-a")
+
+
+def test_default_watch_is_running_queued_interrupted_and_recent():
+    runs = [make_run("q2", status="queued", created=NOW - 5), make_run("q1", status="queued", created=NOW - 9),
+            make_run("run", status="running"), make_run("old", finished=NOW - 10 * 86400),
+            make_run("new", finished=NOW - 100), make_run("cut", status="interrupted", finished=NOW - 10 * 86400)]
+    assert tracking.default_watch(runs, now=NOW) == ["run", "q1", "q2", "cut", "new"]
+    assert tracking.default_watch(runs, now=NOW, limit=2) == ["run", "q1"]
+    assert tracking.queue_positions(runs) == {"q1": 1, "q2": 2}
+    assert tracking.watch_options(runs)[:3] == ["run", "q2", "q1"]
+
+
+def test_dashboard_runs_pinned_or_default_with_this_tabs_runs_first():
+    runs = [make_run("new", status="running"), make_run("done"), make_run("old", finished=NOW - 10 * 86400)]
+    assert tracking.dashboard_runs(runs, None, now=NOW) == ["new", "done"]
+    assert tracking.dashboard_runs(runs, "old,gone", now=NOW) == ["old"]  # a deleted run drops out of a pinned view
+    assert tracking.dashboard_runs(runs, "old", added=["new", "gone"], now=NOW) == ["new", "old"]
+    assert tracking.dashboard_runs(runs, "", now=NOW) == []  # pinned to nothing
+
+
+def test_run_state_says_what_a_run_waits_for():
+    queued = tracking.run_state(make_run("q", status="queued"), [], position=2)
+    assert queued["waiting"] and queued["text"] == "queued: waiting for a free core (2nd in line)"
+    starting = tracking.run_state(make_run("s", status="running"), [])
+    assert starting["waiting"] and "first point" in starting["text"]
+    events = [{"epoch": 0.0, "test_accuracy": 0.1, "elapsed_s": 0.5}, {"epoch": 2.5, "test_accuracy": 0.8, "elapsed_s": 12.0}]
+    running = tracking.run_state(make_run("r", status="running"), events)
+    assert not running["waiting"] and running["fraction"] == pytest.approx(0.5)
+    assert running["text"] == "epoch 2.50 of 5 · test accuracy 0.800 · 12.0s"
+    cut = tracking.run_state(make_run("i", status="interrupted"), events)
+    assert cut["text"].startswith("interrupted after epoch 2.5 of 5")
+
+
+def test_hparams_table_filters_and_varying_columns():
+    runs = [make_run("a", name="alpha", tags=["baseline", "mnist"], lr=0.001, notes="first try"),
+            make_run("b", tags=["mnist"], lr=0.01, ranks=100, shape=(4, 4), params=512, status="failed", best=None)]
+    table = tracking.hparams_table(runs, now=NOW)
+    assert list(table.columns) == tracking.hparam_columns()
+    assert list(table["name"]) == ["alpha", "TT 4x4 r=16 · mnist5k"]
+    assert list(table["ranks"]) == ["4", "16"]  # as used: 100 is clipped to the maximal useful 16
+    assert list(table["tags"]) == ["baseline, mnist", "mnist"]
+    assert list(table["lr"]) == [0.001, 0.01]
+    assert tracking.varying_hparams(runs) == ["layer weights", "lr"]
+    assert [run["id"] for run in tracking.filter_runs(runs, tags=["mnist"])] == ["a", "b"]
+    assert [run["id"] for run in tracking.filter_runs(runs, tags=["baseline"])] == ["a"]
+    assert [run["id"] for run in tracking.filter_runs(runs, text="FIRST")] == ["a"]
+    assert [run["id"] for run in tracking.filter_runs(runs, statuses=["failed"])] == ["b"]
+    assert tracking.all_tags(runs) == ["baseline", "mnist"]
+    parallel = plots.hparams_parallel(table, ["lr", "layer weights"])
+    assert [dimension.label for dimension in parallel.data[0].dimensions] == ["lr (log)", "layer weights (log)", "best test acc"]
+    scatter = plots.hparam_scatter(table, "lr")
+    assert scatter.layout.xaxis.type == "log" and len(scatter.data) == 1  # the failed run has no accuracy
+
+
+def test_smoothing_is_debiased_and_skips_gaps():
+    assert tracking.smooth([1.0, None, 3.0], 0.0) == [1.0, None, 3.0]
+    smoothed = tracking.smooth([2.0, 2.0, None, 2.0], 0.9)
+    assert smoothed[0] == pytest.approx(2.0) and smoothed[1] == pytest.approx(2.0) and smoothed[2] is None
+    assert tracking.smooth([0.0, 1.0], 0.5)[1] == pytest.approx(2 / 3)
+
+
+EVENTS = [{"kind": "eval", "epoch": step / 4, "step": step * 10, "elapsed_s": step * 1.5, "train_loss": 2 / (step + 1),
+           "test_loss": 2.2 / (step + 1), "train_accuracy": 0.5, "test_accuracy": 0.6} for step in range(5)]
+
+
+def test_training_curves_x_axes_smoothing_log_loss_and_waiting():
+    by_step = plots.training_curves([{"label": "a", "events": EVENTS}], x="step", log_loss=True)
+    test_loss = next(trace for trace in by_step.data if trace.name == "a (test)")
+    assert list(test_loss.x) == [0, 10, 20, 30, 40]
+    assert by_step.layout.xaxis.title.text == "optimizer step" and by_step.layout.yaxis.type == "log"
+    by_time = plots.training_curves([{"label": "a", "events": EVENTS}], x="time", smoothing=0.6)
+    assert by_time.layout.xaxis.title.text == "wall time (s)"
+    raw = [trace for trace in by_time.data if trace.name == "a (test, raw)"]
+    assert raw and list(raw[0].x) == [0.0, 1.5, 3.0, 4.5, 6.0]  # the raw points stay, faint, under the smoothed line
+    # nothing to draw yet: sensible axes and the reason, not empty axes from -1 to 4
+    waiting = plots.training_curves([{"label": "b", "events": [], "epochs": 3, "waiting": "queued: 2nd in line"}])
+    assert list(waiting.layout.xaxis.range) == [0, 3.0] and list(waiting.layout.yaxis2.range) == [0.0, 1.0]
+    assert "Waiting for the first point" in waiting.layout.annotations[-1].text
+    assert "queued: 2nd in line" in waiting.layout.annotations[-1].text
+    failed = plots.training_curves([{"label": "c", "events": [], "pending": False, "waiting": "failed before its first point"}])
+    assert "No point to draw" in failed.layout.annotations[-1].text and "failed" in failed.layout.annotations[-1].text
+
+
+def test_already_trained_and_ui_words():
+    run = make_run("done", name="paper net", best=0.9712)
+    text = tracking.already_trained_text(run)
+    assert "paper net" in text and "0.9712" in text
+    message = tracking.ui_words("in_modes 4x8x8 multiply to 256; set the folder with --data-dir or TTEXPLORE_DATA",
+                                {"in_modes": "Input modes"})
+    assert message == "Input modes 4x8x8 multiply to 256; set the folder with the TTEXPLORE_DATA environment variable"
+    assert tracking.compression_text(2176 / 1048576) == "482× smaller"
+    assert tracking.compression_text(2.0) == "2× larger"
