@@ -272,9 +272,11 @@ with design_col:
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
-    with st.container(border=True, key="more_layers_box"):
-        st.markdown("**More hidden layers** — each after a ReLU: `tt:IN->OUT:RANK`, `dense:WIDTH` or "
-                    "`matrix_rank:WIDTH:RANK`")
+    config = ui.config_or_error(lambda: design(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    train_card(config, info)
+    with st.expander("More hidden layers", expanded=bool(state.get("more_layers")), icon=":material/layers:",
+                     key="more_layers_box"):
+        st.caption("Each after a ReLU: `tt:IN->OUT:RANK`, `dense:WIDTH` or `matrix_rank:WIDTH:RANK`")
         for index in range(len(state.get("more_layers", []))):
             left, right = st.columns([5, 1], vertical_alignment="bottom")
             left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=layer_typed, args=(index,))
@@ -282,8 +284,6 @@ with design_col:
                          help="Remove this layer")
         st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=add_layer, type="tertiary")
 
-    config = ui.config_or_error(lambda: design(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
-    train_card(config, info)
 
 # ---------------------------------------------------------------- preview
 with result_col:
