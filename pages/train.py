@@ -95,10 +95,7 @@ def starting_runs() -> set[str]:
 
 
 starting_at_start = starting_runs()
-if active_at_start:
-    poll = FIRST_POINT_POLL_S if starting_at_start else POLL_S
-else:
-    poll = None if pinned else IDLE_POLL_S
+poll = (FIRST_POINT_POLL_S if starting_at_start else POLL_S) if active_at_start else None
 
 
 def run_row(run: dict, events: list, label: str, position) -> None:
@@ -153,3 +150,13 @@ def live() -> None:
 
 
 live()
+
+if not pinned and not active_at_start:
+    @st.fragment(run_every=IDLE_POLL_S)
+    def look_for_new_runs() -> None:
+        """While nothing shown trains, look for runs started elsewhere (another tab, the CLI, a sweep) without
+        redrawing the chart (a redraw under the pointer could swallow a click on its download buttons)."""
+        if set(tracking.default_watch(store.list_runs())) - set(chosen):
+            st.rerun()
+
+    look_for_new_runs()
