@@ -444,7 +444,7 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
     page.get_by_role("option", name="Digits 8x8 (scikit-learn)", exact=True).click()
     wait_for_metric(page, "Dense weights", "4,096")
     enter(page.get_by_label("Epochs"), "6")
-    page.get_by_text("Name, tags, batch size, seed, baseline").click()
+    page.get_by_text("Name, tags, batch size").click()
     enter(page.get_by_label("Training images (0 = all)", exact=True), "600")  # a few seconds a run, on a busy machine
     names = ("first", "second", "third")
     seen_queued, started = False, None
@@ -453,7 +453,7 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
             page.get_by_role("link", name="Explore", exact=True).click()
             page.get_by_text("TT layer weights").first.wait_for()
         if not page.get_by_label("Run name", exact=True).is_visible():
-            page.get_by_text("Name, tags, batch size, seed, baseline").click()
+            page.get_by_text("Name, tags, batch size").click()
         enter(page.get_by_label("Run name", exact=True), name)
         if index == 0:
             tags = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Tags").locator("input")
