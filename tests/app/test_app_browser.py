@@ -443,11 +443,11 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").first.click()
     page.get_by_role("option", name="Digits 8x8 (scikit-learn)", exact=True).click()
     wait_for_metric(page, "Dense weights", "4,096")
-    enter(page.get_by_label("Epochs"), "6")
+    enter(page.get_by_label("Epochs"), "12")
     page.get_by_text("Name, tags, batch size").click()
     enter(page.get_by_label("Training images (0 = all)", exact=True), "600")  # a few seconds a run, on a busy machine
     names = ("first", "second", "third")
-    seen_queued, started = False, None
+    seen_queued, started, counts = False, None, []
     for index, name in enumerate(names):
         if index:
             page.get_by_role("link", name="Explore", exact=True).click()
@@ -471,9 +471,9 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
             page.wait_for_function(f"({LIVE_POINTS})() > 0", timeout=60_000)
             TIMINGS["first_point_on_a_just_started_server_s"] = round(time.monotonic() - started, 3)
         seen_queued = seen_queued or page.get_by_text("queued: waiting for a free core").count() > 0
+        counts.append(page.evaluate(LIVE_POINTS))
 
     store = RunStore(server.home / "runs.db")
-    counts = []
     deadline = time.monotonic() + 300
     while not all(run["status"] == "completed" for run in store.list_runs()):
         counts.append(page.evaluate(LIVE_POINTS))
