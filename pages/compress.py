@@ -8,9 +8,9 @@ from typing import Any, Optional
 import streamlit as st
 
 import ui
-from ttexplore.core import ttmath
-from ttexplore.core.shapes import balanced_factorization, factorizations, parse_modes
-from ttexplore.core.ttshape import modes_text
+from ttexplore.tt import ttmath
+from ttexplore.tt.shapes import balanced_factorization, factorizations, parse_modes
+from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
 from ttexplore.presenters.reports import run_label

@@ -15,7 +15,7 @@ from ttexplore.presenters.preview import (CUSTOM, baseline_config, core_rank_lim
                                memory_side_by_side, memory_tile, network_config, network_rows, next_layer_text,
                                other_factorizations, padding_options, presets_for, rank_slider_max, strategy_rows)
 from ttexplore.runs.resources import human_bytes
-from ttexplore.core.shapes import parse_modes
+from ttexplore.tt.shapes import parse_modes
 
 state = st.session_state
 KEEP = "session"  # widget values survive page switches
@@ -95,7 +95,7 @@ def design(**training) -> RunConfig:
 @st.cache_resource(show_spinner=False)
 def device_labels() -> dict[str, str]:
     """``{device name: what it is on this machine}``: auto first, the CPU, each GPU (asks torch once per server)."""
-    from ttexplore.core.device import available_devices
+    from ttexplore.nn.device import available_devices
 
     return {choice.name: choice.label for choice in available_devices()}
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 import ui
 from ttexplore.presenters import bundle, export, plots, reports, tracking
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 
 state = st.session_state
 store = ui.store_or_stop()

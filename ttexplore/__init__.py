@@ -1,6 +1,6 @@
 """ttexplore: explore Tensor-Train (TT) fully-connected layers.
 
-The arithmetic (:mod:`ttexplore.core.ttmath`, :mod:`ttexplore.core.shapes`,
+The arithmetic (:mod:`ttexplore.tt.ttmath`, :mod:`ttexplore.tt.shapes`,
 :mod:`ttexplore.runs.config`) is pure Python; everything that needs torch is
 imported lazily, so ``from ttexplore import param_count`` stays instant.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ttexplore.core.ttmath import compression, compression_factor, dense_param_count, max_useful_ranks, param_count
+from ttexplore.tt.ttmath import compression, compression_factor, dense_param_count, max_useful_ranks, param_count
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TTLinear": "ttexplore.core.layers",
-    "MatrixRankLinear": "ttexplore.core.layers",
-    "TTShape": "ttexplore.core.ttshape",
+    "TTLinear": "ttexplore.nn.layers",
+    "MatrixRankLinear": "ttexplore.nn.layers",
+    "TTShape": "ttexplore.tt.ttshape",
     "RunConfig": "ttexplore.runs.config",
     "ConfigError": "ttexplore.runs.config",
     "RunStore": "ttexplore.runs.store",

@@ -32,7 +32,7 @@ import pytest
 
 from app_support import APP, REPO
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.store import RunStore
 

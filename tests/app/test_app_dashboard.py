@@ -9,7 +9,7 @@ import time
 
 from app_support import app_home, metric, new_app, shared_data_dir  # noqa: F401
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.store import RunStore
 

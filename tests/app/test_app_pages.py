@@ -10,7 +10,7 @@ import pytest
 from app_support import APP, app_home, metric, new_app, release_app_resources, run_until, shared_data_dir  # noqa: F401
 
 import ui
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.presenters.preview import PRESETS
 from ttexplore.runs.store import RunStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app_support import app_home, new_app, release_app_resources, shared_data_dir  # noqa: F401
 
-from ttexplore.core.device import available_devices
+from ttexplore.nn.device import available_devices
 from ttexplore.runs.store import RunStore
 
 

@@ -23,7 +23,7 @@ def test_cost_model_and_layout_import_without_torch():
     code = (
         "import sys\n"
         "from ttexplore import costmodel\n"
-        "import ttexplore.core.layout\n"
+        "import ttexplore.tt.layout\n"
         "costs = costmodel.strategy_costs((2, 7, 8, 8, 7, 4), (4,) * 6, 4, 100)\n"
         "assert set(costs) == {'ltr', 'rtl', 'blocked', 'einsum', 'dense'}, costs\n"
         "print('torch' in sys.modules)\n"

@@ -80,7 +80,7 @@ def test_spectra_and_needed_ranks_of_a_trained_layer(dense_run):
     source = compress.source_from_run(store, run_id)
     spectra = compress.unfolding_spectra(source.weight, (4, 4, 4), (4, 4, 4))
     assert [len(spectrum) for spectrum in spectra] == [16, 16]
-    from ttexplore.core.ttmath import ranks_for_error
+    from ttexplore.tt.ttmath import ranks_for_error
 
     assert ranks_for_error(spectra, 1e-9) == (16, 16) and ranks_for_error(spectra, 0.99) < (16, 16)
 

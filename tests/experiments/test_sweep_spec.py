@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttexplore.core.ttshape import layer_text
+from ttexplore.tt.ttshape import layer_text
 from ttexplore.experiments import sweep
 from ttexplore.runs.config import ConfigError
 

@@ -10,8 +10,8 @@ import pytest
 
 from ttexplore.presenters import export
 from ttexplore.presenters import plots
-from ttexplore.core import ttmath
-from ttexplore.core.shapes import suggest_shapes
+from ttexplore.tt import ttmath
+from ttexplore.tt.shapes import suggest_shapes
 
 EVENTS = [{"epoch": step / 4, "step": step, "train_loss": 2 / (step + 1), "test_loss": 2.2 / (step + 1),
            "train_accuracy": 1 - 1 / (step + 2), "test_accuracy": 1 - 1.2 / (step + 2), "kind": "eval", "elapsed_s": step}

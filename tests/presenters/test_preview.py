@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.presenters.preview import (CUSTOM, PRESETS, baseline_config, core_rank_limits, design_config, human_count,
                                layer_preview, other_factorizations, padding_options, presets_for, rank_slider_max)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttexplore.core.shapes import MAX_MODES
+from ttexplore.tt.shapes import MAX_MODES
 from ttexplore.presenters.preview import design_config, layer_preview, memory_tile, other_factorizations
 from ttexplore.runs.config import RunConfig
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ttexplore.core.shapes import MAX_FEATURES
+from ttexplore.tt.shapes import MAX_FEATURES
 from ttexplore.runs.config import MAX_SEED, ConfigError, RunConfig
 
 

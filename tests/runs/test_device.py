@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ttexplore.cli import main
-from ttexplore.core.device import DeviceUnavailable, available_devices, device_problem, resolve_device
+from ttexplore.nn.device import DeviceUnavailable, available_devices, device_problem, resolve_device
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.fit import fit
 

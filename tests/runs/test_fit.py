@@ -10,7 +10,7 @@ import torch
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import load_dataset
 from ttexplore.runs.models import build_model, load_model, save_model
-from ttexplore.core.layers import TTLinear
+from ttexplore.nn.layers import TTLinear
 from ttexplore.runs.fit import fit
 
 QUICK = dict(dataset="digits", pad_to=None, in_modes="4x4x4", out_modes="4x4x4", ranks=2, epochs=2, batch_size=32,

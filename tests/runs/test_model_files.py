@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ttexplore.core.weightfile import WeightsFileError
+from ttexplore.nn.weightfile import WeightsFileError
 from ttexplore.runs import models
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.models import MODEL_FORMAT, build_model, load_model, save_model
@@ -55,7 +55,7 @@ def test_an_empty_or_truncated_model_file(tmp_path, only_meta_builds):
 
 
 def test_a_layer_file_is_not_a_model_file(tmp_path, only_meta_builds):
-    from ttexplore.core.layers import TTLinear
+    from ttexplore.nn.layers import TTLinear
 
     path = tmp_path / "layer.pt"
     TTLinear((4, 4), (4, 4), 2).save(path)

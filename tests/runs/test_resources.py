@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ttexplore.core import memory
+from ttexplore.tt import memory
 from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.resources import (

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
-from ttexplore.core.shapes import (
+from ttexplore.tt.shapes import (
     balanced_factorization,
     check_factorizable,
     factorizations,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ttexplore.core.kernels import tt_to_dense
-from ttexplore.core.ttmath import ranks_for_error, truncation_errors
+from ttexplore.nn.kernels import tt_to_dense
+from ttexplore.tt.ttmath import ranks_for_error, truncation_errors
 from ttexplore.experiments.compress import unfolding_spectra
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.fit import fit

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ttexplore.cli.common import EXIT_OK, UsageError
-from ttexplore.core.devicenames import check_device_name
+from ttexplore.tt.devicenames import check_device_name
 from ttexplore.experiments.bench import report
 from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore bench: error: {error}") from None
     import torch  # only now: --help and bad flags stay fast
 
-    from ttexplore.core.device import device_problem
+    from ttexplore.nn.device import device_problem
     from ttexplore.experiments.bench.harness import machine_line
 
     problem = device_problem(args.device, option="--device ")

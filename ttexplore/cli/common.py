@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from ttexplore.core.devicenames import DEFAULT_DEVICE
+from ttexplore.tt.devicenames import DEFAULT_DEVICE
 from ttexplore.runs.config import INITS, LAYER_KINDS, NETWORK_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
@@ -198,7 +198,7 @@ def check_device(command: str, config: RunConfig) -> None:
     """
     if config.device in ("auto", "cpu"):
         return
-    from ttexplore.core.device import device_problem
+    from ttexplore.nn.device import device_problem
 
     problem = device_problem(config.device, option="--device ")
     if problem is not None:

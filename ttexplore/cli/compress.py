@@ -100,7 +100,7 @@ def _source(args: argparse.Namespace, store: Any) -> Any:
 
 
 def _default_modes(features: int, depth: int = 4) -> tuple[int, ...]:
-    from ttexplore.core.shapes import balanced_factorization, factorizations
+    from ttexplore.tt.shapes import balanced_factorization, factorizations
 
     depth = next((d for d in (depth, 3, 2) if factorizations(features, d, min_mode=2)), 1)
     return balanced_factorization(features, depth) if depth > 1 else (features,)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from ttexplore.runs.config import ConfigError
 
     source = _source(args, store)
-    from ttexplore.core.shapes import parse_modes
+    from ttexplore.tt.shapes import parse_modes
 
     try:
         in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else _default_modes(source.in_features)
@@ -198,7 +198,7 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
     import json
     from pathlib import Path
 
-    from ttexplore.core import ttmath
+    from ttexplore.tt import ttmath
     from ttexplore.experiments import compress
     from ttexplore.presenters import compress as views
     from ttexplore.presenters.export import ExportError, write_figure

@@ -7,7 +7,7 @@ import json
 
 from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args, flag_name
 from ttexplore.runs.config import ConfigError
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 
 
 def configure_count(count: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def configure_count(count: argparse.ArgumentParser) -> None:
 
 
 def configure_suggest(suggest: argparse.ArgumentParser) -> None:
-    """Flags of ``suggest``; their ranges are checked by :func:`~ttexplore.core.shapes.suggest_shapes` (one line each)."""
+    """Flags of ``suggest``; their ranges are checked by :func:`~ttexplore.tt.shapes.suggest_shapes` (one line each)."""
     suggest.add_argument("in_features", type=int, help="N, input features")
     suggest.add_argument("out_features", type=int, help="M, output features")
     suggest.add_argument("--d", type=int, default=None, help="number of cores (default: try all)")
@@ -89,7 +89,7 @@ def _memory_line(config) -> str:
 
 def run_suggest(args: argparse.Namespace) -> int:
     """List tensorizations of an N -> M layer, fewest TT weights first."""
-    from ttexplore.core.shapes import suggest_shapes
+    from ttexplore.tt.shapes import suggest_shapes
 
     try:
         suggestions = suggest_shapes(args.in_features, args.out_features, d=args.d, rank=args.rank, top=args.top)

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
                                   check_device, check_output_path, config_from_args, open_store)
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")

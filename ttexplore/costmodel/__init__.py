@@ -1,6 +1,6 @@
 """The cost model of the TT layer's forward strategies, in pure Python (no torch).
 
-Each strategy of :mod:`ttexplore.core.forward` is listed as the operations it
+Each strategy of :mod:`ttexplore.nn.forward` is listed as the operations it
 performs, call for call (GEMMs and permuted copies: :mod:`.ops`, :mod:`.einsum`),
 so its FLOPs, peak and saved activation memory and an estimated time come
 without running it (:mod:`.estimate`); the app's preview and ``strategy="auto"``
@@ -8,8 +8,8 @@ both use :func:`strategy_costs`. Times come from a :class:`MachineModel`
 (:mod:`.machine`: speed tables and fitted factors; ``python -m ttexplore bench
 --calibrate`` measures one for the machine at hand and prints it as a file
 :func:`load_machine` reads). The counting it builds on (ranks, core shapes,
-plain FLOPs) is in :mod:`ttexplore.core.ttmath`; the copy layout it shares with
-the kernels is in :mod:`ttexplore.core.layout`.
+plain FLOPs) is in :mod:`ttexplore.tt.ttmath`; the copy layout it shares with
+the kernels is in :mod:`ttexplore.tt.layout`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
+from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
 from ttexplore.costmodel.ops import copy_op
 
 __all__ = ["EINSUM_OPTIMIZE", "einsum_equation", "einsum_ops"]

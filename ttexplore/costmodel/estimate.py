@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Optional, Sequence
 
-from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
+from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
 from ttexplore.costmodel.einsum import EINSUM_OPTIMIZE, einsum_ops
 from ttexplore.costmodel.machine import MachineModel, default_machine
 from ttexplore.costmodel.ops import (
@@ -168,8 +168,8 @@ def strategy_costs(
 ) -> dict[str, dict]:
     """FLOPs, activation memory and estimated time of every concrete forward strategy.
 
-    Each strategy's operations are listed call for call as :mod:`ttexplore.core.kernels` and
-    :mod:`ttexplore.core.forward` perform them, then costed with ``machine`` (by
+    Each strategy's operations are listed call for call as :mod:`ttexplore.nn.kernels` and
+    :mod:`ttexplore.nn.forward` perform them, then costed with ``machine`` (by
     default :func:`~ttexplore.costmodel.machine.default_machine`, measured on the
     2-core benchmark machine).
 
@@ -309,7 +309,7 @@ def stored_weight_costs(
     """Estimated cost of an inference forward by a stored dense ``W``: one ``(B, N) @ (N, M)`` GEMM.
 
     What ``auto`` weighs at inference against the best strategy of
-    :func:`strategy_costs` (:func:`ttexplore.core.forward.stored_weight_pays`):
+    :func:`strategy_costs` (:func:`ttexplore.nn.forward.stored_weight_pays`):
     the rebuild of ``W`` is paid once and not counted; no per-forward fixed cost
     (``forward_call_s``: planning, the sweep's reshapes) is either.
 

@@ -1,6 +1,6 @@
 """The TT layer's forward strategies as lists of the operations they perform.
 
-Each forward strategy of :mod:`ttexplore.core.forward` is described here as the
+Each forward strategy of :mod:`ttexplore.nn.forward` is described here as the
 list of operations it performs, call for call, so FLOPs, memory and an estimated
 time can be computed without torch (the app shows them on every keystroke;
 :mod:`ttexplore.costmodel.estimate` prices them). The einsum strategy's list is
@@ -15,7 +15,7 @@ An operation is a tuple:
 * ``("copy", elements, block_bytes, wide, source, form, fan)``: one permuted copy
   that moves ``elements`` elements in contiguous blocks of ``block_bytes`` bytes;
   ``wide`` when it moves them as 16-byte words
-  (:func:`ttexplore.core.kernels.permute_copy`); ``source`` is the kind of the
+  (:func:`ttexplore.nn.kernels.permute_copy`); ``source`` is the kind of the
   copied tensor; ``form`` and ``fan`` say how it walks memory
   (:func:`copy_geometry`).
 * ``("einsum_call",)``: the Python bookkeeping opt_einsum does per contraction.
@@ -26,15 +26,15 @@ Kinds: ``"input"`` (needs a gradient only when the input does), ``"input_copy"``
 (a permuted copy of the input: the same, but allocated by the forward),
 ``"core"`` and ``"state"`` (always need one in training).
 
-Core shapes are ``(r_{k-1}, n_k, m_k, r_k)`` as in :mod:`ttexplore.core.ttmath`.
+Core shapes are ``(r_{k-1}, n_k, m_k, r_k)`` as in :mod:`ttexplore.tt.ttmath`.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from ttexplore.core.layout import WIDE_COPY_BYTES, permuted_copy_plan
-from ttexplore.core.ttmath import prod
+from ttexplore.tt.layout import WIDE_COPY_BYTES, permuted_copy_plan
+from ttexplore.tt.ttmath import prod
 
 __all__ = [
     "STRATEGIES",
@@ -130,7 +130,7 @@ def block_compositions(d: int) -> list[tuple[int, ...]]:
 
 
 def merge_ops(shapes: Sequence[CoreShape], element_bytes: int) -> list[tuple]:
-    """Operations of :func:`ttexplore.core.kernels.merge_cores` on cores of these shapes."""
+    """Operations of :func:`ttexplore.nn.kernels.merge_cores` on cores of these shapes."""
     if len(shapes) == 1:
         return []
     ops: list[tuple] = [("merge_call",)]
@@ -162,7 +162,7 @@ def _rtl_step_ops(
     operand: str,
     element_bytes: int,
 ) -> tuple[list[tuple], int, bool]:
-    """One step of :func:`ttexplore.core.kernels.tt_matmul_rtl`: its operations, the new state size and pair order."""
+    """One step of :func:`ttexplore.nn.kernels.tt_matmul_rtl`: its operations, the new state size and pair order."""
     rank_in, modes_in, modes_out, rank_out = shape
     pair = (3, 1) if rank_first else (1, 3)
     contracted = modes_in * rank_out
@@ -190,7 +190,7 @@ def rtl_sweep_ops(
     orientations: Optional[Sequence[str]] = None,
     choose: Optional[OrientationChooser] = None,
 ) -> tuple[list[tuple], tuple[str, ...]]:
-    """Operations of :func:`ttexplore.core.kernels.tt_matmul_rtl` and the per-step orientations used.
+    """Operations of :func:`ttexplore.nn.kernels.tt_matmul_rtl` and the per-step orientations used.
 
     With ``choose``, each step's orientation is ``choose(rows_ops, cols_ops)``
     (the steps' costs do not depend on each other's orientation); otherwise
@@ -234,7 +234,7 @@ def sweep_ops(
     element_bytes: int,
     orientations: Optional[Sequence[str]] = None,
 ) -> list[tuple]:
-    """Operations of :func:`ttexplore.core.kernels.tt_matmul_ltr` (``direction="ltr"``) or ``tt_matmul_rtl`` ("rtl")."""
+    """Operations of :func:`ttexplore.nn.kernels.tt_matmul_ltr` (``direction="ltr"``) or ``tt_matmul_rtl`` ("rtl")."""
     if direction == "rtl":
         return rtl_sweep_ops(shapes, batch, element_bytes, orientations)[0]
     if direction != "ltr":
@@ -260,7 +260,7 @@ def sweep_ops(
 
 
 def dense_ops(shapes: Sequence[CoreShape], batch: int, element_bytes: int) -> list[tuple]:
-    """Operations of :func:`ttexplore.core.kernels.tt_matmul_dense`: rebuild ``W^T``, one GEMM."""
+    """Operations of :func:`ttexplore.nn.kernels.tt_matmul_dense`: rebuild ``W^T``, one GEMM."""
     in_features = prod(s[1] for s in shapes)
     out_features = prod(s[2] for s in shapes)
     return merge_ops(shapes, element_bytes) + [("gemm", batch, in_features, out_features, "input", "core")]
@@ -275,7 +275,7 @@ def blocked_ops(
     orientations: Optional[Sequence[str]] = None,
     choose: Optional[OrientationChooser] = None,
 ) -> tuple[list[tuple], tuple[str, ...]]:
-    """Operations of :func:`ttexplore.core.kernels.tt_matmul_blocked`, and the rtl orientations used.
+    """Operations of :func:`ttexplore.nn.kernels.tt_matmul_blocked`, and the rtl orientations used.
 
     The cores are merged in consecutive ``blocks``, then swept in ``direction``;
     ``orientations`` and ``choose`` are those of :func:`rtl_sweep_ops`.

@@ -6,7 +6,7 @@ This module runs the first on a trained network and compares it with the second:
 
 1. :func:`source_from_run` / :func:`source_from_file`: the trained dense hidden layer ``W``.
 2. :func:`unfolding_spectra`: the singular values of each TT unfolding of ``W`` (which rank each
-   core boundary needs for an error: :func:`ttexplore.core.ttmath.ranks_for_error`).
+   core boundary needs for an error: :func:`ttexplore.tt.ttmath.ranks_for_error`).
 3. :func:`plan_compression`: per rank, three runs described by :class:`RunConfig`: the TT-SVD
    network evaluated as it is (0 epochs), the same fine-tuned for ``K`` epochs (both start from
    ``W`` through ``init_from``), and the same TT net from a random draw (trained from scratch).
@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 
-from ttexplore.core import ttmath
-from ttexplore.core.shapes import parse_modes
-from ttexplore.core.ttshape import TTShape, layer_text, modes_text
+from ttexplore.tt import ttmath
+from ttexplore.tt.shapes import parse_modes
+from ttexplore.tt.ttshape import TTShape, layer_text, modes_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.store import RunStore

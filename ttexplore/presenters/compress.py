@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.presenters.plots import PALETTE
 
 __all__ = ["PATHS", "spectra_figure", "needed_ranks_table", "compress_figure", "compress_table", "compress_markdown"]

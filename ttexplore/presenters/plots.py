@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ttexplore.core import ttmath
-from ttexplore.core.ttshape import layer_text, ranks_text
+from ttexplore.tt import ttmath
+from ttexplore.tt.ttshape import layer_text, ranks_text
 
 __all__ = [
     "PALETTE",
@@ -260,7 +260,7 @@ def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str
     """Horizontal bars of layer weights for other tensorizations of the same layer.
 
     Args:
-        suggestions: :class:`ttexplore.core.shapes.ShapeSuggestion` items (``label``, ``params``,
+        suggestions: :class:`ttexplore.tt.shapes.ShapeSuggestion` items (``label``, ``params``,
             ``in_modes``, ``out_modes``), drawn top to bottom in the given order.
         current_label: the user's choice (highlighted), e.g. ``"4x8x8x4"``.
         rank: the uniform max rank the other shapes are priced at.

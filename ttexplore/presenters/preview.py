@@ -15,13 +15,13 @@ from functools import lru_cache
 from typing import Any, Optional, Sequence
 
 from ttexplore import costmodel
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.resources import MemoryEstimate, ResourceError
 from ttexplore.runs.data_info import dataset_info
-from ttexplore.core.ttshape import layer_text, modes_text
-from ttexplore.core.shapes import (MAX_MODES, ShapeSuggestion, balanced_factorization, has_factorization, padded_image_side,
+from ttexplore.tt.ttshape import layer_text, modes_text
+from ttexplore.tt.shapes import (MAX_MODES, ShapeSuggestion, balanced_factorization, has_factorization, padded_image_side,
                                    parse_modes, suggest_shapes)
 
 __all__ = [
@@ -232,7 +232,7 @@ def memory_side_by_side(config: RunConfig) -> tuple[MemoryVerdict, MemoryVerdict
 
 @dataclass(frozen=True)
 class LayerPreview:
-    """The numbers of one TT layer design, all from :mod:`ttexplore.core.ttmath`.
+    """The numbers of one TT layer design, all from :mod:`ttexplore.tt.ttmath`.
 
     Attributes:
         config: the design.
@@ -278,7 +278,7 @@ class LayerPreview:
 
     @property
     def label(self) -> str:
-        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, as :class:`~ttexplore.core.shapes.ShapeSuggestion` labels it."""
+        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, as :class:`~ttexplore.tt.shapes.ShapeSuggestion` labels it."""
         return layer_text(self.config.in_modes, self.config.out_modes)
 
 
@@ -368,8 +368,8 @@ def other_factorizations(
 
     Complexity: at most ``SEARCH_WIDTH**2`` shapes priced at the user's depth and
     ``OTHER_DEPTH_WIDTH**2`` at each other one; cached. Modes beyond
-    :data:`~ttexplore.core.shapes.MAX_MODES` or :data:`~ttexplore.core.shapes.MAX_FEATURES`
-    raise ``ValueError`` (as :func:`~ttexplore.core.shapes.parse_modes` does).
+    :data:`~ttexplore.tt.shapes.MAX_MODES` or :data:`~ttexplore.tt.shapes.MAX_FEATURES`
+    raise ``ValueError`` (as :func:`~ttexplore.tt.shapes.parse_modes` does).
     """
     in_modes, out_modes = parse_modes(in_modes, "in_modes"), parse_modes(out_modes, "out_modes")
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)

@@ -12,8 +12,8 @@ import time
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.core.ttmath import prod
-from ttexplore.core.ttshape import TTShape, layer_text
+from ttexplore.tt.ttmath import prod
+from ttexplore.tt.ttshape import TTShape, layer_text
 from ttexplore.runs.layerspec import LayerSpec
 
 __all__ = [

@@ -267,7 +267,7 @@ def _used_ranks_text(run: Mapping[str, Any]) -> str:
     """The ranks the layer really has (clipped), ``"4"`` or ``"2,4,2"``; the matrix rank; '' for dense."""
     config = run.get("config") or {}
     if config.get("layer") == "tt" and config.get("in_modes") and config.get("out_modes"):
-        from ttexplore.core.ttshape import TTShape
+        from ttexplore.tt.ttshape import TTShape
 
         try:
             ranks = TTShape.of(config["in_modes"], config["out_modes"], config.get("ranks")).ranks

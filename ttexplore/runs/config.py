@@ -13,99 +13,25 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from ttexplore.core import ttmath
-from ttexplore.core.devicenames import DEFAULT_DEVICE, check_device_name
-from ttexplore.core.errors import ConfigError
-from ttexplore.core.init import INITS
+from ttexplore.tt import ttmath
+from ttexplore.tt.devicenames import DEFAULT_DEVICE, check_device_name
+from ttexplore.tt.errors import ConfigError
+from ttexplore.tt.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.core.shapes import (MAX_BITS, MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, has_factorization,
+from ttexplore.tt.shapes import (MAX_BITS, MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, has_factorization,
                                    parse_modes, whole_number)
-from ttexplore.core.ttshape import TTShape, layer_text, modes_text
-from ttexplore.runs import layerspec as _layers  # LayerSpec and InitFrom (it uses this module's parsers)
+from ttexplore.tt.ttshape import TTShape, layer_text, modes_text
+from ttexplore.runs.layerspec import LAYER_KINDS, InitFrom, LayerSpec, check_layers, parse_layers
+from ttexplore.runs.fields import is_huge, modes_value, pad_value, ranks_value, real_field, short_repr, whole_field
 
 __all__ = ["ConfigError", "RunConfig", "LAYER_KINDS", "OPTIMIZERS", "INITS", "MAX_SEED", "NETWORK_FIELDS"]
 
-LAYER_KINDS = ("tt", "dense", "matrix_rank")
 OPTIMIZERS = ("adam", "sgd")
 
 #: The one-layer fields: a network of one hidden layer, as every run stored before
 #: ``hidden_layers`` describes it. With ``hidden_layers`` they mirror its first layer.
 NETWORK_FIELDS = ("layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank")
-
-
-def _modes_or_none(value: Any, name: str) -> Optional[tuple[int, ...]]:
-    if value is None or value == "" or value == []:
-        return None
-    try:
-        return parse_modes(value, name)
-    except ValueError as error:
-        raise ConfigError(name, str(error)) from None
-
-
-def _ranks_value(value: Any) -> Union[int, tuple[int, ...], None]:
-    if value is None or value == "" or (isinstance(value, str) and value.strip().lower() in ("max", "none", "full")):
-        return None
-    hint = "write one number (4), one per core boundary (2,4,2), or 'max'"
-    if isinstance(value, bool):
-        raise ConfigError("ranks", f"ranks must be a whole number (e.g. 4), a list like 2,4,2, or 'max', not {value!r}")
-    if isinstance(value, (int, float)):
-        return _whole("ranks", value, hint)
-    if isinstance(value, str):
-        parts = [part for part in value.replace("x", ",").replace(" ", ",").split(",") if part]
-        if not parts or not all(part.strip().isdigit() and part.strip().isascii() for part in parts):
-            raise ConfigError("ranks", f"ranks {_short(value)} is not understood: {hint}")
-        numbers = tuple(_whole("ranks", part, hint) for part in parts)
-        return numbers[0] if len(numbers) == 1 else numbers
-    try:
-        items = list(value)
-    except TypeError:
-        raise ConfigError("ranks", f"ranks {_short(value)} is not understood: {hint}") from None
-    if len(items) > MAX_MODES:
-        raise ConfigError("ranks", f"ranks has {len(items)} entries, but a layer has at most {MAX_MODES - 1} internal ranks "
-                                   f"({MAX_MODES} modes): {hint}")
-    return tuple(_whole("ranks", item, hint) for item in items)
-
-
-def _short(value: Any) -> str:
-    """``repr(value)`` cut to 60 characters (safe for ints too long for ``repr``)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"<a {type(value).__name__} too large to show>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _huge(value: Any) -> bool:
-    """An int (or an int in a tuple) too long for messages and arithmetic."""
-    items = value if isinstance(value, tuple) else (value,)
-    return any(isinstance(item, int) and item.bit_length() > MAX_BITS for item in items)
-
-
-def _whole(name: str, value: Any, hint: str = "") -> int:
-    """``value`` as an int, or a :class:`ConfigError` naming ``name`` (4.5, True, 'abc' are refused, not truncated)."""
-    try:
-        return whole_number(value, name)
-    except ValueError as error:
-        raise ConfigError(name, f"{error}{'; ' + hint if hint else ''}") from None
-
-
-def _real(name: str, value: Any) -> float:
-    """``value`` as a float, or a :class:`ConfigError` naming ``name`` (True and 'abc' are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(name, f"{name} {_short(value)} is not a number")
-    try:
-        return float(value)
-    except (ValueError, OverflowError):
-        raise ConfigError(name, f"{name} {_short(value)} is not a number") from None
-
-
-def _pad_value(value: Any) -> Optional[int]:
-    """``pad_to`` as typed: ``None``/``""``/``"none"``/0 mean no padding; else a whole image side."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        return None
-    side = _whole("pad_to", value, "give an image side such as 32, or 'none' to keep the images")
-    return side or None
 
 
 #: The largest seed: :func:`~ttexplore.runs.fit.fit` also seeds a generator with ``seed + 1``,
@@ -121,9 +47,6 @@ _CHOICE_FIELDS = ("dataset", "layer", "optimizer", "init", "strategy")
 MAX_LABEL = 500
 
 
-#: The field parsers, shared with the layer specs of :mod:`ttexplore.runs.layerspec`.
-modes_value = _modes_or_none
-ranks_value = _ranks_value
 
 
 @dataclass(frozen=True)
@@ -185,8 +108,8 @@ class RunConfig:
     train_limit: Optional[int] = None
     label: str = ""
     device: str = DEFAULT_DEVICE
-    hidden_layers: Optional[tuple["_layers.LayerSpec", ...]] = None
-    init_from: Optional["_layers.InitFrom"] = None
+    hidden_layers: Optional[tuple[LayerSpec, ...]] = None
+    init_from: Optional[InitFrom] = None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -203,21 +126,21 @@ class RunConfig:
         cleaned = dict(values)
         for name in ("in_modes", "out_modes"):
             if name in cleaned:
-                cleaned[name] = _modes_or_none(cleaned[name], name)
+                cleaned[name] = modes_value(cleaned[name], name)
         if "ranks" in cleaned:
-            cleaned["ranks"] = _ranks_value(cleaned["ranks"])
+            cleaned["ranks"] = ranks_value(cleaned["ranks"])
         if "pad_to" in cleaned:
-            cleaned["pad_to"] = _pad_value(cleaned["pad_to"])
+            cleaned["pad_to"] = pad_value(cleaned["pad_to"])
         for name in _INT_FIELDS:
             if cleaned.get(name) is not None:
-                cleaned[name] = _whole(name, cleaned[name])
+                cleaned[name] = whole_field(name, cleaned[name])
         for name in _FLOAT_FIELDS:
             if cleaned.get(name) is not None:
-                cleaned[name] = _real(name, cleaned[name])
+                cleaned[name] = real_field(name, cleaned[name])
         if cleaned.get("hidden_layers") is not None:
             cleaned = _fold_layers(cleaned, values)
         if cleaned.get("init_from") is not None:
-            cleaned["init_from"] = _layers.InitFrom.of(cleaned["init_from"])
+            cleaned["init_from"] = InitFrom.of(cleaned["init_from"])
         config = cls(**cleaned)
         config.validate()
         return config
@@ -231,11 +154,11 @@ class RunConfig:
         (fewer modes when 4 do not fit); ``out_modes`` equals ``in_modes``.
         """
         if not isinstance(dataset, str) or dataset not in DATASETS:
-            raise ConfigError("dataset", f"dataset {_short(dataset)} is unknown: choose one of {', '.join(DATASETS)}")
+            raise ConfigError("dataset", f"dataset {short_repr(dataset)} is unknown: choose one of {', '.join(DATASETS)}")
         info = dataset_info(dataset)
         values = {key: value for key, value in values.items() if value is not None or key in ("ranks", "pad_to")}
         values.setdefault("pad_to", 32 if info.side == 28 else None)
-        pad_to = values["pad_to"] = _pad_value(values["pad_to"])
+        pad_to = values["pad_to"] = pad_value(values["pad_to"])
         _check_pad(info, pad_to)
         features = info.channels * (pad_to or info.side) ** 2
         if values.get("hidden_layers") is not None:
@@ -297,14 +220,14 @@ class RunConfig:
         return dataset_info(self.dataset).channels * self.image_side**2
 
     @property
-    def layers(self) -> tuple["_layers.LayerSpec", ...]:
+    def layers(self) -> tuple[LayerSpec, ...]:
         """The hidden layers, first to last: :attr:`hidden_layers`, or the one the one-layer fields describe."""
         if self.hidden_layers is not None:
             return self.hidden_layers
         if self.layer == "tt":
-            return (_layers.LayerSpec("tt", self.in_modes, self.out_modes, self.ranks),)
+            return (LayerSpec("tt", self.in_modes, self.out_modes, self.ranks),)
         width = ttmath.prod(self.out_modes) if self.out_modes is not None else (self.hidden or self.in_features)
-        return (_layers.LayerSpec(self.layer, None, None, 4, width, self.matrix_rank if self.layer == "matrix_rank" else 4),)
+        return (LayerSpec(self.layer, None, None, 4, width, self.matrix_rank if self.layer == "matrix_rank" else 4),)
 
     @property
     def hidden_features(self) -> int:
@@ -341,7 +264,7 @@ class RunConfig:
         return self.layer_params() / self.dense_layer_params()
 
     def tt_shape(self) -> Optional[TTShape]:
-        """The first hidden layer's :class:`~ttexplore.core.ttshape.TTShape` (ranks as used, clipped),
+        """The first hidden layer's :class:`~ttexplore.tt.ttshape.TTShape` (ranks as used, clipped),
         ``None`` when it is a baseline."""
         if self.layer != "tt":
             return None
@@ -384,29 +307,29 @@ class RunConfig:
 
         Types first (whole numbers are ints, not bools or 4.5; rates are finite), then
         sizes against the limits every search and estimate here is bounded by
-        (:data:`~ttexplore.core.shapes.MAX_FEATURES`, :data:`~ttexplore.core.shapes.MAX_MODES`),
+        (:data:`~ttexplore.tt.shapes.MAX_FEATURES`, :data:`~ttexplore.tt.shapes.MAX_MODES`),
         then ranges; no message computes anything unbounded from a bad value.
         """
         for name in _CHOICE_FIELDS:
             if not isinstance(getattr(self, name), str):
-                raise ConfigError(name, f"{name} {_short(getattr(self, name))} must be a name (text)")
+                raise ConfigError(name, f"{name} {short_repr(getattr(self, name))} must be a name (text)")
         if self.dataset not in DATASETS:
             raise ConfigError("dataset", f"dataset {self.dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
         for name in _INT_FIELDS + ("pad_to", "in_modes", "out_modes", "ranks"):
-            if _huge(getattr(self, name)):
+            if is_huge(getattr(self, name)):
                 raise ConfigError(name, f"{name} is far too large (more than {MAX_BITS} bits)")
         for name in _INT_FIELDS + ("pad_to",):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ConfigError(name, f"{name} {_short(value)} must be a whole number")
+                raise ConfigError(name, f"{name} {short_repr(value)} must be a whole number")
         for name in _FLOAT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(name, f"{name} {_short(value)} must be a number")
+                raise ConfigError(name, f"{name} {short_repr(value)} must be a number")
             if not math.isfinite(value):
                 raise ConfigError(name, f"{name} is {value}: it must be a finite number, e.g. {_FLOAT_EXAMPLES[name]}")
         if not isinstance(self.label, str):
-            raise ConfigError("label", f"label {_short(self.label)} must be text")
+            raise ConfigError("label", f"label {short_repr(self.label)} must be text")
         if len(self.label) > MAX_LABEL:
             raise ConfigError("label", f"label has {len(self.label)} characters: keep it to {MAX_LABEL}")
         info = dataset_info(self.dataset)
@@ -418,7 +341,7 @@ class RunConfig:
             if modes is None:
                 continue
             if not isinstance(modes, tuple) or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in modes):
-                raise ConfigError(name, f"{name} {_short(modes)} must be positive whole numbers, e.g. 4x8x8x4")
+                raise ConfigError(name, f"{name} {short_repr(modes)} must be positive whole numbers, e.g. 4x8x8x4")
             if not modes:
                 raise ConfigError(name, f"{name} is empty: give the modes, e.g. 4x8x8x4")
             try:
@@ -454,9 +377,9 @@ class RunConfig:
         if self.ranks is not None:
             ranks = self.ranks if isinstance(self.ranks, tuple) else (self.ranks,)
             if not isinstance(self.ranks, (int, tuple)) or any(isinstance(r, bool) or not isinstance(r, int) for r in ranks):
-                raise ConfigError("ranks", f"ranks {_short(self.ranks)} must be a whole number, one per core boundary, or None (max)")
+                raise ConfigError("ranks", f"ranks {short_repr(self.ranks)} must be a whole number, one per core boundary, or None (max)")
             if any(r > MAX_FEATURES for r in ranks):
-                raise ConfigError("ranks", f"ranks {_short(self.ranks)} has a rank above {MAX_FEATURES:,} (2^40): ranks above "
+                raise ConfigError("ranks", f"ranks {short_repr(self.ranks)} has a rank above {MAX_FEATURES:,} (2^40): ranks above "
                                            f"the maximal useful ones are clipped anyway, use 'max'")
         if self.layer == "tt":
             try:
@@ -492,7 +415,7 @@ class RunConfig:
             _check_range("train_limit", self.train_limit, 1, info.train_size, f"at most the {info.train_size} training images")
 
 
-def _mirror(layer: "_layers.LayerSpec") -> dict[str, Any]:
+def _mirror(layer: LayerSpec) -> dict[str, Any]:
     """The one-layer fields that describe ``layer``."""
     if layer.kind == "tt":
         return {"layer": "tt", "in_modes": layer.in_modes, "out_modes": layer.out_modes, "ranks": layer.ranks,
@@ -508,7 +431,7 @@ def _fold_layers(cleaned: dict[str, Any], given: dict[str, Any]) -> dict[str, An
     Raises:
         ConfigError: for a bad layer, or a one-layer field given that contradicts ``hidden_layers[0]``.
     """
-    layers = _layers.parse_layers(cleaned["hidden_layers"])
+    layers = parse_layers(cleaned["hidden_layers"])
     mirror = _mirror(layers[0])
     for name in NETWORK_FIELDS:
         if name in given and cleaned[name] != mirror[name]:
@@ -523,7 +446,7 @@ def _check_layers_and_start(config: RunConfig) -> None:
     """The checks of ``hidden_layers`` (each layer against the one before, and the one-layer
     fields mirroring the first) and of ``init_from``."""
     if config.hidden_layers is not None:
-        if not config.hidden_layers or not all(isinstance(layer, _layers.LayerSpec) for layer in config.hidden_layers):
+        if not config.hidden_layers or not all(isinstance(layer, LayerSpec) for layer in config.hidden_layers):
             raise ConfigError("hidden_layers", "hidden_layers must be a list of layers (LayerSpec), e.g. "
                                                "['tt:4x8x8x4:4', 'dense:256']")
         mirror = _mirror(config.hidden_layers[0])
@@ -531,9 +454,9 @@ def _check_layers_and_start(config: RunConfig) -> None:
             if getattr(config, name) != mirror[name]:
                 raise ConfigError(name, f"{name} {getattr(config, name)!r} disagrees with hidden_layers[0] "
                                         f"({config.hidden_layers[0].text()}): build the config with RunConfig.from_dict")
-        _layers.check_layers(config.hidden_layers, config.in_features)
+        check_layers(config.hidden_layers, config.in_features)
     if config.init_from is not None:
-        if not isinstance(config.init_from, _layers.InitFrom):
+        if not isinstance(config.init_from, InitFrom):
             raise ConfigError("init_from", "init_from must be an InitFrom (path, sha256, ...)")
         config.init_from.check()
 

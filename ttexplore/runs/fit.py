@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttexplore.core.device import DeviceUnavailable, resolve_device
+from ttexplore.nn.device import DeviceUnavailable, resolve_device
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params

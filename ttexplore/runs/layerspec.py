@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ttexplore.core import ttmath
-from ttexplore.core.limits import MAX_FEATURES, limit_text, whole_number
-from ttexplore.core.shapes import balanced_factorization, check_layer_side, has_factorization
-from ttexplore.core.ttshape import layer_text, modes_text, ranks_text
-from ttexplore.runs import config as _config  # ConfigError and the field parsers (config imports this module too)
+from ttexplore.tt import ttmath
+from ttexplore.tt.limits import MAX_FEATURES, limit_text, whole_number
+from ttexplore.tt.shapes import balanced_factorization, check_layer_side, has_factorization
+from ttexplore.tt.ttshape import layer_text, modes_text, ranks_text
+from ttexplore.runs.fields import modes_value, ranks_value
+from ttexplore.tt.errors import ConfigError
 
-__all__ = ["LayerSpec", "InitFrom", "MAX_HIDDEN_LAYERS", "INIT_METHODS", "parse_layers", "check_layers",
+__all__ = ["LAYER_KINDS", "LayerSpec", "InitFrom", "MAX_HIDDEN_LAYERS", "INIT_METHODS", "parse_layers", "check_layers",
            "layers_text"]
 
 #: The most hidden layers a network may have.
@@ -39,13 +40,16 @@ MAX_HIDDEN_LAYERS = 8
 #: source layer's dense weight, a matrix-rank layer by its truncated SVD, a dense layer by a copy.
 INIT_METHODS = ("tt-svd",)
 
+#: The kinds a hidden layer may be.
+LAYER_KINDS = ("tt", "dense", "matrix_rank")
+
 _KIND_ALIASES = {"tt": "tt", "dense": "dense", "matrix_rank": "matrix_rank", "matrix-rank": "matrix_rank",
                  "mr": "matrix_rank"}
 _DEFAULT_RANK = 4
 
 
 def _error(field: str, message: str) -> Exception:
-    return _config.ConfigError(field, message)
+    return ConfigError(field, message)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class LayerSpec:
         kind = _KIND_ALIASES.get(str(values.get("kind", "tt")).strip().lower())
         if kind is None:
             raise _error(f"{where}.kind", f"{where}.kind {values.get('kind')!r} is unknown: use one of "
-                                          f"{', '.join(_config.LAYER_KINDS)}")
+                                          f"{', '.join(LAYER_KINDS)}")
         in_modes = _modes(values.get("in_modes"), f"{where}.in_modes")
         out_modes = _modes(values.get("out_modes"), f"{where}.out_modes")
         width = values.get("width")
@@ -338,15 +342,15 @@ def _parse_text(text: str, where: str) -> dict[str, Any]:
 
 def _modes(value: Any, field: str) -> Optional[tuple[int, ...]]:
     try:
-        return _config.modes_value(value, field)
-    except _config.ConfigError as error:
+        return modes_value(value, field)
+    except ConfigError as error:
         raise _error(field, str(error)) from None
 
 
 def _ranks(value: Any, field: str) -> Union[int, tuple[int, ...], None]:
     try:
-        return _config.ranks_value(value)
-    except _config.ConfigError as error:
+        return ranks_value(value)
+    except ConfigError as error:
         raise _error(field, f"{field}: {error}") from None
 
 

@@ -2,7 +2,7 @@
 
 The paper's net (Novikov et al. 2015, as reproduced by a 2018 student team):
 ``[pad] -> flatten -> hidden layer -> ReLU -> Linear(hidden, classes)``, the
-hidden layer being a :class:`~ttexplore.core.layers.TTLinear` or one of the two
+hidden layer being a :class:`~ttexplore.nn.layers.TTLinear` or one of the two
 baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``);
 or several such layers, each followed by a ReLU (``RunConfig.hidden_layers``).
 """
@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.layerspec import LayerSpec
-from ttexplore.core.memory import check_bytes
+from ttexplore.tt.memory import check_bytes
 from ttexplore.runs.data_info import dataset_info
-from ttexplore.core.init import target_std
-from ttexplore.core.layers import MatrixRankLinear, TTLinear
+from ttexplore.tt.init import target_std
+from ttexplore.nn.layers import MatrixRankLinear, TTLinear
 
 __all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "save_model", "load_model", "MODEL_FORMAT"]
 

@@ -7,7 +7,7 @@ one-line refusal instead of a frozen machine.
 * :func:`estimate_run_memory` prices a :class:`~ttexplore.runs.config.RunConfig`
   part by part (weights, gradients, optimizer state, head, activations, the input
   and evaluation batches, the dataset), all float32.
-* :func:`~ttexplore.core.memory.memory_budget` (re-exported here) is what a run may
+* :func:`~ttexplore.tt.memory.memory_budget` (re-exported here) is what a run may
   use: ``TTEXPLORE_MEMORY_LIMIT`` when set (``8G``, ``512M``, ``1.5GiB`` or bytes), else
   half of the memory the machine (or its container) has available now.
 * :func:`check_run_memory` raises :class:`ResourceError` (a
@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from ttexplore.core import ttmath
-from ttexplore.core.memory import (DEFAULT_SHARE, ENV_LIMIT, ResourceError, available_memory,
+from ttexplore.tt import ttmath
+from ttexplore.tt.memory import (DEFAULT_SHARE, ENV_LIMIT, ResourceError, available_memory,
                                    budget_description, check_bytes, human_bytes, memory_budget, parse_size)
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.layerspec import LayerSpec
@@ -127,7 +127,7 @@ def _hidden_params(config: RunConfig) -> int:
 
 def _tt_bytes(config: RunConfig, layer: LayerSpec, batch: int, training: bool, input_grad: bool = False) -> int:
     """Saved plus peak intermediate bytes of the TT forward ``config`` will run for ``layer`` at ``batch``,
-    from the cost model (the same call :mod:`ttexplore.core.forward` makes, so it is cached for it)."""
+    from the cost model (the same call :mod:`ttexplore.nn.forward` makes, so it is cached for it)."""
     from ttexplore import costmodel
 
     plan = ttmath.plan_ranks(layer.in_modes, layer.out_modes, layer.ranks)

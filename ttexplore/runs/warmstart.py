@@ -19,8 +19,8 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 
-from ttexplore.core.kernels import dense_to_tt_matrix
-from ttexplore.core.layers import MatrixRankLinear, TTLinear
+from ttexplore.nn.kernels import dense_to_tt_matrix
+from ttexplore.nn.layers import MatrixRankLinear, TTLinear
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from ttexplore.core import forward as tt_forward
-from ttexplore.core.kernels import permute_copy, tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
-from ttexplore.core.layers import TTLinear
-from ttexplore.core.layout import permuted_copy_plan
+from ttexplore.nn import forward as tt_forward
+from ttexplore.nn.kernels import permute_copy, tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+from ttexplore.nn.layers import TTLinear
+from ttexplore.tt.layout import permuted_copy_plan
 from ttexplore.costmodel import MachineModel
 from ttexplore.costmodel.einsum import einsum_ops
 from ttexplore.costmodel.estimate import evaluate_ops, forward_seconds_by_part

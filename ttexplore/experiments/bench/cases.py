@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 
 __all__ = ["BenchCase", "CASES", "CASE_NAMES", "CASE_GROUPS", "TRAINING_RANKS", "MODES", "selected_cases",
            "selected_modes"]

@@ -25,10 +25,10 @@ from torch import nn
 
 import ttexplore
 from ttexplore import costmodel
-from ttexplore.core import forward as tt_forward
-from ttexplore.core.device import resolve_device, synchronize
-from ttexplore.core import ttmath
-from ttexplore.core.layers import TTLinear
+from ttexplore.nn import forward as tt_forward
+from ttexplore.nn.device import resolve_device, synchronize
+from ttexplore.tt import ttmath
+from ttexplore.nn.layers import TTLinear
 from ttexplore.experiments.bench.cases import CASES, TRAINING_RANKS, BenchCase
 
 __all__ = [

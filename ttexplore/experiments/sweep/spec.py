@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from ttexplore.core import ttmath
-from ttexplore.core.shapes import parse_modes
-from ttexplore.core.ttshape import TTShape, layer_text
+from ttexplore.tt import ttmath
+from ttexplore.tt.shapes import parse_modes
+from ttexplore.tt.ttshape import TTShape, layer_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
 
@@ -31,7 +31,7 @@ class SweepShape:
 
     @property
     def label(self) -> str:
-        """The shape's text (:func:`~ttexplore.core.ttshape.layer_text`): ``"4x8x8x4"``, ``"2^10"``,
+        """The shape's text (:func:`~ttexplore.tt.ttshape.layer_text`): ``"4x8x8x4"``, ``"2^10"``,
         ``"8x8x8x6->10x10x10x10"``."""
         return layer_text(self.in_modes, self.out_modes)
 
@@ -57,7 +57,7 @@ def parse_shapes(text: "str | Iterable[str]") -> list[SweepShape]:
 
     Shapes are separated by commas, semicolons or new lines; each is ``IN`` (the
     output modes equal the input modes) or ``IN->OUT`` / ``IN:OUT``, each side
-    as :func:`ttexplore.core.shapes.parse_modes` reads it (``2^10`` is ten 2s).
+    as :func:`ttexplore.tt.shapes.parse_modes` reads it (``2^10`` is ten 2s).
     Duplicates are dropped, the order kept.
 
     Raises:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from ttexplore.core import forward
-from ttexplore.core.layers import MatrixRankLinear, TTLinear
+from ttexplore.nn import forward
+from ttexplore.nn.layers import MatrixRankLinear, TTLinear
 
 
 @pytest.mark.parametrize("strategy", forward.STRATEGIES)

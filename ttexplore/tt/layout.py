@@ -1,6 +1,6 @@
 """How a permuted copy of a contiguous tensor is laid out, in pure Python (no torch).
 
-Both the torch kernels (:func:`ttexplore.core.kernels.permute_copy` runs the copy)
+Both the torch kernels (:func:`ttexplore.nn.kernels.permute_copy` runs the copy)
 and the cost model (:mod:`ttexplore.costmodel`, which prices it) need the same
 answer to "which axes really move, and can the copy move 16-byte words?"; it
 lives here so neither depends on the other's internals.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple, Optional
 
-from ttexplore.core.ttmath import prod
+from ttexplore.tt.ttmath import prod
 
 __all__ = ["WIDE_COPY_BYTES", "WIDE_COPY_MAX_BYTES", "CopyPlan", "permuted_copy_plan"]
 

@@ -1,6 +1,6 @@
 """TT-matrix kernels in torch: rebuild the dense matrix, multiply by it, TT-SVD.
 
-The layout conventions are those of :mod:`ttexplore.core.ttmath`: core ``k`` has shape
+The layout conventions are those of :mod:`ttexplore.tt.ttmath`: core ``k`` has shape
 ``(r_{k-1}, n_k, m_k, r_k)``, the dense matrix is ``(M, N)`` like
 ``nn.Linear.weight``, multi-indices are row-major.
 
@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from ttexplore.core.layout import WIDE_COPY_BYTES, permuted_copy_plan
-from ttexplore.core.ttmath import prod
+from ttexplore.tt.layout import WIDE_COPY_BYTES, permuted_copy_plan
+from ttexplore.tt.ttmath import prod
 
 __all__ = [
     "permute_copy",
@@ -217,7 +217,7 @@ def tt_matmul_rtl(
         ``(B, M)``, contiguous.
 
     Complexity: ``sum_k 2 B r_{k-1} n_k m_k r_k prod_{j<k} n_j prod_{j>k} m_j`` FLOPs
-    (:func:`ttexplore.core.ttmath.tt_sweep_flops`); the largest intermediate has
+    (:func:`ttexplore.tt.ttmath.tt_sweep_flops`); the largest intermediate has
     ``B max_k r_{k-1} prod_{j<k} n_j prod_{j>=k} m_j`` elements.
     """
     batch = inputs.shape[0]
@@ -296,7 +296,7 @@ def tt_matmul_dense(
 ) -> torch.Tensor:
     """``inputs @ W^T (+ bias)`` by rebuilding ``W^T`` (``(N, M)``) and one GEMM.
 
-    Complexity: :func:`ttexplore.core.ttmath.tt_rebuild_flops` FLOPs; ``N M`` extra memory.
+    Complexity: :func:`ttexplore.tt.ttmath.tt_rebuild_flops` FLOPs; ``N M`` extra memory.
     """
     weight_t = tt_to_dense_transposed(cores)
     # (B, N) @ (N, M) -> (B, M)
@@ -330,7 +330,7 @@ def tt_matmul_blocked(
             (see :func:`tt_matmul_rtl`).
 
     Complexity: the FLOPs of merging each block (:func:`merge_cores`) plus those
-    of the sweep over the merged cores (:func:`ttexplore.core.ttmath.tt_sweep_flops`
+    of the sweep over the merged cores (:func:`ttexplore.tt.ttmath.tt_sweep_flops`
     with the blocks' modes).
     """
     if sum(blocks) != len(cores) or any(length < 1 for length in blocks):

@@ -2,7 +2,7 @@
 
 Divisors come from the prime factorization (small primes, then Pollard-Brent), and
 only the most balanced factorizations are built when a limit is given, so every
-call answers quickly for sizes up to :data:`~ttexplore.core.limits.MAX_FEATURES`.
+call answers quickly for sizes up to :data:`~ttexplore.tt.limits.MAX_FEATURES`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from functools import lru_cache
 from typing import Optional
 
-from ttexplore.core.limits import MAX_FACTORIZATIONS, MAX_SEARCH_STEPS, check_depth, check_number, whole_number
+from ttexplore.tt.limits import MAX_FACTORIZATIONS, MAX_SEARCH_STEPS, check_depth, check_number, whole_number
 
 __all__ = ["prime_factors", "prime_factor_tuple", "is_prime", "factorizations", "has_factorization",
            "balanced_factorization", "splits_into", "divisors"]

@@ -4,7 +4,7 @@
   ``1.5GiB`` or bytes), else :data:`DEFAULT_SHARE` of the memory the machine (or its
   container) has available now.
 * :func:`check_bytes` raises :class:`ResourceError` (a
-  :class:`~ttexplore.core.errors.ConfigError` with field ``"memory"``) before an
+  :class:`~ttexplore.tt.errors.ConfigError` with field ``"memory"``) before an
   allocation past the budget; a run's own estimate is in :mod:`ttexplore.runs.resources`.
 """
 
@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ttexplore.core.errors import ConfigError
+from ttexplore.tt.errors import ConfigError
 
 __all__ = ["ResourceError", "ENV_LIMIT", "DEFAULT_SHARE", "FALLBACK_BUDGET", "human_bytes", "parse_size",
            "available_memory", "memory_budget", "budget_description", "check_bytes"]

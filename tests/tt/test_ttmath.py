@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ttexplore.core import ttmath
+from ttexplore.tt import ttmath
 
 
 def test_seed_counts_for_4x8x8x4():
@@ -62,7 +62,7 @@ def test_compression_both_ways():
 
 def test_counting_modules_do_not_import_torch():
     code = (
-        "import sys; import ttexplore, ttexplore.core.ttmath, ttexplore.core.shapes, ttexplore.runs.config; "
+        "import sys; import ttexplore, ttexplore.tt.ttmath, ttexplore.tt.shapes, ttexplore.runs.config; "
         "ttexplore.param_count((4,8,8,4),(4,8,8,4),2); "
         "print('torch' in sys.modules)"
     )
@@ -78,8 +78,8 @@ def test_flops_match_flop_counter(in_modes, out_modes, ranks, batch):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ttexplore.core.layers import TTLinear
-    from ttexplore.core.kernels import tt_matmul_ltr, tt_matmul_rtl, tt_to_dense
+    from ttexplore.nn.layers import TTLinear
+    from ttexplore.nn.kernels import tt_matmul_ltr, tt_matmul_rtl, tt_to_dense
 
     layer = TTLinear(in_modes, out_modes, ranks, bias=False)
     cores = list(layer.cores)

@@ -25,6 +25,8 @@ from typing import Iterable, Sequence, Union
 RanksLike = Union[int, Sequence[int], None]
 
 __all__ = [
+    "modes_text",
+    "POWER_FROM",
     "RanksLike",
     "RankPlan",
     "prod",
@@ -45,6 +47,23 @@ __all__ = [
     "truncation_errors",
     "ranks_for_error",
 ]
+
+
+#: Modes are written as a power ``a^k`` from this many equal modes on.
+POWER_FROM = 5
+
+
+def modes_text(modes: Sequence[int]) -> str:
+    """``(4, 8, 8, 4)`` -> ``"4x8x8x4"``; ``(2,) * 10`` -> ``"2^10"`` (five or more equal modes).
+
+    The one text form of modes (:mod:`ttexplore.tt.ttshape` writes layers and ranks with it;
+    :func:`ttexplore.tt.shapes.parse_modes` reads it back).
+    """
+    modes = tuple(int(mode) for mode in modes)
+    if len(modes) >= POWER_FROM and len(set(modes)) == 1:
+        return f"{modes[0]}^{len(modes)}"
+    return "x".join(map(str, modes))
+
 
 
 def prod(values: Iterable[int]) -> int:
@@ -70,19 +89,13 @@ def check_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tupl
         raise ValueError("out_modes is empty: give at least one mode, e.g. 4x8x8x4")
     for field, modes in (("in_modes", in_modes), ("out_modes", out_modes)):
         if any(mode < 1 for mode in modes):
-            raise ValueError(f"{field} {_fmt(modes)} has a mode below 1: every mode must be a positive integer")
+            raise ValueError(f"{field} {modes_text(modes)} has a mode below 1: every mode must be a positive integer")
     if len(in_modes) != len(out_modes):
         raise ValueError(
-            f"in_modes {_fmt(in_modes)} has {len(in_modes)} modes but out_modes {_fmt(out_modes)} has "
+            f"in_modes {modes_text(in_modes)} has {len(in_modes)} modes but out_modes {modes_text(out_modes)} has "
             f"{len(out_modes)}: both need the same number of modes (pad one with 1s, e.g. 4x8x8x4 and 32x32x1x1)"
         )
     return in_modes, out_modes
-
-
-def _fmt(modes: Sequence[int]) -> str:
-    from ttexplore.core.ttshape import modes_text  # ttshape builds on this module
-
-    return modes_text(modes)
 
 
 def max_useful_ranks(in_modes: Sequence[int], out_modes: Sequence[int]) -> list[int]:

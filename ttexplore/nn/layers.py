@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttexplore.core import forward as tt_forward
-from ttexplore.core.init import INITS, target_std, tt_core_std
-from ttexplore.core.kernels import dense_to_tt_matrix, tt_to_dense
-from ttexplore.core.memory import check_bytes
-from ttexplore.core.weightfile import WeightsFileError, check_state, read_payload, state_bytes
-from ttexplore.core.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
+from ttexplore.nn import forward as tt_forward
+from ttexplore.tt.init import INITS, target_std, tt_core_std
+from ttexplore.nn.kernels import dense_to_tt_matrix, tt_to_dense
+from ttexplore.tt.memory import check_bytes
+from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
 
@@ -28,7 +28,7 @@ class TTLinear(nn.Module):
 
     ``y = x W^T + b`` with ``W(i, j) = G_1[j_1, i_1] ... G_d[j_d, i_d]`` where core
     ``G_k`` has shape ``(r_{k-1}, n_k, m_k, r_k)``; ``W`` itself is never built
-    unless that is the cheaper way to multiply (see :mod:`ttexplore.core.forward`).
+    unless that is the cheaper way to multiply (see :mod:`ttexplore.nn.forward`).
 
     Args:
         in_modes: ``(n_1, ..., n_d)``, multiplying to ``in_features``.
@@ -39,16 +39,16 @@ class TTLinear(nn.Module):
         bias: learn an additive bias of size ``out_features``.
         init: ``"glorot"``, ``"he"`` or ``"lecun"``: the std of the rebuilt ``W``
             (not of each core) equals that of a dense layer so initialised.
-        strategy: how the forward contracts, one of :data:`ttexplore.core.forward.STRATEGIES`;
+        strategy: how the forward contracts, one of :data:`ttexplore.nn.forward.STRATEGIES`;
             ``"auto"`` picks the fastest by the cost model on the CPU (by a one-off
-            timing on other devices, or with :func:`ttexplore.core.forward.set_autotune`),
+            timing on other devices, or with :func:`ttexplore.nn.forward.set_autotune`),
             once per batch size, dtype, device and training mode.
         dtype, device: of the parameters.
 
     At inference (autograd off: ``torch.no_grad``, ``torch.inference_mode``),
     ``"auto"`` may multiply by a stored ``W`` instead, as ``nn.Linear`` does, when
     that is faster for the batch and ``W`` fits the memory budget
-    (:func:`ttexplore.core.forward.stored_weight_pays`). ``W`` is rebuilt on the
+    (:func:`ttexplore.nn.forward.stored_weight_pays`). ``W`` is rebuilt on the
     second inference forward after the cores last changed (an optimizer step,
     an in-place update, ``load_state_dict``, ``.to()``: the cores' version
     counters, identities and the module's conversions tell) and reused until
@@ -129,14 +129,14 @@ class TTLinear(nn.Module):
     def to_dense(self) -> torch.Tensor:
         """The dense weight, shaped like ``nn.Linear.weight``: ``(out_features, in_features)``.
 
-        Complexity: :func:`ttexplore.core.kernels.tt_to_dense`.
+        Complexity: :func:`ttexplore.nn.kernels.tt_to_dense`.
         """
         return tt_to_dense(list(self.cores))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs @ W^T + bias`` for ``inputs`` of shape ``(..., in_features)``; ``(..., out_features)`` back.
 
-        Complexity: the plan's (:func:`ttexplore.core.forward.tt_linear`), or one
+        Complexity: the plan's (:func:`ttexplore.nn.forward.tt_linear`), or one
         ``O(B N M)`` GEMM with a stored ``W`` at inference (see the class notes).
         """
         if inputs.shape[-1] != self.in_features:
@@ -161,7 +161,7 @@ class TTLinear(nn.Module):
         """The stored ``W`` for this inference forward, or ``None`` to run the TT plan.
 
         ``None`` when a stored ``W`` does not pay for this batch
-        (:func:`ttexplore.core.forward.stored_weight_pays`) and on the first
+        (:func:`ttexplore.nn.forward.stored_weight_pays`) and on the first
         forward after the cores changed (a single evaluation between two
         optimizer steps does not pay for a rebuild); the second rebuilds ``W``.
         """
@@ -298,7 +298,7 @@ class TTLinear(nn.Module):
 
         The file is read without running code (``weights_only``) and memory-mapped;
         its spec and every tensor's shape are checked, and the layer's size against
-        the memory budget (:func:`ttexplore.core.memory.check_bytes`), before
+        the memory budget (:func:`ttexplore.tt.memory.check_bytes`), before
         anything is allocated.
 
         Raises:
@@ -364,7 +364,7 @@ _SPEC_KEYS = {"in_modes", "out_modes", "ranks", "bias", "init", "strategy"}
 
 def _checked_spec(spec, path) -> dict:
     """The constructor arguments in a file's TT spec, checked as a user's input is (bounded sizes)."""
-    from ttexplore.core.shapes import parse_modes, whole_number
+    from ttexplore.tt.shapes import parse_modes, whole_number
 
     if not isinstance(spec, dict):
         raise WeightsFileError(f"{path} has no TT spec (found a {type(spec).__name__})")

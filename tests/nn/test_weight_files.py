@@ -9,9 +9,9 @@ import zipfile
 import pytest
 import torch
 
-from ttexplore.core import layers
-from ttexplore.core.layers import TTLinear
-from ttexplore.core.weightfile import WeightsFileError
+from ttexplore.nn import layers
+from ttexplore.nn.layers import TTLinear
+from ttexplore.nn.weightfile import WeightsFileError
 from ttexplore.runs.resources import ResourceError
 
 

@@ -3,10 +3,10 @@
 Strategies (all give the same result, forward and backward):
 
 * ``"ltr"``: core by core from the first core, one GEMM and one permuted copy
-  each (:func:`ttexplore.core.kernels.tt_matmul_ltr`).
-* ``"rtl"``: core by core from the last core (:func:`ttexplore.core.kernels.tt_matmul_rtl`).
+  each (:func:`ttexplore.nn.kernels.tt_matmul_ltr`).
+* ``"rtl"``: core by core from the last core (:func:`ttexplore.nn.kernels.tt_matmul_rtl`).
 * ``"blocked"``: merge blocks of adjacent cores first, then sweep over the
-  blocks (:func:`ttexplore.core.kernels.tt_matmul_blocked`); the blocks and the direction
+  blocks (:func:`ttexplore.nn.kernels.tt_matmul_blocked`); the blocks and the direction
   are the cost model's best.
 * ``"einsum"``: one contraction of the input and all cores in the order
   opt_einsum finds, planned once per shape and dtype and cached
@@ -23,7 +23,7 @@ Strategies (all give the same result, forward and backward):
 Each decision is cached per (modes, ranks, batch, dtype, device, training), so a
 forward pays one dictionary lookup for its plan. At inference
 (:func:`stored_weight_pays`) ``auto`` may also multiply by a stored ``W``
-rebuilt once (:class:`ttexplore.core.layers.TTLinear` keeps it while its cores
+rebuilt once (:class:`ttexplore.nn.layers.TTLinear` keeps it while its cores
 are unchanged); the cost model, or the timing, and a memory budget
 (:func:`set_stored_weight_budget`) decide. Under ``torch.compile`` and
 ``torch.export`` the plan is fixed at trace time (:func:`traced_plan_spec`) and
@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from ttexplore import costmodel
-from ttexplore.core import ttmath
-from ttexplore.core.device import timed_seconds
-from ttexplore.core.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
-from ttexplore.core.plans import ForwardPlan, make_plan, run_plan_spec
+from ttexplore.tt import ttmath
+from ttexplore.nn.device import timed_seconds
+from ttexplore.nn.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
+from ttexplore.nn.plans import ForwardPlan, make_plan, run_plan_spec
 
 __all__ = [
     "STRATEGIES",

@@ -7,7 +7,7 @@ the internal ``ranks`` ``(r_1, ..., r_{d-1})``. :class:`TTShape` holds them
 every page, plot, CSV and label shows them:
 
 * modes: ``"4x8x8x4"``; five or more equal modes as a power, ``"2^10"`` (how the
-  2018 reproduction's legends wrote them); :func:`~ttexplore.core.shapes.parse_modes`
+  2018 reproduction's legends wrote them); :func:`~ttexplore.tt.shapes.parse_modes`
   reads both back;
 * a layer: ``"4x8x8x4"`` when input and output modes agree, else
   ``"4x7x4x7->5x5x8x4"``;
@@ -23,21 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ttexplore.core.ttmath import RanksLike, core_shapes, max_useful_ranks, param_count, plan_ranks, prod
+from ttexplore.tt.ttmath import (POWER_FROM, RanksLike, core_shapes, max_useful_ranks, modes_text, param_count, plan_ranks,
+                                 prod)
 
 __all__ = ["TTShape", "modes_text", "layer_text", "ranks_text", "POWER_FROM"]
-
-#: Modes are written as a power ``a^k`` from this many equal modes on.
-POWER_FROM = 5
-
-
-def modes_text(modes: Sequence[int]) -> str:
-    """``(4, 8, 8, 4)`` -> ``"4x8x8x4"``; ``(2,) * 10`` -> ``"2^10"`` (five or more equal modes)."""
-    modes = tuple(int(mode) for mode in modes)
-    if len(modes) >= POWER_FROM and len(set(modes)) == 1:
-        return f"{modes[0]}^{len(modes)}"
-    return "x".join(map(str, modes))
-
 
 def layer_text(in_modes: Sequence[int], out_modes: Sequence[int]) -> str:
     """``"4x8x8x4"`` when input and output modes agree, else ``"4x7x4x7->5x5x8x4"``."""
@@ -79,7 +68,7 @@ class TTShape:
     def of(cls, in_modes: Sequence[int], out_modes: Sequence[int], ranks: "RanksLike" = None) -> "TTShape":
         """The shape with ``ranks`` resolved as a layer resolves them: an int for every
         boundary, one per boundary, or ``None`` for the maximal useful ranks; ranks
-        above the maximal useful ones are clipped (see :func:`~ttexplore.core.ttmath.plan_ranks`).
+        above the maximal useful ones are clipped (see :func:`~ttexplore.tt.ttmath.plan_ranks`).
 
         Raises:
             ValueError: naming ``in_modes``, ``out_modes`` or ``ranks`` and the fix.

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttexplore import TTLinear, param_count
-from ttexplore.core.forward import tt_linear
-from ttexplore.core.init import target_std
-from ttexplore.core.layers import MatrixRankLinear
-from ttexplore.core.kernels import tt_svd
+from ttexplore.nn.forward import tt_linear
+from ttexplore.tt.init import target_std
+from ttexplore.nn.layers import MatrixRankLinear
+from ttexplore.nn.kernels import tt_svd
 
 CASES = [
     # (in_modes, out_modes, ranks): d = 1..6, uneven modes, per-core ranks, clipping

@@ -1,12 +1,12 @@
-"""ttexplore.core.ttshape: one value for a TT shape and its one text form."""
+"""ttexplore.tt.ttshape: one value for a TT shape and its one text form."""
 
 from __future__ import annotations
 
 import pytest
 
-from ttexplore.core.shapes import parse_modes
-from ttexplore.core.ttmath import param_count
-from ttexplore.core.ttshape import TTShape, layer_text, modes_text, ranks_text
+from ttexplore.tt.shapes import parse_modes
+from ttexplore.tt.ttmath import param_count
+from ttexplore.tt.ttshape import TTShape, layer_text, modes_text, ranks_text
 
 
 @pytest.mark.parametrize("modes, text", [

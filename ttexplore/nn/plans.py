@@ -1,6 +1,6 @@
 """What a forward plan is and how it runs: the dispatch from a concrete strategy to its kernel.
 
-:mod:`ttexplore.core.forward` decides which plan a forward gets and caches it;
+:mod:`ttexplore.nn.forward` decides which plan a forward gets and caches it;
 this module only turns a decision into a call (:func:`make_plan`), or, while
 ``torch.compile`` / ``torch.export`` trace, a plan's plain values into one
 (:func:`run_plan_spec`).
@@ -14,8 +14,8 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from ttexplore import costmodel
-from ttexplore.core.einsum_kernel import replay_einsum, tt_matmul_einsum
-from ttexplore.core.kernels import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
+from ttexplore.nn.einsum_kernel import replay_einsum, tt_matmul_einsum
+from ttexplore.nn.kernels import tt_matmul_blocked, tt_matmul_dense, tt_matmul_ltr, tt_matmul_rtl
 
 __all__ = ["ForwardPlan", "make_plan", "run_plan_spec"]
 
@@ -31,7 +31,7 @@ class ForwardPlan:
         source: ``"fixed"`` (asked for by name), ``"model"`` or ``"timing"``.
         run: ``run(inputs (B, N), cores, bias) -> (B, M)``.
         orientations: per-step GEMM orientations of a right-to-left sweep
-            (see :func:`ttexplore.core.kernels.tt_matmul_rtl`), else ``()``.
+            (see :func:`ttexplore.nn.kernels.tt_matmul_rtl`), else ``()``.
     """
 
     strategy: str

@@ -1,7 +1,7 @@
 """Weight initialisation targets, pure Python: the std a layer's whole ``W`` should have.
 
 A TT layer does not draw ``W`` directly: it draws its cores so that the rebuilt
-``W`` has this std (see :meth:`ttexplore.core.layers.TTLinear.reset_parameters`
+``W`` has this std (see :meth:`ttexplore.nn.layers.TTLinear.reset_parameters`
 and :func:`tt_core_std`).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ttexplore.core.ttmath import prod
+from ttexplore.tt.ttmath import prod
 
 __all__ = ["INITS", "target_std", "tt_core_std"]
 

@@ -1,4 +1,4 @@
-"""The device names a run accepts, checked without torch (:mod:`ttexplore.core.device` asks torch what exists)."""
+"""The device names a run accepts, checked without torch (:mod:`ttexplore.nn.device` asks torch what exists)."""
 
 from __future__ import annotations
 

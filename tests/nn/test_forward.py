@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ttexplore.core import forward as tt_forward
+from ttexplore.nn import forward as tt_forward
 from ttexplore import costmodel
-from ttexplore.core import ttmath
-from ttexplore.core.layers import TTLinear
-from ttexplore.core.kernels import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
+from ttexplore.tt import ttmath
+from ttexplore.nn.layers import TTLinear
+from ttexplore.nn.kernels import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
 
 CONCRETE = ("ltr", "rtl", "blocked", "einsum", "dense")
 ALL_STRATEGIES = CONCRETE + ("auto",)
@@ -39,7 +39,7 @@ def _fresh_caches():
 
 
 def reference_dense(cores):
-    """``W`` (M, N) from the cores by plain tensordots, independent of ttexplore.core.kernels."""
+    """``W`` (M, N) from the cores by plain tensordots, independent of ttexplore.nn.kernels."""
     d = len(cores)
     # full: (n_1, m_1, ..., n_k, m_k, r_k)
     full = cores[0][0]
@@ -328,7 +328,7 @@ def test_unknown_strategy_is_refused():
 # ---------------------------------------------------------------------------- the stored W at inference
 def _counting_rebuilds(monkeypatch):
     """Count the layer's rebuilds of W (``tt_to_dense`` as layers.py calls it)."""
-    from ttexplore.core import layers
+    from ttexplore.nn import layers
 
     rebuilds = []
     real = layers.tt_to_dense

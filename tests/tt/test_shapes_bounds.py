@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from ttexplore.core import ttmath
-from ttexplore.core import factor
-from ttexplore.core.shapes import (
+from ttexplore.tt import ttmath
+from ttexplore.tt import factor
+from ttexplore.tt.shapes import (
     MAX_FACTORIZATIONS,
     MAX_FEATURES,
     MAX_MODES,

@@ -1,8 +1,8 @@
 """Tensor shapes of a TT layer: parsing, suggestions, padding, ranks for a compression.
 
 Pure Python (no torch), so a UI can call it on each keystroke. The factorizations it
-builds on are in :mod:`ttexplore.core.factor` and the limits every search is bounded
-by in :mod:`ttexplore.core.limits`; both are re-exported here.
+builds on are in :mod:`ttexplore.tt.factor` and the limits every search is bounded
+by in :mod:`ttexplore.tt.limits`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ttexplore.core.ttmath import dense_param_count, max_useful_ranks, param_count, prod
-from ttexplore.core.ttshape import layer_text, modes_text
-from ttexplore.core.factor import (balanced_factorization, factorizations, has_factorization, is_prime, prime_factor_tuple,
+from ttexplore.tt.ttmath import dense_param_count, max_useful_ranks, param_count, prod
+from ttexplore.tt.ttshape import layer_text, modes_text
+from ttexplore.tt.factor import (balanced_factorization, factorizations, has_factorization, is_prime, prime_factor_tuple,
                                    prime_factors, splits_into)
-from ttexplore.core.limits import (MAX_BITS, MAX_FACTORIZATIONS, MAX_FEATURES, MAX_MODES, approx_text, check_depth, check_number,
+from ttexplore.tt.limits import (MAX_BITS, MAX_FACTORIZATIONS, MAX_FEATURES, MAX_MODES, approx_text, check_depth, check_number,
                                    limit_text, short_repr, whole_number)
 
 __all__ = [
@@ -166,7 +166,7 @@ class ShapeSuggestion:
 
     @property
     def label(self) -> str:
-        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"`` (:func:`~ttexplore.core.ttshape.layer_text`)."""
+        """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"`` (:func:`~ttexplore.tt.ttshape.layer_text`)."""
         return layer_text(self.in_modes, self.out_modes)
 
 
@@ -346,7 +346,7 @@ class _Reversed:
 
 
 def _uniform_rank_params(in_modes: Sequence[int], out_modes: Sequence[int], rank: Optional[int]) -> int:
-    """:func:`ttexplore.core.ttmath.param_count` at a uniform rank, without validation (hot loop)."""
+    """:func:`ttexplore.tt.ttmath.param_count` at a uniform rank, without validation (hot loop)."""
     sizes = [n * m for n, m in zip(in_modes, out_modes)]
     total = prod(sizes)
     left, previous, params = 1, 1, 0

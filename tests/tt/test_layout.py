@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ttexplore.core.layout import WIDE_COPY_BYTES, WIDE_COPY_MAX_BYTES, CopyPlan, permuted_copy_plan
+from ttexplore.tt.layout import WIDE_COPY_BYTES, WIDE_COPY_MAX_BYTES, CopyPlan, permuted_copy_plan
 
 
 def test_size_one_axes_drop_and_adjacent_axes_merge():

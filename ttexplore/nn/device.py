@@ -1,7 +1,7 @@
 """Which device a run or a layer computes on: resolving ``"auto"``, checking that a device exists, listing them.
 
-The names are those of :data:`ttexplore.core.devicenames.DEVICE_NAMES` (checked
-without torch by :func:`~ttexplore.core.devicenames.check_device_name`); this
+The names are those of :data:`ttexplore.tt.devicenames.DEVICE_NAMES` (checked
+without torch by :func:`~ttexplore.tt.devicenames.check_device_name`); this
 module asks torch what the machine has, so it imports torch.
 """
 
@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from ttexplore.core.devicenames import check_device_name
+from ttexplore.tt.devicenames import check_device_name
 
 __all__ = [
     "DeviceUnavailable",
