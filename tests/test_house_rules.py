@@ -62,7 +62,7 @@ def test_pure_modules_import_without_torch():
     assert output.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["TTLinear", "MatrixRankLinear", "TTShape", "RunConfig", "ConfigError", "RunStore",
+@pytest.mark.parametrize("name", ["TTLinear", "MatrixRankLinear", "TTMatrix", "TTShape", "RunConfig", "ConfigError", "RunStore",
                                   "JobManager", "param_count"])
 def test_the_public_api(name):
     import ttexplore

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TTLinear": "ttexplore.nn.layers",
     "MatrixRankLinear": "ttexplore.nn.layers",
+    "TTMatrix": "ttexplore.nn.ttmatrix",
     "TTShape": "ttexplore.tt.ttshape",
     "RunConfig": "ttexplore.runs.config",
     "ConfigError": "ttexplore.runs.config",
@@ -27,6 +28,7 @@ _LAZY = {
 __all__ = [
     "TTLinear",
     "MatrixRankLinear",
+    "TTMatrix",
     "TTShape",
     "RunConfig",
     "ConfigError",

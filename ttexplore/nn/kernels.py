@@ -27,6 +27,7 @@ __all__ = [
     "tt_matmul_rtl",
     "tt_matmul_dense",
     "tt_matmul_blocked",
+    "truncation_rank",
     "tt_svd",
     "dense_to_tt_matrix",
 ]
@@ -349,14 +350,49 @@ def tt_matmul_blocked(
     raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
 
 
+def truncation_rank(
+    sigma: torch.Tensor, threshold: Optional[float] = None, cap: Optional[int] = None
+) -> tuple[int, float]:
+    """The rank one truncated SVD keeps, and the squared norm it drops.
+
+    The one truncation rule of TT-SVD and TT-rounding: the smallest rank whose dropped
+    tail ``||sigma[rank:]||`` is at most ``threshold`` (every value when ``threshold``
+    is ``None``), lowered to ``cap``, and never below 1.
+
+    Args:
+        sigma: singular values, 1-D, in decreasing order.
+        threshold: the largest tail norm to drop (absolute), or ``None``.
+        cap: the largest rank to keep, or ``None``.
+
+    Returns:
+        ``(rank, dropped_sq)`` with ``dropped_sq = sum(sigma[rank:] ** 2)``, summed from the
+        smallest value up (no cancellation near zero).
+
+    Complexity: ``O(len(sigma))``, one device-to-host copy of ``sigma``.
+    """
+    values = sigma.tolist()
+    # tails_sq[i] = sum(sigma[i:] ** 2); tails_sq[len] = 0
+    tails_sq = [0.0] * (len(values) + 1)
+    for index in range(len(values) - 1, -1, -1):
+        tails_sq[index] = tails_sq[index + 1] + values[index] * values[index]
+    rank = len(values)
+    if threshold is not None:
+        rank = next(kept for kept, tail_sq in enumerate(tails_sq) if tail_sq <= threshold * threshold)
+    if cap is not None:
+        rank = min(rank, int(cap))
+    rank = max(1, rank)
+    return rank, tails_sq[min(rank, len(values))]
+
+
 def tt_svd(
     tensor: torch.Tensor, max_ranks: Optional[Sequence[int]] = None, rel_error: Optional[float] = None
 ) -> tuple[list[torch.Tensor], float]:
     """TT-SVD (Oseledets 2011) of a ``d``-way tensor.
 
     Each of the ``d - 1`` truncated SVDs drops singular values whose tail norm is
-    at most ``rel_error * ||A||_F / sqrt(d - 1)`` and keeps at most ``max_ranks[k]``,
-    so the result has relative Frobenius error ``<= rel_error`` when no cap binds.
+    at most ``rel_error * ||A||_F / sqrt(d - 1)`` and keeps at most ``max_ranks[k]``
+    (:func:`truncation_rank`), so the result has relative Frobenius error
+    ``<= rel_error`` when no cap binds.
 
     Args:
         tensor: shape ``(p_1, ..., p_d)``.
@@ -375,27 +411,20 @@ def tt_svd(
     if max_ranks is not None and len(max_ranks) != d - 1:
         raise ValueError(f"max_ranks needs {d - 1} entries for a {d}-way tensor, got {len(max_ranks)}")
     norm = torch.linalg.vector_norm(tensor).item()
-    threshold = 0.0 if rel_error is None else rel_error * norm / math.sqrt(max(d - 1, 1))
+    threshold = None if rel_error is None else rel_error * norm / math.sqrt(max(d - 1, 1))
     cores: list[torch.Tensor] = []
     dropped_sq = 0.0
+    # remainder: (r_{k-1} p_k, p_{k+1} .. p_d), the part of A not yet in cores
     remainder = tensor
     rank_in = 1
     for k in range(d - 1):
         matrix = remainder.reshape(rank_in * shape[k], -1)
         left, sigma, right_t = torch.linalg.svd(matrix, full_matrices=False)
-        # tail[i] = norm of sigma[i:]
-        tail = torch.sqrt(torch.flip(torch.cumsum(torch.flip(sigma**2, [0]), 0), [0]))
-        rank = int(sigma.numel())
-        if threshold > 0:
-            # smallest rank whose dropped tail is within the threshold
-            within = (tail <= threshold).nonzero()
-            if within.numel():
-                rank = max(1, int(within[0].item()))
-        if max_ranks is not None:
-            rank = min(rank, int(max_ranks[k]))
-        rank = max(1, rank)
-        dropped_sq += float((sigma[rank:] ** 2).sum().item())
+        rank, dropped = truncation_rank(sigma, threshold, None if max_ranks is None else max_ranks[k])
+        dropped_sq += dropped
+        # core k: (r_{k-1} p_k, r_k) -> (r_{k-1}, p_k, r_k)
         cores.append(left[:, :rank].reshape(rank_in, shape[k], rank))
+        # remainder: (r_k, p_{k+1} .. p_d)
         remainder = sigma[:rank, None] * right_t[:rank]
         rank_in = rank
     cores.append(remainder.reshape(rank_in, shape[-1], 1))

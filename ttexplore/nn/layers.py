@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 import warnings
@@ -14,10 +13,12 @@ from torch import nn
 
 from ttexplore.nn import forward as tt_forward
 from ttexplore.tt.init import INITS, target_std, tt_core_std
-from ttexplore.nn.kernels import dense_to_tt_matrix, tt_to_dense
+from ttexplore.nn.kernels import tt_to_dense
+from ttexplore.nn.ttmatrix import TTMatrix
 from ttexplore.tt.memory import check_bytes
 from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
-from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
+from ttexplore.tt.ttmath import (RanksLike, check_modes, check_rank_caps, check_rel_error, full_ranks, modes_text,
+                                 param_count, plan_ranks, prod)
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
 
@@ -60,6 +61,10 @@ class TTLinear(nn.Module):
         cores: ``nn.ParameterList`` of the ``d`` cores.
         ranks: the internal ranks in use, ``(r_1, ..., r_{d-1})``.
         clipped_ranks: ``(k, requested, used)`` for each clipped internal rank.
+        approximation_error: ``||W_tt - W|| / ||W||`` when the cores came from a dense
+            ``W`` (:meth:`from_linear`) or from a :class:`~ttexplore.nn.ttmatrix.TTMatrix`
+            that carries an error (:meth:`from_tt`, e.g. a rounded one); ``None`` for a
+            randomly initialised layer. It describes the cores as made, not after training.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class TTLinear(nn.Module):
             warnings.warn(f"TTLinear: {plan.describe_clipping()}", UserWarning, stacklevel=2)
         self.in_features = prod(self.in_modes)
         self.out_features = prod(self.out_modes)
+        self.approximation_error: Optional[float] = None
         tt_forward.check_strategy(strategy)
         self.strategy = strategy
         self.init = init
@@ -209,7 +215,60 @@ class TTLinear(nn.Module):
             f"bias={self.bias is not None}, strategy={self.strategy!r}"
         )
 
-    # ------------------------------------------------------------------ factories
+    # ------------------------------------------------------------------ TT-matrix values
+    def tt_matrix(self) -> TTMatrix:
+        """The layer's weight as a :class:`~ttexplore.nn.ttmatrix.TTMatrix`: a detached copy of
+        the cores (later training does not change it), in their dtype and on their device.
+
+        Complexity: one copy of the ``param_count()`` core weights.
+        """
+        return TTMatrix([core.detach().clone() for core in self.cores])
+
+    @classmethod
+    def from_tt(
+        cls,
+        tt: TTMatrix,
+        bias: "Optional[torch.Tensor] | bool" = None,
+        strategy: str = "auto",
+    ) -> "TTLinear":
+        """A layer whose weight is ``tt``: its cores copied, its dtype and device kept.
+
+        Args:
+            tt: the TT-matrix; the layer's ``ranks`` are its ranks (no clipping, no warning).
+            bias: a tensor of ``M`` entries to copy, ``True`` for a zero bias, ``None`` or
+                ``False`` for none.
+            strategy: the forward strategy (see :class:`TTLinear`).
+
+        Returns:
+            A ``TTLinear`` (init ``"glorot"`` recorded, cores from ``tt``) whose
+            :attr:`approximation_error` is ``tt.approximation_error``.
+
+        Raises:
+            ValueError: for ranks above the maximal useful ones (``tt.round()`` brings them
+                down exactly) or a bias of the wrong shape.
+        """
+        if not isinstance(tt, TTMatrix):
+            raise ValueError(f"from_tt needs a TTMatrix, got a {type(tt).__name__}: make one with TTMatrix.from_dense "
+                             f"or a layer's tt_matrix()")
+        plan = plan_ranks(tt.in_modes, tt.out_modes, tt.ranks)
+        if plan.clipped:
+            raise ValueError(f"the TT-matrix's ranks {list(tt.ranks)} exceed the maximal useful ranks "
+                             f"{list(plan.max_useful)} of {modes_text(tt.in_modes)} -> {modes_text(tt.out_modes)}: "
+                             f"call tt.round() first (exact: it only drops what the extra ranks can not hold)")
+        rows = tt.shape[0]
+        if isinstance(bias, torch.Tensor) and tuple(bias.shape) != (rows,):
+            raise ValueError(f"bias has shape {tuple(bias.shape)} but the TT-matrix has {rows} outputs: give {rows} "
+                             f"entries, True for a zero bias, or None")
+        layer = cls(tt.in_modes, tt.out_modes, ranks=tt.ranks, bias=bias is not None and bias is not False,
+                    strategy=strategy, dtype=tt.dtype, device=tt.device)
+        with torch.no_grad():
+            for target, core in zip(layer.cores, tt.cores):
+                target.copy_(core.detach())
+            if isinstance(bias, torch.Tensor):
+                layer.bias.copy_(bias.detach())
+        layer.approximation_error = tt.approximation_error
+        return layer
+
     @classmethod
     def from_linear(
         cls,
@@ -220,12 +279,14 @@ class TTLinear(nn.Module):
         rel_error: Optional[float] = None,
         strategy: str = "auto",
     ) -> "TTLinear":
-        """Compress a dense layer by TT-SVD of its weight.
+        """Compress a dense layer by TT-SVD of its weight
+        (:meth:`TTMatrix.from_dense <ttexplore.nn.ttmatrix.TTMatrix.from_dense>`, then :meth:`from_tt`).
 
         Args:
             linear: the layer to compress; its bias, dtype and device are kept.
             in_modes, out_modes: factorizations of its in/out features.
-            ranks: caps on the internal ranks (int, ``d - 1`` ints, or ``None``).
+            ranks: caps on the internal ranks (int, ``d - 1`` ints, or ``None``); caps above
+                the maximal useful ranks are clipped, with one warning.
             rel_error: target relative Frobenius error of ``W``; ``None`` keeps
                 everything up to the caps (exact at the maximal ranks).
 
@@ -237,8 +298,8 @@ class TTLinear(nn.Module):
         ``O(n_1 m_1 N M min(n_1 m_1, NM / (n_1 m_1)))``.
         """
         in_modes, out_modes = check_modes(in_modes, out_modes)
-        _check_rel_error(rel_error)
-        _check_rank_caps(ranks)
+        check_rel_error(rel_error)
+        check_rank_caps(ranks)
         if prod(in_modes) != linear.in_features:
             raise ValueError(
                 f"in_modes {'x'.join(map(str, in_modes))} multiply to {prod(in_modes)}, "
@@ -252,28 +313,8 @@ class TTLinear(nn.Module):
         plan = plan_ranks(in_modes, out_modes, ranks)
         if plan.clipped:
             warnings.warn(f"TTLinear.from_linear: {plan.describe_clipping()}", UserWarning, stacklevel=2)
-        weight = linear.weight.detach()
-        cores, _ = dense_to_tt_matrix(weight.double(), in_modes, out_modes, max_ranks=plan.ranks, rel_error=rel_error)
-        layer = cls(
-            in_modes,
-            out_modes,
-            ranks=[core.shape[-1] for core in cores[:-1]],
-            bias=linear.bias is not None,
-            strategy=strategy,
-            dtype=weight.dtype,
-            device=weight.device,
-        )
-        with torch.no_grad():
-            for target, core in zip(layer.cores, cores):
-                target.copy_(core.to(dtype=weight.dtype, device=weight.device))
-            if linear.bias is not None:
-                layer.bias.copy_(linear.bias.detach())
-            rebuilt = layer.to_dense().double()
-            reference = weight.double()
-            norm = torch.linalg.matrix_norm(reference).item()
-            error = torch.linalg.matrix_norm(rebuilt - reference).item()
-        layer.approximation_error = error / norm if norm > 0 else 0.0
-        return layer
+        tt = TTMatrix.from_dense(linear.weight.detach(), in_modes, out_modes, ranks=plan.ranks, rel_error=rel_error)
+        return cls.from_tt(tt, bias=linear.bias, strategy=strategy)
 
     # ------------------------------------------------------------------ files
     def export_spec(self) -> dict:
@@ -337,28 +378,6 @@ class TTLinear(nn.Module):
         return layer if str(map_location) == "cpu" else layer.to(map_location)
 
 
-def _check_rel_error(rel_error: Optional[float]) -> None:
-    """Refuse a target error TT-SVD can not mean: negative, NaN, infinite, or 1 and more (rank 0)."""
-    if rel_error is None:
-        return
-    if isinstance(rel_error, bool) or not isinstance(rel_error, numbers.Real):
-        raise ValueError(f"rel_error {rel_error!r:.40} must be a number in [0, 1), e.g. 0.01 for 1% (or None: exact up to the ranks)")
-    if not (math.isfinite(rel_error) and 0 <= rel_error < 1):
-        raise ValueError(f"rel_error {rel_error} must be in [0, 1): the relative Frobenius error of W to allow, e.g. 0.01 "
-                         f"for 1% (1 or more would drop every singular value)")
-
-
-def _check_rank_caps(ranks: RanksLike) -> None:
-    """Refuse rank caps below 1 (and bools) before any SVD runs."""
-    if ranks is None:
-        return
-    values = list(ranks) if isinstance(ranks, (list, tuple)) else [ranks]
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"ranks {ranks!r:.60} must be whole numbers of at least 1 (caps on the internal ranks), "
-                             f"or None for no cap")
-
-
 _SPEC_KEYS = {"in_modes", "out_modes", "ranks", "bias", "init", "strategy"}
 
 
@@ -395,20 +414,33 @@ class MatrixRankLinear(nn.Module):
     """The matrix-rank baseline ``x -> B (A x) + b``: ``A`` is ``r x N``, ``B`` is ``M x r``.
 
     Novikov et al.'s Figure 1 compares the TT layer against this factorization
-    of ``W = B A``. It has ``r (N + M)`` weights.
+    of ``W = B A``. It has ``r (N + M)`` weights. ``dtype`` and ``device`` are those of
+    the parameters, as for :class:`TTLinear`.
 
     Complexity: ``O(B r (N + M))`` per forward.
     """
 
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, init: str = "glorot") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        bias: bool = True,
+        init: str = "glorot",
+        dtype: Optional[torch.dtype] = None,
+        device: Optional[torch.device] = None,
+    ) -> None:
         super().__init__()
-        if rank < 1:
-            raise ValueError(f"rank {rank} is below 1: the matrix-rank layer needs rank >= 1")
+        for field, value in (("in_features", in_features), ("out_features", out_features), ("rank", rank)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{field} {value!r:.40} must be a whole number of at least 1 "
+                                 f"(the matrix-rank layer x -> B (A x) needs positive sizes and rank >= 1)")
         self.in_features, self.out_features, self.rank = int(in_features), int(out_features), int(rank)
         self.init = init
-        self.down = nn.Parameter(torch.empty(self.rank, self.in_features))
-        self.up = nn.Parameter(torch.empty(self.out_features, self.rank))
-        self.bias = nn.Parameter(torch.zeros(self.out_features)) if bias else None
+        factory = {"dtype": dtype, "device": device}
+        self.down = nn.Parameter(torch.empty(self.rank, self.in_features, **factory))
+        self.up = nn.Parameter(torch.empty(self.out_features, self.rank, **factory))
+        self.bias = nn.Parameter(torch.zeros(self.out_features, **factory)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self, generator: Optional[torch.Generator] = None) -> None:

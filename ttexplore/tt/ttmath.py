@@ -18,9 +18,9 @@ Conventions (used throughout ttexplore):
 from __future__ import annotations
 
 import math
-
+import numbers
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 RanksLike = Union[int, Sequence[int], None]
 
@@ -33,6 +33,8 @@ __all__ = [
     "check_modes",
     "max_useful_ranks",
     "plan_ranks",
+    "check_rel_error",
+    "check_rank_caps",
     "full_ranks",
     "core_shapes",
     "param_count",
@@ -176,6 +178,58 @@ def plan_ranks(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLi
     used = tuple(min(r, limit) for r, limit in zip(requested, limits))
     clipped = tuple((k + 1, r, u) for k, (r, u) in enumerate(zip(requested, used)) if r != u)
     return RankPlan(requested=requested, ranks=used, max_useful=limits, clipped=clipped)
+
+
+def check_rel_error(rel_error: Optional[float], field: str = "rel_error") -> None:
+    """Refuse a target relative error a truncation can not mean: not a number, negative, NaN,
+    infinite, or 1 and more (which would drop every singular value). ``None`` (no target) passes.
+
+    Raises:
+        ValueError: naming ``field`` and the accepted range.
+    """
+    if rel_error is None:
+        return
+    if isinstance(rel_error, bool) or not isinstance(rel_error, numbers.Real):
+        raise ValueError(f"{field} {rel_error!r:.40} must be a number in [0, 1), e.g. 0.01 for 1% "
+                         f"(or None: exact up to the ranks)")
+    if not (math.isfinite(rel_error) and 0 <= rel_error < 1):
+        raise ValueError(f"{field} {rel_error} must be in [0, 1): the relative Frobenius error to allow, e.g. 0.01 "
+                         f"for 1% (1 or more would drop every singular value)")
+
+
+def check_rank_caps(ranks: RanksLike, count: Optional[int] = None, field: str = "ranks") -> Optional[tuple[int, ...]]:
+    """Validate caps on the internal ranks before any SVD runs.
+
+    Args:
+        ranks: ``None`` (no cap), one whole number ``>= 1`` (every internal rank) or a
+            sequence of them.
+        count: the number of internal ranks (``d - 1``); when given, a sequence must
+            have exactly that many entries and the caps come back expanded.
+        field: the name the messages use (``"ranks"``, ``"max_rank"``).
+
+    Returns:
+        ``None`` for no cap, else the caps as a tuple (``count`` of them when ``count`` is given).
+
+    Raises:
+        ValueError: naming ``field``, for a cap below 1, a non-whole number or a bool, or a
+            sequence of the wrong length.
+    """
+    if ranks is None:
+        return None
+    single = not isinstance(ranks, (list, tuple))
+    values = [ranks] if single else list(ranks)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{field} {ranks!r:.60} must be whole numbers of at least 1 (caps on the internal ranks), "
+                             f"or None for no cap")
+    if count is None:
+        return tuple(int(value) for value in values)
+    if single:
+        return (int(ranks),) * count
+    if len(values) != count:
+        raise ValueError(f"{field} {list(values)!r:.60} has {len(values)} entries but there are {count} internal ranks: "
+                         f"give {count} numbers, or one int for all")
+    return tuple(int(value) for value in values)
 
 
 def full_ranks(internal_ranks: Sequence[int]) -> tuple[int, ...]:
