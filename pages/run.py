@@ -118,6 +118,6 @@ with right:
                            icon=":material/download:", key="run-weights")
         st.code(f'from ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
                 language="python")
-    st.caption(f"Created {reports.runs_table([run])['started'][0]:%Y-%m-%d %H:%M}"
+    st.caption(f"Created {tracking.started_text(run)}"
                + (f" · ran {reports.format_duration(run['finished_at'] - run['started_at'])}"
                   if run.get("finished_at") and run.get("started_at") else ""))
