@@ -14,8 +14,9 @@ import streamlit as st
 
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
+from ttexplore.presenters.tracking import status_counts, ui_words
 from ttexplore.runs.jobs import JobManager
-from ttexplore.runs.store import RunStore, StoreError
+from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
 
 def _use_app_router() -> None:
@@ -120,8 +121,6 @@ def manager_or_stop() -> JobManager:
 def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None) -> None:
     """An inline message for a bad entry: the field's label in bold, then the message with its fix, in the
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
-    from ttexplore.presenters.tracking import ui_words
-
     field, message = getattr(error, "field", None), str(error).strip("'\"")
     label = (labels or {}).get(field, field)
     message = ui_words(message, labels)
@@ -263,6 +262,32 @@ def resume(run_id: str) -> bool:
     return True
 
 
+def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: str = "the run", primary: bool = True,
+                   width: str = "content") -> None:
+    """A run's one action, drawn in ``where`` (a column or container): Stop while it is queued or running,
+    Resume when it stopped and can continue from its checkpoint (:meth:`RunStore.can_resume`), else nothing.
+    ``what`` names the run in the toast; Resume is a primary button when ``primary``."""
+    if run["status"] in ACTIVE_STATUSES:
+        if where.button("Stop", key=stop_key, icon=":material/stop:", width=width):
+            get_manager().cancel(run["id"])
+            st.toast(f"Stopping {what} (it ends before its next batch)")
+    elif get_store().can_resume(run):
+        if where.button("Resume", key=resume_key, icon=":material/resume:", width=width,
+                        type="primary" if primary else "secondary",
+                        help="Continue from its last checkpoint (epoch "
+                             f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
+            if resume(run["id"]):
+                st.rerun()
+
+
+def run_error(run: dict) -> None:
+    """Why a run stopped, in the app's words: a warning when it was interrupted (it can resume), an error
+    when it failed or diverged; nothing for a run without an error."""
+    if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
+        show = st.warning if run["status"] == "interrupted" else st.error
+        show(ui_words(run["error"]), icon=":material/error:")
+
+
 def run_choice(run: dict, label: str) -> str:
     """A run as a picker lists it: its label, after its status unless it completed (``"running · TT 4x8x8x4 r=4"``)."""
     return label if run["status"] == "completed" else f"{run['status']} · {label}"
@@ -288,8 +313,8 @@ def sidebar() -> None:
         # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
         # that presses Train and then switches page, made Streamlit 1.67's frontend fail ("Bad delta
         # path index") in about one try in three. The Train page polls on its own.
-        statuses = [run["status"] for run in store.list_runs(status=("queued", "running"))]
-        running, queued = statuses.count("running"), statuses.count("queued")
+        counts = status_counts(store.list_runs(status=ACTIVE_STATUSES))
+        running, queued = counts["running"], counts["queued"]
         with st.container(border=True):
             if running or queued:
                 st.markdown(f"**:material/directions_run: {running} running · :material/hourglass_top: {queued} queued**")
