@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import streamlit as st
@@ -19,29 +20,48 @@ from ttexplore.runs.jobs import JobManager
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
 
-def _use_app_router() -> None:
-    """Make every request go through app.py's ``st.navigation``, even a deep link.
+# ---------------------------------------------------------------- routing
+PAGES = Path(__file__).parent / "pages"
+#: Session-state flag: this session has switched the server to app.py's router (see :func:`_route_through_app`).
+ROUTER_ON = "_tt_router_on"
 
-    Streamlit starts in its old "pages/ directory" mode because ``pages/`` exists, and leaves it
-    only once ``st.navigation`` has run. Until then a first visit straight to ``/runs`` (a
-    bookmark, or an open tab reconnecting after a server restart) would run ``pages/runs.py``
-    alone: no shared sidebar, no wide layout, a file-name menu. Every page imports this module,
-    so switch the mode off here and rerun; the rerun resolves the same page through app.py.
-    (``PagesManager.uses_pages_directory`` is Streamlit's own flag; if it ever goes away this
-    does nothing.)
+
+def app_pages() -> list:
+    """The app's pages in menu order, for ``st.navigation``: app.py's router and :func:`_route_through_app`.
+    Each page's URL path is its file name (``/runs``), as Streamlit's legacy ``pages/`` mode names it too."""
+    return [
+        st.Page(PAGES / "explore.py", title="Explore", icon=":material/tune:", default=True),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/play_circle:"),
+        st.Page(PAGES / "runs.py", title="Runs", icon=":material/table_chart:"),
+        st.Page(PAGES / "sweep.py", title="Sweep", icon=":material/grid_on:"),
+        st.Page(PAGES / "compress.py", title="Compress", icon=":material/compress:"),
+        st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
+        # one run's page, opened from Train, Runs and Explore as /run?id=RUN_ID
+        st.Page(PAGES / "run.py", title="Run", icon=":material/insights:", url_path="run", visibility="hidden"),
+    ]
+
+
+def _route_through_app() -> None:
+    """Make every request go through app.py's router, even a deep link (``/runs``, ``/run?id=...``) that is
+    the first request a fresh server gets. Public Streamlit API only.
+
+    ``pages/`` (the layout asked for) is also the folder of Streamlit's legacy multipage mode: a server
+    starts in that mode and leaves it when a session first runs ``st.navigation`` ("as soon as any
+    session of your app executes the st.navigation command, your app will ignore the pages/ directory
+    (across all sessions)": st.navigation's documentation). Until then a deep link runs its page file
+    alone: no shared sidebar, no wide layout, a menu of file names. Every page imports this module, so
+    its first import in a server runs that command with the app's own pages (the page the address
+    names is among them, under the same path) and reruns: the rerun goes through app.py. The rerun cuts
+    this import short, so Python imports the module again in the rerun; the session flag ends there.
     """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:  # pragma: no cover - a future Streamlit
+    if not st.runtime.exists() or st.session_state.get(ROUTER_ON):
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        if get_script_run_ctx(suppress_warning=True) is not None:
-            st.rerun()
+    st.session_state[ROUTER_ON] = True
+    st.navigation(app_pages())
+    st.rerun()
 
 
-_use_app_router()
+_route_through_app()
 
 
 @st.cache_resource(show_spinner=False)
