@@ -1,5 +1,6 @@
-"""Shared Streamlit plumbing for app.py and pages/: the one job manager and run store,
-the sidebar, and a figure block with its downloads.
+"""Shared Streamlit plumbing for app.py and pages/: the page list (and the routing of deep links
+through app.py), the one job manager and run store, the sidebar, a run's Stop/Resume button and
+error banner, and a figure block with its downloads.
 
 Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
 """
