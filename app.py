@@ -1,32 +1,17 @@
 """ttexplore's app: ``streamlit run app.py``.
 
-The entry point and router only: the page list, the shared sidebar, nothing else.
+The entry point and router only: the pages (``ui.app_pages``), the shared sidebar, nothing else.
 Pages live in ``pages/`` and arrange widgets around ``ttexplore/``; shared
-Streamlit plumbing (the one job manager and run store, figure downloads) is in ``ui.py``.
+Streamlit plumbing (the page list, the one job manager and run store, figure downloads) is in ``ui.py``.
 """
-
-from pathlib import Path
 
 import streamlit as st
 
 import ui
 
-HERE = Path(__file__).parent
-
 st.set_page_config(page_title="ttexplore", page_icon="🧮", layout="wide")
 
-pages = [
-    st.Page(HERE / "pages" / "explore.py", title="Explore", icon=":material/tune:", default=True),
-    st.Page(HERE / "pages" / "train.py", title="Train", icon=":material/play_circle:"),
-    st.Page(HERE / "pages" / "runs.py", title="Runs", icon=":material/table_chart:"),
-    st.Page(HERE / "pages" / "sweep.py", title="Sweep", icon=":material/grid_on:"),
-    st.Page(HERE / "pages" / "compress.py", title="Compress", icon=":material/compress:"),
-    st.Page(HERE / "pages" / "export.py", title="Export", icon=":material/download:"),
-    # one run's page, opened from Train, Runs and Explore as /run?id=RUN_ID
-    st.Page(HERE / "pages" / "run.py", title="Run", icon=":material/insights:", url_path="run", visibility="hidden"),
-]
-
-page = st.navigation(pages)
+page = st.navigation(ui.app_pages())
 # A session's first drawing sends the numbers without the charts (see ui.show_figure), then draws again
 # with them: the tiles are on screen while the browser still loads its plotting code.
 state = st.session_state

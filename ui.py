@@ -1,5 +1,6 @@
-"""Shared Streamlit plumbing for app.py and pages/: the one job manager and run store,
-the sidebar, and a figure block with its downloads.
+"""Shared Streamlit plumbing for app.py and pages/: the page list (and the routing of deep links
+through app.py), the one job manager and run store, the sidebar, a run's Stop/Resume button and
+error banner, and a figure block with its downloads.
 
 Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
 """
@@ -8,39 +9,60 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import streamlit as st
 
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
+from ttexplore.presenters.tracking import status_counts, ui_words
 from ttexplore.runs.jobs import JobManager
-from ttexplore.runs.store import RunStore, StoreError
+from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
 
-def _use_app_router() -> None:
-    """Make every request go through app.py's ``st.navigation``, even a deep link.
+# ---------------------------------------------------------------- routing
+PAGES = Path(__file__).parent / "pages"
+#: Session-state flag: this session has switched the server to app.py's router (see :func:`_route_through_app`).
+ROUTER_ON = "_tt_router_on"
 
-    Streamlit starts in its old "pages/ directory" mode because ``pages/`` exists, and leaves it
-    only once ``st.navigation`` has run. Until then a first visit straight to ``/runs`` (a
-    bookmark, or an open tab reconnecting after a server restart) would run ``pages/runs.py``
-    alone: no shared sidebar, no wide layout, a file-name menu. Every page imports this module,
-    so switch the mode off here and rerun; the rerun resolves the same page through app.py.
-    (``PagesManager.uses_pages_directory`` is Streamlit's own flag; if it ever goes away this
-    does nothing.)
+
+def app_pages() -> list:
+    """The app's pages in menu order, for ``st.navigation``: app.py's router and :func:`_route_through_app`.
+    Each page's URL path is its file name (``/runs``), as Streamlit's legacy ``pages/`` mode names it too."""
+    return [
+        st.Page(PAGES / "explore.py", title="Explore", icon=":material/tune:", default=True),
+        st.Page(PAGES / "train.py", title="Train", icon=":material/play_circle:"),
+        st.Page(PAGES / "runs.py", title="Runs", icon=":material/table_chart:"),
+        st.Page(PAGES / "sweep.py", title="Sweep", icon=":material/grid_on:"),
+        st.Page(PAGES / "compress.py", title="Compress", icon=":material/compress:"),
+        st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
+        # one run's page, opened from Train, Runs and Explore as /run?id=RUN_ID
+        st.Page(PAGES / "run.py", title="Run", icon=":material/insights:", url_path="run", visibility="hidden"),
+    ]
+
+
+def _route_through_app() -> None:
+    """Make every request go through app.py's router, even a deep link (``/runs``, ``/run?id=...``) that is
+    the first request a fresh server gets. Public Streamlit API only.
+
+    ``pages/`` (the layout asked for) is also the folder of Streamlit's legacy multipage mode: a server
+    starts in that mode and leaves it when a session first runs ``st.navigation`` ("as soon as any
+    session of your app executes the st.navigation command, your app will ignore the pages/ directory
+    (across all sessions)": st.navigation's documentation). Until then a deep link runs its page file
+    alone: no shared sidebar, no wide layout, a menu of file names. Every page imports this module, so
+    its first import in a server runs that command with the app's own pages (the page the address
+    names is among them, under the same path) and reruns: the rerun goes through app.py. The rerun cuts
+    this import short, so Python imports the module again in the rerun; the session flag ends there.
     """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:  # pragma: no cover - a future Streamlit
+    if not st.runtime.exists() or st.session_state.get(ROUTER_ON):
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        if get_script_run_ctx(suppress_warning=True) is not None:
-            st.rerun()
+    st.session_state[ROUTER_ON] = True
+    st.navigation(app_pages())
+    st.rerun()
 
 
-_use_app_router()
+_route_through_app()
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,8 +142,6 @@ def manager_or_stop() -> JobManager:
 def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None) -> None:
     """An inline message for a bad entry: the field's label in bold, then the message with its fix, in the
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
-    from ttexplore.presenters.tracking import ui_words
-
     field, message = getattr(error, "field", None), str(error).strip("'\"")
     label = (labels or {}).get(field, field)
     message = ui_words(message, labels)
@@ -263,6 +283,32 @@ def resume(run_id: str) -> bool:
     return True
 
 
+def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: str = "the run", primary: bool = True,
+                   width: str = "content") -> None:
+    """A run's one action, drawn in ``where`` (a column or container): Stop while it is queued or running,
+    Resume when it stopped and can continue from its checkpoint (:meth:`RunStore.can_resume`), else nothing.
+    ``what`` names the run in the toast; Resume is a primary button when ``primary``."""
+    if run["status"] in ACTIVE_STATUSES:
+        if where.button("Stop", key=stop_key, icon=":material/stop:", width=width):
+            get_manager().cancel(run["id"])
+            st.toast(f"Stopping {what} (it ends before its next batch)")
+    elif get_store().can_resume(run):
+        if where.button("Resume", key=resume_key, icon=":material/resume:", width=width,
+                        type="primary" if primary else "secondary",
+                        help="Continue from its last checkpoint (epoch "
+                             f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
+            if resume(run["id"]):
+                st.rerun()
+
+
+def run_error(run: dict) -> None:
+    """Why a run stopped, in the app's words: a warning when it was interrupted (it can resume), an error
+    when it failed or diverged; nothing for a run without an error."""
+    if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
+        show = st.warning if run["status"] == "interrupted" else st.error
+        show(ui_words(run["error"]), icon=":material/error:")
+
+
 def run_choice(run: dict, label: str) -> str:
     """A run as a picker lists it: its label, after its status unless it completed (``"running · TT 4x8x8x4 r=4"``)."""
     return label if run["status"] == "completed" else f"{run['status']} · {label}"
@@ -288,8 +334,8 @@ def sidebar() -> None:
         # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
         # that presses Train and then switches page, made Streamlit 1.67's frontend fail ("Bad delta
         # path index") in about one try in three. The Train page polls on its own.
-        statuses = [run["status"] for run in store.list_runs(status=("queued", "running"))]
-        running, queued = statuses.count("running"), statuses.count("queued")
+        counts = status_counts(store.list_runs(status=ACTIVE_STATUSES))
+        running, queued = counts["running"], counts["queued"]
         with st.container(border=True):
             if running or queued:
                 st.markdown(f"**:material/directions_run: {running} running · :material/hourglass_top: {queued} queued**")

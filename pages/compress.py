@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Optional
 
 import streamlit as st
 
 import ui
 from ttexplore.tt import ttmath
-from ttexplore.tt.shapes import balanced_factorization, factorizations, parse_modes
+from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
@@ -60,11 +59,6 @@ def dense_accuracy(sha: str, _source: Any) -> Optional[float]:
     return compress.source_accuracy(_source)
 
 
-def default_modes(features: int, depth: int = 4) -> str:
-    depth = next((d for d in (depth, 3, 2) if factorizations(features, d, min_mode=2)), 1)
-    return modes_text(balanced_factorization(features, depth) if depth > 1 else (features,))
-
-
 # ---------------------------------------------------------------- the page
 st.title("Compress a trained layer")
 st.caption("The 2018 slides' two paths to a TT layer: **in theory**, choose the shapes and factor a trained W by "
@@ -77,10 +71,7 @@ with st.container(border=True):
                                 default="A trained run", persist_state=KEEP)
     source = None
     if kind == "A trained run":
-        candidates = [run for run in store.list_runs(status=("completed",))
-                      if run.get("weights_path") and "hidden_layers" not in run["config"]
-                      and "init_from" not in run["config"]]
-        candidates.sort(key=lambda run: run["config"].get("layer") != "dense")  # dense runs first, newest first
+        candidates = views.compressible_runs(store.list_runs(status=("completed",)))
         if not candidates:
             st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense layer* and press "
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
@@ -102,14 +93,8 @@ with st.container(border=True):
         weight_key = right.text_input("state_dict key of W (optional)", key="compress_key", persist_state=KEEP,
                                       help="Needed only when the file holds several matrices that could be the layer")
         if upload is not None:
-            data = upload.getvalue()
-            sha = hashlib.sha256(data).hexdigest()
-            folder = store.artifacts_dir / "uploads"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{sha}.pt"  # kept: runs that start from it name it
-            if not path.is_file():
-                path.write_bytes(data)
-            source = ui.config_or_error(lambda: file_source(str(path), sha, dataset, pad_to or None, weight_key))
+            path = store.keep_upload(upload.getvalue())  # kept: runs that start from it name it
+            source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key))
     if source is None:
         st.stop()
     st.caption(f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
@@ -118,8 +103,8 @@ with st.container(border=True):
 sha = source.init_from.sha256
 if state.get("compress_for") != (sha, source.in_features, source.out_features):
     state.compress_for = (sha, source.in_features, source.out_features)
-    state.compress_in = default_modes(source.in_features)
-    state.compress_out = default_modes(source.out_features, len(parse_modes(state.compress_in)))
+    state.compress_in = modes_text(default_modes(source.in_features))
+    state.compress_out = modes_text(default_modes(source.out_features, len(parse_modes(state.compress_in))))
 
 
 def suggestion_chosen() -> None:
@@ -145,13 +130,7 @@ with st.container(border=True):
     if modes is None:
         st.stop()
     in_modes, out_modes = modes
-    problem = None
-    if ttmath.prod(in_modes) != source.in_features or ttmath.prod(out_modes) != source.out_features:
-        problem = (f"the modes multiply to {ttmath.prod(in_modes):,} → {ttmath.prod(out_modes):,}, but W is "
-                   f"{source.in_features:,} → {source.out_features:,}: try {default_modes(source.in_features)} → "
-                   f"{default_modes(source.out_features, len(in_modes))}")
-    elif len(in_modes) != len(out_modes):
-        problem = f"give as many output modes as input modes ({len(in_modes)})"
+    problem = views.shape_problem(in_modes, out_modes, source.in_features, source.out_features)
     if problem:
         st.error(problem, icon=":material/error:")
         st.stop()

@@ -9,7 +9,6 @@ import streamlit as st
 
 import ui
 from ttexplore.presenters import bundle, export, plots, reports, tracking
-from ttexplore.runs.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
 
 state = st.session_state
 store = ui.store_or_stop()
@@ -46,8 +45,7 @@ st.selectbox("Run", tracking.watch_options(runs), key="run_page_pick", on_change
 state_info = tracking.run_state(run, events, tracking.queue_positions(runs).get(run_id))
 st.markdown(f"**{ui.status_text(run['status'])}** · {state_info['text']} · `{run_id}`"
             + (f" · sweep **{run['sweep']}**" if run.get("sweep") else ""))
-if run.get("error") and run["status"] in ("failed", "diverged", "interrupted"):
-    (st.warning if run["status"] == "interrupted" else st.error)(tracking.ui_words(run["error"]), icon=":material/error:")
+ui.run_error(run)
 
 # ---------------------------------------------------------------- numbers (before any chart)
 tiles = st.columns(5)
@@ -61,15 +59,7 @@ elapsed = events[-1].get("elapsed_s") if events else None
 tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
 
 actions = st.container(horizontal=True, gap="small", key="run-actions")
-if run["status"] in ACTIVE_STATUSES:
-    if actions.button("Stop", icon=":material/stop:", key="run-stop"):
-        ui.get_manager().cancel(run_id)
-        st.toast("Stopping the run (it ends before its next batch)")
-elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run_id).is_file():
-    if actions.button("Resume", icon=":material/resume:", type="primary", key="run-resume",
-                      help=f"Continue from its last checkpoint (epoch {run.get('epochs_done', 0):g} of {config.get('epochs')})"):
-        if ui.resume(run_id):
-            st.rerun()
+ui.stop_or_resume(run, actions, "run-stop", "run-resume")
 actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:", query_params={"runs": run_id})
 actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
                         data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",
@@ -118,6 +108,6 @@ with right:
                            icon=":material/download:", key="run-weights")
         st.code(f'from ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
                 language="python")
-    st.caption(f"Created {reports.runs_table([run])['started'][0]:%Y-%m-%d %H:%M}"
+    st.caption(f"Created {tracking.started_text(run)}"
                + (f" · ran {reports.format_duration(run['finished_at'] - run['started_at'])}"
                   if run.get("finished_at") and run.get("started_at") else ""))

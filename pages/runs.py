@@ -26,13 +26,13 @@ by_id = {run["id"]: run for run in runs}
 labels = tracking.distinct_labels(runs)
 
 # ---------------------------------------------------------------- overview
-completed = [run for run in runs if run["status"] == "completed"]
+counts = tracking.status_counts(runs)
 scored = [run for run in runs if run.get("best_test_accuracy") is not None]
 best = max(scored, key=lambda run: run["best_test_accuracy"], default=None)
 tiles = st.columns(4)
 tiles[0].metric("Runs saved", len(runs), border=True)
-tiles[1].metric("Completed", len(completed), border=True)
-tiles[2].metric("Running or queued", sum(run["status"] in ACTIVE_STATUSES for run in runs), border=True)
+tiles[1].metric("Completed", counts["completed"], border=True)
+tiles[2].metric("Running or queued", counts["running"] + counts["queued"], border=True)
 tiles[3].metric("Best test accuracy", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
                 help=tracking.run_title(best) if best else None)
 

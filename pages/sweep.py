@@ -110,11 +110,11 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
     """Progress, figure, table and exports of one sweep, read from the run store."""
     cells = sweep.cells_from_store(store, sweep_name)
     rows = sweep.sweep_results(store, cells, sweep_name)
-    counts = {status: sum(row["status"] == status for row in rows) for status in {row["status"] for row in rows}}
-    active = counts.get("running", 0) + counts.get("queued", 0)
+    counts = tracking.status_counts(rows)
+    active = counts["running"] + counts["queued"]
     if polling and not active:
         st.rerun()  # the sweep just ended: redraw once without the timer
-    done = counts.get("completed", 0)
+    done = counts["completed"]
     others = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()) if status != "completed")
     st.progress(done / max(len(rows), 1), text=f"{done} of {len(rows)} runs completed" + (f" · {others}" if others else ""))
     if active and st.button("Cancel the unfinished runs", key="sweep_cancel"):

@@ -8,7 +8,7 @@ import streamlit as st
 import ui
 from ttexplore.presenters import plots
 from ttexplore.presenters import tracking
-from ttexplore.runs.store import ACTIVE_STATUSES, RESUMABLE_STATUSES
+from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
 store, manager = ui.store_or_stop(), ui.manager_or_stop()
@@ -63,7 +63,7 @@ watched = [by_id[run_id] for run_id in chosen]
 active_at_start = {run["id"] for run in watched if run["status"] in ACTIVE_STATUSES}
 
 # ---------------------------------------------------------------- the numbers, before any chart
-counts = {status: sum(run["status"] == status for run in runs) for status in ("running", "queued", "interrupted")}
+counts = tracking.status_counts(runs)
 scored = [run for run in watched if run.get("best_test_accuracy") is not None]
 best = max(scored, key=lambda run: run["best_test_accuracy"], default=None)
 tiles = st.columns(4)
@@ -74,7 +74,7 @@ tiles[2].metric("Interrupted", counts["interrupted"], border=True,
 tiles[3].metric("Best test accuracy shown", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
                 help=tracking.run_title(best) if best else "No run on the dashboard has a test accuracy yet")
 
-resumable = [run for run in runs if run["status"] == "interrupted" and store.checkpoint_path_for(run["id"]).is_file()]
+resumable = [run for run in runs if run["status"] == "interrupted" and store.can_resume(run)]
 if resumable:
     def resume_all() -> None:
         for run in resumable:
@@ -108,20 +108,9 @@ def run_row(run: dict, events: list, label: str, position) -> None:
         bar.progress(info["fraction"], text=info["text"])
         best = run.get("best_test_accuracy")
         score.metric("best test acc", f"{best:.3f}" if best is not None else "—")
-        if run["status"] in ACTIVE_STATUSES:
-            if action.button("Stop", key=f"stop-{run['id']}", icon=":material/stop:", width="stretch"):
-                manager.cancel(run["id"])
-                st.toast(f"Stopping {label} (it ends before its next batch)")
-        elif run["status"] in RESUMABLE_STATUSES and store.checkpoint_path_for(run["id"]).is_file():
-            if action.button("Resume", key=f"resume-{run['id']}", icon=":material/resume:", width="stretch",
-                             type="primary" if run["status"] == "interrupted" else "secondary",
-                             help="Continue from its last checkpoint (epoch "
-                                  f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
-                if ui.resume(run["id"]):
-                    st.rerun()
-        if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
-            show = st.warning if run["status"] == "interrupted" else st.error
-            show(tracking.ui_words(run["error"]), icon=":material/error:")
+        ui.stop_or_resume(run, action, f"stop-{run['id']}", f"resume-{run['id']}", what=label, width="stretch",
+                          primary=run["status"] == "interrupted")
+        ui.run_error(run)
 
 
 @st.fragment(run_every=poll)

@@ -1,6 +1,7 @@
 """The rules that keep the package livable, checked over all of ``ttexplore/``:
 no UI import, pure modules without torch, no module reaching into another's private
-names, no module over 600 lines (a module that long holds two concerns)."""
+names, no module over 600 lines (a module that long holds two concerns); and no page
+of the app over 250 lines (a page arranges widgets, its logic lives in presenters)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.costmodel", "ttexplore.runs.fields",
         "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
-        "ttexplore.experiments.bench.report", "ttexplore.cli"]
+        "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design"]
 
 
 def _private_uses(path: Path) -> list[str]:
@@ -153,3 +154,13 @@ def test_no_circle_of_imports():
         if module not in index:
             visit(module)
     assert circles == []
+
+
+PAGES = sorted((PACKAGE.parent / "pages").glob("*.py"))
+
+
+def test_no_page_is_over_250_lines():
+    """A page arranges widgets and calls the library; its logic lives in ``ttexplore/presenters/`` (tested there)."""
+    assert PAGES, "pages/ holds the app's pages"
+    sizes = {path.name: len(path.read_text().splitlines()) for path in PAGES}
+    assert {name: lines for name, lines in sizes.items() if lines > 250} == {}

@@ -4,14 +4,11 @@ cache, and polling an AppTest until a condition holds."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `ui` and `ttexplore` live at the repository root
-    sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]  # `ui` and `ttexplore` live here (pyproject.toml puts it on sys.path)
 
 
 @pytest.fixture(scope="session")

@@ -272,6 +272,31 @@ def test_numbers_come_before_the_charts_and_the_theme_follows_the_browser(browse
     dark.context.close()
 
 
+@pytest.mark.slow
+def test_a_deep_link_as_a_fresh_servers_first_request_gets_the_apps_frame(browser, tmp_path):
+    """A bookmark, or a tab reconnecting after a restart: ``/run?id=...`` and ``/runs`` opened before anything
+    else on a fresh server, each in a fresh browser, show their page inside app.py's frame (its sidebar, the
+    wide layout, the app's menu), not the page file alone under Streamlit's legacy pages/ menu."""
+    home = tmp_path / "home"
+    store = RunStore(home / "runs.db")
+    run_id = store.create_run(RunConfig.for_dataset("digits", epochs=1), name="bookmarked")
+    store.finish(run_id, "completed")
+    server = Server(home, tmp_path / "streamlit.log").start()
+    try:
+        for address, heading in ((f"/run?id={run_id}", "bookmarked"), ("/runs", "Runs")):
+            page = new_page(browser)
+            page.goto(server.url + address)
+            page.get_by_role("heading", name=heading).wait_for()
+            page.locator('[data-testid="stSidebar"]').get_by_text("No training in progress").wait_for()  # app.py's sidebar
+            menu = page.locator('[data-testid="stSidebarNav"]').inner_text().split()
+            assert "Explore" in menu and "app" not in menu and "explore" not in menu, menu  # titles, not file names
+            assert page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"] > 1000  # wide (centred: 736)
+            assert page.url == server.url + address
+            page.context.close()
+    finally:
+        server.stop()
+
+
 def test_the_rank_slider_changes_the_weight_count(page, server):
     TIMINGS["open_to_numbers_s"] = round(open_explore(page, server), 3)
     assert page.get_by_role("button", name="Train this layer").is_visible()  # in view at 1440 wide without scrolling

@@ -1,4 +1,5 @@
-"""ttexplore.presenters.reports: labels, progress, the runs table and the 2018 reproduction's summaries, from plain run dicts."""
+"""ttexplore.presenters.reports: labels, durations and the 2018 reproduction's summaries, from plain run dicts.
+(A run's progress, the runs table and the curve series are tracking's: tests/presenters/test_tracking.py.)"""
 
 from __future__ import annotations
 
@@ -42,27 +43,10 @@ def test_run_shape_text_comes_from_the_config_in_the_house_form():
     assert reports.run_shape_text(make_run(layer="dense")) == "dense"
 
 
-def test_progress_and_duration():
-    run = make_run(status="running", epochs=4)
-    events = [{"epoch": 0.0, "test_accuracy": 0.1}, {"epoch": 1.5, "test_accuracy": 0.8}]
-    fraction, text = reports.progress(run, events)
-    assert fraction == pytest.approx(0.375)
-    assert "epoch 1.50 of 4" in text and "0.800" in text
-    assert reports.progress(make_run(status="completed"), [])[0] == 1.0
-    assert reports.progress(make_run(status="queued"), [])[1] == "waiting for a free core"
-    assert reports.format_duration(None) == "" and reports.format_duration(5.04) == "5.0s"
+def test_format_duration():
+    assert reports.format_duration(None) == "" and reports.format_duration(float("nan")) == ""
+    assert reports.format_duration(5.04) == "5.0s" and reports.format_duration(-3) == "0.0s"
     assert reports.format_duration(75.2) == "1m 15s" and reports.format_duration(7300) == "2h 01m"
-
-
-def test_runs_table_columns_and_values():
-    table = reports.runs_table([make_run(), make_run("x-2", status="failed", best=None)])
-    assert list(table["id"]) == ["20260101-000000-abcdef", "x-2"]
-    row = table.iloc[0]
-    assert row["layer weights"] == 2176
-    assert row["× smaller"] == pytest.approx(1048576 / 2176)
-    assert row["best test acc"] == 0.95 and row["duration s"] == pytest.approx(30.0)
-    assert {"run", "status", "compression", "epochs", "lr", "batch", "seed", "error"} <= set(table.columns)
-    assert reports.runs_table([]).empty
 
 
 def test_accuracy_points_keep_the_best_per_shape_and_rank():
@@ -88,25 +72,6 @@ def test_rank_table_is_the_seeds_slide_13():
     assert list(table["max TT core rank"]) == [1, 2, 3, 4]
     assert list(table["accuracy"]) == pytest.approx([0.91, 0.92, 0.93, 0.94])
     assert list(table["compression rate"]) == pytest.approx([1e-4, 2e-4, 3e-4, 4e-4])
-
-
-def test_curve_series_and_training_curves():
-    run = make_run()
-    events = [{"kind": "eval", "epoch": 0.0, "step": 0, "train_loss": 2.3, "train_accuracy": 0.1, "test_loss": 2.3,
-               "test_accuracy": 0.1},
-              {"kind": "eval", "epoch": 0.5, "step": 5, "train_loss": 1.0, "train_accuracy": 0.7, "test_loss": 1.1,
-               "test_accuracy": 0.7},
-              {"kind": "epoch", "epoch": 1.0, "step": 10, "train_loss": 1.4, "train_accuracy": 0.6, "test_loss": 0.5,
-               "test_accuracy": 0.85}]
-    series = reports.curve_series([run], {run["id"]: events})
-    assert series == [{"label": reports.run_label(run), "events": events}]
-    figure = plots.training_curves(series)
-    train_loss = next(trace for trace in figure.data if trace.line.dash == "dash")
-    # the whole-epoch average is left out of the train line when the epoch already has finer points
-    assert list(train_loss.y) == [2.3, 1.0, None]
-    # the legend names the run once, then says which line style is which (an exported image keeps it)
-    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [
-        reports.run_label(run), "train (dashed)", "test (solid)"]
 
 
 def test_ranks_in_labels_are_the_ranks_the_layer_uses():

@@ -3,6 +3,8 @@ the hyper-parameter table, filters, smoothing and the app's own words."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from ttexplore.presenters import plots, tracking
@@ -67,6 +69,48 @@ def test_run_state_says_what_a_run_waits_for():
     assert cut["text"].startswith("interrupted after epoch 2.5 of 5")
 
 
+def test_run_state_fraction_and_caption_follow_the_events():
+    events = [{"epoch": 0.0, "test_accuracy": 0.1}, {"epoch": 1.5, "test_accuracy": 0.8}]
+    running = tracking.run_state(make_run("r", status="running", epochs=4), events)
+    assert running["fraction"] == pytest.approx(1.5 / 4)
+    assert "epoch 1.50 of 4" in running["text"] and "test accuracy 0.800" in running["text"]
+    assert tracking.run_state(make_run("c", epochs=4), [])["fraction"] == 1.0  # completed, whatever its events
+    assert tracking.run_state(make_run("late", status="running", epochs=2), [{"epoch": 3.0}])["fraction"] == 1.0
+    queued = tracking.run_state(make_run("q", status="queued"), [])
+    assert queued["fraction"] == 0.0 and queued["text"] == "queued: waiting for a free core"
+
+
+def test_status_counts():
+    runs = [make_run("a", status="running"), make_run("b", status="queued"), make_run("c", status="queued"), make_run("d")]
+    counts = tracking.status_counts(runs)
+    assert (counts["running"], counts["queued"], counts["completed"], counts["interrupted"]) == (1, 2, 1, 0)
+    assert dict(counts) == {"running": 1, "queued": 2, "completed": 1}  # only the statuses present
+    assert sum(tracking.status_counts([]).values()) == 0
+
+
+def test_started_text_is_local_time_to_the_minute():
+    moment = datetime(2026, 1, 2, 3, 4, 59)
+    assert tracking.started_text(make_run("a", created=moment.timestamp())) == "2026-01-02 03:04"
+    assert tracking.started_text({"id": "b"}) == ""
+    assert "on 2026-01-02 03:04" in tracking.already_trained_text(make_run("a", created=moment.timestamp()))
+
+
+def test_hparams_table_values_durations_and_an_empty_table():
+    runs = [make_run("a", params=2176), make_run("x-2", status="failed", best=None), make_run("r", status="running")]
+    table = tracking.hparams_table(runs, now=NOW)
+    assert list(table["id"]) == ["a", "x-2", "r"]  # in the order given (list_runs: newest first)
+    first = table.iloc[0]
+    assert first["layer weights"] == 2176 and first["× smaller"] == pytest.approx(1048576 / 2176)
+    assert first["best test acc"] == 0.9 and first["final test acc"] == 0.9
+    assert first["duration s"] == pytest.approx(29.0)  # started at NOW - 59, finished at NOW - 30
+    assert first["started"] == datetime.fromtimestamp(NOW - 60)
+    assert table.iloc[1]["best test acc"] != table.iloc[1]["best test acc"]  # NaN: no accuracy
+    assert table.iloc[2]["duration s"] == pytest.approx(59.0)  # still running: up to now
+    assert (first["epochs"], first["lr"], first["batch"], first["seed"]) == (5, 0.003, 64, 0)
+    empty = tracking.hparams_table([])
+    assert empty.empty and list(empty.columns) == tracking.hparam_columns()
+
+
 def test_hparams_table_filters_and_varying_columns():
     runs = [make_run("a", name="alpha", tags=["baseline", "mnist"], lr=0.001, notes="first try"),
             make_run("b", tags=["mnist"], lr=0.01, ranks=100, shape=(4, 4), params=512, status="failed", best=None)]
@@ -126,3 +170,22 @@ def test_already_trained_and_ui_words():
     assert message == "Input modes 4x8x8 multiply to 256; set the folder with the TTEXPLORE_DATA environment variable"
     assert tracking.compression_text(2176 / 1048576) == "482× smaller"
     assert tracking.compression_text(2.0) == "2× larger"
+
+
+def test_curve_runs_feed_the_training_curves():
+    run = make_run("20260101-000000-abcdef")
+    events = [{"kind": "eval", "epoch": 0.0, "step": 0, "train_loss": 2.3, "train_accuracy": 0.1, "test_loss": 2.3,
+               "test_accuracy": 0.1},
+              {"kind": "eval", "epoch": 0.5, "step": 5, "train_loss": 1.0, "train_accuracy": 0.7, "test_loss": 1.1,
+               "test_accuracy": 0.7},
+              {"kind": "epoch", "epoch": 1.0, "step": 10, "train_loss": 1.4, "train_accuracy": 0.6, "test_loss": 0.5,
+               "test_accuracy": 0.85}]
+    series = tracking.curve_runs([run], {run["id"]: events})
+    label = "TT 4x8x8x4 r=4 · mnist5k"
+    assert series == [{"label": label, "events": events, "epochs": 5, "waiting": None, "pending": False}]
+    figure = plots.training_curves(series)
+    train_loss = next(trace for trace in figure.data if trace.line.dash == "dash")
+    # the whole-epoch average is left out of the train line when the epoch already has finer points
+    assert list(train_loss.y) == [2.3, 1.0, None]
+    # the legend names the run once, then says which line style is which (an exported image keeps it)
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [label, "train (dashed)", "test (solid)"]

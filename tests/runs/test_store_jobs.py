@@ -78,6 +78,34 @@ def test_the_store_never_deletes_or_serves_a_file_outside_its_artifacts(tmp_path
     assert precious.read_text() == "not a model"
 
 
+def test_a_run_can_resume_when_it_stopped_and_has_its_checkpoint(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    ids = {status: store.create_run(quick(seed=index)) for index, status in
+           enumerate(("interrupted", "cancelled", "failed", "completed", "queued"))}
+    for status, run_id in ids.items():
+        if status != "queued":
+            store.finish(run_id, status)
+    assert not any(store.can_resume(store.get_run(run_id)) for run_id in ids.values())  # no checkpoint yet
+    for run_id in ids.values():
+        store.checkpoint_path_for(run_id).parent.mkdir(parents=True, exist_ok=True)
+        store.checkpoint_path_for(run_id).write_bytes(b"x")
+    assert {status for status, run_id in ids.items() if store.can_resume(store.get_run(run_id))} == {
+        "interrupted", "cancelled", "failed"}
+
+
+def test_an_upload_is_kept_once_under_its_hash(tmp_path):
+    import hashlib
+
+    store = RunStore(tmp_path / "runs.db")
+    data = b"weights, as bytes"
+    path = store.keep_upload(data)
+    assert path == store.artifacts_dir / "uploads" / f"{hashlib.sha256(data).hexdigest()}.pt"
+    assert path.read_bytes() == data and store.artifact_path(path) == path.resolve()
+    modified = path.stat().st_mtime_ns
+    assert store.keep_upload(data) == path and path.stat().st_mtime_ns == modified  # not written again
+    assert store.keep_upload(b"other bytes") != path
+
+
 def _write_many(path, worker, count):
     store = RunStore(path)
     config = RunConfig.from_dict({**QUICK, "seed": worker})

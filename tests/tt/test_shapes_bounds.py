@@ -21,6 +21,7 @@ from ttexplore.tt.shapes import (
     MAX_MODES,
     balanced_factorization,
     check_factorizable,
+    default_modes,
     factorizations,
     has_factorization,
     next_factorizable,
@@ -94,6 +95,18 @@ def test_the_most_balanced_come_first_without_listing_the_rest():
         first = factorizations(2**40, 12, limit=3)  # there are about 1.7e9 orderings in all
     assert first[0] == (8,) * 8 + (16,) * 4 and len(first) == 3
     assert balanced_factorization(2**40, 12) == (8, 8, 8, 8, 16, 16, 16, 16, 8, 8, 8, 8)
+
+
+def test_default_modes_prefer_the_depth_asked_then_three_then_two():
+    assert default_modes(1024) == (4, 8, 8, 4) and default_modes(1024, 2) == (32, 32)
+    assert default_modes(12) == (2, 3, 2)  # 2·2·3: three modes at most
+    assert default_modes(6) == (2, 3) and default_modes(97) == (97,)  # two prime factors; a prime
+    assert default_modes(1000, 1) == (1000,)  # one mode asked (to match one input mode)
+    for number in (784, 3072, 10**6, LARGEST_PRIME - 1):
+        for d in (1, 2, 4, 6):
+            modes = default_modes(number, d)
+            assert ttmath.prod(modes) == number and min(modes) >= 2
+            assert len(modes) == max(k for k in (1, 2, 3, d) if k <= d and has_factorization(number, k))
 
 
 @pytest.mark.parametrize("in_features, out_features", [(784, 10**10), (2**40, 2**40), (HIGHLY_COMPOSITE, 1024), (LARGEST_PRIME - 1, 10)])

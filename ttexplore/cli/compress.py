@@ -99,13 +99,6 @@ def _source(args: argparse.Namespace, store: Any) -> Any:
         raise _fail(f"--{error.field.replace('_', '-')}", error) from None
 
 
-def _default_modes(features: int, depth: int = 4) -> tuple[int, ...]:
-    from ttexplore.tt.shapes import balanced_factorization, factorizations
-
-    depth = next((d for d in (depth, 3, 2) if factorizations(features, d, min_mode=2)), 1)
-    return balanced_factorization(features, depth) if depth > 1 else (features,)
-
-
 def run(args: argparse.Namespace) -> int:
     """Compress, fine-tune, compare; print the table (and ``--json``)."""
     if args.json and args.json != "-":
@@ -125,15 +118,15 @@ def run(args: argparse.Namespace) -> int:
     from ttexplore.runs.config import ConfigError
 
     source = _source(args, store)
-    from ttexplore.tt.shapes import parse_modes
+    from ttexplore.tt.shapes import default_modes, parse_modes
 
     try:
-        in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else _default_modes(source.in_features)
+        in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else default_modes(source.in_features)
     except ValueError as error:
         raise _fail("--in-modes", error) from None
     try:
         out_modes = (parse_modes(args.out_modes, "out_modes") if args.out_modes
-                     else _default_modes(source.out_features, len(in_modes)))
+                     else default_modes(source.out_features, len(in_modes)))
     except ValueError as error:
         raise _fail("--out-modes", error) from None
     training = {name: getattr(args, name) for name in ("lr", "batch_size", "seed", "evals_per_epoch")

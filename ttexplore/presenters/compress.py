@@ -1,22 +1,26 @@
 """What the Compress page shows: W's unfolding spectra, and error and accuracy of the three paths
 (TT-SVD, TT-SVD + fine-tuning, trained from scratch) against rank and against weights.
 
-Plain data in (spectra as lists of floats, rows as :meth:`CompressRow.to_dict` gives them), plotly
-figures and pandas tables out; no torch, no streamlit.
+Plain data in (spectra as lists of floats, rows as :meth:`CompressRow.to_dict` gives them, run dicts as
+:meth:`~ttexplore.runs.store.RunStore.list_runs` returns them), plotly figures, pandas tables and words
+out; no torch, no streamlit.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ttexplore.tt import ttmath
+from ttexplore.tt.shapes import default_modes
+from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.plots import PALETTE
 
-__all__ = ["PATHS", "spectra_figure", "needed_ranks_table", "compress_figure", "compress_table", "compress_markdown"]
+__all__ = ["PATHS", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
+           "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
 PATHS = (
@@ -25,6 +29,27 @@ PATHS = (
     ("scratch_test_accuracy", "trained from scratch"),
 )
 _TEMPLATE = "plotly_white"
+
+
+def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The runs a layer can be compressed from: completed, with a weights file, one hidden layer, and not
+    themselves started from compressed weights; dense runs first, else in the order given (newest first)."""
+    candidates = [run for run in runs if run.get("status") == "completed" and run.get("weights_path")
+                  and "hidden_layers" not in run["config"] and "init_from" not in run["config"]]
+    candidates.sort(key=lambda run: run["config"].get("layer") != "dense")  # dense runs first, newest first
+    return candidates
+
+
+def shape_problem(in_modes: Sequence[int], out_modes: Sequence[int], in_features: int, out_features: int) -> Optional[str]:
+    """What keeps TT shapes from fitting a W of ``in_features`` inputs and ``out_features`` outputs, with shapes
+    that would (``"the modes multiply to ... try 4x8x8x4 → 4x8x8x4"``); ``None`` when they fit."""
+    if ttmath.prod(in_modes) != in_features or ttmath.prod(out_modes) != out_features:
+        return (f"the modes multiply to {ttmath.prod(in_modes):,} → {ttmath.prod(out_modes):,}, but W is "
+                f"{in_features:,} → {out_features:,}: try {modes_text(default_modes(in_features))} → "
+                f"{modes_text(default_modes(out_features, len(in_modes)))}")
+    if len(in_modes) != len(out_modes):
+        return f"give as many output modes as input modes ({len(in_modes)})"
+    return None
 
 
 def spectra_figure(spectra: Sequence[Sequence[float]], rel_error: Optional[float] = None,

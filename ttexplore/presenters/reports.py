@@ -1,4 +1,4 @@
-"""Runs shaped for people: labels, progress, the runs table, and the 2018 reproduction's summaries.
+"""Runs shaped for people: labels, durations, and the 2018 reproduction's summaries.
 
 Plain data in (run dicts as :meth:`~ttexplore.runs.store.RunStore.list_runs` returns
 them, metric events as :meth:`~ttexplore.runs.store.RunStore.metrics` returns them),
@@ -8,8 +8,6 @@ pages call these and only arrange the results.
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.tt.ttmath import prod
@@ -20,10 +18,7 @@ __all__ = [
     "run_shape_text",
     "run_label",
     "run_ranks_text",
-    "progress",
     "format_duration",
-    "runs_table",
-    "curve_series",
     "accuracy_points",
     "training_budget",
     "rank_table",
@@ -92,24 +87,6 @@ def _layer_label(layer: Any) -> str:
         return str(layer)
 
 
-def progress(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> tuple[float, str]:
-    """How far a run is, as a fraction in ``[0, 1]`` and a caption (``"epoch 1.50 of 3 · test acc 0.912"``)."""
-    epochs = int((run.get("config") or {}).get("epochs") or 1)
-    status = run.get("status", "")
-    if status == "completed":
-        fraction = 1.0
-    else:
-        done = max((float(event.get("epoch") or 0.0) for event in events), default=0.0)
-        fraction = min(1.0, done / epochs)
-    done_epochs = fraction * epochs
-    text = f"epoch {done_epochs:.2f} of {epochs}"
-    if events and events[-1].get("test_accuracy") is not None:
-        text += f" · test accuracy {events[-1]['test_accuracy']:.3f}"
-    if status == "queued":
-        text = "waiting for a free core"
-    return fraction, text
-
-
 def format_duration(seconds: Optional[float]) -> str:
     """``75.2`` -> ``"1m 15s"``; ``None`` -> ``""``."""
     if seconds is None or seconds != seconds:  # None or NaN
@@ -122,61 +99,6 @@ def format_duration(seconds: Optional[float]) -> str:
         return f"{minutes}m {rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
-
-
-def _duration(run: Mapping[str, Any], now: Optional[float] = None) -> Optional[float]:
-    started = run.get("started_at")
-    if started is None:
-        return None
-    finished = run.get("finished_at")
-    return (finished if finished is not None else (now or time.time())) - started
-
-
-def runs_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None):
-    """The Runs page's table: one row per run, newest first, human columns.
-
-    Columns: ``id``, ``started`` (local time), ``status``, ``run`` (label), ``dataset``,
-    ``layer``, ``shape``, ``ranks``, ``layer weights``, ``compression`` (rate),
-    ``× smaller``, ``best test acc``, ``final test acc``, ``epochs``, ``lr``,
-    ``batch``, ``seed``, ``duration s``, ``error``.
-    """
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        config = run.get("config") or {}
-        compression = run.get("compression")
-        rows.append(
-            {
-                "id": run.get("id"),
-                "started": datetime.fromtimestamp(run["created_at"]) if run.get("created_at") else None,
-                "status": run.get("status", ""),
-                "run": run_label(run, with_id=False),
-                "dataset": run.get("dataset"),
-                "layer": run.get("layer"),
-                "shape": run.get("shape"),
-                "ranks": run_ranks_text(run),
-                "layer weights": run.get("layer_params"),
-                "compression": compression,
-                "× smaller": (1.0 / compression) if compression else None,
-                "best test acc": run.get("best_test_accuracy"),
-                "final test acc": run.get("final_test_accuracy"),
-                "epochs": config.get("epochs"),
-                "lr": config.get("lr"),
-                "batch": config.get("batch_size"),
-                "seed": config.get("seed"),
-                "duration s": _duration(run, now),
-                "error": run.get("error") or "",
-            }
-        )
-    columns = ["id", "started", "status", "run", "dataset", "layer", "shape", "ranks", "layer weights", "compression",
-               "× smaller", "best test acc", "final test acc", "epochs", "lr", "batch", "seed", "duration s", "error"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def curve_series(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """Input of :func:`ttexplore.presenters.plots.training_curves`: ``[{"label", "events"}]`` in the order of ``runs``."""
-    return [{"label": run_label(run), "events": list(metrics.get(run["id"], []))} for run in runs]
 
 
 def training_budget(run: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -25,6 +26,7 @@ __all__ = [
     "dashboard_runs",
     "watch_options",
     "queue_positions",
+    "status_counts",
     "run_state",
     "hparams_table",
     "hparam_columns",
@@ -37,6 +39,8 @@ __all__ = [
     "already_trained_text",
     "ui_words",
     "compression_text",
+    "started_text",
+    "TIME_FORMAT",
 ]
 
 ACTIVE = ("queued", "running")
@@ -59,6 +63,9 @@ HPARAMS: dict[str, tuple[str, Any]] = {
 
 #: x axes of the training curves: event key, axis title.
 X_AXES = {"epoch": ("epoch", "epoch"), "step": ("step", "optimizer step"), "time": ("elapsed_s", "wall time (s)")}
+
+#: How the app writes a moment (local time): ``2026-01-01 12:00``.
+TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 #: How long a finished run stays among the runs a dashboard follows by default.
 RECENT_S = 6 * 3600
@@ -154,6 +161,12 @@ def queue_positions(runs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return {run["id"]: index for index, run in enumerate(queued, start=1)}
 
 
+def status_counts(runs: Iterable[Mapping[str, Any]]) -> Counter:
+    """How many of ``runs`` are in each status (``counts["running"]``); 0 for a status none of them has.
+    Only the statuses present are among its items, in the order they first appear."""
+    return Counter(run.get("status", "") for run in runs)
+
+
 def _ordinal(number: int) -> str:
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
@@ -203,6 +216,12 @@ def compression_text(compression: Optional[float]) -> str:
 
 def _started(run: Mapping[str, Any]) -> Optional[datetime]:
     return datetime.fromtimestamp(run["created_at"]) if run.get("created_at") else None
+
+
+def started_text(run: Mapping[str, Any]) -> str:
+    """When the run was created, in :data:`TIME_FORMAT` and local time (``"2026-01-01 12:00"``); '' when unknown."""
+    when = _started(run)
+    return f"{when:{TIME_FORMAT}}" if when is not None else ""
 
 
 def _duration(run: Mapping[str, Any], now: Optional[float]) -> Optional[float]:
@@ -355,11 +374,11 @@ def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence
 # ---------------------------------------------------------------- words
 def already_trained_text(run: Mapping[str, Any]) -> str:
     """The notice for a configuration already trained: which run, when, and its accuracy."""
-    when = _started(run)
+    when = started_text(run)
     accuracy = run.get("best_test_accuracy")
     parts = [f"This exact configuration was already trained: **{run_title(run)}**"]
-    if when is not None:
-        parts.append(f"on {when:%Y-%m-%d %H:%M}")
+    if when:
+        parts.append(f"on {when}")
     if accuracy is not None:
         parts.append(f"(best test accuracy {accuracy:.4f})")
     return " ".join(parts) + ". Training it again gives a second run with the same settings."

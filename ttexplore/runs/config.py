@@ -19,8 +19,8 @@ from ttexplore.tt.errors import ConfigError
 from ttexplore.tt.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.tt.shapes import (MAX_BITS, MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, has_factorization,
-                                   parse_modes, whole_number)
+from ttexplore.tt.shapes import (MAX_BITS, MAX_FEATURES, MAX_MODES, balanced_factorization, check_layer_side, default_modes,
+                                   has_factorization, parse_modes, whole_number)
 from ttexplore.tt.ttshape import TTShape, layer_text, modes_text
 from ttexplore.runs.layerspec import LAYER_KINDS, InitFrom, LayerSpec, check_layers, parse_layers
 from ttexplore.runs.fields import is_huge, modes_value, pad_value, ranks_value, real_field, short_repr, whole_field
@@ -165,8 +165,7 @@ class RunConfig:
             pass  # the layers say it all
         elif values.get("layer", "tt") == "tt" or "in_modes" in values:
             if values.get("in_modes") is None:
-                depth = next((d for d in (4, 3, 2) if has_factorization(features, d, min_mode=2)), 1)
-                values["in_modes"] = balanced_factorization(features, depth) if depth > 1 else (features,)
+                values["in_modes"] = default_modes(features)
             if values.get("out_modes") is None and values.get("hidden") is None:
                 values["out_modes"] = values["in_modes"]
         else:

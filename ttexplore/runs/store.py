@@ -20,6 +20,7 @@ never overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -520,6 +521,20 @@ class RunStore:
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
         return self.artifacts_dir / "checkpoints" / f"{_safe_id(run_id)}.pt"
+
+    def can_resume(self, run: dict[str, Any]) -> bool:
+        """Whether ``run`` (a :meth:`list_runs` dict) can be resumed now: it stopped (interrupted, cancelled or
+        failed, :data:`RESUMABLE_STATUSES`) and its last end-of-epoch checkpoint is on disk."""
+        return run.get("status") in RESUMABLE_STATUSES and self.checkpoint_path_for(run["id"]).is_file()
+
+    def keep_upload(self, data: bytes) -> Path:
+        """Keep an uploaded weights file as ``<artifacts>/uploads/<sha256 of data>.pt`` and return its path; the
+        same bytes uploaded again are not written twice. Runs that start from the file name that path."""
+        path = self.artifacts_dir / "uploads" / f"{hashlib.sha256(data).hexdigest()}.pt"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return path
 
     def artifact_path(self, path: "Optional[str | os.PathLike]") -> Optional[Path]:
         """``path`` resolved, when it lies inside the artifacts folder; ``None`` otherwise (never serve or delete it)."""

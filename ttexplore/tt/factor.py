@@ -15,7 +15,7 @@ from typing import Optional
 from ttexplore.tt.limits import MAX_FACTORIZATIONS, MAX_SEARCH_STEPS, check_depth, check_number, whole_number
 
 __all__ = ["prime_factors", "prime_factor_tuple", "is_prime", "factorizations", "has_factorization",
-           "balanced_factorization", "splits_into", "divisors"]
+           "balanced_factorization", "default_modes", "splits_into", "divisors"]
 
 
 # ---------------------------------------------------------------- prime factors
@@ -312,6 +312,19 @@ def balanced_factorization(number: int, d: int) -> tuple[int, ...]:
     for index, mode in enumerate(ordered):
         (front if index % 2 == 0 else back).append(mode)
     return tuple(front + back[::-1])
+
+
+def default_modes(number: int, d: int = 4) -> tuple[int, ...]:
+    """The modes proposed for a layer side of ``number`` when the user gave none (the config's default,
+    the Compress page's and command's first guess): the :func:`balanced_factorization` into ``d`` modes
+    ``>= 2``, else into 3, else into 2 (``number`` prime: the one mode ``(number,)``).
+
+    Complexity: one prime factorization of ``number`` (cached), then one balanced search.
+    """
+    for depth in (d, 3, 2):
+        if has_factorization(number, depth, min_mode=2):
+            return balanced_factorization(number, depth)
+    return (check_number(number),)
 
 
 def splits_into(candidate: int, d: int, max_mode: int) -> bool:

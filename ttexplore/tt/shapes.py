@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 from ttexplore.tt.ttmath import dense_param_count, max_useful_ranks, param_count, prod
 from ttexplore.tt.ttshape import layer_text, modes_text
-from ttexplore.tt.factor import (balanced_factorization, factorizations, has_factorization, is_prime, prime_factor_tuple,
-                                   prime_factors, splits_into)
+from ttexplore.tt.factor import (balanced_factorization, default_modes, factorizations, has_factorization, is_prime,
+                                   prime_factor_tuple, prime_factors, splits_into)
 from ttexplore.tt.limits import (MAX_BITS, MAX_FACTORIZATIONS, MAX_FEATURES, MAX_MODES, approx_text, check_depth, check_number,
                                    limit_text, short_repr, whole_number)
 
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_FACTORIZATIONS",
     "MAX_BITS",
     "balanced_factorization",
+    "default_modes",
     "ShapeSuggestion",
     "suggest_shapes",
     "check_factorizable",

@@ -75,6 +75,6 @@ def plan_sweep(store: RunStore, cells: Sequence[SweepCell], name: str, resume: b
     todo = [cell for cell in cells if (not resume or cell.key not in done) and cell.key not in active]
     resumable = {cell.key: newest[cell.key]["id"] for cell in todo
                  if resume and cell.key in newest and newest[cell.key]["status"] == "interrupted"
-                 and store.checkpoint_path_for(newest[cell.key]["id"]).is_file()}
+                 and store.can_resume(newest[cell.key])}
     return SweepPlan(list(cells), done, active, todo, interrupted, resumable)
 

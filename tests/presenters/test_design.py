@@ -1,0 +1,152 @@
+"""ttexplore.presenters.design: the Explore page's widget values and their transitions (driven with a dict,
+as the page drives them with st.session_state), the runs the Train button queues, and the preview's words."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttexplore.presenters import design as views
+from ttexplore.presenters.design import DesignState, planned_runs
+from ttexplore.presenters.preview import CUSTOM, design_config, layer_preview
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.tt import ttmath
+
+PAPER, WIDE = "Paper: pad to 32x32, 4x8x8x4", "Wide and shallow: 4^5 -> 2^18 -> 4^5"
+LABELS = {"in_modes": "Input modes"}
+
+
+def started() -> DesignState:
+    design = DesignState({}, LABELS)
+    design.start()
+    return design
+
+
+def test_a_first_visit_is_the_papers_net_and_a_later_one_keeps_the_values():
+    design = started()
+    values = design.values
+    assert (values["dataset"], values["preset"], values["in_modes"], values["out_modes"], values["pad_to"],
+            values["max_rank"], values["more_layers"]) == ("mnist5k", PAPER, "4x8x8x4", "4x8x8x4", 32, 4, [])
+    values.update(in_modes="32x32", out_modes="16x64")
+    design.start()
+    assert values["in_modes"] == "32x32"
+    config = design.config()
+    assert (config.in_modes, config.out_modes, config.ranks, config.pad_to) == ((32, 32), (16, 64), 4, 32)
+
+
+def test_a_preset_fills_the_boxes_and_typing_finds_the_preset_again():
+    design = started()
+    values = design.values
+    values["preset"] = WIDE
+    design.apply_preset()
+    assert (values["in_modes"], values["out_modes"]) == ("4^5", "8x16x16x16x8")
+    assert values["more_layers"] == ["tt:8x16x16x16x8->4^5:4"] and values["more_layer_0"] == "tt:8x16x16x16x8->4^5:4"
+    values["in_modes"] = "4x4x4x4x4"  # the same shape, typed another way: no longer the preset's text
+    design.shapes_typed()
+    assert values["preset"] == CUSTOM
+    values.update(in_modes="4x8x8x4", out_modes="4x8x8x4", pad_to=32)
+    design.set_more_layers([])
+    design.shapes_typed()
+    assert values["preset"] == PAPER
+    values.update(pad_to=0)
+    design.shapes_typed()
+    assert values["preset"] == CUSTOM  # the paper padded to 32
+
+
+def test_another_dataset_keeps_the_preset_and_padding_valid():
+    design = started()
+    values = design.values
+    values["dataset"] = "digits"  # 8x8 images: no paper preset, no padding
+    design.dataset_changed()
+    assert values["preset"] == "Balanced 4 modes: 2x4x4x2" and values["in_modes"] == "2x4x4x2"
+    assert design.pad_sides() == [0] and values["pad_to"] == 0  # 8 is a power of two already
+    assert design.config().in_features == 64
+    values["dataset"] = "mnist5k"
+    design.dataset_changed()
+    assert values["preset"] == PAPER and values["pad_to"] == 32 and design.pad_sides() == [0, 32]
+    values.update(dataset="digits", pad_to=32)
+    design.dataset_changed()
+    assert values["pad_to"] == 0  # 32 is no choice for 8x8 images
+
+
+def test_layers_are_added_typed_and_removed_with_their_boxes():
+    design = started()
+    values = design.values
+    design.add_layer()  # after a TT net: a TT layer from its width back to the input's modes
+    assert values["more_layers"] == ["tt:4x8x8x4:4"] and values["more_layer_0"] == "tt:4x8x8x4:4"
+    assert values["preset"] == CUSTOM
+    values["more_layer_0"] = "dense:256"
+    design.layer_typed(0)
+    design.add_layer()  # after a dense layer: a dense layer as wide as the (padded) input
+    assert values["more_layers"] == ["dense:256", "dense:1024"]
+    assert list(design.config().layer_widths) == [1024, 1024, 256, 1024, 10]  # and the 10 classes
+    design.remove_layer(0)
+    assert values["more_layers"] == ["dense:1024"] and values["more_layer_0"] == "dense:1024"
+    values["in_modes"] = "4x8x8"  # the design does not stand: the next layer is one that always does
+    design.add_layer()
+    assert values["more_layers"][-1] == "dense:784"
+
+
+def test_each_cores_rank_when_asked_and_errors_name_the_box():
+    design = started()
+    values = design.values
+    values.update(per_core=True, rank_4_1=2, rank_4_2=6, rank_4_3=3)
+    assert design.config().ranks == (2, 6, 3)
+    values["per_core"] = False
+    assert design.config().ranks == 4
+    values["in_modes"] = "4xeight"
+    with pytest.raises(ValueError, match="Input modes"):
+        design.config()
+
+
+def test_the_train_button_queues_the_design_and_its_dense_twin_or_nothing(monkeypatch):
+    config = design_config("digits", "4x4x4", "4x4x4", None, 2, epochs=1)
+    runs = planned_runs(config, "mine", baseline=True, available={"digits": True})
+    assert [name for _, name in runs] == ["mine", "mine (dense)"]
+    assert runs[0][0] is config and runs[1][0].layer == "dense" and runs[1][0].layer_params() == 64 * 64
+    assert [name for _, name in planned_runs(config, "", baseline=True, available={"digits": True})] == ["", ""]
+    with pytest.raises(ConfigError, match="not on this machine") as missing:
+        planned_runs(config, available={"digits": False})
+    assert missing.value.field == "dataset"
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "1M")
+    with pytest.raises(ConfigError, match="budget"):
+        planned_runs(config, baseline=True, available={"digits": True})
+
+
+def test_the_tiles_say_the_previews_numbers():
+    view = layer_preview(design_config("mnist5k", "4x8x8x4", "4x8x8x4", 32, 4))
+    tiles = views.layer_tiles(view)
+    assert tiles["weights"]["value"] == f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 4):,}" == "2,176"
+    assert tiles["dense"]["value"] == "1,048,576" and tiles["dense"]["help"] == "1,024 inputs × 1,024 hidden units"
+    assert tiles["compression"]["value"] == "482×" and tiles["compression"]["delta"] == "smaller · rate 2.08e-03"
+    assert tiles["flops"]["delta"].endswith(f"vs dense {2 * 1024 * 1024 / 1e6:.3g}M")
+    assert {tile["label"] for tile in tiles.values()} == {"TT layer weights", "Dense weights", "Compression",
+                                                         "Forward FLOPs / image", "Training memory (est.)"}
+    small = views.layer_tiles(layer_preview(design_config("digits", "8x8", "8x8", None, 8)))
+    assert small["compression"]["value"] == f"{64 * 64 / (2 * 8 * 8 * 8):.2f}×"  # under 10: two decimals
+
+
+def test_the_ranks_box_and_its_caption():
+    paper = layer_preview(design_config("mnist5k", "4x8x8x4", "4x8x8x4", 32, 20))
+    assert views.ranks_markdown(paper).splitlines() == ["| | r1 | r2 | r3 |", "|---|---|---|---|",
+                                                        "| **max useful** | 16 | 1024 | 16 |", "| **in use** | 16 | 20 | 16 |"]
+    assert views.ranks_caption(paper).endswith("r1 20 → 16, r3 20 → 16.")
+    ten = layer_preview(design_config("mnist5k", "2^10", "2^10", 32, 2))
+    assert views.ranks_markdown(ten).startswith("**max useful** 4 · 16 · ") and "**in use** 2 · 2" in views.ranks_markdown(ten)
+    assert views.ranks_caption(ten).endswith("None clipped.")
+    one = layer_preview(design_config("digits", "64", "64", None, 2))
+    assert views.ranks_markdown(one) == "One core: the layer is dense, it has no TT ranks."
+
+
+def test_the_memory_box_refuses_with_the_reason(monkeypatch):
+    config = RunConfig.from_dict({"dataset": "mnist5k", "in_modes": "32x32", "out_modes": "256x256"})
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "8G")
+    tiles, caption = views.memory_tiles(config)
+    assert [tile["delta"] for tile in tiles] == ["allowed", "allowed"] and "Refused" not in caption
+    assert f"{1024 * 65536:,} weights against {config.layer_params():,}" in caption
+    monkeypatch.setenv("TTEXPLORE_MEMORY_LIMIT", "600M")  # the dense twin (67 M weights) is over, the TT net is not
+    tiles, caption = views.memory_tiles(config)
+    assert [tile["delta"] for tile in tiles] == ["allowed", "refused"] and tiles[1]["delta_color"] == "inverse"
+    assert "Refused: " in caption and "TTEXPLORE_MEMORY_LIMIT" in caption
+    two = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "hidden_layers": ["dense:32", "dense:16"]})
+    assert views.network_caption(two) == ("**The whole network** — the tiles above describe hidden layer 1 of 2; "
+                                          "widths 64 → 32 → 16 → 10")
