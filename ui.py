@@ -14,6 +14,7 @@ import streamlit as st
 
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
+from ttexplore.runs.kinds import layer_title
 from ttexplore.runs.jobs import JobManager
 from ttexplore.runs.store import RunStore, StoreError
 
@@ -123,7 +124,7 @@ def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None)
     from ttexplore.presenters.tracking import ui_words
 
     field, message = getattr(error, "field", None), str(error).strip("'\"")
-    label = (labels or {}).get(field, field)
+    label = (labels or {}).get(field) or layer_title(field) or field  # a layer's field: the layer as counted
     message = ui_words(message, labels)
     prefix = f"**{label}** — " if label and not message.startswith(label) else ""
     st.error(f"{prefix}{message}", icon=":material/error:")

@@ -13,7 +13,7 @@ from ttexplore.tt.shapes import balanced_factorization, factorizations, parse_mo
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
-from ttexplore.presenters.reports import run_label
+from ttexplore.presenters.reports import run_is_dense, run_label, run_layer_count
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 state = st.session_state
@@ -78,9 +78,9 @@ with st.container(border=True):
     source = None
     if kind == "A trained run":
         candidates = [run for run in store.list_runs(status=("completed",))
-                      if run.get("weights_path") and "hidden_layers" not in run["config"]
+                      if run.get("weights_path") and run_layer_count(run) == 1
                       and "init_from" not in run["config"]]
-        candidates.sort(key=lambda run: run["config"].get("layer") != "dense")  # dense runs first, newest first
+        candidates.sort(key=lambda run: not run_is_dense(run))  # dense runs first, newest first
         if not candidates:
             st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense layer* and press "
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
