@@ -315,7 +315,7 @@ def run_plan(store: RunStore, targets: Sequence[CompressTarget], dataset: Any = 
         if on_run is not None:
             on_run(run_id, config, what)
         execute(store, run_id, stop=StopFlags(threading.Event(), interrupt), dataset=dataset, data_dir=data_dir,
-                on_event=on_event)
+                on_event=on_event, config=config)
         if store.get_run(run_id)["status"] != "completed":
             break
     return recorded
