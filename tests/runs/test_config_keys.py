@@ -67,16 +67,19 @@ STORED = [
      '"strategy": "auto", "train_limit": null, "weight_decay": 0.0}', "5c2e485c7ea66aac"),
 ]
 
-#: ``train`` flags and the key the config they described had (the CLI keeps its flags and its keys).
+#: ``train`` flags of a TT network and the key the config they described had (the CLI keeps its flags and,
+#: for these, its keys).
 CLI_KEYS = [
     ([], "049c85f94796837e"),
-    (["--layer", "dense", "--hidden", "256"], "a0d886ecd81e3262"),
-    (["--layer", "dense"], "7010c7563ab54c75"),
-    (["--layer", "matrix_rank", "--hidden", "128", "--matrix-rank", "3"], "be49c6ac0437b31a"),
-    (["--hidden-layer", "dense:256"], "a0d886ecd81e3262"),
     (["--hidden-layer", "tt:4x8x8x4:2", "--hidden-layer", "dense:64"], "a4a3e3349ef43288"),
     (["--dataset", "digits", "--in-modes", "4x4x4", "--ranks", "2"], "49bb9d95ef64c67f"),
 ]
+
+
+def cli_config(flags: list[str]) -> RunConfig:
+    args = build_parser("train").parse_args(["train", *flags])
+    args.check_memory = False
+    return config_from_args(args)
 
 
 @pytest.mark.parametrize("values, key", OLD_KEYS)
@@ -96,9 +99,21 @@ def test_stored_runs_keep_their_keys(text, key):
 
 @pytest.mark.parametrize("flags, key", CLI_KEYS)
 def test_the_cli_flags_describe_the_same_runs_as_before(flags, key):
-    args = build_parser("train").parse_args(["train", *flags])
-    args.check_memory = False
-    assert config_from_args(args).key() == key
+    assert cli_config(flags).key() == key
+
+
+@pytest.mark.parametrize("flags, layer", [
+    (["--layer", "dense", "--hidden", "256"], DenseLayerSpec(256)),
+    (["--hidden-layer", "dense:256"], DenseLayerSpec(256)),
+    (["--layer", "dense"], DenseLayerSpec(1024)),
+    (["--layer", "matrix_rank", "--hidden", "128", "--matrix-rank", "3"], MatrixRankLayerSpec(128, 3)),
+])
+def test_a_new_config_is_its_layers_alone(flags, layer):
+    # the flags a layer does not use (a dense layer's --ranks 4) are not kept: a new run is its layers,
+    # and the same network typed either way is one run
+    config = cli_config(flags)
+    assert config.layers == (layer,) and config.legacy_fields == ()
+    assert config.key() == RunConfig.for_dataset("mnist5k", layers=[layer], epochs=5).key()
 
 
 def test_the_same_network_from_layers_has_the_key_sweeps_gave_it():

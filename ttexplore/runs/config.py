@@ -121,6 +121,12 @@ class RunConfig:
         Raises:
             ConfigError: for an unknown key or any invalid value.
         """
+        return cls._read(values, stored=True)
+
+    @classmethod
+    def _read(cls, values: dict[str, Any], stored: bool) -> "RunConfig":
+        """:meth:`from_dict`; a config read as ``stored`` keeps the one-layer values its layer does not use
+        (``legacy_fields``, for its key), a new one (:meth:`for_dataset`) is made from its layers alone."""
         if not isinstance(values, dict):
             raise ConfigError("config", f"a run config is a dict of settings, not {short_repr(values)}")
         known = {field.name for field in dataclasses.fields(cls)} | set(ONE_LAYER_FIELDS) | {"hidden_layers"}
@@ -161,6 +167,8 @@ class RunConfig:
         else:
             layer, cleaned["legacy_fields"] = read_one_layer(given, features_of(in_shape), input_text)
             cleaned["layers"] = (layer,)
+        if not stored:
+            cleaned["legacy_fields"] = ()
         if cleaned.get("init_from") is not None:
             cleaned["init_from"] = InitFrom.of(cleaned["init_from"])
         try:
@@ -170,8 +178,9 @@ class RunConfig:
 
     @classmethod
     def for_dataset(cls, dataset: str, **values: Any) -> "RunConfig":
-        """A config for ``dataset`` with sensible defaults for what is not given (``values`` as
-        :meth:`from_dict` reads them: ``layers``, or the one-layer fields the CLI's flags give).
+        """A new config for ``dataset`` with sensible defaults for what is not given (``values`` as
+        :meth:`from_dict` reads them: ``layers``, or the one-layer fields the CLI's flags give, which
+        become its one layer: values that layer does not use, a dense layer's ``ranks``, are dropped).
 
         Defaults: 28-pixel images are padded to 32 (as the paper did), others kept; without
         ``layers``, one TT layer whose ``in_modes`` are the most balanced 4-mode factorization
@@ -198,7 +207,7 @@ class RunConfig:
         else:
             values.setdefault("in_modes", None)
             values.setdefault("out_modes", None)
-        return cls.from_dict({"dataset": dataset, **values})
+        return cls._read({"dataset": dataset, **values}, stored=False)
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with some fields changed (values read as in :meth:`from_dict`). New ``layers`` replace the
