@@ -17,6 +17,7 @@ import streamlit as st
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
 from ttexplore.presenters.tracking import status_counts, ui_words
+from ttexplore.runs.kinds import layer_title
 from ttexplore.runs.jobs import JobManager
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
@@ -143,7 +144,7 @@ def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None)
     """An inline message for a bad entry: the field's label in bold, then the message with its fix, in the
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
     field, message = getattr(error, "field", None), str(error).strip("'\"")
-    label = (labels or {}).get(field, field)
+    label = (labels or {}).get(field) or layer_title(field) or field  # a layer's field: the layer as counted
     message = ui_words(message, labels)
     prefix = f"**{label}** — " if label and not message.startswith(label) else ""
     st.error(f"{prefix}{message}", icon=":material/error:")

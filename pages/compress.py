@@ -12,7 +12,7 @@ from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
-from ttexplore.presenters.reports import run_label
+from ttexplore.presenters.reports import run_is_dense, run_label, run_layer_count
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 state = st.session_state

@@ -211,7 +211,7 @@ with result_col:
     memory_col.metric(**tiles["memory"], border=True)
     if view.memory_warning:
         st.warning(view.memory_warning, icon=":material/memory:")
-    if config.hidden_layers is not None:
+    if len(config.layers) > 1:
         st.markdown(views.network_caption(config))
         st.dataframe(network_rows(config), hide_index=True, key="network_table", column_config={
             "weights": st.column_config.NumberColumn(format="localized"),
@@ -228,17 +228,17 @@ with result_col:
     with st.expander(f"How the forward is computed: '{view.strategy}' and the other strategies"):
         st.dataframe(strategy_rows(view), hide_index=True, width="stretch")
         st.caption("For one image, from the cost model (pure Python, no timing): what `strategy='auto'` weighs.")
-    ui.show_figure(plots.core_diagram(config.in_modes, config.out_modes, config.ranks), "tt-cores", "cores")
+    ui.show_figure(plots.core_diagram(view.layer.in_modes, view.layer.out_modes, view.layer.ranks), "tt-cores", "cores")
 
 if view.ranks:  # every chart uses the ranks in use (per core too), as the tiles do
     rank = max(view.ranks)
     per_core_ranks = view.ranks if len(set(view.ranks)) > 1 else None
     left, right = st.columns(2, gap="large")
     with left:
-        ui.show_figure(plots.params_vs_rank(config.in_modes, config.out_modes, max(16, min(rank_slider_max(
-            config.in_modes, config.out_modes), 2 * rank)), rank, current_ranks=per_core_ranks), "weights-vs-rank", "vs-rank")
+        ui.show_figure(plots.params_vs_rank(view.layer.in_modes, view.layer.out_modes, max(16, min(rank_slider_max(
+            view.layer.in_modes, view.layer.out_modes), 2 * rank)), rank, current_ranks=per_core_ranks), "weights-vs-rank", "vs-rank")
     with right:
-        ui.show_figure(plots.factorizations_chart(other_factorizations(config.in_modes, config.out_modes, rank),
+        ui.show_figure(plots.factorizations_chart(other_factorizations(view.layer.in_modes, view.layer.out_modes, rank),
                                                   view.label, rank, current_params=view.tt_params,
                                                   current_ranks=per_core_ranks), "other-factorizations", "factorizations")
 

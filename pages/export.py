@@ -77,7 +77,7 @@ if completed:
     on_set = [run for run in completed if run["dataset"] == dataset]
     ui.show_figure(plots.accuracy_vs_params(reports.accuracy_points(on_set), title=f"{dataset}: accuracy against "
                    "the number of weights in the first layer"), f"accuracy-vs-weights-{dataset}", "export-accuracy")
-    counts = Counter(reports.run_shape_text(run) for run in on_set if run["layer"] == "tt")
+    counts = Counter(reports.run_shape_text(run) for run in on_set if reports.has_tt_cores(run))
     shapes = sorted(counts, key=lambda name: (-counts[name], name != "4x8x8x4", name))  # most runs first
     if shapes:
         shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape")
@@ -100,9 +100,9 @@ else:
     left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(store.artifact_path(run["weights_path"])),
                          file_name=f"ttexplore-{run_id}.pt", mime="application/octet-stream", on_click="ignore",
                          type="primary", icon=":material/download:", key="weights", width="stretch")
-    config = run["config"]
-    if config["layer"] == "tt":
-        cores = ttmath.core_shapes(config["in_modes"], config["out_modes"], config["ranks"])
+    config = reports.run_config(run)
+    if config is not None and config.layers[0].has_tt_cores:
+        cores = ttmath.core_shapes(config.layers[0].in_modes, config.layers[0].out_modes, config.layers[0].ranks)
         left.caption("TT cores: " + ", ".join("×".join(map(str, shape)) for shape in cores))
         right.code(f'from ttexplore import TTLinear\nlayer = TTLinear.load("ttexplore-{run_id}.pt")  # the trained TT '
                    'cores\n\nfrom ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-'

@@ -78,11 +78,8 @@ with st.container(border=True, key="sweep-form"):
         plan = sweep.plan_sweep(store, grid.cells, spec.name)
         estimate = sweep.sweep_estimate([cell.config for cell in plan.todo], store.list_runs(status=("completed",)),
                                            manager.max_workers)
-        kinds = grid.counts()
-        parts = [f"{kinds.get('tt', 0)} TT"] + [f"{kinds[kind]} {word}" for kind, word in
-                                                 (("dense", "dense"), ("matrix_rank", "matrix-rank")) if kinds.get(kind)]
         skipped = len(grid.cells) - len(plan.todo)
-        st.markdown(f":material/schedule: **{estimate['text']}** ({', '.join(parts)}"
+        st.markdown(f":material/schedule: **{estimate['text']}** ({grid.counts_text()}"
                     + (f"; {skipped} already done or running" if skipped else "") + f"), {estimate['basis']}.")
         for note in grid.notes:
             st.caption(f":material/info: {note}")

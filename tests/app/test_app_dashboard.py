@@ -145,7 +145,7 @@ def test_sweep_page_estimates_before_it_runs_and_refuses_missing_data(app_home):
     at.text_input(key="sweep_ranks_custom").input("1,100000").run()
     assert not at.exception
     texts = " ".join(item.value for item in at.markdown)
-    assert "5 runs, " in texts and "2 TT, 1 dense, 2 matrix-rank" in texts
+    assert "5 runs, " in texts and "2 TT, 1 dense, 2 matrix rank" in texts
     captions = " ".join(item.value for item in at.caption)
     assert "matrix-rank baseline 64x64: rank 100000 is above the full rank 64" in captions
     assert not at.button(key="sweep_run").disabled

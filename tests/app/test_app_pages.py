@@ -120,7 +120,7 @@ def test_a_run_trains_to_completion_then_shows_on_runs_and_export_and_survives_a
     runs = store.list_runs()
     assert len(runs) == 2 and {run["layer"] for run in runs} == {"tt", "dense"}
     tt_run = next(run for run in runs if run["layer"] == "tt")
-    assert tt_run["config"]["epochs"] == 1 and tt_run["config"]["ranks"] == 3 and tt_run["dataset"] == "digits"
+    assert tt_run["config"]["epochs"] == 1 and tt_run["config"]["layers"][0]["ranks"] == 3 and tt_run["dataset"] == "digits"
 
     def finished(at) -> bool:
         return all(run["status"] == "completed" for run in store.list_runs())

@@ -38,7 +38,7 @@ def test_train_several_hidden_layers_reports_widths_and_summed_weights(capsys):
     assert summary["layer_widths"] == [64, 32, 16, 10]
     tt = 1 * 4 * 2 * 2 + 2 * 4 * 4 * 2 + 2 * 4 * 4 * 1
     assert summary["params"] == tt + 32 * 16 and summary["dense_params"] == 64 * 32 + 32 * 16
-    assert summary["config"]["hidden_layers"][1] == {"kind": "dense", "width": 16}
+    assert summary["config"]["layers"][1] == {"kind": "dense", "width": 16}  # the config in its one form
     assert summary["config"]["epochs"] == 1 and summary["config"]["lr"] == 3e-3  # the other flags as usual
 
 
@@ -47,4 +47,4 @@ def test_one_layer_flags_beside_hidden_layers_are_refused(capsys):
     assert "--ranks" in capsys.readouterr().err
     assert main(["train", "--dataset", "digits", "--hidden-layer", "dense:16", "--hidden-layer", "tt:4x8:2"]) == 2
     error = capsys.readouterr().err
-    assert "--hidden-layer" in error and "hidden_layers[1].in_modes" in error
+    assert "--hidden-layer" in error and "Hidden layer 2: in_modes" in error  # the layer as the user counts them

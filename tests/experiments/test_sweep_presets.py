@@ -11,7 +11,7 @@ from ttexplore.runs.config import ConfigError
 def test_presets_follow_the_2018_reproduction():
     mnist = sweep.expand(sweep.preset_spec("repro2018-mnist"))
     assert mnist.counts() == {"tt": 24, "dense": 1, "matrix_rank": 4}
-    shapes = list(dict.fromkeys(cell.shape for cell in mnist.cells if cell.config.layer == "tt"))
+    shapes = list(dict.fromkeys(cell.shape for cell in mnist.cells if cell.config.layers[0].name == "tt"))
     assert shapes == ["32x32", "4x8x8x4", "4^5", "2x2x8x8x2x2", "2x4x4x4x4x2", "2^10"]
     assert [cell.config.layer_params() for cell in mnist.cells if cell.shape == "4x8x8x4"] == [160, 576, 1248, 2176]
     assert sweep.preset_spec("repro2018-mnist", datasets="fashion-mnist").datasets == ("fashion-mnist",)

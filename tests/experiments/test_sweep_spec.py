@@ -29,9 +29,9 @@ def test_expand_counts_baselines_and_dedup():
     # 3 distinct shapes x 2 ranks x 2 seeds, + (1 dense + 2 matrix ranks) x 2 seeds
     assert grid.counts() == {"tt": 12, "dense": 2, "matrix_rank": 4}
     assert len({cell.key for cell in grid.cells}) == len(grid.cells)
-    dense = [cell for cell in grid.cells if cell.config.layer == "dense"]
+    dense = [cell for cell in grid.cells if cell.config.layers[0].name == "dense"]
     assert {cell.config.layer_params() for cell in dense} == {1024 * 1024}
-    matrix = [cell for cell in grid.cells if cell.config.layer == "matrix_rank"]
+    matrix = [cell for cell in grid.cells if cell.config.layers[0].name == "matrix_rank"]
     assert sorted({(cell.rank, cell.config.layer_params()) for cell in matrix}) == [(1, 2048), (2, 4096)]
     assert all(cell.config.pad_to == 32 and cell.config.evals_per_epoch == 1 for cell in grid.cells)
     assert sweep.expand(sweep.make_spec("grid", "mnist5k", "32x32", ranks="1", baselines=False)).counts() == {"tt": 1}
@@ -62,6 +62,6 @@ def test_estimated_cost_counts_flops_and_a_per_core_overhead():
 
 def test_matrix_rank_baselines_are_clipped_like_tt_ranks():
     grid = sweep.expand(sweep.make_spec("clip", "digits", "8x8", "100000", pad_to=None, epochs=1))
-    matrix = [cell for cell in grid.cells if cell.config.layer == "matrix_rank"]
-    assert [(cell.rank, cell.config.matrix_rank, cell.config.layer_params()) for cell in matrix] == [(64, 64, 64 * 128)]
+    matrix = [cell for cell in grid.cells if cell.config.layers[0].name == "matrix_rank"]
+    assert [(cell.rank, cell.config.layers[0].rank, cell.config.layer_params()) for cell in matrix] == [(64, 64, 64 * 128)]
     assert any("matrix-rank baseline 64x64: rank 100000" in note for note in grid.notes)

@@ -30,7 +30,8 @@ def test_a_first_visit_is_the_papers_net_and_a_later_one_keeps_the_values():
     design.start()
     assert values["in_modes"] == "32x32"
     config = design.config()
-    assert (config.in_modes, config.out_modes, config.ranks, config.pad_to) == ((32, 32), (16, 64), 4, 32)
+    layer = config.layers[0]
+    assert (layer.in_modes, layer.out_modes, layer.ranks, config.pad_to) == ((32, 32), (16, 64), 4, 32)
 
 
 def test_a_preset_fills_the_boxes_and_typing_finds_the_preset_again():
@@ -90,9 +91,9 @@ def test_each_cores_rank_when_asked_and_errors_name_the_box():
     design = started()
     values = design.values
     values.update(per_core=True, rank_4_1=2, rank_4_2=6, rank_4_3=3)
-    assert design.config().ranks == (2, 6, 3)
+    assert design.config().layers[0].ranks == (2, 6, 3)
     values["per_core"] = False
-    assert design.config().ranks == 4
+    assert design.config().layers[0].ranks == 4
     values["in_modes"] = "4xeight"
     with pytest.raises(ValueError, match="Input modes"):
         design.config()
@@ -102,7 +103,7 @@ def test_the_train_button_queues_the_design_and_its_dense_twin_or_nothing(monkey
     config = design_config("digits", "4x4x4", "4x4x4", None, 2, epochs=1)
     runs = planned_runs(config, "mine", baseline=True, available={"digits": True})
     assert [name for _, name in runs] == ["mine", "mine (dense)"]
-    assert runs[0][0] is config and runs[1][0].layer == "dense" and runs[1][0].layer_params() == 64 * 64
+    assert runs[0][0] is config and runs[1][0].layers == config.dense_twin().layers and runs[1][0].layer_params() == 64 * 64
     assert [name for _, name in planned_runs(config, "", baseline=True, available={"digits": True})] == ["", ""]
     with pytest.raises(ConfigError, match="not on this machine") as missing:
         planned_runs(config, available={"digits": False})

@@ -9,6 +9,7 @@ import pytest
 
 from ttexplore.tt import ttmath
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.kinds import DenseLayerSpec
 from ttexplore.presenters.preview import (CUSTOM, PRESETS, baseline_config, core_rank_limits, design_config, human_count,
                                layer_preview, other_factorizations, padding_options, presets_for, rank_slider_max)
 
@@ -69,7 +70,7 @@ def test_paper_layer_at_rank_4_and_clipping():
 
 def test_per_core_ranks_override_the_max_rank():
     config = design_config("mnist5k", "4x8x8x4", "4x8x8x4", 32, 4, core_ranks=[2, 6, 3])
-    assert config.ranks == (2, 6, 3)
+    assert config.layers[0].ranks == (2, 6, 3)
     assert layer_preview(config).tt_params == ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), (2, 6, 3))
 
 
@@ -100,7 +101,7 @@ def test_training_fields_pass_through_and_are_validated():
 def test_baseline_is_the_dense_layer_of_the_same_sizes():
     config = design_config("mnist5k", "4x7x4x7", "5x5x8x4", None, 4, epochs=2)
     dense = baseline_config(config)
-    assert dense.layer == "dense" and dense.epochs == 2
+    assert dense.layers == (DenseLayerSpec(800),) and dense.epochs == 2
     assert (dense.in_features, dense.hidden_features) == (784, 800)
     assert dense.layer_params() == 784 * 800
 

@@ -4,11 +4,13 @@ the app and the CLI alike; nothing is truncated, nothing crashes later."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from ttexplore.tt.shapes import MAX_FEATURES
 from ttexplore.runs.config import MAX_SEED, ConfigError, RunConfig
+from ttexplore.runs.kinds import TTLayerSpec
 
 
 def refused(field: str, **values) -> ConfigError:
@@ -98,13 +100,13 @@ def test_a_24_digit_shape_is_refused_with_the_limit():
 
 def test_direct_construction_is_checked_too():
     with pytest.raises(ConfigError) as error:
-        RunConfig(epochs=4.5).validate()
+        RunConfig(epochs=4.5)
     assert error.value.field == "epochs"
+    with pytest.raises(ConfigError) as error:  # the mode-count message must not factor 1e32
+        RunConfig(layers=(TTLayerSpec((4, 8, 8, 4), (10**8, 10**8, 10**8, 10**8)),))
+    assert error.value.field == "layers[0].out_modes" and "2^40" in str(error.value)
     with pytest.raises(ConfigError) as error:
-        RunConfig(out_modes=(10**8, 10**8, 10**8, 10**8)).validate()  # the mode-count message must not factor 1e32
-    assert error.value.field == "out_modes" and "2^40" in str(error.value)
-    with pytest.raises(ConfigError) as error:
-        RunConfig(weight_decay=math.nan).validate()
+        RunConfig(weight_decay=math.nan)
     assert error.value.field == "weight_decay"
 
 
@@ -134,5 +136,8 @@ def test_ints_too_long_to_print_are_refused_with_a_message(values):
 def test_ints_too_long_to_print_in_a_direct_construction(field):
     value = (HUGE_INT,) if field == "out_modes" else HUGE_INT
     with pytest.raises(ConfigError, match="far too large") as error:
-        RunConfig(**{field: value}).validate()
-    assert error.value.field == field
+        if field in ("epochs", "seed"):
+            RunConfig(**{field: value})
+        else:
+            RunConfig(layers=(replace(TTLayerSpec(), **{field: value}),))
+    assert error.value.field == (field if field in ("epochs", "seed") else f"layers[0].{field}")

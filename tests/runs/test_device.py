@@ -25,7 +25,13 @@ QUICK = dict(dataset="digits", pad_to=None, in_modes="4x4x4", out_modes="4x4x4",
 def test_device_defaults_to_auto_and_old_configs_load_with_their_keys():
     config = RunConfig.from_dict(QUICK)
     assert config.device == "auto"
-    old = {key: value for key, value in config.to_dict().items() if key != "device"}  # stored before the field
+    old = {key: value for key, value in config.to_dict().items() if key != "device"}
+    assert RunConfig.from_dict(old) == config
+    # as a run stored before the field was written (the one-layer form of its day)
+    old = {"dataset": "digits", "pad_to": None, "layer": "tt", "in_modes": [4, 4, 4], "out_modes": [4, 4, 4], "ranks": 2,
+           "hidden": None, "matrix_rank": 4, "epochs": 1, "batch_size": 32, "lr": 3e-3, "optimizer": "adam",
+           "momentum": 0.9, "weight_decay": 0.0, "seed": 0, "init": "glorot", "strategy": "auto", "evals_per_epoch": 1,
+           "train_limit": 256, "label": ""}
     assert RunConfig.from_dict(old) == config
     # key() hashes what changes the result; the device does not (beyond rounding), so old keys hold
     old_key = hashlib.sha256(json.dumps({k: v for k, v in old.items() if k != "label"}, sort_keys=True).encode())

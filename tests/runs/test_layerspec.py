@@ -1,4 +1,4 @@
-"""Networks of several hidden layers: LayerSpec, RunConfig.hidden_layers, the store, the models."""
+"""Networks of several hidden layers: layer specs, RunConfig.layers (and the older hidden_layers), the store, the models."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ttexplore.runs.config import ConfigError, RunConfig
-from ttexplore.runs.layerspec import LayerSpec, layers_text, parse_layers
+from ttexplore.runs.kinds import TTLayerSpec, layers_text, parse_layer, parse_layers
 from ttexplore.runs.models import build_model, hidden_layer_params, hidden_layers, load_model, save_model
 from ttexplore.runs.store import RunStore
 
@@ -18,13 +18,13 @@ TWO = ["tt:4x8x8x4->4x4x4x4:2", "dense:32"]
 def test_text_forms_read_back_and_dicts_are_canonical():
     layers = parse_layers("tt:4^5->8x16x16x16x8:4; dense:2^8; matrix_rank:100:3; tt:4x8x8x4:2,4,2; tt:2x2:max")
     assert [layer.kind for layer in layers] == ["tt", "dense", "matrix_rank", "tt", "tt"]
-    assert layers[0].out_features == 2**18 and layers[1].width == 256 and layers[2].matrix_rank == 3
+    assert layers[0].out_shape((1024,)) == (2**18,) and layers[1].width == 256 and layers[2].rank == 3
     assert layers[3].ranks == (2, 4, 2) and layers[4].ranks is None
     assert parse_layers(layers_text(layers)) == layers
     assert parse_layers([layer.to_dict() for layer in layers]) == layers
     # a dense layer given as modes keeps only its width; fields of other kinds are dropped
-    assert LayerSpec.of({"kind": "dense", "out_modes": "4x8", "ranks": 7}) == LayerSpec.of("dense:32")
-    assert LayerSpec.of("tt:4x8x8x4").to_dict() == {"kind": "tt", "in_modes": [4, 8, 8, 4], "out_modes": [4, 8, 8, 4], "ranks": 4}
+    assert parse_layer({"kind": "dense", "out_modes": "4x8", "ranks": 7}) == parse_layer("dense:32")
+    assert parse_layer("tt:4x8x8x4").to_dict() == {"kind": "tt", "in_modes": [4, 8, 8, 4], "out_modes": [4, 8, 8, 4], "ranks": 4}
 
 
 @pytest.mark.parametrize("layers, field, words", [
@@ -55,7 +55,7 @@ def test_old_one_layer_configs_keep_their_keys_and_json():
     assert "hidden_layers" not in RunConfig().to_dict() and "init_from" not in RunConfig().to_dict()
     # a one-layer list is the one-layer form
     one = RunConfig.from_dict({"hidden_layers": ["tt:4x8x8x4:4"]})
-    assert one == RunConfig() and one.hidden_layers is None and one.layers == (LayerSpec.of("tt:4x8x8x4:4"),)
+    assert one == RunConfig() and one.layers == (parse_layer("tt:4x8x8x4:4"),)
 
 
 def test_several_layers_size_and_describe_the_network():
@@ -65,12 +65,12 @@ def test_several_layers_size_and_describe_the_network():
     assert config.layer_params() == tt + 256 * 32
     assert config.dense_layer_params() == 1024 * 256 + 256 * 32
     assert config.hidden_features == 32 and config.shape_label() == "4x8x8x4->4x4x4x4 | dense 32"
-    # the one-layer fields mirror the first layer; contradicting them is an error naming the field
-    assert (config.layer, config.in_modes, config.ranks) == ("tt", (4, 8, 8, 4), 2)
+    # one-layer fields given beside hidden_layers must mirror its first layer; contradicting them is an error naming the field
+    assert config.layers[0] == TTLayerSpec((4, 8, 8, 4), (4, 4, 4, 4), 2)
     with pytest.raises(ConfigError) as caught:
         RunConfig.from_dict({"hidden_layers": TWO, "ranks": 3})
     assert caught.value.field == "ranks"
-    assert config.replace(epochs=3).hidden_layers == config.hidden_layers
+    assert config.replace(epochs=3).layers == config.layers
     assert config.replace(hidden_layers=["dense:64", "dense:8"]).layer_widths == [1024, 64, 8, 10]
     twin = config.dense_twin()
     assert [layer.kind for layer in twin.layers] == ["dense", "dense"] and twin.layer_widths == config.layer_widths

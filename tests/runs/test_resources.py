@@ -10,6 +10,7 @@ import pytest
 from ttexplore.tt import memory
 from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.kinds import DenseLayerSpec
 from ttexplore.runs.resources import (
     ENV_LIMIT,
     MemoryEstimate,
@@ -51,9 +52,10 @@ def test_the_papers_dense_layer_is_priced_at_its_parameter_bytes():
 
 
 def test_optimizer_state_follows_the_optimizer():
-    adam = estimate_run_memory(RunConfig(layer="dense", in_modes=None, out_modes=None))
-    sgd = estimate_run_memory(RunConfig(layer="dense", in_modes=None, out_modes=None, optimizer="sgd"))
-    plain = estimate_run_memory(RunConfig(layer="dense", in_modes=None, out_modes=None, optimizer="sgd", momentum=0.0))
+    dense = (DenseLayerSpec(1024),)
+    adam = estimate_run_memory(RunConfig(layers=dense))
+    sgd = estimate_run_memory(RunConfig(layers=dense, optimizer="sgd"))
+    plain = estimate_run_memory(RunConfig(layers=dense, optimizer="sgd", momentum=0.0))
     assert adam.optimizer_state == 2 * sgd.optimizer_state and plain.optimizer_state == 0
     assert sgd.optimizer_scratch == 0 < adam.optimizer_scratch
 

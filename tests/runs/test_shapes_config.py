@@ -128,10 +128,11 @@ def test_in_modes_message_suggests_shapes_that_fit():
 
 def test_for_dataset_defaults():
     digits = RunConfig.for_dataset("digits")
-    assert digits.pad_to is None and ttmath.prod(digits.in_modes) == 64 and digits.out_modes == digits.in_modes
+    layer = digits.layers[0]
+    assert digits.pad_to is None and ttmath.prod(layer.in_modes) == 64 and layer.out_modes == layer.in_modes
     mnist = RunConfig.for_dataset("mnist5k")
-    assert mnist.pad_to == 32 and mnist.in_modes == (4, 8, 8, 4)
+    assert mnist.pad_to == 32 and mnist.layers[0].in_modes == (4, 8, 8, 4)
     dense = RunConfig.for_dataset("mnist5k", layer="dense", hidden=512)
     assert dense.layer_params() == 1024 * 512
     cifar = RunConfig.for_dataset("cifar10", ranks=2)
-    assert cifar.in_features == 3072 and ttmath.prod(cifar.in_modes) == 3072
+    assert cifar.in_features == 3072 and ttmath.prod(cifar.layers[0].in_modes) == 3072

@@ -43,7 +43,7 @@ def test_run_life_cycle_survives_reopening(tmp_path):
     run = reopened.get_run(run_id)
     assert run["status"] == "completed" and run["label"] == "first"
     assert run["best_test_accuracy"] == 0.7 and run["final_test_accuracy"] == 0.6  # step 0 is not a result
-    assert run["layer_params"] == 128 and run["config"]["in_modes"] == [4, 4, 4]
+    assert run["layer_params"] == 128 and run["config"]["layers"][0]["in_modes"] == [4, 4, 4]
     assert [m["step"] for m in reopened.metrics(run_id)] == [0, 5, 10]
     assert [m["step"] for m in reopened.metrics(run_id, since_seq=0)] == [5, 10]
     assert [run["id"] for run in reopened.list_runs()] == [run_id]

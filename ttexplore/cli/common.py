@@ -11,7 +11,7 @@ import sys
 from typing import Any, TextIO
 
 from ttexplore.tt.devicenames import DEFAULT_DEVICE
-from ttexplore.runs.config import INITS, LAYER_KINDS, NETWORK_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from ttexplore.runs.config import INITS, ONE_LAYER_FIELDS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig, one_layer_kinds
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 __all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
@@ -83,7 +83,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                       help="zero-pad images to this side ('none' keeps them; default 32 for 28x28 images, as the paper)")
     data.add_argument("--train-limit", type=int, default=None, help="use only the first N training images (quick runs)")
     net = parser.add_argument_group("network: [pad] -> hidden layer -> ReLU -> Linear(hidden, classes)")
-    net.add_argument("--layer", default="tt", choices=LAYER_KINDS, help="hidden layer kind (default tt)")
+    net.add_argument("--layer", default="tt", choices=one_layer_kinds(), help="hidden layer kind (default tt)")
     net.add_argument("--in-modes", default=None,
                      help="TT input modes multiplying to the input features, e.g. 4x8x8x4 (default: balanced 4 modes)")
     net.add_argument("--out-modes", default=None, help="TT output modes, e.g. 4x8x8x4 (default: same as --in-modes)")
@@ -117,8 +117,9 @@ _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks
 
 def flag_name(field: str) -> str:
     """How the user typed ``field`` on the command line: ``"in_modes"`` -> ``"--in-modes"``,
-    ``"hidden_layers[1].ranks"`` -> ``"--hidden-layer"``; a field no flag sets (``"memory"``) stays as it is."""
-    if field.startswith("hidden_layers"):
+    ``"layers[1].ranks"`` (or ``"hidden_layers[1].ranks"``) -> ``"--hidden-layer"``; a field no flag sets
+    (``"memory"``) stays as it is."""
+    if field.startswith(("hidden_layers", "layers")):
         return "--hidden-layer"
     return f"--{field.replace('_', '-')}" if field in _FLAG_FIELDS else field
 
@@ -159,8 +160,8 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
     if preset is not None:  # flags left at their defaults keep the preset's values
         values = {name: value for name, value in values.items() if name in given}
     if layers:  # the layers replace the one-layer flags, which must not be given
-        values = {name: value for name, value in values.items() if name in given or name not in NETWORK_FIELDS}
-        one_layer = sorted(set(values) & set(NETWORK_FIELDS))
+        values = {name: value for name, value in values.items() if name in given or name not in ONE_LAYER_FIELDS}
+        one_layer = sorted(set(values) & set(ONE_LAYER_FIELDS))
         if one_layer:
             flag = "--" + one_layer[0].replace("_", "-")
             raise UsageError(f"ttexplore {args.command}: error: {flag}: with --hidden-layer, describe every layer there "
@@ -173,7 +174,7 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
     values.update(extra)
     if preset is not None:
         if layers:  # new layers replace the preset's whole network
-            preset = {key: value for key, value in preset.items() if key not in NETWORK_FIELDS + ("hidden_layers",)}
+            preset = {key: value for key, value in preset.items() if key not in ONE_LAYER_FIELDS + ("hidden_layers", "layers")}
         values = {**preset, **values}
     dataset = args.dataset if "dataset" in given or preset is None else values.pop("dataset", args.dataset)
     values.pop("dataset", None)

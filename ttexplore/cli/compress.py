@@ -158,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
                    "sha256": source.init_from.sha256, "has_head": source.has_head, "notes": source.notes,
                    "config": source.base.to_dict()},
         "dataset": source.base.dataset,
-        "in_modes": list(targets[0].compressed.in_modes),
-        "out_modes": list(targets[0].compressed.out_modes),
+        "in_modes": list(targets[0].compressed.layers[0].in_modes),
+        "out_modes": list(targets[0].compressed.layers[0].out_modes),
         "dense_params": source.in_features * source.out_features,
         "dense_test_accuracy": dense_accuracy,
         "finetune_epochs": args.finetune_epochs,
@@ -201,7 +201,7 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
     written = [folder / "compress.json", folder / "table.md"]
     written[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     written[1].write_text(views.compress_markdown(report["rows"], report["dense_test_accuracy"]), encoding="utf-8")
-    in_modes, out_modes = targets[0].compressed.in_modes, targets[0].compressed.out_modes
+    in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
     spectra = compress.unfolding_spectra(source.weight, in_modes, out_modes)
     figures = {
         "spectra.png": views.spectra_figure(spectra, 0.5, ttmath.ranks_for_error(spectra, 0.5)),

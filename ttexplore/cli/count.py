@@ -42,28 +42,15 @@ def _print_count(args: argparse.Namespace, config) -> int:
         "compression rate": f"{config.compression():.4g}",
         "compression factor": f"{1 / config.compression():.4g}x",
     }
-    if config.hidden_layers is not None:
+    shapes = config.layer_shapes
+    if len(config.layers) > 1:
         lines["layer widths"] = " -> ".join(f"{width:,}" for width in config.layer_widths)
-        for index, layer in enumerate(config.hidden_layers):
-            width = config.layer_widths[index]
-            lines[f"hidden_layers[{index}]"] = (f"{layer.label()}: {layer.params(width):,} weights "
-                                                f"(dense {layer.dense_params(width):,})")
-    elif config.layer == "tt":
-        plan = ttmath.plan_ranks(config.in_modes, config.out_modes, config.ranks)
-        lines["ranks used"] = ",".join(map(str, plan.ranks))
-        lines["max useful ranks"] = ",".join(map(str, plan.max_useful))
-        if plan.clipped:
-            lines["clipped"] = plan.describe_clipping()
-        lines["core shapes"] = "  ".join("x".join(map(str, core)) for core in ttmath.core_shapes(config.in_modes, config.out_modes, config.ranks))
-        from ttexplore.costmodel import best_strategy, strategy_costs
-
-        costs = strategy_costs(config.in_modes, config.out_modes, plan.ranks, 1)
-        chosen = best_strategy(costs)
-        lines["auto strategy (batch 1)"] = f"{chosen}: {costs[chosen].get('plan', '')}"
-        lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
-        lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
-    if config.hidden_layers is None:
-        lines["dense FLOPs (batch 1)"] = ttmath.dense_flops(config.in_features, config.hidden_features)
+        for index, layer in enumerate(config.layers):
+            lines[f"hidden_layers[{index}]"] = (f"{layer.label()}: {layer.params(shapes[index]):,} weights "
+                                                f"(dense {layer.dense_params(shapes[index]):,})")
+    else:
+        lines.update(_layer_lines(config.layers[0], shapes[0]))
+        lines["dense FLOPs (batch 1)"] = config.layers[0].dense_twin().flops(shapes[0])
     lines["peak memory (est.)"] = _memory_line(config)
     if args.json:
         print(json.dumps(lines, indent=2))
@@ -72,6 +59,35 @@ def _print_count(args: argparse.Namespace, config) -> int:
         for key, value in lines.items():
             print(f"{key:<{width}}  {value}")
     return EXIT_OK
+
+
+def _layer_lines(layer, in_shape) -> dict:
+    """What ``count`` says of a network's one hidden layer: its ranks (used, useful, clipped), and for a
+    TT layer its cores and the forward ``auto`` picks, else its FLOPs."""
+    lines: dict = {}
+    used = layer.ranks_used(in_shape)
+    if used:
+        lines["ranks used"] = ",".join(map(str, used))
+    clipped = layer.clipping(in_shape)
+    if layer.has_tt_cores:
+        plan = ttmath.plan_ranks(layer.in_modes, layer.out_modes, layer.ranks)
+        lines["max useful ranks"] = ",".join(map(str, plan.max_useful))
+        if clipped:
+            lines["clipped"] = plan.describe_clipping()
+        lines["core shapes"] = "  ".join("x".join(map(str, core)) for core in ttmath.core_shapes(layer.in_modes, layer.out_modes, layer.ranks))
+        from ttexplore.costmodel import best_strategy
+
+        costs = layer.costs(1)
+        chosen = best_strategy(costs)
+        lines["auto strategy (batch 1)"] = f"{chosen}: {costs[chosen].get('plan', '')}"
+        lines["forward FLOPs (batch 1)"] = costs[chosen]["flops"]
+        lines["peak activations (batch 1)"] = f"{costs[chosen]['peak_bytes']:,} bytes"
+    else:
+        if clipped:
+            lines["clipped"] = ", ".join(f"rank {asked} -> {kept}" for _, asked, kept in clipped) + \
+                " (above the full rank min(N, M))"
+        lines["forward FLOPs (batch 1)"] = layer.flops(in_shape)
+    return lines
 
 
 def _memory_line(config) -> str:

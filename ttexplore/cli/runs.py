@@ -144,7 +144,7 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
           file=sys.stderr)
     with interrupt_on_signals(stop):
         try:
-            result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True,
+            result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True, config=config,
                              on_event=lambda event: show_event(bar, event))
         except KeyboardInterrupt:
             result = None

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     with interrupt_on_signals(stop):
         try:
             if store is not None:
-                result = execute(store, run_id, stop=stop, dataset=dataset, on_event=lambda event: show_event(bar, event))
+                result = execute(store, run_id, stop=stop, dataset=dataset, config=config,
+                                 on_event=lambda event: show_event(bar, event))
                 status = store.get_run(run_id)["status"]
             else:
                 result = fit(config, dataset, callback=lambda event: show_event(bar, event), cancel=stop)

@@ -27,8 +27,9 @@ import torch
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import parse_modes
-from ttexplore.tt.ttshape import TTShape, layer_text, modes_text
+from ttexplore.tt.ttshape import TTShape, modes_text
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.kinds import DenseLayerSpec, TTLayerSpec
 from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.store import RunStore
 from ttexplore.runs.warmstart import WarmStartError, file_sha256, read_source, tt_svd_cores
@@ -75,8 +76,8 @@ class CompressSource:
 
 
 def _one_hidden_layer(config: RunConfig, where: str) -> None:
-    if config.hidden_layers is not None:
-        raise ConfigError("source", f"{where} has {len(config.hidden_layers)} hidden layers: compress takes a network "
+    if len(config.layers) > 1:
+        raise ConfigError("source", f"{where} has {len(config.layers)} hidden layers: compress takes a network "
                                     "of one hidden layer (the paper's)")
 
 
@@ -112,13 +113,13 @@ def source_from_file(path: "str | Path", dataset: str = "mnist5k", weight_key: O
         WarmStartError: for a file without a fitting weight; ConfigError for a bad dataset or padding.
     """
     path = Path(path).expanduser().resolve()
-    probe = RunConfig.for_dataset(dataset, layer="dense", **values)
+    probe = RunConfig.for_dataset(dataset, **values)  # the input and the classes around the weight
     source = read_source(path, weight_key, probe.in_features, probe.num_classes)
     if source.config is not None:
         _one_hidden_layer(source.config, str(path))
         base = source.config.replace(init_from=None)
     else:
-        base = RunConfig.for_dataset(dataset, layer="dense", hidden=int(source.layers[0].weight.shape[0]), **values)
+        base = RunConfig.for_dataset(dataset, layers=[DenseLayerSpec(int(source.layers[0].weight.shape[0]))], **values)
     start = InitFrom(str(path), file_sha256(path), weight_key=weight_key if source.config is None else None)
     return CompressSource(start, base, source.layers[0].weight, path.name, source.head_weight is not None,
                           list(source.notes))
@@ -201,7 +202,7 @@ def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, rank
     for value in rel_errors:
         if not 0 < value < 1:
             raise ConfigError("rel_error", f"rel_error {value} must be between 0 and 1, e.g. 0.3")
-    base = source.base.replace(layer="tt", in_modes=in_modes, out_modes=out_modes, hidden=None, **training)
+    base = source.base.replace(layers=[TTLayerSpec(in_modes, out_modes)], **training)
     scratch_epochs = scratch_epochs or finetune_epochs or source.base.epochs
     targets = []
     asked: list[tuple[Optional[int], Optional[float]]] = [(int(rank), None) for rank in ranks]
@@ -217,7 +218,8 @@ def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, rank
         seen.add(capped.ranks if capped else used)
         # an unclipped max rank stays one number (as sweeps and the train command write it)
         asked_ranks = rank if capped and not capped.clipped else (capped.ranks if capped else used)
-        start = base.replace(ranks=asked_ranks, init_from=source.init_from.to_dict(), label=f"TT-SVD of {source.label}")
+        start = base.replace(layers=[TTLayerSpec(in_modes, out_modes, asked_ranks)], init_from=source.init_from.to_dict(),
+                             label=f"TT-SVD of {source.label}")
         compressed = start.replace(epochs=0)
         finetuned = start.replace(epochs=finetune_epochs, label=f"TT-SVD of {source.label} + {finetune_epochs} epochs") \
             if finetune_epochs else None
@@ -257,8 +259,9 @@ def _network_key(config: Optional[RunConfig]) -> Any:
     """What makes two networks the same for the comparison: data, padding, images used, layers (ranks as used)."""
     if config is None:
         return None
-    layers = tuple((layer.kind, TTShape.of(layer.in_modes, layer.out_modes, layer.ranks)) if layer.kind == "tt"
-                   else (layer.kind, layer.out_features, layer.matrix_rank) for layer in config.layers)
+    shapes = config.layer_shapes
+    layers = tuple((layer.name, layer.shape_label(), layer.out_shape(shapes[index]), layer.ranks_used(shapes[index]))
+                   for index, layer in enumerate(config.layers))
     return (config.dataset, config.pad_to, config.train_limit, layers)
 
 
@@ -277,7 +280,7 @@ def missing_runs(store: RunStore, targets: Sequence[CompressTarget], scratch: bo
             if config is None or config.key() in active or store.find_completed(config) is not None:
                 continue
             active.add(config.key())  # two targets never queue one network twice
-            wanted.append((what, config, f"{what} {layer_text(config.in_modes, config.out_modes)} {target.label}"))
+            wanted.append((what, config, f"{what} {config.layers[0].shape_label()} {target.label}"))
     return wanted
 
 
@@ -312,7 +315,7 @@ def run_plan(store: RunStore, targets: Sequence[CompressTarget], dataset: Any = 
         if on_run is not None:
             on_run(run_id, config, what)
         execute(store, run_id, stop=StopFlags(threading.Event(), interrupt), dataset=dataset, data_dir=data_dir,
-                on_event=on_event)
+                on_event=on_event, config=config)
         if store.get_run(run_id)["status"] != "completed":
             break
     return recorded

@@ -18,6 +18,7 @@ from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import default_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.plots import PALETTE
+from ttexplore.presenters.reports import run_is_dense, run_layer_count
 
 __all__ = ["PATHS", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
            "compress_table", "compress_markdown"]
@@ -35,8 +36,8 @@ def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
     """The runs a layer can be compressed from: completed, with a weights file, one hidden layer, and not
     themselves started from compressed weights; dense runs first, else in the order given (newest first)."""
     candidates = [run for run in runs if run.get("status") == "completed" and run.get("weights_path")
-                  and "hidden_layers" not in run["config"] and "init_from" not in run["config"]]
-    candidates.sort(key=lambda run: run["config"].get("layer") != "dense")  # dense runs first, newest first
+                  and run_layer_count(run) == 1 and "init_from" not in run["config"]]
+    candidates.sort(key=lambda run: not run_is_dense(run))  # dense runs first, newest first
     return candidates
 
 

@@ -64,7 +64,7 @@ class Preset:
         pad_to: image side after padding (``None``: keep the images).
         note: one sentence on where it comes from.
         more_layers: further hidden layers after this one, in their text form
-            (:class:`~ttexplore.runs.layerspec.LayerSpec`, e.g. ``"tt:8x16x16x16x8->4^5:4"``).
+            (:mod:`ttexplore.runs.kinds`, e.g. ``"tt:8x16x16x16x8->4^5:4"``).
     """
 
     name: str
@@ -158,8 +158,8 @@ def design_config(
         ConfigError: naming the bad field with the fix (also for an empty shape).
     """
     ranks: Any = tuple(int(r) for r in core_ranks) if core_ranks else int(max_rank)
-    return RunConfig.from_dict({"dataset": dataset, "pad_to": pad_to, "layer": "tt", "in_modes": in_modes,
-                                "out_modes": out_modes, "ranks": ranks, **training})
+    return RunConfig.from_dict({"dataset": dataset, "pad_to": pad_to, "in_modes": in_modes, "out_modes": out_modes,
+                                "ranks": ranks, **training})
 
 
 def baseline_config(config: RunConfig) -> RunConfig:
@@ -172,12 +172,12 @@ def network_config(config: RunConfig, more_layers: Sequence[str] = ()) -> RunCon
     (text forms, ``"dense:256"``, ``"tt:8x16x16x16x8->4^5:4"``).
 
     Raises:
-        ConfigError: naming ``hidden_layers[i].<field>`` and the fix.
+        ConfigError: naming ``layers[i].<field>`` (``Hidden layer i+1``) and the fix.
     """
     layers = [layer for layer in more_layers if str(layer).strip()]
     if not layers:
         return config
-    return config.replace(hidden_layers=[config.layers[0].to_dict(), *layers])
+    return config.replace(layers=[config.layers[0], *layers])
 
 
 def next_layer_text(config: RunConfig) -> str:
@@ -185,17 +185,17 @@ def next_layer_text(config: RunConfig) -> str:
     modes (``"tt:8x16x16x16x8->4^5:4"``), or a dense layer as wide as the input."""
     last = config.layers[-1]
     first = config.layers[0]
-    if last.kind == "tt" and first.kind == "tt":
+    if last.has_tt_cores and first.has_tt_cores:
         return f"tt:{layer_text(last.out_modes, first.in_modes)}:4"
     return f"dense:{config.in_features}"
 
 
 def network_rows(config: RunConfig) -> list[dict[str, Any]]:
     """One row per hidden layer (and a total): the layer, its sizes, weights, dense weights, compression."""
-    widths = config.layer_widths
+    widths, shapes = config.layer_widths, config.layer_shapes
     rows = [{"layer": f"{index + 1}: {layer.label()}", "in → out": f"{widths[index]:,} → {widths[index + 1]:,}",
-             "weights": layer.params(widths[index]), "dense weights": layer.dense_params(widths[index]),
-             "compression": layer.params(widths[index]) / layer.dense_params(widths[index])}
+             "weights": layer.params(shapes[index]), "dense weights": layer.dense_params(shapes[index]),
+             "compression": layer.params(shapes[index]) / layer.dense_params(shapes[index])}
             for index, layer in enumerate(config.layers)]
     rows.append({"layer": "all hidden layers", "in → out": " → ".join(f"{width:,}" for width in widths[:-1]),
                  "weights": config.layer_params(), "dense weights": config.dense_layer_params(),
@@ -279,20 +279,27 @@ class LayerPreview:
     @property
     def label(self) -> str:
         """``"4x8x8x4"`` or ``"4x7x4x7->5x5x8x4"``, as :class:`~ttexplore.tt.shapes.ShapeSuggestion` labels it."""
-        return layer_text(self.config.in_modes, self.config.out_modes)
+        return self.layer.shape_label()
+
+    @property
+    def layer(self) -> Any:
+        """The TT layer previewed (the network's first hidden layer)."""
+        return self.config.layers[0]
 
 
 def layer_preview(config: RunConfig) -> LayerPreview:
-    """Weights, compression, FLOPs and ranks of the TT layer ``config`` describes.
+    """Weights, compression, FLOPs and ranks of the (first) TT layer ``config`` describes.
 
     Complexity: ``O(d)`` integer arithmetic, plus the cost model's plans at batch 1, at
     the training batch and at the evaluation batch (cached; the same ones training
     uses; the first call for a 10-core shape takes about a second).
     """
-    if config.layer != "tt":
-        raise ConfigError("layer", f"layer {config.layer!r} has no TT preview: use layer='tt'")
-    in_modes, out_modes = config.in_modes, config.out_modes
-    plan = ttmath.plan_ranks(in_modes, out_modes, config.ranks)
+    layer = config.layers[0]
+    if not layer.has_tt_cores:
+        raise ConfigError("layers[0]", f"hidden layer 1 ({layer.label()}) has no TT cores to preview: make it a TT "
+                                       "layer, e.g. tt:4x8x8x4:4")
+    in_modes, out_modes = layer.in_modes, layer.out_modes
+    plan = ttmath.plan_ranks(in_modes, out_modes, layer.ranks)
     in_features, out_features = ttmath.prod(in_modes), ttmath.prod(out_modes)
     tt_params = ttmath.param_count(in_modes, out_modes, plan.ranks)
     dense_params = ttmath.dense_param_count(in_features, out_features)

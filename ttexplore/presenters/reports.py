@@ -8,13 +8,26 @@ pages call these and only arrange the results.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.tt.ttmath import prod
-from ttexplore.tt.ttshape import TTShape, layer_text
-from ttexplore.runs.layerspec import LayerSpec
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.tt.limits import MAX_FEATURES
+from ttexplore.runs.data_info import dataset_info
+from ttexplore.runs.fields import pad_value
+from ttexplore.runs.kinds import LayerSpec, Shape, features_of, kind_named
+from ttexplore.runs.migrate import stored_layers
 
 __all__ = [
+    "run_config",
+    "run_network",
+    "run_ranks_used",
+    "kind_title",
+    "has_tt_cores",
+    "run_layer_count",
+    "run_is_dense",
+    "ranks_list_text",
     "run_shape_text",
     "run_label",
     "run_ranks_text",
@@ -24,55 +37,122 @@ __all__ = [
     "rank_table",
 ]
 
-def run_ranks_text(run: Mapping[str, Any]) -> str:
-    """The run's TT ranks as the layer uses them, clipped to the maximal useful ones (``"4"``, ``"2,4,2"``),
-    ``"max"`` when none were given, the matrix rank of a matrix-rank baseline, '' for a dense one."""
-    config = run.get("config") or {}
-    layer = config.get("layer", run.get("layer"))
-    if layer == "matrix_rank":
-        return str(config.get("matrix_rank", ""))
-    if layer != "tt":
+@lru_cache(maxsize=4096)
+def _parsed_config(text: str) -> Optional[RunConfig]:
+    try:
+        return RunConfig.from_dict(json.loads(text))
+    except (ConfigError, ValueError, TypeError, KeyError):
+        return None
+
+
+def run_config(run: Mapping[str, Any]) -> Optional[RunConfig]:
+    """The run's :class:`~ttexplore.runs.config.RunConfig`, read from its stored config in whatever form it
+    was stored (cached by its text), or ``None`` when this version cannot read it."""
+    config = run.get("config")
+    if not isinstance(config, Mapping):
+        return None
+    return _parsed_config(json.dumps(config, sort_keys=True, default=str))
+
+
+def run_network(run: Mapping[str, Any]) -> tuple[Optional[tuple[LayerSpec, ...]], Optional[Shape]]:
+    """The run's hidden layers and its input shape: from its config, or, when this version does not accept
+    that whole config, its layers read alone and the input its dataset and padding give (``None`` when
+    those cannot be read either)."""
+    config = run_config(run)
+    if config is not None:
+        return config.layers, config.input_shape
+    values = run.get("config")
+    if not isinstance(values, Mapping):
+        return None, None
+    try:
+        info = dataset_info(values.get("dataset", RunConfig.dataset))
+        side = pad_value(values.get("pad_to", RunConfig.pad_to)) or info.side
+        in_shape: Optional[Shape] = (info.channels, side, side)
+    except (KeyError, ConfigError, TypeError):
+        in_shape = None
+    return stored_layers(values, features_of(in_shape) if in_shape else None), in_shape
+
+
+def kind_title(name: Any) -> str:
+    """How tables name a layer kind stored as ``name``: ``"TT"``, ``"dense"``, ``"matrix rank"``
+    (an unknown name as it is)."""
+    try:
+        return kind_named(name).title
+    except ConfigError:
+        return "" if name is None else str(name)
+
+
+def has_tt_cores(run: Mapping[str, Any]) -> bool:
+    """Whether the run's (first) hidden layer stores TT cores."""
+    layers, _ = run_network(run)
+    return layers is not None and layers[0].has_tt_cores
+
+
+def run_layer_count(run: Mapping[str, Any]) -> int:
+    """How many hidden layers the run's network has (0 when this version cannot read its config)."""
+    config = run_config(run)
+    return len(config.layers) if config is not None else 0
+
+
+def run_is_dense(run: Mapping[str, Any]) -> bool:
+    """Whether every hidden layer of the run is dense (its own dense twin)."""
+    config = run_config(run)
+    return config is not None and all(layer.dense_twin() == layer for layer in config.layers)
+
+
+def ranks_list_text(ranks: Sequence[int]) -> str:
+    """``(4, 4, 4)`` -> ``"4"``, ``(2, 4, 2)`` -> ``"2,4,2"``, ``()`` -> ``""``."""
+    if not ranks:
         return ""
-    ranks = config.get("ranks", run.get("ranks"))
-    if ranks is None:
+    return str(ranks[0]) if len(set(ranks)) == 1 else ",".join(map(str, ranks))
+
+
+def run_ranks_used(run: Mapping[str, Any]) -> Optional[tuple[int, ...]]:
+    """The ranks the run's (first) hidden layer has, clipped to the useful ones (``()`` for a layer without
+    ranks; as asked where the input is unknown); ``None`` when its config cannot be read."""
+    layers, in_shape = run_network(run)
+    if layers is None:
+        return None
+    return layers[0].ranks_used(in_shape if in_shape is not None else (MAX_FEATURES,))
+
+
+def run_ranks_text(run: Mapping[str, Any]) -> str:
+    """The ranks of the run's (first) hidden layer as it uses them, clipped to the useful ones (``"4"``,
+    ``"2,4,2"``), ``"max"`` when none were given, '' for a layer without ranks (dense)."""
+    used = run_ranks_used(run)
+    if used is None:
+        ranks = run.get("ranks")
+        return ",".join(map(str, ranks)) if isinstance(ranks, (list, tuple)) else str(ranks or "")
+    if used and run_network(run)[0][0].rank_setting is None:
         return "max"
-    if config.get("in_modes") and config.get("out_modes"):
-        try:  # the ranks the layer really has: a rank above the maximal useful one is clipped
-            used = TTShape.of(config["in_modes"], config["out_modes"], ranks).ranks
-        except ValueError:
-            used = None
-        if used:
-            return str(used[0]) if len(set(used)) == 1 else ",".join(map(str, used))
-    if isinstance(ranks, (list, tuple)):
-        return ",".join(str(r) for r in ranks)
-    return str(ranks)
+    return ranks_list_text(used)
 
 
 def run_shape_text(run: Mapping[str, Any]) -> str:
     """The run's shape in the house text form (``"4x8x8x4"``, ``"2^10"``, ``"4x7x4x7->5x5x8x4"``),
-    derived from its config (also for runs stored before that form), else ``"dense"`` / ``"matrix rank"``."""
-    config = run.get("config") or {}
-    if config.get("hidden_layers"):  # several hidden layers: the store's label names each
-        return str(run.get("shape") or "")
-    if config.get("layer", run.get("layer")) == "tt" and config.get("in_modes") and config.get("out_modes"):
-        return layer_text(config["in_modes"], config["out_modes"])
-    return str(run.get("shape") or run.get("layer") or "")
+    derived from its config (also for runs stored before that form), else ``"dense"`` / ``"matrix rank"``;
+    for several hidden layers each one's part (``"4^5->8x16x16x16x8 | dense 32"``)."""
+    layers, _ = run_network(run)
+    if layers is None:
+        return str(run.get("shape") or run.get("layer") or "")
+    if len(layers) == 1:
+        return layers[0].shape_label()
+    return " | ".join(layer.part_label() for layer in layers)
 
 
 def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     """A short name for legends and pickers, e.g. ``"TT 4x8x8x4 r=4 · mnist5k · #1a2b3c"``."""
-    config = run.get("config") or {}
-    layer = config.get("layer", run.get("layer"))
-    if config.get("hidden_layers"):
-        body = " -> ".join(_layer_label(layer) for layer in config["hidden_layers"])
-    elif layer == "tt":
-        body = f"TT {run_shape_text(run)} r={run_ranks_text(run)}"
-    elif layer == "matrix_rank":
-        body = f"matrix rank r={run_ranks_text(run)}"
+    config = run_config(run)
+    layers, in_shape = run_network(run)
+    if config is not None:
+        body = config.network_text()
+    elif layers is not None and len(layers) == 1 and in_shape is not None:
+        body = layers[0].describe(in_shape)
+    elif layers is not None:
+        body = " -> ".join(layer.label() for layer in layers)
     else:
-        sizes = [config.get("in_modes"), config.get("out_modes")]
-        body = "dense " + "->".join(str(prod(modes)) for modes in sizes) if all(sizes) else "dense"
-    text = f"{body} · {run.get('dataset', config.get('dataset', ''))}"
+        body = str(run.get("shape") or run.get("layer") or "")
+    text = f"{body} · {run.get('dataset', (run.get('config') or {}).get('dataset', ''))}"
     if run.get("label"):
         text += f" · {run['label']}"
     if with_id and run.get("id"):
@@ -80,11 +160,6 @@ def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     return text
 
 
-def _layer_label(layer: Any) -> str:
-    try:
-        return LayerSpec.of(layer).label()
-    except ValueError:  # a stored layer this version cannot read: show it as stored
-        return str(layer)
 
 
 def format_duration(seconds: Optional[float]) -> str:
@@ -153,14 +228,16 @@ def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, d
 
     groups: dict[tuple[int, str], dict[str, Any]] = {}
     for run in runs:
-        config = run.get("config") or {}
-        if run.get("status") != "completed" or config.get("layer") != "tt" or run.get("best_test_accuracy") is None:
+        config = run_config(run)
+        if run.get("status") != "completed" or config is None or run.get("best_test_accuracy") is None:
+            continue
+        if not config.layers[0].has_tt_cores:
             continue
         if shape is not None and run_shape_text(run) != shape:
             continue
         if dataset is not None and run.get("dataset") != dataset:
             continue
-        ranks = config.get("ranks")
+        ranks = config.layers[0].rank_setting
         if not isinstance(ranks, int):
             continue
         key = (ranks, run_shape_text(run))

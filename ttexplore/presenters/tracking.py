@@ -14,7 +14,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.presenters.reports import format_duration, run_label, run_ranks_text, run_shape_text
+from ttexplore.presenters.reports import (format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
+                                          run_ranks_used, run_shape_text)
 
 __all__ = [
     "ACTIVE",
@@ -253,7 +254,7 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
             "tags": ", ".join(run.get("tags") or []),
             "status": run.get("status", ""),
             "dataset": run.get("dataset"),
-            "layer": {"tt": "TT", "dense": "dense", "matrix_rank": "matrix rank"}.get(run.get("layer"), run.get("layer")),
+            "layer": kind_title(run.get("layer")),
             "shape": run_shape_text(run),
             "ranks": _used_ranks_text(run),
             "layer weights": run.get("layer_params"),
@@ -283,17 +284,9 @@ def hparam_columns() -> list[str]:
 
 
 def _used_ranks_text(run: Mapping[str, Any]) -> str:
-    """The ranks the layer really has (clipped), ``"4"`` or ``"2,4,2"``; the matrix rank; '' for dense."""
-    config = run.get("config") or {}
-    if config.get("layer") == "tt" and config.get("in_modes") and config.get("out_modes"):
-        from ttexplore.tt.ttshape import TTShape
-
-        try:
-            ranks = TTShape.of(config["in_modes"], config["out_modes"], config.get("ranks")).ranks
-        except ValueError:
-            return run_ranks_text(run)
-        return str(ranks[0]) if ranks and len(set(ranks)) == 1 else ",".join(map(str, ranks))
-    return run_ranks_text(run)
+    """The ranks the (first) hidden layer really has (clipped), ``"4"`` or ``"2,4,2"``; '' for dense."""
+    used = run_ranks_used(run)
+    return run_ranks_text(run) if used is None else ranks_list_text(used)
 
 
 def varying_hparams(runs: Sequence[Mapping[str, Any]]) -> list[str]:

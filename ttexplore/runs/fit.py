@@ -290,7 +290,7 @@ def fit(
     uninterrupted run did after epoch ``k``.
 
     Args:
-        config: the run (validated here); it trains on ``config.device`` (data, model
+        config: the run (validated when it was made); it trains on ``config.device`` (data, model
             and metrics there; a device this machine lacks ends the run ``failed``
             with the fix).
         dataset: the data, or ``None`` to :func:`~ttexplore.runs.data.load_dataset` it.
@@ -307,7 +307,6 @@ def fit(
     Complexity: ``epochs * n_train`` forward/backward passes plus
     ``epochs * evals_per_epoch * n_test`` forward passes.
     """
-    config.validate()
     started = time.perf_counter()
     earlier_s = resume.elapsed_s if resume is not None else 0.0
     events: list[dict[str, Any]] = []

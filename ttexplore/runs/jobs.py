@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 _LIVE_RUNS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 
+#: Handed configs beyond this many are checked against the store when a worker takes a run.
+_HANDED_CHECK = 64
+
 
 @dataclass
 class JobState:
@@ -85,6 +88,8 @@ class JobManager:
         self._warm.set()
         self._wake = threading.Event()
         self._jobs: dict[str, JobState] = {}
+        #: configs submitted here and not yet taken by a worker: the worker runs the object itself
+        self._handed: dict[str, RunConfig] = {}
         self._lock = threading.Lock()
         self._closed = False
         with _LIVE_LOCK:
@@ -98,7 +103,9 @@ class JobManager:
     # ---------------------------------------------------------------- API
     def submit(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
                notes: str = "") -> str:
-        """Queue a run of ``config`` (validated first); returns its run id at once.
+        """Queue a run of ``config`` (a :class:`RunConfig` is validated when it is made); returns its run id at
+        once. The worker that takes the run gets this object, not its JSON to parse again (the store keeps
+        the JSON: a run taken after a restart, or by another process, is read from it once).
 
         Raises:
             ConfigError: for an invalid config, or a ``ResourceError`` (field ``memory``) for a run
@@ -109,9 +116,12 @@ class JobManager:
 
         if self._closed:
             raise RuntimeError("the job manager is shut down; start a new one")
-        config.validate()
+        if not isinstance(config, RunConfig):
+            raise TypeError(f"submit takes a RunConfig, not {type(config).__name__}: build one with RunConfig.from_dict")
         check_run_memory(config)
         run_id = self.store.create_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes)
+        with self._lock:
+            self._handed[run_id] = config
         self._wake.set()
         return run_id
 
@@ -230,6 +240,19 @@ class JobManager:
             worker.join(timeout)
 
     # ---------------------------------------------------------------- worker
+    def _config_of(self, run_id: str) -> RunConfig:
+        """The config of a run a worker took: the object submitted here, else (a run queued by another
+        process, or before a restart, or resumed) read once from the store. Configs handed here whose
+        runs another process took are let go once the store says they left the queue."""
+        with self._lock:
+            config = self._handed.pop(run_id, None)
+            waiting = list(self._handed) if len(self._handed) > _HANDED_CHECK else []
+        for other in waiting:
+            if (self.store.get_run(other) or {}).get("status") != "queued":
+                with self._lock:
+                    self._handed.pop(other, None)
+        return config if config is not None else RunConfig.from_dict(self.store.get_run(run_id)["config"])
+
     def _claim(self) -> Optional[str]:
         try:
             return self.store.claim_next("app")
@@ -260,8 +283,7 @@ class JobManager:
 
         from ttexplore.runs.lifecycle import StopFlags, execute
 
-        run = self.store.get_run(run_id)
-        job = JobState(run_id, RunConfig.from_dict(run["config"]), StopFlags.new(self.store, run_id))
+        job = JobState(run_id, self._config_of(run_id), StopFlags.new(self.store, run_id))
         with self._lock:
             self._jobs[run_id] = job
         with _LIVE_LOCK:
@@ -274,7 +296,7 @@ class JobManager:
 
         try:
             execute(self.store, run_id, stop=job.stop, data_dir=self.data_dir, on_event=on_event,
-                    fit_function=self._fit, claimed=True)
+                    fit_function=self._fit, claimed=True, config=job.config)
         finally:
             final = self.store.get_run(run_id) or {}
             with self._lock:

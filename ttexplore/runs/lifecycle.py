@@ -91,6 +91,7 @@ def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingS
         "format": CHECKPOINT_FORMAT,
         "run_id": run_id,
         "config": config.to_dict(),
+        "config_key": config.key(),
         "epochs_done": state.epochs_done,
         "global_step": state.global_step,
         "elapsed_s": state.elapsed_s,
@@ -119,7 +120,9 @@ def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
                           "delete it to restart the run from epoch 0") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ResumeError(f"{path} is not a ttexplore checkpoint; delete it to restart the run from epoch 0")
-    if RunConfig.from_dict(payload["config"]).key() != config.key():
+    # the key written beside the config; a checkpoint older than it is read through its config
+    written = payload.get("config_key") or RunConfig.from_dict(payload["config"]).key()
+    if written != config.key():
         raise ResumeError(f"the checkpoint {path} was written for another configuration; delete it to restart the run")
     return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
                          payload["model"], payload["optimizer"], payload["order_rng"])
@@ -171,6 +174,7 @@ def execute(
     on_event: Optional[Callable[[dict[str, Any]], None]] = None,
     fit_function: Optional[Callable[..., FitResult]] = None,
     claimed: bool = False,
+    config: Optional[RunConfig] = None,
 ) -> FitResult:
     """Run the recorded run ``run_id`` to its end (see the module docstring).
 
@@ -180,6 +184,9 @@ def execute(
         on_event: also called with every metric event (a progress bar, a live view).
         fit_function: the training function (tests swap it); default :func:`~ttexplore.runs.fit.fit`.
         claimed: the caller already marked the run running (:meth:`RunStore.claim_next`).
+        config: the run's config as the caller holds it (the job manager hands over the object it was
+            given); used when its key is the stored one, else (and without it) read from the store,
+            which stays the source of truth.
 
     Returns:
         The :class:`~ttexplore.runs.fit.FitResult` (its events are this session's only).
@@ -187,7 +194,8 @@ def execute(
     run = store.get_run(run_id)
     if run is None:
         raise ResumeError(f"no run {run_id!r} in {store.path}")
-    config = RunConfig.from_dict(run["config"])
+    if config is None or config.key() != run["config_key"]:
+        config = RunConfig.from_dict(run["config"])
     stop = stop or StopFlags.new(store, run_id)
     if stop.store is None:
         stop.store, stop.run_id = store, run_id

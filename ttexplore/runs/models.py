@@ -4,7 +4,8 @@ The paper's net (Novikov et al. 2015, as reproduced by a 2018 student team):
 ``[pad] -> flatten -> hidden layer -> ReLU -> Linear(hidden, classes)``, the
 hidden layer being a :class:`~ttexplore.nn.layers.TTLinear` or one of the two
 baselines of the same sizes (dense ``nn.Linear``; matrix-rank ``N x r``, ``r x M``);
-or several such layers, each followed by a ReLU (``RunConfig.hidden_layers``).
+or several layers, each followed by a ReLU (``RunConfig.layers``). Each layer's
+module is built by its kind (:meth:`~ttexplore.runs.kinds.LayerSpec.build`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from torch import nn
 
 from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
 from ttexplore.runs.config import ConfigError, RunConfig
-from ttexplore.runs.layerspec import LayerSpec
+from ttexplore.runs.kinds import features_of, init_linear
 from ttexplore.tt.memory import check_bytes
 from ttexplore.runs.data_info import dataset_info
-from ttexplore.tt.init import target_std
-from ttexplore.nn.layers import MatrixRankLinear, TTLinear
+from ttexplore.nn.layers import TTLinear
 
 __all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "save_model", "load_model", "MODEL_FORMAT"]
 
@@ -47,28 +47,6 @@ class PadImage(nn.Module):
         return f"{self.side} -> {self.target}"
 
 
-def _init_linear(layer: nn.Linear, generator: Optional[torch.Generator], init: str = "glorot") -> None:
-    """Draw ``layer.weight`` from N(0, target_std(init)) with ``generator``; zero the bias."""
-    with torch.no_grad():
-        layer.weight.normal_(0.0, target_std(init, layer.in_features, layer.out_features), generator=generator)
-        if layer.bias is not None:
-            layer.bias.zero_()
-
-
-def _make_layer(spec: LayerSpec, in_features: int, config: RunConfig, generator: Optional[torch.Generator]) -> nn.Module:
-    """One hidden layer of ``spec``, its weights drawn from ``generator``."""
-    if spec.kind == "tt":
-        layer = TTLinear(spec.in_modes, spec.out_modes, spec.ranks, init=config.init, strategy=config.strategy)
-        layer.reset_parameters(generator=generator)
-    elif spec.kind == "matrix_rank":
-        layer = MatrixRankLinear(in_features, spec.out_features, spec.matrix_rank, init=config.init)
-        layer.reset_parameters(generator=generator)
-    else:
-        layer = nn.Linear(in_features, spec.out_features)
-        _init_linear(layer, generator, config.init)
-    return layer
-
-
 def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) -> nn.Sequential:
     """The network ``config`` describes, its weights drawn from ``generator``.
 
@@ -78,22 +56,25 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) 
     Returns:
         ``nn.Sequential`` with children ``pad`` (when padding), ``flatten``,
         ``hidden``, ``relu``, then ``hidden_2``, ``relu_2``, ... for each further
-        hidden layer, and ``head``. (One hidden layer keeps the names, the draws and
-        so the weights it always had.)
+        hidden layer, and ``head``; ``flatten`` comes before the first layer that reads a vector
+        (a fully-connected one), or before the head. (The names, the order of the draws and so the
+        weights are those the one-layer net always had.)
     """
-    config.validate()
     info = dataset_info(config.dataset)
     modules: "OrderedDict[str, nn.Module]" = OrderedDict()
     if config.pad_to is not None and config.pad_to != info.side:
         modules["pad"] = PadImage(info.side, config.pad_to)
-    modules["flatten"] = nn.Flatten()
-    widths = config.layer_widths
-    for index, spec in enumerate(config.layers):
+    shapes = config.layer_shapes
+    for index, layer in enumerate(config.layers):
+        if layer.flattens and "flatten" not in modules:
+            modules["flatten"] = nn.Flatten()
         suffix = "" if index == 0 else f"_{index + 1}"
-        modules[f"hidden{suffix}"] = _make_layer(spec, widths[index], config, generator)
+        modules[f"hidden{suffix}"] = layer.build(shapes[index], config.init, config.strategy, generator)
         modules[f"relu{suffix}"] = nn.ReLU()
-    head = nn.Linear(config.hidden_features, info.classes)
-    _init_linear(head, generator, "glorot")
+    if "flatten" not in modules:
+        modules["flatten"] = nn.Flatten()
+    head = nn.Linear(features_of(shapes[-1]), info.classes)
+    init_linear(head, generator, "glorot")
     modules["head"] = head
     return nn.Sequential(modules)
 

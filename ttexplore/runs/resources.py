@@ -20,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from ttexplore.tt import ttmath
 from ttexplore.tt.memory import (DEFAULT_SHARE, ENV_LIMIT, ResourceError, available_memory,
                                    budget_description, check_bytes, human_bytes, memory_budget, parse_size)
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.layerspec import LayerSpec
+from ttexplore.runs.kinds import LayerMemory
 from ttexplore.runs.data_info import dataset_info
 
 __all__ = [
@@ -120,31 +119,13 @@ def eval_batch_size(config: RunConfig) -> int:
     return max(1, min(EVAL_BATCH, EVAL_ACTIVATIONS // max(config.layer_widths)))
 
 
-def _hidden_params(config: RunConfig) -> int:
-    """Weights of the hidden layers with their biases."""
-    return config.layer_params() + sum(config.layer_widths[1:-1])
-
-
-def _tt_bytes(config: RunConfig, layer: LayerSpec, batch: int, training: bool, input_grad: bool = False) -> int:
-    """Saved plus peak intermediate bytes of the TT forward ``config`` will run for ``layer`` at ``batch``,
-    from the cost model (the same call :mod:`ttexplore.nn.forward` makes, so it is cached for it)."""
-    from ttexplore import costmodel
-
-    plan = ttmath.plan_ranks(layer.in_modes, layer.out_modes, layer.ranks)
-    costs = costmodel.strategy_costs(layer.in_modes, layer.out_modes, plan.ranks, batch, FLOAT_BYTES,
-                                     training=training, input_grad=input_grad)
-    chosen = config.strategy if config.strategy in costs else costmodel.best_strategy(costs)
-    cost = costs[chosen]
-    return int(cost["peak_bytes"]) + (int(cost["saved_bytes"]) if training else 0)
-
-
-def _layer_bytes(config: RunConfig, layer: LayerSpec, rows: int, training: bool, input_grad: bool) -> int:
-    """What one hidden layer adds to a step (``training``) or an evaluation beyond its output."""
-    if layer.kind == "tt":
-        return _tt_bytes(config, layer, rows, training, input_grad)
-    if layer.kind == "matrix_rank":  # A x (kept for B's gradient) and, training, its gradient
-        return (2 if training else 1) * rows * layer.matrix_rank * FLOAT_BYTES
-    return 0
+def _layer_memories(config: RunConfig, rows: int, training: bool) -> list[LayerMemory]:
+    """What each hidden layer holds at ``rows`` examples (its kind prices it: weights, largest tensor,
+    the forward's work beyond its output), training (a layer after the first also computes its input's
+    gradient) or evaluating."""
+    shapes = config.layer_shapes
+    return [layer.memory(shapes[index], rows, training, input_grad=training and index > 0, strategy=config.strategy)
+            for index, layer in enumerate(config.layers)]
 
 
 def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
@@ -164,7 +145,8 @@ def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
     widths, layers = config.layer_widths, config.layers
     raw = info.features
     padded = config.pad_to is not None and config.pad_to != info.side
-    hidden = _hidden_params(config)
+    step_layers = _layer_memories(config, batch, True)
+    hidden = sum(layer.weights for layer in step_layers)
     head = config.hidden_features * classes + classes
     params = hidden + head
     if config.optimizer == "adam":
@@ -175,17 +157,18 @@ def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
     # for its weight gradient), then per row and hidden layer: its output, the ReLU output (kept by
     # the next layer) and their two gradients, plus logits, log-softmax and the logits' gradient.
     input_batch = batch * (raw + (n if padded else 0))
-    activations = sum(_layer_bytes(config, layer, batch, True, index > 0) for index, layer in enumerate(layers))
+    activations = sum(layer.work_bytes for layer in step_layers)
     activations += FLOAT_BYTES * batch * (4 * sum(widths[1:-1]) + 3 * classes)
     # An evaluation: a slice of the stored images (a view), padded, forward only, one layer at a time.
     train_count = config.train_limit or info.train_size
     rows = min(eval_batch_size(config), max(info.test_size, train_count))
-    eval_layer = max(_layer_bytes(config, layer, rows, False, False) for layer in layers)
+    eval_layer = max(layer.work_bytes for layer in _layer_memories(config, rows, False))
     widest = max((widths[index] if index else 0) + 2 * widths[index + 1] for index in range(len(layers)))
     evaluation = eval_layer + FLOAT_BYTES * rows * ((n if padded else 0) + widest + 2 * classes)
     images = info.train_size + info.test_size
     dataset = images * (raw * FLOAT_BYTES + LABEL_BYTES)
-    scratch = 2 * _largest_tensor(config) if config.optimizer == "adam" else 0
+    largest = max([config.hidden_features * classes] + [layer.largest_tensor for layer in step_layers])
+    scratch = 2 * largest if config.optimizer == "adam" else 0
     return MemoryEstimate(
         hidden_weights=hidden * FLOAT_BYTES,
         head=head * FLOAT_BYTES,
@@ -197,22 +180,6 @@ def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
         dataset=dataset,
         optimizer_scratch=scratch * FLOAT_BYTES,
     )
-
-
-def _largest_tensor(config: RunConfig) -> int:
-    """Elements of the network's largest parameter tensor."""
-    widths, classes = config.layer_widths, dataset_info(config.dataset).classes
-    largest = config.hidden_features * classes
-    for index, layer in enumerate(config.layers):
-        n, m = widths[index], widths[index + 1]
-        if layer.kind == "tt":
-            size = max(ttmath.prod(shape) for shape in ttmath.core_shapes(layer.in_modes, layer.out_modes, layer.ranks))
-        elif layer.kind == "matrix_rank":
-            size = layer.matrix_rank * max(n, m)
-        else:
-            size = n * m
-        largest = max(largest, size, m)
-    return largest
 
 
 # ---------------------------------------------------------------- the checks
@@ -240,9 +207,8 @@ def check_run_memory(config: RunConfig, budget: Optional[int] = None,
 def memory_fix(config: RunConfig, estimate: Optional[MemoryEstimate] = None) -> str:
     """The change that shrinks the largest part of the run's memory (a phrase for messages)."""
     estimate = estimate or estimate_run_memory(config)
-    kinds = {layer.kind for layer in config.layers}
     width = f"{max(config.layer_widths[1:-1]):,} units wide"
-    ranks = " or lower the ranks" if "tt" in kinds else ""
+    ranks = " or lower the ranks" if any(layer.ranks_used(shape) for layer, shape in zip(config.layers, config.layer_shapes)) else ""
     weights = estimate.hidden_weights + estimate.gradients + estimate.optimizer_state
     largest = max(("weights", weights), ("head", estimate.head), ("step", estimate.step),
                   ("evaluation", estimate.evaluation), ("dataset", estimate.dataset), key=lambda item: item[1])[0]
@@ -255,8 +221,6 @@ def memory_fix(config: RunConfig, estimate: Optional[MemoryEstimate] = None) -> 
         return f"lower batch_size (now {config.batch_size}){ranks}, or choose smaller out_modes (the hidden layer is {width})"
     if largest == "head" or estimate.head + config.hidden_features * FLOAT_BYTES > weights / 2:
         return f"choose smaller out_modes: the hidden layer is {width}, and the classifier on top of it grows with it"
-    if "dense" in kinds:
-        return "use the TT layer (layer tt) or a narrower hidden layer"
-    if "matrix_rank" in kinds:
-        return f"lower matrix_rank (now {config.matrix_rank:,}) or use a narrower hidden layer"
-    return "lower the ranks or choose smaller modes"
+    shapes = config.layer_shapes
+    heaviest = max(range(len(config.layers)), key=lambda index: config.layers[index].params(shapes[index]))
+    return config.layers[heaviest].shrink_hint()

@@ -225,10 +225,11 @@ class RunStore:
         if queue not in QUEUES:
             raise ValueError(f"queue {queue!r} is unknown: use one of {', '.join(QUEUES)}")
         run_id = _new_run_id()
-        ranks = config.ranks if config.layer == "tt" else (config.matrix_rank if config.layer == "matrix_rank" else None)
+        first = config.layers[0]  # the store's columns describe the first hidden layer
+        ranks = first.rank_setting
         values = {
             "id": run_id, "created_at": time.time(), "status": status, "config": config.to_json(),
-            "config_key": config.key(), "label": config.label, "dataset": config.dataset, "layer": config.layer,
+            "config_key": config.key(), "label": config.label, "dataset": config.dataset, "layer": first.name,
             "shape": config.shape_label(), "ranks": json.dumps(ranks), "layer_params": config.layer_params(),
             "compression": config.compression(), "sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(),
             "queue": queue, "name": str(name), "tags": json.dumps(_clean_tags(tags)), "notes": str(notes),

@@ -12,12 +12,23 @@ from ttexplore.runs.config import ConfigError, RunConfig
 __all__ = ["sweep_estimate", "DEFAULT_SECONDS_PER_COST"]
 
 #: Seconds per unit of :func:`ttexplore.experiments.sweep.estimated_cost` before any run here has finished,
-#: measured on a busy 2-core machine (TT layers pay a per-core overhead the FLOPs do not show).
-DEFAULT_SECONDS_PER_COST = {"tt": 1.5e-9, "dense": 2e-10, "matrix_rank": 2e-10}
+#: measured on a busy 2-core machine, for networks with TT cores and for the others (TT layers pay a
+#: per-core overhead the FLOPs do not show).
+DEFAULT_SECONDS_PER_COST = {"with TT cores": 1.5e-9, "without": 2e-10}
+
+
+def _kind(config: RunConfig) -> str:
+    """What a config's rate is learned by: the kind of its first hidden layer."""
+    return config.layers[0].name
+
+
+def _default_rate(config: RunConfig) -> float:
+    return DEFAULT_SECONDS_PER_COST["with TT cores" if any(layer.has_tt_cores for layer in config.layers) else "without"]
 
 
 def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], int]:
-    """Median seconds per cost unit of the completed runs, per layer kind, and how many runs it rests on."""
+    """Median seconds per cost unit of the completed runs, per kind of first hidden layer, and how many runs
+    it rests on."""
     ratios: dict[str, list[float]] = {}
     for run in runs:
         if run.get("status") != "completed" or not run.get("started_at") or not run.get("finished_at"):
@@ -28,8 +39,8 @@ def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, floa
             continue
         seconds = run["finished_at"] - run["started_at"]
         if seconds > 0:
-            ratios.setdefault(config.layer, []).append(seconds / estimated_cost(config))
-    rates = dict(DEFAULT_SECONDS_PER_COST)
+            ratios.setdefault(_kind(config), []).append(seconds / estimated_cost(config))
+    rates: dict[str, float] = {}
     for layer, values in ratios.items():
         values.sort()
         rates[layer] = values[len(values) // 2]
@@ -59,7 +70,7 @@ def sweep_estimate(configs: Sequence[Any], finished: Iterable[Mapping[str, Any]]
         over the workers (never less than the longest run).
     """
     rates, measured = _seconds_per_cost(finished)
-    each = [estimated_cost(config) * rates.get(config.layer, rates["tt"]) for config in configs]
+    each = [estimated_cost(config) * rates.get(_kind(config), _default_rate(config)) for config in configs]
     workers = max(1, int(workers))
     seconds = max(sum(each) / workers, max(each, default=0.0))
     basis = (f"from the times of {measured} finished run{'s' if measured != 1 else ''}" if measured

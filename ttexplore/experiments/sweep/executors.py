@@ -154,7 +154,7 @@ def _train_recorded(run_id: str) -> dict[str, Any]:
     dataset = _load_cell_data(store, run_id, config, _WORKER["data_dir"])
     if dataset is None:
         return _summary(store, run_id)
-    execute(store, run_id, stop=StopFlags(threading.Event(), stop, store, run_id), dataset=dataset)
+    execute(store, run_id, stop=StopFlags(threading.Event(), stop, store, run_id), dataset=dataset, config=config)
     return _summary(store, run_id)
 
 

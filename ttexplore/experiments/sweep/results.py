@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ttexplore.experiments.sweep.spec import SweepCell, SweepShape
-from ttexplore.runs.config import RunConfig
+from ttexplore.experiments.sweep.spec import SweepCell
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.kinds import kind_named, kind_names
 from ttexplore.runs.store import RunStore
 
 __all__ = ["RESULT_COLUMNS", "cells_from_store", "sweep_names", "sweep_results", "summarize", "results_table",
@@ -38,13 +39,12 @@ def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
         hidden_sizes.setdefault(config.dataset, set()).add(config.hidden_features)
     cells = []
     for config in configs.values():
-        if config.layer == "tt":
-            shape = SweepShape(config.in_modes, config.out_modes)
-            cells.append(SweepCell(config, shape.label, shape.at_rank(config.ranks).max_rank))
-        else:
-            label = "dense" if config.layer == "dense" else "matrix rank"
-            suffix = f" ->{config.hidden_features}" if len(hidden_sizes[config.dataset]) > 1 else ""
-            cells.append(SweepCell(config, label + suffix, config.matrix_rank if config.layer == "matrix_rank" else None))
+        layer = config.layers[0]
+        ranks = layer.ranks_used(config.input_shape)
+        label = layer.shape_label()
+        if not layer.has_tt_cores and len(hidden_sizes[config.dataset]) > 1:  # a baseline, of one hidden size
+            label += f" ->{config.hidden_features}"
+        cells.append(SweepCell(config, label, max(ranks) if ranks else None))
     return cells
 
 
@@ -74,7 +74,7 @@ def sweep_results(store: RunStore, cells: Sequence[SweepCell], name: str) -> lis
         last = events[run["id"]][-1] if run and events.get(run["id"]) else None
         rows.append({
             "dataset": config.dataset,
-            "layer": config.layer,
+            "layer": config.layers[0].name,
             "shape": cell.shape,
             "rank": cell.rank,
             "seed": config.seed,
@@ -115,9 +115,9 @@ def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
     compression rate, accuracy; TT cells in grid order, then the baselines."""
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
-    kinds = {"tt": 0, "dense": 1, "matrix_rank": 2}
+    kinds = {name: index for index, name in enumerate(kind_names())}  # the registry's order: TT first
     table = []
-    for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), kinds[row["layer"]])):
+    for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), kinds.get(row["layer"], len(kinds)))):
         table.append({"dataset": row["dataset"], "shape": row["shape"],
                       "max TT rank": row["rank"] if row["rank"] is not None else "-",
                       "layer weights": row["params"], "compression rate": _rate(row["compression"]),
@@ -145,6 +145,14 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(parts) + "\n" if parts else "(no completed cells yet)\n"
 
 
+def _has_tt_cores(name: str) -> bool:
+    """Whether the layer kind ``name`` stores TT cores (its rows are a sweep's lines, the others baselines)."""
+    try:
+        return kind_named(name).has_tt_cores
+    except ConfigError:
+        return False
+
+
 def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) -> Any:
     """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
 
@@ -159,7 +167,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) ->
     points = [{"shape": f"{row['shape']} · {row['dataset']}" if several else row["shape"],
                "layer_params": row["params"], "test_accuracy": row["test_accuracy"], "rank": row["rank"]}
               for row in summary]
-    baselines = sorted({point["shape"] for point, row in zip(points, summary) if row["layer"] != "tt"})
+    baselines = sorted({point["shape"] for point, row in zip(points, summary) if not _has_tt_cores(row["layer"])})
     if title is None:
         title = f"{', '.join(datasets)}: test accuracy against the weights of the first layer"
     return accuracy_vs_params(points, title=title, baselines=baselines)

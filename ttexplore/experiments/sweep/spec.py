@@ -17,6 +17,7 @@ from ttexplore.tt.shapes import parse_modes
 from ttexplore.tt.ttshape import TTShape, layer_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
+from ttexplore.runs.kinds import DenseLayerSpec, MatrixRankLayerSpec, TTLayerSpec, all_kinds, kind_named
 
 __all__ = ["SweepShape", "SweepCell", "SweepGrid", "SweepSpec", "parse_shapes", "parse_int_list", "make_spec", "expand",
            "estimated_cost"]
@@ -158,11 +159,17 @@ class SweepGrid:
     notes: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
-        """Cells per layer kind, e.g. ``{"tt": 24, "dense": 1, "matrix_rank": 4}``."""
-        counts: dict[str, int] = {}
+        """Cells per kind of hidden layer, in the order the kinds are registered, e.g.
+        ``{"tt": 24, "dense": 1, "matrix_rank": 4}`` (kinds without cells left out)."""
+        counts = {kind.name: 0 for kind in all_kinds()}
         for cell in self.cells:
-            counts[cell.config.layer] = counts.get(cell.config.layer, 0) + 1
-        return counts
+            name = cell.config.layers[0].name
+            counts[name] = counts.get(name, 0) + 1
+        return {name: count for name, count in counts.items() if count}
+
+    def counts_text(self) -> str:
+        """:meth:`counts` for people: ``"24 TT, 1 dense, 4 matrix rank"``."""
+        return ", ".join(f"{count} {kind_named(name).title}" for name, count in self.counts().items())
 
 
 @dataclass(frozen=True)
@@ -251,10 +258,10 @@ def _tt_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell
                              f"{','.join(map(str, tt_shape.max_useful_ranks))}; it trains as rank {used}")
             for seed in spec.seeds:
                 try:
-                    config = RunConfig.for_dataset(dataset, layer="tt", in_modes=shape.in_modes, out_modes=shape.out_modes,
-                                                   ranks=used, seed=seed, **shared)
+                    config = RunConfig.for_dataset(dataset, layers=[TTLayerSpec(shape.in_modes, shape.out_modes, used)],
+                                                   seed=seed, **shared)
                 except ConfigError as error:
-                    if error.field in ("in_modes", "out_modes"):
+                    if error.field.endswith("_modes"):
                         raise ConfigError("shapes", f"shape {shape.label} does not fit {dataset}: {error}") from None
                     raise
                 cells.append(SweepCell(config, shape.label, used))
@@ -273,38 +280,38 @@ def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[Swe
     hidden_sizes = list(dict.fromkeys(shape.hidden for shape in spec.shapes))
     for hidden in hidden_sizes:
         suffix = "" if len(hidden_sizes) == 1 else f" ->{hidden}"
-        base = RunConfig.for_dataset(dataset, layer="dense", hidden=hidden, ranks=None, **spec.training_values())
+        base = RunConfig.for_dataset(dataset, layers=[DenseLayerSpec(hidden)], **spec.training_values())
         if base.in_features * hidden > spec.max_dense_weights:
             notes.append(f"dense baseline {base.in_features}x{hidden} skipped: {base.in_features * hidden:,} weights "
                          f"is more than {spec.max_dense_weights:,}")
         else:
-            cells += [SweepCell(base.replace(seed=seed), "dense" + suffix, None) for seed in spec.seeds]
+            cells += [SweepCell(base.replace(seed=seed), DenseLayerSpec.title + suffix, None) for seed in spec.seeds]
         full = min(base.in_features, hidden)  # a matrix rank above min(N, M) adds weights, not expressive power
         for rank in spec.ranks:
             used = min(rank, full)
             if used != rank:
                 notes.append(f"matrix-rank baseline {base.in_features}x{hidden}: rank {rank} is above the full rank "
                              f"{full}; it trains as rank {used}")
-            cells += [SweepCell(base.replace(layer="matrix_rank", matrix_rank=used, seed=seed), "matrix rank" + suffix, used)
-                      for seed in spec.seeds]
+            low_rank = base.replace(layers=[MatrixRankLayerSpec(hidden, used)])
+            cells += [SweepCell(low_rank.replace(seed=seed), MatrixRankLayerSpec.title + suffix, used) for seed in spec.seeds]
     return cells
+
+
+#: What a GEMM call costs beyond its FLOPs, as FLOPs: the per-call overhead that makes a 10-core TT
+#: layer slower than its FLOPs say.
+CALL_OVERHEAD_FLOPS = 2e5
 
 
 def estimated_cost(config: RunConfig) -> float:
     """A rough relative training cost, used to start the longest cells first.
 
-    ``epochs * n_train * (forward FLOPs per image + 2e5 per core)``: the
-    constant stands for the per-GEMM overhead that makes a 10-core TT layer
-    slower than its FLOPs say.
+    ``epochs * n_train * (forward FLOPs per image + 2e5 per GEMM call)`` summed over the
+    hidden layers (each kind gives its FLOPs and calls: one per TT core), plus the head.
     """
     images = config.train_limit or dataset_info(config.dataset).train_size
-    if config.layer == "tt":
-        flops = min(ttmath.tt_sweep_flops(config.in_modes, config.out_modes, config.ranks, 1, direction)
-                    for direction in ("ltr", "rtl")) + 2e5 * len(config.in_modes)
-    elif config.layer == "matrix_rank":
-        flops = 2 * config.matrix_rank * (config.in_features + config.hidden_features) + 4e5
-    else:
-        flops = ttmath.dense_flops(config.in_features, config.hidden_features) + 2e5
+    shapes = config.layer_shapes
+    flops = sum(layer.flops(shapes[index]) + CALL_OVERHEAD_FLOPS * layer.forward_calls()
+                for index, layer in enumerate(config.layers))
     return config.epochs * images * (flops + 2 * config.hidden_features * config.num_classes)
 
 
