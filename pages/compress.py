@@ -9,6 +9,7 @@ import streamlit as st
 
 import ui
 from ttexplore.tt import ttmath
+from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.shapes import balanced_factorization, factorizations, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
@@ -108,7 +109,7 @@ with st.container(border=True):
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{sha}.pt"  # kept: runs that start from it name it
             if not path.is_file():
-                path.write_bytes(data)
+                write_atomic(path, data)  # whole or not at all: a full disk leaves no truncated upload
             source = ui.config_or_error(lambda: file_source(str(path), sha, dataset, pad_to or None, weight_key))
     if source is None:
         st.stop()

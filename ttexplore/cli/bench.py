@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ttexplore.cli.common import EXIT_OK, UsageError
+from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.devicenames import check_device_name
 from ttexplore.experiments.bench import report
 from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
@@ -172,7 +173,7 @@ def _write_tables(rows: list[dict], training_rows: list[dict], header: str, out_
     report.write_csv(out_dir / "training.csv", training_rows)
     targets = report.evaluate_targets(rows, training_rows) if rows else []
     summary = report.summary_markdown(rows, training_rows, header) + "\n### targets\n\n" + "\n".join(f"- {t}" for t in targets)
-    (out_dir / "summary.md").write_text(summary + "\n")
+    write_atomic(out_dir / "summary.md", summary + "\n")
     print("\n".join(targets))
 
 

@@ -203,11 +203,11 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
     from ttexplore.presenters import compress as views
     from ttexplore.presenters.export import ExportError, write_figure
 
+    from ttexplore.tt.atomic import write_atomic
+
     folder = Path(out).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "compress.json", folder / "table.md"]
-    written[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(views.compress_markdown(report["rows"], report["dense_test_accuracy"]), encoding="utf-8")
+    written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
+               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"]))]
     in_modes, out_modes = targets[0].compressed.in_modes, targets[0].compressed.out_modes
     spectra = compress.unfolding_spectra(source.weight, in_modes, out_modes)
     figures = {

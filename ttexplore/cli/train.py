@@ -20,6 +20,7 @@ from typing import Any, Iterator, Optional
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
                                   check_device, check_output_path, config_from_args, open_store)
 from ttexplore.tt import ttmath
+from ttexplore.tt.atomic import write_atomic
 from ttexplore.runs.config import RunConfig
 
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
@@ -150,11 +151,16 @@ def run(args: argparse.Namespace) -> int:
         try:
             save_model(result.model, config, args.save_model)
         except OSError as error:
-            print(f"train: error: --save-model {args.save_model}: {error}" +
+            print(f"train: error: --save-model: {error}" +
                   (f" (the run is recorded as {run_id}, its weights kept)" if run_id else ""), file=sys.stderr)
             return EXIT_FAILED
     if args.json:
-        write_json(args.json, summary(config, result, status, run_id))
+        try:
+            write_json(args.json, summary(config, result, status, run_id))
+        except OSError as error:
+            print(f"train: error: --json: {error}" + (f" (the run is recorded as {run_id})" if run_id else ""),
+                  file=sys.stderr)
+            return EXIT_FAILED
     code, line = ending_line("train", status, run_id, result)
     print(line, file=sys.stderr)
     return code
@@ -210,10 +216,13 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
 
 
 def write_json(path: str, values: Any) -> None:
-    """``values`` as indented JSON to ``path`` (``-``: stdout)."""
+    """``values`` as indented JSON to ``path`` (``-``: stdout), written whole or not at all.
+
+    Raises:
+        WriteError: one line naming the file and the fix (the old file kept, no temporary left).
+    """
     text = json.dumps(values, indent=2)
     if path == "-":
         print(text)
     else:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        write_atomic(path, text + "\n")

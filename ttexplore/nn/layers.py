@@ -16,7 +16,7 @@ from ttexplore.nn import forward as tt_forward
 from ttexplore.tt.init import INITS, target_std, tt_core_std
 from ttexplore.nn.kernels import dense_to_tt_matrix, tt_to_dense
 from ttexplore.tt.memory import check_bytes
-from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes, write_payload
 from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
@@ -288,8 +288,9 @@ class TTLinear(nn.Module):
         }
 
     def save(self, path) -> None:
-        """Write the layer (its spec and its cores) to ``path`` (a ``torch.save`` file)."""
-        torch.save({"format": "ttexplore.TTLinear/1", "spec": self.export_spec(), "state_dict": self.state_dict()}, path)
+        """Write the layer (its spec and its cores) to ``path`` (a ``torch.save`` file), whole or not at all
+        (:func:`~ttexplore.nn.weightfile.write_payload`; a failure raises ``WriteError`` naming the file)."""
+        write_payload({"format": "ttexplore.TTLinear/1", "spec": self.export_spec(), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "TTLinear":

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.store import ACTIVE_STATUSES, FINAL_STATUSES, RunStore, StoreError
+from ttexplore.runs.settings import worker_cap
+from ttexplore.runs.store import ACTIVE_STATUSES, DUPLICATE_WINDOW_S, FINAL_STATUSES, RunStore, StoreError, Submission
 
 __all__ = ["JobManager", "JobState"]
 
@@ -51,7 +52,8 @@ class JobManager:
 
     Args:
         store: where runs, events, statuses and the queue live.
-        max_workers: concurrent runs (default: the number of CPU cores).
+        max_workers: concurrent runs (default: the number of CPU cores), capped at
+            :func:`~ttexplore.runs.settings.worker_cap` (two per core), with a note in :attr:`notes`.
         data_dir: dataset folder passed to :func:`ttexplore.runs.data.load_dataset`.
         fit_function: the training function (tests may swap it); default
             :func:`ttexplore.runs.fit.fit`.
@@ -75,7 +77,14 @@ class JobManager:
         poll_s: float = 0.5,
     ) -> None:
         self.store = store
-        self.max_workers = max(1, int(max_workers or os.cpu_count() or 1))
+        requested = max(1, int(max_workers or os.cpu_count() or 1))
+        self.max_workers = min(requested, worker_cap())
+        #: What the manager changed of what it was asked, said once (also in the log): a capped worker count.
+        self.notes: list[str] = []
+        if requested > self.max_workers:
+            self.notes.append(f"{requested} workers asked for, more than {self.max_workers} (two per core): "
+                              f"training at most {self.max_workers} runs at once")
+            log.warning(self.notes[-1])
         self.data_dir = data_dir
         self._fit = fit_function
         cores = os.cpu_count() or 1
@@ -87,6 +96,7 @@ class JobManager:
         self._jobs: dict[str, JobState] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._store_problem: Optional[str] = None  # the store error last logged by a worker's poll
         with _LIVE_LOCK:
             self.recovered = self.store.recover(set(_LIVE_RUNS))
         self._workers = [
@@ -97,8 +107,19 @@ class JobManager:
 
     # ---------------------------------------------------------------- API
     def submit(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
-               notes: str = "") -> str:
-        """Queue a run of ``config`` (validated first); returns its run id at once.
+               notes: str = "", allow_duplicate: bool = False) -> str:
+        """Queue a run of ``config`` once (see :meth:`queue`); returns its run id at once."""
+        return self.queue(config, sweep, name, tags, notes, allow_duplicate).run_id
+
+    def queue(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
+              notes: str = "", allow_duplicate: bool = False) -> Submission:
+        """Queue a run of ``config`` (validated first), at once.
+
+        A submission happens once: the same config, name, tags and sweep queued or running since
+        less than :data:`~ttexplore.runs.store.DUPLICATE_WINDOW_S` seconds (a double click) is not
+        queued again; its :class:`~ttexplore.runs.store.Submission` comes back with ``duplicate``
+        set, so a page can say "already queued" and offer to queue another anyway
+        (``allow_duplicate=True``). One store transaction: race-free across threads and processes.
 
         Raises:
             ConfigError: for an invalid config, or a ``ResourceError`` (field ``memory``) for a run
@@ -111,9 +132,10 @@ class JobManager:
             raise RuntimeError("the job manager is shut down; start a new one")
         config.validate()
         check_run_memory(config)
-        run_id = self.store.create_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes)
+        submission = self.store.queue_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes,
+                                          once_within_s=None if allow_duplicate else DUPLICATE_WINDOW_S)
         self._wake.set()
-        return run_id
+        return submission
 
     def resume(self, run_id: str) -> str:
         """Queue an interrupted (or cancelled, or failed) run again; it continues from its last
@@ -231,11 +253,22 @@ class JobManager:
 
     # ---------------------------------------------------------------- worker
     def _claim(self) -> Optional[str]:
+        """The next queued run, or ``None``; a store problem is logged once (not at every poll) until it clears."""
         try:
-            return self.store.claim_next("app")
-        except StoreError:
-            log.exception("could not take a run from the store")
+            run_id = self.store.claim_next("app")
+        except StoreError as error:
+            with self._lock:
+                first = self._store_problem != str(error)
+                self._store_problem = str(error)
+            if first:
+                log.error("could not take a run from the store (the workers keep trying, quietly): %s", error)
             return None
+        if self._store_problem is not None:
+            with self._lock:
+                was, self._store_problem = self._store_problem, None
+            if was is not None:
+                log.warning("the run store works again; taking queued runs")
+        return run_id
 
     def _work(self) -> None:
         while not self._closed:
