@@ -16,9 +16,10 @@ import argparse
 import sys
 from typing import Any
 
-from ttexplore.cli.common import EXIT_OK, UsageError, open_store
+from ttexplore.cli.common import EXIT_OK, UsageError, check_output_path, open_store
 from ttexplore.cli.train import (add_identity_flags, ending_line, interrupt_on_signals, load_data, progress_bar,
                                  show_event, write_json)
+from ttexplore.tt.atomic import WriteError
 
 _EVENT_KEYS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 
@@ -128,7 +129,7 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 
 def _resume(store: Any, args: argparse.Namespace) -> int:
     from ttexplore.runs.config import RunConfig
-    from ttexplore.runs.lifecycle import ResumeError, StopFlags, check_resumable, execute
+    from ttexplore.runs.lifecycle import ResumeError, StopFlags, check_resumable, execute, resume_point
 
     try:
         run = check_resumable(store, args.id)
@@ -140,8 +141,7 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore runs resume: error: run {run['id']} was taken by another process meanwhile")
     bar = progress_bar(config, dataset, args.quiet)
     stop = StopFlags.new(store, run["id"])
-    print(f"resuming {run['id']} ({config.describe()}) after epoch {run.get('epochs_done', 0):g} of {config.epochs}",
-          file=sys.stderr)
+    print(f"resuming {run['id']} ({config.describe()}) {resume_point(store, run)}", file=sys.stderr)
     with interrupt_on_signals(stop):
         try:
             result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True,
@@ -182,6 +182,7 @@ def _export(store: Any, args: argparse.Namespace) -> int:
 
     if not args.out.lower().endswith(".zip"):
         raise UsageError(f"ttexplore runs export: error: --out {args.out!r} must name a .zip file, e.g. --out runs.zip")
+    check_output_path("runs export", "--out", args.out)  # an unwritable place is refused before any work
     ids = [_find(store, run_id)["id"] for run_id in args.ids] or None
     if args.tag:
         ids = [run["id"] for run in (store.list_runs() if ids is None else map(store.get_run, ids))
@@ -191,8 +192,10 @@ def _export(store: Any, args: argparse.Namespace) -> int:
                          + (f" with tag {args.tag!r}" if args.tag else ""))
     try:
         bundle = write_bundle(store, args.out, ids, images=not args.no_png)
-    except OSError as error:
-        raise UsageError(f"ttexplore runs export: error: cannot write {args.out}: {error.strerror or error}") from None
+    except WriteError:
+        raise  # a full disk: one line naming the zip, exit 1 (ttexplore.cli.main)
+    except OSError as error:  # a weights file that cannot be read
+        raise UsageError(f"ttexplore runs export: error: cannot export: {error}") from None
     for note in bundle.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {args.out}: {bundle.runs} run{'s' if bundle.runs != 1 else ''}, {len(bundle.files)} files, "

@@ -156,18 +156,57 @@ def _content_size(content: Content, encoding: str) -> Optional[int]:
     return sink.size
 
 
+class _Recording:
+    """A file seen through ``write``/``flush`` that keeps the first :class:`OSError` they raised: a
+    serialiser calling back into Python (``torch.save``) may turn it into its own error on the way out."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: Optional[OSError] = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
+
+
 def _write_into(handle: BinaryIO, content: Content, encoding: str) -> None:
+    """Write ``content`` into ``handle``; an :class:`OSError` a writer's own error hid is raised instead."""
     if isinstance(content, (bytes, bytearray, memoryview)):
         handle.write(content)
     elif isinstance(content, str):
         handle.write(content.encode(encoding))
     else:
-        content(handle)
+        recording = _Recording(handle)
+        try:
+            content(recording)  # type: ignore[arg-type]
+        except Exception as error:
+            if recording.error is not None and not isinstance(error, OSError):
+                raise recording.error from error
+            raise
 
 
 def temporary_name(path: Path) -> Path:
     """The temporary file :func:`write_atomic` uses for ``path``: hidden, beside it, unique per call."""
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _open_new(path: Path) -> BinaryIO:
+    """A new file at ``path`` for writing (never an existing one), its mode from the umask as ``open`` makes it."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    return os.fdopen(descriptor, "wb")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -214,8 +253,7 @@ def write_atomic(path: "str | os.PathLike", content: Content, *, encoding: str =
     temporary = temporary_name(target)
     handle = None
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        handle = os.fdopen(descriptor, "wb")
+        handle = _open_new(temporary)
         _write_into(handle, content, encoding)
         handle.flush()
         if durable:
