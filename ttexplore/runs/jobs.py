@@ -28,6 +28,9 @@ __all__ = ["JobManager", "JobState"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds before a store problem already logged is logged again.
+_QUIET_S = 300.0
+
 #: Runs running in any manager of this process (so a second manager, e.g. after a
 #: Streamlit cache clear, never marks a live run as interrupted).
 _LIVE_RUNS: set[str] = set()
@@ -96,7 +99,8 @@ class JobManager:
         self._jobs: dict[str, JobState] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._store_problem: Optional[str] = None  # the store error last logged by a worker's poll
+        self._store_problem: tuple[str, float] = ("", 0.0)  # the store error last logged by a poll, and when
+        self._store_failing = False  # a poll failed since the last success (its end is logged once)
         with _LIVE_LOCK:
             self.recovered = self.store.recover(set(_LIVE_RUNS))
         self._workers = [
@@ -253,20 +257,25 @@ class JobManager:
 
     # ---------------------------------------------------------------- worker
     def _claim(self) -> Optional[str]:
-        """The next queued run, or ``None``; a store problem is logged once (not at every poll) until it clears."""
+        """The next queued run, or ``None``. A store problem is logged once, not at every poll of every
+        worker: again only when its message changes or after :data:`_QUIET_S` seconds; its end once."""
         try:
             run_id = self.store.claim_next("app")
         except StoreError as error:
+            if error.reason == "changed":  # the file went mid-call; the next poll uses the new one
+                return None
             with self._lock:
-                first = self._store_problem != str(error)
-                self._store_problem = str(error)
-            if first:
+                now = time.monotonic()
+                new = str(error) != self._store_problem[0] or now - self._store_problem[1] > _QUIET_S
+                if new:
+                    self._store_problem, self._store_failing = (str(error), now), True
+            if new:
                 log.error("could not take a run from the store (the workers keep trying, quietly): %s", error)
             return None
-        if self._store_problem is not None:
+        if self._store_failing:
             with self._lock:
-                was, self._store_problem = self._store_problem, None
-            if was is not None:
+                recovered, self._store_failing = self._store_failing, False
+            if recovered:
                 log.warning("the run store works again; taking queued runs")
         return run_id
 

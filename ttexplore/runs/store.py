@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import sqlite3
 import time
 import urllib.parse
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.storefile import ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, store_problem
+from ttexplore.runs.storefile import ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, file_gate, store_problem
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
@@ -120,7 +119,7 @@ class RunStore:
         #: Set (and logged once) when the file was deleted or replaced while in use: what the store did about it.
         self.notice: Optional[str] = None
         self._watch = FileWatch(self.path)
-        self._watch_lock = threading.Lock()
+        self._gate = file_gate(self.path)
         self._initialise()
         self._watch.remember()
 
@@ -139,12 +138,16 @@ class RunStore:
                 with self._connect(create=True) as connection:
                     if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         connection.execute("PRAGMA journal_mode=WAL")
-                    connection.executescript(SCHEMA)
+                    connection.execute("BEGIN IMMEDIATE")  # one transaction: nobody sees half a schema
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
                     present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
                     for column, definition in ADDED_COLUMNS.items():
                         if column not in present:
                             connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
                     connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
+                    connection.execute("COMMIT")
                 return
             except StoreError as error:
                 if "locked" not in str(error) and "duplicate column" not in str(error) or attempt == attempts - 1:
@@ -152,33 +155,56 @@ class RunStore:
                 time.sleep(0.05 * (attempt + 1))
 
     def _follow_file(self) -> None:
-        """Notice a file deleted or replaced since the last call (one ``stat``): a deleted store is made
-        again, empty, with its schema; a replacing file is checked and used. Said once (log, :attr:`notice`)."""
-        if self._watch.change() is None:
+        """Notice a file deleted or replaced since the last call (one ``stat``; the caller holds the gate):
+        a deleted store is made again, empty, with its schema, once no connection of this process is open
+        on the old one (its stale ``-wal``/``-shm`` removed first, so SQLite never mixes them with the new
+        file); a replacing file is checked and used. Said once (the log, :attr:`notice`)."""
+        change = self._watch.change()
+        if change is None:
             return
-        with self._watch_lock:
-            change = self._watch.change()  # another thread may have dealt with it meanwhile
+        if change == "deleted":
+            self._gate.condition.wait_for(lambda: self._gate.open == 0, timeout=60)
+            change = self._watch.change()  # another thread may have made it anew while this one waited
             if change is None:
                 return
-            self._initialise()  # raises StoreError when a replacing file is not a run store: the next call tries again
-            self._watch.remember()
-            self.notice = (f"the run store {self.path} was deleted while in use: a new, empty store was made there"
-                           if change == "deleted" else
-                           f"the run store {self.path} was replaced by another file while in use: using that file now")
-            log.warning(self.notice)
+            if not self.path.exists():
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._initialise()  # a replacing file that is not a run store raises; the next call tries again
+        self._watch.remember()
+        self.notice = (f"the run store {self.path} was deleted while in use: a new, empty store was made there"
+                       if change == "deleted" else
+                       f"the run store {self.path} was replaced by another file while in use: using that file now")
+        log.warning(self.notice)
+
+    def _open(self, create: bool) -> sqlite3.Connection:
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode={'rwc' if create else 'rw'}"
+        return sqlite3.connect(uri, timeout=30.0, isolation_level=None, uri=True)
 
     @contextmanager
     def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
         """A short-lived connection; every SQLite failure leaves as a :class:`StoreError`.
 
         The file is opened read-write without creating it (only :meth:`_initialise` creates it), so a
-        store deleted in use never becomes an empty 0-byte file; see :meth:`_follow_file`.
+        store deleted in use never becomes an empty 0-byte file. Opening passes the gate of the file
+        (one per path in this process), so no thread opens a store another thread is making anew and a
+        store is made anew only while no connection is open on the old one (:meth:`_follow_file`).
         """
-        if not create:
-            self._follow_file()
-        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode={'rwc' if create else 'rw'}"
+        gate = self._gate
         try:
-            connection = sqlite3.connect(uri, timeout=30.0, isolation_level=None, uri=True)
+            if create:
+                connection = self._open(create=True)
+            else:
+                with gate.condition:
+                    self._follow_file()
+                    try:
+                        connection = self._open(create=False)
+                    except sqlite3.OperationalError:
+                        if self._watch.change() != "deleted":
+                            raise
+                        self._follow_file()  # deleted between the look and the open
+                        connection = self._open(create=False)
+                    gate.open += 1
         except sqlite3.Error as error:
             raise store_problem(self.path, error) from None
         connection.row_factory = sqlite3.Row
@@ -189,9 +215,16 @@ class RunStore:
         except sqlite3.Error as error:
             if connection.in_transaction:
                 connection.rollback()
+            if not create and self._watch.change() is not None:  # the file went while this call used it
+                raise StoreError(self.path, f"the run store {self.path} was deleted or replaced while in use ({error}): "
+                                            "try again; the next call uses the new file", "changed") from None
             raise store_problem(self.path, error) from None
         finally:
             connection.close()
+            if not create:
+                with gate.condition:
+                    gate.open -= 1
+                    gate.condition.notify_all()
 
     # ---------------------------------------------------------------- writes
     def create_run(self, config: RunConfig, sweep: Optional[str] = None, status: str = "queued", queue: str = "app",

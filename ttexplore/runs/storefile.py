@@ -7,7 +7,7 @@ that cannot be opened. A full disk is never reported as a corrupt store.
 
 :class:`FileWatch` remembers the identity (device, inode) of the file the store opened,
 so the store notices, before each connection, when the file was deleted or replaced
-while in use (see :meth:`ttexplore.runs.store.RunStore`), instead of letting SQLite make
+while in use; :class:`FileGate` is the per-file gate its connections pass (see :meth:`ttexplore.runs.store.RunStore`), instead of letting SQLite make
 an empty 0-byte file and every page report "no such table".
 """
 
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Optional
 
 from ttexplore.tt.atomic import human_size
 
-__all__ = ["StoreError", "store_problem", "FileWatch", "file_identity", "DISK_FULL_BELOW", "SCHEMA", "ADDED_COLUMNS"]
+__all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
+           "SCHEMA", "ADDED_COLUMNS"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -85,7 +87,8 @@ class StoreError(RuntimeError):
 
     Attributes:
         path: the database file.
-        reason: ``"full"``, ``"read-only"``, ``"io"``, ``"not-a-store"``, ``"cannot-open"`` or ``"other"``.
+        reason: ``"full"``, ``"read-only"``, ``"io"``, ``"not-a-store"``, ``"cannot-open"``, ``"changed"``
+            (the file was deleted or replaced during the call: the next call is fine) or ``"other"``.
     """
 
     def __init__(self, path: Path, message: str, reason: str = "other") -> None:
@@ -161,3 +164,23 @@ class FileWatch:
     def remember(self) -> None:
         """Take the file as it is now as the one to watch."""
         self.identity = file_identity(self.path)
+
+
+class FileGate:
+    """What the stores of this process opened on one file: a condition (over a re-entrant lock) that
+    opening a connection passes, and how many connections are open now (a store deleted in use is made
+    anew only when none is open on the old file, so SQLite never mixes the two files' WAL and index)."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition(threading.RLock())
+        self.open = 0
+
+
+_GATES: dict[str, FileGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def file_gate(path: Path) -> FileGate:
+    """The one gate of ``path`` in this process (every store on the file shares it)."""
+    with _GATES_LOCK:
+        return _GATES.setdefault(str(Path(path).absolute()), FileGate())
