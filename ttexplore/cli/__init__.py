@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 from ttexplore import __version__
 from ttexplore.cli.common import EXIT_FAILED, EXIT_USAGE, Parser, UsageError
 from ttexplore.tt.atomic import WriteError
+from ttexplore.tt.text import terminal_lines
 
 __all__ = ["main", "build_parser", "check_environment", "UsageError", "COMMANDS"]
 
@@ -73,11 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(arguments)
         check_environment(args.command)
         return int(args.handler(args) or 0)
-    except UsageError as error:
-        print(str(error), file=sys.stderr)
+    except UsageError as error:  # its text may quote what the user typed: made inert for the terminal
+        print(terminal_lines(error), file=sys.stderr)
         return EXIT_USAGE
     except WriteError as error:  # a file could not be written (full disk, read-only, ...): one line, no traceback
-        print(f"ttexplore {command}: error: {error}", file=sys.stderr)
+        print(terminal_lines(f"ttexplore {command}: error: {error}"), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

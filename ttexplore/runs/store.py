@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.fields import check_identity
 from ttexplore.runs.storefile import ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, file_gate, store_problem
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
@@ -244,6 +245,7 @@ class RunStore:
         """
         if queue not in QUEUES:
             raise ValueError(f"queue {queue!r} is unknown: use one of {', '.join(QUEUES)}")
+        check_identity(name, tags, notes)
         run_id = _new_run_id()
         ranks = config.ranks if config.layer == "tt" else (config.matrix_rank if config.layer == "matrix_rank" else None)
         values = {
@@ -409,7 +411,12 @@ class RunStore:
 
     def update_identity(self, run_id: str, name: Optional[str] = None, tags: Optional[Sequence[str]] = None,
                         notes: Optional[str] = None) -> None:
-        """Change a run's name, tags or notes (``None`` leaves one as it is)."""
+        """Change a run's name, tags or notes (``None`` leaves one as it is, ``""`` or ``[]`` clears it).
+
+        Raises:
+            ConfigError: for a name, tag or notes over its bound (:func:`~ttexplore.runs.fields.check_identity`).
+        """
+        check_identity(name, tags, notes)
         changes: dict[str, Any] = {}
         if name is not None:
             changes["name"] = str(name).strip()
