@@ -40,8 +40,10 @@ def test_training_curves_show_a_run_name_as_text():
     name = '<a href="https://evil.example">click</a><br><b>x</b>'
     event = {"kind": "epoch", "epoch": 1.0, "step": 10, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
              "test_accuracy": 0.5, "elapsed_s": 1.0}
-    figure = training_curves([{"label": name, "events": [event]}, {"label": "<i>waiting</i>", "events": []}])
+    figure = training_curves([{"label": name, "events": [event]}, {"label": "<i>waiting</i>", "events": []}],
+                             title=f"{name} (train dashed, test solid)")
     texts = [trace.name or "" for trace in figure.data] + [annotation.text or "" for annotation in figure.layout.annotations]
+    texts.append(figure.layout.title.text)
     assert any("&lt;a href=" in text for text in texts)
     assert not any(re.search(r"<(a|b|i)[ >]", text) for text in texts), texts
 

@@ -138,8 +138,9 @@ def training_curves(
         figure.add_annotation(text="Still waiting: " + "; ".join(waiting[:3]), showarrow=False, xref="paper", yref="paper",
                               x=0, y=1.13, xanchor="left", font={"size": 11}, opacity=0.8)
     # uirevision: a live redraw keeps the user's zoom and the runs hidden from the legend
-    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.22}, margin={"t": 80},
-                         height=460, uirevision=f"curves-{x}-{log_loss}")
+    figure.update_layout(template=_TEMPLATE, title=plot_text(title) if title is not None else None,  # may hold a name
+                         legend={"orientation": "h", "y": -0.22}, margin={"t": 80}, height=460,
+                         uirevision=f"curves-{x}-{log_loss}")
     return figure
 
 

@@ -64,6 +64,7 @@ class StopFlags:
     run_id: Optional[str] = None
     poll_s: float = 1.0
     _next_poll: float = 0.0
+    _warned: bool = False
 
     @classmethod
     def new(cls, store: Optional[RunStore] = None, run_id: Optional[str] = None) -> "StopFlags":
@@ -78,8 +79,10 @@ class StopFlags:
             try:
                 if self.store.cancel_requested(self.run_id):
                     self.cancel.set()
-            except Exception:  # noqa: BLE001 - a store hiccup must not stop training
-                log.warning("could not read the cancel request of run %s", self.run_id)
+            except Exception as error:  # noqa: BLE001 - a store hiccup must not stop training
+                if not self._warned:  # once per run, not every second while the store is away
+                    self._warned = True
+                    log.warning("could not read the cancel request of run %s (said once): %s", self.run_id, error)
         return self.cancel.is_set()
 
 
