@@ -45,7 +45,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.fields import check_identity
-from ttexplore.runs.storefile import ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, file_gate, store_problem
+from ttexplore.runs.storefile import (ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, default_db_path, default_home, file_gate,
+                                      pid_alive, store_problem)
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
@@ -65,18 +66,6 @@ DUPLICATE_WINDOW_S = 10.0
 _METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 
 
-def default_home() -> Path:
-    """``$TTEXPLORE_HOME`` or ``~/.ttexplore``: where runs and artefacts live."""
-    return Path(os.environ.get("TTEXPLORE_HOME", "~/.ttexplore")).expanduser()
-
-
-def default_db_path() -> Path:
-    """``$TTEXPLORE_DB``, else ``<home>/runs.db``."""
-    if os.environ.get("TTEXPLORE_DB"):
-        return Path(os.environ["TTEXPLORE_DB"]).expanduser()
-    return default_home() / "runs.db"
-
-
 @dataclass(frozen=True)
 class Submission:
     """What :meth:`RunStore.queue_run` did: the run's id, and whether it found the same run already
@@ -88,19 +77,6 @@ class Submission:
 
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStore:

@@ -1,4 +1,4 @@
-"""The run store's file: its schema, what went wrong with it in one line, and whether it vanished.
+"""The run store's file: where it is, its schema, what went wrong with it in one line, and whether it vanished.
 
 :func:`store_problem` turns an SQLite error into a :class:`StoreError` that names the
 file and says what is really wrong: a full disk (the store itself intact), a read-only
@@ -22,7 +22,7 @@ from typing import Optional
 from ttexplore.tt.atomic import human_size
 
 __all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
-           "SCHEMA", "ADDED_COLUMNS"]
+           "SCHEMA", "ADDED_COLUMNS", "default_home", "default_db_path", "pid_alive"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -184,3 +184,28 @@ def file_gate(path: Path) -> FileGate:
     """The one gate of ``path`` in this process (every store on the file shares it)."""
     with _GATES_LOCK:
         return _GATES.setdefault(str(Path(path).absolute()), FileGate())
+
+
+def default_home() -> Path:
+    """``$TTEXPLORE_HOME`` or ``~/.ttexplore``: where runs and artefacts live."""
+    return Path(os.environ.get("TTEXPLORE_HOME", "~/.ttexplore")).expanduser()
+
+
+def default_db_path() -> Path:
+    """``$TTEXPLORE_DB``, else ``<home>/runs.db``."""
+    if os.environ.get("TTEXPLORE_DB"):
+        return Path(os.environ["TTEXPLORE_DB"]).expanduser()
+    return default_home() / "runs.db"
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
