@@ -7,7 +7,6 @@ Only this file and the pages import streamlit; the logic lives in ``ttexplore/``
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,6 +18,7 @@ from ttexplore.runs.data_info import DEFAULT_DATASET
 from ttexplore.presenters.tracking import status_counts, ui_words
 from ttexplore.runs.kinds import layer_title
 from ttexplore.runs.jobs import JobManager
+from ttexplore.runs.settings import job_settings
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
 
@@ -85,9 +85,10 @@ def get_manager() -> JobManager:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
-    workers = int(os.environ.get("TTEXPLORE_WORKERS", "0")) or None
-    threads = int(os.environ.get("TTEXPLORE_TORCH_THREADS", "0")) or None
-    manager = JobManager(get_store(), max_workers=workers, data_dir=os.environ.get("TTEXPLORE_DATA"), torch_threads=threads)
+    settings = job_settings()  # never raises: a bad variable falls back to its default, listed in settings.problems
+    manager = JobManager(get_store(), max_workers=settings.workers, data_dir=settings.data_dir,
+                         torch_threads=settings.torch_threads)
+    manager.notes[:0] = [*settings.problems, *settings.notes]  # for the page to show (the log has them too)
     manager.warm_up(DEFAULT_DATASET)
     return manager
 

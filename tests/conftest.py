@@ -40,3 +40,40 @@ def pytest_configure(config):
         torch.set_num_threads(min(2, os.cpu_count() or 1))
     except ImportError:  # the pure-Python tests still run
         pass
+
+
+class _FillingFile:
+    """A file that takes ``room`` bytes, then fails every write with ENOSPC (as a full disk does)."""
+
+    def __init__(self, handle, room):
+        self.handle, self.room, self.written = handle, room, 0
+
+    def write(self, data):
+        if self.written + len(data) > self.room:
+            raise OSError(28, "No space left on device")  # errno.ENOSPC
+        self.written += len(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``fill(room=0, free=4096)``: from then on every file written through ``ttexplore.tt.atomic``
+    gets ``room`` bytes before ENOSPC (the temporary file really exists on disk until the writer
+    removes it), and the disk reports ``free`` bytes free."""
+    import collections
+    import shutil
+
+    from ttexplore.tt import atomic
+
+    def fill(room=0, free=4096):
+        real_open = atomic._open_new
+        monkeypatch.setattr(atomic, "_open_new", lambda path: _FillingFile(real_open(path), room))
+        usage = collections.namedtuple("usage", "total used free")
+        real_usage = shutil.disk_usage
+        monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - free, free)
+                            if not str(path).startswith("/dev") else real_usage(path))
+
+    return fill

@@ -18,7 +18,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 #: Modules a page or the CLI imports on every keystroke: they must never import torch.
 PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplore.tt.shapes", "ttexplore.tt.init",
         "ttexplore.tt.layout", "ttexplore.tt.factor", "ttexplore.tt.limits", "ttexplore.tt.memory",
-        "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.costmodel", "ttexplore.runs.fields",
+        "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.tt.atomic", "ttexplore.tt.text",
+        "ttexplore.costmodel", "ttexplore.runs.fields", "ttexplore.runs.settings", "ttexplore.runs.storefile",
         "ttexplore.runs.kinds", "ttexplore.runs.kinds.tt", "ttexplore.runs.kinds.dense", "ttexplore.runs.kinds.matrix_rank",
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",

@@ -2,7 +2,8 @@
 
 The CLI holds no logic of its own: each command's module parses flags into a
 :class:`~ttexplore.runs.config.RunConfig` (or its own spec), calls the library,
-and prints. A bad argument prints one line naming it and exits with code 2.
+and prints. A bad argument, or a bad ``TTEXPLORE_*`` environment variable, prints one line
+naming it and the fix and exits with code 2.
 
 One module per command group, each exposing ``configure_parser(parser)`` and
 ``run(args) -> int`` (``count`` holds two commands). A command's module is
@@ -18,9 +19,11 @@ import sys
 from typing import Optional, Sequence
 
 from ttexplore import __version__
-from ttexplore.cli.common import EXIT_USAGE, Parser, UsageError
+from ttexplore.cli.common import EXIT_FAILED, EXIT_USAGE, Parser, UsageError
+from ttexplore.tt.atomic import WriteError
+from ttexplore.tt.text import terminal_lines
 
-__all__ = ["main", "build_parser", "UsageError", "COMMANDS"]
+__all__ = ["main", "build_parser", "check_environment", "UsageError", "COMMANDS"]
 
 #: ``name: (module, configure function, run function, one-line help)``.
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -69,10 +72,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # SIGTERM ends a command like Ctrl-C
     try:
         args = parser.parse_args(arguments)
+        check_environment(args.command)
         return int(args.handler(args) or 0)
-    except UsageError as error:
-        print(str(error), file=sys.stderr)
+    except UsageError as error:  # its text may quote what the user typed: made inert for the terminal
+        print(terminal_lines(error), file=sys.stderr)
         return EXIT_USAGE
+    except WriteError as error:  # a file could not be written (full disk, read-only, ...): one line, no traceback
+        print(terminal_lines(f"ttexplore {command}: error: {error}"), file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -81,6 +88,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def check_environment(command: str) -> None:
+    """Refuse to start on a bad ttexplore environment variable (:func:`~ttexplore.runs.settings.environment_problems`).
+
+    Raises:
+        UsageError: one line per bad variable, each naming it and the fix.
+    """
+    from ttexplore.runs.settings import environment_problems
+
+    problems = environment_problems()
+    if problems:
+        raise UsageError("\n".join(f"ttexplore {command}: error: {problem}" for problem in problems))
 
 
 def _terminate_as_interrupt(_signum: int, _frame: object) -> None:

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ttexplore.cli.common import EXIT_OK, UsageError
+from ttexplore.cli.common import EXIT_OK, UsageError, check_output_path, check_threads
+from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.devicenames import check_device_name
 from ttexplore.experiments.bench import report
 from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         UsageError: an unknown case, group or mode.
     """
+    check_numbers(args)
     if args.calibrate:
         return _calibrate(args.threads)
     try:
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         check_device_name(args.device)
     except ValueError as error:
         raise UsageError(f"ttexplore bench: error: {error}") from None
+    check_output_path("bench", "--out", args.out, folder=True)
     import torch  # only now: --help and bad flags stay fast
 
     from ttexplore.nn.device import device_problem
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore bench: error: --device {args.device}: {problem}")
     torch.set_num_threads(args.threads)
     machine = machine_line(args.device)
-    repeats = args.repeats or (5 if args.quick else 15)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -117,6 +120,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
     print(f"wrote {out_dir / 'bench.csv'}, {out_dir / 'summary.md'}")
     return EXIT_OK
+
+
+#: The most ``--repeats`` and ``--retries`` (each multiplies the benchmark's minutes) and ``--max-wait`` seconds.
+MOST_REPEATS, MOST_RETRIES, MOST_WAIT_S = 1000, 20, 3600.0
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse ``--threads``, ``--repeats``, ``--retries`` and ``--max-wait`` out of their ranges, before any work.
+
+    Raises:
+        UsageError: one line naming the flag, the range and the fix.
+    """
+    import math
+
+    check_threads(args)
+    if args.repeats is not None and not 1 <= args.repeats <= MOST_REPEATS:
+        raise UsageError(f"ttexplore bench: error: --repeats: {args.repeats} must be between 1 and {MOST_REPEATS} "
+                         "(leave it out for 15, or 5 with --quick)")
+    if not 0 <= args.retries <= MOST_RETRIES:
+        raise UsageError(f"ttexplore bench: error: --retries: {args.retries} must be between 0 and {MOST_RETRIES}")
+    if not (math.isfinite(args.max_wait) and 0 <= args.max_wait <= MOST_WAIT_S):
+        raise UsageError(f"ttexplore bench: error: --max-wait: {args.max_wait} must be between 0 and {MOST_WAIT_S:g} "
+                         "seconds")
 
 
 def _calibrate(threads: int) -> int:
@@ -172,7 +198,7 @@ def _write_tables(rows: list[dict], training_rows: list[dict], header: str, out_
     report.write_csv(out_dir / "training.csv", training_rows)
     targets = report.evaluate_targets(rows, training_rows) if rows else []
     summary = report.summary_markdown(rows, training_rows, header) + "\n### targets\n\n" + "\n".join(f"- {t}" for t in targets)
-    (out_dir / "summary.md").write_text(summary + "\n")
+    write_atomic(out_dir / "summary.md", summary + "\n")
     print("\n".join(targets))
 
 

@@ -187,7 +187,10 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
             check_run_memory(config)
         return config
     except ConfigError as error:  # also ResourceError, whose field is "memory"
-        raise UsageError(f"ttexplore {args.command}: error: {flag_name(error.field)}: {error}") from None
+        flag = flag_name(error.field)
+        if layers and error.field in ONE_LAYER_FIELDS:  # a one-layer net keeps its --hidden-layer in these fields
+            flag = f"--hidden-layer {layers[0]}"
+        raise UsageError(f"ttexplore {args.command}: error: {flag}: {error}") from None
 
 
 def check_device(command: str, config: RunConfig) -> None:

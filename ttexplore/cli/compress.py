@@ -14,8 +14,10 @@ import sys
 import threading
 from typing import Any, Optional
 
-from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_path, open_store)
+from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_path, check_threads,
+                                  open_store)
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
+from ttexplore.tt.text import terminal_lines
 
 
 def _number_list(kind: type, what: str):
@@ -105,10 +107,20 @@ def run(args: argparse.Namespace) -> int:
         check_output_path("compress", "--json", args.json)
     if args.out:
         check_output_path("compress", "--out", args.out, folder=True)
-    for flag in ("finetune_epochs", "scratch_epochs"):
+    for flag, least in (("finetune_epochs", 0), ("scratch_epochs", 1)):
         value = getattr(args, flag)
-        if value is not None and not 0 <= value <= 10_000:
-            raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: {value} must be between 0 and 10000")
+        if value is not None and not least <= value <= 10_000:
+            raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: {value} must be between {least} "
+                             "and 10000")
+    for value in args.ranks or ():
+        if value < 1:
+            raise UsageError(f"ttexplore compress: error: --ranks: {value} is below 1: a TT rank is at least 1, "
+                             "e.g. --ranks 1,2,4,8")
+    for value in args.rel_error or ():
+        if not 0 < value < 1:  # also nan
+            raise UsageError(f"ttexplore compress: error: --rel-error: {value} must be between 0 and 1 (exclusive), "
+                             "e.g. --rel-error 0.5,0.2")
+    check_threads(args)
     store = open_store("compress", args.db)
     if args.threads:
         import torch
@@ -137,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                                             scratch_epochs=args.scratch_epochs, **training)
     except ConfigError as error:
         raise _fail(f"--{error.field.replace('_', '-')}", error) from None
-    say = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say = (lambda text: None) if args.quiet else (lambda text: print(terminal_lines(text), file=sys.stderr, flush=True))
     say(f"compress {source.describe()}")
     for line in compress.targets_summary(targets):
         say("  " + line)
@@ -180,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if any(status in ("failed", "diverged") for status in statuses):
         failed = store.get_run(recorded[-1])
-        print(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}", file=sys.stderr)
+        print(terminal_lines(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}"), file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -196,11 +208,11 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
     from ttexplore.presenters import compress as views
     from ttexplore.presenters.export import ExportError, write_figure
 
+    from ttexplore.tt.atomic import write_atomic
+
     folder = Path(out).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "compress.json", folder / "table.md"]
-    written[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    written[1].write_text(views.compress_markdown(report["rows"], report["dense_test_accuracy"]), encoding="utf-8")
+    written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
+               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"]))]
     in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
     spectra = compress.unfolding_spectra(source.weight, in_modes, out_modes)
     figures = {

@@ -16,9 +16,17 @@ import argparse
 import sys
 from typing import Any
 
-from ttexplore.cli.common import EXIT_OK, UsageError, open_store
+from ttexplore.cli.common import EXIT_OK, UsageError, check_output_path, open_store
 from ttexplore.cli.train import (add_identity_flags, ending_line, interrupt_on_signals, load_data, progress_bar,
                                  show_event, write_json)
+from ttexplore.runs.store import ACTIVE_STATUSES, FINAL_STATUSES
+from ttexplore.tt.atomic import WriteError
+from ttexplore.tt.text import terminal_lines, terminal_text
+
+#: Characters of a run's name (or label) and of its tags in ``runs list``; longer ones end in an ellipsis.
+TITLE_WIDTH = 60
+
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
 
 _EVENT_KEYS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 
@@ -29,7 +37,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     actions.required = True
     listing = actions.add_parser("list", help="every recorded run, newest first")
     listing.add_argument("--json", action="store_true", help="print a JSON array")
-    listing.add_argument("--status", action="append", default=None, help="only runs with this status (repeatable)")
+    listing.add_argument("--status", action="append", default=None, choices=STATUSES, metavar="STATUS",
+                         help=f"only runs with this status (repeatable): {', '.join(STATUSES)}")
     listing.add_argument("--tag", default=None, help="only runs with this tag")
     show = actions.add_parser("show", help="one run: its config, results and history")
     show.add_argument("id", help="the run id (as 'runs list' prints it)")
@@ -41,7 +50,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     edit = actions.add_parser("edit", help="change a run's name, tags or notes")
     edit.add_argument("id", help="the run id")
     add_identity_flags(edit)
-    edit.add_argument("--clear-tags", action="store_true", help="remove every tag first")
+    edit.set_defaults(name=None, notes=None)  # not given: kept; given empty (--name ''): cleared
+    edit.add_argument("--clear-tags", action="store_true", help="remove every tag first (then --tag adds the ones to keep)")
     delete = actions.add_parser("delete", help="delete runs with their metrics, weights and checkpoints")
     delete.add_argument("ids", nargs="+", help="run ids")
     export = actions.add_parser("export", help="one zip: runs table, each run's metrics as CSV, figures, weights")
@@ -93,15 +103,15 @@ def _list(store: Any, args: argparse.Namespace) -> int:
         write_json("-", rows)
         return EXIT_OK
     if not rows:
-        print(f"no runs in {store.path}")
+        print(f"no runs in {terminal_text(store.path, None)}")
         return EXIT_OK
     print(f"{'id':<22} {'status':<11} {'epochs':>6} {'test acc':>8} {'params':>9}  name / run")
     for run, row in zip(runs, rows):
         accuracy = f"{row['test_accuracy']:.4f}" if row["test_accuracy"] is not None else "-"
         from ttexplore.presenters.reports import run_label
 
-        title = row["name"] or run_label(run, with_id=False)
-        tags = f"  [{', '.join(row['tags'])}]" if row["tags"] else ""
+        title = terminal_text(row["name"] or run_label(run, with_id=False), TITLE_WIDTH)  # user text, made inert
+        tags = f"  [{terminal_text(', '.join(row['tags']), TITLE_WIDTH)}]" if row["tags"] else ""
         print(f"{row['id']:<22} {row['status']:<11} {row['epochs_done']:>6g} {accuracy:>8} {row['params']:>9}  {title}{tags}")
     return EXIT_OK
 
@@ -118,7 +128,8 @@ def _show(store: Any, args: argparse.Namespace) -> int:
     for key in ("id", "name", "status", "tags", "notes", "dataset", "layer", "shape", "params", "epochs_done",
                 "test_accuracy", "best_test_accuracy", "sweep", "error", "weights_path", "checkpoint"):
         if details.get(key) not in (None, "", []):
-            print(f"{key:<19} {details[key]}")
+            value = ", ".join(details[key]) if key == "tags" else details[key]
+            print(f"{key:<19} {terminal_text(value, None)}")  # names, notes, paths: user text, made inert
     print(f"{'config':<19} {details['config']}")
     for event in details["history"]:
         if event["kind"] == "epoch":
@@ -128,7 +139,7 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 
 def _resume(store: Any, args: argparse.Namespace) -> int:
     from ttexplore.runs.config import RunConfig
-    from ttexplore.runs.lifecycle import ResumeError, StopFlags, check_resumable, execute
+    from ttexplore.runs.lifecycle import ResumeError, StopFlags, check_resumable, execute, resume_point
 
     try:
         run = check_resumable(store, args.id)
@@ -140,8 +151,7 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
         raise UsageError(f"ttexplore runs resume: error: run {run['id']} was taken by another process meanwhile")
     bar = progress_bar(config, dataset, args.quiet)
     stop = StopFlags.new(store, run["id"])
-    print(f"resuming {run['id']} ({config.describe()}) after epoch {run.get('epochs_done', 0):g} of {config.epochs}",
-          file=sys.stderr)
+    print(terminal_text(f"resuming {run['id']} ({config.describe()}) {resume_point(store, run)}", None), file=sys.stderr)
     with interrupt_on_signals(stop):
         try:
             result = execute(store, run["id"], stop=stop, dataset=dataset, claimed=True, config=config,
@@ -152,16 +162,26 @@ def _resume(store: Any, args: argparse.Namespace) -> int:
         bar.close()
     status = store.get_run(run["id"])["status"]
     code, line = ending_line("runs resume", status, run["id"], result)
-    print(line, file=sys.stderr)
+    print(terminal_lines(line), file=sys.stderr)
     return code
 
 
 def _edit(store: Any, args: argparse.Namespace) -> int:
+    """``--name ''`` and ``--notes ''`` clear the name and the notes; tags are added by ``--tag`` and all
+    removed by ``--clear-tags`` (an empty ``--tag ''`` is refused: it names no tag)."""
+    from ttexplore.runs.config import ConfigError
+
     run = _find(store, args.id)
+    if any(not tag.strip() for tag in args.tag):
+        raise UsageError("ttexplore runs edit: error: --tag '': a tag cannot be empty; to remove tags use --clear-tags "
+                         "(with --tag for the ones to keep)")
     tags = None
     if args.tag or args.clear_tags:
         tags = ([] if args.clear_tags else list(run.get("tags", []))) + list(args.tag)
-    store.update_identity(run["id"], name=args.name or None, tags=tags, notes=args.notes or None)
+    try:
+        store.update_identity(run["id"], name=args.name, tags=tags, notes=args.notes)
+    except ConfigError as error:
+        raise UsageError(f"ttexplore runs edit: error: --{'tag' if error.field == 'tags' else error.field}: {error}") from None
     write_json("-", run_row(store.get_run(run["id"])))
     return EXIT_OK
 
@@ -182,6 +202,7 @@ def _export(store: Any, args: argparse.Namespace) -> int:
 
     if not args.out.lower().endswith(".zip"):
         raise UsageError(f"ttexplore runs export: error: --out {args.out!r} must name a .zip file, e.g. --out runs.zip")
+    check_output_path("runs export", "--out", args.out)  # an unwritable place is refused before any work
     ids = [_find(store, run_id)["id"] for run_id in args.ids] or None
     if args.tag:
         ids = [run["id"] for run in (store.list_runs() if ids is None else map(store.get_run, ids))
@@ -191,11 +212,13 @@ def _export(store: Any, args: argparse.Namespace) -> int:
                          + (f" with tag {args.tag!r}" if args.tag else ""))
     try:
         bundle = write_bundle(store, args.out, ids, images=not args.no_png)
-    except OSError as error:
-        raise UsageError(f"ttexplore runs export: error: cannot write {args.out}: {error.strerror or error}") from None
+    except WriteError:
+        raise  # a full disk: one line naming the zip, exit 1 (ttexplore.cli.main)
+    except OSError as error:  # a weights file that cannot be read
+        raise UsageError(f"ttexplore runs export: error: cannot export: {error}") from None
     for note in bundle.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {args.out}: {bundle.runs} run{'s' if bundle.runs != 1 else ''}, {len(bundle.files)} files, "
+        print(terminal_text(f"note: {note}", None), file=sys.stderr)
+    print(f"wrote {terminal_text(args.out, None)}: {bundle.runs} run{'s' if bundle.runs != 1 else ''}, {len(bundle.files)} files, "
           f"{len(bundle.data) / 1e6:.1f} MB")
     return EXIT_OK
 

@@ -21,6 +21,8 @@ from ttexplore.experiments.sweep import (EXECUTORS, PRESET_ALIASES, PRESETS, Swe
                                          write_outputs)
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DATASETS
+from ttexplore.runs.settings import worker_cap
+from ttexplore.tt.text import terminal_lines
 
 __all__ = ["configure_parser", "run"]
 
@@ -135,7 +137,7 @@ class _Progress:
 
     def write(self, line: str) -> None:
         """Print ``line`` to the stream (stderr by default) at once."""
-        print(line, file=self.stream or sys.stderr, flush=True)
+        print(terminal_lines(line), file=self.stream or sys.stderr, flush=True)  # names and notes made inert
 
 
 def _clock(seconds: float) -> str:
@@ -180,6 +182,9 @@ def _checked_grid(args: argparse.Namespace) -> tuple[SweepSpec, SweepGrid]:
     """
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"ttexplore sweep: error: --workers: {args.workers} must be at least 1")
+    if args.workers is not None and not args.address and args.workers > worker_cap():
+        raise UsageError(f"ttexplore sweep: error: --workers: {args.workers} is more than {worker_cap()} (two per core on "
+                         f"this machine): use at most {worker_cap()}, or leave it out for one per core")
     if args.address and args.executor != "ray":
         raise UsageError("ttexplore sweep: error: --address: a Ray cluster address needs --executor ray")
     try:

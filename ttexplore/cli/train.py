@@ -20,6 +20,8 @@ from typing import Any, Iterator, Optional
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
                                   check_device, check_output_path, config_from_args, open_store)
 from ttexplore.tt import ttmath
+from ttexplore.tt.atomic import write_atomic
+from ttexplore.tt.text import terminal_lines, terminal_text
 from ttexplore.runs.config import RunConfig
 
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
@@ -30,6 +32,23 @@ def add_identity_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="", help="a name for the recorded run (shown by the app and 'runs list')")
     parser.add_argument("--tag", action="append", default=[], help="a tag for the recorded run; repeat for several")
     parser.add_argument("--notes", default="", help="free notes for the recorded run")
+
+
+def check_identity_flags(command: str, args: argparse.Namespace) -> None:
+    """Refuse an empty ``--tag`` and a name, tag or notes over their bounds, before any work.
+
+    Raises:
+        UsageError: naming the flag and the fix.
+    """
+    from ttexplore.runs.config import ConfigError
+    from ttexplore.runs.fields import check_identity
+
+    if any(not tag.strip() for tag in args.tag):
+        raise UsageError(f"ttexplore {command}: error: --tag '': a tag cannot be empty: leave the flag out")
+    try:
+        check_identity(args.name, args.tag, args.notes)
+    except ConfigError as error:
+        raise UsageError(f"ttexplore {command}: error: --{'tag' if error.field == 'tags' else error.field}: {error}") from None
 
 
 def configure_parser(train: argparse.ArgumentParser) -> None:
@@ -109,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_presets:
         return list_presets()
     config = config_from_args(args, preset=preset_or_usage(args.preset), label=args.label or "")
+    check_identity_flags("train", args)
     check_device("train", config)
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
         if path and path != "-":
@@ -123,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     from ttexplore.runs.lifecycle import StopFlags, execute
 
     bar = progress_bar(config, dataset, args.quiet)
-    print(f"{config.describe()}: {config.layer_params()} layer weights, compression {config.compression():.3g}", file=sys.stderr)
+    print(terminal_text(f"{config.describe()}: {config.layer_params()} layer weights, compression "
+                        f"{config.compression():.3g}", None), file=sys.stderr)
     run_id = None
     if store is not None:
         run_id = store.create_run(config, status="running", name=args.name, tags=args.tag, notes=args.notes)
@@ -151,13 +172,19 @@ def run(args: argparse.Namespace) -> int:
         try:
             save_model(result.model, config, args.save_model)
         except OSError as error:
-            print(f"train: error: --save-model {args.save_model}: {error}" +
-                  (f" (the run is recorded as {run_id}, its weights kept)" if run_id else ""), file=sys.stderr)
+            print(terminal_lines(f"train: error: --save-model: {error}" +
+                                 (f" (the run is recorded as {run_id}, its weights kept)" if run_id else "")),
+                  file=sys.stderr)
             return EXIT_FAILED
     if args.json:
-        write_json(args.json, summary(config, result, status, run_id))
+        try:
+            write_json(args.json, summary(config, result, status, run_id))
+        except OSError as error:
+            print(terminal_lines(f"train: error: --json: {error}" + (f" (the run is recorded as {run_id})" if run_id else "")),
+                  file=sys.stderr)
+            return EXIT_FAILED
     code, line = ending_line("train", status, run_id, result)
-    print(line, file=sys.stderr)
+    print(terminal_lines(line), file=sys.stderr)
     return code
 
 
@@ -211,10 +238,13 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
 
 
 def write_json(path: str, values: Any) -> None:
-    """``values`` as indented JSON to ``path`` (``-``: stdout)."""
+    """``values`` as indented JSON to ``path`` (``-``: stdout), written whole or not at all.
+
+    Raises:
+        WriteError: one line naming the file and the fix (the old file kept, no temporary left).
+    """
     text = json.dumps(values, indent=2)
     if path == "-":
         print(text)
     else:
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        write_atomic(path, text + "\n")

@@ -202,6 +202,13 @@ def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, rank
     for value in rel_errors:
         if not 0 < value < 1:
             raise ConfigError("rel_error", f"rel_error {value} must be between 0 and 1, e.g. 0.3")
+    for rank in ranks:
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ConfigError("ranks", f"ranks: {rank!r} is not a TT rank: every rank is a whole number of at least 1, "
+                                       "e.g. 1,2,4,8")
+    if scratch_epochs is not None and scratch_epochs < 1:
+        raise ConfigError("scratch_epochs", f"scratch_epochs {scratch_epochs} must be at least 1 (leave it out for "
+                                            "the fine-tuning's epochs, else the source's)")
     base = source.base.replace(layers=[TTLayerSpec(in_modes, out_modes)], **training)
     scratch_epochs = scratch_epochs or finetune_epochs or source.base.epochs
     targets = []

@@ -16,7 +16,7 @@ from ttexplore.tt.init import INITS, target_std, tt_core_std
 from ttexplore.nn.kernels import tt_to_dense
 from ttexplore.nn.ttmatrix import TTMatrix
 from ttexplore.tt.memory import check_bytes
-from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes, write_payload
 from ttexplore.tt.ttmath import (RanksLike, check_modes, check_rank_caps, check_rel_error, full_ranks, modes_text,
                                  param_count, plan_ranks, prod)
 
@@ -329,8 +329,9 @@ class TTLinear(nn.Module):
         }
 
     def save(self, path) -> None:
-        """Write the layer (its spec and its cores) to ``path`` (a ``torch.save`` file)."""
-        torch.save({"format": "ttexplore.TTLinear/1", "spec": self.export_spec(), "state_dict": self.state_dict()}, path)
+        """Write the layer (its spec and its cores) to ``path`` (a ``torch.save`` file), whole or not at all
+        (:func:`~ttexplore.nn.weightfile.write_payload`; a failure raises ``WriteError`` naming the file)."""
+        write_payload({"format": "ttexplore.TTLinear/1", "spec": self.export_spec(), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "TTLinear":

@@ -6,6 +6,8 @@ tensors stay in the file until used), and turns every way a file can be wrong
 (empty, truncated, not a torch archive, holding objects) into one
 :class:`WeightsFileError` naming the file. :func:`check_state` compares the
 tensors with the shapes a spec or a config implies, before a model is built.
+:func:`write_payload` is the one way a weights file (a model, a layer, a checkpoint)
+is written: whole or not at all (:func:`ttexplore.tt.atomic.write_atomic`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,24 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["WeightsFileError", "read_payload", "check_state", "state_bytes"]
+from ttexplore.tt.atomic import write_atomic
+
+__all__ = ["WeightsFileError", "read_payload", "write_payload", "check_state", "state_bytes"]
 
 
 class WeightsFileError(ValueError):
     """A weights file that can not be used, with the path and what is wrong."""
+
+
+def write_payload(payload: Any, path: "str | Path") -> Path:
+    """``torch.save(payload)`` into ``path``, atomically: a temporary file beside it, fsync-ed, then renamed,
+    its folder created first; on any failure the old file is kept and the temporary one removed.
+
+    Raises:
+        WriteError: (an ``OSError``) one line naming the file and the fix (for a full disk, the bytes
+            needed and free).
+    """
+    return write_atomic(path, lambda handle: torch.save(payload, handle), make_folder=True)
 
 
 def read_payload(path: "str | Path") -> dict:

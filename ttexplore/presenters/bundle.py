@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ttexplore.presenters import export, plots, reports, tracking
+from ttexplore.tt.atomic import write_atomic
 
 __all__ = ["Bundle", "export_bundle", "write_bundle", "CURVES_PER_FIGURE"]
 
@@ -139,11 +140,13 @@ def export_bundle(store: Any, run_ids: Optional[Sequence[str]] = None, images: b
 
 def write_bundle(store: Any, path: "str | Path", run_ids: Optional[Sequence[str]] = None, images: bool = True,
                  progress: Optional[Callable[[str], None]] = None) -> Bundle:
-    """:func:`export_bundle` written to ``path`` (its folder created); returns the bundle."""
+    """:func:`export_bundle` written to ``path`` (its folder created), whole or not at all; returns the bundle.
+
+    Raises:
+        WriteError: (an ``OSError``) one line naming the file and the fix (the old file kept, no temporary left).
+    """
     bundle = export_bundle(store, run_ids, images=images, progress=progress)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bundle.data)
+    write_atomic(path, bundle.data, make_folder=True)
     return bundle
 
 

@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from ttexplore.tt.atomic import write_atomic
+
 __all__ = [
     "ExportError",
     "figure_to_image",
@@ -131,12 +133,8 @@ def write_figure(figure: Any, path: "str | os.PathLike", width: int = 1000, heig
     """Write a figure to ``path``; the suffix (``.png``, ``.svg``, ``.html``) picks the format."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        path.write_bytes(figure_to_html(figure))
-    else:
-        path.write_bytes(figure_to_image(figure, fmt, width=width, height=height))
-    return path
+    data = figure_to_html(figure) if fmt == "html" else figure_to_image(figure, fmt, width=width, height=height)
+    return write_atomic(path, data, make_folder=True)  # whole or not at all; WriteError names the file
 
 
 _METRIC_FIELDS = ("run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")

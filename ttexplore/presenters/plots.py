@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.ttshape import layer_text, ranks_text
+from ttexplore.presenters.usertext import plot_text
 
 __all__ = [
     "PALETTE",
@@ -88,9 +89,9 @@ def training_curves(
     waiting: list[str] = []
     for index, run in enumerate(runs):
         events = list(run.get("events") or [])
-        color, label = _color(index), str(run.get("label", f"run {index + 1}"))
+        color, label = _color(index), plot_text(run.get("label", f"run {index + 1}"))  # a user's name: not markup
         if not events:
-            waiting.append(f"{label}: {run.get('waiting') or 'waiting for its first point'}")
+            waiting.append(f"{label}: {plot_text(run.get('waiting') or 'waiting for its first point')}")
         xs = curve_xy(events, x)
         plotted += len(events)
         # the legend's one entry for the run (an empty trace); the curves below are named "<label> (train|test)"
@@ -137,8 +138,9 @@ def training_curves(
         figure.add_annotation(text="Still waiting: " + "; ".join(waiting[:3]), showarrow=False, xref="paper", yref="paper",
                               x=0, y=1.13, xanchor="left", font={"size": 11}, opacity=0.8)
     # uirevision: a live redraw keeps the user's zoom and the runs hidden from the legend
-    figure.update_layout(template=_TEMPLATE, title=title, legend={"orientation": "h", "y": -0.22}, margin={"t": 80},
-                         height=460, uirevision=f"curves-{x}-{log_loss}")
+    figure.update_layout(template=_TEMPLATE, title=plot_text(title) if title is not None else None,  # may hold a name
+                         legend={"orientation": "h", "y": -0.22}, margin={"t": 80}, height=460,
+                         uirevision=f"curves-{x}-{log_loss}")
     return figure
 
 
@@ -401,10 +403,10 @@ def hparam_scatter(table: Any, x: str, y: str = "best test acc", group: str = "s
     rows = table[table[y].notna()] if len(table) else table
     for index, (name, members) in enumerate(rows.groupby(group, sort=True) if len(rows) else []):
         figure.add_trace(go.Scatter(
-            x=list(members[x]), y=list(members[y]), mode="markers", name=str(name),
+            x=list(members[x]), y=list(members[y]), mode="markers", name=plot_text(name),
             marker={"size": 10, "color": _color(index), "line": {"width": 1, "color": "#fff"}},
-            text=list(members["name"]) if "name" in members else None,
-            hovertemplate=f"%{{text}}<br>{x} %{{x}}<br>{y} %{{y:.4f}}<extra>{name}</extra>",
+            text=[plot_text(value) for value in members["name"]] if "name" in members else None,  # users' names
+            hovertemplate=f"%{{text}}<br>{x} %{{x}}<br>{y} %{{y:.4f}}<extra>{plot_text(name)}</extra>",
         ))
     numeric = len(rows) and all(isinstance(value, (int, float)) for value in rows[x])
     log = bool(numeric) and x in _LOG_COLUMNS and all(value > 0 for value in rows[x])

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 from ttexplore.runs.data_info import DATASETS, DatasetInfo, dataset_info
+from ttexplore.runs.settings import is_offline
 
 __all__ = [
     "Dataset",
@@ -204,7 +205,7 @@ def _load_idx_dataset(info: DatasetInfo, candidates: list[Path], missing_message
 
 def _online(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     """True when ``host`` accepts a TCP connection within ``timeout`` seconds (and downloads are allowed)."""
-    if os.environ.get("TTEXPLORE_OFFLINE"):
+    if is_offline():  # TTEXPLORE_OFFLINE=1 (0, false or unset allow downloads)
         return False
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -12,7 +12,8 @@ from typing import Any, Optional, Union
 from ttexplore.tt.errors import ConfigError
 from ttexplore.tt.shapes import MAX_BITS, MAX_MODES, parse_modes, whole_number
 
-__all__ = ["modes_value", "ranks_value", "short_repr", "is_huge", "whole_field", "real_field", "pad_value"]
+__all__ = ["modes_value", "ranks_value", "short_repr", "is_huge", "whole_field", "real_field", "pad_value",
+           "check_identity", "MAX_NAME", "MAX_TAG", "MAX_NOTES", "MAX_TAGS"]
 
 
 def modes_value(value: Any, name: str) -> Optional[tuple[int, ...]]:
@@ -89,3 +90,28 @@ def pad_value(value: Any) -> Optional[int]:
         return None
     side = whole_field("pad_to", value, "give an image side such as 32, or 'none' to keep the images")
     return side or None
+
+
+#: The longest run name, tag and notes, and the most tags a run may have (text a user typed, shown
+#: in tables and legends: bounded so one entry cannot swamp them).
+MAX_NAME, MAX_TAG, MAX_NOTES, MAX_TAGS = 200, 50, 10_000, 50
+
+
+def check_identity(name: Optional[str] = None, tags: Any = None, notes: Optional[str] = None) -> None:
+    """Refuse a run name, tags or notes over their bounds (``None`` is not checked; ``""`` clears a field).
+
+    Raises:
+        ConfigError: field ``name``, ``tags`` or ``notes``, with the bound.
+    """
+    if name is not None and len(str(name)) > MAX_NAME:
+        raise ConfigError("name", f"name has {len(str(name)):,} characters: keep it to {MAX_NAME} (notes hold more)")
+    if notes is not None and len(str(notes)) > MAX_NOTES:
+        raise ConfigError("notes", f"notes have {len(str(notes)):,} characters: keep them to {MAX_NOTES:,}")
+    if tags is not None:
+        items = str(tags).split(",") if isinstance(tags, str) else [str(tag) for tag in tags]
+        if len(items) > MAX_TAGS:
+            raise ConfigError("tags", f"{len(items)} tags: give at most {MAX_TAGS}")
+        long = next((tag for tag in items if len(tag.strip()) > MAX_TAG), None)
+        if long is not None:
+            raise ConfigError("tags", f"the tag {long[:20]!r}... has {len(long.strip())} characters: keep a tag to "
+                                      f"{MAX_TAG}")

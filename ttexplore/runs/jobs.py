@@ -21,11 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
-from ttexplore.runs.store import ACTIVE_STATUSES, FINAL_STATUSES, RunStore, StoreError
+from ttexplore.runs.settings import worker_cap
+from ttexplore.runs.store import ACTIVE_STATUSES, DUPLICATE_WINDOW_S, FINAL_STATUSES, RunStore, StoreError, Submission
 
 __all__ = ["JobManager", "JobState"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds before a store problem already logged is logged again.
+_QUIET_S = 300.0
 
 #: Runs running in any manager of this process (so a second manager, e.g. after a
 #: Streamlit cache clear, never marks a live run as interrupted).
@@ -54,7 +58,8 @@ class JobManager:
 
     Args:
         store: where runs, events, statuses and the queue live.
-        max_workers: concurrent runs (default: the number of CPU cores).
+        max_workers: concurrent runs (default: the number of CPU cores), capped at
+            :func:`~ttexplore.runs.settings.worker_cap` (two per core), with a note in :attr:`notes`.
         data_dir: dataset folder passed to :func:`ttexplore.runs.data.load_dataset`.
         fit_function: the training function (tests may swap it); default
             :func:`ttexplore.runs.fit.fit`.
@@ -78,7 +83,14 @@ class JobManager:
         poll_s: float = 0.5,
     ) -> None:
         self.store = store
-        self.max_workers = max(1, int(max_workers or os.cpu_count() or 1))
+        requested = max(1, int(max_workers or os.cpu_count() or 1))
+        self.max_workers = min(requested, worker_cap())
+        #: What the manager changed of what it was asked, said once (also in the log): a capped worker count.
+        self.notes: list[str] = []
+        if requested > self.max_workers:
+            self.notes.append(f"{requested} workers asked for, more than {self.max_workers} (two per core): "
+                              f"training at most {self.max_workers} runs at once")
+            log.warning(self.notes[-1])
         self.data_dir = data_dir
         self._fit = fit_function
         cores = os.cpu_count() or 1
@@ -92,6 +104,8 @@ class JobManager:
         self._handed: dict[str, RunConfig] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._store_problem: tuple[str, float] = ("", 0.0)  # the store error last logged by a poll, and when
+        self._store_failing = False  # a poll failed since the last success (its end is logged once)
         with _LIVE_LOCK:
             self.recovered = self.store.recover(set(_LIVE_RUNS))
         self._workers = [
@@ -102,10 +116,21 @@ class JobManager:
 
     # ---------------------------------------------------------------- API
     def submit(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
-               notes: str = "") -> str:
-        """Queue a run of ``config`` (a :class:`RunConfig` is validated when it is made); returns its run id at
-        once. The worker that takes the run gets this object, not its JSON to parse again (the store keeps
-        the JSON: a run taken after a restart, or by another process, is read from it once).
+               notes: str = "", allow_duplicate: bool = False) -> str:
+        """Queue a run of ``config`` once (see :meth:`queue`); returns its run id at once."""
+        return self.queue(config, sweep, name, tags, notes, allow_duplicate).run_id
+
+    def queue(self, config: RunConfig, sweep: Optional[str] = None, name: str = "", tags: Sequence[str] = (),
+              notes: str = "", allow_duplicate: bool = False) -> Submission:
+        """Queue a run of ``config`` (a :class:`RunConfig` is validated when it is made), at once. The worker
+        that takes the run gets this object, not its JSON to parse again (the store keeps the JSON: a run
+        taken after a restart, or by another process, is read from it once).
+
+        A submission happens once: the same config, name, tags and sweep queued or running since
+        less than :data:`~ttexplore.runs.store.DUPLICATE_WINDOW_S` seconds (a double click) is not
+        queued again; its :class:`~ttexplore.runs.store.Submission` comes back with ``duplicate``
+        set, so a page can say "already queued" and offer to queue another anyway
+        (``allow_duplicate=True``). One store transaction: race-free across threads and processes.
 
         Raises:
             ConfigError: for an invalid config, or a ``ResourceError`` (field ``memory``) for a run
@@ -119,11 +144,13 @@ class JobManager:
         if not isinstance(config, RunConfig):
             raise TypeError(f"submit takes a RunConfig, not {type(config).__name__}: build one with RunConfig.from_dict")
         check_run_memory(config)
-        run_id = self.store.create_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes)
-        with self._lock:
-            self._handed[run_id] = config
+        submission = self.store.queue_run(config, sweep=sweep, queue="app", name=name, tags=tags, notes=notes,
+                                          once_within_s=None if allow_duplicate else DUPLICATE_WINDOW_S)
+        if not submission.duplicate:
+            with self._lock:
+                self._handed[submission.run_id] = config
         self._wake.set()
-        return run_id
+        return submission
 
     def resume(self, run_id: str) -> str:
         """Queue an interrupted (or cancelled, or failed) run again; it continues from its last
@@ -254,11 +281,27 @@ class JobManager:
         return config if config is not None else RunConfig.from_dict(self.store.get_run(run_id)["config"])
 
     def _claim(self) -> Optional[str]:
+        """The next queued run, or ``None``. A store problem is logged once, not at every poll of every
+        worker: again only when its message changes or after :data:`_QUIET_S` seconds; its end once."""
         try:
-            return self.store.claim_next("app")
-        except StoreError:
-            log.exception("could not take a run from the store")
+            run_id = self.store.claim_next("app")
+        except StoreError as error:
+            if error.reason == "changed":  # the file went mid-call; the next poll uses the new one
+                return None
+            with self._lock:
+                now = time.monotonic()
+                new = str(error) != self._store_problem[0] or now - self._store_problem[1] > _QUIET_S
+                if new:
+                    self._store_problem, self._store_failing = (str(error), now), True
+            if new:
+                log.error("could not take a run from the store (the workers keep trying, quietly): %s", error)
             return None
+        if self._store_failing:
+            with self._lock:
+                recovered, self._store_failing = self._store_failing, False
+            if recovered:
+                log.warning("the run store works again; taking queued runs")
+        return run_id
 
     def _work(self) -> None:
         while not self._closed:

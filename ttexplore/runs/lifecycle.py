@@ -7,7 +7,8 @@ it marks it running, continues from its checkpoint when it has one (its history
 continues: events of a half-done epoch are dropped and that epoch is redone),
 writes every metric event, writes a checkpoint after every epoch (weights,
 optimizer, batch-order RNG state, epoch; atomically, under the store's
-artifacts), and ends it through :func:`record_outcome`, the one function that
+artifacts; the run's ``epochs_done`` advances only once that file is safely
+there, so a resume says what it will really do), and ends it through :func:`record_outcome`, the one function that
 turns a training result into a final status and saved weights. A sweep's Ray
 tasks, which cannot reach the store, return their result and the driver calls
 :func:`record_outcome` too.
@@ -22,7 +23,6 @@ say) marks the run ``interrupted`` before it propagates.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -33,11 +33,12 @@ import torch
 
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.fit import FitResult, TrainingState, fit
+from ttexplore.nn.weightfile import write_payload
 from ttexplore.runs.models import save_model
 from ttexplore.runs.store import RESUMABLE_STATUSES, RunStore
 
 __all__ = ["StopFlags", "execute", "record_outcome", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
-           "ResumeError", "check_resumable"]
+           "ResumeError", "check_resumable", "resume_point"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class StopFlags:
     run_id: Optional[str] = None
     poll_s: float = 1.0
     _next_poll: float = 0.0
+    _warned: bool = False
 
     @classmethod
     def new(cls, store: Optional[RunStore] = None, run_id: Optional[str] = None) -> "StopFlags":
@@ -77,16 +79,21 @@ class StopFlags:
             try:
                 if self.store.cancel_requested(self.run_id):
                     self.cancel.set()
-            except Exception:  # noqa: BLE001 - a store hiccup must not stop training
-                log.warning("could not read the cancel request of run %s", self.run_id)
+            except Exception as error:  # noqa: BLE001 - a store hiccup must not stop training
+                if not self._warned:  # once per run, not every second while the store is away
+                    self._warned = True
+                    log.warning("could not read the cancel request of run %s (said once): %s", self.run_id, error)
         return self.cancel.is_set()
 
 
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingState) -> Path:
-    """Write ``state`` to ``path`` atomically (a temporary file, then a rename): a kill mid-write
-    leaves the previous checkpoint whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``state`` to ``path`` atomically (a temporary file, fsync-ed, then a rename): a kill or a
+    full disk mid-write leaves the previous checkpoint whole and no temporary file behind.
+
+    Raises:
+        WriteError: (an ``OSError``) naming the file, and for a full disk the bytes needed and free.
+    """
     payload = {
         "format": CHECKPOINT_FORMAT,
         "run_id": run_id,
@@ -99,10 +106,7 @@ def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingS
         "optimizer": state.optimizer_state,
         "order_rng": state.order_rng_state,
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-    return path
+    return write_payload(payload, path)
 
 
 def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
@@ -126,6 +130,25 @@ def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
         raise ResumeError(f"the checkpoint {path} was written for another configuration; delete it to restart the run")
     return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
                          payload["model"], payload["optimizer"], payload["order_rng"])
+
+
+def resume_point(store: RunStore, run: dict[str, Any]) -> str:
+    """What resuming ``run`` will really do, as a phrase: ``"from its checkpoint after epoch 3 of 10"``,
+    or ``"from epoch 0 of 10: it has no checkpoint"`` (e.g. its first one could not be written).
+
+    Reads only the checkpoint's header numbers (the tensors stay memory-mapped in the file).
+    """
+    epochs = run["config"].get("epochs") if isinstance(run.get("config"), dict) else None
+    of = f" of {epochs}" if epochs is not None else ""
+    path = store.checkpoint_path_for(run["id"])
+    if not path.is_file():
+        return f"from epoch 0{of}: it has no checkpoint"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        done = int(payload["epochs_done"])
+    except Exception:  # noqa: BLE001 - the resume itself reports an unreadable checkpoint with the fix
+        return f"from its checkpoint {path} (unreadable: the resume will say why)"
+    return f"from its checkpoint after epoch {done}{of}"
 
 
 def check_resumable(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -208,12 +231,13 @@ def execute(
         store.truncate_metrics(run_id, after_epoch=state.epochs_done if state is not None else -1)
 
         def record_event(event: dict[str, Any]) -> None:
-            store.add_event(run_id, event)
+            store.add_event(run_id, event, count_epoch=False)  # the epoch counts once its checkpoint is safe
             if on_event is not None:
                 on_event(event)
 
         def write_checkpoint(epoch_state: TrainingState) -> None:
             save_checkpoint(checkpoint_path, run_id, config, epoch_state)
+            store.set_epochs_done(run_id, epoch_state.epochs_done)
 
         result = (fit_function or fit)(config, dataset, callback=record_event, cancel=stop, data_dir=data_dir,
                                        resume=state, on_epoch_end=write_checkpoint)

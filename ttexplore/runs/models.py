@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
+from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes, write_payload
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import features_of, init_linear
 from ttexplore.tt.memory import check_bytes
@@ -101,13 +101,16 @@ def hidden_layer_params(model: nn.Sequential) -> int:
 
 
 def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> Path:
-    """Write the model's weights and its config to ``path`` (``torch.save``).
+    """Write the model's weights and its config to ``path`` (``torch.save``), whole or not at all.
 
     The file also carries the TT layers' specs, so :meth:`TTLinear.load` reads
     the trained cores of the first straight back from it.
+
+    Raises:
+        WriteError: (an ``OSError``) one line naming the file and the fix; ``path`` keeps its old
+            content and no temporary file is left (:func:`~ttexplore.nn.weightfile.write_payload`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tt_layers = [{"prefix": f"{name}.", "spec": layer.export_spec()} for name, layer in hidden_layers(model)
                  if isinstance(layer, TTLinear)]
     payload = {
@@ -119,8 +122,7 @@ def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> P
         "tt_prefix": tt_layers[0]["prefix"] if tt_layers else None,
         "tt_layers": tt_layers,
     }
-    torch.save(payload, path)
-    return path
+    return write_payload(payload, path)
 
 
 def load_model(path: "str | Path", map_location: str = "cpu") -> tuple[nn.Sequential, RunConfig]:

@@ -15,25 +15,42 @@ deletes a file outside it, whatever a row says.
 
 A file that is not a readable database (corrupt, truncated, unreadable,
 read-only) raises :class:`StoreError` naming the file and the fix; the file is
-never overwritten.
+never overwritten. A full disk is said to be one (the store is intact), never a
+corrupt store (:mod:`ttexplore.runs.storefile`).
+
+A store whose file is deleted while in use makes a new empty store with its
+schema there (never a 0-byte file) and says so once in the log and in
+:attr:`RunStore.notice`; a file replaced by another is taken as the store from then on.
+
+Submitting twice: :meth:`RunStore.queue_run` with ``once_within_s`` returns the run
+already queued or running with the same config, name, tags, queue and sweep, created
+within that many seconds, instead of queueing it again (one transaction: two threads
+or processes submitting at once get one run); its :class:`Submission` says which happened.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.tt.atomic import write_atomic
+from ttexplore.runs.fields import check_identity
+from ttexplore.runs.storefile import (ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, default_db_path, default_home, file_gate,
+                                      pid_alive, store_problem)
 
-__all__ = ["RunStore", "StoreError", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
+__all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -43,118 +60,25 @@ RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed")
 #: ``"app"``: taken by any :class:`~ttexplore.runs.jobs.JobManager`; ``"sweep"``: run by the sweep that queued it.
 QUEUES = ("app", "sweep")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    config_key TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '',
-    dataset TEXT NOT NULL,
-    layer TEXT NOT NULL,
-    shape TEXT NOT NULL,
-    ranks TEXT,
-    layer_params INTEGER NOT NULL,
-    compression REAL NOT NULL,
-    best_test_accuracy REAL,
-    final_test_accuracy REAL,
-    error TEXT,
-    sweep TEXT,
-    weights_path TEXT,
-    host TEXT,
-    pid INTEGER
-);
-CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep, config_key);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    epoch REAL NOT NULL,
-    step INTEGER NOT NULL,
-    train_loss REAL,
-    train_accuracy REAL,
-    test_loss REAL,
-    test_accuracy REAL,
-    elapsed_s REAL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
+log = logging.getLogger(__name__)
 
-#: Columns added after the first release, with their definitions: a store written
-#: by an older version gains them when opened (its runs keep loading).
-_ADDED_COLUMNS = {
-    "name": "TEXT NOT NULL DEFAULT ''",
-    "tags": "TEXT NOT NULL DEFAULT '[]'",
-    "notes": "TEXT NOT NULL DEFAULT ''",
-    "queue": "TEXT NOT NULL DEFAULT 'app'",
-    "epochs_done": "REAL NOT NULL DEFAULT 0",
-    "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
-}
+#: Seconds within which the same submission (config, name, tags) is taken as a repeated click.
+DUPLICATE_WINDOW_S = 10.0
 
 _METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
 
 
-class StoreError(RuntimeError):
-    """The run store's file cannot be opened, read or written; the message names the file and the fix.
+@dataclass(frozen=True)
+class Submission:
+    """What :meth:`RunStore.queue_run` did: the run's id, and whether it found the same run already
+    queued or running (``duplicate``) instead of recording a new one."""
 
-    Attributes:
-        path: the database file.
-    """
-
-    def __init__(self, path: Path, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-def _store_problem(path: Path, error: Exception) -> StoreError:
-    """A :class:`StoreError` saying what is wrong with ``path`` and how to fix it."""
-    text = str(error).lower()
-    if "readonly" in text or "read-only" in text:
-        fix = (f"the run store {path} is read-only: make it and its folder writable "
-               f"(chmod u+w), or point TTEXPLORE_DB at a writable file")
-    elif "not a database" in text or "malformed" in text or "corrupt" in text or "disk i/o" in text:
-        fix = (f"the run store {path} is not a readable SQLite database ({error}): move it aside "
-               f"(mv {path} {path}.bad) to start a new store, or point TTEXPLORE_DB at another file; "
-               "ttexplore never overwrites it")
-    elif "unable to open" in text or "permission" in text:
-        fix = (f"the run store {path} cannot be opened ({error}): check that its folder exists and is "
-               "writable, or point TTEXPLORE_DB at another file")
-    else:
-        fix = f"the run store {path} failed: {error}"
-    return StoreError(path, fix)
-
-
-def default_home() -> Path:
-    """``$TTEXPLORE_HOME`` or ``~/.ttexplore``: where runs and artefacts live."""
-    return Path(os.environ.get("TTEXPLORE_HOME", "~/.ttexplore")).expanduser()
-
-
-def default_db_path() -> Path:
-    """``$TTEXPLORE_DB``, else ``<home>/runs.db``."""
-    if os.environ.get("TTEXPLORE_DB"):
-        return Path(os.environ["TTEXPLORE_DB"]).expanduser()
-    return default_home() / "runs.db"
+    run_id: str
+    duplicate: bool = False
 
 
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStore:
@@ -170,42 +94,98 @@ class RunStore:
 
     def __init__(self, path: "Optional[str | os.PathLike]" = None, artifacts_dir: "Optional[str | os.PathLike]" = None) -> None:
         self.path = Path(path).expanduser() if path else default_db_path()
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
+        #: Set (and logged once) when the file was deleted or replaced while in use: what the store did about it.
+        self.notice: Optional[str] = None
+        self._watch = FileWatch(self.path)
+        self._gate = file_gate(self.path)
+        self._initialise()
+        self._watch.remember()
+
+    def _initialise(self, attempts: int = 50) -> None:
+        """Create the folder and the file, switch it to WAL, create the tables and add newer columns,
+        retrying while another process does the same (changing the journal mode takes a lock the busy
+        timeout does not cover)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(self.path, f"the run store {self.path} cannot be created: its folder {self.path.parent} "
                                         f"cannot be made ({error.strerror}): point TTEXPLORE_DB (or --db) at a writable "
-                                        "place") from None
-        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else self.path.parent / "artifacts"
-        self._initialise()
-
-    def _initialise(self, attempts: int = 50) -> None:
-        """Switch the file to WAL, create the tables and add newer columns, retrying while another
-        process does the same (changing the journal mode takes a lock the busy timeout does not cover)."""
+                                        "place", "cannot-open") from None
         for attempt in range(attempts):
             try:
-                with self._connect() as connection:
+                with self._connect(create=True) as connection:
                     if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         connection.execute("PRAGMA journal_mode=WAL")
-                    connection.executescript(_SCHEMA)
+                    connection.execute("BEGIN IMMEDIATE")  # one transaction: nobody sees half a schema
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
                     present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-                    for column, definition in _ADDED_COLUMNS.items():
+                    for column, definition in ADDED_COLUMNS.items():
                         if column not in present:
                             connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
                     connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
+                    connection.execute("COMMIT")
                 return
             except StoreError as error:
                 if "locked" not in str(error) and "duplicate column" not in str(error) or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
+    def _follow_file(self) -> None:
+        """Notice a file deleted or replaced since the last call (one ``stat``; the caller holds the gate):
+        a deleted store is made again, empty, with its schema, once no connection of this process is open
+        on the old one (its stale ``-wal``/``-shm`` removed first, so SQLite never mixes them with the new
+        file); a replacing file is checked and used. Said once (the log, :attr:`notice`)."""
+        change = self._watch.change()
+        if change is None:
+            return
+        if change == "deleted":
+            self._gate.condition.wait_for(lambda: self._gate.open == 0, timeout=60)
+            change = self._watch.change()  # another thread may have made it anew while this one waited
+            if change is None:
+                return
+            if not self.path.exists():
+                for suffix in ("-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._initialise()  # a replacing file that is not a run store raises; the next call tries again
+        self._watch.remember()
+        self.notice = (f"the run store {self.path} was deleted while in use: a new, empty store was made there"
+                       if change == "deleted" else
+                       f"the run store {self.path} was replaced by another file while in use: using that file now")
+        log.warning(self.notice)
+
+    def _open(self, create: bool) -> sqlite3.Connection:
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode={'rwc' if create else 'rw'}"
+        return sqlite3.connect(uri, timeout=30.0, isolation_level=None, uri=True)
+
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection; every SQLite failure leaves as a :class:`StoreError`."""
+    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection; every SQLite failure leaves as a :class:`StoreError`.
+
+        The file is opened read-write without creating it (only :meth:`_initialise` creates it), so a
+        store deleted in use never becomes an empty 0-byte file. Opening passes the gate of the file
+        (one per path in this process), so no thread opens a store another thread is making anew and a
+        store is made anew only while no connection is open on the old one (:meth:`_follow_file`).
+        """
+        gate = self._gate
         try:
-            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if create:
+                connection = self._open(create=True)
+            else:
+                with gate.condition:
+                    self._follow_file()
+                    try:
+                        connection = self._open(create=False)
+                    except sqlite3.OperationalError:
+                        if self._watch.change() != "deleted":
+                            raise
+                        self._follow_file()  # deleted between the look and the open
+                        connection = self._open(create=False)
+                    gate.open += 1
         except sqlite3.Error as error:
-            raise _store_problem(self.path, error) from None
+            raise store_problem(self.path, error) from None
         connection.row_factory = sqlite3.Row
         try:
             connection.execute("PRAGMA busy_timeout=30000")
@@ -214,16 +194,36 @@ class RunStore:
         except sqlite3.Error as error:
             if connection.in_transaction:
                 connection.rollback()
-            raise _store_problem(self.path, error) from None
+            if not create and self._watch.change() is not None:  # the file went while this call used it
+                raise StoreError(self.path, f"the run store {self.path} was deleted or replaced while in use ({error}): "
+                                            "try again; the next call uses the new file", "changed") from None
+            raise store_problem(self.path, error) from None
         finally:
             connection.close()
+            if not create:
+                with gate.condition:
+                    gate.open -= 1
+                    gate.condition.notify_all()
 
     # ---------------------------------------------------------------- writes
     def create_run(self, config: RunConfig, sweep: Optional[str] = None, status: str = "queued", queue: str = "app",
                    name: str = "", tags: Sequence[str] = (), notes: str = "") -> str:
         """Record a new run of ``config`` on ``queue`` (see :data:`QUEUES`); returns its id."""
+        return self.queue_run(config, sweep, status, queue, name, tags, notes).run_id
+
+    def queue_run(self, config: RunConfig, sweep: Optional[str] = None, status: str = "queued", queue: str = "app",
+                  name: str = "", tags: Sequence[str] = (), notes: str = "",
+                  once_within_s: Optional[float] = None) -> Submission:
+        """Record a new run of ``config`` on ``queue`` (see :data:`QUEUES`), as :meth:`create_run`.
+
+        With ``once_within_s``, a run of the same config, name, tags, queue and sweep that is
+        queued or running and was created less than that many seconds ago is returned instead
+        (``duplicate=True``), in the same transaction as the insert: a double click, or two
+        threads or processes submitting at once, record one run.
+        """
         if queue not in QUEUES:
             raise ValueError(f"queue {queue!r} is unknown: use one of {', '.join(QUEUES)}")
+        check_identity(name, tags, notes)
         run_id = _new_run_id()
         first = config.layers[0]  # the store's columns describe the first hidden layer
         ranks = first.rank_setting
@@ -235,9 +235,21 @@ class RunStore:
             "queue": queue, "name": str(name), "tags": json.dumps(_clean_tags(tags)), "notes": str(notes),
         }
         with self._connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            if once_within_s is not None:
+                same = connection.execute(
+                    "SELECT id FROM runs WHERE config_key=? AND config=? AND name=? AND tags=? AND queue=? AND sweep IS ?"
+                    " AND status IN ('queued', 'running') AND created_at>=? ORDER BY created_at DESC LIMIT 1",
+                    (values["config_key"], values["config"], values["name"], values["tags"], queue, sweep,
+                     values["created_at"] - once_within_s),
+                ).fetchone()
+                if same is not None:
+                    connection.execute("COMMIT")
+                    return Submission(same["id"], duplicate=True)
             connection.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                                tuple(values.values()))
-        return run_id
+            connection.execute("COMMIT")
+        return Submission(run_id)
 
     def claim_next(self, queue: str = "app") -> Optional[str]:
         """Take the oldest ``queued`` run of ``queue`` for this process (status ``running``); ``None`` when none waits.
@@ -296,9 +308,10 @@ class RunStore:
             ).rowcount
         return bool(changed)
 
-    def add_event(self, run_id: str, event: dict[str, Any]) -> None:
+    def add_event(self, run_id: str, event: dict[str, Any], count_epoch: bool = True) -> None:
         """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy
-        and, for an end-of-epoch event, its epochs done."""
+        and, for an end-of-epoch event when ``count_epoch``, its epochs done (a checkpointed run passes
+        False and counts the epoch with :meth:`set_epochs_done` once its checkpoint is written)."""
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             seq = connection.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -313,9 +326,14 @@ class RunStore:
                     "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=MAX(COALESCE(best_test_accuracy, 0), ?) WHERE id=?",
                     (accuracy, accuracy, run_id),
                 )
-            if event.get("kind") == "epoch":
+            if event.get("kind") == "epoch" and count_epoch:
                 connection.execute("UPDATE runs SET epochs_done=MAX(epochs_done, ?) WHERE id=?", (event.get("epoch"), run_id))
             connection.execute("COMMIT")
+
+    def set_epochs_done(self, run_id: str, epochs: float) -> None:
+        """Record that the run's first ``epochs`` epochs are done and checkpointed (what a resume continues from)."""
+        with self._connect() as connection:
+            connection.execute("UPDATE runs SET epochs_done=? WHERE id=?", (epochs, run_id))
 
     def truncate_metrics(self, run_id: str, after_epoch: float) -> int:
         """Drop the run's events past ``after_epoch`` (those of an epoch a resume redoes); returns how many went.
@@ -372,7 +390,12 @@ class RunStore:
 
     def update_identity(self, run_id: str, name: Optional[str] = None, tags: Optional[Sequence[str]] = None,
                         notes: Optional[str] = None) -> None:
-        """Change a run's name, tags or notes (``None`` leaves one as it is)."""
+        """Change a run's name, tags or notes (``None`` leaves one as it is, ``""`` or ``[]`` clears it).
+
+        Raises:
+            ConfigError: for a name, tag or notes over its bound (:func:`~ttexplore.runs.fields.check_identity`).
+        """
+        check_identity(name, tags, notes)
         changes: dict[str, Any] = {}
         if name is not None:
             changes["name"] = str(name).strip()
@@ -534,7 +557,7 @@ class RunStore:
         path = self.artifacts_dir / "uploads" / f"{hashlib.sha256(data).hexdigest()}.pt"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            write_atomic(path, data)  # whole or not at all: a full disk leaves no truncated upload
         return path
 
     def artifact_path(self, path: "Optional[str | os.PathLike]") -> Optional[Path]:

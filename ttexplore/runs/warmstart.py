@@ -102,7 +102,7 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
         raise WarmStartError(f"{path} cannot be read as weights ({type(error).__name__}: {str(error).splitlines()[0]}): "
                              "save a state_dict or a tensor with torch.save") from None
     if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
-        return _from_model_file(path)
+        return _finite(_from_model_file(path), path)
     if isinstance(payload, torch.Tensor):
         payload = {"weight": payload}
     if isinstance(payload, dict):
@@ -112,7 +112,24 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
                 break
     if not isinstance(payload, dict) or not any(isinstance(value, torch.Tensor) for value in payload.values()):
         raise WarmStartError(f"{path} holds no tensors: save an nn.Linear's state_dict or its weight with torch.save")
-    return _from_state_dict(payload, path, weight_key, in_features, classes)
+    return _finite(_from_state_dict(payload, path, weight_key, in_features, classes), path)
+
+
+def _finite(source: SourceWeights, path: Path) -> SourceWeights:
+    """``source``, once every hidden weight is known to be finite (TT-SVD of a NaN is an SVD error).
+
+    Raises:
+        WarmStartError: naming the file, the tensor and how many values are NaN or infinite.
+    """
+    for index, layer in enumerate(source.layers):
+        finite = torch.isfinite(layer.weight)
+        if not bool(finite.all()):
+            nan = int(torch.isnan(layer.weight).sum())
+            where = f"its weight {layer.key!r}" if layer.key else f"its hidden layer {index}"
+            raise WarmStartError(f"{path}: {where} has {nan} NaN and {int((~finite).sum()) - nan} infinite values: "
+                                 "a trained layer's weights are finite (the run that wrote it may have diverged); "
+                                 "give another file")
+    return source
 
 
 def _from_model_file(path: Path) -> SourceWeights:
@@ -182,7 +199,14 @@ def _listing(matrices: dict[str, torch.Tensor]) -> str:
 def tt_svd_cores(weight: torch.Tensor, in_modes: Sequence[int], out_modes: Sequence[int],
                  ranks: Optional[Sequence[int]] = None, rel_error: Optional[float] = None) -> tuple[list[torch.Tensor], float]:
     """TT-SVD of a dense ``(M, N)`` weight (in float64): cores ``(r_{k-1}, n_k, m_k, r_k)`` with the ranks
-    capped by ``ranks`` (and cut at ``rel_error`` when given) and ``||W - W_TT||_F / ||W||_F``."""
+    capped by ``ranks`` (and cut at ``rel_error`` when given) and ``||W - W_TT||_F / ||W||_F``.
+
+    Raises:
+        WarmStartError: for a weight with NaN or infinite values (no SVD of it exists).
+    """
+    if not bool(torch.isfinite(weight).all()):
+        raise WarmStartError("the weight to compress has NaN or infinite values: a trained layer's weights are "
+                             "finite (the run that wrote it may have diverged)")
     return dense_to_tt_matrix(weight.detach().double(), tuple(in_modes), tuple(out_modes), max_ranks=ranks,
                               rel_error=rel_error)
 

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _SEPARATORS = re.compile(r"\s*[x×X*,]\s*|\s+")
+_DOUBLE_STAR = re.compile(r"\*\s*\*")
 
 #: The most shapes :func:`suggest_shapes` prices in one call, over all depths: when it
 #: tries every depth, the depths share it and each pairs the most balanced
@@ -120,10 +121,15 @@ def parse_modes(text: "str | int | Sequence[int]", field: str = "modes") -> tupl
         stripped = text.strip()
         if not stripped:
             raise ValueError(f"{field} is empty: type the modes separated by x, e.g. 4x8x8x4")
+        if _DOUBLE_STAR.search(stripped):
+            raise ValueError(f"{field} {short_repr(text)} is not a shape: write a power with ^ (2^10 is ten 2s), "
+                             "not **; or the modes separated by x, e.g. 4x8x8x4")
+        tokens = _SEPARATORS.split(stripped)
+        if "" in tokens:  # two separators in a row, or one at an end: a mode is missing
+            raise ValueError(f"{field} {short_repr(text)} is not a shape: a mode is missing between two separators "
+                             "or at an end; write the modes separated by one x, e.g. 4x8x8x4 or 2^10")
         modes_list = []
-        for token in _SEPARATORS.split(stripped):
-            if not token:
-                continue
+        for token in tokens:
             power = _POWER.fullmatch(token)
             if power:
                 if len(power.group(1)) > _MAX_DIGITS or len(power.group(2)) > 3:

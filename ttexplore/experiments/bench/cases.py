@@ -69,7 +69,7 @@ def selected_cases(spec: str) -> list[BenchCase]:
     """The cases a ``--cases`` value names (comma-separated case names and groups), in :data:`CASES` order.
 
     Raises:
-        ValueError: a name is neither a case nor a group.
+        ValueError: a name is neither a case nor a group, or the value names none.
     """
     names: list[str] = []
     for token in (part.strip() for part in spec.split(",") if part.strip()):
@@ -79,6 +79,9 @@ def selected_cases(spec: str) -> list[BenchCase]:
             names.append(token)
         else:
             raise ValueError(f"--cases: {token!r} is neither a case nor a group ({', '.join(CASE_GROUPS)})")
+    if not names:
+        raise ValueError(f"--cases {spec!r} names no case: give case names or groups, e.g. --cases paper "
+                         f"({', '.join(CASE_GROUPS)})")
     return [case for case in CASES if case.name in names]
 
 
@@ -86,9 +89,11 @@ def selected_modes(spec: str) -> list[str]:
     """The modes a ``--modes`` value names (comma-separated).
 
     Raises:
-        ValueError: a mode is not one of :data:`MODES`.
+        ValueError: a mode is not one of :data:`MODES`, or the value names none.
     """
     modes = [mode.strip() for mode in spec.split(",") if mode.strip()]
+    if not modes:
+        raise ValueError(f"--modes {spec!r} names no mode: use {', '.join(MODES)} (comma-separated)")
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"--modes: {mode!r} is unknown: use {', '.join(MODES)}")

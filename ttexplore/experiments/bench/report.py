@@ -9,10 +9,12 @@ imported only to draw the figure.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
 from ttexplore.costmodel import CONCRETE_STRATEGIES
+from ttexplore.tt.atomic import WriteError, write_atomic
 from ttexplore.experiments.bench.cases import CASE_NAMES, CASES, MODES
 
 __all__ = [
@@ -35,13 +37,15 @@ EVAL_WITHIN = 1.2
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """``rows`` as CSV with the first row's keys as the header; nothing is written for no rows."""
+    """``rows`` as CSV with the first row's keys as the header, written whole or not at all
+    (:func:`~ttexplore.tt.atomic.write_atomic`); nothing is written for no rows."""
     if not rows:
         return
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 def _by_case(rows: list[dict]) -> dict[tuple[str, str], dict[str, dict]]:
@@ -259,12 +263,12 @@ def write_figure(rows: list[dict], out_dir: Path, machine: str) -> list[Path]:
     )
     written = []
     html_path = out_dir / "bench.html"
-    figure.write_html(html_path, include_plotlyjs="cdn")
-    written.append(html_path)
+    written.append(write_atomic(html_path, figure.to_html(include_plotlyjs="cdn")))
     png_path = out_dir / "bench.png"
     try:
-        figure.write_image(png_path)
-        written.append(png_path)
+        written.append(write_atomic(png_path, figure.to_image(format="png")))
+    except WriteError:
+        raise
     except Exception as error:  # kaleido needs a working Chrome/Chromium
         print(f"warning: could not write {png_path} ({type(error).__name__}: {error}); the HTML figure is written",
               file=sys.stderr)

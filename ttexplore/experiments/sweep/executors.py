@@ -82,13 +82,21 @@ def submit_sweep(manager: Any, store: RunStore, grid: "SweepGrid | Sequence[Swee
 
     Cells already completed (with ``resume``) or queued/running in a live
     process are not submitted again, so pressing "run" twice does not double
-    the work. Returns the new run ids.
+    the work; two presses at once are caught by the manager (each cell is queued
+    once, :meth:`~ttexplore.runs.jobs.JobManager.queue`). Returns the new run ids.
     """
     cells = list(grid.cells if isinstance(grid, SweepGrid) else grid)
     check_cells_memory(cells)
     plan = plan_sweep(store, cells, name, resume)
-    return [manager.resume(plan.resumable[cell.key]) if cell.key in plan.resumable else manager.submit(cell.config, sweep=name)
-            for cell in plan.todo]
+    new_runs = []
+    for cell in plan.todo:
+        if cell.key in plan.resumable:
+            new_runs.append(manager.resume(plan.resumable[cell.key]))
+            continue
+        submission = manager.queue(cell.config, sweep=name)
+        if not submission.duplicate:
+            new_runs.append(submission.run_id)
+    return new_runs
 
 
 def check_cells_memory(cells: Sequence[SweepCell]) -> None:

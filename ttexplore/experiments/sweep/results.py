@@ -181,14 +181,16 @@ def write_outputs(rows: Sequence[dict[str, Any]], out_dir: "str | os.PathLike", 
     :class:`~ttexplore.presenters.export.ExportError` and the other files are already there.
     """
     from ttexplore.presenters.export import figure_to_html, figure_to_image, table_to_csv
+    from ttexplore.tt.atomic import write_atomic
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "results.csv", "table": out / "table.md", "html": out / "accuracy_vs_weights.html",
              "png": out / "accuracy_vs_weights.png"}
-    paths["csv"].write_bytes(table_to_csv([{column: row.get(column) for column in RESULT_COLUMNS} for row in rows]))
-    paths["table"].write_text(table_markdown(summarize(rows)), encoding="utf-8")
+    # each file whole or not at all (a full disk raises WriteError naming the file, leaving no partial file)
+    write_atomic(paths["csv"], table_to_csv([{column: row.get(column) for column in RESULT_COLUMNS} for row in rows]),
+                 make_folder=True)
+    write_atomic(paths["table"], table_markdown(summarize(rows)))
     figure = sweep_figure(rows)
-    paths["html"].write_bytes(figure_to_html(figure))
-    paths["png"].write_bytes(figure_to_image(figure, "png", width=image_width, height=image_height, scale=image_scale))
+    write_atomic(paths["html"], figure_to_html(figure))
+    write_atomic(paths["png"], figure_to_image(figure, "png", width=image_width, height=image_height, scale=image_scale))
     return paths

@@ -91,11 +91,20 @@ def parse_shapes(text: "str | Iterable[str]") -> list[SweepShape]:
     return shapes
 
 
+#: The most values a ranks or seeds list may hold (ranges included), and the largest value in one.
+MAX_LIST, MAX_LIST_VALUE = 256, 2 ** 40
+
+#: The most cells a sweep may have (every cell is a training run).
+MAX_CELLS = 5000
+
+
 def parse_int_list(text: "str | int | Iterable[int]", field_name: str, minimum: int = 0) -> tuple[int, ...]:
     """Parse ``"1,2,4"`` or ``"1-4"`` (or a list) into distinct ints, order kept.
 
     Raises:
-        ConfigError: naming ``field_name`` when a value is not a whole number or is below ``minimum``.
+        ConfigError: naming ``field_name`` when a value is not a whole number, is below ``minimum`` or above
+            :data:`MAX_LIST_VALUE`, or the list holds more than :data:`MAX_LIST` values (checked before a
+            range is expanded).
     """
     if isinstance(text, int):
         items: list[int] = [text]
@@ -110,9 +119,14 @@ def parse_int_list(text: "str | int | Iterable[int]", field_name: str, minimum: 
                     start, stop = int(low), int(high)
                     if stop < start:
                         raise ValueError
+                    if stop - start + 1 > MAX_LIST - len(items):
+                        raise ConfigError(field_name, f"{field_name} {text[:40]!r} holds more than {MAX_LIST} values: "
+                                                      "give fewer, e.g. 1-8")
                     items.extend(range(start, stop + 1))
                 else:
                     items.append(int(token))
+            except ConfigError:
+                raise
             except ValueError:
                 raise ConfigError(field_name, f"{field_name} {text!r} is not understood: write whole numbers like 1,2,4 or a range 1-4") from None
     else:
@@ -120,8 +134,12 @@ def parse_int_list(text: "str | int | Iterable[int]", field_name: str, minimum: 
     values = tuple(dict.fromkeys(items))
     if not values:
         raise ConfigError(field_name, f"{field_name} is empty: give at least one number, e.g. 1-4")
+    if len(values) > MAX_LIST:
+        raise ConfigError(field_name, f"{field_name} holds {len(values)} values: give at most {MAX_LIST}")
     if min(values) < minimum:
         raise ConfigError(field_name, f"{field_name} {min(values)} is below {minimum}")
+    if max(values) > MAX_LIST_VALUE:
+        raise ConfigError(field_name, f"{field_name} {max(values):.3g} is above {MAX_LIST_VALUE:,} (2^40)")
     return values
 
 
@@ -235,6 +253,11 @@ def expand(spec: SweepSpec) -> SweepGrid:
             raise ConfigError("dataset", f"dataset {dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
     if not spec.shapes:
         raise ConfigError("shapes", "no shapes given: list them separated by commas, e.g. 4x8x8x4,32x32")
+    most = len(spec.datasets) * len(spec.shapes) * len(spec.ranks) * len(spec.seeds) * (2 if spec.baselines else 1)
+    if most > MAX_CELLS:  # counted before any config is built (an upper bound: clipped ranks merge cells)
+        raise ConfigError("ranks", f"the grid has up to {most:,} cells (datasets x shapes x ranks x seeds"
+                                   f"{' x 2 with the baselines' if spec.baselines else ''}), more than {MAX_CELLS:,} runs: "
+                                   "give fewer ranks, seeds or shapes")
     cells: dict[str, SweepCell] = {}
     notes: list[str] = []
     for dataset in spec.datasets:
@@ -315,6 +338,10 @@ def estimated_cost(config: RunConfig) -> float:
     return config.epochs * images * (flops + 2 * config.hidden_features * config.num_classes)
 
 
+#: The longest sweep name (it is also the default output folder's name).
+MAX_NAME = 120
+
+
 def make_spec(name: str, datasets: "str | Sequence[str]", shapes: Any, ranks: Any = (1, 2, 3, 4), seeds: Any = (0,),
               **values: Any) -> SweepSpec:
     """A :class:`SweepSpec` from plain values: ``datasets`` and ``shapes`` as text or lists, ``ranks``/``seeds`` as
@@ -329,5 +356,8 @@ def make_spec(name: str, datasets: "str | Sequence[str]", shapes: Any, ranks: An
     name = (name or "").strip()
     if not name:
         raise ConfigError("name", "the sweep needs a name (runs are grouped and resumed by it)")
+    if len(name) > MAX_NAME or any(ord(character) < 32 or ord(character) == 127 for character in name):
+        raise ConfigError("name", f"the sweep's name {name[:40]!r} must be at most {MAX_NAME} characters without "
+                                  "control characters (it names the output folder): e.g. mnist-ranks")
     return SweepSpec(name=name, datasets=tuple(datasets), shapes=tuple(shape_list),
                      ranks=parse_int_list(ranks, "ranks", minimum=1), seeds=parse_int_list(seeds, "seeds", minimum=0), **values)

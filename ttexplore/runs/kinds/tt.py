@@ -56,7 +56,11 @@ class TTLayerSpec(LayerSpec):
             raise place.error("", f"tt:{body} has {len(parts)} parts after tt: write {cls.syntax}, e.g. {cls.example}")
         values: dict[str, Any] = {}
         if parts[0]:
-            left, _, right = parts[0].partition("->")
+            left, arrow, right = parts[0].partition("->")
+            if arrow and not right.strip():
+                raise place.error("out_modes", f"tt:{body} has nothing after '->': write the output modes there "
+                                               f"(e.g. tt:{left.strip() or '4x8x8x4'}->4x8x8x4), or leave out '->' for "
+                                               "output modes equal to the input modes")
             values["in_modes"], values["out_modes"] = left, right or left
         if len(parts) > 1:
             values["ranks"] = parts[1]
