@@ -147,6 +147,7 @@ _SERVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_serving_process_loses_nothing(tmp_path):
     db = tmp_path / "runs.db"
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(db)], cwd=REPO, stdout=subprocess.PIPE, text=True,
