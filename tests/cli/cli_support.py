@@ -1,10 +1,11 @@
 """Helpers the CLI tests share (imported by tests/cli/test_*.py as tests/app imports app_support).
 
-The end-to-end tests share one trained run (the ``trained_run`` fixture of tests/cli/conftest.py): ``python -m ttexplore train`` in a subprocess, once
-per session, with every output flag at once (``--json -``, ``--save-model``, ``--record`` with a
-name, tags and notes, the progress bar on stderr). The tests that read it (its summary, ``runs
-list/show/edit/delete``) pay for one interpreter start, torch import and training instead of one
-each. A test that changes the store works on a copy of the run's home (:func:`copy_home`)."""
+The end-to-end tests share one trained run (the ``trained_run`` fixture of tests/cli/conftest.py):
+``python -m ttexplore train`` in a subprocess, once per session, with every output flag at once
+(``--json -``, ``--save-model``, ``--record`` with a name, tags and notes, the progress bar on
+stderr). The tests that read it (its summary, ``runs list/show/edit/delete``) pay for one
+interpreter start, torch import and training instead of one each. A test that changes the store
+works on a copy of the run's home (:func:`copy_home`)."""
 
 from __future__ import annotations
 

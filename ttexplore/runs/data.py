@@ -12,9 +12,9 @@ name                where the images come from
 
 Images come back as float32 in ``[0, 1]``, shaped ``(n, channels, side, side)``;
 labels as int64. The bundled sets' splits are saved once under ``<data dir>/cache`` and read
-back from there (:mod:`ttexplore.runs.datacache`): seconds saved on every start. Nothing is downloaded unless the host answers within a few
-seconds and ``TTEXPLORE_OFFLINE`` is unset; an absent dataset raises
-:class:`DatasetUnavailable` with the way to get it.
+back from there (:mod:`ttexplore.runs.datacache`): seconds saved on every start. Nothing is
+downloaded unless the host answers within a few seconds and ``TTEXPLORE_OFFLINE`` is unset; an
+absent dataset raises :class:`DatasetUnavailable` with the way to get it.
 """
 
 from __future__ import annotations
