@@ -9,6 +9,11 @@ import pytest
 
 # Set before ttexplore is imported anywhere, so every default path points into a temp dir.
 os.environ.setdefault("TTEXPLORE_OFFLINE", "1")
+# OpenMP threads waiting for work spin by default: on a shared 2-core machine the two torch threads
+# then stall each other (8 epochs of digits: 0.6 s at one thread, 6 to 12 s at two under load 5,
+# 0.7 to 1.3 s at two with passive waiting; the not-slow runs/ and experiments/ tests 30 s instead of
+# 42). Set before torch and its OpenMP runtime load; subprocesses inherit it. No result changes.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(autouse=True)

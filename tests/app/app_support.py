@@ -1,14 +1,35 @@
 """Fixtures and helpers the app tests share (imported by tests/test_app_*.py; not a conftest, so
 other test suites in tests/ are left alone): a private ttexplore home, a clean Streamlit resource
-cache, and polling an AppTest until a condition holds."""
+cache, polling an AppTest until a condition holds, and one scan of the installed Streamlit
+components per session."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]  # `ui` and `ttexplore` live here (pyproject.toml puts it on sys.path)
+
+
+def scan_installed_components_once() -> None:
+    """Keep the answer of Streamlit's scan for installed v2 components for the whole session.
+
+    Every new ``AppTest`` builds a ``BidiComponentManager`` that reads the metadata of every
+    installed package (``manifest_scanner.scan_component_manifests``, imported by name at each
+    call): 0.5 s on a quiet machine, over 2 s under load, most of a fresh app's first run. The
+    installed packages do not change during a test session, so the first answer is kept.
+    ``tests/app/test_app_support.py`` fails the day Streamlit stops calling the function this
+    wraps (the tests then stay right, only slower).
+    """
+    from streamlit.components.v2 import manifest_scanner
+
+    if not hasattr(manifest_scanner.scan_component_manifests, "cache_info"):
+        manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+
+
+scan_installed_components_once()
 
 
 @pytest.fixture(scope="session")

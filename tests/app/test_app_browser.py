@@ -36,6 +36,8 @@ from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.store import RunStore
 
+pytestmark = pytest.mark.slow  # a streamlit server and a browser per test: seconds each
+
 CHROMIUM = os.environ.get("TTEXPLORE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]

@@ -47,6 +47,7 @@ def test_opens_on_explore_with_the_papers_layer(app_home):
     assert any("No training in progress" in item.value for item in at.sidebar.markdown)
 
 
+@pytest.mark.slow  # 15 reruns of the whole app, the 10-core preset's cost model among them
 def test_preview_follows_every_widget(app_home):
     at = new_app().run()
     for rank in (1, 2, 3, 7):

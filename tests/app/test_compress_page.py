@@ -9,6 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import app_support  # noqa: F401  (one scan of the installed Streamlit components per session)
+
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.lifecycle import execute
 from ttexplore.runs.store import RunStore
@@ -44,6 +46,7 @@ def test_without_a_trained_run_the_page_says_how_to_get_one(page):
     assert "No trained run to compress yet" in page.info[0].value
 
 
+@pytest.mark.slow  # trains a dense run and six TT runs
 def test_compress_a_dense_run_and_fill_the_three_paths(page):
     run_id, accuracy = dense_run()
     page.run()

@@ -9,6 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+import app_support  # noqa: F401  (one scan of the installed Streamlit components per session)
+
 from ttexplore.presenters import export
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "sweep.py")

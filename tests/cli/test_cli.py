@@ -7,30 +7,29 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from ttexplore.cli import main
 
 
-def run_cli(*args: str, env_home=None) -> subprocess.CompletedProcess:
+def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ttexplore", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_train_on_digits_prints_one_json_object_and_a_progress_bar(tmp_path):
-    model_path = tmp_path / "model.pt"
-    result = run_cli("train", "--dataset", "digits", "--in-modes", "4x4x4", "--out-modes", "4x4x4", "--ranks", "2",
-                     "--epochs", "3", "--json", "-", "--save-model", str(model_path))
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)  # stdout holds exactly one JSON object
+@pytest.mark.slow
+def test_train_on_digits_prints_one_json_object_and_a_progress_bar(trained_run):
+    # the shared run: train --json - --save-model ... --record, without --quiet, in a subprocess
+    summary = json.loads(trained_run.process.stdout)  # stdout holds exactly one JSON object
     assert summary["params"] == 128 and summary["dense_params"] == 64 * 64
     assert summary["compression"] == pytest.approx(128 / 4096)
     assert len(summary["history"]) == 3 and [h["epoch"] for h in summary["history"]] == [1.0, 2.0, 3.0]
     assert 0.3 < summary["test_accuracy"] <= 1.0
     assert summary["test_accuracy"] == summary["history"][-1]["test_accuracy"]
-    assert "%" in result.stderr and "[" in result.stderr  # the progress bar went to stderr
+    stderr = trained_run.process.stderr
+    assert "%" in stderr and "[" in stderr  # the progress bar went to stderr
+    assert stderr.strip().splitlines()[-1].startswith("completed: test accuracy")
     from ttexplore import TTLinear
 
-    assert TTLinear.load(model_path).ranks == (2, 2)
+    assert TTLinear.load(trained_run.model_path).ranks == (2, 2)
 
 
 def test_json_to_a_file_and_record_in_the_store(tmp_path, isolated_home):

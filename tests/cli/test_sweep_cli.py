@@ -21,10 +21,12 @@ def test_module_and_cli_import_without_torch_ray_or_plotly():
     assert loaded == "[]"
 
 
+@pytest.mark.slow
 def test_cli_writes_results_csv_png_html(tmp_path, capsys):
+    # one worker process (a spawned interpreter importing torch); several workers are in test_sweep_executors
     out = tmp_path / "out"
     code = main(["sweep", "--dataset", "digits", "--shapes", "4x4x4,8x8", "--ranks", "1,2", "--epochs", "1",
-                 "--train-limit", "300", "--workers", "2", "--db", str(tmp_path / "runs.db"), "--out", str(out)])
+                 "--train-limit", "300", "--workers", "1", "--db", str(tmp_path / "runs.db"), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
     with open(out / "results.csv", newline="") as handle:

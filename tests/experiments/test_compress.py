@@ -18,12 +18,25 @@ DENSE = {"dataset": "digits", "pad_to": None, "layer": "dense", "in_modes": None
          "batch_size": 32, "evals_per_epoch": 1, "train_limit": 320}
 
 
+@pytest.fixture(scope="module")
+def trained_dense_home(tmp_path_factory):
+    """A home with one trained dense run (2 epochs on 320 digits), trained once for this module's tests."""
+    home = tmp_path_factory.mktemp("compress-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TTEXPLORE_HOME", str(home))  # its dataset cache too goes there, never to ~/.ttexplore
+        store = RunStore()
+        run_id = store.create_run(RunConfig.from_dict(DENSE), status="running")
+        execute(store, run_id)
+    return home, run_id
+
+
 @pytest.fixture
-def dense_run():
-    store = RunStore()
-    run_id = store.create_run(RunConfig.from_dict(DENSE), status="running")
-    execute(store, run_id)
-    return store, run_id
+def dense_run(trained_dense_home, monkeypatch):
+    """The module's trained dense run, this test's ``TTEXPLORE_HOME`` pointing at its home; only the
+    end-to-end test adds runs there (the others read it, or fail before recording anything)."""
+    home, run_id = trained_dense_home
+    monkeypatch.setenv("TTEXPLORE_HOME", str(home))
+    return RunStore(), run_id
 
 
 def test_compress_command_end_to_end(dense_run, tmp_path, capsys):

@@ -18,6 +18,7 @@ TINY = dict(name="tiny", datasets="digits", shapes="4x4x4,8x8", ranks="1", epoch
 _HAVE_RAY = importlib.util.find_spec("ray") is not None
 
 
+@pytest.mark.slow
 def test_local_executor_end_to_end_then_resume_runs_nothing(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     grid = sweep.expand(sweep.make_spec(**TINY))
@@ -56,6 +57,7 @@ def test_missing_ray_is_a_config_error_saying_how_to_install_it(monkeypatch):
     assert error.value.field == "executor"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _HAVE_RAY and os.environ.get("TTEXPLORE_REQUIRE_RAY") != "1",
                     reason="ray is not installed (pip install -r requirements-ray.txt; TTEXPLORE_REQUIRE_RAY=1 makes this fail)")
 def test_ray_executor_end_to_end_on_a_local_ray(tmp_path):

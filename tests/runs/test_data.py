@@ -6,13 +6,16 @@ import gzip
 import os
 import pickle
 import struct
+import sys
 import time
 
 import numpy as np
 import pytest
+import torch
 
 from ttexplore.runs import data as data_module
 from ttexplore.runs.data import DatasetUnavailable, available_datasets, load_dataset, read_idx
+from ttexplore.runs.datacache import SPLIT_KEYS, split_cache_path, split_digest
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +137,81 @@ def test_system_fashion_mnist_is_full_size(tmp_path):
     dataset = load_dataset("fashion-mnist", tmp_path / "nothing-here")
     assert dataset.train_images.shape == (60000, 1, 28, 28) and dataset.test_images.shape == (10000, 1, 28, 28)
     assert dataset.train_labels.bincount().tolist() == [6000] * 10
+
+
+# ---------------------------------------------------------------- the bundled sets' saved splits (ttexplore.runs.datacache)
+def load_fresh(name, folder):
+    """``load_dataset`` past the per-process cache, as a new process would."""
+    data_module._CACHE.clear()
+    return load_dataset(name, folder)
+
+
+def assert_same_dataset(first, second):
+    for attribute in ("train_images", "train_labels", "test_images", "test_labels"):
+        one, other = getattr(first, attribute), getattr(second, attribute)
+        assert one.dtype == other.dtype and torch.equal(one, other), attribute
+
+
+def without_scikit_learn(monkeypatch):
+    """Make every import of scikit-learn's loaders fail, so a load can only come from the saved file."""
+    for module in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.fixture
+def from_package(tmp_path):
+    """digits built from scikit-learn with nothing saved: its data dir's ``cache`` is a file, not a folder."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "cache").write_text("not a folder")
+    dataset = load_fresh("digits", blocked)
+    assert (blocked / "cache").read_text() == "not a folder"  # nothing written, and no error
+    return dataset
+
+
+def test_a_bundled_split_is_saved_once_then_read_without_its_package(tmp_path, monkeypatch, from_package):
+    home = tmp_path / "data"
+    first = load_fresh("digits", home)
+    assert split_cache_path(home, "digits").is_file()
+    assert_same_dataset(first, from_package)
+    without_scikit_learn(monkeypatch)
+    with pytest.raises(DatasetUnavailable, match="scikit-learn"):  # the package really is out of reach
+        load_fresh("digits", tmp_path / "elsewhere")
+    assert_same_dataset(load_fresh("digits", home), from_package)
+
+
+def _rewrite(path, arrays, digest):
+    path.unlink()
+    np.savez(path, sha256=np.array(digest), **arrays)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte changed", "arrays changed, digest kept", "another size",
+                                    "not a zip", "a digest missing"])
+def test_a_damaged_or_foreign_saved_split_is_built_again(tmp_path, monkeypatch, from_package, damage):
+    home = tmp_path / "data"
+    load_fresh("digits", home)
+    path = split_cache_path(home, "digits")
+    good = path.read_bytes()
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in SPLIT_KEYS}
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "one byte changed":
+        middle = len(good) // 2
+        path.write_bytes(good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1:])
+    elif damage == "arrays changed, digest kept":
+        digest = split_digest(arrays)
+        arrays["train_x"] = arrays["train_x"].copy()
+        arrays["train_x"][0, 0] += 1
+        _rewrite(path, arrays, digest)
+    elif damage == "another size":  # a sound file, but not of digits' sizes
+        arrays = {key: value[:-1] for key, value in arrays.items()}
+        _rewrite(path, arrays, split_digest(arrays))
+    elif damage == "not a zip":
+        path.write_bytes(b"garbage" * 100)
+    else:
+        path.unlink()
+        np.savez(path, **arrays)
+    assert_same_dataset(load_fresh("digits", home), from_package)  # built from scikit-learn again ...
+    without_scikit_learn(monkeypatch)
+    assert_same_dataset(load_fresh("digits", home), from_package)  # ... and saved sound: read without it

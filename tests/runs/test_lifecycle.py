@@ -47,8 +47,16 @@ class StopAfterEpoch:
         return fit(config, dataset, on_epoch_end=checkpoint_then_maybe_stop, **kwargs)
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for the test, then the session's count back (it used to stay at 1 for every later test)."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, one_torch_thread):
     config = small()
     uninterrupted = fit(config)
     store = RunStore(tmp_path / "runs.db")
@@ -147,6 +155,7 @@ _SERVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_serving_process_loses_nothing(tmp_path):
     db = tmp_path / "runs.db"
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(db)], cwd=REPO, stdout=subprocess.PIPE, text=True,

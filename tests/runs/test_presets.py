@@ -33,6 +33,7 @@ def test_the_wide_net_is_too_big_to_exist_densely_but_not_as_tt():
     assert eval_batch_size(wide) == 64  # evaluation in 64 MiB slices of the 262,144-wide layer
 
 
+@pytest.mark.slow
 def test_the_wide_net_builds_and_trains_a_few_steps():
     full = load_dataset("mnist5k")
     small = Dataset(full.info, full.train_images[:192], full.train_labels[:192], full.test_images[:64],

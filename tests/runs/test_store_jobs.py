@@ -228,8 +228,10 @@ def test_a_run_is_starting_from_its_worker_start_until_its_first_metric(tmp_path
     try:
         first, second = manager.submit(quick(seed=0)), manager.submit(quick(seed=1))
         deadline = time.monotonic() + 30
-        while manager.status(first) != "running" and time.monotonic() < deadline:
+        # the store says running as soon as the worker claims the run; the manager holds it a moment later
+        while first not in manager.active() and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert manager.status(first) == "running"
         assert manager.starting() == [first]  # the queued one is not starting yet
         time.sleep(0.2)
         assert manager.starting() == [first]  # still no metric: still starting

