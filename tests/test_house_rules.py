@@ -17,7 +17,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 #: Modules a page or the CLI imports on every keystroke: they must never import torch.
 PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplore.tt.shapes", "ttexplore.tt.init",
         "ttexplore.tt.layout", "ttexplore.tt.factor", "ttexplore.tt.limits", "ttexplore.tt.memory",
-        "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.costmodel", "ttexplore.runs.fields",
+        "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.tt.convshape", "ttexplore.costmodel",
+        "ttexplore.costmodel.conv", "ttexplore.runs.fields",
         "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
         "ttexplore.experiments.bench.report", "ttexplore.cli"]
@@ -62,7 +63,7 @@ def test_pure_modules_import_without_torch():
     assert output.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["TTLinear", "MatrixRankLinear", "TTMatrix", "TTShape", "RunConfig", "ConfigError", "RunStore",
+@pytest.mark.parametrize("name", ["TTLinear", "TTConv2d", "MatrixRankLinear", "TTMatrix", "TTShape", "RunConfig", "ConfigError", "RunStore",
                                   "JobManager", "param_count"])
 def test_the_public_api(name):
     import ttexplore

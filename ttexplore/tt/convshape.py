@@ -148,7 +148,7 @@ def check_conv_args(
     if not (isinstance(dilation, Sequence) and tuple(dilation) == (1, 1)):
         raise ValueError(f"dilation {short_repr(dilation)}: dilated TT convolutions are not written yet; use dilation=1")
     if padding_mode != "zeros":
-        raise ValueError(f"padding_mode {short_repr(padding_mode)}: only 'zeros' is written yet for TT convolutions")
+        raise ValueError(f"padding_mode {short_repr(padding_mode)}: other padding modes are not written yet for TT convolutions; use 'zeros'")
     if padding == "valid":
         pads = (0, 0)
     elif padding == "same":
