@@ -64,9 +64,10 @@ def test_the_spatial_first_operations_by_hand():
     layer = _layer((6,), (4,), (3, 3), (2, 2), (0, 0), (3,))
     ops, _ = conv_costs.conv_strategy_ops("spatial", "ltr", layer, 1, 7, 7, bias=True)
     out_pixels = 3 * 3
-    assert ops[0] == ("spatial_conv", "conv3d", 2 * 3 * 6 * out_pixels * 9, 6 * 49, 3 * 6 * out_pixels)
-    assert ops[1] == ("gemm", 4, 3 * 6, out_pixels, "core", "state")  # (m_1, r_0 n_1) @ (r_0 n_1, L')
-    assert ops[2] == ("stream", "bias", 4 * out_pixels, 4 * out_pixels)
+    assert ops[0] == ("spatial_conv", "multiplier", 2 * 3 * 6 * out_pixels * 9, 6 * 49, 3 * 6 * out_pixels)
+    assert ops[1] == ("stream", "permute", 3 * 6 * out_pixels, 3 * 6 * out_pixels)
+    assert ops[2] == ("gemm", 4, 3 * 6, out_pixels, "core", "state")  # (m_1, r_0 n_1) @ (r_0 n_1, L')
+    assert ops[3] == ("stream", "bias", 4 * out_pixels, 4 * out_pixels)
 
 
 def test_every_strategy_is_priced_and_chunks_respect_the_budget():

@@ -230,14 +230,14 @@ def test_the_cost_models_flops_are_those_torch_counts(strategy, case):
 
 
 def _fake_speeds(**changes) -> conv_costs.ConvSpeeds:
-    base = dict(description="fake", dense_conv_flops=1e11, depthwise_bytes=1e10, conv3d_bytes=1e10,
+    base = dict(description="fake", dense_conv_flops=1e11, depthwise_bytes=1e10, multiplier_bytes=1e10,
                 stream_bytes=1e10, conv_call_s=1e-5, stream_call_s=1e-6, gemm_scale=1.0, chunk_bytes=1 << 22)
     return conv_costs.ConvSpeeds(**{**base, **changes})
 
 
 @pytest.mark.parametrize("changes, expected", [
     ({"dense_conv_flops": 1e16}, "dense"),
-    ({"dense_conv_flops": 1e6, "conv3d_bytes": 1e4, "stream_bytes": 1e6}, "channels"),
+    ({"dense_conv_flops": 1e6, "multiplier_bytes": 1e4, "stream_bytes": 1e6}, "channels"),
     ({"dense_conv_flops": 1e6, "depthwise_bytes": 1e4, "stream_bytes": 1e6}, "spatial"),
 ])
 def test_auto_follows_the_cost_model(changes, expected):

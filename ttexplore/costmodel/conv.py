@@ -10,7 +10,8 @@ the convolution-only steps by the speeds of :class:`ConvSpeeds` (measured with
 
 * ``("dense_conv", flops, in_elements, out_elements)``: ``F.conv2d`` by a dense kernel;
 * ``("spatial_conv", form, flops, in_elements, out_elements)``: the spatial core's
-  small convolution, ``form`` ``"depthwise"`` (channels first) or ``"conv3d"`` (spatial first);
+  small convolution, ``form`` ``"depthwise"`` (channels first) or ``"multiplier"`` (spatial first: a
+  depthwise convolution with channel multiplier ``r_0``);
 * ``("stream", what, read_elements, written_elements)``: an elementwise pass (the sum over
   ``r_0``, the bias, im2col's stacked copy, padding, the kernel's layout, joining chunks).
 
@@ -72,8 +73,9 @@ class ConvSpeeds:
     Attributes:
         description: which machine, and how the numbers were taken.
         dense_conv_flops: float32 FLOP/s of ``F.conv2d`` by a dense kernel.
-        depthwise_bytes, conv3d_bytes: bytes/s (read plus written) of the spatial step of the
-            channels-first (a depthwise ``conv2d``) and spatial-first (a one-channel ``conv3d``) strategies.
+        depthwise_bytes, multiplier_bytes: bytes/s (read plus written) of the spatial step of the
+            channels-first (a depthwise ``conv2d``) and spatial-first (a depthwise ``conv2d`` with channel
+            multiplier ``r_0``) strategies.
         stream_bytes: bytes/s (read plus written) of an elementwise pass.
         conv_call_s, stream_call_s: fixed cost of one convolution call, one elementwise pass.
         gemm_scale: factor on the machine's GEMM estimates for the sweeps' batched GEMMs.
@@ -85,7 +87,7 @@ class ConvSpeeds:
     description: str
     dense_conv_flops: float
     depthwise_bytes: float
-    conv3d_bytes: float
+    multiplier_bytes: float
     stream_bytes: float
     conv_call_s: float
     stream_call_s: float
@@ -211,8 +213,8 @@ def conv_strategy_ops(
             ops.append(("stream", "sum", planes * out_pixels, groups * c_out * out_pixels))
     elif strategy == "spatial":
         planes = groups * rank_first * c_in
-        ops = [("spatial_conv", "conv3d", 2 * planes * out_pixels * kernel_area, groups * c_in * pixels,
-                planes * out_pixels)]
+        ops = [("spatial_conv", "multiplier", 2 * planes * out_pixels * kernel_area, groups * c_in * pixels,
+                planes * out_pixels), ("stream", "permute", planes * out_pixels, planes * out_pixels)]
         sweep, largest = columns_sweep_ops(shapes[1:], direction, True, groups, out_pixels, operand="state")
         ops += sweep
     elif strategy == "im2col":
@@ -226,7 +228,7 @@ def conv_strategy_ops(
         ops += sweep
     else:
         raise ValueError(f"strategy {strategy!r} is not a sweep strategy: use one of {', '.join(SWEEP_STRATEGIES)}")
-    if bias:
+    if bias and strategy != "channels":  # channels first adds it in its depthwise step
         ops.append(("stream", "bias", groups * c_out * out_pixels, groups * c_out * out_pixels))
     return ops, largest
 
@@ -275,7 +277,7 @@ class _ConvPricer:
                         "backward_seconds": seconds * (1 + self.input_grad) / 2 * speeds.backward_conv_factor}
             elif op[0] == "spatial_conv":
                 _, form, flops, in_elements, out_elements = op
-                rate = speeds.depthwise_bytes if form == "depthwise" else speeds.conv3d_bytes
+                rate = speeds.depthwise_bytes if form == "depthwise" else speeds.multiplier_bytes
                 seconds = speeds.conv_call_s + (in_elements + out_elements) * element * slowdown / rate
                 input_grad = self.input_grad or form == "depthwise"  # the depthwise step's input is a state
                 part = {"flops": flops, "backward_flops": flops * (1 + input_grad),
@@ -389,7 +391,7 @@ def _conv_strategy_costs(
 
 _PLAN_TEXT = {
     "channels": "channels first, then the spatial core (depthwise)",
-    "spatial": "spatial core first (conv3d), then the channels",
+    "spatial": "spatial core first (depthwise x r_0), then the channels",
     "im2col": "im2col, then all cores",
     "dense": "rebuild the kernel, one conv2d",
 }

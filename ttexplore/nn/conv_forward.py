@@ -6,10 +6,10 @@ Strategies (all give the same result, forward and backward; the kernels are in
 * ``"channels"``: channels first (Garipov et al.'s order): each pixel's channels go
   through the channel cores (a column sweep keeping ``r_0``), then the spatial core
   filters the ``r_0 C_out`` planes (a depthwise ``kh x kw`` convolution, with the stride
-  and padding) and the ``r_0`` results are summed.
+  and padding; the bias rides along) and the ``r_0`` results are summed.
 * ``"spatial"``: spatial core first: every input plane is filtered by the ``r_0`` spatial
-  filters (one ``conv3d``), then the channel sweep contracts ``r_0`` and the channels,
-  on the output pixels only.
+  filters (a depthwise convolution with channel multiplier ``r_0``), then the channel sweep
+  contracts ``r_0`` and the channels, on the output pixels only.
 * ``"im2col"``: the im2col matrix (kernel position major), then the TT-matrix of all
   ``d + 1`` cores over its ``kh*kw*C_in`` rows (its first step is the spatial core).
 * ``"dense"``: rebuild the ``(C_out, C_in, kh, kw)`` kernel, one ``F.conv2d``.
@@ -70,6 +70,7 @@ _stored_kernel_budget = STORED_KERNEL_BUDGET_BYTES
 _timing_lock = threading.RLock()
 _timed: dict[tuple, object] = {}
 _generation = 0
+_allocator_primed = [False]  # whether this module primed glibc's allocator (a list: set without a global statement)
 
 _BODIES = {"channels": channels_first, "spatial": spatial_first, "im2col": im2col_sweep}
 
@@ -286,7 +287,7 @@ def run_conv_plan(
     """One forward of ``plan`` on ``(B, C_in, H, W)`` inputs; ``(B, C_out, H', W')`` back.
 
     A sweep strategy runs the batch in chunks of ``plan.chunk`` images (all at once for
-    ``chunk`` 0) and joins them; the bias is added per chunk.
+    ``chunk`` 0) and joins them; each chunk gets the bias.
 
     Complexity: that of the plan's strategy (:func:`ttexplore.costmodel.conv.conv_strategy_costs`).
     """
@@ -296,8 +297,7 @@ def run_conv_plan(
     parts = inputs.split(plan.chunk) if 0 < plan.chunk < inputs.shape[0] else (inputs,)
     outputs = []
     for part in parts:
-        output = body(part.contiguous(), cores, shape.kernel_size, shape.stride, shape.padding, plan.direction)
-        outputs.append(output if bias is None else output + bias.reshape(1, -1, 1, 1))
+        outputs.append(body(part.contiguous(), cores, shape.kernel_size, shape.stride, shape.padding, plan.direction, bias))
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=0)
 
 
@@ -342,6 +342,11 @@ def tt_conv2d(
         name, direction = traced_conv_plan(inputs, shape.in_modes, shape.out_modes, shape.kernel_size, shape.stride,
                                            shape.padding, shape.ranks, bias is not None, training, input_grad, strategy)
         return run_conv_plan(ConvPlan(name, direction, 0, "traced"), inputs, cores, shape, bias)
+    if not _allocator_primed[0] and inputs.device.type == "cpu":
+        # glibc returns freed blocks over its mmap threshold to the OS until one of 32 MiB was freed, and every
+        # chunk's states would page-fault back in (see ttexplore.nn.forward.prime_allocator)
+        tt_forward.prime_allocator()
+        _allocator_primed[0] = True
     plan = plan_conv(shape, inputs.shape[0], inputs.shape[-2], inputs.shape[-1], bias is not None, inputs.dtype, training,
                      input_grad, strategy, inputs.device)
     return run_conv_plan(plan, inputs, cores, shape, bias)
