@@ -51,7 +51,7 @@ def test_a_bad_case_is_one_line_and_exit_code_2(capsys):
     assert main(["bench", "--cases", "nope"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == ["ttexplore bench: error: --cases: 'nope' is neither a case nor a group "
-                                  "(all, paper, 1024, small)"]
+                                  "(all, paper, 1024, small, conv)"]
 
 
 # ---------------------------------------------------------------------------- the fit

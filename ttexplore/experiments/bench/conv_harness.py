@@ -128,6 +128,8 @@ def bench_conv_case(case: ConvBenchCase, mode: str, repeats: int, warmup: int = 
             "speedup_p75": round(high, 3), "auto_choice": choice if name == "auto" else "",
             "model_ms": round(costs[concrete]["seconds"] * 1e3, 3) if concrete in costs else float("nan"),
             "foreign_load": round(load, 3),
+            "tltorch_over_auto_p25": float("nan"), "tltorch_over_auto": float("nan"),
+            "tltorch_over_auto_p75": float("nan"),
         }
         if name == "auto" and CONV_TLTORCH in times:
             row["tltorch_over_auto_p25"], row["tltorch_over_auto"], row["tltorch_over_auto_p75"] = (
