@@ -72,7 +72,8 @@ class ConvSpeeds:
 
     Attributes:
         description: which machine, and how the numbers were taken.
-        dense_conv_flops: float32 FLOP/s of ``F.conv2d`` by a dense kernel.
+        dense_conv_flops: float32 FLOP/s of ``F.conv2d`` by a dense kernel with many channels (its time is
+            this plus one elementwise pass over its input and output).
         depthwise_bytes, multiplier_bytes: bytes/s (read plus written) of the spatial step of the
             channels-first (a depthwise ``conv2d``) and spatial-first (a depthwise ``conv2d`` with channel
             multiplier ``r_0``) strategies.
@@ -238,14 +239,14 @@ def chunk_images(largest_per_image: int, batch: int, dtype_bytes: int, speeds: C
     return max(1, min(int(batch), int(speeds.chunk_bytes) // max(1, largest_per_image * int(dtype_bytes))))
 
 
-def _dense_ops(layer: ConvLayerShape, batch: int, out_pixels: int, dtype_bytes: int) -> list[tuple]:
+def _dense_ops(layer: ConvLayerShape, batch: int, pixels: int, out_pixels: int, dtype_bytes: int) -> list[tuple]:
     """Rebuilding the kernel (the merge of :func:`ttexplore.nn.kernels.tt_to_dense`, then its layout) and one
     ``F.conv2d`` (the bias rides along)."""
     kernel_elements = layer.out_channels * layer.in_channels * prod(layer.kernel_size)
     ops = merge_ops(layer.core_shapes, dtype_bytes)
     ops.append(("stream", "kernel_layout", kernel_elements, kernel_elements))
     flops = 2 * batch * out_pixels * kernel_elements
-    ops.append(("dense_conv", flops, batch * layer.in_channels, batch * layer.out_channels * out_pixels))
+    ops.append(("dense_conv", flops, batch * layer.in_channels * pixels, batch * layer.out_channels * out_pixels))
     return ops
 
 
@@ -270,7 +271,9 @@ class _ConvPricer:
                 part["backward_seconds"] *= scale
             elif op[0] == "dense_conv":
                 _, flops, in_elements, out_elements = op
-                seconds = speeds.conv_call_s + flops * slowdown / speeds.dense_conv_flops
+                # compute at the measured rate, plus one pass over input and output (few channels: memory-bound)
+                seconds = (speeds.conv_call_s + flops * slowdown / speeds.dense_conv_flops
+                           + (in_elements + out_elements) * element / speeds.stream_bytes)
                 part = {"flops": flops, "backward_flops": flops * (1 + self.input_grad),
                         "peak_bytes": (in_elements + out_elements) * element, "saved_bytes": 0,
                         "forward_seconds": seconds,
@@ -382,7 +385,7 @@ def _conv_strategy_costs(
             if best is None or costs["seconds"] < best["seconds"]:
                 best = costs
         results[strategy] = best
-    dense = pricer.price(_dense_ops(layer, batch, out_h * out_w, dtype_bytes))
+    dense = pricer.price(_dense_ops(layer, batch, height * width, out_h * out_w, dtype_bytes))
     dense["seconds"] = dense["forward_seconds"] + (dense["backward_seconds"] if training else 0.0)
     dense["plan"] = _PLAN_TEXT["dense"]
     results["dense"] = dense
@@ -400,8 +403,11 @@ _PLAN_TEXT = {
 def stored_kernel_costs(
     in_channels: int, out_channels: int, kernel_size: Sequence[int], batch: int, out_height: int, out_width: int,
     dtype_bytes: int = 4, machine: Optional[MachineModel] = None, speeds: Optional[ConvSpeeds] = None,
+    in_pixels: Optional[int] = None,
 ) -> dict:
     """Estimated cost of an inference forward by a stored dense kernel: one ``F.conv2d``, no rebuild.
+
+    ``in_pixels`` is ``H W`` of the input (default ``H' W'``).
 
     Returns:
         The keys of :func:`conv_strategy_costs`' entries (``seconds`` = ``forward_seconds``) and
@@ -410,7 +416,8 @@ def stored_kernel_costs(
     kernel_elements = int(in_channels) * int(out_channels) * prod(kernel_size)
     flops = dense_conv_flops(in_channels, out_channels, kernel_size, (out_height, out_width), batch)
     pricer = _ConvPricer(int(dtype_bytes), False, machine or default_machine(), speeds or default_conv_speeds())
-    result = pricer.price([("dense_conv", flops, int(batch) * int(in_channels),
+    in_pixels = int(out_height) * int(out_width) if in_pixels is None else int(in_pixels)
+    result = pricer.price([("dense_conv", flops, int(batch) * int(in_channels) * in_pixels,
                             int(batch) * int(out_channels) * int(out_height) * int(out_width))])
     result["seconds"] = result["forward_seconds"]
     result["weight_bytes"] = kernel_elements * int(dtype_bytes)

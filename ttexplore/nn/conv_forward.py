@@ -257,7 +257,7 @@ def _modelled_stored_kernel(
     costs = conv_costs_for(shape, batch, height, width, bias, dtype, False, False)
     out_h, out_w = conv_output_size(height, width, shape.kernel_size, shape.stride, shape.padding)
     stored = conv_costs.stored_kernel_costs(shape.in_channels, shape.out_channels, shape.kernel_size, batch, out_h, out_w,
-                                            dtype.itemsize, speeds=_speeds)
+                                            dtype.itemsize, speeds=_speeds, in_pixels=height * width)
     return stored["seconds"] < costs[conv_costs.best_conv_strategy(costs)]["seconds"]
 
 

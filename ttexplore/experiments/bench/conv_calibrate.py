@@ -59,64 +59,74 @@ def _three_digits(value: float) -> float:
 
 
 def _dense_conv_flops() -> float:
-    """FLOP/s of ``F.conv2d`` by dense kernels (the median over a few layer sizes)."""
+    """FLOP/s of ``F.conv2d`` by dense kernels with many channels (compute-bound; the best of two sizes).
+    The cost model adds a pass over input and output, which is what makes few-channel convolutions slower."""
     rates = []
-    for batch, c_in, c_out, side in ((4, 256, 256, 32), (16, 64, 64, 32), (16, 16, 64, 32), (16, 3, 64, 32)):
+    for batch, c_in, c_out, side in ((2, 256, 256, 32), (8, 64, 64, 32)):
         inputs, kernel = torch.randn(batch, c_in, side, side), torch.randn(c_out, c_in, 3, 3)
-        seconds = _best_seconds(lambda: F.conv2d(inputs, kernel, padding=1))
+        seconds = _best_seconds(lambda: F.conv2d(inputs, kernel, padding=1), repeats=11)
         rates.append(2 * batch * side * side * c_out * c_in * 9 / seconds)
-    return statistics.median(rates)
+    return max(rates)
 
 
 def _spatial_speeds() -> tuple[float, float]:
-    """Bytes/s (read plus written) of the channels-first depthwise step and the spatial-first multiplier step."""
+    """Bytes/s (read plus written) of the channels-first depthwise step and the spatial-first multiplier step:
+    the best over three sizes (on a shared machine a whole timing can be disturbed; the best is the least)."""
     depthwise, multiplier = [], []
     for channels, rank, side in ((1024, 4, 32), (512, 8, 32), (256, 2, 16)):
         planes = torch.randn(1, channels, side, side)
         filters = torch.randn(channels, 1, 3, 3)
-        seconds = _best_seconds(lambda: F.conv2d(planes, filters, padding=1, groups=channels))
+        seconds = _best_seconds(lambda: F.conv2d(planes, filters, padding=1, groups=channels), repeats=11)
         depthwise.append(2 * planes.numel() * 4 / seconds)
         inputs = torch.randn(1, channels // rank, side, side)
         spread = torch.randn(channels, 1, 3, 3)
-        seconds = _best_seconds(lambda: F.conv2d(inputs, spread, padding=1, groups=channels // rank))
+        seconds = _best_seconds(lambda: F.conv2d(inputs, spread, padding=1, groups=channels // rank), repeats=11)
         multiplier.append((inputs.numel() + planes.numel()) * 4 / seconds)
-    return statistics.median(depthwise), statistics.median(multiplier)
+    return max(depthwise), max(multiplier)
 
 
 def _stream_bytes() -> float:
-    """Bytes/s (read plus written) of elementwise passes: the sum over ``r_0``, a bias, im2col's stack, a copy."""
+    """Bytes/s (read plus written) of elementwise passes: the median of the best timings of the sum over ``r_0``,
+    a bias, im2col's stack and a copy."""
     planes = torch.randn(4, 256, 32, 32)
     bias = torch.randn(1, 256, 1, 1)
     padded = F.pad(torch.randn(1, 256, 32, 32), (1, 1, 1, 1))
     rates = [
-        5 * planes[0].numel() // 4 * 4 / _best_seconds(lambda: planes.sum(0)),
-        2 * planes.numel() * 4 / _best_seconds(lambda: planes + bias),
+        5 * planes[0].numel() * 4 / _best_seconds(lambda: planes.sum(0), repeats=11),
+        2 * planes.numel() * 4 / _best_seconds(lambda: planes + bias, repeats=11),
         2 * 9 * 256 * 1024 * 4 / _best_seconds(lambda: torch.stack(
-            [padded[:, :, x:x + 32, y:y + 32] for x in range(3) for y in range(3)], 1)),
-        2 * planes.numel() * 4 / _best_seconds(lambda: planes.clone()),
+            [padded[:, :, x:x + 32, y:y + 32] for x in range(3) for y in range(3)], 1), repeats=11),
+        2 * planes.numel() * 4 / _best_seconds(lambda: planes.clone(), repeats=11),
     ]
     return statistics.median(rates)
 
 
-def _forward_times(speeds: ConvSpeeds, repeats: int = 5) -> list[tuple[float, float, float]]:
-    """``(measured seconds, estimated GEMM seconds, estimated other seconds)`` of every sweep strategy on every
-    :data:`FIT_LAYERS` layer, run as ``speeds`` plans it (direction, chunk); the GEMM part is priced with
-    factor 1."""
+def _forward_times(speeds: ConvSpeeds, repeats: int = 7) -> list[tuple[float, float, float]]:
+    """``(measured, estimated GEMM, estimated other)`` seconds per image of every sweep strategy on every
+    :data:`FIT_LAYERS` layer, each run on one chunk of images as ``speeds`` plans it (its direction and
+    chunk); the GEMM part is priced with factor 1.
+
+    One chunk, not the layer's whole batch: a run of a few milliseconds finds the quiet moments a
+    best-of-several timing needs on a shared machine, as the single steps' timings do, so the fitted
+    factor is not inflated by load that a 100 ms run can not escape.
+    """
     unit = dataclasses.replace(speeds, gemm_scale=1.0)
     without_gemms = dataclasses.replace(speeds, gemm_scale=0.0)
     samples = []
     for in_modes, out_modes, rank, batch, side in FIT_LAYERS:
         layer = TTConv2d(in_modes, out_modes, rank, 3, padding=1)
-        inputs = torch.randn(batch, layer.in_channels, side, side)
-        arguments = (in_modes, out_modes, (3, 3), layer.ranks, batch, side, side, (1, 1), (1, 1), True, 4)
-        costs = conv_strategy_costs(*arguments, speeds=unit)
-        rest = conv_strategy_costs(*arguments, speeds=without_gemms)
+        planned = conv_strategy_costs(in_modes, out_modes, (3, 3), layer.ranks, batch, side, side, (1, 1), (1, 1), True,
+                                      4, speeds=unit)
         for name in SWEEP_STRATEGIES:
-            plan = ConvPlan(name, costs[name]["direction"], costs[name]["chunk"], "calibration")
+            chunk = planned[name]["chunk"]
+            arguments = (in_modes, out_modes, (3, 3), layer.ranks, chunk, side, side, (1, 1), (1, 1), True, 4)
+            costs, rest = conv_strategy_costs(*arguments, speeds=unit), conv_strategy_costs(*arguments, speeds=without_gemms)
+            inputs = torch.randn(chunk, layer.in_channels, side, side)
+            plan = ConvPlan(name, planned[name]["direction"], chunk, "calibration")
             seconds = _best_seconds(lambda: run_conv_plan(plan, inputs, list(layer.cores), layer.conv_shape, layer.bias),
                                     repeats=repeats)
             other = rest[name]["forward_seconds"]
-            samples.append((seconds, costs[name]["forward_seconds"] - other, other))
+            samples.append((seconds / chunk, (costs[name]["forward_seconds"] - other) / chunk, other / chunk))
     return samples
 
 
