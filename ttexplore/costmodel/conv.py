@@ -82,7 +82,9 @@ class ConvSpeeds:
         gemm_scale: factor on the machine's GEMM estimates for the sweeps' batched GEMMs.
         chunk_bytes: the sweeps run on chunks of images whose largest state takes at most
             this many bytes (at least one image a chunk), so the states stay in cache.
-        backward_conv_factor: backward over forward time of a convolution step.
+        dense_backward, depthwise_backward, multiplier_backward: backward over forward time of the
+            dense convolution and of the two spatial steps, with the gradients of input and weight
+            (the multiplier step's weight gradient is the slow one: about 4.5 forwards).
     """
 
     description: str
@@ -94,7 +96,9 @@ class ConvSpeeds:
     stream_call_s: float
     gemm_scale: float
     chunk_bytes: int
-    backward_conv_factor: float = 2.0
+    dense_backward: float = 2.0
+    depthwise_backward: float = 2.0
+    multiplier_backward: float = 2.0
 
 
 def _speeds_from_dict(data: dict[str, Any]) -> ConvSpeeds:
@@ -277,17 +281,18 @@ class _ConvPricer:
                 part = {"flops": flops, "backward_flops": flops * (1 + self.input_grad),
                         "peak_bytes": (in_elements + out_elements) * element, "saved_bytes": 0,
                         "forward_seconds": seconds,
-                        "backward_seconds": seconds * (1 + self.input_grad) / 2 * speeds.backward_conv_factor}
+                        "backward_seconds": seconds * (1 + self.input_grad) / 2 * speeds.dense_backward}
             elif op[0] == "spatial_conv":
                 _, form, flops, in_elements, out_elements = op
-                rate = speeds.depthwise_bytes if form == "depthwise" else speeds.multiplier_bytes
+                rate, backward = ((speeds.depthwise_bytes, speeds.depthwise_backward) if form == "depthwise"
+                                  else (speeds.multiplier_bytes, speeds.multiplier_backward))
                 seconds = speeds.conv_call_s + (in_elements + out_elements) * element * slowdown / rate
                 input_grad = self.input_grad or form == "depthwise"  # the depthwise step's input is a state
                 part = {"flops": flops, "backward_flops": flops * (1 + input_grad),
                         "peak_bytes": (in_elements + out_elements) * element,
                         "saved_bytes": in_elements * element if form == "depthwise" else 0,
                         "forward_seconds": seconds,
-                        "backward_seconds": seconds * (1 + input_grad) / 2 * speeds.backward_conv_factor}
+                        "backward_seconds": seconds * (1 + input_grad) / 2 * backward}
             elif op[0] == "stream":
                 _, _, read, written = op
                 seconds = speeds.stream_call_s + (read + written) * element / speeds.stream_bytes

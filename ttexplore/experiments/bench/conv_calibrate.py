@@ -85,6 +85,33 @@ def _spatial_speeds() -> tuple[float, float]:
     return max(depthwise), max(multiplier)
 
 
+def _backward_factors() -> dict[str, float]:
+    """Backward over forward time (both gradients) of ``F.conv2d`` by a dense kernel and of the two spatial
+    steps, forward and forward + backward timed round-robin (best of 11 each)."""
+    cases = {
+        "dense_backward": (torch.randn(2, 64, 32, 32), torch.randn(64, 64, 3, 3), 1),
+        "depthwise_backward": (torch.randn(1, 1024, 32, 32), torch.randn(1024, 1, 3, 3), 1024),
+        "multiplier_backward": (torch.randn(1, 256, 32, 32), torch.randn(1024, 1, 3, 3), 256),
+    }
+    factors = {}
+    for name, (inputs, weight, groups) in cases.items():
+        inputs.requires_grad_(True)
+        weight.requires_grad_(True)
+        grad = torch.randn_like(F.conv2d(inputs.detach(), weight.detach(), padding=1, groups=groups))
+
+        def forward_backward() -> None:
+            with torch.enable_grad():
+                inputs.grad = weight.grad = None
+                F.conv2d(inputs, weight, padding=1, groups=groups).backward(grad)
+
+        forward = best = math.inf
+        for _ in range(11):
+            forward = min(forward, _best_seconds(lambda: F.conv2d(inputs, weight, padding=1, groups=groups), 1, 1))
+            best = min(best, _best_seconds(forward_backward, 1, 1))
+        factors[name] = _three_digits(max(0.5, (best - forward) / forward))
+    return factors
+
+
 def _stream_bytes() -> float:
     """Bytes/s (read plus written) of elementwise passes: the median of the best timings of the sum over ``r_0``,
     a bias, im2col's stack and a copy."""
@@ -166,6 +193,7 @@ def calibrate_conv_speeds(threads: Optional[int] = None) -> ConvSpeeds:
         stream_call_s=_three_digits(_best_seconds(lambda: tiny_planes + 1.0, repeats=50)),
         gemm_scale=1.0,
         chunk_bytes=default_conv_speeds().chunk_bytes,
+        **_backward_factors(),
     )
     measured = dataclasses.replace(measured, chunk_bytes=_chunk_budget(measured))
     measured = dataclasses.replace(measured, gemm_scale=_three_digits(_gemm_scale(measured)))
