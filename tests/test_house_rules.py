@@ -19,6 +19,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplore.tt.shapes", "ttexplore.tt.init",
         "ttexplore.tt.layout", "ttexplore.tt.factor", "ttexplore.tt.limits", "ttexplore.tt.memory",
         "ttexplore.tt.devicenames", "ttexplore.tt.errors", "ttexplore.tt.atomic", "ttexplore.tt.text",
+        "ttexplore.tt.convshape", "ttexplore.costmodel.conv",
         "ttexplore.costmodel", "ttexplore.runs.fields", "ttexplore.runs.settings", "ttexplore.runs.storefile",
         "ttexplore.runs.kinds", "ttexplore.runs.kinds.tt", "ttexplore.runs.kinds.dense", "ttexplore.runs.kinds.matrix_rank",
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
@@ -65,7 +66,7 @@ def test_pure_modules_import_without_torch():
     assert output.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ["TTLinear", "MatrixRankLinear", "TTMatrix", "TTShape", "RunConfig", "ConfigError", "RunStore",
+@pytest.mark.parametrize("name", ["TTLinear", "TTConv2d", "MatrixRankLinear", "TTMatrix", "TTShape", "RunConfig", "ConfigError", "RunStore",
                                   "JobManager", "param_count"])
 def test_the_public_api(name):
     import ttexplore

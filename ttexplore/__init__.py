@@ -1,4 +1,4 @@
-"""ttexplore: explore Tensor-Train (TT) fully-connected layers.
+"""ttexplore: explore Tensor-Train (TT) fully-connected and convolutional layers.
 
 The arithmetic (:mod:`ttexplore.tt.ttmath`, :mod:`ttexplore.tt.shapes`,
 :mod:`ttexplore.runs.config`) is pure Python; everything that needs torch is
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TTLinear": "ttexplore.nn.layers",
     "MatrixRankLinear": "ttexplore.nn.layers",
+    "TTConv2d": "ttexplore.nn.ttconv",
     "TTMatrix": "ttexplore.nn.ttmatrix",
     "TTShape": "ttexplore.tt.ttshape",
     "RunConfig": "ttexplore.runs.config",
@@ -28,6 +29,7 @@ _LAZY = {
 __all__ = [
     "TTLinear",
     "MatrixRankLinear",
+    "TTConv2d",
     "TTMatrix",
     "TTShape",
     "RunConfig",

@@ -51,7 +51,7 @@ def test_a_bad_case_is_one_line_and_exit_code_2(capsys):
     assert main(["bench", "--cases", "nope"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.splitlines() == ["ttexplore bench: error: --cases: 'nope' is neither a case nor a group "
-                                  "(all, paper, 1024, small)"]
+                                  "(all, paper, 1024, small, conv)"]
 
 
 # ---------------------------------------------------------------------------- the fit
@@ -202,3 +202,50 @@ def test_bench_on_an_absent_device_is_one_line(capsys):
                                                "use --device cpu or auto")
     assert main(["bench", "--device", "tpu"]) == 2
     assert "device 'tpu' is unknown: use one of auto, cpu, cuda, cuda:N, mps" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- convolution cases
+def test_conv_cases_split_from_the_fully_connected_ones():
+    from ttexplore.experiments.bench.cases import CASE_NAMES
+    from ttexplore.experiments.bench.conv_cases import CONV_CASES, split_cases
+
+    linear, conv = split_cases("paper, conv256-r4-b16, 1024x1024-r1-b1", CASE_NAMES, CASE_GROUPS)
+    assert linear == "paper,1024x1024-r1-b1" and [case.name for case in conv] == ["conv256-r4-b16"]
+    linear, conv = split_cases("conv", CASE_NAMES, CASE_GROUPS)
+    assert linear == "" and conv == list(CONV_CASES)
+    assert conv[1].in_modes == (4, 8, 8) and conv[1].ranks == 4 and conv[1].padding == 1
+
+
+def test_a_conv_only_run_names_unknown_cases_and_bad_thread_counts(capsys):
+    assert main(["bench", "--cases", "conv", "--conv-threads", "2,zero"]) == 2
+    assert "--conv-threads: 'zero'" in capsys.readouterr().err
+
+
+def test_ratio_spread_is_taken_round_by_round():
+    from ttexplore.experiments.bench.conv_cases import ratio_spread
+
+    # rounds where the reference took 10x, 4x, 2x, 5x and 6x the contender's time
+    low, middle, high = ratio_spread([1.0, 2.0, 3.0, 1.0, 0.5], [10.0, 8.0, 6.0, 5.0, 3.0])
+    assert middle == 5.0 and low < middle < high
+
+
+def _conv_row(contender, median_ms, speedup, **extra):
+    row = {"case": "conv256-r4-b16", "mode": "forward", "threads": 2, "contender": contender, "median_ms": median_ms,
+           "speedup_vs_conv": speedup, "speedup_p25": speedup * 0.9, "speedup_p75": speedup * 1.1, "params": 1572,
+           "auto_choice": "", "foreign_load": 0.1}
+    row.update(extra)
+    return row
+
+
+def test_the_conv_targets_and_tables():
+    from ttexplore.experiments.bench.conv_cases import conv_summary_markdown, evaluate_conv_targets
+
+    rows = [_conv_row("nn.Conv2d", 100.0, 1.0), _conv_row("tltorch", 15.0, 6.7),
+            _conv_row("auto", 19.0, 5.3, auto_choice="channels rtl", tltorch_over_auto=0.79, tltorch_over_auto_p25=0.7,
+                      tltorch_over_auto_p75=0.9)]
+    targets = evaluate_conv_targets(rows)
+    assert targets[0].startswith("MET: conv256-r4-b16 forward, 2 thread(s)") and "5.30x" in targets[0]
+    assert targets[1].startswith("MISSED") and "0.79x" in targets[1]
+    table = conv_summary_markdown(rows, "header")
+    assert "#### forward (no_grad), 2 threads" in table
+    assert "| conv256-r4-b16 | 1572 | 100.00 | 19.00 |" in table and "| channels rtl | 5.30 (4.77-5.83) | 0.79 (0.70-0.90)" in table

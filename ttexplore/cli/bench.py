@@ -1,4 +1,5 @@
-"""``ttexplore bench``: time every TT forward strategy against ``nn.Linear``, or ``--calibrate`` the cost model.
+"""``ttexplore bench``: time every TT forward strategy against ``nn.Linear`` (and, for the ``conv`` cases, every TT
+convolution strategy against ``nn.Conv2d``), or ``--calibrate`` the cost model.
 
 The measuring is :mod:`ttexplore.experiments.bench`; this module parses the
 flags, runs the cases in turn, prints a line per case and writes the report.
@@ -18,7 +19,9 @@ from ttexplore.cli.common import EXIT_OK, UsageError, check_output_path, check_t
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.devicenames import check_device_name
 from ttexplore.experiments.bench import report
-from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
+from ttexplore.experiments.bench.cases import CASE_GROUPS, CASE_NAMES, CASES, BenchCase, selected_cases, selected_modes
+from ttexplore.experiments.bench.conv_cases import (CONV_CASES, CONV_GROUP, ConvBenchCase, conv_case_line,
+                                                    conv_summary_markdown, evaluate_conv_targets, split_cases)
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -28,9 +31,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument(
         "--cases",
         default="all",
-        help="comma-separated case names or groups (%s); default all. Cases: %s"
-        % (", ".join(CASE_GROUPS), ", ".join(case.name for case in CASES)),
+        help="comma-separated case names or groups (%s); default all (the fully-connected ones). Cases: %s; "
+        "convolutions (group %s): %s"
+        % (", ".join([*CASE_GROUPS, CONV_GROUP]), ", ".join(case.name for case in CASES), CONV_GROUP,
+           ", ".join(case.name for case in CONV_CASES)),
     )
+    parser.add_argument("--conv-threads", default="2,1",
+                        help="torch thread counts the convolution cases run at, each in turn (default 2,1)")
     parser.add_argument("--modes", default="forward,train", help="comma-separated: forward, train (default both)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default 15, --quick 5)")
     parser.add_argument("--out", default="benchmarks/results", help="directory for the CSV, summary and figure")
@@ -73,6 +80,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="measure this machine's speeds for the cost model, print them as a machine file (JSON; save it and load "
         "it with ttexplore.costmodel.load_machine to pass as strategy_costs(machine=...)), exit",
     )
+    parser.add_argument(
+        "--calibrate-conv",
+        action="store_true",
+        help="measure this machine's convolution speeds for the TT convolution's cost model, print them as JSON "
+        "(load it with ttexplore.costmodel.conv.load_conv_speeds; ttexplore.nn.conv_forward.set_conv_speeds), exit",
+    )
     return parser
 
 
@@ -85,10 +98,17 @@ def run(args: argparse.Namespace) -> int:
     check_numbers(args)
     if args.calibrate:
         return _calibrate(args.threads)
+    if args.calibrate_conv:
+        return _calibrate_conv(args.threads)
     try:
-        cases = selected_cases(args.cases)
+        linear_spec, conv_cases = split_cases(args.cases, CASE_NAMES, CASE_GROUPS)
+        cases = selected_cases(linear_spec) if linear_spec else []
+        if not cases and not conv_cases:
+            raise ValueError(f"--cases {args.cases!r} names no case: give case names or groups, e.g. --cases paper "
+                             f"({', '.join([*CASE_GROUPS, CONV_GROUP])})")
         modes = selected_modes(args.modes)
         check_device_name(args.device)
+        conv_threads = _thread_counts(args.conv_threads)
     except ValueError as error:
         raise UsageError(f"ttexplore bench: error: {error}") from None
     check_output_path("bench", "--out", args.out, folder=True)
@@ -109,16 +129,19 @@ def run(args: argparse.Namespace) -> int:
     load_before = _load_average()
     print(f"# {machine}; load average {load_before:.2f}; {repeats} repeats", flush=True)
     rows = _run_cases(cases, modes, repeats, args)
-    training_rows = [] if args.no_training else _run_training_step(repeats, args)
+    training_rows = [] if args.no_training or not cases else _run_training_step(repeats, args)
+    conv_rows = _run_conv_cases(conv_cases, modes, repeats, conv_threads, args)
     header = (
         f"Machine: {machine}. Load average {load_before:.2f} before, {_load_average():.2f} after; "
         f"{repeats} interleaved repeats (median); {time.time() - started:.0f} s."
     )
     _write_tables(rows, training_rows, header, out_dir)
+    if conv_rows:
+        _write_conv_tables(conv_rows, header, out_dir)
     if rows and not args.no_plot:
         for path in report.write_figure(rows, out_dir, machine):
             print(f"wrote {path}")
-    print(f"wrote {out_dir / 'bench.csv'}, {out_dir / 'summary.md'}")
+    print(f"wrote {out_dir / 'bench.csv'}, {out_dir / 'summary.md'}" + (f", {out_dir / 'conv.csv'}" if conv_rows else ""))
     return EXIT_OK
 
 
@@ -145,6 +168,51 @@ def check_numbers(args: argparse.Namespace) -> None:
                          "seconds")
 
 
+def _thread_counts(text: str) -> list[int]:
+    """``"2,1"`` -> ``[2, 1]`` (whole numbers from 1 to 256)."""
+    counts = []
+    for token in (part.strip() for part in str(text).split(",") if part.strip()):
+        if not token.isdigit() or not 1 <= int(token) <= 256:
+            raise ValueError(f"--conv-threads: {token!r} is not a thread count from 1 to 256")
+        counts.append(int(token))
+    if not counts:
+        raise ValueError("--conv-threads is empty: give thread counts, e.g. 2,1")
+    return counts
+
+
+def _run_conv_cases(cases: Sequence[ConvBenchCase], modes: Sequence[str], repeats: int, threads: Sequence[int],
+                    args: argparse.Namespace) -> list[dict]:
+    """Every convolution case in every mode at every thread count (CPU only); prints a line per measurement."""
+    if not cases:
+        return []
+    if args.device != "cpu":
+        print(f"the convolution cases run on the CPU only; skipped on --device {args.device}", flush=True)
+        return []
+    from ttexplore.experiments.bench import conv_harness, harness
+
+    rows: list[dict] = []
+    for count in threads:
+        for case in cases:
+            for mode in modes:
+                spec = {"case": case.name, "mode": mode, "repeats": repeats}
+                case_rows = harness.quietest(lambda: conv_harness.measure_conv_case(spec, count, args.in_process),
+                                             args.max_wait, args.retries)
+                rows += case_rows
+                print(conv_case_line(case_rows), flush=True)
+    return rows
+
+
+def _write_conv_tables(rows: list[dict], header: str, out_dir: Path) -> None:
+    """``conv.csv``, and the convolution tables and targets appended to ``summary.md`` (also printed)."""
+    report.write_csv(out_dir / "conv.csv", rows)
+    targets = evaluate_conv_targets(rows)
+    text = ("\n## Convolutions\n\n" + conv_summary_markdown(rows, header) + "\n### convolution targets\n\n"
+            + "\n".join(f"- {t}" for t in targets) + "\n")
+    summary = out_dir / "summary.md"
+    write_atomic(summary, (summary.read_text() if summary.exists() else "") + text)
+    print("\n".join(targets))
+
+
 def _calibrate(threads: int) -> int:
     """Measure this machine for the cost model and print it as a machine file (JSON)."""
     import torch
@@ -154,6 +222,18 @@ def _calibrate(threads: int) -> int:
 
     torch.set_num_threads(threads)
     print(machine_json(calibrate_machine(threads)), end="")
+    return EXIT_OK
+
+
+def _calibrate_conv(threads: int) -> int:
+    """Measure this machine's convolution speeds and print them as a JSON file."""
+    import torch
+
+    from ttexplore.costmodel.conv import conv_speeds_json
+    from ttexplore.experiments.bench.conv_calibrate import calibrate_conv_speeds
+
+    torch.set_num_threads(threads)
+    print(conv_speeds_json(calibrate_conv_speeds(threads)), end="")
     return EXIT_OK
 
 
