@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from ttexplore.runs.config import ConfigError, RunConfig
-from ttexplore.runs.models import hidden_layer_params, hidden_layers, load_model
+from ttexplore.runs.layerspec import InitFrom
+from ttexplore.runs.models import hidden_layer_params, hidden_layers
 from ttexplore.runs.schedule import RoundStep
 
 __all__ = ["RoundableLayer", "LayerRounding", "NetworkRounding", "round_network", "rounded_layers",
-           "carry_optimizer_state", "roundable"]
+           "carry_optimizer_state", "roundable", "round_start", "ranks_setting"]
 
 
 class RoundableLayer(Protocol):
@@ -150,22 +151,42 @@ def carry_optimizer_state(old: torch.optim.Optimizer, new: torch.optim.Optimizer
 
 
 # ---------------------------------------------------------------- runs that start from rounded cores
-def rounded_source(path: str, config: RunConfig, max_rank: Any = None,
-                   rel_error: Optional[float] = None) -> tuple[nn.Sequential, list[LayerRounding]]:
-    """The trained network in the model file ``path`` and the rounding of each of its TT layers (the file's
-    own network: ``config`` is only checked against it, for the same layers).
+def round_start(base: RunConfig, trained: nn.Sequential, start: InitFrom, rank: Optional[int] = None,
+                rel_error: Optional[float] = None) -> tuple[RunConfig, list[LayerRounding]]:
+    """A run that starts from the TT layers of ``trained`` (the network of ``base``, loaded from the file
+    ``start`` names) rounded to max rank ``rank`` or to ``rel_error``: ``base`` with each TT layer at the
+    ranks the rounding reaches and ``init_from`` = ``start`` as ``tt-round`` (other layers, biases and the
+    head copied; no schedule). Its epochs, seed and training settings are ``base``'s.
+
+    Returns:
+        The config and each TT layer's rounding (ranks, weights before and after, error).
 
     Raises:
-        ConfigError: field ``run`` when the file's network is not ``config``'s or has no TT layer.
+        ConfigError: naming ``rank`` or ``rel_error``: not exactly one given, out of range, or a
+            rounding that would lower no rank (the fix says below what).
     """
-    model, trained = load_model(path)
-    if [type(layer) for layer in trained.layers] != [type(layer) for layer in config.layers]:
-        raise ConfigError("run", f"the weights in {path} are a {trained.network_text()} network, not the "
-                                 f"{config.network_text()} one asked: round a run of the same network")
-    if not any(layer.has_tt_cores for layer in trained.layers):
-        raise ConfigError("run", f"{trained.network_text()} has no TT layer to round: compress a dense run by "
-                                 "TT-SVD instead")
-    return model, rounded_layers(model, trained, max_rank=max_rank, rel_error=rel_error)
+    if (rank is None) == (rel_error is None):
+        raise ConfigError("rank", "give a rank (e.g. 4) or a relative error (e.g. 0.1) to round to, one of the two")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+        raise ConfigError("rank", f"rank {rank!r} must be a whole number of 1 or more, e.g. 4")
+    if rel_error is not None and not (isinstance(rel_error, (int, float)) and 0 < rel_error < 1):
+        raise ConfigError("rel_error", f"relative error {rel_error!r} must be between 0 and 1 (both excluded), e.g. 0.1")
+    if not any(layer.has_tt_cores for layer in base.layers):
+        raise ConfigError("run", f"{base.network_text()} has no TT layer to round: compress a dense run by TT-SVD instead")
+    roundings = rounded_layers(trained, base, max_rank=rank, rel_error=rel_error)
+    if not any(rounding.changed for rounding in roundings):
+        top = max((max(rounding.ranks_before, default=0) for rounding in roundings), default=0)
+        asked = f"rank {rank}" if rank is not None else f"relative error {rel_error:g}"
+        raise ConfigError("rank" if rank is not None else "rel_error",
+                          f"{asked} lowers no rank of the trained TT layers (at most {top} now): "
+                          + (f"choose a rank below {top}" if rank is not None else "allow a larger error"))
+    layers = list(base.layers)
+    for rounding in roundings:
+        layers[rounding.index] = layers[rounding.index].with_ranks(ranks_setting(rounding.ranks_after, rank))
+    values = {**start.to_dict(), "method": "tt-round", "rank": rank, "rel_error": rel_error}
+    config = base.replace(layers=layers, init_from={key: value for key, value in values.items() if value is not None},
+                          round_to=None)
+    return config, roundings
 
 
 def ranks_setting(ranks: Sequence[int], asked: Optional[int]) -> Any:

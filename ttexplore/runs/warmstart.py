@@ -6,6 +6,9 @@ Oseledets 2011), the ranks given by ``W``; here capped by the run's ranks. A TT 
 TT-SVD of the source layer's dense weight, a matrix-rank layer its truncated SVD, a dense layer
 a copy. Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
 never code.
+
+``tt-round`` (:func:`continue_config`, "Round and continue", and compressing a TT run): each TT layer
+starts from the source run's trained TT layer TT-rounded to the run's ranks (:mod:`ttexplore.runs.rounding`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from torch import nn
 
 from ttexplore.nn.kernels import dense_to_tt_matrix
 from ttexplore.nn.layers import MatrixRankLinear, TTLinear
-from ttexplore.runs.config import RunConfig
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
-from ttexplore.runs.rounding import roundable
+from ttexplore.runs.rounding import round_start, roundable
+from ttexplore.runs.store import RunStore
 
 __all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight",
-           "tt_svd_cores", "apply_init_from"]
+           "tt_svd_cores", "apply_init_from", "continue_config"]
 
 
 class WarmStartError(ValueError):
@@ -304,3 +309,34 @@ def _init_rounded(layer: nn.Module, trained: Optional[nn.Module], rel_error: Opt
         _copy_padded(targets[key], tensor.detach())
     error = rounded.approximation_error
     return float(error) if error is not None else 0.0
+
+
+# ---------------------------------------------------------------- Round and continue
+def continue_config(store: RunStore, run_id: str, rank: Optional[int] = None, rel_error: Optional[float] = None,
+                    epochs: Optional[int] = None) -> RunConfig:
+    """"Round and continue": a new run (linked to ``run_id`` by its ``init_from``) that starts from the run's
+    trained TT layers rounded to max rank ``rank`` or to ``rel_error`` and trains ``epochs`` more epochs
+    (default: as many as the run had), with the run's other settings and no schedule.
+
+    Raises:
+        ConfigError: field ``run`` for an unknown run, one without a weights file or without TT layers;
+            ``rank``/``rel_error``/``epochs`` for a bad value (a rank that lowers no rank included).
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ConfigError("run", f"no run {run_id!r} in {store.path}: see 'python -m ttexplore runs list'")
+    path = store.artifact_path(run.get("weights_path"))
+    if path is None or not path.is_file():
+        raise ConfigError("run", f"run {run_id} has no weights file ({run['status']}): resume it to the end first, "
+                                 "or round a completed run")
+    config = RunConfig.from_dict(run["config"])
+    if not any(layer.has_tt_cores for layer in config.layers):
+        raise ConfigError("run", f"run {run_id} ({config.network_text()}) has no TT layer to round: compress it by "
+                                 "TT-SVD on the Compress page")
+    try:
+        model, _ = load_model(path)
+    except ValueError as error:
+        raise ConfigError("run", f"run {run_id}'s weights cannot be read: {error}") from None
+    base = config.replace(init_from=None, round_to=None, label=f"rounded from run {run_id}")
+    start, _ = round_start(base, model, InitFrom(str(path), file_sha256(path), run=run_id), rank, rel_error)
+    return start if epochs is None else start.replace(epochs=epochs)
