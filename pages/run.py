@@ -82,7 +82,9 @@ def round_and_continue() -> None:
         name = f"{tracking.run_title(run)} rounded to {state.continue_target.strip()}"
         state.run_page_id = ui.get_manager().submit(child, name=name, tags=["round-and-continue"])
         st.query_params["id"] = state.run_page_id
-    except (ConfigError, ValueError) as error:
+    except ConfigError as error:  # a rank or error that cannot round: named as the box the user typed in
+        state.continue_error = ConfigError("round_target", str(error)) if error.field in ("rank", "rel_error") else error
+    except ValueError as error:
         state.continue_error = error
 
 
@@ -98,8 +100,7 @@ if offered:
         button_col.button("Round and continue", type="primary", icon=":material/play_arrow:", key="continue_submit",
                           on_click=round_and_continue)
         if "continue_error" in state:
-            ui.show_config_error(state.pop("continue_error"), {"rank": "Round to", "rel_error": "Round to",
-                                                               "epochs": "Then train epochs"})
+            ui.show_config_error(state.pop("continue_error"), {"round_target": "Round to", "epochs": "Then train epochs"})
 
 # ---------------------------------------------------------------- identity
 with st.form("run-identity", border=True):
