@@ -18,6 +18,7 @@ from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 state = st.session_state
 KEEP = "session"
 RANK_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
+RANKS_KEY = "compress_ranks"  # the rank picker's key (a TT run's, whose choices stop below its ranks, has its own)
 ERROR_CHOICES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
 store = ui.store_or_stop()
 
@@ -37,11 +38,11 @@ def file_source(path: str, sha: str, dataset: str, pad_to: Optional[int], weight
     return compress.source_from_file(path, dataset, weight_key or None, **({"pad_to": pad_to or ""}))
 
 
-@st.cache_data(show_spinner="Singular values of each TT unfolding of W…", max_entries=32)
+@st.cache_data(show_spinner="Singular values of each TT unfolding…", max_entries=32)
 def spectra(sha: str, in_modes: tuple, out_modes: tuple, _source: Any) -> list[list[float]]:
     from ttexplore.experiments import compress
 
-    return compress.unfolding_spectra(_source.weight, in_modes, out_modes)
+    return compress.source_spectra(_source, in_modes, out_modes)  # a TT run's: of its trained cores
 
 
 @st.cache_resource(show_spinner="TT-SVD at each rank…", max_entries=32)
@@ -63,7 +64,8 @@ def dense_accuracy(sha: str, _source: Any) -> Optional[float]:
 st.title("Compress a trained layer")
 st.caption("The 2018 slides' two paths to a TT layer: **in theory**, choose the shapes and factor a trained W by "
            "TT-SVD, the ranks given by W; **in practice**, choose the ranks and train. Here both, side by side: "
-           "TT-SVD as it is, TT-SVD then fine-tuned, and the same TT net trained from scratch.")
+           "TT-SVD as it is, TT-SVD then fine-tuned, and the same TT net trained from scratch. A trained TT run's cores "
+           "are TT-rounded to lower ranks instead, never building W.")
 
 with st.container(border=True):
     st.subheader("What to compress", divider="gray")
@@ -77,7 +79,7 @@ with st.container(border=True):
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
             st.stop()
         by_id = {run["id"]: run for run in candidates}
-        run_id = st.selectbox("Trained run (dense runs first)", list(by_id), key="compress_run", persist_state=KEEP,
+        run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded)", list(by_id), key="compress_run", persist_state=KEEP,
                               format_func=lambda key: run_label(by_id[key]) + (f" · acc {by_id[key]['final_test_accuracy']:.3f}"
                                                                               if by_id[key].get("final_test_accuracy") else ""))
         source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
@@ -97,14 +99,19 @@ with st.container(border=True):
             source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key))
     if source is None:
         st.stop()
-    st.caption(f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
-               f"weights) in {source.base.describe()}." + (" " + " ".join(source.notes) if source.notes else ""))
+    rounding = source.trained is not None
+    top = max(source.tt.ranks, default=1) if rounding else None  # rounding only lowers the ranks in use
+    st.caption((f"The trained TT layer, ranks {', '.join(map(str, source.tt.ranks))} ({source.tt.params:,} weights), is "
+                f"rounded in its own modes: {source.base.describe()}." if rounding else
+                f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
+                f"weights) in {source.base.describe()}.") + (" " + " ".join(source.notes) if source.notes else ""))
 
 sha = source.init_from.sha256
 if state.get("compress_for") != (sha, source.in_features, source.out_features):
     state.compress_for = (sha, source.in_features, source.out_features)
-    state.compress_in = modes_text(default_modes(source.in_features))
-    state.compress_out = modes_text(default_modes(source.out_features, len(parse_modes(state.compress_in))))
+    state.compress_in = modes_text(source.tt.in_modes if rounding else default_modes(source.in_features))
+    state.compress_out = modes_text(source.tt.out_modes if rounding else
+                                    default_modes(source.out_features, len(parse_modes(state.compress_in))))
 
 
 def suggestion_chosen() -> None:
@@ -116,12 +123,13 @@ def suggestion_chosen() -> None:
 
 
 with st.container(border=True):
-    st.subheader("TT shapes", divider="gray")
+    st.subheader("TT shapes" + (" (the run's own: rounding keeps them)" if rounding else ""), divider="gray")
     left, right, pick = st.columns([1, 1, 1.4])
-    left.text_input("Input modes", key="compress_in", help=f"Factors of W's {source.in_features:,} inputs")
-    right.text_input("Output modes", key="compress_out", help=f"Factors of W's {source.out_features:,} outputs")
+    left.text_input("Input modes", key="compress_in", help=f"Factors of W's {source.in_features:,} inputs", disabled=rounding)
+    right.text_input("Output modes", key="compress_out", help=f"Factors of W's {source.out_features:,} outputs",
+                     disabled=rounding)
     modes = ui.config_or_error(lambda: (parse_modes(state.compress_in, "in_modes"), parse_modes(state.compress_out, "out_modes")))
-    if modes is not None and len(modes[0]) == len(modes[1]):
+    if modes is not None and len(modes[0]) == len(modes[1]) and not rounding:
         options = other_factorizations(modes[0], modes[1], 4)[:10]
         pick.selectbox("Suggestions (fewest weights at rank 4 first)", [option.label for option in options],
                        key="compress_suggestion", index=None, on_change=suggestion_chosen, placeholder="pick a shape",
@@ -140,10 +148,12 @@ values = spectra(sha, in_modes, out_modes, source)
 target = st.select_slider("Target error ‖W − W_TT‖_F / ‖W‖_F", ERROR_CHOICES, value=0.5, key="compress_error",
                           persist_state=KEEP, format_func=lambda value: f"{value:g}")
 needed = ttmath.ranks_for_error(values, target)
-st.markdown(f"TT-SVD reaches **{target:g}** with ranks **{', '.join(map(str, needed))}**: "
+st.markdown(f"{'Rounding' if rounding else 'TT-SVD'} reaches **{target:g}** with ranks **{', '.join(map(str, needed))}**: "
             f"**{ttmath.param_count(in_modes, out_modes, needed):,}** weights "
             f"(compression {ttmath.param_count(in_modes, out_modes, needed) / (source.in_features * source.out_features):.2e}).")
-ui.show_figure(views.spectra_figure(values, target, needed), "unfolding-spectra", "compress-spectra")
+ui.show_figure(views.spectra_figure(values, target, needed, **({"title": "Singular values of the trained cores' "
+                                                                         "unfoldings"} if rounding else {})),
+               "unfolding-spectra", "compress-spectra")
 with st.expander("Ranks each boundary needs, per error"):
     st.dataframe(views.needed_ranks_table(values, ERROR_CHOICES), hide_index=True)
 
@@ -152,14 +162,16 @@ with st.form("compress_form"):
     st.markdown("**Compress at these ranks** — every network below is a recorded run (tag `compress`), queued on "
                 "the job manager; the table fills in as they finish.")
     cols = st.columns([2.2, 1, 1, 1.2])
-    cols[0].multiselect("Max TT ranks", RANK_CHOICES, default=[1, 2, 4, 8, 16], key="compress_ranks", persist_state=KEEP)
+    choices = [rank for rank in RANK_CHOICES if top is None or rank < top]
+    cols[0].multiselect("Max TT ranks", choices, default=[rank for rank in (1, 2, 4, 8, 16) if rank in choices],
+                        key=RANKS_KEY if top is None else f"{RANKS_KEY}_below_{top}", persist_state=KEEP)
     cols[1].number_input("Fine-tune epochs", 0, 100, value=3, key="compress_epochs", persist_state=KEEP)
     cols[2].number_input("From-scratch epochs", 1, 500, value=source.base.epochs, key="compress_scratch_epochs",
                          persist_state=KEEP)
     cols[3].checkbox("Train the from-scratch nets the store lacks", value=True, key="compress_scratch", persist_state=KEEP)
     pressed = st.form_submit_button("Compress", type="primary", icon=":material/compress:", key="compress_submit")
 
-ranks = tuple(sorted(state.get("compress_ranks") or []))
+ranks = tuple(sorted(state.get(RANKS_KEY if top is None else f"{RANKS_KEY}_below_{top}") or []))
 if not ranks:
     st.info("Choose at least one rank.", icon=":material/info:")
     st.stop()
@@ -194,18 +206,21 @@ def results() -> None:
     st.caption((f"{waiting} run(s) queued or running · " if waiting else "")
                + (f"the network as trained: test accuracy {accuracy:.4f}" if accuracy is not None else
                   "the file has no classifier: TT-SVD's accuracy is that of a random head"))
-    st.dataframe(views.compress_table(rows), hide_index=True, key="compress_table", column_config={
+    st.dataframe(views.compress_table(rows, source.method), hide_index=True, key="compress_table", column_config={
         "weights": st.column_config.NumberColumn(format="localized"),
         "compression": st.column_config.NumberColumn(format="%.2e"),
         "rel_error": st.column_config.NumberColumn(format="%.4f"),
-        **{name: st.column_config.NumberColumn(format="%.4f") for name in ("TT-SVD", "+ fine-tuning", "from scratch")},
+        **{name: st.column_config.NumberColumn(format="%.4f") for name in (*views.METHOD_WORDS.values(), "+ fine-tuning",
+                                                                          "from scratch")},
     })
     dense = source.in_features * source.out_features
     left, right = st.columns(2, gap="large")
     with left:
-        ui.show_figure(views.compress_figure(rows, "rank", dense, accuracy), "compress-vs-rank", "compress-rank")
+        ui.show_figure(views.compress_figure(rows, "rank", dense, accuracy, method=source.method), "compress-vs-rank",
+                       "compress-rank")
     with right:
-        ui.show_figure(views.compress_figure(rows, "params", dense, accuracy), "compress-vs-weights", "compress-weights")
+        ui.show_figure(views.compress_figure(rows, "params", dense, accuracy, method=source.method), "compress-vs-weights",
+                       "compress-weights")
 
 
 results()

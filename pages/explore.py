@@ -7,6 +7,7 @@ import streamlit as st
 import ui
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
+from ttexplore.presenters import rounding as rounding_views
 from ttexplore.presenters.design import DesignState, planned_runs
 from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
                                           presets_for, rank_slider_max, strategy_rows)
@@ -21,7 +22,7 @@ KEEP = "session"  # widget values survive page switches
 #: The labels this page shows for RunConfig's fields: messages name the widget, not the field.
 LABELS = {"in_modes": "Input modes", "out_modes": "Output modes", "ranks": "TT ranks", "pad_to": "Pad images to",
           "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size", "seed": "Seed",
-          "train_limit": "Training images", "dataset": "Dataset"}
+          "train_limit": "Training images", "dataset": "Dataset", "round_to": "Round during training"}
 PAPER = "https://arxiv.org/abs/1509.06569"
 design = DesignState(state, LABELS)  # the design widgets' values and callbacks (ttexplore.presenters.design)
 
@@ -37,7 +38,7 @@ def device_labels() -> dict[str, str]:
 def training_config() -> RunConfig:
     """The run the Train button would queue (raises ConfigError/ValueError with the fix)."""
     return design.config(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
-                         train_limit=state.train_limit or None, device=state.get("device", "auto"))
+                         train_limit=state.train_limit or None, device=state.get("device", "auto"), round_to=state.round_to)
 
 
 def train_clicked() -> None:
@@ -60,7 +61,7 @@ def train_clicked() -> None:
 # ---------------------------------------------------------------- training
 def train_card(config: "RunConfig | None", info) -> None:
     """The Train card under the design: the main settings and the button in view, the rest folded."""
-    for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0),
+    for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("round_to", ""),
                          ("baseline", False), ("run_name", ""), ("run_tags", []), ("run_notes", ""), ("device", "auto")):
         state.setdefault(key, default)
     state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
@@ -79,7 +80,7 @@ def train_card(config: "RunConfig | None", info) -> None:
         if not on_machine:
             st.caption(f":material/cloud_off: **{info.title} is not on this machine**, so it cannot be trained here: "
                        f"{info.source}. Set TTEXPLORE_DATA to the folder that holds it and restart the app.")
-        with st.expander("Name, tags, batch size, seed, device, baseline"):
+        with st.expander("Name, tags, batch size, seed, device, rounding, baseline", expanded=bool(state.round_to)):
             st.text_input("Run name", key="run_name", placeholder="e.g. paper net, lr sweep 1",
                           help="Shown instead of the automatic label on Train, Runs and in exports")
             st.multiselect("Tags", sorted(set(state.run_tags) | set(known_tags())), key="run_tags", accept_new_options=True,
@@ -92,6 +93,13 @@ def train_card(config: "RunConfig | None", info) -> None:
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
             st.selectbox("Device", list(devices), key="device", format_func=devices.get, persist_state=KEEP,
                          help="Where the run trains. auto: the first CUDA GPU when the machine has one, else the CPU.")
+            st.text_input("Round during training", key="round_to", persist_state=KEEP, placeholder="e.g. 4@5, 2@10", help="R@E: after "
+                          "epoch E, TT-round every TT layer to max rank R, train on (rel:0.1@E: to a relative error)")
+            schedule_problem, schedule_caption = rounding_views.schedule_check(training_config)
+            if schedule_problem is not None:
+                ui.show_config_error(schedule_problem, LABELS)
+            elif schedule_caption:
+                st.caption(schedule_caption)
             st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
@@ -127,14 +135,12 @@ st.caption("Image → **TT layer** → ReLU → linear classifier, as in the pap
            "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
 with st.expander("What is a TT layer?", icon=":material/school:"):
     words, drawing = st.columns([3, 2], vertical_alignment="center")
-    words.markdown(
-        "A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
+    words.markdown("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
         "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
         "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
         "matrices, one slice per core:")
     words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-    words.markdown(
-        "The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
+    words.markdown("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
         "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
         f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
         f"Networks*]({PAPER}), NeurIPS 2015.")

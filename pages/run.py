@@ -9,6 +9,7 @@ import streamlit as st
 
 import ui
 from ttexplore.presenters import bundle, export, plots, reports, tracking
+from ttexplore.presenters import rounding as rounding_views
 
 state = st.session_state
 store = ui.store_or_stop()
@@ -46,6 +47,10 @@ state_info = tracking.run_state(run, events, tracking.queue_positions(runs).get(
 st.markdown(f"**{ui.status_text(run['status'])}** · {state_info['text']} · `{run_id}`"
             + (f" · sweep **{run['sweep']}**" if run.get("sweep") else ""))
 ui.run_error(run)
+parent = (config.get("init_from") or {}).get("run")
+if parent:
+    st.page_link("pages/run.py", label=f"Started from run {parent} ({config['init_from'].get('method', 'tt-svd')})",
+                 icon=":material/call_split:", query_params={"id": parent})
 
 # ---------------------------------------------------------------- numbers (before any chart)
 tiles = st.columns(5)
@@ -64,6 +69,38 @@ actions.page_link("pages/train.py", label="Watch on Train", icon=":material/moni
 actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
                         data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",
                         mime="application/zip", key="run-zip", help="Metrics CSV, config, figures (HTML and PNG) and weights")
+
+# ---------------------------------------------------------------- Round and continue
+def round_and_continue() -> None:
+    """The form's button: queue a run from this run's TT cores rounded, then show it here."""
+    from ttexplore.runs.config import ConfigError
+    from ttexplore.runs.warmstart import continue_config
+
+    try:
+        rank, rel_error = rounding_views.parse_target(state.continue_target)
+        child = continue_config(store, run_id, rank, rel_error, int(state.continue_epochs))
+        name = f"{tracking.run_title(run)} rounded to {state.continue_target.strip()}"
+        state.run_page_id = ui.get_manager().submit(child, name=name, tags=["round-and-continue"])
+        st.query_params["id"] = state.run_page_id
+    except ConfigError as error:  # a rank or error that cannot round: named as the box the user typed in
+        state.continue_error = ConfigError("round_target", str(error)) if error.field in ("rank", "rel_error") else error
+    except ValueError as error:
+        state.continue_error = error
+
+
+weights = store.artifact_path(run.get("weights_path"))  # never a file outside the artifacts folder
+offered, offer_text = rounding_views.continue_offer(run, events, weights is not None and weights.is_file())
+if offered:
+    with st.expander("Round and continue", icon=":material/compress:", expanded="continue_error" in state):
+        st.caption(offer_text)
+        target_col, epochs_col, button_col = st.columns([1.2, 1, 1], vertical_alignment="bottom")
+        target_col.text_input("Round to", value="2", key="continue_target", help="A max rank (2) or rel: and a relative "
+                              "error (rel:0.1), as a rank schedule writes them")
+        epochs_col.number_input("Then train epochs", 0, 500, value=int(config.get("epochs") or 5), key="continue_epochs")
+        button_col.button("Round and continue", type="primary", icon=":material/play_arrow:", key="continue_submit",
+                          on_click=round_and_continue)
+        if "continue_error" in state:
+            ui.show_config_error(state.pop("continue_error"), {"round_target": "Round to", "epochs": "Then train epochs"})
 
 # ---------------------------------------------------------------- identity
 with st.form("run-identity", border=True):
@@ -99,7 +136,6 @@ with left:
                  hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 520))
 with right:
     st.subheader("Weights", divider="gray")
-    weights = store.artifact_path(run.get("weights_path"))  # never a file outside the artifacts folder
     if weights is None or not weights.is_file():
         st.caption("No weights file: completed, stopped and interrupted runs keep theirs; this one has none yet.")
     else:

@@ -23,6 +23,7 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.costmodel", "ttexplore.runs.fields", "ttexplore.runs.settings", "ttexplore.runs.storefile",
         "ttexplore.runs.kinds", "ttexplore.runs.kinds.tt", "ttexplore.runs.kinds.dense", "ttexplore.runs.kinds.matrix_rank",
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
+        "ttexplore.runs.schedule", "ttexplore.presenters.rounding",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
         "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design"]
 

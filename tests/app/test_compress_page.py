@@ -90,3 +90,37 @@ def test_shapes_that_do_not_fit_w_say_what_would(page):
     page.text_input(key="compress_in").input("4x4x8").run()
     assert not page.exception
     assert "W is 64 → 64" in page.error[0].value and "try" in page.error[0].value
+
+
+def test_compress_a_tt_run_by_rounding_its_cores(page):
+    store = RunStore()
+    config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "in_modes": "4x4x4", "out_modes": "4x4x4", "ranks": 4,
+                                  "epochs": 1, "batch_size": 32, "evals_per_epoch": 1, "train_limit": 320})
+    run_id = store.create_run(config, status="running")
+    execute(store, run_id, config=config)
+    page.run()
+    assert not page.exception, [item.value for item in page.exception]
+    assert page.selectbox(key="compress_run").value == run_id
+    assert page.text_input(key="compress_in").value == "4x4x4" and page.text_input(key="compress_in").disabled
+    assert any("ranks 4, 4" in item.value and "rounded in its own modes" in item.value for item in page.caption)
+    assert any(item.value.startswith("Rounding reaches") for item in page.markdown)
+    ranks = page.multiselect(key="compress_ranks_below_4")
+    assert ranks.options == ["1", "2", "3"] and ranks.value == [1, 2]
+    charts = page.get("plotly_chart")
+    assert "trained cores' unfoldings" in charts[0].proto.spec and "boundary 2 (4 values)" in charts[0].proto.spec
+    page.number_input(key="compress_epochs").set_value(1)
+    page.checkbox(key="compress_scratch").uncheck()
+    page.button(key="compress_submit").click()
+    page.run()
+    deadline = time.monotonic() + 180
+    while True:
+        table = page.dataframe[-1].value
+        if table[["rounded", "+ fine-tuning"]].notna().all().all() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+        page.run()
+    assert not page.exception
+    assert list(table["rank"]) == [1, 2] and list(table["ranks"]) == ["1,1", "2,2"]
+    assert table[["rounded", "+ fine-tuning"]].notna().all().all() and (table["rel_error"] > 0).all()
+    starts = [RunConfig.from_dict(run["config"]).init_from for run in RunStore().list_runs() if "compress" in run["tags"]]
+    assert len(starts) == 4 and all(start.method == "tt-round" and start.run == run_id for start in starts)

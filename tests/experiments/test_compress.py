@@ -119,3 +119,49 @@ def test_a_source_with_several_hidden_layers_is_refused(tmp_path):
     execute(store, run_id)
     with pytest.raises(ConfigError, match="one hidden layer"):
         compress.source_from_run(store, run_id)
+
+
+# ---------------------------------------------------------------- a TT run: its cores rounded
+TT = {**DENSE, "layer": "tt", "in_modes": "4x4x4", "out_modes": "4x4x4", "ranks": 8, "epochs": 3, "round_to": "4@2"}
+
+
+@pytest.mark.slow  # seven trainings
+def test_compress_a_tt_run_rounds_its_trained_cores(tmp_path):
+    from ttexplore.runs.fit import evaluate
+    from ttexplore.runs.data import load_dataset
+    from ttexplore.runs.models import load_model
+
+    store = RunStore()
+    config = RunConfig.from_dict(TT)  # a scheduled run: its layer ends at rank 4 (its config says 8)
+    run_id = store.create_run(config, status="running")
+    execute(store, run_id, config=config)
+    source = compress.source_from_run(store, run_id)
+    assert source.method == "tt-round" and source.weight is None and source.tt.ranks == (4, 4)
+    assert source.base.round_to is None and (source.in_features, source.out_features) == (64, 64)
+    spectra = compress.source_spectra(source, (4, 4, 4), (4, 4, 4))
+    trained = source.tt
+    expected = [values.tolist() for values in trained.singular_values()]
+    assert spectra == expected and len(spectra) == 2
+    dense = trained.to_dense().double().reshape(4, 4, 4, 4, 4, 4).permute(3, 0, 4, 1, 5, 2).reshape(16, 256)
+    assert spectra[0][:4] == pytest.approx(torch.linalg.svdvals(dense)[:4].tolist(), rel=1e-5)  # the first unfolding's
+    assert compress.default_ranks(source) == [1, 2]
+    targets = compress.plan_compression(source, (4, 4, 4), (4, 4, 4), ranks=[1, 2], rel_errors=[0.5], finetune_epochs=1)
+    for target in targets:
+        rounded = trained.round(max_rank=target.rank, rel_error=target.rel_error_target)
+        assert target.ranks == rounded.ranks and target.rel_error == pytest.approx(rounded.approximation_error)
+        assert target.compressed.init_from.method == "tt-round" and target.compressed.epochs == 0
+        assert target.scratch.init_from is None
+    compress.run_plan(store, targets)
+    rows = compress.compress_rows(store, targets)
+    data = load_dataset("digits")
+    model, _ = load_model(store.get_run(run_id)["weights_path"])
+    model.hidden = model.hidden.rounded(max_rank=1)  # the network as rounded, evaluated here
+    _, accuracy = evaluate(model, data.test_images, data.test_labels)
+    assert rows[0].test_accuracy == pytest.approx(accuracy, abs=1e-9)
+    assert all(row.finetuned_test_accuracy is not None for row in rows)
+    with pytest.raises(ConfigError, match="its own modes") as caught:
+        compress.plan_compression(source, (8, 8), (8, 8), ranks=[1])
+    assert caught.value.field == "in_modes"
+    with pytest.raises(ConfigError, match="not below the run's ranks") as caught:
+        compress.plan_compression(source, (4, 4, 4), (4, 4, 4), ranks=[4])
+    assert caught.value.field == "ranks"

@@ -63,7 +63,7 @@ class _Given(argparse.Action):
     ``--hidden-layer`` can tell a flag typed from one left at its default."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        if self.dest == "hidden_layer":
+        if self.dest in ("hidden_layer", "round_to"):  # repeatable: each one adds to the list
             values = [*(getattr(namespace, self.dest, None) or []), values]
         setattr(namespace, self.dest, values)
         namespace.given_flags = set(getattr(namespace, "given_flags", ())) | {self.dest}
@@ -105,6 +105,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     opt.add_argument("--seed", type=int, default=0, help="seed of init and batch order; same seed, same run (default 0)")
     opt.add_argument("--evals-per-epoch", type=int, default=4, help="metric reports per epoch (default 4)")
+    opt.add_argument("--round-to", metavar="RANK@EPOCH", default=None,
+                     help="after epoch EPOCH, TT-round every TT layer to max rank RANK (or to a relative error: "
+                          "rel:0.1@EPOCH) and train on; repeat for a schedule, e.g. --ranks 8 --round-to 4@5 --round-to 2@10")
     opt.add_argument("--device", default=DEFAULT_DEVICE,
                      help="where to train: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda, "
                           "cuda:N or mps (default auto)")
@@ -112,7 +115,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank", "init",
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch",
-               "device")
+               "device", "round_to")
 
 
 def flag_name(field: str) -> str:

@@ -1,5 +1,6 @@
 """``ttexplore compress``: TT-SVD of a trained layer at several ranks, fine-tuned, beside TT nets
-trained from scratch (the slides' "in theory" path against their "in practice" one).
+trained from scratch (the slides' "in theory" path against their "in practice" one); a trained TT run's
+cores are TT-rounded to each lower rank instead (in their own modes).
 
 Everything a user can get wrong is checked before any run: the source (``--run`` or ``--weights``),
 the shapes, the ranks, the output path, the store. Each compressed and fine-tuned network is a
@@ -35,7 +36,8 @@ def _number_list(kind: type, what: str):
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("what to compress (one of)")
     which = source.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", metavar="ID", help="a recorded run (normally a dense one): its trained hidden layer")
+    which.add_argument("--run", metavar="ID", help="a recorded run: its trained hidden layer (a dense one by TT-SVD; "
+                                                   "a TT one's cores are TT-rounded to each lower rank)")
     which.add_argument("--weights", metavar="FILE",
                        help="a weights file: a ttexplore model file, or a state_dict/.pt holding an nn.Linear weight "
                             "(read weights-only, never code)")
@@ -50,7 +52,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--out-modes", default=None, help="TT output modes of W's outputs (default: balanced, as many as --in-modes)")
     ranks = shape.add_mutually_exclusive_group()
     ranks.add_argument("--ranks", type=_number_list(int, "ranks"), default=None,
-                       help="max TT ranks to compress to, e.g. 1,2,4,8 (default 1,2,4,8,16)")
+                       help="max TT ranks to compress to, e.g. 1,2,4,8 (default 1,2,4,8,16; for a TT run the powers "
+                            "of 2 below its ranks)")
     ranks.add_argument("--rel-error", type=_number_list(float, "errors"), default=None,
                        help="or target relative errors ||W - W_TT||_F / ||W||_F, e.g. 0.5,0.2: TT-SVD picks the ranks")
     train = parser.add_argument_group("fine-tuning and the from-scratch comparison")
@@ -132,19 +135,21 @@ def run(args: argparse.Namespace) -> int:
     source = _source(args, store)
     from ttexplore.tt.shapes import default_modes, parse_modes
 
+    own = (source.tt.in_modes, source.tt.out_modes) if source.trained is not None else (None, None)
     try:
-        in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else default_modes(source.in_features)
+        in_modes = parse_modes(args.in_modes, "in_modes") if args.in_modes else own[0] or default_modes(source.in_features)
     except ValueError as error:
         raise _fail("--in-modes", error) from None
     try:
         out_modes = (parse_modes(args.out_modes, "out_modes") if args.out_modes
-                     else default_modes(source.out_features, len(in_modes)))
+                     else own[1] or default_modes(source.out_features, len(in_modes)))
     except ValueError as error:
         raise _fail("--out-modes", error) from None
     training = {name: getattr(args, name) for name in ("lr", "batch_size", "seed", "evals_per_epoch")
                 if getattr(args, name) is not None}
     try:
-        targets = compress.plan_compression(source, in_modes, out_modes, ranks=args.ranks or ([] if args.rel_error else [1, 2, 4, 8, 16]),
+        targets = compress.plan_compression(source, in_modes, out_modes,
+                                            ranks=args.ranks or ([] if args.rel_error else compress.default_ranks(source)),
                                             rel_errors=args.rel_error or [], finetune_epochs=args.finetune_epochs,
                                             scratch_epochs=args.scratch_epochs, **training)
     except ConfigError as error:
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                    "sha256": source.init_from.sha256, "has_head": source.has_head, "notes": source.notes,
                    "config": source.base.to_dict()},
         "dataset": source.base.dataset,
+        "method": source.method,
         "in_modes": list(targets[0].compressed.layers[0].in_modes),
         "out_modes": list(targets[0].compressed.layers[0].out_modes),
         "dense_params": source.in_features * source.out_features,
@@ -212,15 +218,16 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
 
     folder = Path(out).expanduser()
     written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
-               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"]))]
+               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"],
+                                                                        report["method"]))]
     in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
-    spectra = compress.unfolding_spectra(source.weight, in_modes, out_modes)
+    spectra = compress.source_spectra(source, in_modes, out_modes)
     figures = {
         "spectra.png": views.spectra_figure(spectra, 0.5, ttmath.ranks_for_error(spectra, 0.5)),
         "compress_vs_rank.png": views.compress_figure(report["rows"], "rank", report["dense_params"],
-                                                      report["dense_test_accuracy"]),
+                                                      report["dense_test_accuracy"], method=report["method"]),
         "compress_vs_weights.png": views.compress_figure(report["rows"], "params", report["dense_params"],
-                                                         report["dense_test_accuracy"]),
+                                                         report["dense_test_accuracy"], method=report["method"]),
     }
     try:
         for name, figure in figures.items():
@@ -236,9 +243,10 @@ def table_text(report: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     shape = "x".join(map(str, report["in_modes"])) + " -> " + "x".join(map(str, report["out_modes"]))
-    lines = [f"{shape} on {report['dataset']}: dense layer {report['dense_params']:,} weights, "
-             f"test accuracy {fmt(report['dense_test_accuracy'])}",
-             f"{'rank':>6} {'ranks':>14} {'weights':>9} {'compr.':>8} {'rel_error':>9} {'TT-SVD':>7} "
+    rounding = report.get("method") == "tt-round"
+    source = "the trained TT net" if rounding else f"dense layer {report['dense_params']:,} weights,"
+    lines = [f"{shape} on {report['dataset']}: {source} test accuracy {fmt(report['dense_test_accuracy'])}",
+             f"{'rank':>6} {'ranks':>14} {'weights':>9} {'compr.':>8} {'rel_error':>9} {'rounded' if rounding else 'TT-SVD':>7} "
              f"{'+tuned':>7} {'scratch':>7}"]
     for row in report["rows"]:
         rank = str(row["rank"]) if row["rank"] is not None else f"e{row['rel_error_target']:g}"

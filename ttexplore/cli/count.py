@@ -51,6 +51,10 @@ def _print_count(args: argparse.Namespace, config) -> int:
     else:
         lines.update(_layer_lines(config.layers[0], shapes[0]))
         lines["dense FLOPs (batch 1)"] = config.layers[0].dense_twin().flops(shapes[0])
+    if config.round_to is not None:  # what the rank schedule leads to
+        from ttexplore.presenters.rounding import schedule_caption
+
+        lines["rank schedule"] = schedule_caption(config).replace("Weights of the hidden layers: ", "")
     lines["peak memory (est.)"] = _memory_line(config)
     if args.json:
         print(json.dumps(lines, indent=2))

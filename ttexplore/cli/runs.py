@@ -2,9 +2,10 @@
 
 ``list --json`` prints an array of objects with ``id``, ``name``, ``status``,
 ``tags``, ``notes``, ``epochs_done``, ``test_accuracy`` (the latest),
-``best_test_accuracy``, ``params`` (hidden-layer weights), ``config`` and a few
+``best_test_accuracy``, ``params`` (hidden-layer weights in use: after a rank
+schedule's roundings, those of the rounded network), ``config`` and a few
 more; ``show ID --json`` adds ``history``, the metric events (each with
-``epoch``). ``resume ID`` continues an interrupted run in this terminal from its
+``epoch``), ``ranks`` (in use, per hidden layer) and ``roundings``. ``resume ID`` continues an interrupted run in this terminal from its
 last checkpoint (Ctrl-C interrupts it again, exit 130). ``export --out FILE.zip [ID...]``
 writes one zip with the runs table, each run's metrics, figures and weights (every run
 when no id is given; see :mod:`ttexplore.presenters.bundle`).
@@ -117,9 +118,18 @@ def _list(store: Any, args: argparse.Namespace) -> int:
 
 
 def _show(store: Any, args: argparse.Namespace) -> int:
+    from ttexplore.presenters.reports import run_network
+    from ttexplore.runs.schedule import network_at_end, rounding_changes
+
     run = _find(store, args.id)
     details = run_row(run)
-    details["history"] = [{key: event[key] for key in _EVENT_KEYS} for event in store.metrics(run["id"])]
+    events = store.metrics(run["id"])
+    details["history"] = [{key: event[key] for key in _EVENT_KEYS} for event in events]
+    layers, in_shape = run_network(run)
+    if layers is not None and in_shape is not None:  # the network in use now (after any rounding)
+        final = network_at_end(layers, in_shape, events)
+        details["params"], details["ranks"] = final["params"], final["ranks"]
+    details["roundings"] = rounding_changes(events)
     details["weights_path"] = str(store.artifact_path(run.get("weights_path")) or "") or None
     details["checkpoint"] = str(store.checkpoint_path_for(run["id"])) if store.checkpoint_path_for(run["id"]).is_file() else None
     if args.json:
@@ -134,6 +144,10 @@ def _show(store: Any, args: argparse.Namespace) -> int:
     for event in details["history"]:
         if event["kind"] == "epoch":
             print(f"  epoch {event['epoch']:>6.2f}  train loss {event['train_loss']:.4f}  test acc {event['test_accuracy']:.4f}")
+    for change in details["roundings"]:
+        print(f"  rounded after epoch {change['epoch']:g}: {change['layer']} ranks {change['ranks_before']} -> "
+              f"{change['ranks_after']}, {change['params_before']:,} -> {change['params_after']:,} weights, "
+              f"error {change['rel_error']:.3g}, test acc {change['test_accuracy']:.4f}")
     return EXIT_OK
 
 

@@ -214,19 +214,26 @@ def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
 
 
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
-    """The ``--json`` summary of a run."""
+    """The ``--json`` summary of a run: ``params``, ``ranks`` (per hidden layer) and ``compression`` of the
+    network in use at the end (after the roundings of a rank schedule, listed in ``roundings``)."""
+    from ttexplore.runs.schedule import network_at_end, rounding_changes
+
     history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
+    final = network_at_end(config.layers, config.input_shape, result.events)
     starts = ([result.events[0]] + result.history) if result.events else []
     epoch_times = [later["elapsed_s"] - earlier["elapsed_s"] for earlier, later in zip(starts, result.history)]
     return {
         "status": status,
         "error": result.error,
         "config": config.to_dict(),
-        "params": config.layer_params(),
+        "params": final["params"],
+        "ranks": final["ranks"],
         "dense_params": config.dense_layer_params(),
         "layer_widths": config.layer_widths,
-        "compression": config.compression(),
-        "compression_factor": 1.0 / config.compression(),
+        "compression": final["params"] / config.dense_layer_params(),
+        "compression_factor": config.dense_layer_params() / final["params"],
+        "start_params": config.layer_params(),
+        "roundings": rounding_changes(result.events),
         "test_accuracy": result.final_test_accuracy,
         "best_test_accuracy": result.best_test_accuracy,
         "elapsed_s": round(result.elapsed_s, 3),

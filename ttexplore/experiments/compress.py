@@ -1,4 +1,5 @@
-"""Compress a trained layer by TT-SVD, fine-tune it, and set it beside TT layers trained from scratch.
+"""Compress a trained layer by TT-SVD (or a trained TT layer by TT-rounding), fine-tune it, and set it beside
+TT layers trained from scratch.
 
 The 2018 slides' algorithm has two paths to a TT layer: "in theory" (choose the shapes, compute
 ``W``'s TT factorization, the ranks given by ``W``) and "in practice" (choose the ranks, train).
@@ -13,6 +14,12 @@ This module runs the first on a trained network and compares it with the second:
 4. :func:`run_plan` records and runs what the store lacks (through :mod:`ttexplore.runs.lifecycle`,
    like every run); the app queues the same configs on its job manager instead.
 5. :func:`compress_rows`: the table, read back from the store.
+
+A TT run is compressed by TT-rounding its trained cores instead (:meth:`TTMatrix.round
+<ttexplore.nn.ttmatrix.TTMatrix.round>`, in its own modes, to each lower rank; the spectra are those of its
+cores' unfoldings, :meth:`TTMatrix.singular_values`, never building ``W``): the runs start from the rounded
+cores (``init_from`` method ``tt-round``); :func:`ttexplore.runs.warmstart.continue_config` is that start
+as one run of its own ("Round and continue").
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from ttexplore.tt.ttshape import TTShape, modes_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import DenseLayerSpec, TTLayerSpec
 from ttexplore.runs.layerspec import InitFrom
+from ttexplore.runs.models import hidden_layers, load_model
+from ttexplore.runs.rounding import round_start
 from ttexplore.runs.store import RunStore
 from ttexplore.runs.warmstart import WarmStartError, file_sha256, read_source, tt_svd_cores
 
 __all__ = ["CompressSource", "CompressTarget", "CompressRow", "source_from_run", "source_from_file", "merged_tensor",
            "unfolding_spectra", "plan_compression", "missing_runs", "run_tags", "run_plan", "compress_rows",
-           "find_scratch", "source_accuracy", "COMPRESS_TAG"]
+           "find_scratch", "source_accuracy", "COMPRESS_TAG", "source_spectra", "default_ranks"]
 
 #: Tag of every run a compression records (the Runs page and ``runs list`` filter on it).
 COMPRESS_TAG = "compress"
@@ -49,8 +58,9 @@ class CompressSource:
     Attributes:
         init_from: where its weights are (file, SHA-256, run id, ``state_dict`` key).
         base: its :class:`RunConfig` (a dense one-layer net on the dataset; for a file that is not a
-            ttexplore model, one made for the file's weight).
-        weight: the hidden layer's dense weight ``(M, N)``.
+            ttexplore model, one made for the file's weight), without ``init_from`` or a schedule.
+        weight: the hidden layer's dense weight ``(M, N)`` (``None`` for a TT run: see ``trained``).
+        trained: for a TT run, its trained network (the TT layer is rounded, ``W`` never built); else ``None``.
         label: ``"run 2024...-ab12cd"`` or the file's name.
         has_head: whether the file holds the classifier (else it starts from a random draw).
         notes: what a user should know about the file.
@@ -58,18 +68,29 @@ class CompressSource:
 
     init_from: InitFrom
     base: RunConfig
-    weight: torch.Tensor
+    weight: Optional[torch.Tensor]
     label: str
     has_head: bool = True
     notes: list[str] = field(default_factory=list)
+    trained: Optional[Any] = None
+
+    @property
+    def tt(self) -> Any:
+        """A TT run's trained layer as a :class:`~ttexplore.nn.ttmatrix.TTMatrix` (``None`` for a dense source)."""
+        return hidden_layers(self.trained)[0][1].tt_matrix() if self.trained is not None else None
+
+    @property
+    def method(self) -> str:
+        """``"tt-round"`` for a TT run (its cores are rounded), ``"tt-svd"`` for a dense layer."""
+        return "tt-round" if self.trained is not None else "tt-svd"
 
     @property
     def in_features(self) -> int:
-        return int(self.weight.shape[1])
+        return int(self.weight.shape[1]) if self.weight is not None else self.base.in_features
 
     @property
     def out_features(self) -> int:
-        return int(self.weight.shape[0])
+        return int(self.weight.shape[0]) if self.weight is not None else self.base.layer_widths[1]
 
     def describe(self) -> str:
         return f"{self.label}: {self.base.describe()}, W {self.out_features}x{self.in_features}"
@@ -95,10 +116,15 @@ def source_from_run(store: RunStore, run_id: str) -> CompressSource:
         raise ConfigError("run", f"run {run_id} has no saved weights ({run['status']}): compress a completed run")
     config = RunConfig.from_dict(run["config"])
     _one_hidden_layer(config, f"run {run_id}")
-    source = read_source(path)
-    base = config.replace(init_from=None)
-    return CompressSource(InitFrom(str(path), file_sha256(path), run=run_id), base, source.layers[0].weight,
-                          f"run {run_id}")
+    base = config.replace(init_from=None, round_to=None)
+    start = InitFrom(str(path), file_sha256(path), run=run_id)
+    if config.layers[0].has_tt_cores:  # its trained cores are rounded, never multiplied out
+        try:
+            model, _ = load_model(path)
+        except ValueError as error:
+            raise WarmStartError(str(error)) from None
+        return CompressSource(start, base, None, f"run {run_id}", trained=model)
+    return CompressSource(start, base, read_source(path).layers[0].weight, f"run {run_id}")
 
 
 def source_from_file(path: "str | Path", dataset: str = "mnist5k", weight_key: Optional[str] = None,
@@ -150,6 +176,27 @@ def unfolding_spectra(weight: torch.Tensor, in_modes: Sequence[int], out_modes: 
     return spectra
 
 
+def source_spectra(source: CompressSource, in_modes: Sequence[int], out_modes: Sequence[int]) -> list[list[float]]:
+    """The singular values of each TT unfolding of the source's layer, largest first: of ``W`` in the given
+    modes (:func:`unfolding_spectra`), or, for a TT run, of its trained cores in their own modes
+    (:meth:`TTMatrix.singular_values`; its zeros beyond the rank in use dropped).
+
+    Complexity: :func:`unfolding_spectra`, or ``O(d n m r^3)`` for a TT run.
+    """
+    if source.trained is None:
+        return unfolding_spectra(source.weight, in_modes, out_modes)
+    return [spectrum.tolist() for spectrum in source.tt.singular_values()]
+
+
+def default_ranks(source: CompressSource) -> list[int]:
+    """The ranks a compression tries when none are given: 1, 2, 4, 8, 16; for a TT run, the powers of 2 below
+    its largest rank in use (rounding only lowers ranks)."""
+    if source.trained is None:
+        return [1, 2, 4, 8, 16]
+    top = max(source.tt.ranks, default=1)
+    return [2**power for power in range(7) if 2**power < top] or [1]
+
+
 # ---------------------------------------------------------------- the plan
 @dataclass
 class CompressTarget:
@@ -193,6 +240,8 @@ def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, rank
         ConfigError: naming ``in_modes``, ``out_modes``, ``ranks`` or ``rel_error`` and the fix.
     """
     in_modes, out_modes = _modes(in_modes, "in_modes"), _modes(out_modes, "out_modes")
+    if source.trained is not None:
+        return _plan_rounding(source, in_modes, out_modes, ranks, rel_errors, finetune_epochs, scratch_epochs, training)
     for name, modes, size in (("in_modes", in_modes, source.in_features), ("out_modes", out_modes, source.out_features)):
         if ttmath.prod(modes) != size:
             raise ConfigError(name, f"{name} {modes_text(modes)} multiply to {ttmath.prod(modes)}, but W has {size} "
@@ -233,6 +282,50 @@ def plan_compression(source: CompressSource, in_modes: Any, out_modes: Any, rank
         scratch = start.replace(init_from=None, epochs=scratch_epochs, label="")
         targets.append(CompressTarget(rank, target_error, TTShape.of(in_modes, out_modes, used).ranks, error,
                                       compressed, finetuned, scratch))
+    return targets
+
+
+def _plan_rounding(source: CompressSource, in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: Sequence[int],
+                   rel_errors: Sequence[float], finetune_epochs: int, scratch_epochs: Optional[int],
+                   training: dict[str, Any]) -> list[CompressTarget]:
+    """:func:`plan_compression` of a TT run: its trained cores rounded (in their own modes) to each rank below
+    the ranks in use and to each relative error; the three runs of each start from the rounded cores."""
+    layer = source.base.layers[0]
+    tt = source.tt
+    if (in_modes, out_modes) != (tt.in_modes, tt.out_modes):
+        raise ConfigError("in_modes", f"a TT run is rounded in its own modes, {modes_text(tt.in_modes)} -> "
+                                      f"{modes_text(tt.out_modes)}, not {modes_text(in_modes)} -> {modes_text(out_modes)}: "
+                                      "give those modes (or none)")
+    top = max(tt.ranks, default=0)
+    for rank in ranks:
+        if not 1 <= int(rank) < top:
+            raise ConfigError("ranks", f"rank {rank} is not below the run's ranks in use (at most {top}): rounding only "
+                                       f"lowers ranks; choose ranks from 1 to {top - 1}")
+    for value in rel_errors:
+        if not 0 < value < 1:
+            raise ConfigError("rel_error", f"rel_error {value} must be between 0 and 1, e.g. 0.3")
+    base = source.base.replace(**training)
+    scratch_epochs = scratch_epochs or finetune_epochs or source.base.epochs
+    targets, seen = [], set()
+    asked = [(int(rank), None) for rank in ranks] + [(None, float(value)) for value in rel_errors]
+    for rank, target_error in asked:
+        try:
+            start, roundings = round_start(base, source.trained, source.init_from, rank, target_error)
+        except ConfigError:
+            if target_error is None:
+                raise
+            continue  # an error the trained cores already meet: nothing to round
+        used = roundings[0].ranks_after
+        if used in seen:
+            continue
+        seen.add(used)
+        label = f"{source.label} rounded to {'r=' + str(rank) if rank is not None else f'error {target_error:g}'}"
+        compressed = start.replace(epochs=0, label=label)
+        finetuned = start.replace(epochs=finetune_epochs, label=f"{label} + {finetune_epochs} epochs") if finetune_epochs else None
+        scratch = start.replace(init_from=None, epochs=scratch_epochs, label="")
+        targets.append(CompressTarget(rank, target_error, used, roundings[0].rel_error, compressed, finetuned, scratch))
+    if not targets:
+        raise ConfigError("rel_error", f"the trained {layer.label()} already meets every error asked: ask for larger errors")
     return targets
 
 

@@ -269,6 +269,27 @@ class TTLinear(nn.Module):
         layer.approximation_error = tt.approximation_error
         return layer
 
+    def rounded(self, max_rank: RanksLike = None, rel_error: Optional[float] = None) -> "TTLinear":
+        """A new layer whose weight is this one's TT-rounded (:meth:`TTMatrix.round
+        <ttexplore.nn.ttmatrix.TTMatrix.round>`): lower ranks, never building ``W``.
+
+        Args:
+            max_rank: caps on the internal ranks (an int or ``d - 1`` ints; a cap above a rank does not bind).
+            rel_error: the relative Frobenius error allowed, in ``[0, 1)``.
+
+        Returns:
+            A ``TTLinear`` with the same modes, bias (copied), init, strategy, dtype and device, new
+            parameters (optimizer state of these cores does not apply to it), and
+            :attr:`approximation_error` ``||W - W_rounded||_F / ||W||_F`` against this layer's ``W``.
+
+        Complexity: ``O(d n m r^3)`` (:meth:`TTMatrix.round`).
+        """
+        tt = self.tt_matrix().round(max_rank=max_rank, rel_error=rel_error)
+        layer = TTLinear.from_tt(tt, bias=self.bias.detach() if self.bias is not None else None, strategy=self.strategy)
+        layer.init = self.init
+        layer.train(self.training)
+        return layer
+
     @classmethod
     def from_linear(
         cls,

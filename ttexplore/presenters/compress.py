@@ -20,7 +20,7 @@ from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.plots import PALETTE
 from ttexplore.presenters.reports import run_is_dense, run_layer_count
 
-__all__ = ["PATHS", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
+__all__ = ["PATHS", "METHOD_WORDS", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
            "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
@@ -30,6 +30,14 @@ PATHS = (
     ("scratch_test_accuracy", "trained from scratch"),
 )
 _TEMPLATE = "plotly_white"
+#: How the first path is called: TT-SVD of a dense W, or TT-rounding of a TT run's trained cores.
+METHOD_WORDS = {"tt-svd": "TT-SVD", "tt-round": "rounded"}
+
+
+def _paths(method: str) -> tuple[tuple[str, str], ...]:
+    """:data:`PATHS` with the first path named for ``method``."""
+    first = METHOD_WORDS.get(method, "TT-SVD")
+    return tuple((key, name.replace("TT-SVD", first)) for key, name in PATHS)
 
 
 def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -105,20 +113,25 @@ def needed_ranks_table(spectra: Sequence[Sequence[float]], errors: Sequence[floa
 
 
 def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_params: Optional[int] = None,
-                    dense_accuracy: Optional[float] = None, title: Optional[str] = None) -> go.Figure:
+                    dense_accuracy: Optional[float] = None, title: Optional[str] = None, method: str = "tt-svd") -> go.Figure:
     """Left: TT-SVD's relative error; right: test accuracy of the three paths (:data:`PATHS`),
     against the max rank (``x="rank"``) or the layer's weights (``x="params"``, log x; the dense
-    layer drawn at ``dense_params``). The dense network's accuracy is a dashed line."""
+    layer drawn at ``dense_params``). The dense network's accuracy is a dashed line. With
+    ``method="tt-round"`` (a TT run's cores rounded) the error is the rounding's and the source is
+    the trained TT net."""
+    rounding = method == "tt-round"
     by = "params" if x == "params" else "rank"
     ordered = sorted((row for row in rows if row.get(by) is not None or by == "rank"),
                      key=lambda row: row.get("params") if by == "params" else max(row.get("ranks") or [0]))
     xs = [row["params"] if by == "params" else max(row.get("ranks") or [1]) for row in ordered]
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                           subplot_titles=("TT-SVD error ‖W − W_TT‖_F / ‖W‖_F", "Test accuracy"))
-    figure.add_trace(go.Scatter(x=xs, y=[row["rel_error"] for row in ordered], mode="lines+markers", name="TT-SVD error",
+                           subplot_titles=("rounding error ‖W − W_r‖_F / ‖W‖_F" if rounding else
+                                           "TT-SVD error ‖W − W_TT‖_F / ‖W‖_F", "Test accuracy"))
+    figure.add_trace(go.Scatter(x=xs, y=[row["rel_error"] for row in ordered], mode="lines+markers",
+                                name="rounding error" if rounding else "TT-SVD error",
                                 line={"color": PALETTE[7], "width": 2}, showlegend=False,
                                 hovertemplate="%{x}: %{y:.3f}<extra>rel_error</extra>"), row=1, col=1)
-    for index, (key, name) in enumerate(PATHS):
+    for index, (key, name) in enumerate(_paths(method)):
         values = [row.get(key) for row in ordered]
         if not any(value is not None for value in values):
             continue
@@ -128,8 +141,9 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
                          row=1, col=2)
     if dense_accuracy is not None:
         figure.add_hline(y=dense_accuracy, line={"dash": "dash", "color": PALETTE[7]}, row=1, col=2,
-                         annotation_text=f"dense {dense_accuracy:.3f}", annotation_position="bottom right")
-        if by == "params" and dense_params:
+                         annotation_text=f"{'as trained' if rounding else 'dense'} {dense_accuracy:.3f}",
+                         annotation_position="bottom right")
+        if by == "params" and dense_params and not rounding:
             figure.add_trace(go.Scatter(x=[dense_params], y=[dense_accuracy], mode="markers", name="dense layer",
                                         marker={"color": PALETTE[7], "size": 10, "symbol": "square"}), row=1, col=2)
     label = "layer weights (log)" if by == "params" else "max TT rank"
@@ -139,22 +153,25 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
     figure.update_yaxes(range=[0, 1.02], row=1, col=1)
     figure.update_yaxes(title_text="test accuracy", row=1, col=2)
     figure.update_layout(template=_TEMPLATE, height=440, legend={"orientation": "h", "y": -0.2},
-                         title=title or f"Compressing W by TT-SVD, against {'weights' if by == 'params' else 'rank'}",
+                         title=title or f"{'Rounding the trained cores' if rounding else 'Compressing W by TT-SVD'}, "
+                                        f"against {'weights' if by == 'params' else 'rank'}",
                          margin={"t": 80, "b": 40})
     return figure
 
 
-def compress_table(rows: Sequence[Mapping[str, Any]]):
-    """The compress table for people: rank, ranks, weights, compression, error, the three accuracies."""
+def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd"):
+    """The compress table for people: rank, ranks, weights, compression, error, the three accuracies (the first
+    named for ``method``: ``TT-SVD``, or ``rounded`` for a TT run's cores)."""
     import pandas as pd
 
+    first = METHOD_WORDS.get(method, "TT-SVD")
     table = [{
         "rank": row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}",
         "ranks": ",".join(map(str, row["ranks"])),
         "weights": row["params"],
         "compression": row["compression"],
         "rel_error": row["rel_error"],
-        "TT-SVD": row.get("test_accuracy"),
+        first: row.get("test_accuracy"),
         "+ fine-tuning": row.get("finetuned_test_accuracy"),
         "fine-tune epochs": row.get("finetune_epochs"),
         "from scratch": row.get("scratch_test_accuracy"),
@@ -163,21 +180,26 @@ def compress_table(rows: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(table)
 
 
-def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optional[float] = None) -> str:
-    """The compress table in Markdown (for ``compress --out`` and RESULTS.md)."""
+def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optional[float] = None,
+                      method: str = "tt-svd") -> str:
+    """The compress table in Markdown (for ``compress --out`` and RESULTS.md); ``method="tt-round"`` names the
+    first path ``rounded`` and the source row the trained TT net."""
     def accuracy(value: Optional[float]) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     epochs = next((row.get("finetune_epochs") for row in rows if row.get("finetune_epochs")), 0)
     scratch = sorted({row["scratch_epochs"] for row in rows if row.get("scratch_epochs")})
-    lines = ["| max TT rank | ranks | layer weights | compression rate | rel_error | TT-SVD | "
-             f"TT-SVD + {epochs} epochs | from scratch ({'/'.join(map(str, scratch)) or '-'} epochs) |",
+    first = METHOD_WORDS.get(method, "TT-SVD")
+    lines = [f"| max TT rank | ranks | layer weights | compression rate | rel_error | {first} | "
+             f"{first} + {epochs} epochs | from scratch ({'/'.join(map(str, scratch)) or '-'} epochs) |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         rank = row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}"
         lines.append(f"| {rank} | {','.join(map(str, row['ranks']))} | {row['params']:,} | {row['compression']:.1e} | "
                      f"{row['rel_error']:.3f} | {accuracy(row.get('test_accuracy'))} | "
                      f"{accuracy(row.get('finetuned_test_accuracy'))} | {accuracy(row.get('scratch_test_accuracy'))} |")
-    if dense_accuracy is not None:
+    if dense_accuracy is not None and method == "tt-round":
+        lines.append(f"| as trained | | | | 0 | {dense_accuracy:.4f} | | |")
+    elif dense_accuracy is not None:
         lines.append(f"| dense | - | {rows[0]['dense_params']:,} | 1 | 0 | {dense_accuracy:.4f} | | |" if rows else "")
     return "\n".join(lines) + "\n"

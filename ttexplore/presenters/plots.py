@@ -79,8 +79,11 @@ def training_curves(
     The legend names each run once (clicking it hides all of the run's lines) and says
     which line style is train and which is test, also in an exported image. A run without
     points is listed with its reason; with no point at all the axes keep sensible ranges
-    and the figure says what it waits for.
+    and the figure says what it waits for. Each rounding of a rank schedule (a ``"round"``
+    event) is a dotted vertical line in the run's colour, labelled with the weights in use
+    from then on.
     """
+    from ttexplore.presenters.rounding import rounding_marks
     from ttexplore.presenters.tracking import X_AXES, curve_xy, smooth
 
     axis_title = X_AXES.get(x, X_AXES["epoch"])[1]
@@ -115,6 +118,11 @@ def training_curves(
                                name=f"{label} ({split})", legendgroup=label, showlegend=False, hovertemplate=hover),
                     row=1, col=column,
                 )
+        for mark in rounding_marks(events, X_AXES.get(x, X_AXES["epoch"])[0]):
+            for column in (1, 2):
+                figure.add_vline(x=mark["x"], line={"color": color, "dash": "dot", "width": 1}, row=1, col=column,
+                                 annotation_text=mark["text"] if column == 2 else None,
+                                 annotation_position="bottom right", annotation_font={"size": 10, "color": color})
     # what the two line styles mean, in the legend itself (an exported image keeps it)
     for split, dash in (("train", "dash"), ("test", "solid")):
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({'dashed' if dash == 'dash' else 'solid'})",

@@ -60,6 +60,7 @@ HPARAMS: dict[str, tuple[str, Any]] = {
     "pad_to": ("pad to", lambda v: f"pad {v}" if v else "no padding"),
     "evals_per_epoch": ("evals / epoch", lambda v: f"{v} evals/epoch"),
     "strategy": ("strategy", lambda v: f"{v} forward"),
+    "round_to": ("rounded", lambda v: f"rounded {v}" if v else "ranks kept"),
 }
 
 #: x axes of the training curves: event key, axis title.

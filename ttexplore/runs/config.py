@@ -26,6 +26,7 @@ from ttexplore.runs.fields import is_huge, modes_value, pad_value, ranks_value, 
 from ttexplore.runs.kinds import (MAX_HIDDEN_LAYERS, LayerSpec, Place, Shape, TTLayerSpec, check_layers, features_of,
                                   kind_named, layer_shapes, parse_layers)
 from ttexplore.runs.layerspec import InitFrom
+from ttexplore.runs.schedule import RoundSchedule
 from ttexplore.runs.migrate import (ONE_LAYER_DEFAULTS, ONE_LAYER_FIELDS, check_legacy_fields, freeze_fields, legacy_key_values,
                                     one_layer_kinds, one_layer_values, read_one_layer, read_stacked, thaw_fields)
 
@@ -77,6 +78,10 @@ class RunConfig:
         init_from: the trained weights the run starts from (:class:`~ttexplore.runs.layerspec.InitFrom`:
             each hidden layer by TT-SVD of the source's), ``None`` for a random init. A run with
             ``init_from`` may have 0 epochs: it only evaluates its first weights.
+        round_to: the rank schedule (:class:`~ttexplore.runs.schedule.RoundSchedule`, text ``"4@5,2@10"``):
+            after each of its epochs every TT layer is rounded to a lower rank (or relative error) and
+            training goes on; ``None`` (the default, left out of :meth:`to_dict` and :meth:`key`) keeps
+            the ranks for the whole run.
         legacy_fields: one-layer fields of a run stored before ``layers`` that its layer does not
             use (a dense layer's ``in_modes``), kept only so that :meth:`key` stays the hash it was
             stored under (:mod:`ttexplore.runs.migrate`); empty for every config made from layers.
@@ -99,6 +104,7 @@ class RunConfig:
     label: str = ""
     device: str = DEFAULT_DEVICE
     init_from: Optional[InitFrom] = None
+    round_to: Optional[RoundSchedule] = None
     legacy_fields: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -109,6 +115,8 @@ class RunConfig:
             object.__setattr__(self, "init_from", InitFrom.of(self.init_from))
         if isinstance(self.legacy_fields, dict):
             object.__setattr__(self, "legacy_fields", freeze_fields(self.legacy_fields))
+        if not isinstance(self.round_to, RoundSchedule):
+            object.__setattr__(self, "round_to", RoundSchedule.of(self.round_to))
         self.validate()
 
     # ------------------------------------------------------------ construction
@@ -228,8 +236,8 @@ class RunConfig:
         return self.replace(layers=[layer.with_ranks(ranks) for layer in self.layers])
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values: ``layers`` as a list of layer dicts; ``init_from`` and ``legacy_fields``
-        only when set."""
+        """Plain JSON-ready values: ``layers`` as a list of layer dicts; ``init_from``, ``round_to`` (its text
+        form) and ``legacy_fields`` only when set."""
         values: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -241,6 +249,9 @@ class RunConfig:
             elif field.name == "legacy_fields":
                 if value:
                     values["legacy_fields"] = thaw_fields(value)
+            elif field.name == "round_to":
+                if value is not None:
+                    values["round_to"] = value.text()
             else:
                 values[field.name] = value
         return values
@@ -328,11 +339,12 @@ class RunConfig:
     def describe(self) -> str:
         """A one-line summary, e.g. ``"TT 4x8x8x4 r=4 on mnist5k"``."""
         start = f" from {self.init_from.describe()}" if self.init_from is not None else ""
-        return f"{self.network_text()}{start} on {self.dataset}"
+        schedule = f", {self.round_to.describe()}" if self.round_to is not None else ""
+        return f"{self.network_text()}{start}{schedule} on {self.dataset}"
 
     def dense_twin(self) -> "RunConfig":
-        """The same network with every hidden layer dense (the baseline of the same sizes)."""
-        return self.replace(layers=[layer.dense_twin() for layer in self.layers], init_from=None)
+        """The same network with every hidden layer dense (the baseline of the same sizes, never rounded)."""
+        return self.replace(layers=[layer.dense_twin() for layer in self.layers], init_from=None, round_to=None)
 
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -374,6 +386,10 @@ class RunConfig:
         info = dataset_info(self.dataset)
         _check_range("epochs", self.epochs, 0 if self.init_from is not None else 1, 10_000,
                      "e.g. 5; 0, evaluating the first weights only, needs init_from")
+        if self.round_to is not None:
+            if not isinstance(self.round_to, RoundSchedule):
+                raise ConfigError("round_to", "round_to must be a RoundSchedule (or its text, e.g. 4@5,2@10)")
+            self.round_to.check(self.layers, self.input_shape, self.epochs)
         _check_range("batch_size", self.batch_size, 1, 65_536, "e.g. 64")
         if not (0 < self.lr <= 10):
             raise ConfigError("lr", f"lr {self.lr} must be positive and at most 10; 1e-3 is a good start for Adam")

@@ -14,7 +14,12 @@ An event is a plain JSON-ready dict::
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
 epoch averages them over the batches since the previous event. The test
 metrics are over the whole test split. A first event at step 0 gives the
-untrained network's metrics, so a live plot has a point at once. A run of 0 epochs
+untrained network's metrics, so a live plot has a point at once. A run with a
+rank schedule (``RunConfig.round_to``) reports each rounding, right after the
+epoch it follows, as a ``"round"`` event: the rounded network's metrics (train ones
+on up to 1000 training images) and a ``"detail"`` dict saying what changed
+(:mod:`ttexplore.runs.schedule`); its ``layer_params`` and those of later events are the
+weights in use from then on. A run of 0 epochs
 (one that only evaluates the weights it starts from, ``init_from``) reports that
 point alone, as an ``"epoch"`` event: its history and its final accuracy.
 """
@@ -34,8 +39,10 @@ from torch import nn
 from ttexplore.nn.device import DeviceUnavailable, resolve_device
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
-from ttexplore.runs.models import build_model, hidden_layer_params
+from ttexplore.runs.models import build_model, hidden_layer_params, layer_ranks
 from ttexplore.runs.resources import eval_batch_size
+from ttexplore.runs.rounding import carry_optimizer_state, round_network
+from ttexplore.runs.schedule import ROUND_KIND
 from ttexplore.runs.warmstart import apply_init_from
 
 __all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
@@ -84,7 +91,9 @@ class FitResult:
 
     @property
     def best_test_accuracy(self) -> Optional[float]:
-        scored = [event["test_accuracy"] for event in self.events if event["step"] > 0 or event["kind"] == "epoch"]
+        """The best test accuracy of the network in use at the end: after its last rounding, if any."""
+        last_round = max((index for index, event in enumerate(self.events) if event["kind"] == ROUND_KIND), default=0)
+        scored = [event["test_accuracy"] for event in self.events[last_round:] if event["step"] > 0 or event["kind"] == "epoch"]
         return max(scored) if scored else None
 
 
@@ -127,6 +136,8 @@ class TrainingState:
         model_state: ``model.state_dict()``.
         optimizer_state: ``optimizer.state_dict()``.
         order_rng_state: the batch-order generator's state (``torch.Generator.get_state()``).
+        layer_ranks: the ranks of the layers a rank schedule rounded, by child name
+            (:func:`~ttexplore.runs.models.layer_ranks`; empty before any rounding): a resume builds them so.
     """
 
     epochs_done: int
@@ -135,6 +146,7 @@ class TrainingState:
     model_state: dict[str, Any]
     optimizer_state: dict[str, Any]
     order_rng_state: torch.Tensor
+    layer_ranks: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _check_resume(config: RunConfig, state: TrainingState) -> None:
@@ -166,8 +178,10 @@ class _Training:
         # the whole (small) dataset moves once; batches are then gathered on the device
         self.train_images, self.train_labels, self.test_images, self.test_labels = (
             tensor.to(device) for tensor in (self.train_images, self.train_labels, self.test_images, self.test_labels))
-        # weights are drawn on the CPU, so a seed gives the same start on every device
-        self.model = build_model(config, generator=torch.Generator().manual_seed(config.seed))
+        # weights are drawn on the CPU, so a seed gives the same start on every device; a resume after a
+        # rounding builds the rounded layers at their ranks then (its weights come from the checkpoint)
+        self.model = build_model(config, generator=torch.Generator().manual_seed(config.seed),
+                                 layer_ranks=resume.layer_ranks if resume is not None else None)
         # a run from trained weights starts from them (a resumed one has its own in the checkpoint)
         self.init_errors = apply_init_from(self.model, config) if config.init_from is not None and resume is None else None
         self.model = self.model.to(device)
@@ -187,10 +201,11 @@ class _Training:
         self.steps_per_epoch = math.ceil(self.count / config.batch_size)
         self.report_after = _eval_steps(self.steps_per_epoch, config.evals_per_epoch)
 
-    def report(self, kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_accuracy: float) -> None:
-        """Emit one event: the train metrics given, the test metrics over the whole test split."""
+    def report(self, kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_accuracy: float,
+               detail: Optional[dict[str, Any]] = None) -> None:
+        """Emit one event: the train metrics given, the test metrics over the whole test split (and ``detail``)."""
         test_loss, test_accuracy = evaluate(self.model, self.test_images, self.test_labels, self.eval_rows)
-        self.emit({
+        event = {
             "kind": kind,
             "epoch": round(epoch_index + step_in_epoch / self.steps_per_epoch, 6),
             "step": self.global_step,
@@ -202,14 +217,37 @@ class _Training:
             "elapsed_s": round(self.elapsed(), 4),
             "layer_params": self.layer_params,
             "lr": self.config.lr,
-        })
+        }
+        if detail is not None:
+            event["detail"] = detail
+        self.emit(event)
+
+    def probe(self) -> tuple[float, float]:
+        """Loss and accuracy of the network as it is on (up to) the first 1000 training images."""
+        probe = slice(0, min(self.count, 1000))
+        return evaluate(self.model, self.train_images[probe], self.train_labels[probe], self.eval_rows)
 
     def report_untrained(self) -> None:
         """The step-0 event: the untrained network on (up to) 1000 training images, so a live plot has a point at once
         (a 0-epoch run's one ``"epoch"`` event)."""
-        probe = slice(0, min(self.count, 1000))
-        loss, accuracy = evaluate(self.model, self.train_images[probe], self.train_labels[probe], self.eval_rows)
-        self.report("eval" if self.config.epochs else "epoch", 0, 0, loss, accuracy)
+        self.report("eval" if self.config.epochs else "epoch", 0, 0, *self.probe())
+
+    def round_layers(self, epochs_done: int) -> None:
+        """After epoch ``epochs_done``: when the schedule rounds there, round every TT layer
+        (:func:`~ttexplore.runs.rounding.round_network`), rebuild the optimizer over the new parameters (fresh
+        state for the new cores, the old state kept for every parameter left in place) and report the
+        rounded network as a ``"round"`` event."""
+        step = self.config.round_to.at(epochs_done) if self.config.round_to is not None else None
+        if step is None:
+            return
+        rounding = round_network(self.model, self.config, step)
+        if rounding.changed:
+            fresh = _optimizer(self.config, self.model)
+            carry_optimizer_state(self.optimizer, fresh)
+            self.optimizer = fresh
+        self.layer_params = hidden_layer_params(self.model)
+        self.report(ROUND_KIND, epochs_done - 1, self.steps_per_epoch, *self.probe(),
+                    detail=rounding.detail(self.config.dense_layer_params()))
 
     def step(self, indices: torch.Tensor, epoch_index: int) -> tuple[float, int, int]:
         """One optimizer step on the batch ``indices``; returns its summed loss, correct count and size.
@@ -257,7 +295,8 @@ class _Training:
     def state(self, epochs_done: int) -> TrainingState:
         """The state after ``epochs_done`` epochs, its tensors on the CPU (a checkpoint written on a GPU loads anywhere)."""
         return TrainingState(epochs_done, self.global_step, self.elapsed(), _on_cpu(self.model.state_dict()),
-                             _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state())
+                             _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state(),
+                             layer_ranks(self.model, self.config))
 
 
 def _on_cpu(state: Any) -> Any:
@@ -336,6 +375,7 @@ def fit(
             training.report_untrained()
         for epoch_index in range(training.first_epoch, config.epochs):
             training.epoch(epoch_index, cancel)
+            training.round_layers(epoch_index + 1)
             if on_epoch_end is not None:
                 on_epoch_end(training.state(epoch_index + 1))
         return result("completed")

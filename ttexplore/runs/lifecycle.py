@@ -6,7 +6,7 @@
 it marks it running, continues from its checkpoint when it has one (its history
 continues: events of a half-done epoch are dropped and that epoch is redone),
 writes every metric event, writes a checkpoint after every epoch (weights,
-optimizer, batch-order RNG state, epoch; atomically, under the store's
+optimizer, batch-order RNG state, epoch, and the ranks a rank schedule left; atomically, under the store's
 artifacts; the run's ``epochs_done`` advances only once that file is safely
 there, so a resume says what it will really do), and ends it through :func:`record_outcome`, the one function that
 turns a training result into a final status and saved weights. A sweep's Ray
@@ -106,6 +106,8 @@ def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingS
         "optimizer": state.optimizer_state,
         "order_rng": state.order_rng_state,
     }
+    if state.layer_ranks:  # after a rounding: the ranks the rounded cores have
+        payload["layer_ranks"] = {name: list(ranks) for name, ranks in state.layer_ranks.items()}
     return write_payload(payload, path)
 
 
@@ -128,8 +130,12 @@ def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
     written = payload.get("config_key") or RunConfig.from_dict(payload["config"]).key()
     if written != config.key():
         raise ResumeError(f"the checkpoint {path} was written for another configuration; delete it to restart the run")
+    ranks = payload.get("layer_ranks") or {}
+    if not isinstance(ranks, dict) or not all(isinstance(value, (list, tuple)) for value in ranks.values()):
+        raise ResumeError(f"the checkpoint {path} has unreadable layer ranks; delete it to restart the run from epoch 0")
     return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
-                         payload["model"], payload["optimizer"], payload["order_rng"])
+                         payload["model"], payload["optimizer"], payload["order_rng"],
+                         {str(name): [int(rank) for rank in value] for name, value in ranks.items()})
 
 
 def resume_point(store: RunStore, run: dict[str, Any]) -> str:

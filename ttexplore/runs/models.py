@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,8 @@ from ttexplore.tt.memory import check_bytes
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.nn.layers import TTLinear
 
-__all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "save_model", "load_model", "MODEL_FORMAT"]
+__all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "layer_ranks", "save_model",
+           "load_model", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "ttexplore.model/1"
 
@@ -47,11 +48,18 @@ class PadImage(nn.Module):
         return f"{self.side} -> {self.target}"
 
 
-def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) -> nn.Sequential:
+def build_model(config: RunConfig, generator: Optional[torch.Generator] = None,
+                layer_ranks: Optional[Mapping[str, Sequence[int]]] = None) -> nn.Sequential:
     """The network ``config`` describes, its weights drawn from ``generator``.
 
     A private generator (rather than the global RNG) keeps two runs that build
     models at once in two threads each deterministic by their own seed.
+
+    Args:
+        layer_ranks: ranks that replace the config's for some hidden layers, by child name
+            (``{"hidden": [4, 4, 4]}``): the network as a rank schedule left it (:func:`layer_ranks`;
+            a checkpoint or weights file after a rounding). The draws then differ from the config's
+            network: the weights are meant to be loaded next.
 
     Returns:
         ``nn.Sequential`` with children ``pad`` (when padding), ``flatten``,
@@ -69,6 +77,8 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None) 
         if layer.flattens and "flatten" not in modules:
             modules["flatten"] = nn.Flatten()
         suffix = "" if index == 0 else f"_{index + 1}"
+        if layer_ranks and f"hidden{suffix}" in layer_ranks:
+            layer = layer.with_ranks(tuple(layer_ranks[f"hidden{suffix}"]))
         modules[f"hidden{suffix}"] = layer.build(shapes[index], config.init, config.strategy, generator)
         modules[f"relu{suffix}"] = nn.ReLU()
     if "flatten" not in modules:
@@ -100,11 +110,24 @@ def hidden_layer_params(model: nn.Sequential) -> int:
     return sum(_weights(layer) for _, layer in hidden_layers(model))
 
 
+def layer_ranks(model: nn.Sequential, config: RunConfig) -> dict[str, list[int]]:
+    """The ranks of the hidden layers with TT cores whose ranks are not those ``config`` builds (a rank
+    schedule rounded them), by child name: what :func:`build_model` takes back as ``layer_ranks``.
+    Empty for a network as built."""
+    shapes = config.layer_shapes
+    changed = {}
+    for index, ((name, module), spec) in enumerate(zip(hidden_layers(model), config.layers)):
+        if spec.has_tt_cores and tuple(module.ranks) != tuple(spec.ranks_used(shapes[index])):
+            changed[name] = [int(rank) for rank in module.ranks]
+    return changed
+
+
 def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> Path:
     """Write the model's weights and its config to ``path`` (``torch.save``), whole or not at all.
 
     The file also carries the TT layers' specs, so :meth:`TTLinear.load` reads
-    the trained cores of the first straight back from it.
+    the trained cores of the first straight back from it, and the ranks of layers a rank
+    schedule rounded (``layer_ranks``, :func:`layer_ranks`), so :func:`load_model` builds them so.
 
     Raises:
         WriteError: (an ``OSError``) one line naming the file and the fix; ``path`` keeps its old
@@ -122,6 +145,9 @@ def save_model(model: nn.Sequential, config: RunConfig, path: "str | Path") -> P
         "tt_prefix": tt_layers[0]["prefix"] if tt_layers else None,
         "tt_layers": tt_layers,
     }
+    rounded = layer_ranks(model, config)
+    if rounded:
+        payload["layer_ranks"] = rounded
     return write_payload(payload, path)
 
 
@@ -148,11 +174,40 @@ def load_model(path: "str | Path", map_location: str = "cpu") -> tuple[nn.Sequen
         config = RunConfig.from_dict(values)
     except ConfigError as error:
         raise WeightsFileError(f"{path} has an invalid run config: {error.field}: {error}") from None
+    ranks = _file_layer_ranks(payload.get("layer_ranks"), config, path)
     with torch.device("meta"):
-        skeleton = build_model(config)
+        skeleton = build_model(config, layer_ranks=ranks)
     expected = {key: tuple(tensor.shape) for key, tensor in skeleton.state_dict().items()}
     check_state(payload.get("state_dict"), expected, path, "model")
     check_bytes(state_bytes(expected, 4), f"the model in {path}")
-    model = build_model(config)
+    model = build_model(config, layer_ranks=ranks)
     model.load_state_dict(payload["state_dict"])
     return (model if str(map_location) == "cpu" else model.to(map_location)), config
+
+
+def _file_layer_ranks(values: Any, config: RunConfig, path: "str | Path") -> Optional[dict[str, tuple[int, ...]]]:
+    """A file's ``layer_ranks`` checked against its config: names of hidden layers with TT cores, each a
+    list of whole ranks those layers accept (None when the file has none).
+
+    Raises:
+        WeightsFileError: naming the file and what is wrong.
+    """
+    if values is None:
+        return None
+    names = {("hidden" if index == 0 else f"hidden_{index + 1}"): layer for index, layer in enumerate(config.layers)}
+    if not isinstance(values, dict):
+        raise WeightsFileError(f"{path} has layer_ranks of type {type(values).__name__}: expected a dict of layer ranks")
+    ranks = {}
+    for name, value in values.items():
+        layer = names.get(name)
+        if layer is None or not layer.has_tt_cores:
+            raise WeightsFileError(f"{path} gives ranks for {name!r}, which is not a hidden layer with TT cores")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(rank, int) and not isinstance(rank, bool)
+                                                           and rank >= 1 for rank in value):
+            raise WeightsFileError(f"{path} gives {name!r} the ranks {value!r:.60}: expected a list of whole numbers >= 1")
+        try:
+            layer.with_ranks(tuple(value)).check(config.layer_shapes[list(names).index(name)])
+        except ConfigError as error:
+            raise WeightsFileError(f"{path} gives {name!r} ranks it cannot have: {error}") from None
+        ranks[name] = tuple(value)
+    return ranks

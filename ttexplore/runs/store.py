@@ -47,8 +47,9 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from ttexplore.runs.config import RunConfig
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.runs.fields import check_identity
-from ttexplore.runs.storefile import (ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, default_db_path, default_home, file_gate,
+from ttexplore.runs.storefile import (create_schema, event_dict, FileWatch, StoreError, default_db_path, default_home, file_gate,
                                       pid_alive, store_problem)
+from ttexplore.runs.schedule import ROUND_KIND, size_after_truncation
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
@@ -118,14 +119,7 @@ class RunStore:
                     if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         connection.execute("PRAGMA journal_mode=WAL")
                     connection.execute("BEGIN IMMEDIATE")  # one transaction: nobody sees half a schema
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
-                    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-                    for column, definition in ADDED_COLUMNS.items():
-                        if column not in present:
-                            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
-                    connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
+                    create_schema(connection)
                     connection.execute("COMMIT")
                 return
             except StoreError as error:
@@ -311,15 +305,26 @@ class RunStore:
     def add_event(self, run_id: str, event: dict[str, Any], count_epoch: bool = True) -> None:
         """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy
         and, for an end-of-epoch event when ``count_epoch``, its epochs done (a checkpointed run passes
-        False and counts the epoch with :meth:`set_epochs_done` once its checkpoint is written)."""
+        False and counts the epoch with :meth:`set_epochs_done` once its checkpoint is written).
+
+        A rounding (kind ``"round"``, its ``detail`` kept as JSON) changes the network: the run's layer
+        weights and compression become those in use from then on, and its best accuracy starts again
+        from the rounded network's (the best of the network it ends with).
+        """
+        detail = event.get("detail")
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             seq = connection.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
             connection.execute(
-                f"INSERT INTO metrics (run_id, seq, {', '.join(_METRIC_COLUMNS)}) VALUES (?, ?, {', '.join('?' * len(_METRIC_COLUMNS))})",
-                (run_id, seq, *(event.get(column) for column in _METRIC_COLUMNS)),
+                f"INSERT INTO metrics (run_id, seq, {', '.join(_METRIC_COLUMNS)}, detail) "
+                f"VALUES (?, ?, {', '.join('?' * len(_METRIC_COLUMNS))}, ?)",
+                (run_id, seq, *(event.get(column) for column in _METRIC_COLUMNS),
+                 json.dumps(detail) if detail is not None else None),
             )
             accuracy = event.get("test_accuracy")
+            if event.get("kind") == ROUND_KIND and isinstance(detail, dict):
+                connection.execute("UPDATE runs SET layer_params=?, compression=?, best_test_accuracy=NULL WHERE id=?",
+                                   (detail["params_after"], detail["compression_after"], run_id))
             # step 0 is the untrained network, except as a 0-epoch run's one "epoch" event (see fit)
             if accuracy is not None and (event.get("step", 0) > 0 or event.get("kind") == "epoch"):
                 connection.execute(
@@ -338,21 +343,26 @@ class RunStore:
     def truncate_metrics(self, run_id: str, after_epoch: float) -> int:
         """Drop the run's events past ``after_epoch`` (those of an epoch a resume redoes); returns how many went.
 
-        The best and final accuracies and the epochs done are recomputed from what stays.
+        The final accuracy, the best one (after the last rounding kept), the epochs done and, when roundings
+        go, the layer weights and compression (:func:`~ttexplore.runs.schedule.size_after_truncation`) are
+        recomputed from what stays.
         """
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
+            rounds = [(row["epoch"] > after_epoch, row["seq"], row["detail"]) for row in connection.execute(
+                "SELECT seq, epoch, detail FROM metrics WHERE run_id=? AND kind=? AND detail IS NOT NULL ORDER BY seq",
+                (run_id, ROUND_KIND))]
             dropped = connection.execute("DELETE FROM metrics WHERE run_id=? AND epoch>?", (run_id, after_epoch)).rowcount
-            scored = connection.execute(
-                "SELECT test_accuracy FROM metrics WHERE run_id=? AND (step>0 OR kind='epoch') AND test_accuracy IS NOT NULL"
-                " ORDER BY seq",
-                (run_id,),
-            ).fetchall()
-            accuracies = [row[0] for row in scored]
-            connection.execute(
-                "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=? WHERE id=?",
-                (accuracies[-1] if accuracies else None, max(accuracies) if accuracies else None, max(after_epoch, 0), run_id),
-            )
+            kept = [seq for gone, seq, _ in rounds if not gone]
+            scored = [(row[0], row[1]) for row in connection.execute(
+                "SELECT seq, test_accuracy FROM metrics WHERE run_id=? AND (step>0 OR kind='epoch') AND test_accuracy IS NOT"
+                " NULL ORDER BY seq", (run_id,))]
+            best = [accuracy for seq, accuracy in scored if seq >= (kept[-1] if kept else -1)]
+            connection.execute("UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=? WHERE id=?",
+                               (scored[-1][1] if scored else None, max(best) if best else None, max(after_epoch, 0), run_id))
+            size = size_after_truncation([(gone, json.loads(detail)) for gone, _, detail in rounds])
+            if size is not None:
+                connection.execute("UPDATE runs SET layer_params=?, compression=? WHERE id=?", (*size, run_id))
             connection.execute("COMMIT")
         return dropped
 
@@ -505,12 +515,13 @@ class RunStore:
         return self._run_dict(row) if row else None
 
     def metrics(self, run_id: str, since_seq: int = -1) -> list[dict[str, Any]]:
-        """The run's metric events in order (only those after ``since_seq`` when given)."""
+        """The run's metric events in order (only those after ``since_seq`` when given); a rounding's
+        ``detail`` read back as a dict (``None`` for other events)."""
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT * FROM metrics WHERE run_id=? AND seq>? ORDER BY seq", (run_id, since_seq)
             ).fetchall()
-        return [dict(row) for row in rows]
+        return [event_dict(row) for row in rows]
 
     def metrics_for(self, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Metric events of several runs at once: ``{run_id: [event, ...]}``."""
@@ -523,7 +534,7 @@ class RunStore:
                 f"SELECT * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))}) ORDER BY run_id, seq", ids
             ).fetchall()
         for row in rows:
-            result[row["run_id"]].append(dict(row))
+            result[row["run_id"]].append(event_dict(row))
         return result
 
     @staticmethod

@@ -13,16 +13,18 @@ an empty 0-byte file and every page report "no such table".
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import shutil
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ttexplore.tt.atomic import human_size
 
 __all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
-           "SCHEMA", "ADDED_COLUMNS", "default_home", "default_db_path", "pid_alive"]
+           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "create_schema", "event_dict", "default_home", "default_db_path", "pid_alive"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -76,6 +78,37 @@ ADDED_COLUMNS = {
     "epochs_done": "REAL NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
 }
+
+#: Metric columns added after the first release (a store written before gains them when opened).
+ADDED_METRIC_COLUMNS = {
+    "detail": "TEXT",  # JSON: what a rounding changed (kind "round", see ttexplore.runs.schedule)
+}
+
+
+def create_schema(connection: sqlite3.Connection) -> None:
+    """Create the tables and index of :data:`SCHEMA` where missing and add the columns a store written by an
+    older version lacks (:data:`ADDED_COLUMNS`, :data:`ADDED_METRIC_COLUMNS`); the caller holds a transaction."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+    for table, added in (("runs", ADDED_COLUMNS), ("metrics", ADDED_METRIC_COLUMNS)):
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for column, definition in added.items():
+            if column not in present:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
+
+
+def event_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A metric row as a dict, its ``detail`` JSON parsed (an unreadable one becomes ``None``)."""
+    event = dict(row)
+    if event.get("detail"):
+        try:
+            event["detail"] = json.loads(event["detail"])
+        except ValueError:
+            event["detail"] = None
+    return event
+
 
 #: Free bytes under which a disk I/O error is reported as a full disk (SQLite reports some
 #: writes that hit ENOSPC, such as growing its shared-memory index, as "disk I/O error").

@@ -6,6 +6,9 @@ Oseledets 2011), the ranks given by ``W``; here capped by the run's ranks. A TT 
 TT-SVD of the source layer's dense weight, a matrix-rank layer its truncated SVD, a dense layer
 a copy. Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
 never code.
+
+``tt-round`` (:func:`continue_config`, "Round and continue", and compressing a TT run): each TT layer
+starts from the source run's trained TT layer TT-rounded to the run's ranks (:mod:`ttexplore.runs.rounding`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from torch import nn
 
 from ttexplore.nn.kernels import dense_to_tt_matrix
 from ttexplore.nn.layers import MatrixRankLinear, TTLinear
-from ttexplore.runs.config import RunConfig
+from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
+from ttexplore.runs.rounding import round_start, roundable
+from ttexplore.runs.store import RunStore
 
 __all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight",
-           "tt_svd_cores", "apply_init_from"]
+           "tt_svd_cores", "apply_init_from", "continue_config"]
 
 
 class WarmStartError(ValueError):
@@ -34,9 +40,10 @@ class WarmStartError(ValueError):
 
 @dataclass
 class SourceLayer:
-    """One trained hidden layer: its dense ``(out, in)`` weight and its bias (``None`` when it has none)."""
+    """One trained hidden layer: its dense ``(out, in)`` weight (``None`` for a TT layer that ``tt-round``
+    rounds from its cores) and its bias (``None`` when it has none)."""
 
-    weight: torch.Tensor
+    weight: Optional[torch.Tensor]
     bias: Optional[torch.Tensor] = None
     key: str = ""
 
@@ -237,7 +244,8 @@ def _init_matrix_rank(layer: MatrixRankLinear, weight: torch.Tensor) -> float:
 
 def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
     """Set ``model``'s weights from ``config.init_from`` (in place); returns each hidden layer's relative
-    Frobenius error ``||W - W_layer||_F / ||W||_F`` (0 for a copy).
+    Frobenius error ``||W - W_layer||_F / ||W||_F`` (0 for a copy): against the source's dense weight for
+    ``tt-svd``, against the source's trained TT-matrix for a TT layer of ``tt-round``.
 
     Raises:
         WarmStartError: when the file is gone or changed (its SHA-256 differs), or its layers do not
@@ -254,7 +262,20 @@ def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
         raise WarmStartError(f"the weights file {path} changed since this run was described (its SHA-256 differs): "
                              "describe the run again from the file as it is now")
     layers = hidden_layers(model)
-    source = read_source(path, start.weight_key, config.in_features, config.num_classes)
+    trained_modules: list[Optional[nn.Module]] = [None] * len(layers)
+    if start.method == "tt-round":
+        try:
+            trained_model, _ = load_model(path)
+        except ValueError as error:  # WeightsFileError, ResourceError
+            raise WarmStartError(str(error)) from None
+        trained_modules = [module for _, module in hidden_layers(trained_model)]
+        # the TT layers are rounded from their modules (no W is built); the others read as tt-svd reads them
+        source = SourceWeights([SourceLayer(None if spec.has_tt_cores else dense_weight(module),
+                                            None if module.bias is None else module.bias.detach(), name)
+                                for (name, module), spec in zip(hidden_layers(trained_model), config.layers)],
+                               trained_model.head.weight.detach(), trained_model.head.bias.detach(), path=path)
+    else:
+        source = read_source(path, start.weight_key, config.in_features, config.num_classes)
     if len(source.layers) < len(layers):
         raise WarmStartError(f"{path} holds {len(source.layers)} hidden layer(s), this network has {len(layers)}: "
                              "start from a network with as many hidden layers")
@@ -263,11 +284,13 @@ def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
     with torch.no_grad():
         for index, ((name, layer), trained) in enumerate(zip(layers, source.layers)):
             wanted = (widths[index + 1], widths[index])
-            if trained.shape != wanted:
+            if start.method == "tt-round" and config.layers[index].has_tt_cores:
+                errors.append(_init_rounded(layer, trained_modules[index], start.rel_error, f"hidden layer {index + 1} of {path}"))
+            elif trained.shape != wanted:
                 raise WarmStartError(f"hidden layer {index + 1} of {path} ({trained.key or name}) is "
                                      f"{trained.shape[0]}x{trained.shape[1]} (out x in), but this network's is "
                                      f"{wanted[0]}x{wanted[1]}: choose shapes of the same sizes")
-            if isinstance(layer, TTLinear):
+            elif isinstance(layer, TTLinear):
                 errors.append(_init_tt(layer, trained.weight))
             elif isinstance(layer, MatrixRankLinear):
                 errors.append(_init_matrix_rank(layer, trained.weight))
@@ -284,3 +307,60 @@ def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
             if source.head_bias is not None:
                 model.head.bias.copy_(source.head_bias)
     return [error if math.isfinite(error) else float("nan") for error in errors]
+
+
+def _init_rounded(layer: nn.Module, trained: Optional[nn.Module], rel_error: Optional[float], where: str) -> float:
+    """``layer``'s cores from the trained TT layer ``trained`` rounded to ``layer``'s ranks (and ``rel_error``):
+    each parameter copied into the leading corner, zero-padded where the rounding reached lower ranks (the
+    same matrix). Returns the rounding's relative error against ``trained``'s weight."""
+    if trained is None or type(trained) is not type(layer):
+        raise WarmStartError(f"{where} is a {type(trained).__name__}, not a {type(layer).__name__}: tt-round starts a "
+                             "TT layer from a trained TT layer of the same kind")
+    for name in ("in_modes", "out_modes"):
+        if getattr(trained, name, None) != getattr(layer, name, None):
+            raise WarmStartError(f"{where} has {name} {getattr(trained, name, None)}, this network's layer "
+                                 f"{getattr(layer, name, None)}: round a run of the same shapes")
+    try:
+        rounded = roundable(trained, where).rounded(max_rank=tuple(layer.ranks), rel_error=rel_error)
+    except (TypeError, ValueError) as error:
+        raise WarmStartError(str(error)) from None
+    targets = dict(layer.named_parameters())
+    for key, tensor in rounded.named_parameters():
+        if key not in targets or tensor.dim() != targets[key].dim() or any(
+                have > want for have, want in zip(tensor.shape, targets[key].shape)):
+            raise WarmStartError(f"{where}: its rounded {key} {tuple(tensor.shape)} does not fit this network's "
+                                 f"{tuple(targets[key].shape) if key in targets else 'layer'}")
+        _copy_padded(targets[key], tensor.detach())
+    error = rounded.approximation_error
+    return float(error) if error is not None else 0.0
+
+
+# ---------------------------------------------------------------- Round and continue
+def continue_config(store: RunStore, run_id: str, rank: Optional[int] = None, rel_error: Optional[float] = None,
+                    epochs: Optional[int] = None) -> RunConfig:
+    """"Round and continue": a new run (linked to ``run_id`` by its ``init_from``) that starts from the run's
+    trained TT layers rounded to max rank ``rank`` or to ``rel_error`` and trains ``epochs`` more epochs
+    (default: as many as the run had), with the run's other settings and no schedule.
+
+    Raises:
+        ConfigError: field ``run`` for an unknown run, one without a weights file or without TT layers;
+            ``rank``/``rel_error``/``epochs`` for a bad value (a rank that lowers no rank included).
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise ConfigError("run", f"no run {run_id!r} in {store.path}: see 'python -m ttexplore runs list'")
+    path = store.artifact_path(run.get("weights_path"))
+    if path is None or not path.is_file():
+        raise ConfigError("run", f"run {run_id} has no weights file ({run['status']}): resume it to the end first, "
+                                 "or round a completed run")
+    config = RunConfig.from_dict(run["config"])
+    if not any(layer.has_tt_cores for layer in config.layers):
+        raise ConfigError("run", f"run {run_id} ({config.network_text()}) has no TT layer to round: compress it by "
+                                 "TT-SVD on the Compress page")
+    try:
+        model, _ = load_model(path)
+    except ValueError as error:
+        raise ConfigError("run", f"run {run_id}'s weights cannot be read: {error}") from None
+    base = config.replace(init_from=None, round_to=None, label=f"rounded from run {run_id}")
+    start, _ = round_start(base, model, InitFrom(str(path), file_sha256(path), run=run_id), rank, rel_error)
+    return start if epochs is None else start.replace(epochs=epochs)
