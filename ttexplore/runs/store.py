@@ -528,13 +528,21 @@ class RunStore:
 
     @staticmethod
     def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+        """A row as a dict; a column whose JSON cannot be read (a row another program damaged) reads as empty,
+        and ``damaged`` names it, so one bad row never stops a page or a command listing the runs."""
         run = dict(row)
-        run["config"] = json.loads(run["config"])
-        run["ranks"] = json.loads(run["ranks"]) if run["ranks"] else None
-        try:
-            run["tags"] = json.loads(run.get("tags") or "[]")
-        except ValueError:
-            run["tags"] = []
+        damaged = []
+        for column, kind in (("config", dict), ("ranks", list), ("tags", list)):
+            text = run.get(column)
+            try:
+                value = json.loads(text) if text else None
+            except (TypeError, ValueError):
+                value, damaged = None, damaged + [column]
+            if value is not None and not isinstance(value, kind):
+                value, damaged = None, damaged + [column]
+            run[column] = value if value is not None or column == "ranks" else kind()
+        if damaged:
+            run["damaged"] = damaged
         return run
 
     # ---------------------------------------------------------------- files
@@ -558,6 +566,8 @@ class RunStore:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data)  # whole or not at all: a full disk leaves no truncated upload
+        else:
+            path.touch()  # in use now: not an old upload for ttexplore.runs.uploads.clean_uploads
         return path
 
     def artifact_path(self, path: "Optional[str | os.PathLike]") -> Optional[Path]:
