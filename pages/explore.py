@@ -40,18 +40,21 @@ def training_config() -> RunConfig:
                          train_limit=state.train_limit or None, device=state.get("device", "auto"))
 
 
-def train_clicked() -> None:
-    """The Train button's callback: queue the run(s) before the page reruns, then open Train at once."""
+def train_clicked(anyway: bool = False) -> None:
+    """The Train button's callback: queue the run(s) once (``anyway``: even when queued moments ago) before the
+    page reruns, then open Train at once."""
     problem = ui.store_problem()
     try:
         runs = planned_runs(training_config(), state.get("run_name", "").strip(), state.baseline)
         if problem:
             raise ValueError(f"training needs the run store: {problem}")
-        manager = ui.get_manager()
-        state.watch_add = [manager.submit(config, name=name, tags=state.get("run_tags", []), notes=state.get("run_notes", ""))
-                           for config, name in runs]  # the Train page adds them to the runs it follows
+        state.watch_add, repeats = ui.queue_once([(config, {"name": name, "tags": state.get("run_tags", []), "notes": state.get(
+            "run_notes", "")}) for config, name in runs], anyway)  # the Train page adds the new ones to the runs it follows
     except (ConfigError, ValueError) as error:  # a bad entry, missing data, over the memory budget: with the fix
         state.train_error = error
+        return
+    if repeats:  # a double click: said in the card, with "Queue another anyway"
+        state.train_repeats = repeats
         return
     state.run_name = ""  # the next run gets its own name
     state.open_train = True
@@ -95,6 +98,8 @@ def train_card(config: "RunConfig | None", info) -> None:
             st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
+        elif "train_repeats" in state:
+            ui.repeat_notice(state.pop("train_repeats"), "train", lambda: train_clicked(anyway=True))
         elif config is not None and on_machine:
             done = _already_trained(config)
             if done is not None:

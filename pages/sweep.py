@@ -92,8 +92,12 @@ if submitted and grid is not None and on_machine:
         ui.show_config_error(error, LABELS)
         st.stop()
     st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
-    st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
-               "were completed or running already.")
+    if new_runs:
+        st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
+                   "were completed, queued or running already.")
+    else:  # pressed twice (or in two tabs): each cell is queued once
+        st.info("Nothing new queued: every cell of this sweep is already completed, queued or running. To train the "
+                "grid again, give the sweep another name.", icon=":material/content_copy:")
 
 names = sweep.sweep_names(store)
 if not names:
@@ -133,4 +137,4 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
                        icon=":material/download:", help="Download this sweep's results (every column of results.csv)")
 
 
-st.fragment(run_every=2 if polling else None)(show_sweep)(sweep_name, polling)
+ui.fragment("the sweep's results", run_every=2 if polling else None)(show_sweep)(sweep_name, polling)
