@@ -532,7 +532,7 @@ class RunStore:
         and ``damaged`` names it, so one bad row never stops a page or a command listing the runs."""
         run = dict(row)
         damaged = []
-        for column, kind in (("config", dict), ("ranks", list), ("tags", list)):
+        for column, kind in (("config", dict), ("ranks", (int, list)), ("tags", list)):
             text = run.get(column)
             try:
                 value = json.loads(text) if text else None
@@ -540,7 +540,7 @@ class RunStore:
                 value, damaged = None, damaged + [column]
             if value is not None and not isinstance(value, kind):
                 value, damaged = None, damaged + [column]
-            run[column] = value if value is not None or column == "ranks" else kind()
+            run[column] = value if value is not None or column == "ranks" else kind()  # ranks: None when unknown
         if damaged:
             run["damaged"] = damaged
         return run
