@@ -29,8 +29,13 @@ from ttexplore.runs.settings import job_settings
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
 
-#: The app's log: a page's failure is written here with its traceback and the error id the page shows.
+#: The app's log: a page's failure is written here with its traceback and the error id the page shows (on the
+#: server's standard error, with the time, unless the server set up logging itself).
 log = logging.getLogger("ttexplore.app")
+if not log.handlers and not logging.getLogger().handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
 
 # ---------------------------------------------------------------- routing
 PAGES = Path(__file__).parent / "pages"
@@ -378,7 +383,7 @@ def resume(run_id: str) -> bool:
 
     try:
         get_manager().resume(run_id)
-    except ResumeError as error:
+    except (ResumeError, StoreError) as error:
         st.toast(f"Not resumed: {said(error)}", icon=":material/error:")
         return False
     return True

@@ -50,7 +50,7 @@ def train_clicked(anyway: bool = False) -> None:
             raise ValueError(f"training needs the run store: {problem}")
         state.watch_add, repeats = ui.queue_once([(config, {"name": name, "tags": state.get("run_tags", []), "notes": state.get(
             "run_notes", "")}) for config, name in runs], anyway)  # the Train page adds the new ones to the runs it follows
-    except (ConfigError, ValueError) as error:  # a bad entry, missing data, over the memory budget: with the fix
+    except (ConfigError, ValueError, ui.StoreError) as error:  # a bad entry, no data, over the memory budget, no store
         state.train_error = error
         return
     if repeats:  # a double click: said in the card, with "Queue another anyway"

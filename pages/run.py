@@ -85,7 +85,7 @@ with st.form("run-identity", border=True):
         try:
             store.update_identity(run_id, name=name, tags=tags, notes=notes)
         except ConfigError as error:  # an over-long name, tag or notes: said under the form, nothing saved
-            ui.show_config_error(error, {"name": "Name", "tags": "Tags", "tag": "Tags", "notes": "Notes"})
+            ui.show_config_error(error, {error.field: error.field.capitalize()})  # Name, Tags, Notes
         else:
             st.toast("Saved")
             st.rerun()

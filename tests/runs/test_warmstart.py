@@ -124,7 +124,7 @@ def test_weights_are_read_weights_only(tmp_path):
             return (print, ("this would run",))
 
     torch.save({"weight": Payload()}, tmp_path / "code.pt")
-    with pytest.raises(WarmStartError, match="cannot be read as weights"):
+    with pytest.raises(WarmStartError, match="holds objects other than tensors and plain values, so it was not read"):
         read_source(tmp_path / "code.pt")
 
 

@@ -12,6 +12,7 @@ is written: whole or not at all (:func:`ttexplore.tt.atomic.write_atomic`).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +22,8 @@ import torch
 from ttexplore.tt.atomic import write_atomic
 
 __all__ = ["WeightsFileError", "read_tensors", "read_payload", "write_payload", "check_state", "state_bytes"]
+
+log = logging.getLogger(__name__)
 
 #: ANSI escape sequences and other control characters: torch's own messages colour words with them.
 _CONTROLS = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x1f\x7f]")
@@ -66,8 +69,9 @@ def read_tensors(path: "str | Path", fix: str = "save it again with torch.save")
         if "Weights only load failed" in text or type(error).__name__ == "UnpicklingError":
             raise WeightsFileError(f"{path} holds objects other than tensors and plain values, so it was not read "
                                    f"(ttexplore loads weights, never code): {fix}") from None
-        raise WeightsFileError(f"{path} could not be read as a torch weights file ({type(error).__name__}: {text[:120]}): "
-                               f"it is probably truncated or damaged; {fix}") from None
+        log.info("reading %s failed: %s: %s", path, type(error).__name__, text)  # torch's words: for the log only
+        raise WeightsFileError(f"{path} could not be read as a torch weights file (it is probably truncated or "
+                               f"damaged): {fix}") from None
 
 
 def read_payload(path: "str | Path") -> dict:

@@ -110,8 +110,10 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
     try:  # weights-only: unpickling refuses anything but tensors and plain containers
         payload = read_tensors(path, "save a state_dict or a tensor with torch.save (torch.save(layer.state_dict(), "
                                      "'weights.pt'))")
-    except (OSError, WeightsFileError) as error:
-        raise WarmStartError(f"{path} cannot be read as weights: {_reason(error, path)}") from None
+    except WeightsFileError as error:  # names the file first, then what is wrong with it and the fix
+        raise WarmStartError(str(error)) from None
+    except OSError as error:
+        raise WarmStartError(f"{path} cannot be read ({error.strerror or error}): give a readable weights file (.pt)") from None
     if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
         return _finite(_from_model_file(path), path)
     if isinstance(payload, torch.Tensor):
@@ -199,12 +201,6 @@ def _bias_of(state: dict[str, Any], weight_key: str, size: int) -> Optional[torc
     if isinstance(bias, torch.Tensor) and tuple(bias.shape) == (size,):
         return bias.detach().float()
     return None
-
-
-def _reason(error: Exception, path: Path) -> str:
-    """Why ``path`` could not be read, without repeating the path (the message names it first)."""
-    text = str(error) if isinstance(error, WeightsFileError) else (error.strerror or str(error))
-    return text[len(str(path)):].lstrip(" :") if text.startswith(str(path)) else text
 
 
 def _listing(matrices: dict[str, torch.Tensor]) -> str:
