@@ -256,8 +256,11 @@ def for_screen(figure: Any) -> Any:
 
 
 def _title(figure: Any) -> str:
+    """A figure's title as the text it shows (its tags dropped, its entities read: ``&lt;`` is ``<``)."""
+    import html
+
     text = getattr(getattr(figure.layout, "title", None), "text", None)
-    return re.sub(r"<[^>]+>", "", text or "")
+    return html.unescape(re.sub(r"<[^>]+>", "", text or ""))
 
 
 def _slug(text: str) -> str:
@@ -312,7 +315,7 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
         # until then (6-8 s in a fresh browser); app.py redraws the page with the charts at once.
         height = int(figure.layout.height or 450)
         with st.container(height=height, border=True, key=f"{key}-pending"):
-            st.caption(f":material/hourglass_top: Drawing “{_title(figure) or name}”…")
+            st.caption(f":material/hourglass_top: Drawing “{markdown_text(_title(figure) or name, width=120)}”…")
         st.session_state[PLOTS_DEFERRED] = True
         return
     st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit", config={"displaylogo": False})

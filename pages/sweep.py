@@ -13,6 +13,7 @@ from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS
 from ttexplore.presenters import tracking
 from ttexplore.presenters.export import table_to_csv
+from ttexplore.presenters.usertext import plot_text
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 CUSTOM = "custom"
@@ -121,7 +122,7 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
     if active and st.button("Cancel the unfinished runs", key="sweep_cancel"):
         st.toast(f"cancelled {sweep.cancel_sweep(manager, store, sweep_name)} runs")
 
-    figure = sweep.sweep_figure(rows, title=f"{sweep_name}: test accuracy against the weights of the first layer")
+    figure = sweep.sweep_figure(rows, title=f"{plot_text(sweep_name)}: test accuracy against the weights of the first layer")
     ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
     table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
     for entry in table:  # a dense baseline has no rank: an empty cell, not "None"
