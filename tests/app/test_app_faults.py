@@ -254,6 +254,19 @@ def test_a_link_to_a_missing_run_stays_missing(app_home):
         assert at.title[0].value == "Run" and not at.get("metric")
 
 
+def test_the_run_page_without_an_id_shows_a_run_and_leaves_the_address_alone(app_home):
+    store = RunStore()
+    older = finished(store, RunConfig.for_dataset("digits", epochs=1, ranks=3), name="older")
+    time.sleep(0.01)
+    finished(store, RunConfig.for_dataset("digits", epochs=1, ranks=2), name="the newest")
+    at = new_app()
+    open_page(at, "pages/run.py")
+    assert_clean(at, "/run")
+    assert at.title[0].value == "the newest" and "id" not in at.query_params
+    at.selectbox(key="run_page_pick").set_value(older).run()  # a pick is the one thing that writes the address
+    assert at.query_params["id"] in (older, [older])
+
+
 def test_a_pinned_dashboard_keeps_the_runs_it_has_and_names_those_gone(app_home):
     store = RunStore()
     kept = finished(store, RunConfig.for_dataset("digits", epochs=1, ranks=2))
