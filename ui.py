@@ -430,7 +430,9 @@ def status_text(status: str) -> str:
 
 # ---------------------------------------------------------------- sidebar
 def sidebar() -> None:
-    """The sidebar every page shares: what the app is, the job count, where runs are kept."""
+    """The sidebar every page shares: what the app is, the job count, where runs are kept (named relative to the
+    home), the job manager's notes (a bad ``TTEXPLORE_*`` variable, a capped worker count), and, once per session,
+    a toast when the run store was made anew or replaced while in use."""
     with st.sidebar:
         st.markdown("### :material/view_in_ar: ttexplore")
         st.caption("Tensor-Train fully-connected layers (Novikov et al. 2015): design a layer, "
