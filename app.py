@@ -17,18 +17,20 @@ page = st.navigation(ui.app_pages())
 state = st.session_state
 first_drawing = not state.get("_tt_drawn")
 state[ui.DEFER_PLOTS] = first_drawing
-ui.sidebar()
+with st.sidebar, ui.error_boundary("the sidebar"):
+    ui.sidebar()
 try:
-    page.run()
-except ui.StoreError as error:  # the store broke mid-page (a file replaced or truncated while serving)
-    ui.show_store_problem(str(error))
+    # One boundary around every page, deep links included (they come through this router): a failure is told
+    # in the page's words with an error id, its traceback goes to the server log (ui.error_boundary).
+    with ui.error_boundary(f"the {page.title} page"):
+        page.run()
 finally:  # also when the page stopped early (st.stop) or switched pages
     state["_tt_drawn"] = True
     state[ui.DEFER_PLOTS] = False
 if first_drawing and state.get(ui.PLOTS_DEFERRED):
     # The browser asks for the second drawing itself, a moment after it has shown the first one (a rerun
     # sent at once from here arrived with the first drawing, and held the numbers back again).
-    @st.fragment(run_every=0.3)
+    @ui.fragment("the charts", run_every=0.3)
     def draw_the_charts() -> None:
         if state.get("_tt_charts_timer"):  # the browser's timer fired: the numbers are on screen
             state.pop(ui.PLOTS_DEFERRED, None)

@@ -1,26 +1,41 @@
 """Shared Streamlit plumbing for app.py and pages/: the page list (and the routing of deep links
 through app.py), the one job manager and run store, the sidebar, a run's Stop/Resume button and
-error banner, and a figure block with its downloads.
+error banner, a figure block with its downloads, and the error boundary every page, fragment and
+dialog runs in (a failure is told in the page's words with an error id, its traceback goes to the
+server log; no server path is shown).
 
 Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import streamlit as st
 
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
+from ttexplore.presenters import faults
 from ttexplore.presenters.tracking import status_counts, ui_words
 from ttexplore.runs.kinds import layer_title
+from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.jobs import JobManager
 from ttexplore.runs.settings import job_settings
 from ttexplore.runs.store import ACTIVE_STATUSES, RunStore, StoreError
 
+
+#: The app's log: a page's failure is written here with its traceback and the error id the page shows (on the
+#: server's standard error, with the time, unless the server set up logging itself).
+log = logging.getLogger("ttexplore.app")
+if not log.handlers and not logging.getLogger().handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
 
 # ---------------------------------------------------------------- routing
 PAGES = Path(__file__).parent / "pages"
@@ -68,8 +83,16 @@ _route_through_app()
 
 @st.cache_resource(show_spinner=False)
 def get_store() -> RunStore:
-    """The process-wide run store (``$TTEXPLORE_DB`` or ``~/.ttexplore/runs.db``)."""
-    return RunStore()
+    """The process-wide run store (``$TTEXPLORE_DB`` or ``~/.ttexplore/runs.db``). Opening it at the server's start
+    removes the uploaded weights files no run names (:func:`ttexplore.runs.uploads.clean_uploads`)."""
+    from ttexplore.runs.uploads import clean_uploads
+
+    store = RunStore()
+    try:
+        clean_uploads(store)
+    except (OSError, StoreError) as error:  # a store that cannot be read is said by the pages that need it
+        log.warning("uploads not cleaned: %s", error)
+    return store
 
 
 @st.cache_resource(show_spinner=False)
@@ -111,12 +134,14 @@ def store_problem() -> Optional[str]:
         get_store().list_runs(limit=1)
     except StoreError as error:
         return str(error)
+    except OSError as error:  # the store's folder cannot be made (TTEXPLORE_HOME a file, no permission)
+        return f"the run store {getattr(error, 'filename', None) or ''} cannot be opened: {error.strerror or error}"
     return None
 
 
 def show_store_problem(message: str) -> None:
     """The store's problem where a page needed it: the file, the fix, and that Explore still works."""
-    st.error(f"**The run store cannot be used.** {message}", icon=":material/database:")
+    st.error(f"**The run store cannot be used.** {said(message)}", icon=":material/database:")
     st.caption("Explore still works without it; this page needs it. Nothing was changed or overwritten.")
     st.page_link("pages/explore.py", label="Go to Explore", icon=":material/tune:")
 
@@ -141,14 +166,69 @@ def manager_or_stop() -> JobManager:
 
 
 # ---------------------------------------------------------------- messages
+def places() -> faults.Places:
+    """The server's folders (home, store, artifacts, data) as a page names them (:mod:`ttexplore.presenters.faults`)."""
+    return faults.server_places()
+
+
+def scrubbed(message: Any) -> str:
+    """``message`` with every server path in it named for the user (``$TTEXPLORE_HOME/runs.db``, ``the uploaded
+    file``), never the server's own path (plain text: for a toast's or a widget's text, pass it to :func:`said`)."""
+    return faults.scrub_paths(message, places())
+
+
+def said(message: Any, labels: Optional[dict[str, str]] = None) -> str:
+    """``message`` (a library's error text) as Markdown that shows it as written: server paths named for the user
+    (:func:`scrubbed`), command-line flags and the field names in ``labels`` as the page calls them
+    (:func:`~ttexplore.presenters.tracking.ui_words`), and no Markdown in it read as markup (a ``$`` is no LaTeX,
+    a quoted name no link)."""
+    return markdown_text(ui_words(scrubbed(message), labels))
+
+
+@contextlib.contextmanager
+def error_boundary(what: str):
+    """Run the ``with`` body; an exception escaping it never reaches the page as a traceback. A run store that
+    cannot be used is said as such (:func:`show_store_problem`); any other failure is logged with its traceback
+    under a short random error id, and the page shows what failed (``what``: ``"the Sweep page"``), ttexplore's
+    own message when it has one, what to do, and the id. Streamlit's ``st.stop``/``st.rerun`` pass through (they
+    are not ``Exception``s)."""
+    try:
+        yield
+    except StoreError as error:
+        log.warning("%s: the run store failed: %s", what, error)
+        show_store_problem(str(error))
+    except Exception as error:  # noqa: BLE001 - the boundary: every failure is answered, the trace goes to the log
+        error_id = faults.new_error_id()
+        log.error("%s failed (error id %s)", what, error_id, exc_info=error)
+        st.error(faults.failure_text(error, what, error_id, places()), icon=":material/error:")
+
+
+def guarded(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator running a function inside :func:`error_boundary` (for fragments, dialogs and callbacks, which
+    Streamlit may run outside app.py's boundary around the page)."""
+    def wrap(body: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(body)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with error_boundary(what):
+                return body(*args, **kwargs)
+        return run
+    return wrap
+
+
+def fragment(what: str, run_every: Optional[float] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``st.fragment(run_every=...)`` whose body runs inside :func:`error_boundary`: a fragment's own reruns
+    happen outside app.py's boundary around the page, so a failure there is answered here (``what`` names it)."""
+    return lambda body: st.fragment(guarded(what)(body), run_every=run_every)
+
+
 def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None) -> None:
     """An inline message for a bad entry: the field's label in bold, then the message with its fix, in the
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
     field, message = getattr(error, "field", None), str(error).strip("'\"")
     label = (labels or {}).get(field) or layer_title(field) or field  # a layer's field: the layer as counted
-    message = ui_words(message, labels)
-    prefix = f"**{label}** — " if label and not message.startswith(label) else ""
-    st.error(f"{prefix}{message}", icon=":material/error:")
+    message = ui_words(scrubbed(message), labels)
+    prefix = f"**{markdown_text(label)}** — " if label and not message.startswith(label) else ""
+    st.error(f"{prefix}{markdown_text(message)}", icon=":material/error:")
 
 
 def config_or_error(build: Callable[[], Any], labels: Optional[dict[str, str]] = None) -> Optional[Any]:
@@ -176,8 +256,11 @@ def for_screen(figure: Any) -> Any:
 
 
 def _title(figure: Any) -> str:
+    """A figure's title as the text it shows (its tags dropped, its entities read: ``&lt;`` is ``<``)."""
+    import html
+
     text = getattr(getattr(figure.layout, "title", None), "text", None)
-    return re.sub(r"<[^>]+>", "", text or "")
+    return html.unescape(re.sub(r"<[^>]+>", "", text or ""))
 
 
 def _slug(text: str) -> str:
@@ -232,7 +315,7 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
         # until then (6-8 s in a fresh browser); app.py redraws the page with the charts at once.
         height = int(figure.layout.height or 450)
         with st.container(height=height, border=True, key=f"{key}-pending"):
-            st.caption(f":material/hourglass_top: Drawing “{_title(figure) or name}”…")
+            st.caption(f":material/hourglass_top: Drawing “{markdown_text(_title(figure) or name, width=120)}”…")
         st.session_state[PLOTS_DEFERRED] = True
         return
     st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit", config={"displaylogo": False})
@@ -272,6 +355,30 @@ def curve_controls(key: str) -> dict[str, Any]:
             "log_loss": st.session_state.curve_log_loss}
 
 
+# ---------------------------------------------------------------- one click, one submission
+def queue_once(jobs: Iterable[tuple[Any, dict[str, Any]]], anyway: bool = False) -> tuple[list[str], list[str]]:
+    """Queue each ``(config, keywords of JobManager.queue)`` once: an identical run queued moments ago (a double
+    click, another tab) is not queued again unless ``anyway``. Returns ``(new run ids, ids of the identical runs
+    found queued)``."""
+    manager = get_manager()
+    new, repeats = [], []
+    for config, keywords in jobs:
+        submission = manager.queue(config, allow_duplicate=anyway, **keywords)
+        (repeats if submission.duplicate else new).append(submission.run_id)
+    return new, repeats
+
+
+def repeat_notice(repeats: list[str], key: str, again: Callable[[], None]) -> None:
+    """What a button that found its runs already queued says: which (a link to each), and a "Queue another anyway"
+    button whose ``again`` callback queues them a second time."""
+    with st.container(border=True, key=f"{key}-repeat"):
+        st.markdown(":material/content_copy: **Already queued**: the same run was queued moments ago "
+                    "(a double click, or another tab), so it was not queued twice.")
+        for run_id in repeats[:4]:
+            st.page_link("pages/run.py", label=f"Run {run_id}", icon=":material/insights:", query_params={"id": run_id})
+        st.button("Queue another anyway", key=f"{key}-again", icon=":material/add:", on_click=again)
+
+
 def resume(run_id: str) -> bool:
     """Queue an interrupted, stopped or failed run again (it continues from its checkpoint); when it can no
     longer be resumed (another tab resumed or deleted it meanwhile) say why in a toast instead. True when queued."""
@@ -279,8 +386,8 @@ def resume(run_id: str) -> bool:
 
     try:
         get_manager().resume(run_id)
-    except ResumeError as error:
-        st.toast(f"Not resumed: {error}", icon=":material/error:")
+    except (ResumeError, StoreError) as error:
+        st.toast(f"Not resumed: {said(error)}", icon=":material/error:")
         return False
     return True
 
@@ -293,7 +400,7 @@ def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: 
     if run["status"] in ACTIVE_STATUSES:
         if where.button("Stop", key=stop_key, icon=":material/stop:", width=width):
             get_manager().cancel(run["id"])
-            st.toast(f"Stopping {what} (it ends before its next batch)")
+            st.toast(f"Stopping {markdown_text(what)} (it ends before its next batch)")
     elif get_store().can_resume(run):
         if where.button("Resume", key=resume_key, icon=":material/resume:", width=width,
                         type="primary" if primary else "secondary",
@@ -308,7 +415,7 @@ def run_error(run: dict) -> None:
     when it failed or diverged; nothing for a run without an error."""
     if run["status"] in ("failed", "diverged", "interrupted") and run.get("error"):
         show = st.warning if run["status"] == "interrupted" else st.error
-        show(ui_words(run["error"]), icon=":material/error:")
+        show(said(run["error"]), icon=":material/error:")
 
 
 def run_choice(run: dict, label: str) -> str:
@@ -323,14 +430,16 @@ def status_text(status: str) -> str:
 
 # ---------------------------------------------------------------- sidebar
 def sidebar() -> None:
-    """The sidebar every page shares: what the app is, the job count, where runs are kept."""
+    """The sidebar every page shares: what the app is, the job count, where runs are kept (named relative to the
+    home), the job manager's notes (a bad ``TTEXPLORE_*`` variable, a capped worker count), and, once per session,
+    a toast when the run store was made anew or replaced while in use."""
     with st.sidebar:
         st.markdown("### :material/view_in_ar: ttexplore")
         st.caption("Tensor-Train fully-connected layers (Novikov et al. 2015): design a layer, "
                    "see its cost, train it, compare it with the dense one.")
         problem = store_problem()
         if problem:
-            st.error(f"The run store cannot be used: {problem}", icon=":material/database:")
+            st.error(f"The run store cannot be used: {said(problem)}", icon=":material/database:")
             return
         manager, store = get_manager(), get_store()
         # Drawn with each page run, not in a polling fragment: a fragment here, started by the run
@@ -344,4 +453,32 @@ def sidebar() -> None:
             else:
                 st.markdown("No training in progress")
             st.caption(f"At most {manager.max_workers} run(s) at once (one per core).")
-        st.caption(f"Runs are saved in `{store.path}` and survive restarts.")
+        st.caption(f"Runs are saved in `{faults.path_text(store.path, places())}` and survive restarts.")
+        for note in manager.notes:  # a bad TTEXPLORE_* variable (its default used), a capped worker count
+            st.warning(faults.setting_note_text(note, places()), icon=":material/settings:")
+    notice = get_store().notice  # the store was deleted or replaced while in use: said once per session
+    if notice and st.session_state.get("_tt_store_notice") != notice:
+        st.session_state["_tt_store_notice"] = notice
+        st.toast(faults.store_notice_text(notice, places()), icon=":material/database:")
+
+
+#: The paper the explainer cites.
+PAPER = "https://arxiv.org/abs/1509.06569"
+
+
+def what_is_a_tt_layer() -> None:
+    """A folded panel for newcomers: the TT-matrix formula, the count of weights, a drawing and the paper."""
+    from ttexplore.presenters import plots
+
+    with st.expander("What is a TT layer?", icon=":material/school:"):
+        words, drawing = st.columns([3, 2], vertical_alignment="center")
+        words.markdown("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
+            "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
+            "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
+            "matrices, one slice per core:")
+        words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
+        words.markdown("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
+            "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
+            f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
+            f"Networks*]({PAPER}), NeurIPS 2015.")
+        drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")

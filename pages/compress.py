@@ -12,13 +12,15 @@ from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
-from ttexplore.presenters.reports import run_is_dense, run_label, run_layer_count
+from ttexplore.presenters.reports import run_label
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
+from ttexplore.runs.uploads import discard_upload
 
 state = st.session_state
 KEEP = "session"
 RANK_CHOICES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
 RANKS_KEY = "compress_ranks"  # the rank picker's key (a TT run's, whose choices stop below its ranks, has its own)
+LABELS = {"weight_key": "Weight key", "dataset": "Trained on", "pad_to": "Images padded to"}  # fields, as this page names them
 ERROR_CHOICES = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
 store = ui.store_or_stop()
 
@@ -92,11 +94,14 @@ with st.container(border=True):
         side = DATASETS[dataset].side
         pad_to = middle.selectbox("Images padded to", [32, 0] if side == 28 else [0], key="compress_pad",
                                   persist_state=KEEP, format_func=lambda value: f"{value}×{value}" if value else "no padding")
-        weight_key = right.text_input("state_dict key of W (optional)", key="compress_key", persist_state=KEEP,
-                                      help="Needed only when the file holds several matrices that could be the layer")
+        weight_key = right.text_input("Weight key (optional)", key="compress_key", persist_state=KEEP,
+                                      help="The state_dict key of W: needed only when the file holds several matrices "
+                                           "that could be the layer")
         if upload is not None:
-            path = store.keep_upload(upload.getvalue())  # kept: runs that start from it name it
-            source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key))
+            path = store.keep_upload(upload.getvalue())  # kept while a run names it (ttexplore.runs.uploads)
+            source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key), LABELS)
+            if source is None:
+                discard_upload(store, path)  # rejected: not kept on the server
     if source is None:
         st.stop()
     rounding = source.trained is not None
@@ -104,7 +109,7 @@ with st.container(border=True):
     st.caption((f"The trained TT layer, ranks {', '.join(map(str, source.tt.ranks))} ({source.tt.params:,} weights), is "
                 f"rounded in its own modes: {source.base.describe()}." if rounding else
                 f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
-                f"weights) in {source.base.describe()}.") + (" " + " ".join(source.notes) if source.notes else ""))
+                f"weights) in {source.base.describe()}.") + (" " + ui.said(" ".join(source.notes)) if source.notes else ""))
 
 sha = source.init_from.sha256
 if state.get("compress_for") != (sha, source.in_features, source.out_features):
@@ -179,10 +184,10 @@ targets = plan(sha, in_modes, out_modes, ranks, int(state.compress_epochs), int(
 if pressed:
     from ttexplore.experiments import compress
 
-    manager = ui.manager_or_stop()
-    queued = [manager.submit(config, name=name, tags=compress.run_tags(what))
-              for what, config, name in compress.missing_runs(store, targets, bool(state.compress_scratch), skip_active=True)]
-    st.toast(f"Queued {len(queued)} run(s)" if queued else "Every run is already done or queued", icon=":material/queue:")
+    ui.manager_or_stop()
+    queued, repeats = ui.queue_once((config, {"name": name, "tags": compress.run_tags(what)}) for what, config, name
+                                    in compress.missing_runs(store, targets, bool(state.compress_scratch), skip_active=True))
+    st.toast(views.queued_text(len(queued), len(repeats)), icon=":material/queue:")  # new runs only
 
 accuracy = dense_accuracy(sha, source)
 keys = {config.key() for target in targets for config in (target.compressed, target.finetuned, target.scratch) if config}
@@ -195,7 +200,7 @@ def waiting_runs() -> int:
 polling = waiting_runs() > 0
 
 
-@st.fragment(run_every=2.0 if polling else None)
+@ui.fragment("the results", run_every=2.0 if polling else None)
 def results() -> None:
     from ttexplore.experiments import compress
 

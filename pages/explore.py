@@ -23,7 +23,6 @@ KEEP = "session"  # widget values survive page switches
 LABELS = {"in_modes": "Input modes", "out_modes": "Output modes", "ranks": "TT ranks", "pad_to": "Pad images to",
           "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size", "seed": "Seed",
           "train_limit": "Training images", "dataset": "Dataset", "round_to": "Round during training"}
-PAPER = "https://arxiv.org/abs/1509.06569"
 design = DesignState(state, LABELS)  # the design widgets' values and callbacks (ttexplore.presenters.design)
 
 
@@ -41,18 +40,21 @@ def training_config() -> RunConfig:
                          train_limit=state.train_limit or None, device=state.get("device", "auto"), round_to=state.round_to)
 
 
-def train_clicked() -> None:
-    """The Train button's callback: queue the run(s) before the page reruns, then open Train at once."""
+def train_clicked(anyway: bool = False) -> None:
+    """The Train button's callback: queue the run(s) once (``anyway``: even when queued moments ago) before the
+    page reruns, then open Train at once."""
     problem = ui.store_problem()
     try:
         runs = planned_runs(training_config(), state.get("run_name", "").strip(), state.baseline)
         if problem:
             raise ValueError(f"training needs the run store: {problem}")
-        manager = ui.get_manager()
-        state.watch_add = [manager.submit(config, name=name, tags=state.get("run_tags", []), notes=state.get("run_notes", ""))
-                           for config, name in runs]  # the Train page adds them to the runs it follows
-    except (ConfigError, ValueError) as error:  # a bad entry, missing data, over the memory budget: with the fix
+        state.watch_add, repeats = ui.queue_once([(config, {"name": name, "tags": state.get("run_tags", []), "notes": state.get(
+            "run_notes", "")}) for config, name in runs], anyway)  # the Train page adds the new ones to the runs it follows
+    except (ConfigError, ValueError, ui.StoreError) as error:  # a bad entry, no data, over the memory budget, no store
         state.train_error = error
+        return
+    if repeats:  # a double click: said in the card, with "Queue another anyway"
+        state.train_repeats = repeats
         return
     state.run_name = ""  # the next run gets its own name
     state.open_train = True
@@ -103,6 +105,8 @@ def train_card(config: "RunConfig | None", info) -> None:
             st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
+        elif "train_repeats" in state:
+            ui.repeat_notice(state.pop("train_repeats"), "train", lambda: train_clicked(anyway=True))
         elif config is not None and on_machine:
             done = _already_trained(config)
             if done is not None:
@@ -133,18 +137,7 @@ design.start()  # a first visit: the paper's MNIST net on the bundled data
 st.title("Explore a Tensor-Train layer")
 st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper (or with more hidden layers). Design the "
            "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
-with st.expander("What is a TT layer?", icon=":material/school:"):
-    words, drawing = st.columns([3, 2], vertical_alignment="center")
-    words.markdown("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
-        "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
-        "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
-        "matrices, one slice per core:")
-    words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-    words.markdown("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
-        "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
-        f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-        f"Networks*]({PAPER}), NeurIPS 2015.")
-    drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
+ui.what_is_a_tt_layer()
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
 

@@ -8,24 +8,28 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, export, plots, reports, tracking
+from ttexplore.presenters import bundle, export, faults, plots, reports, tracking
 from ttexplore.presenters import rounding as rounding_views
+from ttexplore.presenters.usertext import markdown_text
+from ttexplore.runs.config import ConfigError
 
 state = st.session_state
 store = ui.store_or_stop()
 
 runs = store.list_runs()
 by_id = {run["id"]: run for run in runs}
-run_id = st.query_params.get("id") or state.get("run_page_id")
-if run_id not in by_id:
+linked = st.query_params.get("id")
+if linked and linked not in by_id:  # a link names this run: it stays the one asked for, never another
     st.title("Run")
-    if run_id:
-        st.warning(f"There is no run `{run_id}` in `{store.path}`: it was deleted, or the link is from another store.",
-                   icon=":material/search_off:")
-    if not runs:
-        st.info("No runs saved yet: design a layer on **Explore** and press **Train this layer**.", icon=":material/info:")
-        st.stop()
-    run_id = runs[0]["id"]
+    st.warning(faults.missing_run_text(linked), icon=":material/search_off:")
+    st.page_link("pages/runs.py", label="See every saved run on Runs", icon=":material/table_chart:")
+    st.stop()
+if not runs:
+    st.title("Run")
+    st.info("No runs saved yet: design a layer on **Explore** and press **Train this layer**.", icon=":material/info:")
+    st.stop()
+# /run without an id: the run last opened in this tab, else the newest (the address changes only on a pick)
+run_id = linked or (state.get("run_page_id") if state.get("run_page_id") in by_id else runs[0]["id"])
 labels = tracking.distinct_labels(runs, with_id=True)
 
 
@@ -35,17 +39,19 @@ def pick_run() -> None:
 
 state.run_page_pick = run_id
 state.run_page_id = run_id
-st.query_params["id"] = run_id
 run = by_id[run_id]
 events = store.metrics(run_id)
 config = run["config"]
 
-st.title(tracking.run_title(run))
+st.title(markdown_text(tracking.run_title(run), width=200))
 st.selectbox("Run", tracking.watch_options(runs), key="run_page_pick", on_change=pick_run,
              format_func=lambda value: ui.run_choice(by_id[value], labels[value]), label_visibility="collapsed")
 state_info = tracking.run_state(run, events, tracking.queue_positions(runs).get(run_id))
-st.markdown(f"**{ui.status_text(run['status'])}** · {state_info['text']} · `{run_id}`"
-            + (f" · sweep **{run['sweep']}**" if run.get("sweep") else ""))
+st.markdown(f"**{ui.status_text(run['status'])}** · {markdown_text(state_info['text'])} · `{run_id}`"
+            + (f" · sweep **{markdown_text(run['sweep'], width=120)}**" if run.get("sweep") else ""))
+if run.get("damaged"):
+    st.warning(f"This run's {' and '.join(run['damaged'])} cannot be read from the run store (the row was changed "
+               "outside ttexplore): the page shows what it can.", icon=":material/warning:")
 ui.run_error(run)
 parent = (config.get("init_from") or {}).get("run")
 if parent:
@@ -113,9 +119,13 @@ with st.form("run-identity", border=True):
                                 accept_new_options=True, key=f"run-tags-{run_id}", placeholder="Add tags (type a new one)")
     notes = st.text_area("Notes", value=run.get("notes", ""), height=80, key=f"run-notes-{run_id}")
     if st.form_submit_button("Save", icon=":material/save:"):
-        store.update_identity(run_id, name=name, tags=tags, notes=notes)
-        st.toast("Saved")
-        st.rerun()
+        try:
+            store.update_identity(run_id, name=name, tags=tags, notes=notes)
+        except ConfigError as error:  # an over-long name, tag or notes: said under the form, nothing saved
+            ui.show_config_error(error, {error.field: error.field.capitalize()})  # Name, Tags, Notes
+        else:
+            st.toast("Saved")
+            st.rerun()
 
 # ---------------------------------------------------------------- curves
 st.subheader("Training curves", divider="gray")

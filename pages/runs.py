@@ -6,14 +6,16 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, plots, reports, tracking
+from ttexplore.presenters import bundle, faults, plots, reports, tracking
+from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
 store = ui.store_or_stop()
 
 st.title("Runs")
-st.caption(f"Every run started from this app, the command line or a sweep, kept in `{store.path}` across restarts. "
+st.caption(f"Every run started from this app, the command line or a sweep, kept in `{faults.path_text(store.path, ui.places())}` "
+           "across restarts. "
            "Click a column to sort; open a run for its page.")
 
 runs = store.list_runs()
@@ -34,7 +36,7 @@ tiles[0].metric("Runs saved", len(runs), border=True)
 tiles[1].metric("Completed", counts["completed"], border=True)
 tiles[2].metric("Running or queued", counts["running"] + counts["queued"], border=True)
 tiles[3].metric("Best test accuracy", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
-                help=tracking.run_title(best) if best else None)
+                help=markdown_text(tracking.run_title(best)) if best else None)
 
 # ---------------------------------------------------------------- filters and the table
 datasets = sorted({run["dataset"] for run in runs})
@@ -135,10 +137,11 @@ def forget_delete() -> None:
 
 
 @st.dialog("Delete runs?", icon=":material/delete:", on_dismiss=forget_delete)
+@ui.guarded("deleting runs")
 def confirm_delete(run_ids: list[str]) -> None:
     st.markdown(f"Delete **{len(run_ids)} run(s)** with their metrics, weights and checkpoints? This cannot be undone.")
     for run_id in run_ids[:8]:
-        st.markdown(f"- {labels.get(run_id, run_id)}")
+        st.markdown(f"- {markdown_text(labels.get(run_id, run_id))}")
     if len(run_ids) > 8:
         st.caption(f"and {len(run_ids) - 8} more")
     yes, no = st.columns(2)

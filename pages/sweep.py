@@ -13,6 +13,7 @@ from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS
 from ttexplore.presenters import tracking
 from ttexplore.presenters.export import table_to_csv
+from ttexplore.presenters.usertext import plot_text
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 CUSTOM = "custom"
@@ -92,8 +93,12 @@ if submitted and grid is not None and on_machine:
         ui.show_config_error(error, LABELS)
         st.stop()
     st.session_state["sweep_pick"] = spec.name  # show the sweep just launched
-    st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
-               "were completed or running already.")
+    if new_runs:
+        st.success(f"{len(new_runs)} runs queued; {len(grid.cells) - len(new_runs)} of the {len(grid.cells)} cells "
+                   "were completed, queued or running already.")
+    else:  # pressed twice (or in two tabs): each cell is queued once
+        st.info("Nothing new queued: every cell of this sweep is already completed, queued or running. To train the "
+                "grid again, give the sweep another name.", icon=":material/content_copy:")
 
 names = sweep.sweep_names(store)
 if not names:
@@ -117,7 +122,7 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
     if active and st.button("Cancel the unfinished runs", key="sweep_cancel"):
         st.toast(f"cancelled {sweep.cancel_sweep(manager, store, sweep_name)} runs")
 
-    figure = sweep.sweep_figure(rows, title=f"{sweep_name}: test accuracy against the weights of the first layer")
+    figure = sweep.sweep_figure(rows, title=f"{plot_text(sweep_name)}: test accuracy against the weights of the first layer")
     ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
     table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
     for entry in table:  # a dense baseline has no rank: an empty cell, not "None"
@@ -133,4 +138,4 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
                        icon=":material/download:", help="Download this sweep's results (every column of results.csv)")
 
 
-st.fragment(run_every=2 if polling else None)(show_sweep)(sweep_name, polling)
+ui.fragment("the sweep's results", run_every=2 if polling else None)(show_sweep)(sweep_name, polling)

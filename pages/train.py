@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import plots
+from ttexplore.presenters import faults, plots
 from ttexplore.presenters import tracking
+from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
@@ -34,6 +35,7 @@ pinned = "runs" in st.query_params
 chosen = tracking.dashboard_runs(runs, st.query_params["runs"] if pinned else None, added)
 if pinned and added:
     st.query_params["runs"] = ",".join(chosen)
+gone = faults.missing_ids(st.query_params["runs"], by_id) if pinned else []  # the address keeps them: a link means what it says
 options = tracking.watch_options(runs)
 picker_labels = tracking.distinct_labels(runs)
 
@@ -58,6 +60,8 @@ if pinned:
                     key="train_follow", width="stretch", help="Show every running, queued and recently ended run again")
 else:
     mode_col.caption(":material/autorenew: Following running, queued, interrupted and recent runs automatically.")
+if gone:
+    st.warning(faults.missing_ids_text(gone), icon=":material/search_off:")
 
 watched = [by_id[run_id] for run_id in chosen]
 active_at_start = {run["id"] for run in watched if run["status"] in ACTIVE_STATUSES}
@@ -72,7 +76,7 @@ tiles[1].metric("Queued", counts["queued"], border=True, help="Waiting for a fre
 tiles[2].metric("Interrupted", counts["interrupted"], border=True,
                 help="Stopped by a server restart or a kill; Resume continues from the last checkpoint")
 tiles[3].metric("Best test accuracy shown", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
-                help=tracking.run_title(best) if best else "No run on the dashboard has a test accuracy yet")
+                help=markdown_text(tracking.run_title(best)) if best else "No run on the dashboard has a test accuracy yet")
 
 resumable = [run for run in runs if run["status"] == "interrupted" and store.can_resume(run)]
 if resumable:
@@ -102,7 +106,7 @@ def run_row(run: dict, events: list, label: str, position) -> None:
     """One run: its name (a link to its page), state and progress, best accuracy, and Stop / Resume."""
     with st.container(border=True, key=f"row-{run['id']}"):
         name, bar, score, action = st.columns([4.5, 3.5, 1.2, 1.2], vertical_alignment="center")
-        name.page_link("pages/run.py", label=label, icon=":material/insights:", query_params={"id": run["id"]})
+        name.page_link("pages/run.py", label=markdown_text(label), icon=":material/insights:", query_params={"id": run["id"]})
         name.caption(f"{ui.status_text(run['status'])} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
         info = tracking.run_state(run, events, position)
         bar.progress(info["fraction"], text=info["text"])
@@ -113,7 +117,7 @@ def run_row(run: dict, events: list, label: str, position) -> None:
         ui.run_error(run)
 
 
-@st.fragment(run_every=poll)
+@ui.fragment("the live view", run_every=poll)
 def live() -> None:
     fresh = store.list_runs()
     now_by_id = {run["id"]: run for run in fresh}
@@ -141,7 +145,7 @@ def live() -> None:
 live()
 
 if not pinned and not active_at_start:
-    @st.fragment(run_every=IDLE_POLL_S)
+    @ui.fragment("looking for new runs", run_every=IDLE_POLL_S)
     def look_for_new_runs() -> None:
         """While nothing shown trains, look for runs started elsewhere (another tab, the CLI, a sweep) without
         redrawing the chart (a redraw under the pointer could swallow a click on its download buttons)."""

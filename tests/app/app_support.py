@@ -91,6 +91,14 @@ def run_until(at, condition, what: str, timeout: float = 120.0, pause: float = 0
         time.sleep(pause)
 
 
+def shown(markdown: str) -> str:
+    """The characters a Markdown text shows: its backslash escapes removed (pages pass library messages and user
+    text through ``presenters.usertext.markdown_text``, which escapes every ASCII punctuation character)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def metric(at, label: str) -> str:
     """The value of the st.metric tile called ``label``."""
     values = [item.value for item in at.metric if item.label == label]

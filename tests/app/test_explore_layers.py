@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app_support import app_home, new_app, shared_data_dir  # noqa: F401
+from app_support import app_home, new_app, shared_data_dir, shown  # noqa: F401
 
 from ttexplore.runs.store import RunStore
 
@@ -29,7 +29,7 @@ def test_the_wide_preset_shows_every_layer_and_the_guard_on_both_nets(app_home, 
     at.number_input(key="epochs").set_value(1)
     at.button(key="train_submit").click().run()
     assert not at.exception
-    assert any("memory" in item.value and "4.0 GiB" in item.value for item in at.error)
+    assert any("memory" in item.value and "4.0 GiB" in shown(item.value) for item in at.error)
     assert RunStore().list_runs() == []
 
 
@@ -41,7 +41,7 @@ def test_add_and_remove_layers(app_home):
     assert not at.exception and not at.error
     assert list(at.dataframe[0].value["weights"]) == [2176, 1024 * 64, 2176 + 1024 * 64]
     at.text_input(key="more_layer_0").input("dense").run()
-    assert at.error[0].value.startswith("Hidden layer 2: width is missing")  # the layer as the page counts them
+    assert shown(at.error[0].value).startswith("Hidden layer 2: width is missing")  # the layer as the page counts them
     at.button(key="remove_layer_0").click().run()
     assert at.session_state["more_layers"] == [] and not at.error
     assert at.selectbox(key="preset").value.startswith("Paper")

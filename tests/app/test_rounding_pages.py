@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from app_support import app_home, metric, new_app, run_until, shared_data_dir  # noqa: F401
+from app_support import app_home, metric, new_app, run_until, shared_data_dir, shown  # noqa: F401
 
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.lifecycle import execute
@@ -19,11 +19,11 @@ def test_explore_takes_a_schedule_and_says_what_is_wrong_in_its_words(app_home):
     at.number_input(key="epochs").set_value(12)
     at.text_input(key="round_to").input("2@5, 4@9").run()
     assert not at.exception
-    errors = [item.value for item in at.error]
+    errors = [shown(item.value) for item in at.error]
     assert any(text.startswith("**Round during training** — rank 4 in 4@9 is not below the TT ranks in use then (at most 2)")
                for text in errors), errors
     at.text_input(key="round_to").input("2@5, 1@12").run()
-    assert any("epoch 12 in 1@12 is not before the run's last epoch (Epochs is 12)" in item.value for item in at.error)
+    assert any("epoch 12 in 1@12 is not before the run's last epoch (Epochs is 12)" in shown(item.value) for item in at.error)
     at.text_input(key="round_to").input("2@5, 1@9").run()
     assert not at.error
     modes = (4, 8, 8, 4)
@@ -63,7 +63,7 @@ def test_a_scheduled_run_page_marks_its_roundings_and_round_and_continue_queues_
     at.text_input(key="continue_target").input("4")
     at.button(key="continue_submit").click().run()
     # rank 4 lowers nothing: refused in the page's words
-    assert any(item.value.startswith("**Round to** — rank 4 lowers no rank") for item in at.error), [e.value for e in at.error]
+    assert any(shown(item.value).startswith("**Round to** — rank 4 lowers no rank") for item in at.error), [e.value for e in at.error]
     at.text_input(key="continue_target").input("1")
     at.number_input(key="continue_epochs").set_value(1)
     at.button(key="continue_submit").click().run()

@@ -94,6 +94,24 @@ def test_compress_refuses_non_finite_weights_in_one_line(poison, weights, no_wor
     assert ("1 NaN" if poison == "nan" else "1 infinite") in err and str(weights[poison]) in err
 
 
+@pytest.mark.parametrize("content, flag, words", [
+    (b"", "--weights", "is empty"), (b"text, not weights\n", "--weights", "not a weights file written by torch.save"),
+    ("two", "--weight-key", "give the one to use as --weight-key"), ("named", "--weight-key", "give one of them as --weight-key"),
+])
+def test_compress_refuses_an_unreadable_or_ambiguous_file_in_its_own_words(content, flag, words, no_work, tmp_path, capsys):
+    path = tmp_path / "w.pt"
+    extra = []
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save({"a.weight": torch.zeros(16, 64), "b.weight": torch.zeros(8, 64)}, path)
+        extra = ["--weight-key", "c.weight"] if content == "named" else []
+    code = main(["compress", "--weights", str(path), "--dataset", "digits", *extra])
+    err = capsys.readouterr().err
+    check_one_line(code, err, flag)
+    assert words in err and "weight_key" not in err and "\x1b" not in err
+
+
 SWEEP = [
     ("--shapes ,,,", "--shapes"), ("--shapes 2**6", "--shapes"), ("--ranks 0", "--ranks"), ("--ranks ''", "--ranks"),
     ("--ranks 1-1000000", "--ranks"), ("--ranks 1-100000000000000000000", "--ranks"),

@@ -18,3 +18,12 @@ def test_sweep_estimate_counts_runs_and_learns_from_finished_ones():
     measured = sweep_estimate(configs[:1], [done], workers=1)
     assert measured["seconds"] == pytest.approx(100.0) and measured["basis"] == "from the times of 1 finished run"
     assert measured["text"] == "1 run, about 2 min on 1 worker"
+
+
+def test_a_run_of_zero_epochs_teaches_no_rate_and_divides_nothing(tmp_path):
+    """A compressed net (TT-SVD, evaluated as it is) records 0 epochs: its cost is 0 and it trained nothing."""
+    config = RunConfig.for_dataset("digits", epochs=1, ranks=2)
+    evaluated = RunConfig.for_dataset("digits", epochs=0, ranks=2, init_from={"path": str(tmp_path / "w.pt"), "sha256": "0" * 64})
+    finished = [{"id": "eval", "status": "completed", "config": evaluated.to_dict(), "started_at": 10.0, "finished_at": 12.0}]
+    estimate = sweep_estimate([config], finished, workers=1)
+    assert estimate["basis"] == "a rough guess until runs finish here" and estimate["seconds"] > 0

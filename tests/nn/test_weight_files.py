@@ -178,3 +178,25 @@ def test_bad_tensors_are_named(tmp_path, state, message, no_build):
 def test_a_missing_file_is_the_usual_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         TTLinear.load(tmp_path / "nope.pt")
+
+
+def test_torchs_own_words_never_reach_the_message(tmp_path):
+    """A pickled object, a bare pickle and text are refused in ttexplore's words: no ANSI codes, no mmap text."""
+    import pickle
+
+    from ttexplore.nn.weightfile import read_tensors
+
+    class Code:
+        def __reduce__(self):
+            return (print, ("this would run",))
+
+    cases = {"code.pt": None, "pickle.pt": pickle.dumps({"w": [1.0]}), "text.pt": b"hello\n"}
+    torch.save({"weight": Code()}, tmp_path / "code.pt")
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(WeightsFileError) as caught:
+            read_tensors(tmp_path / name, "do this")
+        message = str(caught.value)
+        assert message.endswith("do this") and "\x1b" not in message and "mmap" not in message, message
+        assert "\n" not in message

@@ -25,3 +25,12 @@ def test_shape_problem_names_the_sizes_and_shapes_that_fit():
     # the suggested output modes have as many modes as the input modes typed
     assert views.shape_problem((32, 32), (4, 8, 8, 4), 1024, 1000).endswith("try 4x8x8x4 → 25x40")
     assert views.shape_problem((32, 32), (4, 8, 8, 4), 1024, 1024) == "give as many output modes as input modes (2)"
+
+
+def test_the_compress_toast_counts_new_runs_only():
+    from ttexplore.presenters.compress import queued_text
+
+    assert queued_text(6) == "Queued 6 runs" and queued_text(1) == "Queued 1 run"
+    assert queued_text(0, 6) == "Nothing new queued; 6 were already queued moments ago"
+    assert queued_text(2, 1) == "Queued 2 runs; 1 was already queued moments ago"
+    assert queued_text(0) == "Every run is already done or queued"

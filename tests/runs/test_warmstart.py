@@ -110,8 +110,9 @@ def test_a_state_dict_or_a_bare_tensor_gives_the_hidden_weight_and_head(tmp_path
     bare = read_source(tmp_path / "tensor.pt", in_features=64, classes=10)
     assert bare.head_weight is None and "random draw" in bare.notes[0]
     torch.save({"a.weight": torch.zeros(64, 64), "b.weight": torch.zeros(32, 64)}, tmp_path / "two.pt")
-    with pytest.raises(WarmStartError, match="--weight-key"):
+    with pytest.raises(WarmStartError, match="give the one to use as weight_key") as caught:
         read_source(tmp_path / "two.pt", in_features=64, classes=10)
+    assert caught.value.field == "weight_key" and "--" not in str(caught.value)  # neither the CLI's flag nor a label
     assert read_source(tmp_path / "two.pt", "b.weight", 64, 10).layers[0].shape == (32, 64)
     with pytest.raises(WarmStartError, match="no 2-D weight has 100 columns"):
         read_source(tmp_path / "two.pt", in_features=100)
@@ -123,7 +124,7 @@ def test_weights_are_read_weights_only(tmp_path):
             return (print, ("this would run",))
 
     torch.save({"weight": Payload()}, tmp_path / "code.pt")
-    with pytest.raises(WarmStartError, match="cannot be read as weights"):
+    with pytest.raises(WarmStartError, match="holds objects other than tensors and plain values, so it was not read"):
         read_source(tmp_path / "code.pt")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from typing import Any, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError, check_output_path, check_threads,
@@ -98,8 +97,10 @@ def _source(args: argparse.Namespace, store: Any) -> Any:
         values["pad_to"] = "" if str(args.pad_to).lower() == "none" else args.pad_to
     try:
         return compress.source_from_file(args.weights, args.dataset or DEFAULT_DATASET, args.weight_key, **values)
-    except WarmStartError as error:
-        raise _fail("--weights", error) from None
+    except WarmStartError as error:  # the library names the setting by its field; the command line by its flag
+        flag = f"--{error.field.replace('_', '-')}" if error.field else "--weights"
+        message = str(error).replace("weight_key", "--weight-key")
+        raise UsageError(f"ttexplore compress: error: {flag}: {message}") from None
     except ConfigError as error:
         raise _fail(f"--{error.field.replace('_', '-')}", error) from None
 

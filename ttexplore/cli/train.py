@@ -19,7 +19,6 @@ from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
                                   check_device, check_output_path, config_from_args, open_store)
-from ttexplore.tt import ttmath
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.text import terminal_lines, terminal_text
 from ttexplore.runs.config import RunConfig

@@ -12,6 +12,8 @@ is written: whole or not at all (:func:`ttexplore.tt.atomic.write_atomic`).
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +21,12 @@ import torch
 
 from ttexplore.tt.atomic import write_atomic
 
-__all__ = ["WeightsFileError", "read_payload", "write_payload", "check_state", "state_bytes"]
+__all__ = ["WeightsFileError", "read_tensors", "read_payload", "write_payload", "check_state", "state_bytes"]
+
+log = logging.getLogger(__name__)
+
+#: ANSI escape sequences and other control characters: torch's own messages colour words with them.
+_CONTROLS = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x1f\x7f]")
 
 
 class WeightsFileError(ValueError):
@@ -37,31 +44,45 @@ def write_payload(payload: Any, path: "str | Path") -> Path:
     return write_atomic(path, lambda handle: torch.save(payload, handle), make_folder=True)
 
 
+def read_tensors(path: "str | Path", fix: str = "save it again with torch.save") -> Any:
+    """What a ``torch.save`` file holds (a dict, a tensor, ...), read weights-only, its tensors memory-mapped (CPU).
+
+    Every way the file can be wrong is one :class:`WeightsFileError` in ttexplore's words, ending with ``fix``
+    (what to do): torch's own message (its mmap and unpickling texts, coloured with ANSI codes) never reaches it.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: as ``open`` does.
+        WeightsFileError: for an empty, truncated or damaged file, a file ``torch.save`` did not write (text, a
+            bare pickle, torch's pre-1.6 format), or one holding anything but tensors and plain values.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:  # the usual OSError for a missing file, a folder, no permission
+        head = handle.read(4)
+    if not head:
+        raise WeightsFileError(f"{path} is empty (0 bytes): it holds no weights; {fix}")
+    if head[:2] != b"PK":
+        raise WeightsFileError(f"{path} is not a weights file written by torch.save (not a torch zip archive): {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - any failure of the reader means the file can not be used
+        text = _CONTROLS.sub("", str(error).split("\n")[0]).strip()
+        if "Weights only load failed" in text or type(error).__name__ == "UnpicklingError":
+            raise WeightsFileError(f"{path} holds objects other than tensors and plain values, so it was not read "
+                                   f"(ttexplore loads weights, never code): {fix}") from None
+        log.info("reading %s failed: %s: %s", path, type(error).__name__, text)  # torch's words: for the log only
+        raise WeightsFileError(f"{path} could not be read as a torch weights file (it is probably truncated or "
+                               f"damaged): {fix}") from None
+
+
 def read_payload(path: "str | Path") -> dict:
     """The dict a ttexplore weights file holds, its tensors memory-mapped (CPU).
 
     Raises:
         FileNotFoundError, IsADirectoryError, PermissionError: as ``open`` does.
         WeightsFileError: for an empty, truncated or damaged file, a file ``torch.save``
-            did not write, or one holding anything but tensors and plain values.
+            did not write, or one holding anything but tensors and plain values (see :func:`read_tensors`).
     """
-    path = Path(path)
-    with open(path, "rb") as handle:  # the usual OSError for a missing file, a folder, no permission
-        head = handle.read(4)
-    if not head:
-        raise WeightsFileError(f"{path} is empty (0 bytes): it holds no weights; save the model again")
-    if head[:2] != b"PK":
-        raise WeightsFileError(f"{path} is not a weights file written by torch.save (not a torch zip archive): "
-                               f"give a file saved by ttexplore (train --save-model, or the Export page)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any failure of the reader means the file can not be used
-        text = str(error).split("\n")[0]
-        if "Weights only load failed" in text or type(error).__name__ == "UnpicklingError":
-            raise WeightsFileError(f"{path} holds objects other than tensors and plain values, so it was not read "
-                                   f"(ttexplore loads weights, never code): it is not a file ttexplore wrote") from None
-        raise WeightsFileError(f"{path} could not be read as a torch weights file ({type(error).__name__}: {text[:120]}): "
-                               f"it is probably truncated or damaged; save it again") from None
+    payload = read_tensors(path, "give a file saved by ttexplore (a run's weights file, or a saved model)")
     if not isinstance(payload, dict):
         raise WeightsFileError(f"{path} is not a ttexplore weights file: it holds a {type(payload).__name__}, not a dict "
                                f"with a format header")

@@ -20,7 +20,7 @@ from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.plots import PALETTE
 from ttexplore.presenters.reports import run_is_dense, run_layer_count
 
-__all__ = ["PATHS", "METHOD_WORDS", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
+__all__ = ["PATHS", "METHOD_WORDS", "queued_text", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
            "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
@@ -203,3 +203,12 @@ def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optiona
     elif dense_accuracy is not None:
         lines.append(f"| dense | - | {rows[0]['dense_params']:,} | 1 | 0 | {dense_accuracy:.4f} | | |" if rows else "")
     return "\n".join(lines) + "\n"
+
+
+def queued_text(new: int, repeats: int = 0) -> str:
+    """What the Compress button's toast says: the runs it queued (new ones only), and those it found queued
+    moments ago (a double click) and did not queue twice."""
+    if not new and not repeats:
+        return "Every run is already done or queued"
+    text = f"Queued {new} run{'s' if new != 1 else ''}" if new else "Nothing new queued"
+    return text + (f"; {repeats} {'were' if repeats != 1 else 'was'} already queued moments ago" if repeats else "")

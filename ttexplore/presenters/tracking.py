@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.presenters.reports import (format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
                                           run_ranks_used, run_shape_text)
+from ttexplore.presenters.usertext import markdown_text
 
 __all__ = [
     "ACTIVE",
@@ -370,7 +371,7 @@ def already_trained_text(run: Mapping[str, Any]) -> str:
     """The notice for a configuration already trained: which run, when, and its accuracy."""
     when = started_text(run)
     accuracy = run.get("best_test_accuracy")
-    parts = [f"This exact configuration was already trained: **{run_title(run)}**"]
+    parts = [f"This exact configuration was already trained: **{markdown_text(run_title(run))}**"]
     if when:
         parts.append(f"on {when}")
     if accuracy is not None:

@@ -47,7 +47,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from ttexplore.runs.config import RunConfig
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.runs.fields import check_identity
-from ttexplore.runs.storefile import (create_schema, event_dict, FileWatch, StoreError, default_db_path, default_home, file_gate,
+from ttexplore.runs.storefile import (clean_tags, create_schema, event_dict, run_dict, safe_run_id, FileWatch, StoreError, default_db_path, default_home, file_gate,
                                       pid_alive, store_problem)
 from ttexplore.runs.schedule import ROUND_KIND, size_after_truncation
 
@@ -226,7 +226,7 @@ class RunStore:
             "config_key": config.key(), "label": config.label, "dataset": config.dataset, "layer": first.name,
             "shape": config.shape_label(), "ranks": json.dumps(ranks), "layer_params": config.layer_params(),
             "compression": config.compression(), "sweep": sweep, "host": socket.gethostname(), "pid": os.getpid(),
-            "queue": queue, "name": str(name), "tags": json.dumps(_clean_tags(tags)), "notes": str(notes),
+            "queue": queue, "name": str(name), "tags": json.dumps(clean_tags(tags)), "notes": str(notes),
         }
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
@@ -410,7 +410,7 @@ class RunStore:
         if name is not None:
             changes["name"] = str(name).strip()
         if tags is not None:
-            changes["tags"] = json.dumps(_clean_tags(tags))
+            changes["tags"] = json.dumps(clean_tags(tags))
         if notes is not None:
             changes["notes"] = str(notes)
         if not changes:
@@ -474,7 +474,7 @@ class RunStore:
         """One run as a dict (``config`` and ``tags`` parsed), or ``None``."""
         with self._connect() as connection:
             row = connection.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        return self._run_dict(row) if row else None
+        return run_dict(row) if row else None
 
     def list_runs(
         self,
@@ -500,7 +500,7 @@ class RunStore:
             query += f" LIMIT {int(limit)}"
         with self._connect() as connection:
             rows = connection.execute(query, values).fetchall()
-        return [self._run_dict(row) for row in rows]
+        return [run_dict(row) for row in rows]
 
     def find_completed(self, config: RunConfig, sweep: Optional[str] = None) -> Optional[dict[str, Any]]:
         """The newest completed run with the same :meth:`RunConfig.key` (in ``sweep`` when given):
@@ -512,7 +512,7 @@ class RunStore:
             values.append(sweep)
         with self._connect() as connection:
             row = connection.execute(query + " ORDER BY finished_at DESC LIMIT 1", values).fetchone()
-        return self._run_dict(row) if row else None
+        return run_dict(row) if row else None
 
     def metrics(self, run_id: str, since_seq: int = -1) -> list[dict[str, Any]]:
         """The run's metric events in order (only those after ``since_seq`` when given); a rounding's
@@ -537,25 +537,14 @@ class RunStore:
             result[row["run_id"]].append(event_dict(row))
         return result
 
-    @staticmethod
-    def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
-        run = dict(row)
-        run["config"] = json.loads(run["config"])
-        run["ranks"] = json.loads(run["ranks"]) if run["ranks"] else None
-        try:
-            run["tags"] = json.loads(run.get("tags") or "[]")
-        except ValueError:
-            run["tags"] = []
-        return run
-
     # ---------------------------------------------------------------- files
     def weights_path_for(self, run_id: str) -> Path:
         """Where a run's final model file goes: ``<artifacts>/<run_id>.pt``."""
-        return self.artifacts_dir / f"{_safe_id(run_id)}.pt"
+        return self.artifacts_dir / f"{safe_run_id(run_id)}.pt"
 
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
-        return self.artifacts_dir / "checkpoints" / f"{_safe_id(run_id)}.pt"
+        return self.artifacts_dir / "checkpoints" / f"{safe_run_id(run_id)}.pt"
 
     def can_resume(self, run: dict[str, Any]) -> bool:
         """Whether ``run`` (a :meth:`list_runs` dict) can be resumed now: it stopped (interrupted, cancelled or
@@ -569,6 +558,8 @@ class RunStore:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data)  # whole or not at all: a full disk leaves no truncated upload
+        else:
+            path.touch()  # in use now: not an old upload for ttexplore.runs.uploads.clean_uploads
         return path
 
     def artifact_path(self, path: "Optional[str | os.PathLike]") -> Optional[Path]:
@@ -578,18 +569,3 @@ class RunStore:
         resolved = Path(path).expanduser().resolve()
         root = self.artifacts_dir.expanduser().resolve()
         return resolved if resolved.is_relative_to(root) and resolved != root else None
-
-
-def _safe_id(run_id: str) -> str:
-    """A run id as a file name: no folder parts (ids are generated, but a row could say anything)."""
-    name = Path(str(run_id)).name
-    if not name or name in (".", "..") or name != str(run_id):
-        raise ValueError(f"run id {run_id!r} is not a valid run id")
-    return name
-
-
-def _clean_tags(tags: "Sequence[str] | str") -> list[str]:
-    """Tags as a sorted list of distinct, stripped, non-empty strings (a string is split at commas)."""
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    return sorted({str(tag).strip() for tag in tags if str(tag).strip()})

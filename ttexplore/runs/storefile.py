@@ -19,12 +19,12 @@ import sqlite3
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ttexplore.tt.atomic import human_size
 
 __all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
-           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "create_schema", "event_dict", "default_home", "default_db_path", "pid_alive"]
+           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "create_schema", "event_dict", "run_dict", "safe_run_id", "clean_tags", "default_home", "default_db_path", "pid_alive"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -97,6 +97,40 @@ def create_schema(connection: sqlite3.Connection) -> None:
             if column not in present:
                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
+
+
+def run_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as a dict; a column whose JSON cannot be read (a row another program damaged) reads as empty,
+    and ``damaged`` names it, so one bad row never stops a page or a command listing the runs."""
+    run = dict(row)
+    damaged = []
+    for column, kind in (("config", dict), ("ranks", (int, list)), ("tags", list)):
+        text = run.get(column)
+        try:
+            value = json.loads(text) if text else None
+        except (TypeError, ValueError):
+            value, damaged = None, damaged + [column]
+        if value is not None and not isinstance(value, kind):
+            value, damaged = None, damaged + [column]
+        run[column] = value if value is not None or column == "ranks" else kind()  # ranks: None when unknown
+    if damaged:
+        run["damaged"] = damaged
+    return run
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id as a file name: no folder parts (ids are generated, but a row could say anything)."""
+    name = Path(str(run_id)).name
+    if not name or name in (".", "..") or name != str(run_id):
+        raise ValueError(f"run id {run_id!r} is not a valid run id")
+    return name
+
+
+def clean_tags(tags: "Sequence[str] | str") -> list[str]:
+    """Tags as a sorted list of distinct, stripped, non-empty strings (a string is split at commas)."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    return sorted({str(tag).strip() for tag in tags if str(tag).strip()})
 
 
 def event_dict(row: sqlite3.Row) -> dict[str, Any]:

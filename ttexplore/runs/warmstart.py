@@ -26,6 +26,7 @@ from ttexplore.nn.kernels import dense_to_tt_matrix
 from ttexplore.nn.layers import MatrixRankLinear, TTLinear
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.layerspec import InitFrom
+from ttexplore.nn.weightfile import WeightsFileError, read_tensors
 from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
 from ttexplore.runs.rounding import round_start, roundable
 from ttexplore.runs.store import RunStore
@@ -35,7 +36,17 @@ __all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "rea
 
 
 class WarmStartError(ValueError):
-    """A weights file that cannot start this run; the message says what is wrong and what to do."""
+    """A weights file that cannot start this run; the message says what is wrong and what to do, in words
+    neither the CLI's nor a page's: a setting is named by its field (``weight_key``), which the CLI shows as
+    its flag (``--weight-key``) and a page as its label (``Weight key``).
+
+    Attributes:
+        field: the setting to change (``"weight_key"``), or ``None`` when the file itself is the problem.
+    """
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass
@@ -102,12 +113,14 @@ def read_source(path: "str | Path", weight_key: Optional[str] = None, in_feature
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise WarmStartError(f"{path} does not exist: give a weights file (.pt)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - unpickling refuses anything but tensors and plain containers
-        raise WarmStartError(f"{path} cannot be read as weights ({type(error).__name__}: {str(error).splitlines()[0]}): "
-                             "save a state_dict or a tensor with torch.save") from None
+        raise WarmStartError(f"{path} does not exist or is not a file: give a weights file (.pt)")
+    try:  # weights-only: unpickling refuses anything but tensors and plain containers
+        payload = read_tensors(path, "save a state_dict or a tensor with torch.save (torch.save(layer.state_dict(), "
+                                     "'weights.pt'))")
+    except WeightsFileError as error:  # names the file first, then what is wrong with it and the fix
+        raise WarmStartError(str(error)) from None
+    except OSError as error:
+        raise WarmStartError(f"{path} cannot be read ({error.strerror or error}): give a readable weights file (.pt)") from None
     if isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT:
         return _finite(_from_model_file(path), path)
     if isinstance(payload, torch.Tensor):
@@ -158,7 +171,7 @@ def _from_state_dict(state: dict[str, Any], path: Path, weight_key: Optional[str
     if weight_key is not None:
         if weight_key not in matrices:
             raise WarmStartError(f"{path} has no 2-D weight {weight_key!r}: its matrices are "
-                                 f"{_listing(matrices)}")
+                                 f"{_listing(matrices)}; give one of them as weight_key", "weight_key")
         key = weight_key
     else:
         fitting = [key for key, value in matrices.items() if in_features is None or value.shape[1] == in_features]
@@ -172,7 +185,8 @@ def _from_state_dict(state: dict[str, Any], path: Path, weight_key: Optional[str
                                  "padding the weights were trained on")
         if len(fitting) > 1:
             raise WarmStartError(f"{path}: {len(fitting)} 2-D weights could be the hidden layer "
-                                 f"({_listing({key: matrices[key] for key in fitting})}): name it with --weight-key")
+                                 f"({_listing({key: matrices[key] for key in fitting})}): give the one to use as "
+                                 "weight_key", "weight_key")
         key = fitting[0]
     weight = matrices[key].detach().float()
     bias = _bias_of(state, key, weight.shape[0])

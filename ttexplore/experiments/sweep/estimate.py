@@ -27,8 +27,8 @@ def _default_rate(config: RunConfig) -> float:
 
 
 def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], int]:
-    """Median seconds per cost unit of the completed runs, per kind of first hidden layer, and how many runs
-    it rests on."""
+    """Median seconds per cost unit of the completed runs that trained (at least one epoch), per kind of first
+    hidden layer, and how many runs it rests on."""
     ratios: dict[str, list[float]] = {}
     for run in runs:
         if run.get("status") != "completed" or not run.get("started_at") or not run.get("finished_at"):
@@ -37,9 +37,9 @@ def _seconds_per_cost(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, floa
             config = RunConfig.from_dict(run["config"])
         except (ConfigError, KeyError, TypeError, ValueError):
             continue
-        seconds = run["finished_at"] - run["started_at"]
-        if seconds > 0:
-            ratios.setdefault(_kind(config), []).append(seconds / estimated_cost(config))
+        seconds, cost = run["finished_at"] - run["started_at"], estimated_cost(config)
+        if seconds > 0 and cost > 0:  # a run of 0 epochs (a compressed net, evaluated as it is) trains nothing
+            ratios.setdefault(_kind(config), []).append(seconds / cost)
     rates: dict[str, float] = {}
     for layer, values in ratios.items():
         values.sort()
