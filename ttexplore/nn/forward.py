@@ -14,14 +14,18 @@ Strategies (all give the same result, forward and backward):
 * ``"dense"``: rebuild ``W`` from the cores, then one GEMM.
 * ``"auto"``: on the CPU, the strategy the cost model
   (:func:`ttexplore.costmodel.strategy_costs`: FLOPs, memory traffic and the
-  measured speeds of ``machines/default.json``, forward only or forward plus
+  measured speeds of ``machines/threads-<t>.json`` for the current torch thread
+  count ``t``, forward only or forward plus
   backward when autograd will need a backward) estimates fastest; with
   :func:`set_autotune` on, and on every other device (CUDA, MPS: the tables
   describe one CPU), the candidates are timed once per shape on that device
   instead, unless :func:`set_device_machine` gave a model fitted there.
 
-Each decision is cached per (modes, ranks, batch, dtype, device, training), so a
-forward pays one dictionary lookup for its plan. At inference
+Each decision is cached per (modes, ranks, batch, dtype, device, training, torch
+thread count), so a forward pays one dictionary lookup for its plan, and a change of
+``torch.set_num_threads`` (the app's workers set theirs from
+``TTEXPLORE_TORCH_THREADS``) gets the plans priced with that thread count's tables:
+small GEMMs get slower with more threads while the GEMV of a stored ``W`` gets faster. At inference
 (:func:`stored_weight_pays`) ``auto`` may also multiply by a stored ``W``
 rebuilt once (:class:`ttexplore.nn.layers.TTLinear` keeps it while its cores
 are unchanged); the cost model, or the timing, and a memory budget
@@ -141,7 +145,7 @@ def set_autotune(enabled: bool) -> None:
     """Let ``"auto"`` time its candidates once per shape on the CPU too, instead of trusting the cost model.
 
     The timing runs on the first forward of each (modes, ranks, batch bucket,
-    dtype, device, grad-enabled) combination, on random tensors of the same
+    dtype, device, grad-enabled, torch thread count) combination, on random tensors of the same
     shapes on the same device, and is cached for the process. Batches are
     bucketed to powers of two. Devices other than the CPU always time (see
     :func:`set_device_machine`).
@@ -174,10 +178,11 @@ def set_stored_weight_budget(max_bytes: int) -> None:
     clear_caches()
 
 
-def decisions_generation() -> int:
-    """A number that changes whenever cached decisions are dropped (:func:`clear_caches`): layers that
-    remember a decision of :func:`stored_weight_pays` forget it then."""
-    return _generation
+def decisions_generation() -> tuple[int, int]:
+    """A value that changes whenever cached decisions are dropped (:func:`clear_caches`) or the torch
+    thread count changes: layers that remember a decision of :func:`stored_weight_pays` forget it
+    then (a worker thread that sets its own thread count gets its own decisions)."""
+    return _generation, torch.get_num_threads()
 
 
 def clear_caches() -> None:
@@ -206,13 +211,22 @@ def strategy_costs(
     training: bool = False,
     input_grad: bool = True,
     device_type: str = "cpu",
+    threads: Optional[int] = None,
 ) -> dict[str, dict]:
     """:func:`ttexplore.costmodel.strategy_costs` for a torch dtype, priced with the device's model
-    (:func:`set_device_machine`; the default tables when none was given)."""
+    (:func:`set_device_machine`; on the CPU by default the tables of the benchmark machine at
+    ``threads`` torch threads, ``torch.get_num_threads()`` when ``None``)."""
     return costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device_type),
+        machine=_machine(device_type, torch.get_num_threads() if threads is None else threads),
     )
+
+
+def _machine(device_type: str, threads: int) -> costmodel.MachineModel:
+    """The model that prices strategies on ``device_type`` at ``threads`` torch threads: the one
+    :func:`set_device_machine` gave, else the shipped table for that thread count."""
+    machine = _device_machines.get(device_type)
+    return machine if machine is not None else costmodel.default_machine(threads)
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:
@@ -231,15 +245,17 @@ def _cached_plan(
     input_grad: bool,
     strategy: str,
     device_type: str = "cpu",
+    threads: int = 1,
 ) -> ForwardPlan:
-    """The plan of a named strategy, or ``auto``'s by the cost model, priced for ``device_type``.
+    """The plan of a named strategy, or ``auto``'s by the cost model, priced for ``device_type`` at
+    ``threads`` torch threads.
 
     A named strategy's structure (``blocked``'s blocks, ``rtl``'s orientations) is the
     cost model's on every device.
     """
     costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device_type),
+        machine=_machine(device_type, threads),
     )
     if strategy == "auto":
         return make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
@@ -268,14 +284,15 @@ def plan_forward(
     does not depend on a timing.
     """
     device = torch.device(device)
+    threads = torch.get_num_threads()
     key = (tuple(in_modes), tuple(out_modes), tuple(ranks), int(batch), dtype, bool(training), bool(input_grad))
     if strategy != "auto":
-        return _cached_plan(*key, strategy, device.type)
+        return _cached_plan(*key, strategy, device.type, threads)
     if not _priced_by_model(device.type):
-        return _autotune_plan(*key, device)
+        return _autotune_plan(*key, device, threads)
     if training:
-        return _cached_plan(*key, "auto", device.type)
-    return _inference_plan(*key[:5], device)
+        return _cached_plan(*key, "auto", device.type, threads)
+    return _inference_plan(*key[:5], device, threads)
 
 
 def _near_ties(estimates: dict[str, float]) -> list[str]:
@@ -287,21 +304,21 @@ def _near_ties(estimates: dict[str, float]) -> list[str]:
 @functools.lru_cache(maxsize=4096)
 def _inference_plan(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device, threads: int,
 ) -> ForwardPlan:
     """``auto``'s inference plan on a device the cost model prices: its pick, or, when other
     strategies' estimates are within :data:`NEAR_TIE_BAND` of it, the fastest of those by one
     timing per batch bucket (the estimates are not finer than that; measured misrankings of
     up to 1.2x sat inside it)."""
-    modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type)
+    modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type, threads)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False,
-                                     machine=_device_machines.get(device.type))
+                                     machine=_machine(device.type, threads))
     candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()})
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if len(candidates) <= 1:
         return modelled
-    key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device))
+    key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
         if plan is None:
@@ -339,8 +356,10 @@ def _autotune_plan(
     training: bool,
     input_grad: bool,
     device: torch.device = torch.device("cpu"),
+    threads: int = 1,
 ) -> ForwardPlan:
-    """Time each plausible strategy once on random tensors on ``device`` and keep the fastest.
+    """Time each plausible strategy once on random tensors on ``device`` and keep the fastest
+    (cached per batch bucket and torch thread count).
 
     On the CPU the candidates are the strategies the cost model estimates within
     4x of its best; elsewhere every strategy (the tables describe a CPU). The
@@ -349,23 +368,23 @@ def _autotune_plan(
     plus backward when training).
     """
     bucket = _batch_bucket(batch)
-    key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device))
+    key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
         if plan is None:
-            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device)
+            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device, threads)
             _autotune_cache[key] = plan
     return plan
 
 
 def _autotune_uncached(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], bucket: int, dtype: torch.dtype,
-    training: bool, input_grad: bool, device: torch.device,
+    training: bool, input_grad: bool, device: torch.device, threads: int,
 ) -> ForwardPlan:
     """:func:`_autotune_plan` without its cache: pick the candidates and time them."""
     costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device.type),
+        machine=_machine(device.type, threads),
     )
     best_estimate = min(cost["seconds"] for cost in costs.values())
     if device.type == "cpu":
@@ -442,20 +461,22 @@ def stored_weight_pays(
     weight_bytes = ttmath.prod(in_modes) * ttmath.prod(out_modes) * _dtype_bytes(dtype)
     if weight_bytes > _stored_weight_budget:
         return False
+    threads = torch.get_num_threads()
     if _priced_by_model(device.type):
-        verdict = _modelled_stored_weight_verdict(in_modes, out_modes, ranks, int(batch), dtype, device.type)
+        verdict = _modelled_stored_weight_verdict(in_modes, out_modes, ranks, int(batch), dtype, device.type, threads)
         if verdict is not None:
             return verdict
-    return _timed_stored_weight_pays(in_modes, out_modes, ranks, int(batch), dtype, device)
+    return _timed_stored_weight_pays(in_modes, out_modes, ranks, int(batch), dtype, device, threads)
 
 
 @functools.lru_cache(maxsize=4096)
 def _modelled_stored_weight_verdict(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device_type: str,
+    device_type: str, threads: int = 1,
 ) -> Optional[bool]:
-    """The cost model's answer for :func:`stored_weight_pays`, ``None`` where its estimates are a near tie."""
-    machine = _device_machines.get(device_type)
+    """The cost model's answer for :func:`stored_weight_pays` at ``threads`` torch threads, ``None`` where its
+    estimates are a near tie."""
+    machine = _machine(device_type, threads)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False, machine=machine)
     stored = costmodel.stored_weight_costs(
         ttmath.prod(in_modes), ttmath.prod(out_modes), batch, _dtype_bytes(dtype), machine=machine
@@ -470,11 +491,12 @@ def _modelled_stored_weight_verdict(
 
 def _timed_stored_weight_pays(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device, threads: int = 1,
 ) -> bool:
-    """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket."""
+    """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket
+    and torch thread count (the caller's: ``threads`` only keys the cache)."""
     bucket = _batch_bucket(batch)
-    key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device))
+    key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device), threads)
     with _autotune_lock:
         answer = _autotune_cache.get(key)
         if answer is None:

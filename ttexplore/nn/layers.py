@@ -17,7 +17,8 @@ from ttexplore.tt.init import INITS, target_std, tt_core_std
 from ttexplore.nn.kernels import dense_to_tt_matrix, tt_to_dense
 from ttexplore.tt.memory import check_bytes
 from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes
-from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, param_count, plan_ranks, prod
+from ttexplore.tt.ttmath import (RanksLike, check_matrix_rank_layer, check_modes, check_tt_layer, full_ranks, param_count,
+                                 plan_ranks, prod)
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
 
@@ -74,8 +75,7 @@ class TTLinear(nn.Module):
         device: Optional[torch.device] = None,
     ) -> None:
         super().__init__()
-        self.in_modes, self.out_modes = check_modes(in_modes, out_modes)
-        plan = plan_ranks(self.in_modes, self.out_modes, ranks)
+        self.in_modes, self.out_modes, plan = check_tt_layer(in_modes, out_modes, ranks)
         self.ranks: tuple[int, ...] = plan.ranks
         self.clipped_ranks = plan.clipped
         if plan.clipped:
@@ -139,7 +139,7 @@ class TTLinear(nn.Module):
         Complexity: the plan's (:func:`ttexplore.nn.forward.tt_linear`), or one
         ``O(B N M)`` GEMM with a stored ``W`` at inference (see the class notes).
         """
-        if inputs.shape[-1] != self.in_features:
+        if inputs.dim() == 0 or inputs.shape[-1] != self.in_features:
             raise ValueError(
                 f"TTLinear expects inputs with {self.in_features} features (in_modes "
                 f"{'x'.join(map(str, self.in_modes))}) in the last dimension, got shape {tuple(inputs.shape)}"
@@ -402,9 +402,7 @@ class MatrixRankLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, init: str = "glorot") -> None:
         super().__init__()
-        if rank < 1:
-            raise ValueError(f"rank {rank} is below 1: the matrix-rank layer needs rank >= 1")
-        self.in_features, self.out_features, self.rank = int(in_features), int(out_features), int(rank)
+        self.in_features, self.out_features, self.rank = check_matrix_rank_layer(in_features, out_features, rank)
         self.init = init
         self.down = nn.Parameter(torch.empty(self.rank, self.in_features))
         self.up = nn.Parameter(torch.empty(self.out_features, self.rank))
@@ -432,6 +430,9 @@ class MatrixRankLinear(nn.Module):
         return self.up @ self.down
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dim() == 0 or inputs.shape[-1] != self.in_features:
+            raise ValueError(f"MatrixRankLinear expects inputs with {self.in_features} features in the last dimension, "
+                             f"got shape {tuple(inputs.shape)}")
         return F.linear(F.linear(inputs, self.down), self.up, self.bias)
 
     def extra_repr(self) -> str:

@@ -34,6 +34,12 @@ GEMM_GRID = tuple(1 << power for power in range(10))
 #: Working sets of the "small" (in cache) and "large" (past the last-level cache) tables.
 SMALL_BYTES, LARGE_BYTES = 4 << 20, 24 << 20
 
+#: Sizes of the batched-GEMM table's three dimensions (each product ``(m, k) @ (k, n)``).
+BMM_GRID = (1, 4, 16, 64, 256, 1024)
+
+#: The most multiply-adds one timed batched GEMM of the table does (keeps the large entries short).
+BMM_MAX_MULTIPLY_ADDS = 1 << 28
+
 #: Contiguous block sizes and fans of the copy tables.
 COPY_BLOCK_BYTES = (4, 8, 16, 32, 64, 128, 512)
 COPY_FANS = (4, 16, 64)
@@ -95,6 +101,9 @@ def calibrate_machine(threads: Optional[int] = None) -> MachineModel:
         copy_small_bytes=SMALL_BYTES,
         copy_large_bytes=LARGE_BYTES,
         **_memory_speeds(),
+        threads=torch.get_num_threads(),
+        bmm_grid=BMM_GRID,
+        bmm_rates=_bmm_table(call_s),
     )
     no_calls = dict.fromkeys(_CALL_COSTS + _BACKWARD_CALL_COSTS, 0.0)
     provisional = MachineModel(description="calibrating", **measured, **no_calls)
@@ -151,6 +160,30 @@ def _gemm_table(kind: str, total_bytes: int, repeats: int, call_s: float) -> tup
             flops = 2 * big * first * second
             row.append(_three_digits(flops / max(seconds - call_s, 0.2 * seconds)))
         table.append(tuple(row))
+    return tuple(table)
+
+
+def _bmm_table(call_s: float) -> tuple[tuple[tuple[float, ...], ...], ...]:
+    """FLOP/s of ``torch.bmm`` of ``count`` products ``(m, k) @ (k, n)`` sharing the left matrix
+    (expanded, as :func:`ttexplore.nn.kernels.tt_matmul_batched` runs them), at every ``m, k, n``
+    of :data:`BMM_GRID`; ``count`` makes the operands take about ``SMALL_BYTES`` (at most
+    :data:`BMM_MAX_MULTIPLY_ADDS` multiply-adds). ``call_s`` is taken off each time.
+
+    Complexity: ``len(BMM_GRID)^3`` entries, 7 timed calls each.
+    """
+    table = []
+    for m in BMM_GRID:
+        plane = []
+        for k in BMM_GRID:
+            row = []
+            for n in BMM_GRID:
+                count = max(2, SMALL_BYTES // 4 // (k * n + m * n))
+                count = max(1, min(count, BMM_MAX_MULTIPLY_ADDS // (m * k * n)))
+                left, right = torch.randn(m, k), torch.randn(count, k, n)
+                seconds = _best_seconds(lambda: torch.bmm(left.expand(count, m, k), right), repeats=5)
+                row.append(_three_digits(2 * count * m * k * n / max(seconds - call_s, 0.2 * seconds)))
+            plane.append(tuple(row))
+        table.append(tuple(plane))
     return tuple(table)
 
 
@@ -229,6 +262,9 @@ def _call_cost_variants(layer: TTLinear, batch: int) -> list[Variant]:
             einsum_ops(in_modes, out_modes, internal, batch, 4),
         ),
     ]
+    for direction in ("rtl-bmm", "ltr-bmm"):
+        ops, _ = blocked_ops(shapes, batch, (1,) * d, direction, 4)
+        variants.append((lambda x, direction=direction: tt_matmul_blocked(x, cores, (1,) * d, direction), ops))
     if d >= 2:
         cols = ("cols",) * d
         variants.append((lambda x: tt_matmul_rtl(x, cores, None, cols), rtl_sweep_ops(shapes, batch, 4, cols)[0]))
@@ -253,6 +289,7 @@ def _fit_call_costs(provisional: MachineModel) -> dict[str, float]:
     copy nodes.
     """
     kinds = ("gemm", "copy", "einsum_call", "merge_call", "forward_call")  # the order of _CALL_COSTS
+    calls_of = {"bgemm": "gemm"}  # a batched GEMM is one call
     forward_features, forward_targets = [], []
     backward_features, backward_targets = [], []
     for d in range(1, 7):
@@ -266,7 +303,7 @@ def _fit_call_costs(provisional: MachineModel) -> dict[str, float]:
                     forward = _best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5)
                 total = _best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5)
                 compute = evaluate_ops(ops, 4, True, provisional)
-                counts = {kind: sum(1 for op in ops if op[0] == kind) for kind in kinds}
+                counts = {kind: sum(1 for op in ops if calls_of.get(op[0], op[0]) == kind) for kind in kinds}
                 forward_features.append([counts[kind] for kind in kinds])
                 forward_targets.append(forward - compute["forward_seconds"])
                 backward_features.append([counts["gemm"], counts["copy"]])
@@ -295,8 +332,12 @@ def _scale_fit_variants(layer: TTLinear, inputs: torch.Tensor) -> dict[str, tupl
     }
     if layer.in_features * layer.out_features <= 1 << 20:
         variants["dense"] = (lambda: tt_matmul_dense(inputs, cores), dense_ops(shapes, batch, 4))
-    for blocks in {(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2)}:
-        for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None)):
+    blockings = sorted({(2,) * (d // 2) + ((1,) if d % 2 else ()), (1,) * (d - 2) + (2,), (2,) + (1,) * (d - 2), (1,) * d})
+    for blocks in blockings:
+        for direction, orientations in (("rtl", None), ("rtl", ("cols",) * len(blocks)), ("ltr", None),
+                                        ("rtl-bmm", None), ("ltr-bmm", None)):
+            if blocks == (1,) * d and direction in ("rtl", "ltr") and orientations is None:
+                continue  # the plain sweeps, above
             ops, _ = blocked_ops(shapes, batch, blocks, direction, 4, orientations)
             variants[f"{blocks}{direction}{orientations}"] = (
                 lambda blocks=blocks, direction=direction, orientations=orientations: tt_matmul_blocked(
