@@ -202,3 +202,48 @@ def test_bench_on_an_absent_device_is_one_line(capsys):
                                                "use --device cpu or auto")
     assert main(["bench", "--device", "tpu"]) == 2
     assert "device 'tpu' is unknown: use one of auto, cpu, cuda, cuda:N, mps" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- thread counts, TensorLy-Torch, the GEMM limit
+def _at(rows, threads, **extra):
+    return [{**row, "threads": threads, **extra} for row in rows]
+
+
+def test_each_thread_count_gets_its_own_tables_and_targets():
+    vgg = _case_rows("paper-25088x4096-r4-b100", "forward", 100.0, {"blocked": 8.0, "rtl": 20.0}, 8.0, "blocked")
+    vgg.append(_row("paper-25088x4096-r4-b100", "forward", "tltorch", 12.0, 100 / 12))
+    for row in vgg:
+        if row["contender"] == "auto":
+            row.update(over_linear_q1_q3="11.90-12.60", over_tltorch_q1_q3="1.41-1.55")
+    one = _at(vgg, 1, limit_gflops=160.0)
+    two = _at([{**row, "median_ms": row["median_ms"] * (1.2 if row["contender"] == "auto" else 1.0)} for row in vgg], 2,
+              limit_gflops=300.0)
+    lines = report.evaluate_targets(one + two, [])
+    assert ("[1 thread] MET: paper-25088x4096-r4-b100 forward: auto (blocked) is 1.50x faster than TensorLy-Torch's "
+            "FactorizedLinear (per round 1.41-1.55) (target >= 1.3x)") in lines
+    assert ("[2 threads] MISSED: paper-25088x4096-r4-b100 forward: auto (blocked) is 1.25x faster than TensorLy-Torch's "
+            "FactorizedLinear (per round 1.41-1.55) (target >= 1.3x)") in lines
+    assert "[2 threads] MISSED: auto within 1.1x of the fastest strategy on every case (worst 1.20x on " \
+           "paper-25088x4096-r4-b100 forward)" in lines
+    text = report.summary_markdown(one + two, [], "Machine: test.").splitlines()
+    assert text.index("## 1 thread (GEMM limit: a 2048^3 float32 GEMM at 160 GFLOP/s, 160-160 over the cases)") < \
+        text.index("## 2 threads (GEMM limit: a 2048^3 float32 GEMM at 300 GFLOP/s, 300-300 over the cases)")
+    header = next(line for line in text if line.startswith("| case"))
+    assert header.endswith("| auto vs tltorch | TT GFLOP/s | % of GEMM limit | dense GFLOP/s |")
+    # auto's 1.5 GFLOP/s of a 160 GFLOP/s limit: 1%; the speedups with their per-round spread
+    assert "| 8.000 (blocked) | 12.50x (11.90-12.60) | 1.00 | 1.50x (1.41-1.55) | 1.5 | 1% | 1.5 |" in "\n".join(text)
+
+
+def test_thread_counts_on_the_command_line():
+    from ttexplore.experiments.bench.cases import selected_threads
+
+    assert selected_threads("1,default", 2, 2) == [1, 2]
+    assert selected_threads("all, 1, 1", 4, 8) == [1, 8]
+    for bad in ("0", "-1", "1.5", "", "abc", "100"):
+        with pytest.raises(ValueError, match="--threads"):
+            selected_threads(bad, 2, 2)
+
+
+def test_a_bad_thread_count_is_one_line_and_exit_code_2(capsys):
+    assert main(["bench", "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip().startswith("ttexplore bench: error: --threads: '0' is not a thread count")

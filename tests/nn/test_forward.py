@@ -644,3 +644,59 @@ def test_torch_export_keeps_working(strategy):
     dynamic = torch.export.export(layer, (inputs,), dynamic_shapes={"inputs": {0: Dim("batch", min=2, max=1024)}})
     other = torch.randn(17, 48, dtype=torch.float64)
     assert torch.allclose(dynamic.module()(other), layer(other), atol=1e-10, rtol=0)
+
+
+# ---------------------------------------------------------------------------- thread counts
+def test_plans_follow_the_thread_count(monkeypatch):
+    asked = []
+    real = costmodel.default_machine
+
+    def machine_for(threads=None):
+        asked.append(threads)
+        return real(threads)
+
+    monkeypatch.setattr(costmodel, "default_machine", machine_for)
+    shape = ((4, 8, 8, 4), (4, 8, 8, 4), (2, 2, 2), 16, torch.float32, True, True)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tt_forward.plan_forward(*shape)
+        torch.set_num_threads(2)
+        two = tt_forward.plan_forward(*shape)
+        assert asked[-1] == 2 and 1 in asked  # each priced with its own thread count's tables
+        torch.set_num_threads(1)
+        count = len(asked)
+        assert tt_forward.plan_forward(*shape) is one and len(asked) == count  # cached per thread count
+        assert tt_forward.decisions_generation() != (tt_forward.decisions_generation()[0], 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert one.source == two.source == "model"
+
+
+def test_a_layer_asks_again_for_its_stored_weight_when_the_thread_count_changes(monkeypatch):
+    # a stored W pays at 2 threads only (as for a GEMV that the second core speeds up)
+    monkeypatch.setattr(tt_forward, "stored_weight_pays", lambda *key: torch.get_num_threads() == 2)
+    layer = TTLinear((4, 8), (4, 8), 2)
+    inputs = torch.randn(1, 32)
+    rebuilt = []
+    real = TTLinear._inference_weight
+
+    def watched(self, x):
+        weight = real(self, x)
+        rebuilt.append(weight is not None)
+        return weight
+
+    monkeypatch.setattr(TTLinear, "_inference_weight", watched)
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            torch.set_num_threads(2)
+            layer(inputs), layer(inputs)  # the second forward rebuilds W and uses it
+            torch.set_num_threads(1)
+            expected = layer(inputs)
+            torch.set_num_threads(2)
+            again = layer(inputs)
+    finally:
+        torch.set_num_threads(threads)
+    assert rebuilt == [False, True, False, True]
+    assert torch.allclose(expected, again, atol=1e-6)

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 from ttexplore.cli.common import EXIT_OK, UsageError
 from ttexplore.tt.devicenames import check_device_name
 from ttexplore.experiments.bench import report
-from ttexplore.experiments.bench.cases import CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes
+from ttexplore.experiments.bench.cases import (CASE_GROUPS, CASES, BenchCase, selected_cases, selected_modes,
+                                               selected_threads)
 
 __all__ = ["configure_parser", "run", "main"]
 
@@ -33,7 +34,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--modes", default="forward,train", help="comma-separated: forward, train (default both)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default 15, --quick 5)")
     parser.add_argument("--out", default="benchmarks/results", help="directory for the CSV, summary and figure")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the benchmark machine's cores)")
+    parser.add_argument(
+        "--threads",
+        default=None,
+        help="torch thread counts to measure at, comma-separated: whole numbers, 'default' (torch's default: one per "
+        "core) or 'all' (every core); each gets its own tables (default 1,default; with --calibrate: default)",
+    )
     parser.add_argument("--quick", action="store_true", help="5 repeats, and skip the dense strategy on huge layers")
     parser.add_argument("--no-training", action="store_true", help="skip the MNIST training-step benchmark")
     parser.add_argument("--no-plot", action="store_true", help="do not write the figure")
@@ -70,7 +76,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "--calibrate",
         action="store_true",
         help="measure this machine's speeds for the cost model, print them as a machine file (JSON; save it and load "
-        "it with ttexplore.costmodel.load_machine to pass as strategy_costs(machine=...)), exit",
+        "it with ttexplore.costmodel.load_machine to pass as strategy_costs(machine=...)), exit; with several "
+        "--threads, write one file per thread count (threads-N.json, the shipped tables' names) into --out",
     )
     return parser
 
@@ -78,38 +85,50 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by ``args`` (from :func:`configure_parser`); returns an exit code.
 
+    Every case is measured at every thread count of ``--threads`` (one fresh interpreter per case and
+    thread count), and the summary has one section per thread count.
+
     Raises:
-        UsageError: an unknown case, group or mode.
+        UsageError: an unknown case, group, mode or thread count.
     """
-    if args.calibrate:
-        return _calibrate(args.threads)
     try:
         cases = selected_cases(args.cases)
         modes = selected_modes(args.modes)
         check_device_name(args.device)
+        thread_spec = args.threads or ("default" if args.calibrate else "1,default")
+        selected_threads(thread_spec, 1, os.cpu_count() or 1)  # checked before torch is imported
     except ValueError as error:
         raise UsageError(f"ttexplore bench: error: {error}") from None
     import torch  # only now: --help and bad flags stay fast
 
+    thread_counts = selected_threads(thread_spec, torch.get_num_threads(), os.cpu_count() or 1)
+    if args.calibrate:
+        return _calibrate(thread_counts, args.max_wait, Path(args.out))
     from ttexplore.nn.device import device_problem
     from ttexplore.experiments.bench.harness import machine_line
 
     problem = device_problem(args.device, option="--device ")
     if problem is not None:
         raise UsageError(f"ttexplore bench: error: --device {args.device}: {problem}")
-    torch.set_num_threads(args.threads)
-    machine = machine_line(args.device)
+    default_threads = torch.get_num_threads()
     repeats = args.repeats or (5 if args.quick else 15)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     load_before = _load_average()
-    print(f"# {machine}; load average {load_before:.2f}; {repeats} repeats", flush=True)
-    rows = _run_cases(cases, modes, repeats, args)
-    training_rows = [] if args.no_training else _run_training_step(repeats, args)
+    machine = machine_line(args.device).replace(f", {default_threads} threads", "")
+    counts_text = ", ".join(f"{count}{' (torch default)' if count == default_threads else ''}" for count in thread_counts)
+    print(f"# {machine}; threads {counts_text}; load average {load_before:.2f}; {repeats} repeats", flush=True)
+    rows: list[dict] = []
+    training_rows: list[dict] = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        rows += _run_cases(cases, modes, repeats, args, threads)
+        training_rows += [] if args.no_training else _run_training_step(repeats, args, threads)
     header = (
-        f"Machine: {machine}. Load average {load_before:.2f} before, {_load_average():.2f} after; "
-        f"{repeats} interleaved repeats (median); {time.time() - started:.0f} s."
+        f"Machine: {machine}; torch threads {counts_text}. Load average {load_before:.2f} before, "
+        f"{_load_average():.2f} after; {repeats} interleaved repeats (median; in brackets the interquartile range "
+        f"of the per-round ratio); {time.time() - started:.0f} s."
     )
     _write_tables(rows, training_rows, header, out_dir)
     if rows and not args.no_plot:
@@ -119,15 +138,24 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _calibrate(threads: int) -> int:
-    """Measure this machine for the cost model and print it as a machine file (JSON)."""
+def _calibrate(thread_counts: Sequence[int], max_wait_s: float, out_dir: Path) -> int:
+    """Measure this machine for the cost model at each thread count: one machine file (JSON) printed,
+    or with several thread counts one ``threads-N.json`` per count written into ``out_dir``."""
     import torch
 
     from ttexplore.costmodel import machine_json
     from ttexplore.experiments.bench.calibrate import calibrate_machine
 
-    torch.set_num_threads(threads)
-    print(machine_json(calibrate_machine(threads)), end="")
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        text = machine_json(calibrate_machine(threads, max_wait_s))
+        if len(thread_counts) == 1:
+            print(text, end="")
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / f"threads-{threads}.json"
+            path.write_text(text)
+            print(f"wrote {path}", flush=True)
     return EXIT_OK
 
 
@@ -136,8 +164,10 @@ def _load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def _run_cases(cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, args: argparse.Namespace) -> list[dict]:
-    """Every case in every mode, each measured as the flags say; prints a line per case."""
+def _run_cases(
+    cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, args: argparse.Namespace, threads: int
+) -> list[dict]:
+    """Every case in every mode at ``threads`` torch threads, each measured as the flags say; prints a line per case."""
     from ttexplore.experiments.bench import harness
 
     rows: list[dict] = []
@@ -146,23 +176,23 @@ def _run_cases(cases: Sequence[BenchCase], modes: Sequence[str], repeats: int, a
             spec = {"kind": "case", "case": case.name, "mode": mode, "repeats": repeats, "skip_huge_dense": args.quick,
                     "compile": args.compile, "device": args.device}
             case_rows = harness.quietest(
-                lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
+                lambda: harness.measure(spec, threads, args.autotune, args.in_process), args.max_wait, args.retries
             )
             rows += case_rows
-            print(report.case_line(case_rows), flush=True)
+            print(f"[{threads}t] " + report.case_line(case_rows), flush=True)
     return rows
 
 
-def _run_training_step(repeats: int, args: argparse.Namespace) -> list[dict]:
-    """The MNIST training-step benchmark (at least 10 repeats); prints a line per net."""
+def _run_training_step(repeats: int, args: argparse.Namespace, threads: int) -> list[dict]:
+    """The MNIST training-step benchmark at ``threads`` torch threads (at least 10 repeats); prints a line per net."""
     from ttexplore.experiments.bench import harness
 
     spec = {"kind": "training", "repeats": max(repeats, 10), "device": args.device}
     training_rows = harness.quietest(
-        lambda: harness.measure(spec, args.threads, args.autotune, args.in_process), args.max_wait, args.retries
+        lambda: harness.measure(spec, threads, args.autotune, args.in_process), args.max_wait, args.retries
     )
     for row in training_rows:
-        print(report.training_line(row), flush=True)
+        print(f"[{threads}t] " + report.training_line(row), flush=True)
     return training_rows
 
 
