@@ -24,7 +24,6 @@ from ttexplore.costmodel.ops import (
     CoreShape,
     batched_step_ops,
     block_shapes,
-    copy_op,
     core_matrix_ops,
     ltr_step_ops,
     merge_ops,

@@ -6,8 +6,11 @@ Strategies (all give the same result, forward and backward):
   each (:func:`ttexplore.nn.kernels.tt_matmul_ltr`).
 * ``"rtl"``: core by core from the last core (:func:`ttexplore.nn.kernels.tt_matmul_rtl`).
 * ``"blocked"``: merge blocks of adjacent cores first, then sweep over the
-  blocks (:func:`ttexplore.nn.kernels.tt_matmul_blocked`); the blocks and the direction
-  are the cost model's best.
+  blocks (:func:`ttexplore.nn.kernels.tt_matmul_blocked`), with a permuted copy
+  after each GEMM (directions ``rtl``, ``ltr``) or with one batched GEMM per block
+  and no copy of the state (``rtl-bmm``, ``ltr-bmm``:
+  :func:`ttexplore.nn.kernels.tt_matmul_batched`); the blocks and the direction are
+  the cost model's best (found by dynamic programming over block boundaries).
 * ``"einsum"``: one contraction of the input and all cores in the order
   opt_einsum finds, planned once per shape and dtype and cached
   (:func:`einsum_expression`).
@@ -37,16 +40,15 @@ the kernels take their plain, traceable path.
 from __future__ import annotations
 
 import functools
-import math
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ttexplore import costmodel
 from ttexplore.tt import ttmath
-from ttexplore.nn.device import timed_seconds
+from ttexplore.nn.device import batch_bucket, fastest_by_timing, random_operands
 from ttexplore.nn.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
 from ttexplore.nn.plans import ForwardPlan, make_plan, run_plan_spec
 
@@ -89,9 +91,6 @@ PRIME_ALLOCATOR_BYTES = 31 << 20
 #: Default of :func:`set_stored_weight_budget`: the most bytes of ``W`` one layer
 #: keeps for inference (a 4096 x 4096 float32 ``W`` is exactly this).
 STORED_WEIGHT_BUDGET_BYTES = 64 << 20
-
-#: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
-TIMING_ROUNDS = 5
 
 #: Estimates within this factor of the best count as a near tie: at inference on
 #: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
@@ -318,33 +317,14 @@ def _inference_plan(
         candidates.remove("dense")
     if len(candidates) <= 1:
         return modelled
-    key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device), threads)
+    key = ("inference", in_modes, out_modes, ranks, batch_bucket(batch), dtype, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
         if plan is None:
-            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, _batch_bucket(batch), dtype, device,
+            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, batch_bucket(batch), dtype, device,
                                  False, False)
             _autotune_cache[key] = plan
     return plan
-
-
-def _batch_bucket(batch: int) -> int:
-    """The power of two at or above ``batch``: autotuning times one batch per bucket."""
-    return 1 << max(0, math.ceil(math.log2(max(1, batch))))
-
-
-def _random_layer(
-    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device, training: bool, input_grad: bool,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Random ``(batch, N)`` inputs and cores of these shapes on ``device``, for timing."""
-    full = ttmath.full_ranks(ranks)
-    cores = [
-        torch.randn(full[k], n, m, full[k + 1], dtype=dtype, device=device, requires_grad=training)
-        for k, (n, m) in enumerate(zip(in_modes, out_modes))
-    ]
-    inputs = torch.randn(batch, ttmath.prod(in_modes), dtype=dtype, device=device, requires_grad=training and input_grad)
-    return inputs, cores
 
 
 def _autotune_plan(
@@ -367,7 +347,7 @@ def _autotune_plan(
     elements. They are timed round-robin (:func:`fastest_by_timing`; forward,
     plus backward when training).
     """
-    bucket = _batch_bucket(batch)
+    bucket = batch_bucket(batch)
     key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
@@ -403,22 +383,10 @@ def _fastest_plan(
     ranks: tuple[int, ...], batch: int, dtype: torch.dtype, device: torch.device, training: bool, input_grad: bool,
 ) -> ForwardPlan:
     """The plan of the fastest of ``candidates``, timed on random tensors on ``device`` (:func:`fastest_by_timing`)."""
-    inputs, cores = _random_layer(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
+    inputs, cores = random_operands(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
     plans = {name: make_plan(name, costs, in_modes, out_modes, ranks, "timing") for name in candidates}
     return plans[fastest_by_timing({name: _plan_runner(plan, inputs, cores, training) for name, plan in plans.items()},
                                    device)]
-
-
-def fastest_by_timing(runners: dict[str, "Callable[[], object]"], device: torch.device, rounds: int = TIMING_ROUNDS) -> str:
-    """The name of the fastest runner: each runs once untimed, then ``rounds`` times round-robin (so load
-    from other processes hits all alike); the best time of each counts."""
-    for run in runners.values():
-        run()
-    best = {name: math.inf for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            best[name] = min(best[name], timed_seconds(run, device))
-    return min(best, key=best.get)
 
 
 def _plan_runner(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool):
@@ -495,13 +463,13 @@ def _timed_stored_weight_pays(
 ) -> bool:
     """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket
     and torch thread count (the caller's: ``threads`` only keys the cache)."""
-    bucket = _batch_bucket(batch)
+    bucket = batch_bucket(batch)
     key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device), threads)
     with _autotune_lock:
         answer = _autotune_cache.get(key)
         if answer is None:
             plan = plan_forward(in_modes, out_modes, ranks, bucket, dtype, False, False, "auto", device)
-            inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
+            inputs, cores = random_operands(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
             weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
             with torch.no_grad():
                 answer = fastest_by_timing({"stored": lambda: F.linear(inputs, weight),

@@ -92,7 +92,7 @@ def calibrate_machine(threads: Optional[int] = None, max_wait_s: float = 0.0) ->
 
     def quiet() -> None:
         if max_wait_s > 0:
-            wait_for_quiet(max_wait_s)
+            wait_for_quiet(max_wait_s, window_s=3.0)
 
     quiet()
     tiny = torch.randn(2, 2)
