@@ -13,7 +13,8 @@ from ttexplore.nn import forward as tt_forward
 from ttexplore import costmodel
 from ttexplore.tt import ttmath
 from ttexplore.nn.layers import TTLinear
-from ttexplore.nn.kernels import merge_cores, permute_copy, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
+from ttexplore.costmodel.ops import BLOCKED_DIRECTIONS, blocked_ops
+from ttexplore.nn.kernels import merge_cores, permute_copy, tt_matmul_batched, tt_matmul_blocked, tt_matmul_rtl, tt_to_dense
 
 CONCRETE = ("ltr", "rtl", "blocked", "einsum", "dense")
 ALL_STRATEGIES = CONCRETE + ("auto",)
@@ -106,10 +107,33 @@ def test_every_blocking_agrees(in_modes, out_modes, ranks):
     cores = list(layer.cores)
     inputs = torch.randn(3, ttmath.prod(in_modes), dtype=torch.float64)
     expected = inputs @ reference_dense([c.detach() for c in cores]).t()
+    grad_output = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(inputs @ reference_dense(cores).t(), cores, grad_output)
     for blocks in costmodel.block_compositions(len(cores)):
-        for direction in ("ltr", "rtl"):
+        for direction in BLOCKED_DIRECTIONS:
             output = tt_matmul_blocked(inputs, cores, blocks, direction)
             assert torch.allclose(output, expected, atol=1e-10, rtol=0), (blocks, direction)
+            grads = torch.autograd.grad(output, cores, grad_output)
+            assert all(torch.allclose(got, want, atol=1e-10, rtol=0) for got, want in zip(grads, expected_grads))
+
+
+@pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS, ids=[f"d{len(l[0])}" for l in LAYERS])
+@pytest.mark.parametrize("direction", ["rtl-bmm", "ltr-bmm"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batched_sweeps_agree_and_count_their_flops(in_modes, out_modes, ranks, direction, batch):
+    torch.manual_seed(4)
+    layer = TTLinear(in_modes, out_modes, list(ranks), bias=False, dtype=torch.float64)
+    cores = list(layer.cores)
+    inputs = torch.randn(batch, ttmath.prod(in_modes), dtype=torch.float64, requires_grad=True)
+    expected = inputs @ reference_dense([c.detach() for c in cores]).t()
+    output = tt_matmul_batched(inputs, cores, None, direction)
+    assert output.is_contiguous() and torch.allclose(output, expected, atol=1e-10, rtol=0)
+    ops, _ = blocked_ops([tuple(core.shape) for core in cores], batch, (1,) * len(cores), direction, 8)
+    priced = costmodel.estimate.evaluate_ops(ops, 8, True, costmodel.default_machine(1))
+    assert counted_flops(lambda: tt_matmul_batched(inputs, cores, None, direction)) == priced["flops"]
+    grad_output = torch.randn_like(expected)
+    total = counted_flops(lambda: tt_matmul_batched(inputs, cores, None, direction).backward(grad_output))
+    assert total == priced["flops"] + priced["backward_flops"]
 
 
 @pytest.mark.parametrize("in_modes,out_modes,ranks", LAYERS[2:5], ids=[f"d{len(l[0])}" for l in LAYERS[2:5]])
