@@ -65,8 +65,15 @@ def _gemm_seconds(m: int, k: int, n: int, element_bytes: int, machine: MachineMo
     """Estimated seconds of one ``(m, k) @ (k, n)`` GEMM (its call cost excluded)."""
     traffic = (m * k + k * n + m * n) * element_bytes
     rate = machine.gemm_rate(m, k, n, traffic) / (machine.float64_slowdown if element_bytes >= 8 else 1.0)
-    seconds = max(2.0 * m * k * n / rate, traffic / machine.memory_bandwidth)
+    seconds = max(2.0 * m * k * n / rate, _streaming_seconds(traffic, machine))
     return machine.gemm_scale * seconds + _fault_seconds(m * n * element_bytes, machine)
+
+
+def _streaming_seconds(traffic: int, machine: MachineModel) -> float:
+    """The least time ``traffic`` bytes of operands take from main memory: only beyond the large GEMM tables'
+    working set (``gemm_large_bytes``); smaller ones are measured by the tables themselves, mostly in cache
+    (a layer's 4 MB stored ``W`` stays there from one inference to the next)."""
+    return traffic / machine.memory_bandwidth if traffic > machine.gemm_large_bytes else 0.0
 
 
 def _bgemm_seconds(count: int, m: int, k: int, n: int, element_bytes: int, machine: MachineModel) -> float:
@@ -74,7 +81,7 @@ def _bgemm_seconds(count: int, m: int, k: int, n: int, element_bytes: int, machi
     traffic = (m * k + count * (k * n + m * n)) * element_bytes
     rate = machine.bmm_rate(m, k, n) or machine.gemm_rate(m, k, count * n, traffic)
     rate /= machine.float64_slowdown if element_bytes >= 8 else 1.0
-    seconds = max(2.0 * count * m * k * n / rate, traffic / machine.memory_bandwidth)
+    seconds = max(2.0 * count * m * k * n / rate, _streaming_seconds(traffic, machine))
     return machine.gemm_scale * seconds + _fault_seconds(count * m * n * element_bytes, machine)
 
 
