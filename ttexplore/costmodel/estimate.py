@@ -239,12 +239,15 @@ def strategy_costs(
           ``training`` ranks by): estimates, not measurements;
         * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
           lengths; merged blocks only when estimated :data:`MERGE_MARGIN` of the
-          best core-by-core sweep) and ``direction``; ``rtl`` and ``blocked``
+          best core-by-core sweep), ``direction`` (one of
+          :data:`~ttexplore.costmodel.ops.BLOCKED_DIRECTIONS`) and ``candidates``
+          (operation lists its search priced); ``rtl`` and ``blocked``
           have ``orientations`` (per-step GEMM orientations of a right-to-left
           sweep, see :data:`COLS_ORIENTATION_MARGIN`).
 
-    Complexity: ``O(2^d d)`` list operations (every blocking of the ``d`` cores
-    is costed for ``blocked``), plus opt_einsum's path search; results are cached.
+    Complexity: ``O(d^4)`` list operations (``blocked``'s search prices ``O(d^3)``
+    steps of ``O(d)`` operations: :class:`~ttexplore.costmodel.blocking.BlockingSearch`),
+    plus opt_einsum's path search; results are cached.
     """
     in_modes, out_modes = check_modes(in_modes, out_modes)
     internal = plan_ranks(in_modes, out_modes, ranks).ranks

@@ -150,7 +150,7 @@ def merge_ops(shapes: Sequence[CoreShape], element_bytes: int, outputs_first: bo
     if len(shapes) == 1:
         if not outputs_first:
             return []
-        return copy_op(shapes[0], (0, 2, 1, 3), element_bytes, source="core")
+        return copy_op(shapes[0], (0, 2, 1, 3), element_bytes, source="core", wide_allowed=False)
     ops: list[tuple] = [("merge_call",)]
     rank_first, n_first, m_first, _ = shapes[0]
     rows = rank_first * n_first * m_first
