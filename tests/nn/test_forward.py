@@ -724,3 +724,22 @@ def test_a_layer_asks_again_for_its_stored_weight_when_the_thread_count_changes(
         torch.set_num_threads(threads)
     assert rebuilt == [False, True, False, True]
     assert torch.allclose(expected, again, atol=1e-6)
+
+
+def test_a_worker_thread_that_sets_its_threads_gets_plans_for_them(monkeypatch):
+    # as the app's workers do with TTEXPLORE_TORCH_THREADS: torch's thread count is per OS thread
+    import threading
+
+    asked = []
+    real = costmodel.default_machine
+    monkeypatch.setattr(costmodel, "default_machine", lambda threads=None: asked.append(threads) or real(threads))
+    shape = ((4, 7, 4, 7), (5, 5, 5, 5), (4, 4, 4), 32, torch.float32, True, True)
+
+    def worker():
+        torch.set_num_threads(1)
+        tt_forward.plan_forward(*shape)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert asked and set(asked) == {1}
