@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -743,3 +744,18 @@ def test_a_worker_thread_that_sets_its_threads_gets_plans_for_them(monkeypatch):
     thread.start()
     thread.join()
     assert asked and set(asked) == {1}
+
+
+def test_estimates_from_another_thread_counts_table_are_trusted_less(monkeypatch):
+    one = dataclasses.replace(costmodel.default_machine(1), threads=1)
+    assert tt_forward.tie_band(one, 1) == tt_forward.NEAR_TIE_BAND
+    assert tt_forward.tie_band(one, 2) == tt_forward.UNCALIBRATED_TIE_BAND > tt_forward.NEAR_TIE_BAND
+    # a stored W estimated 2x slower than the TT plan: clearly not at the table's own thread count,
+    # a near tie (so timed) at a thread count the table was not measured at
+    monkeypatch.setattr(tt_forward, "_machine", lambda device_type, threads: one)
+    shape = ((4, 7, 4, 7), (5, 5, 5, 5), (4, 4, 4), 1, torch.float32, "cpu")
+    best_seconds = min(cost["seconds"] for cost in costmodel.strategy_costs(*shape[:4], machine=one).values())
+    monkeypatch.setattr(costmodel, "stored_weight_costs", lambda *args, **kwargs: {"seconds": 2 * best_seconds})
+    tt_forward.clear_caches()
+    assert tt_forward._modelled_stored_weight_verdict(*shape, 1) is False
+    assert tt_forward._modelled_stored_weight_verdict(*shape, 2) is None

@@ -64,6 +64,7 @@ __all__ = [
     "set_stored_weight_budget",
     "stored_weight_pays",
     "decisions_generation",
+    "tie_band",
     "fastest_by_timing",
     "traced_plan_spec",
     "run_plan_spec",
@@ -98,6 +99,13 @@ STORED_WEIGHT_BUDGET_BYTES = 64 << 20
 #: the fastest strategy within 1.2x of the model's pick, and a stored ``W`` (a
 #: batch-1 GEMV) within 1.6x of the TT forward it replaces.
 NEAR_TIE_BAND = 1.5
+
+#: The near-tie band where the pricing table was measured at another thread count than the one
+#: in use (no table for it: :func:`ttexplore.costmodel.default_machine` falls back to the
+#: nearest below). Small GEMMs and copies get slower with more threads while large GEMMs and
+#: a stored ``W``'s GEMV get up to twice as fast, so the estimates are only good to about
+#: 2.5x there (the 1024 x 1024 GEMV: 167 us at 1 thread, 66 us at 2); wider ties are timed.
+UNCALIBRATED_TIE_BAND = 3.0
 
 #: The batch a traced plan (:func:`traced_plan_spec`) is chosen for when the
 #: batch is symbolic (``torch.compile(dynamic=True)``, ``torch.export`` with a ``Dim``).
@@ -294,10 +302,18 @@ def plan_forward(
     return _inference_plan(*key[:5], device, threads)
 
 
-def _near_ties(estimates: dict[str, float]) -> list[str]:
-    """The names whose estimated seconds are within :data:`NEAR_TIE_BAND` of the smallest."""
+def _near_ties(estimates: dict[str, float], band: float) -> list[str]:
+    """The names whose estimated seconds are within ``band`` of the smallest."""
     best = min(estimates.values())
-    return [name for name, seconds in estimates.items() if seconds <= NEAR_TIE_BAND * best]
+    return [name for name, seconds in estimates.items() if seconds <= band * best]
+
+
+def tie_band(machine: costmodel.MachineModel, threads: int) -> float:
+    """How far apart two estimates by ``machine`` at ``threads`` torch threads may be and still be timed against
+    each other: :data:`NEAR_TIE_BAND` where the table was measured at that thread count (or is a device's own
+    model), else :data:`UNCALIBRATED_TIE_BAND`."""
+    calibrated = machine.threads in (0, threads) or any(machine is model for model in _device_machines.values())
+    return NEAR_TIE_BAND if calibrated else UNCALIBRATED_TIE_BAND
 
 
 @functools.lru_cache(maxsize=4096)
@@ -306,13 +322,15 @@ def _inference_plan(
     device: torch.device, threads: int,
 ) -> ForwardPlan:
     """``auto``'s inference plan on a device the cost model prices: its pick, or, when other
-    strategies' estimates are within :data:`NEAR_TIE_BAND` of it, the fastest of those by one
-    timing per batch bucket (the estimates are not finer than that; measured misrankings of
-    up to 1.2x sat inside it)."""
+    strategies' estimates are within :func:`tie_band` of it (:data:`NEAR_TIE_BAND`, wider for a
+    table of another thread count), the fastest of those by one timing per batch bucket and
+    thread count (the estimates are not finer than that; measured misrankings of up to 1.2x sat
+    inside it)."""
     modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type, threads)
+    machine = _machine(device.type, threads)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False,
-                                     machine=_machine(device.type, threads))
-    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()})
+                                     machine=machine)
+    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()}, tie_band(machine, threads))
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if len(candidates) <= 1:
@@ -415,8 +433,8 @@ def stored_weight_pays(
     Never when ``W`` is over the budget of :func:`set_stored_weight_budget`. On a
     device the cost model prices (:func:`plan_forward`): yes when one
     ``(B, N) @ (N, M)`` GEMM (:func:`ttexplore.costmodel.stored_weight_costs`)
-    is estimated :data:`NEAR_TIE_BAND` times faster than the best strategy, no
-    when :data:`NEAR_TIE_BAND` times slower, and in between (at batch 1 the
+    is estimated :func:`tie_band` times faster than the best strategy, no
+    when that many times slower, and in between (at batch 1 the
     estimates err by up to 1.6x either way) the faster of the two by one timing
     per batch bucket. Elsewhere always by that timing. Rebuilding ``W`` is not
     charged: the layer rebuilds it once and reuses it while its cores are
@@ -450,9 +468,10 @@ def _modelled_stored_weight_verdict(
         ttmath.prod(in_modes), ttmath.prod(out_modes), batch, _dtype_bytes(dtype), machine=machine
     )
     ratio = stored["seconds"] / costs[costmodel.best_strategy(costs)]["seconds"]
-    if ratio * NEAR_TIE_BAND <= 1.0:
+    band = tie_band(machine, threads)
+    if ratio * band <= 1.0:
         return True
-    if ratio >= NEAR_TIE_BAND:
+    if ratio >= band:
         return False
     return None
 
