@@ -13,7 +13,7 @@ import pytest
 
 from ttexplore import costmodel
 from ttexplore.costmodel import machine as machine_module
-from ttexplore.costmodel.ops import BLOCKED_DIRECTIONS, block_shapes, blocked_ops, copy_geometry, copy_op
+from ttexplore.costmodel.ops import BLOCKED_DIRECTIONS, block_shapes, blocked_ops, chunk_sizes, copy_geometry, copy_op
 from ttexplore.tt import ttmath
 
 PACKAGE = Path(costmodel.__file__).resolve().parent.parent
@@ -171,8 +171,9 @@ def _enumerated_blocking(in_modes, out_modes, ranks, batch, training, machine):
         for direction in BLOCKED_DIRECTIONS:
             choose = lambda rows, cols: "cols" if _seconds(cols, training, machine) < (  # noqa: E731
                 costmodel.COLS_ORIENTATION_MARGIN * _seconds(rows, training, machine)) else "rows"
-            ops, _ = blocked_ops(shapes, batch, blocks, direction, 4, choose=choose)
-            costs[(blocks, direction)] = _seconds([("forward_call",), *ops], training, machine)
+            for chunk in chunk_sizes(batch) if direction == "rtl-bmm" else [batch]:
+                ops, _ = blocked_ops(shapes, batch, blocks, direction, 4, choose=choose, chunk=chunk)
+                costs[(blocks, direction, chunk % batch)] = _seconds([("forward_call",), *ops], training, machine)
     singles = {key: value for key, value in costs.items() if len(key[0]) == d}
     merged = {key: value for key, value in costs.items() if len(key[0]) < d}
     best_single = min(singles, key=singles.get)
@@ -193,7 +194,8 @@ def test_the_blocking_search_finds_what_pricing_every_blocking_finds(layer, batc
         machine = dataclasses.replace(machine, gemm_scale=machine.gemm_scale / 2)
     for training in (False, True):
         blocked = costmodel.strategy_costs(*layer, batch, training=training, machine=machine)["blocked"]
-        assert (blocked["blocks"], blocked["direction"]) == _enumerated_blocking(*layer, batch, training, machine)
+        found = (blocked["blocks"], blocked["direction"], blocked["chunk"])
+        assert found == _enumerated_blocking(*layer, batch, training, machine)
 
 
 def test_the_plan_search_is_polynomial_in_the_number_of_modes():
@@ -201,8 +203,10 @@ def test_the_plan_search_is_polynomial_in_the_number_of_modes():
     for d in (3, 6, 12):
         costs = costmodel.strategy_costs((2,) * d, (2,) * d, 2, 4)
         counts[d] = costs["blocked"]["candidates"]
-        assert counts[d] <= 4 * d**3  # every blocking would be 4 directions x 2^(d-1), 8192 at d = 12
-    assert counts[12] <= 2**3 * 2 * counts[6]  # doubling d multiplies the work by about 2^3, not 2^6
+        # O(d^3) for the copying right-to-left search, O(d^2) for each other direction and chunk size (3 of
+        # them at batch 4); pricing every blocking would be 2^(d-1) per search (2,048 at d = 12)
+        assert counts[d] <= 4 * d**3
+    assert counts[12] <= 2**3 * 2 * counts[6]  # doubling d multiplies the work by at most about 2^3, not 2^6
     with pytest.raises(ValueError, match="more than the 12"):
         costmodel.strategy_costs((2,) * 13, (2,) * 13, 2, 4)
 

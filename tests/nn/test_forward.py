@@ -277,7 +277,8 @@ def test_auto_returns_a_valid_strategy_and_caches(monkeypatch):
         planned = len(calls)  # the plan, and whether a stored W would pay
         second = layer(inputs)
         layer(inputs)
-    assert torch.allclose(first, second, atol=1e-6, rtol=0)
+    # the second forward may multiply by a stored W instead (other float32 rounding)
+    assert torch.allclose(first, second, atol=1e-5, rtol=1e-5)
     assert planned >= 1 and len(calls) == planned
     plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 16, torch.float32)
     assert plan.strategy in CONCRETE and plan.source in ("model", "timing")
@@ -759,3 +760,25 @@ def test_estimates_from_another_thread_counts_table_are_trusted_less(monkeypatch
     tt_forward.clear_caches()
     assert tt_forward._modelled_stored_weight_verdict(*shape, 1) is False
     assert tt_forward._modelled_stored_weight_verdict(*shape, 2) is None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4])
+def test_a_chunked_batched_sweep_agrees_and_counts_its_flops(chunk):
+    torch.manual_seed(8)
+    in_modes, out_modes, ranks = LAYERS[4]
+    layer = TTLinear(in_modes, out_modes, list(ranks), bias=True, dtype=torch.float64)
+    cores = list(layer.cores)
+    inputs = torch.randn(5, ttmath.prod(in_modes), dtype=torch.float64, requires_grad=True)
+    expected = inputs @ reference_dense(cores).t() + layer.bias
+    grad_output = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [inputs, *cores, layer.bias], grad_output)
+    blocks = (2, 1, 2)
+    output = tt_matmul_blocked(inputs, cores, blocks, "rtl-bmm", layer.bias, chunk=chunk)
+    assert torch.allclose(output, expected.detach(), atol=1e-10, rtol=0)
+    grads = torch.autograd.grad(output, [inputs, *cores, layer.bias], grad_output)
+    assert all(torch.allclose(got, want, atol=1e-10, rtol=0) for got, want in zip(grads, expected_grads))
+    ops, _ = blocked_ops([tuple(core.shape) for core in cores], 5, blocks, "rtl-bmm", 8, chunk=chunk)
+    priced = costmodel.estimate.evaluate_ops(ops, 8, True, costmodel.default_machine(1))
+    with torch.no_grad():
+        assert counted_flops(lambda: tt_matmul_blocked(inputs, cores, blocks, "rtl-bmm", None, chunk=chunk)) == \
+            priced["flops"]

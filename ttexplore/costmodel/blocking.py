@@ -43,6 +43,8 @@ class BlockingSearch:
     Args:
         shapes: the ``d`` core shapes ``(r_{k-1}, n_k, m_k, r_k)``.
         batch: rows of the input.
+        chunk: a ``"rtl-bmm"`` sweep run this many rows at a time (0: all): each
+            block is merged once and its step runs once per chunk.
         element_bytes: 4 for float32, 8 for float64.
         seconds: the time an operation list is ranked by.
         choose: a right-to-left step's orientation from its two operation lists.
@@ -52,11 +54,17 @@ class BlockingSearch:
     """
 
     def __init__(self, shapes: Sequence[CoreShape], batch: int, element_bytes: int, seconds: Seconds,
-                 choose: Chooser) -> None:
+                 choose: Chooser, chunk: int = 0) -> None:
         self.shapes, self.batch, self.element_bytes = list(shapes), batch, element_bytes
         self._seconds, self._choose = seconds, choose
         self.priced = 0
         self._step_cache: dict[tuple, tuple[float, bool]] = {}
+        # the batches one sweep's steps run at, and how many times each: ``chunk`` rows at a time (the last
+        # chunk what is left), or the whole batch once
+        if 0 < chunk < batch:
+            self._runs = [(chunk, batch // chunk)] + ([(batch % chunk, 1)] if batch % chunk else [])
+        else:
+            self._runs = [(batch, 1)]
 
     def price(self, ops: Sequence[tuple]) -> float:
         self.priced += 1
@@ -67,27 +75,32 @@ class BlockingSearch:
 
     # ------------------------------------------------------------------ one block's step
     def _independent_step(self, direction: str, start: int, stop: int) -> float:
-        """Seconds of merging block ``[start, stop)`` and its step, in a direction whose steps do not
-        depend on their neighbours (``ltr``, ``rtl-bmm``, ``ltr-bmm``)."""
-        shapes, batch, element_bytes = self.shapes, self.batch, self.element_bytes
+        """Seconds of merging block ``[start, stop)`` (once) and of its step (once per chunk), in a direction
+        whose steps do not depend on their neighbours (``ltr``, ``rtl-bmm``, ``ltr-bmm``)."""
+        seconds = self.price(merge_ops(self.shapes[start:stop], self.element_bytes, outputs_first=direction == "rtl-bmm"))
+        for batch, times in self._runs:
+            seconds += times * self.price(self._step_ops(direction, start, stop, batch))
+        return seconds
+
+    def _step_ops(self, direction: str, start: int, stop: int, batch: int) -> list[tuple]:
+        """The operations of block ``[start, stop)``'s step on ``batch`` input rows."""
+        shapes, element_bytes = self.shapes, self.element_bytes
         shape = self._block(start, stop)
-        ops = merge_ops(shapes[start:stop], element_bytes, outputs_first=direction == "rtl-bmm")
         first_operand = "input_copy" if batch > 1 else "input"
         if direction == "ltr":
             state = shape[0] * prod(s[1] for s in shapes[start:]) * prod(s[2] for s in shapes[:start]) * batch
-            ops += ltr_step_ops(shape, state, batch, first_operand if start == 0 else "state", element_bytes)[0]
-        elif direction == "rtl-bmm":
+            return ltr_step_ops(shape, state, batch, first_operand if start == 0 else "state", element_bytes)[0]
+        if direction == "rtl-bmm":
             outer = batch * prod(s[1] for s in shapes[:start])
             inner = prod(s[2] for s in shapes[stop:])
             operand = "input" if stop == len(shapes) else "state"
-            ops += batched_step_ops(shape, outer, inner, direction, operand, element_bytes)
-        else:  # ltr-bmm
-            outer = prod(s[2] for s in shapes[:start])
-            inner = batch * prod(s[1] for s in shapes[stop:])
-            ops += core_matrix_ops(shape, (2, 3, 0, 1), element_bytes)
-            ops += batched_step_ops(shape, outer, inner, direction, first_operand if start == 0 else "state",
-                                    element_bytes)
-        return self.price(ops)
+            return batched_step_ops(shape, outer, inner, direction, operand, element_bytes)
+        # ltr-bmm
+        outer = prod(s[2] for s in shapes[:start])
+        inner = batch * prod(s[1] for s in shapes[stop:])
+        ops = core_matrix_ops(shape, (2, 3, 0, 1), element_bytes)
+        return ops + batched_step_ops(shape, outer, inner, direction, first_operand if start == 0 else "state",
+                                      element_bytes)
 
     def _rtl_step(self, start: int, stop: int, next_modes_in: int, rank_first: bool) -> tuple[float, bool]:
         """Seconds of merging block ``[start, stop)`` and its right-to-left step (orientation chosen as

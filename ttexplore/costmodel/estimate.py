@@ -20,6 +20,7 @@ from ttexplore.costmodel.ops import (
     CoreShape,
     block_shapes,
     blocked_ops,
+    chunk_sizes,
     dense_ops,
     rtl_sweep_ops,
     sweep_ops,
@@ -240,7 +241,8 @@ def strategy_costs(
         * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
           lengths; merged blocks only when estimated :data:`MERGE_MARGIN` of the
           best core-by-core sweep), ``direction`` (one of
-          :data:`~ttexplore.costmodel.ops.BLOCKED_DIRECTIONS`) and ``candidates``
+          :data:`~ttexplore.costmodel.ops.BLOCKED_DIRECTIONS`), ``chunk`` (input
+          rows per chunk of a chunked ``rtl-bmm`` sweep, 0 for all) and ``candidates``
           (operation lists its search priced); ``rtl`` and ``blocked``
           have ``orientations`` (per-step GEMM orientations of a right-to-left
           sweep, see :data:`COLS_ORIENTATION_MARGIN`).
@@ -320,26 +322,36 @@ def _best_blocking(shapes: Sequence[CoreShape], batch: int, pricer: _Pricer) -> 
     priced steps, not every one of the ``2^(d-1)`` blockings); merged blocks win
     only when :data:`MERGE_MARGIN` faster than the best core-by-core sweep (every
     block one core, in any direction). Its ``peak_bytes`` include the merged
-    cores; ``candidates`` counts the operation lists priced.
+    cores; ``candidates`` counts the operation lists priced. The ``rtl-bmm`` sweep is
+    also priced on chunks of every power-of-two number of rows below the batch
+    (``chunk``: rows per chunk, 0 for the whole batch), ``O(log B)`` searches more.
     """
     d = len(shapes)
     dtype_bytes = pricer.dtype_bytes
-    search = BlockingSearch(shapes, batch, dtype_bytes, pricer.seconds, pricer.choose_orientation)
+    priced = 0
 
-    def costed(blocks: tuple[int, ...], direction: str) -> dict:
-        ops, orientations = blocked_ops(shapes, batch, blocks, direction, dtype_bytes, choose=pricer.choose_orientation)
-        search.priced += 1
-        candidate = pricer.costed(ops, f"blocks {'+'.join(map(str, blocks))}, {DIRECTION_TEXT[direction]}")
+    def costed(blocks: tuple[int, ...], direction: str, chunk: int) -> dict:
+        nonlocal priced
+        ops, orientations = blocked_ops(shapes, batch, blocks, direction, dtype_bytes, choose=pricer.choose_orientation,
+                                        chunk=chunk)
+        priced += 1
+        text = f"blocks {'+'.join(map(str, blocks))}, {DIRECTION_TEXT[direction]}"
+        candidate = pricer.costed(ops, text + (f", {chunk} rows at a time" if 0 < chunk < batch else ""))
         candidate["blocks"], candidate["direction"], candidate["orientations"] = blocks, direction, orientations
+        candidate["chunk"] = chunk if 0 < chunk < batch else 0
         return candidate
 
-    singles = [costed((1,) * d, direction) for direction in BLOCKED_DIRECTIONS]
-    best_single = min(singles, key=lambda candidate: candidate["seconds"])  # the first of equals
-    merged = []
+    singles, merged = [], []
     for direction in BLOCKED_DIRECTIONS:
-        found = search.best_merged(direction)
-        if found is not None:
-            merged.append(costed(found[1], direction))
+        # the batched right-to-left sweep may also run a few rows at a time (its states then stay in cache)
+        for chunk in chunk_sizes(batch) if direction == "rtl-bmm" else [batch]:
+            singles.append(costed((1,) * d, direction, chunk))
+            search = BlockingSearch(shapes, batch, dtype_bytes, pricer.seconds, pricer.choose_orientation, chunk)
+            found = search.best_merged(direction)
+            priced += search.priced
+            if found is not None:
+                merged.append(costed(found[1], direction, chunk))
+    best_single = min(singles, key=lambda candidate: candidate["seconds"])  # the first of equals
     best_merged = min(merged, key=lambda candidate: candidate["seconds"]) if merged else None
     if best_merged is not None and best_merged["seconds"] <= MERGE_MARGIN * best_single["seconds"]:
         best = best_merged
@@ -347,7 +359,7 @@ def _best_blocking(shapes: Sequence[CoreShape], batch: int, pricer: _Pricer) -> 
         best = best_single
     merged_bytes = sum(prod(s) for s in block_shapes(shapes, best["blocks"])) * dtype_bytes if d > 1 else 0
     best["peak_bytes"] += merged_bytes if any(length > 1 for length in best["blocks"]) else 0
-    best["candidates"] = search.priced
+    best["candidates"] = priced
     return best
 
 

@@ -56,6 +56,8 @@ __all__ = [
     "BLOCKED_DIRECTIONS",
     "batched_sweep_ops",
     "batched_step_ops",
+    "chunked_sweep_ops",
+    "chunk_sizes",
     "core_matrix_ops",
     "ltr_step_ops",
     "rtl_step_ops",
@@ -303,11 +305,13 @@ def blocked_ops(
     element_bytes: int,
     orientations: Optional[Sequence[str]] = None,
     choose: Optional[OrientationChooser] = None,
+    chunk: int = 0,
 ) -> tuple[list[tuple], tuple[str, ...]]:
     """Operations of :func:`ttexplore.nn.kernels.tt_matmul_blocked`, and the rtl orientations used.
 
     The cores are merged in consecutive ``blocks``, then swept in ``direction``;
-    ``orientations`` and ``choose`` are those of :func:`rtl_sweep_ops`.
+    ``orientations`` and ``choose`` are those of :func:`rtl_sweep_ops`; ``chunk``
+    (``"rtl-bmm"`` only) sweeps that many input rows at a time (0: all).
     """
     if len(blocks) == 1:
         return dense_ops(shapes, batch, element_bytes), ()
@@ -317,6 +321,8 @@ def blocked_ops(
         ops += merge_ops(shapes[start : start + length], element_bytes, outputs_first=direction == "rtl-bmm")
         start += length
     merged = block_shapes(shapes, blocks)
+    if direction == "rtl-bmm" and 0 < chunk < batch:
+        return ops + chunked_sweep_ops(merged, batch, chunk, element_bytes), ()
     if direction in ("rtl-bmm", "ltr-bmm"):
         return ops + batched_sweep_ops(merged, batch, direction, element_bytes), ()
     if direction == "rtl":
@@ -382,4 +388,32 @@ def batched_sweep_ops(shapes: Sequence[CoreShape], batch: int, direction: str, e
         operand = "state"
     if batch > 1:
         ops += copy_op((prod(s[2] for s in shapes), batch), (1, 0), element_bytes)
+    return ops
+
+
+def chunk_sizes(batch: int) -> list[int]:
+    """The rows per chunk a chunked ``"rtl-bmm"`` sweep is priced at: the whole batch, then every power of two
+    below it (``O(log B)`` of them)."""
+    sizes = [int(batch)]
+    size = 1
+    while size < batch:
+        sizes.append(size)
+        size *= 2
+    return sorted(set(sizes), reverse=True)
+
+
+def chunked_sweep_ops(shapes: Sequence[CoreShape], batch: int, chunk: int, element_bytes: int) -> list[tuple]:
+    """Operations of a ``"rtl-bmm"`` sweep run on ``chunk`` input rows at a time, then the chunks' results joined.
+
+    The batch is the outermost index of every state of that sweep, so the rows of a chunk go through
+    all the cores alone; the chunks' states are ``chunk / B`` of the whole ones and stay in cache where
+    the whole ones would not (the paper's layer at batch 100: 23 MB after its first step, under 1 MB in
+    chunks of 4 rows). The join (``torch.cat``) copies the ``(B, M)`` result once.
+    """
+    ops: list[tuple] = []
+    for start in range(0, batch, chunk):
+        ops += batched_sweep_ops(shapes, min(chunk, batch - start), "rtl-bmm", element_bytes)
+    out_features = prod(s[2] for s in shapes)
+    # a contiguous copy of each chunk's (rows, M) result into the (B, M) output
+    ops.append(("copy", batch * out_features, 512, False, "state", "passes", 4))
     return ops

@@ -518,6 +518,9 @@ def traced_plan_spec(
     ``torch.export`` calls it with a fake tensor; a symbolic batch there is
     planned as :data:`TRACED_DYNAMIC_BATCH`.
 
+    A chunked ``rtl-bmm`` plan runs on the whole batch at once while traced (a loop over a
+    symbolic batch would not trace; the compiler lays out the states itself).
+
     Returns:
         ``(strategy, blocks, direction, orientations, einsum_steps)`` for :func:`run_plan_spec`.
     """

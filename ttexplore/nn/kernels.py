@@ -314,6 +314,7 @@ def tt_matmul_blocked(
     direction: str = "rtl",
     bias: Optional[torch.Tensor] = None,
     orientations: Optional[Sequence[str]] = None,
+    chunk: int = 0,
 ) -> torch.Tensor:
     """``inputs @ W^T (+ bias)``: merge blocks of adjacent cores, then sweep over the blocks.
 
@@ -332,6 +333,10 @@ def tt_matmul_blocked(
         bias: optional ``(M,)``.
         orientations: per-step GEMM orientations of the ``"rtl"`` sweep
             (see :func:`tt_matmul_rtl`).
+        chunk: ``"rtl-bmm"`` only: sweep this many input rows at a time (0: all at
+            once). The batch is the outermost index of every state of that sweep, so a
+            chunk's rows go through all the blocks alone and its states stay in cache;
+            the chunks' results are joined at the end.
 
     Complexity: the FLOPs of merging each block (:func:`merge_cores`) plus those
     of the sweep over the merged cores (:func:`ttexplore.tt.ttmath.tt_sweep_flops`
@@ -352,6 +357,12 @@ def tt_matmul_blocked(
         merged = [merge_cores(group, outputs_first=True) for group in groups]
         shapes = [(int(c.shape[0]), int(c.shape[2]), int(c.shape[1]), int(c.shape[3])) for c in merged]
         matrices = [c.reshape(c.shape[0] * c.shape[1], c.shape[2] * c.shape[3]) for c in merged]
+        if 0 < chunk < inputs.shape[0]:
+            # each chunk of rows: (chunk, N) -> (chunk, M), all in cache; then (B, M)
+            parts = [_batched_sweep(inputs[start : start + chunk], matrices, shapes, direction, None)
+                     for start in range(0, inputs.shape[0], chunk)]
+            output = torch.cat(parts)
+            return output if bias is None else output + bias
         return _batched_sweep(inputs, matrices, shapes, direction, bias)
     merged = [merge_cores(group) for group in groups]
     if direction == "ltr-bmm":

@@ -383,10 +383,13 @@ def _ratio_quartiles(other: Sequence[float], own: Sequence[float]) -> str:
 
 
 def describe_plan(plan: tt_forward.ForwardPlan) -> str:
-    """A short name of a forward plan: ``"rtl"``, ``"blocked 2+2 rtl"``, with ``cr..`` orientations if any are cols."""
+    """A short name of a forward plan: ``"rtl"``, ``"blocked 2+2 rtl"``, with ``cr..`` orientations if any are cols,
+    ``"blocked 2+1+1+2 rtl-bmm 16 rows at a time"`` for a chunked batched sweep."""
     text = plan.strategy
     if plan.strategy == "blocked":
         text += f" {'+'.join(map(str, plan.blocks))} {plan.direction}"
+        if plan.chunk:
+            text += f" {plan.chunk} rows at a time"
     if "cols" in plan.orientations:
         text += " " + "".join(o[0] for o in plan.orientations)
     return text
