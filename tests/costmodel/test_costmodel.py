@@ -220,3 +220,15 @@ def test_the_choice_follows_the_machine():
     assert costs["blocked"]["direction"].endswith("-bmm")
     assert costs["blocked"]["seconds"] < costmodel.strategy_costs((8,) * 4, (8,) * 4, 8, 128, machine=machine)[
         "blocked"]["seconds"]
+
+
+def test_a_stored_weight_is_priced_by_the_measured_f_linear_speeds():
+    machine = costmodel.default_machine(1)
+    batch, elements = machine.linear_batches[0], machine.linear_weights[3]
+    side = int(round(elements**0.5))
+    seconds = costmodel.stored_weight_costs(side, side, batch, machine=machine)["seconds"]
+    assert seconds == pytest.approx(2 * batch * side * side / machine.linear_rates[0][3])
+    # without that table: one GEMM of the GEMM tables
+    unmeasured = dataclasses.replace(machine, linear_batches=(), linear_weights=(), linear_rates=())
+    gemm = costmodel.estimate.evaluate_ops([("gemm", batch, side, side, "input", "core")], 4, False, unmeasured)
+    assert costmodel.stored_weight_costs(side, side, batch, machine=unmeasured)["seconds"] == gemm["forward_seconds"]

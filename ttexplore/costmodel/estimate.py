@@ -376,7 +376,8 @@ def stored_weight_costs(
     What ``auto`` weighs at inference against the best strategy of
     :func:`strategy_costs` (:func:`ttexplore.nn.forward.stored_weight_pays`):
     the rebuild of ``W`` is paid once and not counted; no per-forward fixed cost
-    (``forward_call_s``: planning, the sweep's reshapes) is either.
+    (``forward_call_s``: planning, the sweep's reshapes) is either. Timed by the
+    machine's ``linear_rates`` (``F.linear`` itself, measured) where it has them.
 
     Returns:
         :func:`evaluate_ops`' keys for that GEMM, ``seconds`` (= ``forward_seconds``)
@@ -384,10 +385,15 @@ def stored_weight_costs(
 
     Complexity: ``O(1)``.
     """
+    machine = machine or default_machine()
     result = evaluate_ops(
-        [("gemm", int(batch), int(in_features), int(out_features), "input", "core")], int(dtype_bytes), False,
-        machine or default_machine(),
+        [("gemm", int(batch), int(in_features), int(out_features), "input", "core")], int(dtype_bytes), False, machine,
     )
+    rate = machine.linear_rate(int(batch), int(in_features) * int(out_features))
+    if rate:  # measured: F.linear by a W kept in cache (the GEMM tables time other layouts)
+        rate /= machine.float64_slowdown if dtype_bytes >= 8 else 1.0
+        traffic = (batch * in_features + in_features * out_features + batch * out_features) * dtype_bytes
+        result["forward_seconds"] = max(result["flops"] / rate, _streaming_seconds(traffic, machine))
     result["seconds"] = result["forward_seconds"]
     result["weight_bytes"] = int(in_features) * int(out_features) * int(dtype_bytes)
     return result

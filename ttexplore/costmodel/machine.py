@@ -65,6 +65,10 @@ class MachineModel:
             ``m, k, n = bmm_grid[i], bmm_grid[j], bmm_grid[l]`` with about ``gemm_small_bytes``
             of operands (log2-interpolated in between, clamped beyond); empty when not
             measured (a batched product is then priced as one GEMM of its combined size).
+        linear_batches, linear_weights, linear_rates: float32 FLOP/s of ``F.linear`` with a
+            stored ``W`` of ``linear_weights[j]`` elements on ``linear_batches[i]`` rows,
+            ``W`` in cache as in repeated inference (log2-interpolated, clamped); empty when
+            not measured (then priced as a GEMM).
         float64_slowdown: how much slower a float64 GEMM is than a float32 one.
         gemm_scale, plain_copy_scale, wide_copy_scale, nd_copy_scale: factors on
             the tables' times (``nd``: copies permuting more than two axes),
@@ -106,6 +110,9 @@ class MachineModel:
     threads: int = 0
     bmm_grid: tuple[int, ...] = ()
     bmm_rates: tuple[tuple[tuple[float, ...], ...], ...] = ()
+    linear_batches: tuple[int, ...] = ()
+    linear_weights: tuple[int, ...] = ()
+    linear_rates: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         # a dict view of copy_tables, built once (the dataclass is frozen and hashable)
@@ -135,6 +142,12 @@ class MachineModel:
         i, wi = _grid_position(grid, m)
         planes = [_interpolate_2d(self.bmm_rates[index], grid, k, n) for index in (i, i + 1)]
         return planes[0] * (1 - wi) + planes[1] * wi
+
+    def linear_rate(self, batch: int, weight_elements: int) -> float:
+        """float32 FLOP/s of ``F.linear`` by a stored ``W`` of ``weight_elements`` on ``batch`` rows (0 when not measured)."""
+        if not self.linear_rates:
+            return 0.0
+        return _interpolate_2d(self.linear_rates, (self.linear_batches, self.linear_weights), batch, weight_elements)
 
     def copy_rate(self, block_bytes: int, wide: bool, total_bytes: int, form: str, fan: int) -> float:
         """Bytes/s (read plus write) of a permuted copy of ``total_bytes`` (see the class notes)."""
@@ -199,7 +212,7 @@ def machine_from_dict(data: dict[str, Any]) -> MachineModel:
     if unknown:
         raise ValueError(f"unknown machine field(s) {', '.join(unknown)}; known: {', '.join(names)}")
     values = {name: _as_tuples(value) for name, value in data.items() if name != "copy_tables"}
-    for name in ("gemm_grid", "copy_block_bytes", "copy_fans", "bmm_grid"):  # grids must be increasing
+    for name in ("gemm_grid", "copy_block_bytes", "copy_fans", "bmm_grid", "linear_batches", "linear_weights"):
         grid = values.get(name, ())
         if any(not isinstance(size, (int, float)) or size <= 0 for size in grid) or list(grid) != sorted(set(grid)):
             raise ValueError(f"machine field {name} must list increasing positive sizes, not {grid!r:.60}")

@@ -41,6 +41,10 @@ BMM_GRID = (1, 4, 16, 64, 256, 1024)
 #: The most multiply-adds one timed batched GEMM of the table does (keeps the large entries short).
 BMM_MAX_MULTIPLY_ADDS = 1 << 28
 
+#: Batches and weight sizes (elements of a square ``W``) of the stored-weight table (``F.linear``).
+LINEAR_BATCHES = (1, 4, 16, 64)
+LINEAR_WEIGHTS = (1 << 12, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
+
 #: Contiguous block sizes and fans of the copy tables.
 COPY_BLOCK_BYTES = (4, 8, 16, 32, 64, 128, 512)
 COPY_FANS = (4, 16, 64)
@@ -111,6 +115,8 @@ def calibrate_machine(threads: Optional[int] = None, max_wait_s: float = 0.0) ->
     memory_speeds = _memory_speeds(retry)
     quiet()
     bmm_rates = _bmm_table(call_s, retry)
+    quiet()
+    linear_rates = tuple(retry.best(lambda batch=batch: _linear_row(batch)) for batch in LINEAR_BATCHES)
     measured = dict(
         gemm_grid=GEMM_GRID,
         gemm_rows=tables["rows"],
@@ -130,6 +136,9 @@ def calibrate_machine(threads: Optional[int] = None, max_wait_s: float = 0.0) ->
         threads=torch.get_num_threads(),
         bmm_grid=BMM_GRID,
         bmm_rates=bmm_rates,
+        linear_batches=LINEAR_BATCHES,
+        linear_weights=LINEAR_WEIGHTS,
+        linear_rates=linear_rates,
     )
     no_calls = dict.fromkeys(_CALL_COSTS + _BACKWARD_CALL_COSTS, 0.0)
     provisional = MachineModel(description="calibrating", **measured, **no_calls)
@@ -240,6 +249,18 @@ def _bmm_row(m: int, k: int, call_s: float) -> list[float]:
         left, right = torch.randn(m, k), torch.randn(count, k, n)
         seconds = _best_seconds(lambda: torch.bmm(left.expand(count, m, k), right), repeats=5)
         row.append(_three_digits(2 * count * m * k * n / max(seconds - call_s, 0.2 * seconds)))
+    return row
+
+
+def _linear_row(batch: int) -> list[float]:
+    """FLOP/s of ``F.linear(x, W, b)`` (what a stored ``W`` runs) on ``batch`` rows, for each square ``W`` of
+    :data:`LINEAR_WEIGHTS` elements, called again and again on the same ``W`` as inference does."""
+    row = []
+    for elements in LINEAR_WEIGHTS:
+        side = int(round(elements**0.5))
+        weight, bias, inputs = torch.randn(side, side), torch.randn(side), torch.randn(batch, side)
+        seconds = _best_seconds(lambda: torch.nn.functional.linear(inputs, weight, bias), repeats=20, warmup=3)
+        row.append(_three_digits(2 * batch * side * side / seconds))
     return row
 
 
@@ -393,10 +414,42 @@ def _fit_call_costs(provisional: MachineModel, retry: _Quiet) -> dict[str, float
                 backward_targets.append(total - forward - compute["backward_seconds"])
     forward_costs = fit_nonnegative(forward_features, forward_targets)
     backward_costs = fit_nonnegative(backward_features, backward_targets)
-    return {
+    fitted = {
         name: _three_digits(value)
         for name, value in zip(_CALL_COSTS + _BACKWARD_CALL_COSTS, forward_costs + backward_costs)
     }
+    # the kernels above run without the layer around them: a forward's fixed cost is measured on the layer
+    fitted["forward_call_s"] = _three_digits(max(0.0, retry.best(_layer_overhead_seconds, higher_is_better=False)[0]))
+    return fitted
+
+
+def _always(*args: object, **kwargs: object) -> bool:
+    return True
+
+
+def _layer_overhead_seconds() -> list[float]:
+    """What an inference forward through ``TTLinear`` costs beyond its plan's kernels, less what one with a
+    stored ``W`` costs beyond its GEMM: the ``forward_call_s`` a TT plan pays against a stored ``W``
+    (:func:`ttexplore.costmodel.stored_weight_costs` charges none). Best of many calls on a tiny layer.
+    """
+    layer = TTLinear((2, 2, 2), (2, 2, 2), 2)
+    inputs = torch.randn(1, 8)
+    cores = list(layer.cores)
+    plan = tt_forward.plan_forward(layer.in_modes, layer.out_modes, layer.ranks, 1, strategy="rtl")
+    twin = TTLinear((2, 2, 2), (2, 2, 2), 2, strategy="rtl")
+    twin.load_state_dict(layer.state_dict())
+    weight = layer.to_dense().detach()
+    with torch.no_grad():
+        tt_layer = _best_seconds(lambda: twin(inputs), repeats=200, warmup=20)
+        tt_kernel = _best_seconds(lambda: plan.run(inputs, cores, layer.bias), repeats=200, warmup=20)
+        original = tt_forward.stored_weight_pays
+        try:
+            tt_forward.stored_weight_pays = _always  # the layer's stored-W path, whatever would pay
+            stored_layer = _best_seconds(lambda: layer(inputs), repeats=200, warmup=20)
+        finally:
+            tt_forward.stored_weight_pays = original
+        stored_gemm = _best_seconds(lambda: torch.nn.functional.linear(inputs, weight, layer.bias), repeats=200, warmup=20)
+    return [(tt_layer - tt_kernel) - (stored_layer - stored_gemm)]
 
 
 def _scale_fit_variants(layer: TTLinear, inputs: torch.Tensor) -> dict[str, tuple[Callable[[], object], list[tuple]]]:
