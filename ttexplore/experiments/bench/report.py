@@ -309,11 +309,14 @@ def write_figure(rows: list[dict], out_dir: Path, machine: str) -> list[Path]:
     from plotly.subplots import make_subplots
 
     modes = [mode for mode in MODES if any(row["mode"] == mode for row in rows)]
-    figure = make_subplots(rows=len(modes), cols=1, subplot_titles=[f"{m}" for m in modes], shared_xaxes=False)
+    thread_counts = sorted({row.get("threads") for row in rows}, key=lambda value: (value is not None, value or 0))
+    panels = [(mode, threads) for threads in thread_counts for mode in modes]
+    titles = [mode + ("" if threads is None else f", {_threads_text(threads)}") for mode, threads in panels]
+    figure = make_subplots(rows=len(panels), cols=1, subplot_titles=titles, shared_xaxes=False)
     names = list(CONCRETE_STRATEGIES) + ["auto", "tltorch", "compiled"]
     palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756", "#72b7b2", "#eeca3b"]
-    for index, mode in enumerate(modes, start=1):
-        mode_rows = [row for row in rows if row["mode"] == mode]
+    for index, (mode, threads) in enumerate(panels, start=1):
+        mode_rows = [row for row in rows if row["mode"] == mode and row.get("threads") == threads]
         cases = [case.name for case in CASES if any(row["case"] == case.name for row in mode_rows)]
         for color, name in zip(palette, names):
             values = []
@@ -328,7 +331,7 @@ def write_figure(rows: list[dict], out_dir: Path, machine: str) -> list[Path]:
         figure.update_yaxes(type="log", title_text="speedup vs nn.Linear", row=index, col=1)
     figure.add_hline(y=1.0, line_dash="dot", line_color="black")
     figure.update_layout(
-        title=f"TT layer vs nn.Linear ({machine})", barmode="group", height=420 * len(modes), width=1400,
+        title=f"TT layer vs nn.Linear ({machine})", barmode="group", height=420 * len(panels), width=1400,
         font={"size": 11},
     )
     written = []
