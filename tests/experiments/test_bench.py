@@ -247,3 +247,13 @@ def test_thread_counts_on_the_command_line():
 def test_a_bad_thread_count_is_one_line_and_exit_code_2(capsys):
     assert main(["bench", "--threads", "0"]) == 2
     assert capsys.readouterr().err.strip().startswith("ttexplore bench: error: --threads: '0' is not a thread count")
+
+
+def test_speedups_are_per_round_medians_where_the_rows_have_them():
+    rows = _case_rows("784x625-r4-b1", "forward", 0.05, {"rtl": 0.14}, 0.055, "stored W", dense_flops_ratio=0.05)
+    for row in rows:
+        if row["contender"] == "auto":  # the ratio of the medians would be 0.91 (0.05 / 0.055)
+            row.update(over_linear_median=0.87, over_linear_q1_q3="0.84-0.90")
+    lines = report.evaluate_targets(rows, [])
+    assert "MET: 784x625-r4-b1 forward: auto (stored W) takes 1.15x nn.Linear's time (target <= 1.2x)" in lines
+    assert "| 0.055 (stored W) | 0.87x (0.84-0.90) |" in report.summary_markdown(rows, [], "Machine: test.")

@@ -356,8 +356,11 @@ def bench_case(
                 "foreign_load": round(load, 3),
                 "page_faults_per_call": round(faults_per_call, 1),
                 "compile_s": round(compile_s, 1) if name == COMPILED else float("nan"),
-                # per round, the other contender's time over this one's: the spread of the speedups
+                # per round, the other contender's time over this one's (measured back to back, so under the
+                # same load): the median and the spread of the speedups
+                "over_linear_median": _ratio_median(times[LINEAR], samples),
                 "over_linear_q1_q3": _ratio_quartiles(times[LINEAR], samples),
+                "over_tltorch_median": _ratio_median(times[TLTORCH], samples) if TLTORCH in times else float("nan"),
                 "over_tltorch_q1_q3": _ratio_quartiles(times[TLTORCH], samples) if TLTORCH in times else "",
             }
         )
@@ -370,6 +373,12 @@ def _quartiles(samples: Sequence[float]) -> tuple[float, float]:
         return samples[0], samples[0]
     quartiles = statistics.quantiles(samples, n=4)
     return quartiles[0], quartiles[2]
+
+
+def _ratio_median(other: Sequence[float], own: Sequence[float]) -> float:
+    """The median over the rounds both ran in of ``other[i] / own[i]`` (nan when none)."""
+    ratios = [a / b for a, b in zip(other, own)]
+    return round(statistics.median(ratios), 3) if ratios else float("nan")
 
 
 def _ratio_quartiles(other: Sequence[float], own: Sequence[float]) -> str:
