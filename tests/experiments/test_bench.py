@@ -217,8 +217,8 @@ def test_conv_cases_split_from_the_fully_connected_ones():
 
 
 def test_a_conv_only_run_names_unknown_cases_and_bad_thread_counts(capsys):
-    assert main(["bench", "--cases", "conv", "--conv-threads", "2,zero"]) == 2
-    assert "--conv-threads: 'zero'" in capsys.readouterr().err
+    assert main(["bench", "--cases", "conv", "--threads", "2,zero"]) == 2
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_ratio_spread_is_taken_round_by_round():
@@ -249,3 +249,58 @@ def test_the_conv_targets_and_tables():
     table = conv_summary_markdown(rows, "header")
     assert "#### forward (no_grad), 2 threads" in table
     assert "| conv256-r4-b16 | 1572 | 100.00 | 19.00 |" in table and "| channels rtl | 5.30 (4.77-5.83) | 0.79 (0.70-0.90)" in table
+
+
+# ---------------------------------------------------------------------------- thread counts, TensorLy-Torch, the GEMM limit
+def _at(rows, threads, **extra):
+    return [{**row, "threads": threads, **extra} for row in rows]
+
+
+def test_each_thread_count_gets_its_own_tables_and_targets():
+    vgg = _case_rows("paper-25088x4096-r4-b100", "forward", 100.0, {"blocked": 8.0, "rtl": 20.0}, 8.0, "blocked")
+    vgg.append(_row("paper-25088x4096-r4-b100", "forward", "tltorch", 12.0, 100 / 12))
+    for row in vgg:
+        if row["contender"] == "auto":
+            row.update(over_linear_q1_q3="11.90-12.60", over_tltorch_q1_q3="1.41-1.55")
+    one = _at(vgg, 1, limit_gflops=160.0)
+    two = _at([{**row, "median_ms": row["median_ms"] * (1.2 if row["contender"] == "auto" else 1.0)} for row in vgg], 2,
+              limit_gflops=300.0)
+    lines = report.evaluate_targets(one + two, [])
+    assert ("[1 thread] MET: paper-25088x4096-r4-b100 forward: auto (blocked) is 1.50x faster than TensorLy-Torch's "
+            "FactorizedLinear (per round 1.41-1.55) (target >= 1.3x)") in lines
+    assert ("[2 threads] MISSED: paper-25088x4096-r4-b100 forward: auto (blocked) is 1.25x faster than TensorLy-Torch's "
+            "FactorizedLinear (per round 1.41-1.55) (target >= 1.3x)") in lines
+    assert "[2 threads] MISSED: auto within 1.1x of the fastest strategy on every case (worst 1.20x on " \
+           "paper-25088x4096-r4-b100 forward)" in lines
+    text = report.summary_markdown(one + two, [], "Machine: test.").splitlines()
+    assert text.index("## 1 thread (GEMM limit: a 2048^3 float32 GEMM at 160 GFLOP/s, 160-160 over the cases)") < \
+        text.index("## 2 threads (GEMM limit: a 2048^3 float32 GEMM at 300 GFLOP/s, 300-300 over the cases)")
+    header = next(line for line in text if line.startswith("| case"))
+    assert header.endswith("| auto vs tltorch | TT GFLOP/s | % of GEMM limit | dense GFLOP/s |")
+    # auto's 1.5 GFLOP/s of a 160 GFLOP/s limit: 1%; the speedups with their per-round spread
+    assert "| 8.000 (blocked) | 12.50x (11.90-12.60) | 1.00 | 1.50x (1.41-1.55) | 1.5 | 1% | 1.5 |" in "\n".join(text)
+
+
+def test_thread_counts_on_the_command_line():
+    from ttexplore.experiments.bench.cases import selected_threads
+
+    assert selected_threads("1,default", 2, 2) == [1, 2]
+    assert selected_threads("all, 1, 1", 4, 8) == [1, 8]
+    for bad in ("0", "-1", "1.5", "", "abc", "100"):
+        with pytest.raises(ValueError, match="--threads"):
+            selected_threads(bad, 2, 2)
+
+
+def test_a_bad_thread_count_is_one_line_and_exit_code_2(capsys):
+    assert main(["bench", "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip().startswith("ttexplore bench: error: --threads: '0' is not a thread count")
+
+
+def test_speedups_are_per_round_medians_where_the_rows_have_them():
+    rows = _case_rows("784x625-r4-b1", "forward", 0.05, {"rtl": 0.14}, 0.055, "stored W", dense_flops_ratio=0.05)
+    for row in rows:
+        if row["contender"] == "auto":  # the ratio of the medians would be 0.91 (0.05 / 0.055)
+            row.update(over_linear_median=0.87, over_linear_q1_q3="0.84-0.90")
+    lines = report.evaluate_targets(rows, [])
+    assert "MET: 784x625-r4-b1 forward: auto (stored W) takes 1.15x nn.Linear's time (target <= 1.2x)" in lines
+    assert "| 0.055 (stored W) | 0.87x (0.84-0.90) |" in report.summary_markdown(rows, [], "Machine: test.")

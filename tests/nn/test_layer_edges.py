@@ -65,3 +65,59 @@ def test_from_linear_still_compresses_within_the_target():
     layer = TTLinear.from_linear(LINEAR, (4, 4), (4, 4), rel_error=0.0)
     assert layer.approximation_error < 1e-5
     assert TTLinear.from_linear(LINEAR, (4, 4), (4, 4), ranks=2, rel_error=0.5).approximation_error <= 1
+
+
+# ---------------------------------------------------------------------------- the house limits in the constructors
+@pytest.mark.parametrize("arguments,named", [
+    (((2,) * 18, (2,) * 18, 2), "in_modes has 18 modes, more than the 12"),
+    (((4, 8), (4, 8), 2.5), "ranks 2.5 is not a whole number"),
+    (((4.7, 8), (4, 8), 2), r"in_modes \(4.7, 8\): mode 4.7 is not a whole number"),
+    (((4, 8), (5, 8.5), 2), r"out_modes \(5, 8.5\): mode 8.5 is not a whole number"),
+    (((True, 8), (4, 8), 2), "in_modes .* mode True is a yes/no value"),
+    (((4, 8), (4, 8), True), "ranks must be an int, a list of ints, or None, not a bool"),
+    (((4, 8, 8), (4, 8, 8), [2, True]), "ranks .* rank True is a yes/no value"),
+    (((4, 8, 8), (4, 8, 8), [2, 1.5]), "ranks .* rank 1.5 is not a whole number"),
+    (((2**41,), (2,), None), "in_modes multiply to .* more than the 2\\^40"),
+    (((4, 8, 8), (4, 8, 8), [2, 2, 2]), "ranks .* has 3 entries but a 3-core layer has 2 internal ranks"),
+])
+def test_tt_layer_refuses_what_the_cli_refuses(arguments, named):
+    with pytest.raises(ValueError, match=named):
+        TTLinear(*arguments)
+
+
+def test_whole_floats_are_whole_numbers():
+    layer = TTLinear((4.0, 8), (4, 8.0), 2.0)
+    assert layer.in_modes == (4, 8) and layer.out_modes == (4, 8) and layer.ranks == (2,)
+    assert all(isinstance(value, int) for value in layer.in_modes + layer.out_modes + layer.ranks)
+
+
+@pytest.mark.parametrize("arguments,named", [
+    ((10, 10, 2.5), "rank 2.5 is not a whole number"),
+    ((True, 10, 2), "in_features True is a yes/no value"),
+    ((10, 10.5, 2), "out_features 10.5 is not a whole number"),
+    ((10, 10, 0), "rank 0 is below 1"),
+    ((2**41, 10, 2), "in_features .* is more than 2\\^40"),
+])
+def test_matrix_rank_layer_refuses_what_the_cli_refuses(arguments, named):
+    with pytest.raises(ValueError, match=named):
+        MatrixRankLinear(*arguments)
+
+
+@pytest.mark.parametrize("layer", [TTLinear((4, 8), (4, 8), 2), MatrixRankLinear(32, 32, 2)], ids=["tt", "matrix-rank"])
+def test_a_0d_input_gets_the_wrong_features_message(layer):
+    with pytest.raises(ValueError) as wrong_width:
+        layer(torch.zeros(3, 31))
+    with pytest.raises(ValueError) as scalar:
+        layer(torch.tensor(1.0))
+    assert str(scalar.value) == str(wrong_width.value).replace("(3, 31)", "()")
+
+
+def test_a_12_mode_layer_plans_its_first_forward_in_bounded_work():
+    layer = TTLinear((2,) * 12, (2,) * 12, ranks=2)
+    with torch.no_grad():
+        assert layer(torch.randn(3, 4096)).shape == (3, 4096)
+    costs = forward.strategy_costs(layer.in_modes, layer.out_modes, layer.ranks, 3)
+    # the blocking search priced O(d^3) candidates (about 2,000 over its 6 searches: 4 directions, and the
+    # batched one also in chunks of 1 and 2 rows), not 2^11 = 2,048 blockings per search, each a list of
+    # O(d) operations
+    assert costs["blocked"]["candidates"] <= 2 * 12**3

@@ -393,9 +393,14 @@ def test_matrix_rank_linear_takes_dtype_and_device():
     assert layer(torch.randn(3, 10, dtype=torch.float64)).dtype == torch.float64
 
 
-@pytest.mark.parametrize("arguments, field", [((10, 6, 2.5), "rank"), ((10, 6, 0), "rank"), ((10, 6, True), "rank"),
-                                              ((10, 6, "2"), "rank"), ((0, 6, 2), "in_features"),
-                                              ((10, -1, 2), "out_features")])
-def test_matrix_rank_linear_refuses_bad_sizes(arguments, field):
-    with pytest.raises(ValueError, match=f"{field} .* must be a whole number of at least 1"):
+@pytest.mark.parametrize("arguments, field, why", [((10, 6, 2.5), "rank", "not a whole number"),
+                                                   ((10, 6, 0), "rank", "below 1"), ((10, 6, True), "rank", "yes/no"),
+                                                   ((0, 6, 2), "in_features", "below 1"),
+                                                   ((10, -1, 2), "out_features", "below 1")])
+def test_matrix_rank_linear_refuses_bad_sizes(arguments, field, why):
+    with pytest.raises(ValueError, match=f"^{field} .*{why}"):
         MatrixRankLinear(*arguments)
+
+
+def test_matrix_rank_linear_reads_a_whole_number_written_as_text_as_the_cli_does():
+    assert MatrixRankLinear(10, 6, "2").rank == 2

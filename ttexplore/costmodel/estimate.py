@@ -14,11 +14,13 @@ from typing import Optional, Sequence
 from ttexplore.tt.ttmath import RanksLike, check_modes, full_ranks, plan_ranks, prod
 from ttexplore.costmodel.einsum import EINSUM_OPTIMIZE, einsum_ops
 from ttexplore.costmodel.machine import MachineModel, default_machine
+from ttexplore.costmodel.blocking import BlockingSearch
 from ttexplore.costmodel.ops import (
+    BLOCKED_DIRECTIONS,
     CoreShape,
-    block_compositions,
     block_shapes,
     blocked_ops,
+    chunk_sizes,
     dense_ops,
     rtl_sweep_ops,
     sweep_ops,
@@ -40,6 +42,14 @@ __all__ = [
 #: 0.083 vs 0.072 ms for 1024x1024 r=2 at batch 1, estimated 0.061 vs 0.064).
 COLS_ORIENTATION_MARGIN = 0.9
 
+#: How a plan describes each direction of the blocked strategy.
+DIRECTION_TEXT = {
+    "rtl": "last block first",
+    "ltr": "first block first",
+    "rtl-bmm": "last block first, batched GEMMs",
+    "ltr-bmm": "first block first, batched GEMMs",
+}
+
 #: The blocked strategy merges cores only when that is estimated at most this
 #: fraction of the best core-by-core sweep: within a few percent the estimate
 #: cannot tell them apart (1024x1024 r=8 at batch 1: blocks 2+1+1 estimated
@@ -56,8 +66,24 @@ def _gemm_seconds(m: int, k: int, n: int, element_bytes: int, machine: MachineMo
     """Estimated seconds of one ``(m, k) @ (k, n)`` GEMM (its call cost excluded)."""
     traffic = (m * k + k * n + m * n) * element_bytes
     rate = machine.gemm_rate(m, k, n, traffic) / (machine.float64_slowdown if element_bytes >= 8 else 1.0)
-    seconds = max(2.0 * m * k * n / rate, traffic / machine.memory_bandwidth)
+    seconds = max(2.0 * m * k * n / rate, _streaming_seconds(traffic, machine))
     return machine.gemm_scale * seconds + _fault_seconds(m * n * element_bytes, machine)
+
+
+def _streaming_seconds(traffic: int, machine: MachineModel) -> float:
+    """The least time ``traffic`` bytes of operands take from main memory: only beyond the large GEMM tables'
+    working set (``gemm_large_bytes``); smaller ones are measured by the tables themselves, mostly in cache
+    (a layer's 4 MB stored ``W`` stays there from one inference to the next)."""
+    return traffic / machine.memory_bandwidth if traffic > machine.gemm_large_bytes else 0.0
+
+
+def _bgemm_seconds(count: int, m: int, k: int, n: int, element_bytes: int, machine: MachineModel) -> float:
+    """Estimated seconds of one batched GEMM: ``count`` products ``(m, k) @ (k, n)`` sharing the left matrix."""
+    traffic = (m * k + count * (k * n + m * n)) * element_bytes
+    rate = machine.bmm_rate(m, k, n) or machine.gemm_rate(m, k, count * n, traffic)
+    rate /= machine.float64_slowdown if element_bytes >= 8 else 1.0
+    seconds = max(2.0 * count * m * k * n / rate, _streaming_seconds(traffic, machine))
+    return machine.gemm_scale * seconds + _fault_seconds(count * m * n * element_bytes, machine)
 
 
 def _copy_seconds(
@@ -105,6 +131,23 @@ def evaluate_ops(ops: Sequence[tuple], element_bytes: int, input_grad: bool, mac
                 backward_flops += product_flops
                 backward_s += _gemm_seconds(k, m, n, element_bytes, machine)
                 saved += m * k if left != "input" else 0
+        elif op[0] == "bgemm":
+            _, count, m, k, n, left, right = op
+            product_flops = 2 * count * m * k * n
+            flops += product_flops
+            live = count * m * n + m * k + (count * k * n if right != "input" else 0)
+            forward_s += machine.gemm_call_s + _bgemm_seconds(count, m, k, n, element_bytes, machine)
+            backward_s += machine.backward_gemm_call_s
+            if _needs_grad(left, input_grad):
+                # d left = sum over the count of d out (m, n) @ right^T (n, k): a batched GEMM, then its sum
+                backward_flops += product_flops
+                backward_s += _bgemm_seconds(count, m, n, k, element_bytes, machine)
+                backward_s += count * m * k * element_bytes / machine.memory_bandwidth
+                saved += count * k * n if right != "input" else 0
+            if _needs_grad(right, input_grad):  # d right = left^T (k, m) @ d out (m, n), per product
+                backward_flops += product_flops
+                backward_s += _bgemm_seconds(count, k, m, n, element_bytes, machine)
+                saved += m * k
         elif op[0] == "copy":
             _, elements, block_bytes, wide, source, form, fan = op
             live = 2 * elements
@@ -148,6 +191,9 @@ def forward_seconds_by_part(ops: Sequence[tuple], element_bytes: int, machine: M
         if op[0] == "gemm":
             _, m, k, n, _, _ = op
             parts["gemm"] += _gemm_seconds(m, k, n, element_bytes, machine)
+        elif op[0] == "bgemm":
+            _, count, m, k, n, _, _ = op
+            parts["gemm"] += _bgemm_seconds(count, m, k, n, element_bytes, machine)
         elif op[0] == "copy":
             _, elements, block_bytes, wide, _, form, fan = op
             part = "nd" if form == "nd" else ("wide" if wide else "plain")
@@ -194,12 +240,16 @@ def strategy_costs(
           ``training`` ranks by): estimates, not measurements;
         * ``plan``: a short description; ``blocked`` also has ``blocks`` (block
           lengths; merged blocks only when estimated :data:`MERGE_MARGIN` of the
-          best core-by-core sweep) and ``direction``; ``rtl`` and ``blocked``
+          best core-by-core sweep), ``direction`` (one of
+          :data:`~ttexplore.costmodel.ops.BLOCKED_DIRECTIONS`), ``chunk`` (input
+          rows per chunk of a chunked ``rtl-bmm`` sweep, 0 for all) and ``candidates``
+          (operation lists its search priced); ``rtl`` and ``blocked``
           have ``orientations`` (per-step GEMM orientations of a right-to-left
           sweep, see :data:`COLS_ORIENTATION_MARGIN`).
 
-    Complexity: ``O(2^d d)`` list operations (every blocking of the ``d`` cores
-    is costed for ``blocked``), plus opt_einsum's path search; results are cached.
+    Complexity: ``O(d^4)`` list operations (``blocked``'s search prices ``O(d^3)``
+    steps of ``O(d)`` operations: :class:`~ttexplore.costmodel.blocking.BlockingSearch`),
+    plus opt_einsum's path search; results are cached.
     """
     in_modes, out_modes = check_modes(in_modes, out_modes)
     internal = plan_ranks(in_modes, out_modes, ranks).ranks
@@ -266,35 +316,50 @@ def _strategy_costs(
 def _best_blocking(shapes: Sequence[CoreShape], batch: int, pricer: _Pricer) -> dict:
     """The ``blocked`` entry of :func:`strategy_costs`: the best blocking and direction.
 
-    Every blocking but the single block is tried in both directions; merged
-    blocks win only when :data:`MERGE_MARGIN` faster than the best core-by-core
-    sweep. Its ``peak_bytes`` include the merged cores.
+    In each direction of :data:`~ttexplore.costmodel.ops.BLOCKED_DIRECTIONS`, the
+    best blocking with merged blocks is found by dynamic programming over block
+    boundaries (:class:`~ttexplore.costmodel.blocking.BlockingSearch`: ``O(d^3)``
+    priced steps, not every one of the ``2^(d-1)`` blockings); merged blocks win
+    only when :data:`MERGE_MARGIN` faster than the best core-by-core sweep (every
+    block one core, in any direction). Its ``peak_bytes`` include the merged
+    cores; ``candidates`` counts the operation lists priced. The ``rtl-bmm`` sweep is
+    also priced on chunks of every power-of-two number of rows below the batch
+    (``chunk``: rows per chunk, 0 for the whole batch), ``O(log B)`` searches more.
     """
     d = len(shapes)
     dtype_bytes = pricer.dtype_bytes
-    best_merged = best_single = None
-    for blocks in block_compositions(d):
-        if len(blocks) == 1 and d > 1:
-            continue
-        for direction in ("rtl", "ltr"):
-            ops, orientations = blocked_ops(shapes, batch, blocks, direction, dtype_bytes, choose=pricer.choose_orientation)
-            candidate = pricer.costed(
-                ops,
-                f"blocks {'+'.join(map(str, blocks))}, "
-                + ("last block first" if direction == "rtl" else "first block first"),
-            )
-            candidate["blocks"], candidate["direction"], candidate["orientations"] = blocks, direction, orientations
-            if len(blocks) == d:
-                if best_single is None or candidate["seconds"] < best_single["seconds"]:
-                    best_single = candidate
-            elif best_merged is None or candidate["seconds"] < best_merged["seconds"]:
-                best_merged = candidate
-    if best_merged is not None and (best_single is None or best_merged["seconds"] <= MERGE_MARGIN * best_single["seconds"]):
+    priced = 0
+
+    def costed(blocks: tuple[int, ...], direction: str, chunk: int) -> dict:
+        nonlocal priced
+        ops, orientations = blocked_ops(shapes, batch, blocks, direction, dtype_bytes, choose=pricer.choose_orientation,
+                                        chunk=chunk)
+        priced += 1
+        text = f"blocks {'+'.join(map(str, blocks))}, {DIRECTION_TEXT[direction]}"
+        candidate = pricer.costed(ops, text + (f", {chunk} rows at a time" if 0 < chunk < batch else ""))
+        candidate["blocks"], candidate["direction"], candidate["orientations"] = blocks, direction, orientations
+        candidate["chunk"] = chunk if 0 < chunk < batch else 0
+        return candidate
+
+    singles, merged = [], []
+    for direction in BLOCKED_DIRECTIONS:
+        # the batched right-to-left sweep may also run a few rows at a time (its states then stay in cache)
+        for chunk in chunk_sizes(batch) if direction == "rtl-bmm" else [batch]:
+            singles.append(costed((1,) * d, direction, chunk))
+            search = BlockingSearch(shapes, batch, dtype_bytes, pricer.seconds, pricer.choose_orientation, chunk)
+            found = search.best_merged(direction)
+            priced += search.priced
+            if found is not None:
+                merged.append(costed(found[1], direction, chunk))
+    best_single = min(singles, key=lambda candidate: candidate["seconds"])  # the first of equals
+    best_merged = min(merged, key=lambda candidate: candidate["seconds"]) if merged else None
+    if best_merged is not None and best_merged["seconds"] <= MERGE_MARGIN * best_single["seconds"]:
         best = best_merged
     else:
         best = best_single
     merged_bytes = sum(prod(s) for s in block_shapes(shapes, best["blocks"])) * dtype_bytes if d > 1 else 0
     best["peak_bytes"] += merged_bytes if any(length > 1 for length in best["blocks"]) else 0
+    best["candidates"] = priced
     return best
 
 
@@ -311,7 +376,8 @@ def stored_weight_costs(
     What ``auto`` weighs at inference against the best strategy of
     :func:`strategy_costs` (:func:`ttexplore.nn.forward.stored_weight_pays`):
     the rebuild of ``W`` is paid once and not counted; no per-forward fixed cost
-    (``forward_call_s``: planning, the sweep's reshapes) is either.
+    (``forward_call_s``: planning, the sweep's reshapes) is either. Timed by the
+    machine's ``linear_rates`` (``F.linear`` itself, measured) where it has them.
 
     Returns:
         :func:`evaluate_ops`' keys for that GEMM, ``seconds`` (= ``forward_seconds``)
@@ -319,10 +385,15 @@ def stored_weight_costs(
 
     Complexity: ``O(1)``.
     """
+    machine = machine or default_machine()
     result = evaluate_ops(
-        [("gemm", int(batch), int(in_features), int(out_features), "input", "core")], int(dtype_bytes), False,
-        machine or default_machine(),
+        [("gemm", int(batch), int(in_features), int(out_features), "input", "core")], int(dtype_bytes), False, machine,
     )
+    rate = machine.linear_rate(int(batch), int(in_features) * int(out_features))
+    if rate:  # measured: F.linear by a W kept in cache (the GEMM tables time other layouts)
+        rate /= machine.float64_slowdown if dtype_bytes >= 8 else 1.0
+        traffic = (batch * in_features + in_features * out_features + batch * out_features) * dtype_bytes
+        result["forward_seconds"] = max(result["flops"] / rate, _streaming_seconds(traffic, machine))
     result["seconds"] = result["forward_seconds"]
     result["weight_bytes"] = int(in_features) * int(out_features) * int(dtype_bytes)
     return result

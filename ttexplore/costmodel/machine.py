@@ -1,9 +1,11 @@
 """Measured speeds of one machine (:class:`MachineModel`), their interpolation and their JSON files.
 
 ``python -m ttexplore bench --calibrate`` measures a machine and prints it in
-the JSON format :func:`load_machine` reads; :data:`DEFAULT_MACHINE` is the
-benchmark machine's, shipped as ``machines/default.json`` next to this module
-and read on first use.
+the JSON format :func:`load_machine` reads. The benchmark machine's tables are
+shipped in ``machines/`` next to this module, one file per torch thread count
+they were measured at (``threads-1.json``, ``threads-2.json``), and read on
+first use; :func:`default_machine` picks the one for a thread count
+(:data:`DEFAULT_MACHINE`: torch's default, all cores).
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import dataclasses
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
-__all__ = ["MachineModel", "default_machine", "load_machine", "machine_from_dict", "machine_json", "DEFAULT_MACHINE"]
+__all__ = ["MachineModel", "default_machine", "shipped_machines", "load_machine", "machine_from_dict", "machine_json",
+           "DEFAULT_MACHINE"]
 
-#: The default machine's file, inside this package.
-DEFAULT_MACHINE_RESOURCE = "machines/default.json"
+#: The folder of the shipped machine files (one per calibrated thread count), inside this package.
+MACHINES_FOLDER = "machines"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,16 @@ class MachineModel:
             Python (dispatch, allocation, bookkeeping).
         forward_call_s: fixed cost of one forward, whatever the strategy.
         backward_gemm_call_s, backward_copy_call_s: the same for the backward nodes.
+        threads: the torch thread count the speeds were measured with (0: not recorded).
+        bmm_grid, bmm_rates: float32 FLOP/s of a batched product (``torch.bmm``) of
+            ``(m, k) @ (k, n)`` matrices sharing the left one, ``bmm_rates[i][j][l]`` at
+            ``m, k, n = bmm_grid[i], bmm_grid[j], bmm_grid[l]`` with about ``gemm_small_bytes``
+            of operands (log2-interpolated in between, clamped beyond); empty when not
+            measured (a batched product is then priced as one GEMM of its combined size).
+        linear_batches, linear_weights, linear_rates: float32 FLOP/s of ``F.linear`` with a
+            stored ``W`` of ``linear_weights[j]`` elements on ``linear_batches[i]`` rows,
+            ``W`` in cache as in repeated inference (log2-interpolated, clamped); empty when
+            not measured (then priced as a GEMM).
         float64_slowdown: how much slower a float64 GEMM is than a float32 one.
         gemm_scale, plain_copy_scale, wide_copy_scale, nd_copy_scale: factors on
             the tables' times (``nd``: copies permuting more than two axes),
@@ -93,6 +107,12 @@ class MachineModel:
     plain_copy_scale: float = 1.0
     wide_copy_scale: float = 1.0
     nd_copy_scale: float = 1.0
+    threads: int = 0
+    bmm_grid: tuple[int, ...] = ()
+    bmm_rates: tuple[tuple[tuple[float, ...], ...], ...] = ()
+    linear_batches: tuple[int, ...] = ()
+    linear_weights: tuple[int, ...] = ()
+    linear_rates: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         # a dict view of copy_tables, built once (the dataclass is frozen and hashable)
@@ -113,6 +133,21 @@ class MachineModel:
             self.gemm_small_bytes,
             self.gemm_large_bytes,
         )
+
+    def bmm_rate(self, m: int, k: int, n: int) -> float:
+        """float32 FLOP/s of each ``(m, k) @ (k, n)`` product of a batched GEMM (``bmm_rates``; 0 when not measured)."""
+        if not self.bmm_rates:
+            return 0.0
+        grid = self.bmm_grid
+        i, wi = _grid_position(grid, m)
+        planes = [_interpolate_2d(self.bmm_rates[index], grid, k, n) for index in (i, i + 1)]
+        return planes[0] * (1 - wi) + planes[1] * wi
+
+    def linear_rate(self, batch: int, weight_elements: int) -> float:
+        """float32 FLOP/s of ``F.linear`` by a stored ``W`` of ``weight_elements`` on ``batch`` rows (0 when not measured)."""
+        if not self.linear_rates:
+            return 0.0
+        return _interpolate_2d(self.linear_rates, (self.linear_batches, self.linear_weights), batch, weight_elements)
 
     def copy_rate(self, block_bytes: int, wide: bool, total_bytes: int, form: str, fan: int) -> float:
         """Bytes/s (read plus write) of a permuted copy of ``total_bytes`` (see the class notes)."""
@@ -177,6 +212,10 @@ def machine_from_dict(data: dict[str, Any]) -> MachineModel:
     if unknown:
         raise ValueError(f"unknown machine field(s) {', '.join(unknown)}; known: {', '.join(names)}")
     values = {name: _as_tuples(value) for name, value in data.items() if name != "copy_tables"}
+    for name in ("gemm_grid", "copy_block_bytes", "copy_fans", "bmm_grid", "linear_batches", "linear_weights"):
+        grid = values.get(name, ())
+        if any(not isinstance(size, (int, float)) or size <= 0 for size in grid) or list(grid) != sorted(set(grid)):
+            raise ValueError(f"machine field {name} must list increasing positive sizes, not {grid!r:.60}")
     if "copy_tables" in data:
         values["copy_tables"] = tuple((key, _as_tuples(rows)) for key, rows in data["copy_tables"].items())
     try:
@@ -195,14 +234,31 @@ def load_machine(path: Union[str, Path]) -> MachineModel:
 
 
 @functools.lru_cache(maxsize=None)
-def default_machine() -> MachineModel:
-    """Speeds of the benchmark machine (2 cores of an AMD EPYC under KVM, torch 2.14.1, 2 threads).
+def shipped_machines() -> tuple[MachineModel, ...]:
+    """The machine files shipped in this package's ``machines/`` folder (``threads-N.json``, one per thread count the
+    benchmark machine was calibrated at), fewest threads first; read once."""
+    folder = resources.files(__package__).joinpath(MACHINES_FOLDER)
+    machines = [machine_from_dict(json.loads(entry.read_text()))
+                for entry in folder.iterdir() if entry.name.startswith("threads-") and entry.name.endswith(".json")]
+    return tuple(sorted(machines, key=lambda machine: machine.threads))
 
-    Measured by ``python -m ttexplore bench --calibrate`` while other processes
-    left the CPUs idle; read once from this package's ``machines/default.json``.
+
+@functools.lru_cache(maxsize=64)
+def default_machine(threads: Optional[int] = None) -> MachineModel:
+    """Speeds of the benchmark machine at ``threads`` torch threads: the shipped table calibrated at
+    that thread count, else at the most threads below it, else at the fewest.
+
+    ``None`` means torch's default, one thread per core: the table with the most threads up to
+    ``os.cpu_count()``. Small GEMMs get slower with more threads while large ones and the GEMV of
+    a stored ``W`` get faster, so the choice of a forward depends on the thread count
+    (:func:`ttexplore.nn.forward.plan_forward` passes ``torch.get_num_threads()``).
+
+    Complexity: ``O(1)`` after the first call per thread count.
     """
-    text = resources.files(__package__).joinpath(DEFAULT_MACHINE_RESOURCE).read_text()
-    return machine_from_dict(json.loads(text))
+    machines = shipped_machines()
+    wanted = int(threads) if threads else (os.cpu_count() or 1)
+    fitting = [machine for machine in machines if machine.threads <= wanted]
+    return fitting[-1] if fitting else machines[0]
 
 
 def __getattr__(name: str) -> Any:
@@ -220,6 +276,9 @@ def machine_json(machine: MachineModel) -> str:
         if field.name == "copy_tables":
             tables = ",\n".join(f"    {json.dumps(key)}: {_json_rows(rows, '    ')}" for key, rows in value)
             text = "{\n" + tables + "\n  }"
+        elif isinstance(value, tuple) and value and isinstance(value[0], tuple) and value[0] and isinstance(value[0][0], tuple):
+            planes = ",\n".join(f"    {_json_rows(plane, '    ')}" for plane in value)
+            text = "[\n" + planes + "\n  ]"
         elif isinstance(value, tuple) and value and isinstance(value[0], tuple):
             text = _json_rows(value, "  ")
         else:

@@ -1,4 +1,5 @@
-"""Which device a run or a layer computes on: resolving ``"auto"``, checking that a device exists, listing them.
+"""Which device a run or a layer computes on: resolving ``"auto"``, checking that a device exists, listing them;
+and timing candidates on a device against each other (what ``auto`` does where the cost model is not trusted).
 
 The names are those of :data:`ttexplore.tt.devicenames.DEVICE_NAMES` (checked
 without torch by :func:`~ttexplore.tt.devicenames.check_device_name`); this
@@ -7,14 +8,16 @@ module asks torch what the machine has, so it imports torch.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
+from ttexplore.tt import ttmath
 from ttexplore.tt.devicenames import check_device_name
 
 __all__ = [
@@ -25,6 +28,10 @@ __all__ = [
     "available_devices",
     "synchronize",
     "timed_seconds",
+    "TIMING_ROUNDS",
+    "fastest_by_timing",
+    "batch_bucket",
+    "random_operands",
 ]
 
 
@@ -142,3 +149,38 @@ def timed_seconds(function, device: torch.device) -> float:
     synchronize(device)
     return time.perf_counter() - start
 
+
+# ---------------------------------------------------------------------------- timing candidates against each other
+#: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
+TIMING_ROUNDS = 5
+
+
+def fastest_by_timing(runners: dict[str, "Callable[[], object]"], device: torch.device, rounds: int = TIMING_ROUNDS) -> str:
+    """The name of the fastest runner: each runs once untimed, then ``rounds`` times round-robin (so load
+    from other processes hits all alike); the best time of each counts."""
+    for run in runners.values():
+        run()
+    best = {name: math.inf for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            best[name] = min(best[name], timed_seconds(run, device))
+    return min(best, key=best.get)
+
+
+def batch_bucket(batch: int) -> int:
+    """The power of two at or above ``batch``: autotuning times one batch per bucket."""
+    return 1 << max(0, math.ceil(math.log2(max(1, batch))))
+
+
+def random_operands(
+    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
+    device: torch.device, training: bool, input_grad: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Random ``(batch, N)`` inputs and cores of these shapes on ``device``, for timing."""
+    full = ttmath.full_ranks(ranks)
+    cores = [
+        torch.randn(full[k], n, m, full[k + 1], dtype=dtype, device=device, requires_grad=training)
+        for k, (n, m) in enumerate(zip(in_modes, out_modes))
+    ]
+    inputs = torch.randn(batch, ttmath.prod(in_modes), dtype=dtype, device=device, requires_grad=training and input_grad)
+    return inputs, cores

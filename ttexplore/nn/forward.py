@@ -6,22 +6,29 @@ Strategies (all give the same result, forward and backward):
   each (:func:`ttexplore.nn.kernels.tt_matmul_ltr`).
 * ``"rtl"``: core by core from the last core (:func:`ttexplore.nn.kernels.tt_matmul_rtl`).
 * ``"blocked"``: merge blocks of adjacent cores first, then sweep over the
-  blocks (:func:`ttexplore.nn.kernels.tt_matmul_blocked`); the blocks and the direction
-  are the cost model's best.
+  blocks (:func:`ttexplore.nn.kernels.tt_matmul_blocked`), with a permuted copy
+  after each GEMM (directions ``rtl``, ``ltr``) or with one batched GEMM per block
+  and no copy of the state (``rtl-bmm``, ``ltr-bmm``:
+  :func:`ttexplore.nn.kernels.tt_matmul_batched`); the blocks and the direction are
+  the cost model's best (found by dynamic programming over block boundaries).
 * ``"einsum"``: one contraction of the input and all cores in the order
   opt_einsum finds, planned once per shape and dtype and cached
   (:func:`einsum_expression`).
 * ``"dense"``: rebuild ``W`` from the cores, then one GEMM.
 * ``"auto"``: on the CPU, the strategy the cost model
   (:func:`ttexplore.costmodel.strategy_costs`: FLOPs, memory traffic and the
-  measured speeds of ``machines/default.json``, forward only or forward plus
+  measured speeds of ``machines/threads-<t>.json`` for the current torch thread
+  count ``t``, forward only or forward plus
   backward when autograd will need a backward) estimates fastest; with
   :func:`set_autotune` on, and on every other device (CUDA, MPS: the tables
   describe one CPU), the candidates are timed once per shape on that device
   instead, unless :func:`set_device_machine` gave a model fitted there.
 
-Each decision is cached per (modes, ranks, batch, dtype, device, training), so a
-forward pays one dictionary lookup for its plan. At inference
+Each decision is cached per (modes, ranks, batch, dtype, device, training, torch
+thread count), so a forward pays one dictionary lookup for its plan, and a change of
+``torch.set_num_threads`` (the app's workers set theirs from
+``TTEXPLORE_TORCH_THREADS``) gets the plans priced with that thread count's tables:
+small GEMMs get slower with more threads while the GEMV of a stored ``W`` gets faster. At inference
 (:func:`stored_weight_pays`) ``auto`` may also multiply by a stored ``W``
 rebuilt once (:class:`ttexplore.nn.layers.TTLinear` keeps it while its cores
 are unchanged); the cost model, or the timing, and a memory budget
@@ -33,16 +40,15 @@ the kernels take their plain, traceable path.
 from __future__ import annotations
 
 import functools
-import math
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ttexplore import costmodel
 from ttexplore.tt import ttmath
-from ttexplore.nn.device import timed_seconds
+from ttexplore.nn.device import batch_bucket, fastest_by_timing, random_operands
 from ttexplore.nn.einsum_kernel import einsum_expression, einsum_steps, tt_matmul_einsum
 from ttexplore.nn.plans import ForwardPlan, make_plan, run_plan_spec
 
@@ -58,6 +64,7 @@ __all__ = [
     "set_stored_weight_budget",
     "stored_weight_pays",
     "decisions_generation",
+    "tie_band",
     "fastest_by_timing",
     "traced_plan_spec",
     "run_plan_spec",
@@ -86,15 +93,19 @@ PRIME_ALLOCATOR_BYTES = 31 << 20
 #: keeps for inference (a 4096 x 4096 float32 ``W`` is exactly this).
 STORED_WEIGHT_BUDGET_BYTES = 64 << 20
 
-#: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
-TIMING_ROUNDS = 5
-
 #: Estimates within this factor of the best count as a near tie: at inference on
 #: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
 #: :func:`stored_weight_pays`). Over the benchmark's cases the estimates put
 #: the fastest strategy within 1.2x of the model's pick, and a stored ``W`` (a
 #: batch-1 GEMV) within 1.6x of the TT forward it replaces.
 NEAR_TIE_BAND = 1.5
+
+#: The near-tie band where the pricing table was measured at another thread count than the one
+#: in use (no table for it: :func:`ttexplore.costmodel.default_machine` falls back to the
+#: nearest below). Small GEMMs and copies get slower with more threads while large GEMMs and
+#: a stored ``W``'s GEMV get up to twice as fast, so the estimates are only good to about
+#: 2.5x there (the 1024 x 1024 GEMV: 167 us at 1 thread, 66 us at 2); wider ties are timed.
+UNCALIBRATED_TIE_BAND = 3.0
 
 #: The batch a traced plan (:func:`traced_plan_spec`) is chosen for when the
 #: batch is symbolic (``torch.compile(dynamic=True)``, ``torch.export`` with a ``Dim``).
@@ -141,7 +152,7 @@ def set_autotune(enabled: bool) -> None:
     """Let ``"auto"`` time its candidates once per shape on the CPU too, instead of trusting the cost model.
 
     The timing runs on the first forward of each (modes, ranks, batch bucket,
-    dtype, device, grad-enabled) combination, on random tensors of the same
+    dtype, device, grad-enabled, torch thread count) combination, on random tensors of the same
     shapes on the same device, and is cached for the process. Batches are
     bucketed to powers of two. Devices other than the CPU always time (see
     :func:`set_device_machine`).
@@ -174,10 +185,11 @@ def set_stored_weight_budget(max_bytes: int) -> None:
     clear_caches()
 
 
-def decisions_generation() -> int:
-    """A number that changes whenever cached decisions are dropped (:func:`clear_caches`): layers that
-    remember a decision of :func:`stored_weight_pays` forget it then."""
-    return _generation
+def decisions_generation() -> tuple[int, int]:
+    """A value that changes whenever cached decisions are dropped (:func:`clear_caches`) or the torch
+    thread count changes: layers that remember a decision of :func:`stored_weight_pays` forget it
+    then (a worker thread that sets its own thread count gets its own decisions)."""
+    return _generation, torch.get_num_threads()
 
 
 def clear_caches() -> None:
@@ -206,13 +218,22 @@ def strategy_costs(
     training: bool = False,
     input_grad: bool = True,
     device_type: str = "cpu",
+    threads: Optional[int] = None,
 ) -> dict[str, dict]:
     """:func:`ttexplore.costmodel.strategy_costs` for a torch dtype, priced with the device's model
-    (:func:`set_device_machine`; the default tables when none was given)."""
+    (:func:`set_device_machine`; on the CPU by default the tables of the benchmark machine at
+    ``threads`` torch threads, ``torch.get_num_threads()`` when ``None``)."""
     return costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device_type),
+        machine=_machine(device_type, torch.get_num_threads() if threads is None else threads),
     )
+
+
+def _machine(device_type: str, threads: int) -> costmodel.MachineModel:
+    """The model that prices strategies on ``device_type`` at ``threads`` torch threads: the one
+    :func:`set_device_machine` gave, else the shipped table for that thread count."""
+    machine = _device_machines.get(device_type)
+    return machine if machine is not None else costmodel.default_machine(threads)
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:
@@ -231,15 +252,17 @@ def _cached_plan(
     input_grad: bool,
     strategy: str,
     device_type: str = "cpu",
+    threads: int = 1,
 ) -> ForwardPlan:
-    """The plan of a named strategy, or ``auto``'s by the cost model, priced for ``device_type``.
+    """The plan of a named strategy, or ``auto``'s by the cost model, priced for ``device_type`` at
+    ``threads`` torch threads.
 
     A named strategy's structure (``blocked``'s blocks, ``rtl``'s orientations) is the
     cost model's on every device.
     """
     costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device_type),
+        machine=_machine(device_type, threads),
     )
     if strategy == "auto":
         return make_plan(costmodel.best_strategy(costs), costs, in_modes, out_modes, ranks, "model")
@@ -268,66 +291,58 @@ def plan_forward(
     does not depend on a timing.
     """
     device = torch.device(device)
+    threads = torch.get_num_threads()
     key = (tuple(in_modes), tuple(out_modes), tuple(ranks), int(batch), dtype, bool(training), bool(input_grad))
     if strategy != "auto":
-        return _cached_plan(*key, strategy, device.type)
+        return _cached_plan(*key, strategy, device.type, threads)
     if not _priced_by_model(device.type):
-        return _autotune_plan(*key, device)
+        return _autotune_plan(*key, device, threads)
     if training:
-        return _cached_plan(*key, "auto", device.type)
-    return _inference_plan(*key[:5], device)
+        return _cached_plan(*key, "auto", device.type, threads)
+    return _inference_plan(*key[:5], device, threads)
 
 
-def _near_ties(estimates: dict[str, float]) -> list[str]:
-    """The names whose estimated seconds are within :data:`NEAR_TIE_BAND` of the smallest."""
+def _near_ties(estimates: dict[str, float], band: float) -> list[str]:
+    """The names whose estimated seconds are within ``band`` of the smallest."""
     best = min(estimates.values())
-    return [name for name, seconds in estimates.items() if seconds <= NEAR_TIE_BAND * best]
+    return [name for name, seconds in estimates.items() if seconds <= band * best]
+
+
+def tie_band(machine: costmodel.MachineModel, threads: int) -> float:
+    """How far apart two estimates by ``machine`` at ``threads`` torch threads may be and still be timed against
+    each other: :data:`NEAR_TIE_BAND` where the table was measured at that thread count (or is a device's own
+    model), else :data:`UNCALIBRATED_TIE_BAND`."""
+    calibrated = machine.threads in (0, threads) or any(machine is model for model in _device_machines.values())
+    return NEAR_TIE_BAND if calibrated else UNCALIBRATED_TIE_BAND
 
 
 @functools.lru_cache(maxsize=4096)
 def _inference_plan(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device, threads: int,
 ) -> ForwardPlan:
     """``auto``'s inference plan on a device the cost model prices: its pick, or, when other
-    strategies' estimates are within :data:`NEAR_TIE_BAND` of it, the fastest of those by one
-    timing per batch bucket (the estimates are not finer than that; measured misrankings of
-    up to 1.2x sat inside it)."""
-    modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type)
+    strategies' estimates are within :func:`tie_band` of it (:data:`NEAR_TIE_BAND`, wider for a
+    table of another thread count), the fastest of those by one timing per batch bucket and
+    thread count (the estimates are not finer than that; measured misrankings of up to 1.2x sat
+    inside it)."""
+    modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type, threads)
+    machine = _machine(device.type, threads)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False,
-                                     machine=_device_machines.get(device.type))
-    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()})
+                                     machine=machine)
+    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()}, tie_band(machine, threads))
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if len(candidates) <= 1:
         return modelled
-    key = ("inference", in_modes, out_modes, ranks, _batch_bucket(batch), dtype, str(device))
+    key = ("inference", in_modes, out_modes, ranks, batch_bucket(batch), dtype, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
         if plan is None:
-            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, _batch_bucket(batch), dtype, device,
+            plan = _fastest_plan(candidates, costs, in_modes, out_modes, ranks, batch_bucket(batch), dtype, device,
                                  False, False)
             _autotune_cache[key] = plan
     return plan
-
-
-def _batch_bucket(batch: int) -> int:
-    """The power of two at or above ``batch``: autotuning times one batch per bucket."""
-    return 1 << max(0, math.ceil(math.log2(max(1, batch))))
-
-
-def _random_layer(
-    in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device, training: bool, input_grad: bool,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Random ``(batch, N)`` inputs and cores of these shapes on ``device``, for timing."""
-    full = ttmath.full_ranks(ranks)
-    cores = [
-        torch.randn(full[k], n, m, full[k + 1], dtype=dtype, device=device, requires_grad=training)
-        for k, (n, m) in enumerate(zip(in_modes, out_modes))
-    ]
-    inputs = torch.randn(batch, ttmath.prod(in_modes), dtype=dtype, device=device, requires_grad=training and input_grad)
-    return inputs, cores
 
 
 def _autotune_plan(
@@ -339,8 +354,10 @@ def _autotune_plan(
     training: bool,
     input_grad: bool,
     device: torch.device = torch.device("cpu"),
+    threads: int = 1,
 ) -> ForwardPlan:
-    """Time each plausible strategy once on random tensors on ``device`` and keep the fastest.
+    """Time each plausible strategy once on random tensors on ``device`` and keep the fastest
+    (cached per batch bucket and torch thread count).
 
     On the CPU the candidates are the strategies the cost model estimates within
     4x of its best; elsewhere every strategy (the tables describe a CPU). The
@@ -348,24 +365,24 @@ def _autotune_plan(
     elements. They are timed round-robin (:func:`fastest_by_timing`; forward,
     plus backward when training).
     """
-    bucket = _batch_bucket(batch)
-    key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device))
+    bucket = batch_bucket(batch)
+    key = ("plan", in_modes, out_modes, ranks, bucket, dtype, training, input_grad, str(device), threads)
     with _autotune_lock:
         plan = _autotune_cache.get(key)
         if plan is None:
-            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device)
+            plan = _autotune_uncached(in_modes, out_modes, ranks, bucket, dtype, training, input_grad, device, threads)
             _autotune_cache[key] = plan
     return plan
 
 
 def _autotune_uncached(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], bucket: int, dtype: torch.dtype,
-    training: bool, input_grad: bool, device: torch.device,
+    training: bool, input_grad: bool, device: torch.device, threads: int,
 ) -> ForwardPlan:
     """:func:`_autotune_plan` without its cache: pick the candidates and time them."""
     costs = costmodel.strategy_costs(
         in_modes, out_modes, ranks, bucket, _dtype_bytes(dtype), training=training, input_grad=input_grad,
-        machine=_device_machines.get(device.type),
+        machine=_machine(device.type, threads),
     )
     best_estimate = min(cost["seconds"] for cost in costs.values())
     if device.type == "cpu":
@@ -384,22 +401,10 @@ def _fastest_plan(
     ranks: tuple[int, ...], batch: int, dtype: torch.dtype, device: torch.device, training: bool, input_grad: bool,
 ) -> ForwardPlan:
     """The plan of the fastest of ``candidates``, timed on random tensors on ``device`` (:func:`fastest_by_timing`)."""
-    inputs, cores = _random_layer(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
+    inputs, cores = random_operands(in_modes, out_modes, ranks, batch, dtype, device, training, input_grad)
     plans = {name: make_plan(name, costs, in_modes, out_modes, ranks, "timing") for name in candidates}
     return plans[fastest_by_timing({name: _plan_runner(plan, inputs, cores, training) for name, plan in plans.items()},
                                    device)]
-
-
-def fastest_by_timing(runners: dict[str, "Callable[[], object]"], device: torch.device, rounds: int = TIMING_ROUNDS) -> str:
-    """The name of the fastest runner: each runs once untimed, then ``rounds`` times round-robin (so load
-    from other processes hits all alike); the best time of each counts."""
-    for run in runners.values():
-        run()
-    best = {name: math.inf for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            best[name] = min(best[name], timed_seconds(run, device))
-    return min(best, key=best.get)
 
 
 def _plan_runner(plan: ForwardPlan, inputs: torch.Tensor, cores: Sequence[torch.Tensor], training: bool):
@@ -428,8 +433,8 @@ def stored_weight_pays(
     Never when ``W`` is over the budget of :func:`set_stored_weight_budget`. On a
     device the cost model prices (:func:`plan_forward`): yes when one
     ``(B, N) @ (N, M)`` GEMM (:func:`ttexplore.costmodel.stored_weight_costs`)
-    is estimated :data:`NEAR_TIE_BAND` times faster than the best strategy, no
-    when :data:`NEAR_TIE_BAND` times slower, and in between (at batch 1 the
+    is estimated :func:`tie_band` times faster than the best strategy, no
+    when that many times slower, and in between (at batch 1 the
     estimates err by up to 1.6x either way) the faster of the two by one timing
     per batch bucket. Elsewhere always by that timing. Rebuilding ``W`` is not
     charged: the layer rebuilds it once and reuses it while its cores are
@@ -442,44 +447,48 @@ def stored_weight_pays(
     weight_bytes = ttmath.prod(in_modes) * ttmath.prod(out_modes) * _dtype_bytes(dtype)
     if weight_bytes > _stored_weight_budget:
         return False
+    threads = torch.get_num_threads()
     if _priced_by_model(device.type):
-        verdict = _modelled_stored_weight_verdict(in_modes, out_modes, ranks, int(batch), dtype, device.type)
+        verdict = _modelled_stored_weight_verdict(in_modes, out_modes, ranks, int(batch), dtype, device.type, threads)
         if verdict is not None:
             return verdict
-    return _timed_stored_weight_pays(in_modes, out_modes, ranks, int(batch), dtype, device)
+    return _timed_stored_weight_pays(in_modes, out_modes, ranks, int(batch), dtype, device, threads)
 
 
 @functools.lru_cache(maxsize=4096)
 def _modelled_stored_weight_verdict(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device_type: str,
+    device_type: str, threads: int = 1,
 ) -> Optional[bool]:
-    """The cost model's answer for :func:`stored_weight_pays`, ``None`` where its estimates are a near tie."""
-    machine = _device_machines.get(device_type)
+    """The cost model's answer for :func:`stored_weight_pays` at ``threads`` torch threads, ``None`` where its
+    estimates are a near tie."""
+    machine = _machine(device_type, threads)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False, machine=machine)
     stored = costmodel.stored_weight_costs(
         ttmath.prod(in_modes), ttmath.prod(out_modes), batch, _dtype_bytes(dtype), machine=machine
     )
     ratio = stored["seconds"] / costs[costmodel.best_strategy(costs)]["seconds"]
-    if ratio * NEAR_TIE_BAND <= 1.0:
+    band = tie_band(machine, threads)
+    if ratio * band <= 1.0:
         return True
-    if ratio >= NEAR_TIE_BAND:
+    if ratio >= band:
         return False
     return None
 
 
 def _timed_stored_weight_pays(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
-    device: torch.device,
+    device: torch.device, threads: int = 1,
 ) -> bool:
-    """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket."""
-    bucket = _batch_bucket(batch)
-    key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device))
+    """Whether one timed GEMM with a random ``W`` beats ``auto``'s timed inference plan, once per batch bucket
+    and torch thread count (the caller's: ``threads`` only keys the cache)."""
+    bucket = batch_bucket(batch)
+    key = ("stored", in_modes, out_modes, ranks, bucket, dtype, str(device), threads)
     with _autotune_lock:
         answer = _autotune_cache.get(key)
         if answer is None:
             plan = plan_forward(in_modes, out_modes, ranks, bucket, dtype, False, False, "auto", device)
-            inputs, cores = _random_layer(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
+            inputs, cores = random_operands(in_modes, out_modes, ranks, bucket, dtype, device, False, False)
             weight = torch.randn(ttmath.prod(out_modes), ttmath.prod(in_modes), dtype=dtype, device=device)
             with torch.no_grad():
                 answer = fastest_by_timing({"stored": lambda: F.linear(inputs, weight),
@@ -508,6 +517,9 @@ def traced_plan_spec(
     dynamic in the batch keeps the plan of the batch it was traced with.
     ``torch.export`` calls it with a fake tensor; a symbolic batch there is
     planned as :data:`TRACED_DYNAMIC_BATCH`.
+
+    A chunked ``rtl-bmm`` plan runs on the whole batch at once while traced (a loop over a
+    symbolic batch would not trace; the compiler lays out the states itself).
 
     Returns:
         ``(strategy, blocks, direction, orientations, einsum_steps)`` for :func:`run_plan_spec`.

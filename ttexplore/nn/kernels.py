@@ -28,6 +28,7 @@ __all__ = [
     "tt_matmul_dense",
     "tt_matmul_blocked",
     "truncation_rank",
+    "tt_matmul_batched",
     "tt_svd",
     "dense_to_tt_matrix",
 ]
@@ -125,8 +126,9 @@ def merge_cores(cores: Sequence[torch.Tensor], outputs_first: bool = False) -> t
     Complexity: ``sum_{j>=2} 2 r_0 prod_{i<j}(n_i m_i) r_{j-1} n_j m_j r_j`` FLOPs
     (one GEMM per core after the first) and one permuted copy of the result.
     """
-    if len(cores) == 1 and not outputs_first:
-        return cores[0]
+    if len(cores) == 1:
+        # (r_0, n, m, r_1) as it is, or -> (r_0, m, n, r_1) by one torch copy (a tenth of the general path's cost)
+        return cores[0].transpose(1, 2).contiguous() if outputs_first else cores[0]
     in_modes = [int(core.shape[1]) for core in cores]
     out_modes = [int(core.shape[2]) for core in cores]
     rank_first, rank_last = int(cores[0].shape[0]), int(cores[-1].shape[-1])
@@ -313,6 +315,7 @@ def tt_matmul_blocked(
     direction: str = "rtl",
     bias: Optional[torch.Tensor] = None,
     orientations: Optional[Sequence[str]] = None,
+    chunk: int = 0,
 ) -> torch.Tensor:
     """``inputs @ W^T (+ bias)``: merge blocks of adjacent cores, then sweep over the blocks.
 
@@ -325,10 +328,16 @@ def tt_matmul_blocked(
         cores: the ``d`` TT-matrix cores.
         blocks: lengths of the consecutive blocks, summing to ``d``; ``(2, 2)``
             merges cores 1-2 and 3-4. One block is the dense strategy.
-        direction: ``"rtl"`` or ``"ltr"``, the sweep over the merged blocks.
+        direction: the sweep over the merged blocks: ``"rtl"`` (:func:`tt_matmul_rtl`),
+            ``"ltr"`` (:func:`tt_matmul_ltr`), ``"rtl-bmm"`` or ``"ltr-bmm"``
+            (:func:`tt_matmul_batched`: no copies of the state).
         bias: optional ``(M,)``.
         orientations: per-step GEMM orientations of the ``"rtl"`` sweep
             (see :func:`tt_matmul_rtl`).
+        chunk: ``"rtl-bmm"`` only: sweep this many input rows at a time (0: all at
+            once). The batch is the outermost index of every state of that sweep, so a
+            chunk's rows go through all the blocks alone and its states stay in cache;
+            the chunks' results are joined at the end.
 
     Complexity: the FLOPs of merging each block (:func:`merge_cores`) plus those
     of the sweep over the merged cores (:func:`ttexplore.tt.ttmath.tt_sweep_flops`
@@ -336,18 +345,131 @@ def tt_matmul_blocked(
     """
     if sum(blocks) != len(cores) or any(length < 1 for length in blocks):
         raise ValueError(f"blocks {list(blocks)} must be positive lengths summing to the {len(cores)} cores")
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction {direction!r} is unknown: use one of {', '.join(_DIRECTIONS)}")
     if len(blocks) == 1:
         return tt_matmul_dense(inputs, cores, bias)
-    merged = []
-    start = 0
+    groups, start = [], 0
     for length in blocks:
-        merged.append(merge_cores(cores[start : start + length]))
+        groups.append(cores[start : start + length])
         start += length
+    if direction == "rtl-bmm":
+        # each block as (r_0, m.., n.., r_b): its core matrix (r_0 M_b, N_b r_b) is a view
+        merged = [merge_cores(group, outputs_first=True) for group in groups]
+        shapes = [(int(c.shape[0]), int(c.shape[2]), int(c.shape[1]), int(c.shape[3])) for c in merged]
+        matrices = [c.reshape(c.shape[0] * c.shape[1], c.shape[2] * c.shape[3]) for c in merged]
+        if 0 < chunk < inputs.shape[0]:
+            # each chunk of rows: (chunk, N) -> (chunk, M), all in cache; then (B, M)
+            parts = [_batched_sweep(inputs[start : start + chunk], matrices, shapes, direction, None)
+                     for start in range(0, inputs.shape[0], chunk)]
+            output = torch.cat(parts)
+            return output if bias is None else output + bias
+        return _batched_sweep(inputs, matrices, shapes, direction, bias)
+    merged = [merge_cores(group) for group in groups]
+    if direction == "ltr-bmm":
+        return tt_matmul_batched(inputs, merged, bias, direction)
     if direction == "rtl":
         return tt_matmul_rtl(inputs, merged, bias, orientations)
-    if direction == "ltr":
-        return tt_matmul_ltr(inputs, merged, bias)
-    raise ValueError(f"direction {direction!r} is unknown: use 'ltr' or 'rtl'")
+    return tt_matmul_ltr(inputs, merged, bias)
+
+
+_DIRECTIONS = ("rtl", "ltr", "rtl-bmm", "ltr-bmm")
+
+
+def tt_matmul_batched(
+    inputs: torch.Tensor, cores: Sequence[torch.Tensor], bias: Optional[torch.Tensor] = None, direction: str = "rtl-bmm"
+) -> torch.Tensor:
+    """``inputs @ W^T (+ bias)`` core by core with one batched GEMM per core and no copy of the state.
+
+    ``"rtl-bmm"`` (last core first) keeps the state as ``(B n_1..n_{k-1}, [n_k r_k],
+    m_{k+1}..m_d)``: the pair the next core contracts sits between the rows still to
+    contract and the outputs already made, so each step multiplies every one of the
+    ``B n_1..n_{k-1}`` blocks ``(n_k r_k, m_{k+1}..m_d)`` by the core matrix
+    ``(r_{k-1} m_k, n_k r_k)`` in one ``torch.bmm`` (the core expanded, not copied),
+    giving ``(B n_1..n_{k-1}, [r_{k-1} m_k], m_{k+1}..m_d)``: the next state, in
+    place. The input is read as it is and the result is ``(B, M)`` as written.
+    ``"ltr-bmm"`` is the mirror image on ``(m_1..m_{k-1}, [r_{k-1} n_k], n_{k+1}..n_d B)``
+    (the input is transposed to ``(N, B)`` first and the result back, unless ``B = 1``).
+    A step with a single block, or nothing after the pair, is one plain GEMM.
+
+    Args:
+        inputs: ``(B, N)``.
+        cores: core ``k`` of shape ``(r_{k-1}, n_k, m_k, r_k)`` (any may be a merged block).
+        bias: optional ``(M,)``.
+        direction: ``"rtl-bmm"`` or ``"ltr-bmm"``.
+
+    Returns:
+        ``(B, M)``, contiguous.
+
+    Complexity: the FLOPs of the core-by-core sweep in that direction
+    (:func:`ttexplore.tt.ttmath.tt_sweep_flops`); memory: the largest state, no copies
+    but the core matrices.
+    """
+    if direction == "rtl-bmm":
+        laid_out = [merge_cores([core], outputs_first=True) for core in cores]  # (r_{k-1}, m_k, n_k, r_k)
+        matrices = [c.reshape(c.shape[0] * c.shape[1], c.shape[2] * c.shape[3]) for c in laid_out]
+    elif direction == "ltr-bmm":
+        # (r_{k-1}, n_k, m_k, r_k) -> (m_k r_k, r_{k-1} n_k)
+        matrices = [core.permute(2, 3, 0, 1).reshape(core.shape[2] * core.shape[3], -1) for core in cores]
+    else:
+        raise ValueError(f"direction {direction!r} is unknown: use 'rtl-bmm' or 'ltr-bmm'")
+    shapes = [tuple(int(size) for size in core.shape) for core in cores]
+    return _batched_sweep(inputs, matrices, shapes, direction, bias)
+
+
+def _batched_sweep(
+    inputs: torch.Tensor,
+    matrices: Sequence[torch.Tensor],
+    shapes: Sequence[tuple[int, int, int, int]],
+    direction: str,
+    bias: Optional[torch.Tensor],
+) -> torch.Tensor:
+    """:func:`tt_matmul_batched` given each core's matrix and its ``(r_{k-1}, n_k, m_k, r_k)`` shape."""
+    batch = inputs.shape[0]
+    count = len(shapes)
+    if direction == "rtl-bmm":
+        # state: (B n_1..n_{d-1}, [n_d r_d]) with r_d = 1 and nothing after the pair
+        state = inputs
+        inner = 1
+        for step in range(count):
+            rank_in, modes_in, modes_out, rank_out = shapes[count - 1 - step]
+            contracted = modes_in * rank_out
+            outer = state.numel() // (contracted * inner)
+            # (outer, [n_k r_k], inner) -> (outer, [r_{k-1} m_k], inner)
+            state = _batched_step(state, matrices[count - 1 - step], outer, contracted, inner)
+            inner *= modes_out
+        # state: (B, [r_0 m_1], m_2..m_d) = (B, M)
+        output = state.reshape(batch, -1)
+    else:
+        # state: ([r_0 n_1], n_2..n_d B) with r_0 = 1
+        state = inputs.reshape(-1) if batch == 1 else permute_copy(inputs, (batch, inputs.shape[-1]), (1, 0))
+        outer = 1
+        for k in range(count):
+            rank_in, modes_in, modes_out, rank_out = shapes[k]
+            contracted = rank_in * modes_in
+            inner = state.numel() // (outer * contracted)
+            # (outer = m_1..m_{k-1}, [r_{k-1} n_k], inner) -> (outer, [m_k r_k], inner)
+            state = _batched_step(state, matrices[k], outer, contracted, inner)
+            outer *= modes_out
+        # state: (m_1..m_d, [r_d], B) = (M, B)
+        output = state.reshape(1, -1) if batch == 1 else permute_copy(state, (outer, batch), (1, 0)).reshape(batch, outer)
+    return output if bias is None else output + bias
+
+
+def _batched_step(state: torch.Tensor, matrix: torch.Tensor, outer: int, contracted: int, inner: int) -> torch.Tensor:
+    """``matrix (rows, K) @ block`` for each of the ``outer`` blocks ``(K, inner)`` of ``state``, as
+    ``(outer, rows, inner)``; one GEMM when ``inner`` or ``outer`` is 1, else one ``torch.bmm``.
+
+    Complexity: ``2 outer rows K inner`` FLOPs.
+    """
+    if inner == 1:
+        # (outer, K) @ (K, rows) -> (outer, rows)
+        return torch.mm(state.reshape(outer, contracted), matrix.t())
+    if outer == 1:
+        # (rows, K) @ (K, inner) -> (rows, inner)
+        return torch.mm(matrix, state.reshape(contracted, inner))
+    # (outer, rows, K) [the matrix, expanded] @ (outer, K, inner) -> (outer, rows, inner)
+    return torch.bmm(matrix.expand(outer, *matrix.shape), state.reshape(outer, contracted, inner))
 
 
 def truncation_rank(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import operator
 import warnings
 from typing import Any, Optional, Sequence
@@ -17,8 +16,8 @@ from ttexplore.nn.kernels import tt_to_dense
 from ttexplore.nn.ttmatrix import TTMatrix
 from ttexplore.tt.memory import check_bytes
 from ttexplore.nn.weightfile import WeightsFileError, check_state, read_payload, state_bytes, write_payload
-from ttexplore.tt.ttmath import (RanksLike, check_modes, check_rank_caps, check_rel_error, full_ranks, modes_text,
-                                 param_count, plan_ranks, prod)
+from ttexplore.tt.ttmath import (RanksLike, check_matrix_rank_layer, check_modes, check_rank_caps, check_rel_error,
+                                 check_tt_layer, full_ranks, modes_text, param_count, plan_ranks, prod)
 
 __all__ = ["TTLinear", "MatrixRankLinear"]
 
@@ -79,8 +78,7 @@ class TTLinear(nn.Module):
         device: Optional[torch.device] = None,
     ) -> None:
         super().__init__()
-        self.in_modes, self.out_modes = check_modes(in_modes, out_modes)
-        plan = plan_ranks(self.in_modes, self.out_modes, ranks)
+        self.in_modes, self.out_modes, plan = check_tt_layer(in_modes, out_modes, ranks)
         self.ranks: tuple[int, ...] = plan.ranks
         self.clipped_ranks = plan.clipped
         if plan.clipped:
@@ -145,7 +143,7 @@ class TTLinear(nn.Module):
         Complexity: the plan's (:func:`ttexplore.nn.forward.tt_linear`), or one
         ``O(B N M)`` GEMM with a stored ``W`` at inference (see the class notes).
         """
-        if inputs.shape[-1] != self.in_features:
+        if inputs.dim() == 0 or inputs.shape[-1] != self.in_features:
             raise ValueError(
                 f"TTLinear expects inputs with {self.in_features} features (in_modes "
                 f"{'x'.join(map(str, self.in_modes))}) in the last dimension, got shape {tuple(inputs.shape)}"
@@ -453,11 +451,7 @@ class MatrixRankLinear(nn.Module):
         device: Optional[torch.device] = None,
     ) -> None:
         super().__init__()
-        for field, value in (("in_features", in_features), ("out_features", out_features), ("rank", rank)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{field} {value!r:.40} must be a whole number of at least 1 "
-                                 f"(the matrix-rank layer x -> B (A x) needs positive sizes and rank >= 1)")
-        self.in_features, self.out_features, self.rank = int(in_features), int(out_features), int(rank)
+        self.in_features, self.out_features, self.rank = check_matrix_rank_layer(in_features, out_features, rank)
         self.init = init
         factory = {"dtype": dtype, "device": device}
         self.down = nn.Parameter(torch.empty(self.rank, self.in_features, **factory))
@@ -486,6 +480,9 @@ class MatrixRankLinear(nn.Module):
         return self.up @ self.down
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dim() == 0 or inputs.shape[-1] != self.in_features:
+            raise ValueError(f"MatrixRankLinear expects inputs with {self.in_features} features in the last dimension, "
+                             f"got shape {tuple(inputs.shape)}")
         return F.linear(F.linear(inputs, self.down), self.up, self.bias)
 
     def extra_repr(self) -> str:

@@ -32,6 +32,7 @@ class ForwardPlan:
         run: ``run(inputs (B, N), cores, bias) -> (B, M)``.
         orientations: per-step GEMM orientations of a right-to-left sweep
             (see :func:`ttexplore.nn.kernels.tt_matmul_rtl`), else ``()``.
+        chunk: input rows swept at a time by a chunked ``"rtl-bmm"`` blocked plan, else 0 (all).
     """
 
     strategy: str
@@ -40,6 +41,7 @@ class ForwardPlan:
     source: str
     run: Callable[[torch.Tensor, Sequence[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
     orientations: tuple[str, ...] = ()
+    chunk: int = 0
 
 
 def make_plan(
@@ -64,13 +66,15 @@ def make_plan(
     if strategy == "blocked":
         blocked = costs["blocked"]
         blocks, direction, orientations = blocked["blocks"], blocked["direction"], blocked["orientations"]
+        chunk = blocked.get("chunk", 0)
         return ForwardPlan(
             "blocked",
             blocks,
             direction,
             source,
-            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias, orientations),
+            lambda x, cores, bias: tt_matmul_blocked(x, cores, blocks, direction, bias, orientations, chunk),
             orientations,
+            chunk,
         )
     if strategy == "einsum":
         return ForwardPlan(

@@ -17,12 +17,17 @@ Conventions (used throughout ttexplore):
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence, Union
 
+from ttexplore.tt.limits import MAX_FEATURES, MAX_MODES, approx_text, limit_text, short_repr, whole_number
+
 RanksLike = Union[int, Sequence[int], None]
+
+_NOTHING = object()
 
 __all__ = [
     "modes_text",
@@ -31,6 +36,8 @@ __all__ = [
     "RankPlan",
     "prod",
     "check_modes",
+    "check_tt_layer",
+    "check_matrix_rank_layer",
     "max_useful_ranks",
     "plan_ranks",
     "check_rel_error",
@@ -76,15 +83,34 @@ def prod(values: Iterable[int]) -> int:
     return result
 
 
+def _whole_modes(modes: Sequence[int], field: str) -> tuple[int, ...]:
+    """``modes`` as a tuple of ints, each a whole number (``4`` or ``4.0``, never ``4.7`` or ``True``), at most
+    :data:`~ttexplore.tt.limits.MAX_MODES` of them."""
+    if isinstance(modes, (str, bytes)) or not hasattr(modes, "__iter__"):
+        raise ValueError(f"{field} {short_repr(modes)} must be a sequence of whole numbers, e.g. (4, 8, 8, 4)")
+    given = list(itertools.islice(modes, MAX_MODES + 1))  # an endless iterable stops here
+    if len(given) > MAX_MODES:
+        count = f"{len(modes)}" if hasattr(modes, "__len__") else f"more than {MAX_MODES}"
+        raise ValueError(f"{field} has {count} modes, more than the {MAX_MODES} a TT layer may have: merge "
+                         f"neighbouring modes, e.g. 2x2 into 4")
+    return tuple(whole_number(mode, f"{field} {short_repr(tuple(given))}: mode") for mode in given)
+
+
 def check_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Validate a pair of mode tuples and return them as tuples of ints.
 
+    The house limits hold here, for every caller: at most :data:`~ttexplore.tt.limits.MAX_MODES`
+    modes, at most :data:`~ttexplore.tt.limits.MAX_FEATURES` features a side, whole numbers only
+    (``4.0`` is 4; ``4.7`` and ``True`` are refused, never truncated).
+
     Raises:
         ValueError: naming ``in_modes`` / ``out_modes`` when they are empty, hold a
-            non-positive entry, or differ in length.
+            non-positive or fractional entry, are too many or too large, or differ in length.
+
+    Complexity: ``O(d)``.
     """
-    in_modes = tuple(int(n) for n in in_modes)
-    out_modes = tuple(int(m) for m in out_modes)
+    in_modes = _whole_modes(in_modes, "in_modes")
+    out_modes = _whole_modes(out_modes, "out_modes")
     if not in_modes:
         raise ValueError("in_modes is empty: give at least one mode, e.g. 4x8x8x4")
     if not out_modes:
@@ -92,12 +118,58 @@ def check_modes(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[tupl
     for field, modes in (("in_modes", in_modes), ("out_modes", out_modes)):
         if any(mode < 1 for mode in modes):
             raise ValueError(f"{field} {modes_text(modes)} has a mode below 1: every mode must be a positive integer")
+        if any(mode > MAX_FEATURES for mode in modes) or prod(modes) > MAX_FEATURES:
+            raise ValueError(f"{field} multiply to {approx_text(prod(modes))} features, more than the "
+                             f"{limit_text(MAX_FEATURES)} a layer side may have: choose smaller modes")
     if len(in_modes) != len(out_modes):
         raise ValueError(
             f"in_modes {modes_text(in_modes)} has {len(in_modes)} modes but out_modes {modes_text(out_modes)} has "
             f"{len(out_modes)}: both need the same number of modes (pad one with 1s, e.g. 4x8x8x4 and 32x32x1x1)"
         )
     return in_modes, out_modes
+
+
+def check_tt_layer(
+    in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike
+) -> tuple[tuple[int, ...], tuple[int, ...], "RankPlan"]:
+    """The arguments of a TT layer (``TTLinear``, and every layer built on a TT-matrix), checked against
+    the house limits the CLI enforces: the one check every TT layer's constructor calls.
+
+    Modes as :func:`check_modes` (whole numbers, at most ``MAX_MODES`` of them, at most ``MAX_FEATURES``
+    a side); ranks as :func:`plan_ranks` (whole numbers of at least 1; ``2.5`` and ``True`` refused).
+
+    Returns:
+        ``(in_modes, out_modes, rank_plan)``.
+
+    Raises:
+        ValueError: naming the argument and the fix.
+
+    Complexity: ``O(d)``.
+    """
+    in_modes, out_modes = check_modes(in_modes, out_modes)
+    return in_modes, out_modes, plan_ranks(in_modes, out_modes, ranks)
+
+
+def check_matrix_rank_layer(in_features: int, out_features: int, rank: int) -> tuple[int, int, int]:
+    """The arguments of the matrix-rank baseline, checked as the CLI checks them: whole numbers from 1
+    to :data:`~ttexplore.tt.limits.MAX_FEATURES` (``True`` and ``2.5`` refused, never truncated).
+
+    Returns:
+        ``(in_features, out_features, rank)`` as ints.
+
+    Raises:
+        ValueError: naming the argument and the fix.
+    """
+    values = []
+    for field, value in (("in_features", in_features), ("out_features", out_features), ("rank", rank)):
+        number = whole_number(value, field)
+        if number < 1:
+            raise ValueError(f"{field} {number} is below 1: the matrix-rank layer needs {field} >= 1")
+        if number > MAX_FEATURES:
+            raise ValueError(f"{field} {approx_text(number)} is more than {limit_text(MAX_FEATURES)}: choose a "
+                             f"smaller {field}")
+        values.append(number)
+    return values[0], values[1], values[2]
 
 
 def max_useful_ranks(in_modes: Sequence[int], out_modes: Sequence[int]) -> list[int]:
@@ -161,17 +233,21 @@ def plan_ranks(in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLi
         requested = limits
     elif isinstance(ranks, bool):
         raise ValueError("ranks must be an int, a list of ints, or None, not a bool")
-    elif isinstance(ranks, (int,)) or (hasattr(ranks, "__int__") and not hasattr(ranks, "__len__")):
-        value = int(ranks)
+    elif isinstance(ranks, (str, bytes)) or not hasattr(ranks, "__iter__"):
+        value = whole_number(ranks, "ranks")
         if value < 1:
             raise ValueError(f"ranks {value} is below 1: a TT rank must be at least 1")
         requested = (value,) * (d - 1)
     else:
-        requested = tuple(int(r) for r in ranks)
-        if len(requested) != d - 1:
+        iterator = iter(ranks)
+        given = list(itertools.islice(iterator, d - 1))
+        too_many = next(iterator, _NOTHING) is not _NOTHING  # an endless iterable stops here
+        requested = tuple(whole_number(r, f"ranks {short_repr(given)}: rank") for r in given)
+        if too_many or len(requested) != d - 1:
+            count = len(ranks) if hasattr(ranks, "__len__") else f"more than {len(requested)}" if too_many else len(requested)
             raise ValueError(
-                f"ranks {list(requested)} has {len(requested)} entries but a {d}-core layer has {d - 1} "
-                f"internal ranks: give {d - 1} numbers, or one int for all"
+                f"ranks {short_repr(ranks)} has {count} entries but a {d}-core "
+                f"layer has {d - 1} internal ranks: give {d - 1} numbers, or one int for all"
             )
         if any(r < 1 for r in requested):
             raise ValueError(f"ranks {list(requested)} has a value below 1: every TT rank must be at least 1")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from ttexplore.tt import ttmath
 
-__all__ = ["BenchCase", "CASES", "CASE_NAMES", "CASE_GROUPS", "TRAINING_RANKS", "MODES", "selected_cases",
-           "selected_modes"]
+__all__ = ["BenchCase", "CASES", "CASE_NAMES", "CASE_GROUPS", "TRAINING_RANKS", "MODES", "GEMM_LIMIT_SIZE",
+           "selected_cases", "selected_modes", "selected_threads"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ def _cases() -> tuple[BenchCase, ...]:
     for batch in (1, 128):
         for rank in (1, 2, 4, 8):
             cases.append(BenchCase(f"1024x1024-r{rank}-b{batch}", (4, 8, 8, 4), (4, 8, 8, 4), rank, batch))
+        if batch == 128:  # the MNIST layer at the paper's batch of 100, as measured against TensorLy-Torch
+            cases.append(BenchCase("1024x1024-r4-b100", (4, 8, 8, 4), (4, 8, 8, 4), 4, 100))
         cases.append(BenchCase(f"784x625-r4-b{batch}", (4, 7, 4, 7), (5, 5, 5, 5), 4, batch))
         cases.append(BenchCase(f"4096x4096-r8-b{batch}", (8,) * 4, (8,) * 4, 8, batch))
     return tuple(cases)
@@ -44,7 +46,7 @@ def _cases() -> tuple[BenchCase, ...]:
 
 #: Every benchmark case: the paper's 25088x4096 layer (Table 3) at batch 1 and
 #: 100; 1024x1024 (4x8x8x4) at ranks 1, 2, 4, 8, 784 -> 625 and 4096x4096 (8^4,
-#: r=8), each at batch 1 and 128.
+#: r=8), each at batch 1 and 128; the MNIST layer (1024x1024, r=4) also at batch 100.
 CASES = _cases()
 
 CASE_NAMES = {case.name for case in CASES}
@@ -56,6 +58,9 @@ CASE_GROUPS = {
     "1024": [case.name for case in CASES if case.name.startswith("1024x1024")],
     "small": [case.name for case in CASES if not case.name.startswith(("paper", "4096"))],
 }
+
+#: Side of the square float32 GEMM whose speed the report gives as the machine's limit.
+GEMM_LIMIT_SIZE = 2048
 
 #: Training-step ranks of the MNIST net's TT layer.
 TRAINING_RANKS = (1, 2, 4, 8)
@@ -98,3 +103,25 @@ def selected_modes(spec: str) -> list[str]:
         if mode not in MODES:
             raise ValueError(f"--modes: {mode!r} is unknown: use {', '.join(MODES)}")
     return modes
+
+
+def selected_threads(spec: str, default_threads: int, cores: int) -> list[int]:
+    """The torch thread counts a ``--threads`` value names (comma-separated whole numbers, ``default``:
+    torch's default ``default_threads``, ``all``: the ``cores``), sorted, each once.
+
+    Raises:
+        ValueError: an entry is not a whole number from 1 to 4 x ``cores``, nor a name.
+    """
+    counts = set()
+    for token in (part.strip() for part in str(spec).split(",")):
+        if token == "default":
+            counts.add(default_threads)
+        elif token == "all":
+            counts.add(cores)
+        elif token.isdigit() and 1 <= int(token) <= 4 * cores:
+            counts.add(int(token))
+        else:
+            raise ValueError(f"--threads: {token!r} is not a thread count: give whole numbers from 1 to {4 * cores} "
+                             f"(this machine has {cores} cores), 'default' (torch's, {default_threads} here) or 'all', "
+                             f"comma-separated, e.g. 1,default")
+    return sorted(counts)

@@ -29,7 +29,7 @@ from ttexplore.nn import forward as tt_forward
 from ttexplore.nn.device import resolve_device, synchronize
 from ttexplore.tt import ttmath
 from ttexplore.nn.layers import TTLinear
-from ttexplore.experiments.bench.cases import CASES, TRAINING_RANKS, BenchCase
+from ttexplore.experiments.bench.cases import CASES, GEMM_LIMIT_SIZE, TRAINING_RANKS, BenchCase
 
 __all__ = [
     "CpuSnapshot",
@@ -42,6 +42,7 @@ __all__ = [
     "tltorch_layer",
     "describe_plan",
     "machine_line",
+    "gemm_limit_gflops",
     "measure",
     "quietest",
     "child_main",
@@ -138,6 +139,26 @@ def machine_line(device: str = "cpu") -> str:
     except ImportError:
         line += "; tltorch not installed"
     return line
+
+
+def gemm_limit_gflops(size: int = GEMM_LIMIT_SIZE, repeats: int = 7, device: "torch.device | str" = "cpu") -> float:
+    """GFLOP/s of a ``(size, size) @ (size, size)`` float32 GEMM at the current thread count, the best of
+    ``repeats`` runs: what BLAS reaches on this machine, the limit any forward's GFLOP/s is compared with.
+
+    Complexity: ``2 size^3`` FLOPs per run.
+    """
+    device = torch.device(device)
+    left = torch.randn(size, size, device=device)
+    right = torch.randn(size, size, device=device)
+    best = float("inf")
+    for run in range(repeats + 1):
+        start = time.perf_counter()
+        torch.mm(left, right)
+        if device.type != "cpu":
+            synchronize(device)
+        if run:  # the first run warms up
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best / 1e9
 
 
 # ---------------------------------------------------------------------------- timing
@@ -302,6 +323,7 @@ def bench_case(
     rows = []
     for name, samples in times.items():
         median_ms = statistics.median(samples) * 1e3
+        q1_ms, q3_ms = _quartiles(samples)
         if name in (LINEAR, TLTORCH) or (name in ("auto", COMPILED) and stored):
             flops, model_ms = dense_flops * (3 if training else 1), float("nan")
             if name == TLTORCH:
@@ -319,7 +341,10 @@ def bench_case(
                 "out_features": case.out_features,
                 "ranks": case.ranks,
                 "contender": name,
+                "threads": torch.get_num_threads(),
                 "median_ms": round(median_ms, 4),
+                "q1_ms": round(q1_ms * 1e3, 4),
+                "q3_ms": round(q3_ms * 1e3, 4),
                 "min_ms": round(min(samples) * 1e3, 4),
                 "runs": len(samples),
                 "flops": flops,
@@ -331,16 +356,49 @@ def bench_case(
                 "foreign_load": round(load, 3),
                 "page_faults_per_call": round(faults_per_call, 1),
                 "compile_s": round(compile_s, 1) if name == COMPILED else float("nan"),
+                # per round, the other contender's time over this one's (measured back to back, so under the
+                # same load): the median and the spread of the speedups
+                "over_linear_median": _ratio_median(times[LINEAR], samples),
+                "over_linear_q1_q3": _ratio_quartiles(times[LINEAR], samples),
+                "over_tltorch_median": _ratio_median(times[TLTORCH], samples) if TLTORCH in times else float("nan"),
+                "over_tltorch_q1_q3": _ratio_quartiles(times[TLTORCH], samples) if TLTORCH in times else "",
             }
         )
     return rows
 
 
+def _quartiles(samples: Sequence[float]) -> tuple[float, float]:
+    """The first and third quartiles of ``samples`` (both the sample for a single one)."""
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    quartiles = statistics.quantiles(samples, n=4)
+    return quartiles[0], quartiles[2]
+
+
+def _ratio_median(other: Sequence[float], own: Sequence[float]) -> float:
+    """The median over the rounds both ran in of ``other[i] / own[i]`` (nan when none)."""
+    ratios = [a / b for a, b in zip(other, own)]
+    return round(statistics.median(ratios), 3) if ratios else float("nan")
+
+
+def _ratio_quartiles(other: Sequence[float], own: Sequence[float]) -> str:
+    """``"q1-q3"`` of ``other[i] / own[i]`` over the rounds both ran in (interleaved, so each pair saw the same
+    load): the spread of a speedup."""
+    ratios = [a / b for a, b in zip(other, own)]
+    if not ratios:
+        return ""
+    q1, q3 = _quartiles(ratios)
+    return f"{q1:.2f}-{q3:.2f}"
+
+
 def describe_plan(plan: tt_forward.ForwardPlan) -> str:
-    """A short name of a forward plan: ``"rtl"``, ``"blocked 2+2 rtl"``, with ``cr..`` orientations if any are cols."""
+    """A short name of a forward plan: ``"rtl"``, ``"blocked 2+2 rtl"``, with ``cr..`` orientations if any are cols,
+    ``"blocked 2+1+1+2 rtl-bmm 16 rows at a time"`` for a chunked batched sweep."""
     text = plan.strategy
     if plan.strategy == "blocked":
         text += f" {'+'.join(map(str, plan.blocks))} {plan.direction}"
+        if plan.chunk:
+            text += f" {plan.chunk} rows at a time"
     if "cols" in plan.orientations:
         text += " " + "".join(o[0] for o in plan.orientations)
     return text
@@ -400,6 +458,7 @@ def bench_training_step(
         rows.append(
             {
                 "net": name,
+                "threads": torch.get_num_threads(),
                 "batch": batch,
                 "parameters": sum(p.numel() for p in net.parameters()),
                 "median_ms": round(median_ms, 4),
@@ -456,8 +515,10 @@ def _measure_here(spec: dict) -> list[dict]:
     if spec["kind"] == "training":
         return bench_training_step(spec["repeats"], device=device)
     case = next(case for case in CASES if case.name == spec["case"])
-    return bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"],
+    rows = bench_case(case, spec["mode"], spec["repeats"], skip_huge_dense=spec["skip_huge_dense"],
                       compile_auto=spec.get("compile", False), device=device)
+    limit = round(gemm_limit_gflops(device=device), 1)  # right after the case: the same threads, the same load
+    return [{**row, "limit_gflops": limit} for row in rows]
 
 
 def child_main() -> None:
