@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, export, plots, reports, tracking
+from ttexplore.presenters import bundle, cores, export, plots, reports, tracking
 
 state = st.session_state
 store = ui.store_or_stop()
@@ -89,6 +89,34 @@ ui.show_figure(plots.training_curves(series, title=f"{tracking.run_title(run)} (
 st.download_button("Metrics CSV", data=lambda: export.metrics_to_csv({run_id: events}, {run_id: labels[run_id]}),
                    file_name=f"metrics-{run_id}.csv", mime="text/csv", on_click="ignore", icon=":material/table:",
                    key="run-metrics-csv", disabled=not events)
+
+# ---------------------------------------------------------------- inside the TT cores (ttexplore.presenters.cores)
+st.subheader("Inside the TT cores", divider="gray", anchor="cores")
+sections = cores.layer_sections(run, events, cores.spectra_for(store, run))
+if not sections:
+    st.caption("This network has no TT layer: there are no cores to look inside.")
+for section in sections:
+    layer = section["layer"]
+    with st.container(border=True, key=f"cores-{layer}"):
+        st.markdown(f"**{section['heading']}**")
+        if section["norms"]:
+            ui.show_figure(cores.norms_figure(events, layer, f"{section['heading']}: core norms", x=controls["x"]),
+                           f"core-norms-{layer + 1}-{run_id}", f"core-norms-{layer}")
+        else:
+            st.caption(section["norms_note"])
+        if section["spectra"] is None:
+            st.caption(section["spectra_note"])
+            continue
+        chart, words = st.columns([3, 2], gap="medium")
+        with chart:
+            ui.show_figure(cores.spectra_figure(section["spectra"], f"{section['heading']}: singular values per boundary"),
+                           f"core-spectra-{layer + 1}-{run_id}", f"core-spectra-{layer}")
+        with words:
+            st.markdown("**Effective ranks** (the rank each boundary needs for a relative error)")
+            st.dataframe(cores.effective_rank_rows(section["spectra"]), hide_index=True, key=f"core-ranks-{layer}")
+            st.markdown(cores.verdict_markdown(section["spectra"]))
+            st.caption(section["spectra_note"] + " Saturated: " + cores.VERDICTS["saturated"] + ". Wasted: "
+                       + cores.VERDICTS["wasted"] + ".")
 
 # ---------------------------------------------------------------- configuration and weights
 left, right = st.columns([1, 1], gap="large")

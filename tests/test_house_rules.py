@@ -23,7 +23,8 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.runs.kinds", "ttexplore.runs.kinds.tt", "ttexplore.runs.kinds.dense", "ttexplore.runs.kinds.matrix_rank",
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
-        "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design"]
+        "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design",
+        "ttexplore.presenters.cores"]
 
 
 def _private_uses(path: Path) -> list[str]:

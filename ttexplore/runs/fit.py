@@ -8,13 +8,15 @@ An event is a plain JSON-ready dict::
 
     {"kind": "eval" | "epoch", "epoch": 1.25, "step": 80, "steps_per_epoch": 63,
      "train_loss": 0.31, "train_accuracy": 0.91, "test_loss": 0.29,
-     "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003}
+     "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003,
+     "cores": [{"layer": 0, "weight": [...], "grad": [...]}]}
 
 ``kind == "epoch"`` marks the end of an epoch (these form the history) and
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
 epoch averages them over the batches since the previous event. The test
 metrics are over the whole test split. A first event at step 0 gives the
-untrained network's metrics, so a live plot has a point at once. A run of 0 epochs
+untrained network's metrics, so a live plot has a point at once. ``cores`` (only for a network with TT
+layers) gives each TT layer's core norms and their last gradients' (:func:`~ttexplore.runs.corestats.core_norms`). A run of 0 epochs
 (one that only evaluates the weights it starts from, ``init_from``) reports that
 point alone, as an ``"epoch"`` event: its history and its final accuracy.
 """
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttexplore.nn.device import DeviceUnavailable, resolve_device
+from ttexplore.runs.corestats import core_norms, tt_layer_modules
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
@@ -182,6 +185,7 @@ class _Training:
             self.order_generator.set_state(resume.order_rng_state)
             self.global_step, self.first_epoch = resume.global_step, resume.epochs_done
         self.layer_params = hidden_layer_params(self.model)
+        self.tt_layers = tt_layer_modules(self.model, config)  # their core norms go with every event
         self.eval_rows = eval_batch_size(config)
         self.count = self.train_images.shape[0]
         self.steps_per_epoch = math.ceil(self.count / config.batch_size)
@@ -202,6 +206,7 @@ class _Training:
             "elapsed_s": round(self.elapsed(), 4),
             "layer_params": self.layer_params,
             "lr": self.config.lr,
+            **({"cores": core_norms(self.tt_layers)} if self.tt_layers else {}),
         })
 
     def report_untrained(self) -> None:

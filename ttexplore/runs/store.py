@@ -47,7 +47,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from ttexplore.runs.config import RunConfig
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.runs.fields import check_identity
-from ttexplore.runs.storefile import (ADDED_COLUMNS, SCHEMA, FileWatch, StoreError, default_db_path, default_home, file_gate,
+from ttexplore.runs.storefile import (ADDED_COLUMNS, ADDED_METRIC_COLUMNS, SCHEMA, FileWatch, StoreError, default_db_path, default_home, file_gate,
                                       pid_alive, store_problem)
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
@@ -65,7 +65,9 @@ log = logging.getLogger(__name__)
 #: Seconds within which the same submission (config, name, tags) is taken as a repeated click.
 DUPLICATE_WINDOW_S = 10.0
 
-_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s", "cores")
+#: Event values kept as JSON text (a list per event: the per-core norms of :mod:`ttexplore.runs.corestats`).
+_JSON_METRICS = ("cores",)
 
 
 @dataclass(frozen=True)
@@ -121,10 +123,11 @@ class RunStore:
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             connection.execute(statement)
-                    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-                    for column, definition in ADDED_COLUMNS.items():
-                        if column not in present:
-                            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
+                    for table, added in (("runs", ADDED_COLUMNS), ("metrics", ADDED_METRIC_COLUMNS)):
+                        present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+                        for column, definition in added.items():
+                            if column not in present:
+                                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                     connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
                     connection.execute("COMMIT")
                 return
@@ -317,7 +320,8 @@ class RunStore:
             seq = connection.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
             connection.execute(
                 f"INSERT INTO metrics (run_id, seq, {', '.join(_METRIC_COLUMNS)}) VALUES (?, ?, {', '.join('?' * len(_METRIC_COLUMNS))})",
-                (run_id, seq, *(event.get(column) for column in _METRIC_COLUMNS)),
+                (run_id, seq, *(json.dumps(event[column]) if column in _JSON_METRICS and event.get(column) is not None
+                                else event.get(column) for column in _METRIC_COLUMNS)),
             )
             accuracy = event.get("test_accuracy")
             # step 0 is the untrained network, except as a 0-epoch run's one "epoch" event (see fit)
@@ -424,7 +428,8 @@ class RunStore:
             connection.execute(f"DELETE FROM metrics WHERE run_id IN ({marks})", ids)
             deleted = connection.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
             connection.execute("COMMIT")
-        for path in [self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]:
+        for path in ([self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]
+                     + [self.spectra_path_for(run_id) for run_id in ids]):
             if path is not None and path.is_file():
                 path.unlink()
         return deleted
@@ -510,7 +515,7 @@ class RunStore:
             rows = connection.execute(
                 "SELECT * FROM metrics WHERE run_id=? AND seq>? ORDER BY seq", (run_id, since_seq)
             ).fetchall()
-        return [dict(row) for row in rows]
+        return [self._metric_dict(row) for row in rows]
 
     def metrics_for(self, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Metric events of several runs at once: ``{run_id: [event, ...]}``."""
@@ -523,8 +528,15 @@ class RunStore:
                 f"SELECT * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))}) ORDER BY run_id, seq", ids
             ).fetchall()
         for row in rows:
-            result[row["run_id"]].append(dict(row))
+            result[row["run_id"]].append(self._metric_dict(row))
         return result
+
+    @staticmethod
+    def _metric_dict(row: sqlite3.Row) -> dict[str, Any]:
+        event = dict(row)
+        for column in _JSON_METRICS:
+            event[column] = json.loads(event[column]) if event.get(column) else None
+        return event
 
     @staticmethod
     def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -545,6 +557,10 @@ class RunStore:
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
         return self.artifacts_dir / "checkpoints" / f"{_safe_id(run_id)}.pt"
+
+    def spectra_path_for(self, run_id: str) -> Path:
+        """Where a run's end-of-run spectra go (:mod:`ttexplore.runs.corestats`): ``<artifacts>/spectra/<run_id>.json``."""
+        return self.artifacts_dir / "spectra" / f"{_safe_id(run_id)}.json"
 
     def can_resume(self, run: dict[str, Any]) -> bool:
         """Whether ``run`` (a :meth:`list_runs` dict) can be resumed now: it stopped (interrupted, cancelled or

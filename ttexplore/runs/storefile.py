@@ -22,7 +22,7 @@ from typing import Optional
 from ttexplore.tt.atomic import human_size
 
 __all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
-           "SCHEMA", "ADDED_COLUMNS", "default_home", "default_db_path", "pid_alive"]
+           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "default_home", "default_db_path", "pid_alive"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -76,6 +76,10 @@ ADDED_COLUMNS = {
     "epochs_done": "REAL NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
 }
+
+#: Columns added to the metrics table after the first release (as :data:`ADDED_COLUMNS`): ``cores``, the
+#: JSON of an event's per-core norms (:mod:`ttexplore.runs.corestats`), NULL for events without TT layers.
+ADDED_METRIC_COLUMNS = {"cores": "TEXT"}
 
 #: Free bytes under which a disk I/O error is reported as a full disk (SQLite reports some
 #: writes that hit ENOSPC, such as growing its shared-memory index, as "disk I/O error").
