@@ -15,7 +15,8 @@ import streamlit as st
 
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
-from ttexplore.presenters.tracking import status_counts, ui_words
+from ttexplore.presenters.reports import epoch_text
+from ttexplore.presenters.tracking import error_labels, status_counts, ui_words
 from ttexplore.runs.kinds import layer_title
 from ttexplore.runs.jobs import JobManager
 from ttexplore.runs.settings import job_settings
@@ -146,7 +147,7 @@ def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None)
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
     field, message = getattr(error, "field", None), str(error).strip("'\"")
     label = (labels or {}).get(field) or layer_title(field) or field  # a layer's field: the layer as counted
-    message = ui_words(message, labels)
+    message = ui_words(message, error_labels(field, labels))  # an extra layer's parts as its text names them
     prefix = f"**{label}** — " if label and not message.startswith(label) else ""
     st.error(f"{prefix}{message}", icon=":material/error:")
 
@@ -223,7 +224,8 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     the one persistent kaleido server of :mod:`ttexplore.presenters.export`, so reruns stay fast.
 
     Args:
-        name: the file name stem (``"training-curves"``).
+        name: the file name stem of every download (``"training-curves"``): the PNG, SVG and HTML buttons and the
+            chart's camera button (plotly would name that one after the figure's title) all use it.
         key: unique among the page's widgets.
     """
     if st.session_state.get(DEFER_PLOTS):
@@ -235,10 +237,11 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
             st.caption(f":material/hourglass_top: Drawing “{_title(figure) or name}”…")
         st.session_state[PLOTS_DEFERRED] = True
         return
-    st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit", config={"displaylogo": False})
+    stem = _slug(name)  # one name for every download of the figure, the chart's own camera button's included
+    st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit",
+                    config={"displaylogo": False, "toImageButtonOptions": {"filename": stem, "format": "png", "scale": 2}})
     if not downloads:
         return
-    stem = _slug(name)
     from ttexplore.presenters.export import image_export_problem
 
     problem = image_export_problem()  # checked up front: a deferred download can not show an error
@@ -298,7 +301,7 @@ def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: 
         if where.button("Resume", key=resume_key, icon=":material/resume:", width=width,
                         type="primary" if primary else "secondary",
                         help="Continue from its last checkpoint (epoch "
-                             f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
+                             f"{epoch_text(run.get('epochs_done'))} of {run['config'].get('epochs')})"):
             if resume(run["id"]):
                 st.rerun()
 

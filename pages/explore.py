@@ -14,6 +14,7 @@ from ttexplore.presenters.tracking import all_tags, already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, dataset_info
+from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
 from ttexplore.tt.shapes import parse_modes
 
 state = st.session_state
@@ -22,7 +23,6 @@ KEEP = "session"  # widget values survive page switches
 LABELS = {"in_modes": "Input modes", "out_modes": "Output modes", "ranks": "TT ranks", "pad_to": "Pad images to",
           "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size", "seed": "Seed",
           "train_limit": "Training images", "dataset": "Dataset"}
-PAPER = "https://arxiv.org/abs/1509.06569"
 design = DesignState(state, LABELS)  # the design widgets' values and callbacks (ttexplore.presenters.design)
 
 
@@ -53,7 +53,7 @@ def train_clicked() -> None:
     except (ConfigError, ValueError) as error:  # a bad entry, missing data, over the memory budget: with the fix
         state.train_error = error
         return
-    state.run_name = ""  # the next run gets its own name
+    design.after_train()  # the next run gets its own name and notes; the tags stay, named in the settings' title
     state.open_train = True
 
 
@@ -79,7 +79,7 @@ def train_card(config: "RunConfig | None", info) -> None:
         if not on_machine:
             st.caption(f":material/cloud_off: **{info.title} is not on this machine**, so it cannot be trained here: "
                        f"{info.source}. Set TTEXPLORE_DATA to the folder that holds it and restart the app.")
-        with st.expander("Name, tags, batch size, seed, device, baseline"):
+        with st.expander(views.settings_title(state), key="train-settings"):
             st.text_input("Run name", key="run_name", placeholder="e.g. paper net, lr sweep 1",
                           help="Shown instead of the automatic label on Train, Runs and in exports")
             st.multiselect("Tags", sorted(set(state.run_tags) | set(known_tags())), key="run_tags", accept_new_options=True,
@@ -90,8 +90,9 @@ def train_card(config: "RunConfig | None", info) -> None:
             right.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
             st.number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
-            st.selectbox("Device", list(devices), key="device", format_func=devices.get, persist_state=KEEP,
-                         help="Where the run trains. auto: the first CUDA GPU when the machine has one, else the CPU.")
+            st.selectbox("Device", list(devices), key="device", format_func=lambda name: devices[name].split(" — ")[0],
+                         persist_state=KEEP, help="Where the run trains. auto: the first CUDA GPU when there is one, else the CPU.")
+            st.caption(devices[state.device])  # the whole description wraps here; the box keeps it short
             st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
@@ -127,17 +128,9 @@ st.caption("Image → **TT layer** → ReLU → linear classifier, as in the pap
            "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
 with st.expander("What is a TT layer?", icon=":material/school:"):
     words, drawing = st.columns([3, 2], vertical_alignment="center")
-    words.markdown(
-        "A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
-        "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
-        "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
-        "matrices, one slice per core:")
-    words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-    words.markdown(
-        "The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
-        "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
-        f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-        f"Networks*]({PAPER}), NeurIPS 2015.")
+    words.markdown(views.TT_INTRO)
+    words.latex(views.TT_FORMULA)
+    words.markdown(views.TT_RANKS)
     drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
@@ -184,7 +177,8 @@ with design_col:
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
-    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    first = ui.config_or_error(lambda: design.config(more=False, batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    config, layers_error = design.with_more_layers(first)
     train_card(config, info)
     with st.expander("More hidden layers", expanded=bool(state.get("more_layers")), icon=":material/layers:",
                      key="more_layers_box"):
@@ -194,14 +188,21 @@ with design_col:
             left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=design.layer_typed, args=(index,))
             right.button("", icon=":material/delete:", key=f"remove_layer_{index}", on_click=design.remove_layer, args=(index,),
                          help="Remove this layer")
-        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary")
+        if layers_error is not None:
+            ui.show_config_error(layers_error, LABELS)
+        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary",
+                  disabled=len(design.more_layers) + 1 >= MAX_HIDDEN_LAYERS, help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
 
 
 # ---------------------------------------------------------------- preview
 with result_col:
-    if config is None:
+    if config is None and first is None:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
+    if config is None:
+        st.warning("The numbers describe hidden layer 1 alone until the extra hidden layers are fixed (see below the "
+                   "design).", icon=":material/layers:")
+    config = config or first
     view = layer_preview(config)
     tiles = views.layer_tiles(view)
     for column, name in zip(st.columns(3), ("weights", "dense", "compression")):  # at 1400 px a fourth was cut short
@@ -213,15 +214,20 @@ with result_col:
         st.warning(view.memory_warning, icon=":material/memory:")
     if len(config.layers) > 1:
         st.markdown(views.network_caption(config))
-        st.dataframe(network_rows(config), hide_index=True, key="network_table", column_config={
-            "weights": st.column_config.NumberColumn(format="localized"),
-            "dense weights": st.column_config.NumberColumn(format="localized"),
-            "compression": st.column_config.NumberColumn("compression rate", format="%.2e")})
+        st.dataframe(network_rows(config), hide_index=True, key="network_table", width="stretch", column_config={
+            "layer": st.column_config.TextColumn(width=180), "in → out": st.column_config.TextColumn(width=115),
+            "weights": st.column_config.NumberColumn(format="localized", width=75),
+            "dense weights": st.column_config.NumberColumn(format="localized", width=95),  # at 1400 px all five fit
+            "compression": st.column_config.NumberColumn("rate", format="%.1e", width=60, help="compression rate: TT / dense")})
     with st.container(border=True, key="memory_box"):
         memory_tiles, memory_caption = views.memory_tiles(config)
         for column, tile in zip(st.columns(2), memory_tiles):
             column.metric(**tile)
         st.caption(memory_caption)
+        with st.expander("Why these numbers: the parts of each estimate", key="memory_parts"):
+            st.markdown(views.memory_why(config))
+            st.dataframe(views.memory_parts_rows(config), hide_index=True, width="stretch", column_config={
+                name: st.column_config.NumberColumn(format="%.2f") for name in ("this net (MiB)", "dense twin (MiB)")})
     with st.container(border=True):
         st.markdown(views.ranks_markdown(view))
         st.caption(views.ranks_caption(view))

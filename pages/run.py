@@ -54,7 +54,7 @@ tiles[0].metric("Best test accuracy", f"{best:.4f}" if best is not None else "�
 tiles[1].metric("Final test accuracy", f"{final:.4f}" if final is not None else "—", border=True)
 tiles[2].metric("Layer weights", f"{run['layer_params']:,}", border=True, delta=tracking.compression_text(run["compression"]),
                 delta_color="off", delta_arrow="off")
-tiles[3].metric("Epochs done", f"{run.get('epochs_done') or 0:g} of {config.get('epochs')}", border=True)
+tiles[3].metric("Epochs done", f"{reports.epoch_text(run.get('epochs_done'))} of {config.get('epochs')}", border=True)
 elapsed = events[-1].get("elapsed_s") if events else None
 tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
 

@@ -128,7 +128,7 @@ def test_a_run_trains_to_completion_then_shows_on_runs_and_export_and_survives_a
     run_until(at, finished, "both runs to complete")
     at.run()
     bars = [item.proto.text for item in at.get("progress")]
-    assert len(bars) == 2 and all("epoch 1.00 of 1" in text for text in bars)
+    assert len(bars) == 2 and all("epoch 1 of 1" in text for text in bars)
     best = store.get_run(tt_run["id"])["best_test_accuracy"]
     assert best is not None and f"{best:.3f}" in [item.value for item in at.metric]
     assert len(store.metrics(tt_run["id"])) >= 2  # the step-0 point and at least the epoch end

@@ -89,12 +89,9 @@ STORED_WEIGHT_BUDGET_BYTES = 64 << 20
 #: Rounds of a timing (:func:`fastest_by_timing`): the candidates run round-robin, best of these.
 TIMING_ROUNDS = 5
 
-#: Estimates within this factor of the best count as a near tie: at inference on
-#: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
-#: :func:`stored_weight_pays`). Over the benchmark's cases the estimates put
-#: the fastest strategy within 1.2x of the model's pick, and a stored ``W`` (a
-#: batch-1 GEMV) within 1.6x of the TT forward it replaces.
-NEAR_TIE_BAND = 1.5
+#: Estimates within this factor of the best count as a near tie (the cost model's; the memory estimate
+#: prices the largest of the tied strategies, any of which a timing may pick).
+NEAR_TIE_BAND = costmodel.NEAR_TIE_BAND
 
 #: The batch a traced plan (:func:`traced_plan_spec`) is chosen for when the
 #: batch is symbolic (``torch.compile(dynamic=True)``, ``torch.export`` with a ``Dim``).
@@ -278,12 +275,6 @@ def plan_forward(
     return _inference_plan(*key[:5], device)
 
 
-def _near_ties(estimates: dict[str, float]) -> list[str]:
-    """The names whose estimated seconds are within :data:`NEAR_TIE_BAND` of the smallest."""
-    best = min(estimates.values())
-    return [name for name, seconds in estimates.items() if seconds <= NEAR_TIE_BAND * best]
-
-
 @functools.lru_cache(maxsize=4096)
 def _inference_plan(
     in_modes: tuple[int, ...], out_modes: tuple[int, ...], ranks: tuple[int, ...], batch: int, dtype: torch.dtype,
@@ -296,7 +287,7 @@ def _inference_plan(
     modelled = _cached_plan(in_modes, out_modes, ranks, batch, dtype, False, False, "auto", device.type)
     costs = costmodel.strategy_costs(in_modes, out_modes, ranks, batch, _dtype_bytes(dtype), training=False,
                                      machine=_device_machines.get(device.type))
-    candidates = _near_ties({name: cost["seconds"] for name, cost in costs.items()})
+    candidates = costmodel.near_ties(costs)
     if ttmath.prod(in_modes) * ttmath.prod(out_modes) > AUTOTUNE_MAX_DENSE_ELEMENTS and "dense" in candidates:
         candidates.remove("dense")
     if len(candidates) <= 1:
