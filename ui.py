@@ -7,7 +7,9 @@ Only this file and the pages import streamlit; the logic lives in ``ttexplore/``
 
 from __future__ import annotations
 
+import atexit
 import re
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -91,7 +93,18 @@ def get_manager() -> JobManager:
                          torch_threads=settings.torch_threads)
     manager.notes[:0] = [*settings.problems, *settings.notes]  # for the page to show (the log has them too)
     manager.warm_up(DEFAULT_DATASET)
+    atexit.register(_stop_at_exit, weakref.ref(manager))
     return manager
+
+
+def _stop_at_exit(manager: "weakref.ref[JobManager]") -> None:
+    """The server's orderly end (``atexit``, so also after SIGTERM): interrupt the runs training here (they stay
+    resumable from their checkpoints) and join the worker threads, so no thread is inside torch while the
+    interpreter tears down its thread pools. A run left training in a daemon thread there, beside kaleido's
+    server, aborted the process: "terminate called without an active exception" and exit code -6."""
+    running = manager()
+    if running is not None:
+        running.shutdown(cancel_running=True, timeout=30.0)
 
 
 #: A Material icon per run status, for markdown (``st.markdown(f"{STATUS_ICONS[s]} {s}")``).

@@ -100,7 +100,7 @@ for section in sections:
     with st.container(border=True, key=f"cores-{layer}"):
         st.markdown(f"**{section['heading']}**")
         if section["norms"]:
-            ui.show_figure(cores.norms_figure(events, layer, f"{section['heading']}: core norms", x=controls["x"]),
+            ui.show_figure(cores.norms_figure(events, layer, f"Core norms of hidden layer {layer + 1}", x=controls["x"]),
                            f"core-norms-{layer + 1}-{run_id}", f"core-norms-{layer}")
         else:
             st.caption(section["norms_note"])
@@ -109,11 +109,12 @@ for section in sections:
             continue
         chart, words = st.columns([3, 2], gap="medium")
         with chart:
-            ui.show_figure(cores.spectra_figure(section["spectra"], f"{section['heading']}: singular values per boundary"),
+            ui.show_figure(cores.spectra_figure(section["spectra"], f"Singular values per boundary, hidden layer {layer + 1}"),
                            f"core-spectra-{layer + 1}-{run_id}", f"core-spectra-{layer}")
         with words:
-            st.markdown("**Effective ranks** (the rank each boundary needs for a relative error)")
-            st.dataframe(cores.effective_rank_rows(section["spectra"]), hide_index=True, key=f"core-ranks-{layer}")
+            st.markdown("**Effective ranks**: the rank each boundary needs for a relative error of")
+            st.dataframe(cores.effective_rank_rows(section["spectra"]), hide_index=True, key=f"core-ranks-{layer}",
+                         column_config={name: st.column_config.Column(width=width) for name, width in cores.TABLE_WIDTHS.items()})
             st.markdown(cores.verdict_markdown(section["spectra"]))
             st.caption(section["spectra_note"] + " Saturated: " + cores.VERDICTS["saturated"] + ". Wasted: "
                        + cores.VERDICTS["wasted"] + ".")

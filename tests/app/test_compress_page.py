@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.data_info import DATASETS
 from ttexplore.runs.lifecycle import execute
 from ttexplore.runs.store import RunStore
 
@@ -87,3 +88,14 @@ def test_shapes_that_do_not_fit_w_say_what_would(page):
     page.text_input(key="compress_in").input("4x4x8").run()
     assert not page.exception
     assert "W is 64 → 64" in page.error[0].value and "try" in page.error[0].value
+
+
+def test_the_picker_names_runs_and_the_upload_names_datasets(page):
+    run_id, accuracy = dense_run()
+    RunStore().update_identity(run_id, name="my dense digits")
+    page.run()
+    picker = page.selectbox(key="compress_run")
+    assert picker.value == run_id and picker.format_func(run_id) == f"my dense digits · acc {accuracy:.3f}"
+    page.segmented_control(key="compress_kind").set_value("A weights file").run()
+    trained_on = page.selectbox(key="compress_dataset")
+    assert trained_on.format_func("digits") == DATASETS["digits"].title == "Digits 8x8 (scikit-learn)"  # not "digits"

@@ -49,8 +49,8 @@ def test_the_run_page_shows_inside_each_tt_layer(app_home):
                 assert f"**{boundary} is {verdict}**" in words
     at.run(timeout=120)  # the charts come with the second drawing
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
-    assert "Hidden layer 1: TT 4x4x4 r=2,12: core norms" in titles
-    assert "Hidden layer 3: TT 4x4->2x8 r=3: singular values per boundary" in titles
+    assert "Core norms of hidden layer 1" in titles and "Core norms of hidden layer 3" in titles
+    assert "Singular values per boundary, hidden layer 3" in titles
 
 
 def test_a_dense_run_says_it_has_no_cores(app_home):

@@ -59,8 +59,9 @@ def test_spectra_figure_marks_the_rank_in_use_on_a_log_scale():
     assert [(list(trace.x), list(trace.y)) for trace in diamonds] == [([2], [0.5]), ([3], [pytest.approx(0.001)])]
     assert figure.layout.yaxis.type == "log"
     rows = cores.effective_rank_rows(record)
-    assert rows[1] == {"boundary": "r2", "in use": 3, "max useful": 16, "at 0.1": 1, "at 0.01": 1, "at 0.001": 2,
-                       "σ_r / σ_1": 0.001, "verdict": "wasted"}
+    assert rows[1] == {"boundary": "r2", "in use": 3, "at 0.1": 1, "at 0.01": 1, "at 0.001": 2, "σ_r / σ_1": 0.001,
+                       "verdict": "wasted"}
+    assert set(rows[1]) <= set(cores.TABLE_WIDTHS)
     words = cores.verdict_markdown(record)
     assert "**r1 is saturated**" in words and "rank 2 limits it" in words
     assert "**r2 is wasted**" in words and "rank 1 already keeps the layer within 0.01" in words

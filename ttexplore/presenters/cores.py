@@ -28,7 +28,7 @@ from plotly.subplots import make_subplots
 from ttexplore.presenters.plots import PALETTE
 from ttexplore.presenters.tracking import X_AXES, curve_xy
 
-__all__ = ["SATURATED_RATIO", "WASTED_TOLERANCE", "VERDICTS", "norm_series", "norms_figure", "boundary_verdicts",
+__all__ = ["SATURATED_RATIO", "WASTED_TOLERANCE", "VERDICTS", "TABLE_WIDTHS", "norm_series", "norms_figure", "boundary_verdicts",
            "verdict_markdown", "effective_rank_rows", "spectra_figure", "layer_sections", "spectra_for"]
 
 #: A boundary whose last kept singular value is at least this share of its first is saturated.
@@ -43,6 +43,8 @@ VERDICTS = {
     "fits": "its spectrum decays within its rank and every value is needed",
 }
 _TEMPLATE = "plotly_white"
+#: Pixel widths of :func:`effective_rank_rows`' columns: the table fits the run page's right column at 1400 px.
+TABLE_WIDTHS = {"boundary": 70, "in use": 55, "at 0.1": 50, "at 0.01": 55, "at 0.001": 62, "σ_r / σ_1": 65, "verdict": 75}
 
 
 # ---------------------------------------------------------------- norms over training
@@ -132,9 +134,9 @@ def boundary_verdicts(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def effective_rank_rows(layer: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The small table under the spectra: per boundary, the rank in use, the effective rank at each
-    tolerance, ``sigma_r / sigma_1`` and the verdict."""
-    return [{"boundary": f"r{row['boundary']}", "in use": row["rank"], "max useful": row["max_useful"],
+    """The small table beside the spectra: per boundary, the rank in use, the effective rank at each
+    tolerance, ``sigma_r / sigma_1`` and the verdict (the maximal useful rank is in the words)."""
+    return [{"boundary": f"r{row['boundary']}", "in use": row["rank"],
              **{f"at {key}": value for key, value in row["effective"].items()},
              "σ_r / σ_1": round(row["ratio"], 4), "verdict": row["verdict"]} for row in boundary_verdicts(layer)]
 
