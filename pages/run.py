@@ -107,7 +107,7 @@ for section in sections:
         if section["spectra"] is None:
             st.caption(section["spectra_note"])
             continue
-        chart, words = st.columns([3, 2], gap="medium")
+        chart, words = st.columns([1.1, 1], gap="medium")  # the table whole at 1400 px
         with chart:
             ui.show_figure(cores.spectra_figure(section["spectra"], f"Singular values per boundary, hidden layer {layer + 1}"),
                            f"core-spectra-{layer + 1}-{run_id}", f"core-spectra-{layer}")

@@ -89,7 +89,7 @@ def test_epochs_are_said_to_one_decimal_and_a_zero_epoch_run_says_it_only_evalua
     assert tracking.run_state(make_run("r", status="running", epochs=60), [{"epoch": 25.96}])["text"] == "epoch 26.0 of 60"
     compressed = tracking.run_state(make_run("c", epochs=0), [{"epoch": 0.0, "test_accuracy": 0.2}])
     assert compressed["fraction"] == 1.0
-    assert compressed["text"].startswith("evaluated as it starts (0 epochs: no training) · test accuracy 0.200")
+    assert compressed["text"].startswith("evaluated only (0 epochs) · test accuracy 0.200")
     assert [reports.epoch_text(value) for value in (None, 0, 1.0, 2.5, 25.5079, 0.04)] == ["0", "0", "1", "2.5", "25.5", "0.0"]
 
 

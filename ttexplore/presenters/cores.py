@@ -44,7 +44,7 @@ VERDICTS = {
 }
 _TEMPLATE = "plotly_white"
 #: Pixel widths of :func:`effective_rank_rows`' columns: the table fits the run page's right column at 1400 px.
-TABLE_WIDTHS = {"boundary": 70, "in use": 55, "at 0.1": 50, "at 0.01": 55, "at 0.001": 62, "σ_r / σ_1": 65, "verdict": 75}
+TABLE_WIDTHS = {"boundary": 62, "in use": 50, "at 0.1": 48, "at 0.01": 52, "at 0.001": 58, "σ_r / σ_1": 60, "verdict": 72}
 
 
 # ---------------------------------------------------------------- norms over training

@@ -213,7 +213,7 @@ def network_rows(config: RunConfig) -> list[dict[str, Any]]:
              "weights": layer.params(shapes[index]), "dense weights": layer.dense_params(shapes[index]),
              "compression": layer.params(shapes[index]) / layer.dense_params(shapes[index])}
             for index, layer in enumerate(config.layers)]
-    rows.append({"layer": "all hidden layers", "in → out": " → ".join(f"{width:,}" for width in widths[:-1]),
+    rows.append({"layer": "all hidden layers", "in → out": f"{widths[0]:,} → {widths[-2]:,}",  # every width: the caption
                  "weights": config.layer_params(), "dense weights": config.dense_layer_params(),
                  "compression": config.compression()})
     return rows

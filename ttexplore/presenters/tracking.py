@@ -191,7 +191,7 @@ def run_state(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]], posit
         return {"fraction": 0.0, "text": f"queued: waiting for a free core{place}", "waiting": True}
     if status == "running" and not events:
         return {"fraction": 0.0, "text": "starting: loading data, waiting for its first point", "waiting": True}
-    text = f"epoch {epoch_text(fraction * epochs)} of {epochs}" if epochs else "evaluated as it starts (0 epochs: no training)"
+    text = f"epoch {epoch_text(fraction * epochs)} of {epochs}" if epochs else "evaluated only (0 epochs)"
     scored = [event for event in events if event.get("test_accuracy") is not None]
     if scored:
         text += f" · test accuracy {scored[-1]['test_accuracy']:.3f}"

@@ -4,13 +4,14 @@ next to its button). The estimate learns from the runs that completed here.
 A run's time is a setup (loading data, building the model, planning its forward: it does not grow with
 the run) plus its training loop, which grows with :func:`~ttexplore.experiments.sweep.spec.estimated_cost`.
 :func:`run_times` splits each finished run's time in the two with its metric events (the loop runs from
-its first event to its last); :func:`sweep_estimate` takes, per layer kind, the median setup and the median
-seconds per cost unit. Timing whole runs instead (the way it was) charged the setup of small runs to the cost
+its first event to its last); :func:`sweep_estimate` takes, per layer kind, the median setup and the loop
+seconds per cost unit over all those runs. Timing whole runs instead (the way it was) charged the setup of small runs to the cost
 of large ones: a sweep estimated from a few short runs came out about twice too long (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.experiments.sweep.spec import estimated_cost
@@ -57,16 +58,18 @@ def run_times(store: Any, limit: int = RECENT_RUNS) -> list[dict[str, Any]]:
 
 
 def _median(values: Sequence[float]) -> Optional[float]:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else None
+    return statistics.median(values) if values else None
 
 
 def _learned(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, float], int]:
-    """Median seconds per cost unit and median setup seconds, each per kind of first hidden layer (a TT layer's
-    setup plans its forward: seconds for ten cores; a dense one's is next to nothing), and how many runs they
-    rest on. A run with ``train_s``/``setup_s`` (:func:`run_times`) gives both; one without gives its whole
-    time as loop time (no setup known)."""
-    ratios: dict[str, list[float]] = {}
+    """Seconds per cost unit (the runs' loop seconds over their summed cost, so a large run weighs as much as
+    its cost: a tiny run, all per-step overhead, does not set the rate of a sweep's large ones) and median setup
+    seconds, each per kind of first hidden layer (a TT layer's setup plans its forward: seconds for ten
+    cores; a dense one's is next to nothing), and how many runs they rest on. A run with
+    ``train_s``/``setup_s`` (:func:`run_times`) gives both; one without gives its whole time as loop time
+    (no setup known)."""
+    seconds_by_kind: dict[str, list[float]] = {}
+    cost_by_kind: dict[str, list[float]] = {}
     setups: dict[str, list[float]] = {}
     for run in runs:
         if run.get("status") != "completed":
@@ -84,9 +87,11 @@ def _learned(runs: Iterable[Mapping[str, Any]]) -> tuple[dict[str, float], dict[
         else:
             continue
         if seconds > 0 and cost > 0:  # a run of 0 epochs (a compressed net evaluated as it is) has no loop
-            ratios.setdefault(_kind(config), []).append(seconds / cost)
-    rates = {layer: _median(values) for layer, values in ratios.items()}
-    return rates, {layer: _median(values) for layer, values in setups.items()}, sum(len(values) for values in ratios.values())
+            seconds_by_kind.setdefault(_kind(config), []).append(seconds)
+            cost_by_kind.setdefault(_kind(config), []).append(cost)
+    rates = {layer: sum(seconds_by_kind[layer]) / sum(cost_by_kind[layer]) for layer in seconds_by_kind}
+    return (rates, {layer: _median(values) for layer, values in setups.items()},
+            sum(len(values) for values in seconds_by_kind.values()))
 
 
 def _rough_duration(seconds: float) -> str:
