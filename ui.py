@@ -9,10 +9,12 @@ Only this file and the pages import streamlit; the logic lives in ``ttexplore/``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import logging
 import re
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -21,7 +23,8 @@ import streamlit as st
 from ttexplore.runs.config import ConfigError
 from ttexplore.runs.data_info import DEFAULT_DATASET
 from ttexplore.presenters import faults
-from ttexplore.presenters.tracking import status_counts, ui_words
+from ttexplore.presenters.reports import epoch_text
+from ttexplore.presenters.tracking import error_labels, status_counts, ui_words
 from ttexplore.runs.kinds import layer_title
 from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.jobs import JobManager
@@ -113,7 +116,18 @@ def get_manager() -> JobManager:
                          torch_threads=settings.torch_threads)
     manager.notes[:0] = [*settings.problems, *settings.notes]  # for the page to show (the log has them too)
     manager.warm_up(DEFAULT_DATASET)
+    atexit.register(_stop_at_exit, weakref.ref(manager))
     return manager
+
+
+def _stop_at_exit(manager: "weakref.ref[JobManager]") -> None:
+    """The server's orderly end (``atexit``, so also after SIGTERM): interrupt the runs training here (they stay
+    resumable from their checkpoints) and join the worker threads, so no thread is inside torch while the
+    interpreter tears down its thread pools. A run left training in a daemon thread there, beside kaleido's
+    server, aborted the process: "terminate called without an active exception" and exit code -6."""
+    running = manager()
+    if running is not None:
+        running.shutdown(cancel_running=True, timeout=30.0)
 
 
 #: A Material icon per run status, for markdown (``st.markdown(f"{STATUS_ICONS[s]} {s}")``).
@@ -226,7 +240,7 @@ def show_config_error(error: Exception, labels: Optional[dict[str, str]] = None)
     page's words (``labels`` maps field names such as ``in_modes`` to the labels the page shows)."""
     field, message = getattr(error, "field", None), str(error).strip("'\"")
     label = (labels or {}).get(field) or layer_title(field) or field  # a layer's field: the layer as counted
-    message = ui_words(scrubbed(message), labels)
+    message = ui_words(scrubbed(message), error_labels(field, labels))  # an extra layer's parts as its text names them
     prefix = f"**{markdown_text(label)}** — " if label and not message.startswith(label) else ""
     st.error(f"{prefix}{markdown_text(message)}", icon=":material/error:")
 
@@ -306,7 +320,8 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     the one persistent kaleido server of :mod:`ttexplore.presenters.export`, so reruns stay fast.
 
     Args:
-        name: the file name stem (``"training-curves"``).
+        name: the file name stem of every download (``"training-curves"``): the PNG, SVG and HTML buttons and the
+            chart's camera button (plotly would name that one after the figure's title) all use it.
         key: unique among the page's widgets.
     """
     if st.session_state.get(DEFER_PLOTS):
@@ -318,10 +333,11 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
             st.caption(f":material/hourglass_top: Drawing “{markdown_text(_title(figure) or name, width=120)}”…")
         st.session_state[PLOTS_DEFERRED] = True
         return
-    st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit", config={"displaylogo": False})
+    stem = _slug(name)  # one name for every download of the figure, the chart's own camera button's included
+    st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit",
+                    config={"displaylogo": False, "toImageButtonOptions": {"filename": stem, "format": "png", "scale": 2}})
     if not downloads:
         return
-    stem = _slug(name)
     from ttexplore.presenters.export import image_export_problem
 
     problem = image_export_problem()  # checked up front: a deferred download can not show an error
@@ -405,7 +421,7 @@ def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: 
         if where.button("Resume", key=resume_key, icon=":material/resume:", width=width,
                         type="primary" if primary else "secondary",
                         help="Continue from its last checkpoint (epoch "
-                             f"{run.get('epochs_done', 0):g} of {run['config'].get('epochs')})"):
+                             f"{epoch_text(run.get('epochs_done'))} of {run['config'].get('epochs')})"):
             if resume(run["id"]):
                 st.rerun()
 
@@ -468,17 +484,26 @@ PAPER = "https://arxiv.org/abs/1509.06569"
 
 def what_is_a_tt_layer() -> None:
     """A folded panel for newcomers: the TT-matrix formula, the count of weights, a drawing and the paper."""
-    from ttexplore.presenters import plots
+    from ttexplore.presenters import design, plots
 
     with st.expander("What is a TT layer?", icon=":material/school:"):
         words, drawing = st.columns([3, 2], vertical_alignment="center")
-        words.markdown("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
-            "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
-            "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
-            "matrices, one slice per core:")
-        words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-        words.markdown("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
-            "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
-            f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-            f"Networks*]({PAPER}), NeurIPS 2015.")
+        words.markdown(design.TT_INTRO)
+        words.latex(design.TT_FORMULA)
+        words.markdown(design.TT_RANKS)
         drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
+
+
+def rank_schedule_box(config: Callable[[], Any], labels: dict[str, str], key: str = "round_to") -> None:
+    """The Train card's rank schedule (``4@5, 2@10``: after epoch 5 TT-round every TT layer to max rank 4, ...),
+    checked as it is typed against the run ``config()`` would queue: the error beside the box, or what the
+    schedule leads to (:func:`ttexplore.presenters.rounding.schedule_check`)."""
+    from ttexplore.presenters import rounding
+
+    st.text_input("Round during training", key=key, persist_state="session", placeholder="e.g. 4@5, 2@10", help="R@E: after "
+                  "epoch E, TT-round every TT layer to max rank R, train on (rel:0.1@E: to a relative error)")
+    problem, caption = rounding.schedule_check(config)
+    if problem is not None:
+        show_config_error(problem, labels)
+    elif caption:
+        st.caption(caption)

@@ -12,7 +12,6 @@ from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
-from ttexplore.presenters.reports import run_label
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 from ttexplore.runs.uploads import discard_upload
 
@@ -80,17 +79,16 @@ with st.container(border=True):
             st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense layer* and press "
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
             st.stop()
-        by_id = {run["id"]: run for run in candidates}
+        by_id, names = {run["id"]: run for run in candidates}, views.candidate_labels(candidates)
         run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded)", list(by_id), key="compress_run", persist_state=KEEP,
-                              format_func=lambda key: run_label(by_id[key]) + (f" · acc {by_id[key]['final_test_accuracy']:.3f}"
-                                                                              if by_id[key].get("final_test_accuracy") else ""))
+                              format_func=names.get)
         source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
     else:
         upload = st.file_uploader("Weights (.pt): a state_dict or tensor holding an nn.Linear weight, or a ttexplore "
                                   "model file; read weights-only", type=["pt", "pth"], key="compress_upload")
         left, middle, right = st.columns(3)
         dataset = left.selectbox("Trained on", list(DATASETS), key="compress_dataset", persist_state=KEEP,
-                                 index=list(DATASETS).index(DEFAULT_DATASET))
+                                 index=list(DATASETS).index(DEFAULT_DATASET), format_func=lambda key: DATASETS[key].title)
         side = DATASETS[dataset].side
         pad_to = middle.selectbox("Images padded to", [32, 0] if side == 28 else [0], key="compress_pad",
                                   persist_state=KEEP, format_func=lambda value: f"{value}×{value}" if value else "no padding")

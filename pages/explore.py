@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 import ui
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
-from ttexplore.presenters import rounding as rounding_views
 from ttexplore.presenters.design import DesignState, planned_runs
 from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
                                           presets_for, rank_slider_max, strategy_rows)
@@ -15,6 +16,7 @@ from ttexplore.presenters.tracking import all_tags, already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, dataset_info
+from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
 from ttexplore.tt.shapes import parse_modes
 
 state = st.session_state
@@ -56,7 +58,7 @@ def train_clicked(anyway: bool = False) -> None:
     if repeats:  # a double click: said in the card, with "Queue another anyway"
         state.train_repeats = repeats
         return
-    state.run_name = ""  # the next run gets its own name
+    design.after_train()  # the next run gets its own name and notes; the tags stay, named in the settings' title
     state.open_train = True
 
 
@@ -82,7 +84,7 @@ def train_card(config: "RunConfig | None", info) -> None:
         if not on_machine:
             st.caption(f":material/cloud_off: **{info.title} is not on this machine**, so it cannot be trained here: "
                        f"{info.source}. Set TTEXPLORE_DATA to the folder that holds it and restart the app.")
-        with st.expander("Name, tags, batch size, seed, device, rounding, baseline", expanded=bool(state.round_to)):
+        with st.expander(views.settings_title(state), expanded=bool(state.round_to), key="train-settings"):
             st.text_input("Run name", key="run_name", placeholder="e.g. paper net, lr sweep 1",
                           help="Shown instead of the automatic label on Train, Runs and in exports")
             st.multiselect("Tags", sorted(set(state.run_tags) | set(known_tags())), key="run_tags", accept_new_options=True,
@@ -93,15 +95,10 @@ def train_card(config: "RunConfig | None", info) -> None:
             right.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
             st.number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
-            st.selectbox("Device", list(devices), key="device", format_func=devices.get, persist_state=KEEP,
-                         help="Where the run trains. auto: the first CUDA GPU when the machine has one, else the CPU.")
-            st.text_input("Round during training", key="round_to", persist_state=KEEP, placeholder="e.g. 4@5, 2@10", help="R@E: after "
-                          "epoch E, TT-round every TT layer to max rank R, train on (rel:0.1@E: to a relative error)")
-            schedule_problem, schedule_caption = rounding_views.schedule_check(training_config)
-            if schedule_problem is not None:
-                ui.show_config_error(schedule_problem, LABELS)
-            elif schedule_caption:
-                st.caption(schedule_caption)
+            st.selectbox("Device", list(devices), key="device", format_func=lambda name: devices[name].split(" — ")[0],
+                         persist_state=KEEP, help="Where the run trains. auto: the first CUDA GPU when there is one, else the CPU.")
+            st.caption(devices[state.device])  # the whole description wraps here; the box keeps it short
+            ui.rank_schedule_box(training_config, LABELS)
             st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
@@ -122,12 +119,8 @@ def known_tags() -> list[str]:
 
 def _already_trained(config: RunConfig) -> "dict | None":
     """The newest completed run of exactly the run the button would queue, or None."""
-    if ui.store_problem():
-        return None
-    try:
-        return ui.get_store().find_completed(training_config())
-    except (ConfigError, ValueError):
-        return None
+    with contextlib.suppress(ConfigError, ValueError):
+        return None if ui.store_problem() else ui.get_store().find_completed(training_config())
 
 
 if state.pop("open_train", False):
@@ -183,7 +176,8 @@ with design_col:
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
 
-    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    first = ui.config_or_error(lambda: design.config(more=False, batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    config, layers_error = design.with_more_layers(first)
     train_card(config, info)
     with st.expander("More hidden layers", expanded=bool(state.get("more_layers")), icon=":material/layers:",
                      key="more_layers_box"):
@@ -193,14 +187,21 @@ with design_col:
             left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=design.layer_typed, args=(index,))
             right.button("", icon=":material/delete:", key=f"remove_layer_{index}", on_click=design.remove_layer, args=(index,),
                          help="Remove this layer")
-        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary")
+        if layers_error is not None:
+            ui.show_config_error(layers_error, LABELS)
+        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary",
+                  disabled=len(design.more_layers) + 1 >= MAX_HIDDEN_LAYERS, help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
 
 
 # ---------------------------------------------------------------- preview
 with result_col:
-    if config is None:
+    if config is None and first is None:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
+    if config is None:
+        st.warning("The numbers describe hidden layer 1 alone until the extra hidden layers are fixed (see below the "
+                   "design).", icon=":material/layers:")
+    config = config or first
     view = layer_preview(config)
     tiles = views.layer_tiles(view)
     for column, name in zip(st.columns(3), ("weights", "dense", "compression")):  # at 1400 px a fourth was cut short
@@ -212,15 +213,20 @@ with result_col:
         st.warning(view.memory_warning, icon=":material/memory:")
     if len(config.layers) > 1:
         st.markdown(views.network_caption(config))
-        st.dataframe(network_rows(config), hide_index=True, key="network_table", column_config={
-            "weights": st.column_config.NumberColumn(format="localized"),
-            "dense weights": st.column_config.NumberColumn(format="localized"),
-            "compression": st.column_config.NumberColumn("compression rate", format="%.2e")})
+        st.dataframe(network_rows(config), hide_index=True, key="network_table", width="stretch", column_config={
+            "layer": st.column_config.TextColumn(width=180), "in → out": st.column_config.TextColumn(width=115),
+            "weights": st.column_config.NumberColumn(format="localized", width=75),
+            "dense weights": st.column_config.NumberColumn(format="localized", width=95),  # at 1400 px all five fit
+            "compression": st.column_config.NumberColumn("rate", format="%.1e", width=60, help="compression rate: TT / dense")})
     with st.container(border=True, key="memory_box"):
         memory_tiles, memory_caption = views.memory_tiles(config)
         for column, tile in zip(st.columns(2), memory_tiles):
             column.metric(**tile)
         st.caption(memory_caption)
+        with st.expander("Why these numbers: the parts of each estimate", key="memory_parts"):
+            st.markdown(views.memory_why(config))
+            st.dataframe(views.memory_parts_rows(config), hide_index=True, width="stretch", column_config={
+                name: st.column_config.NumberColumn(format="%.2f") for name in ("this net (MiB)", "dense twin (MiB)")})
     with st.container(border=True):
         st.markdown(views.ranks_markdown(view))
         st.caption(views.ranks_caption(view))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, export, faults, plots, reports, tracking
+from ttexplore.presenters import bundle, cores, export, faults, plots, reports, tracking
 from ttexplore.presenters import rounding as rounding_views
 from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.config import ConfigError
@@ -65,7 +65,7 @@ tiles[0].metric("Best test accuracy", f"{best:.4f}" if best is not None else "�
 tiles[1].metric("Final test accuracy", f"{final:.4f}" if final is not None else "—", border=True)
 tiles[2].metric("Layer weights", f"{run['layer_params']:,}", border=True, delta=tracking.compression_text(run["compression"]),
                 delta_color="off", delta_arrow="off")
-tiles[3].metric("Epochs done", f"{run.get('epochs_done') or 0:g} of {config.get('epochs')}", border=True)
+tiles[3].metric("Epochs done", f"{reports.epoch_text(run.get('epochs_done'))} of {config.get('epochs')}", border=True)
 elapsed = events[-1].get("elapsed_s") if events else None
 tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
 
@@ -136,6 +136,35 @@ ui.show_figure(plots.training_curves(series, title=f"{tracking.run_title(run)} (
 st.download_button("Metrics CSV", data=lambda: export.metrics_to_csv({run_id: events}, {run_id: labels[run_id]}),
                    file_name=f"metrics-{run_id}.csv", mime="text/csv", on_click="ignore", icon=":material/table:",
                    key="run-metrics-csv", disabled=not events)
+
+# ---------------------------------------------------------------- inside the TT cores (ttexplore.presenters.cores)
+st.subheader("Inside the TT cores", divider="gray", anchor="cores")
+sections = cores.layer_sections(run, events, cores.spectra_for(store, run))
+if not sections:
+    st.caption("This network has no TT layer: there are no cores to look inside.")
+for section in sections:
+    layer = section["layer"]
+    with st.container(border=True, key=f"cores-{layer}"):
+        st.markdown(f"**{section['heading']}**")
+        if section["norms"]:
+            ui.show_figure(cores.norms_figure(events, layer, f"Core norms of hidden layer {layer + 1}", x=controls["x"]),
+                           f"core-norms-{layer + 1}-{run_id}", f"core-norms-{layer}")
+        else:
+            st.caption(section["norms_note"])
+        if section["spectra"] is None:
+            st.caption(section["spectra_note"])
+            continue
+        chart, words = st.columns([1.1, 1], gap="medium")  # the table whole at 1400 px
+        with chart:
+            ui.show_figure(cores.spectra_figure(section["spectra"], f"Singular values per boundary, hidden layer {layer + 1}"),
+                           f"core-spectra-{layer + 1}-{run_id}", f"core-spectra-{layer}")
+        with words:
+            st.markdown("**Effective ranks**: the rank each boundary needs for a relative error of")
+            st.dataframe(cores.effective_rank_rows(section["spectra"]), hide_index=True, key=f"core-ranks-{layer}",
+                         column_config={name: st.column_config.Column(width=width) for name, width in cores.TABLE_WIDTHS.items()})
+            st.markdown(cores.verdict_markdown(section["spectra"]))
+            st.caption(section["spectra_note"] + " Saturated: " + cores.VERDICTS["saturated"] + ". Wasted: "
+                       + cores.VERDICTS["wasted"] + ".")
 
 # ---------------------------------------------------------------- configuration and weights
 left, right = st.columns([1, 1], gap="large")

@@ -77,8 +77,7 @@ with st.container(border=True, key="sweep-form"):
                    icon=":material/cloud_off:")
     if grid is not None:
         plan = sweep.plan_sweep(store, grid.cells, spec.name)
-        estimate = sweep.sweep_estimate([cell.config for cell in plan.todo], store.list_runs(status=("completed",)),
-                                           manager.max_workers)
+        estimate = sweep.sweep_estimate([cell.config for cell in plan.todo], sweep.run_times(store), manager.max_workers)
         skipped = len(grid.cells) - len(plan.todo)
         st.markdown(f":material/schedule: **{estimate['text']}** ({grid.counts_text()}"
                     + (f"; {skipped} already done or running" if skipped else "") + f"), {estimate['basis']}.")

@@ -105,7 +105,7 @@ poll = (FIRST_POINT_POLL_S if starting_at_start else POLL_S) if active_at_start 
 def run_row(run: dict, events: list, label: str, position) -> None:
     """One run: its name (a link to its page), state and progress, best accuracy, and Stop / Resume."""
     with st.container(border=True, key=f"row-{run['id']}"):
-        name, bar, score, action = st.columns([4.5, 3.5, 1.2, 1.2], vertical_alignment="center")
+        name, bar, score, action = st.columns([4.2, 3.4, 1.1, 1.7], vertical_alignment="center")  # "Resume" whole at 1400 px
         name.page_link("pages/run.py", label=markdown_text(label), icon=":material/insights:", query_params={"id": run["id"]})
         name.caption(f"{ui.status_text(run['status'])} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
         info = tracking.run_state(run, events, position)

@@ -26,7 +26,8 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.runs.schedule", "ttexplore.presenters.rounding",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
         "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design",
-        "ttexplore.presenters.faults", "ttexplore.presenters.usertext", "ttexplore.runs.uploads"]
+        "ttexplore.presenters.faults", "ttexplore.presenters.usertext", "ttexplore.runs.uploads",
+        "ttexplore.presenters.cores"]
 
 
 def _private_uses(path: Path) -> list[str]:

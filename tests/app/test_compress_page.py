@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 import app_support  # noqa: F401  (one scan of the installed Streamlit components per session)
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.data_info import DATASETS
 from ttexplore.runs.lifecycle import execute
 from ttexplore.runs.store import RunStore
 
@@ -124,3 +125,14 @@ def test_compress_a_tt_run_by_rounding_its_cores(page):
     assert table[["rounded", "+ fine-tuning"]].notna().all().all() and (table["rel_error"] > 0).all()
     starts = [RunConfig.from_dict(run["config"]).init_from for run in RunStore().list_runs() if "compress" in run["tags"]]
     assert len(starts) == 4 and all(start.method == "tt-round" and start.run == run_id for start in starts)
+
+
+def test_the_picker_names_runs_and_the_upload_names_datasets(page):
+    run_id, accuracy = dense_run()
+    RunStore().update_identity(run_id, name="my dense digits")
+    page.run()
+    picker = page.selectbox(key="compress_run")
+    assert picker.value == run_id and picker.format_func(run_id) == f"my dense digits · acc {accuracy:.3f}"
+    page.segmented_control(key="compress_kind").set_value("A weights file").run()
+    trained_on = page.selectbox(key="compress_dataset")
+    assert trained_on.format_func("digits") == DATASETS["digits"].title == "Digits 8x8 (scikit-learn)"  # not "digits"

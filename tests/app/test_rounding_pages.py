@@ -55,7 +55,9 @@ def test_a_scheduled_run_page_marks_its_roundings_and_round_and_continue_queues_
     two = param_count((4, 4, 4), (4, 4, 4), 2)
     assert metric(at, "Layer weights") == f"{two:,}"  # the weights in use, after the rounding
     at.run()  # the charts come with the second drawing
-    (curves,) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    curves = charts[0]  # the training curves come first; the cores' norms and spectra follow
+    assert curves["layout"]["title"]["text"].startswith("parent (train dashed")
     assert [shape["x0"] for shape in curves["layout"]["shapes"]] == [1.0, 1.0]
     assert f"→ {two:,} weights" in [note.get("text") for note in curves["layout"]["annotations"]]
     assert any("TT ranks in use now: 2,2." in item.value for item in at.caption)

@@ -117,7 +117,7 @@ def test_the_tiles_say_the_previews_numbers():
     view = layer_preview(design_config("mnist5k", "4x8x8x4", "4x8x8x4", 32, 4))
     tiles = views.layer_tiles(view)
     assert tiles["weights"]["value"] == f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 4):,}" == "2,176"
-    assert tiles["dense"]["value"] == "1,048,576" and tiles["dense"]["help"] == "1,024 inputs × 1,024 hidden units"
+    assert tiles["dense"]["value"] == "1,048,576" and tiles["dense"]["help"] == "1,024 inputs × 1,024 hidden units = 1,048,576"
     assert tiles["compression"]["value"] == "482×" and tiles["compression"]["delta"] == "smaller · rate 2.08e-03"
     assert tiles["flops"]["delta"].endswith(f"vs dense {2 * 1024 * 1024 / 1e6:.3g}M")
     assert {tile["label"] for tile in tiles.values()} == {"TT layer weights", "Dense weights", "Compression",
@@ -151,3 +151,62 @@ def test_the_memory_box_refuses_with_the_reason(monkeypatch):
     two = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "hidden_layers": ["dense:32", "dense:16"]})
     assert views.network_caption(two) == ("**The whole network** — the tiles above describe hidden layer 1 of 2; "
                                           "widths 64 → 32 → 16 → 10")
+
+
+#: First layers as the design widgets give them (in modes, out modes, padding): the paper's, the 784 net
+#: (800 wide), ten cores; and the widths a typed layer goes to: odd, prime, powers of two and three.
+FIRSTS = [("4x8x8x4", "4x8x8x4", 32), ("4x7x4x7", "5x5x8x4", None), ("2^10", "2^10", 32)]
+WIDTHS = [1, 2, 3, 7, 97, 127, 194, 210, 1001, 1009, 1024, 4096, 59049, 65537, 262144]
+
+
+def typed_layers(width: int) -> list[str]:
+    """Layers of every kind that fit after a layer ``width`` wide."""
+    from ttexplore.tt.shapes import balanced_factorization, has_factorization
+    from ttexplore.tt.ttshape import modes_text
+
+    layers = [f"dense:{out}" for out in WIDTHS] + [f"matrix_rank:{out}:{rank}" for out, rank in ((131, 3), (1, 1), (1024, 100))]
+    for out in WIDTHS:
+        for depth in (2, 3, 5, 10):
+            if has_factorization(width, depth) and has_factorization(out, depth):
+                layers.append(f"tt:{modes_text(balanced_factorization(width, depth))}->"
+                              f"{modes_text(balanced_factorization(out, depth))}:2")
+    return layers
+
+
+CASES = [(first, typed) for first in FIRSTS
+         for typed in typed_layers(design_config("mnist5k", *first, 4).layer_widths[1])]
+
+
+@pytest.mark.parametrize(("first", "typed"), CASES, ids=[f"{first[0]}-{typed}" for first, typed in CASES])
+def test_add_a_layer_always_offers_a_layer_that_keeps_the_network_valid(first, typed):
+    from ttexplore.presenters.preview import next_layer_text, network_config
+    from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS, parse_layer
+
+    layers = [typed]
+    config = network_config(design_config("mnist5k", *first, 4), layers)
+    while True:  # add until the network is full: every suggestion keeps it valid and goes back to the input width
+        text = next_layer_text(config)
+        if len(config.layers) == MAX_HIDDEN_LAYERS:
+            assert text is None
+            break
+        assert text is not None, f"nothing offered after {layers}"
+        layers.append(text)
+        config = network_config(design_config("mnist5k", *first, 4), layers)  # raises if the network is invalid
+        assert config.layer_widths[-2] == config.in_features
+        assert config.layers[-1] == parse_layer(text)
+
+
+def test_add_a_layer_follows_the_last_layers_kind_and_modes():
+    from ttexplore.presenters.preview import next_layer_text, network_config
+
+    paper = design_config("mnist5k", "4x8x8x4", "4x8x8x4", 32, 4)
+    # the click-through's case: after tt:2^10->2^10:2 it offered tt:2^10->4x8x8x4:4 (10 modes against 4)
+    assert next_layer_text(network_config(paper, ["tt:2^10->2^10:2"])) == "tt:2^10:4"
+    assert next_layer_text(network_config(paper, ["tt:4^5->8x16x16x16x8:4"])) == "tt:8x16x16x16x8->4^5:4"
+    assert next_layer_text(network_config(paper, ["dense:97"])) == "dense:1024"  # 97 is prime: no TT shape
+    assert next_layer_text(network_config(paper, ["matrix_rank:131:3"])) == "matrix_rank:1024:3"
+    design = started()
+    design.values["more_layers"] = ["tt:2^10->2^10:2"]
+    design.values["more_layer_0"] = "tt:2^10->2^10:2"
+    design.add_layer()
+    assert design.config().layers[-1].in_modes == (2,) * 10

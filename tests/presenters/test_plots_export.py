@@ -101,3 +101,24 @@ def test_image_export_problem_names_the_fix(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     assert export.image_export_problem() is None
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two #RRGGBB colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[index:index + 2], 16) / 255 for index in (1, 3, 5)]
+        linear = [value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4 for value in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_run_colour_stands_out_on_both_themes():
+    from ttexplore.presenters.plots import PALETTE, THEME_BACKGROUNDS
+
+    assert contrast("#000000", THEME_BACKGROUNDS["dark"]) < 1.2, "the check tells black on the dark theme"
+    assert len(set(PALETTE)) == len(PALETTE) == 10
+    for theme, background in THEME_BACKGROUNDS.items():
+        low = {colour: round(contrast(colour, background), 2) for colour in PALETTE if contrast(colour, background) < 3.0}
+        assert low == {}, f"run colours under 3:1 on the {theme} theme"

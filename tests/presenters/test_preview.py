@@ -107,9 +107,13 @@ def test_baseline_is_the_dense_layer_of_the_same_sizes():
 
 
 def test_rank_slider_limits():
-    assert rank_slider_max((4, 8, 8, 4), (4, 8, 8, 4)) == 64
+    # the sliders offer every useful rank: the middle boundary of 4x8x8x4 can use 1,024 (= 4*8 * 4*8)
+    assert rank_slider_max((4, 8, 8, 4), (4, 8, 8, 4)) == 1024 == max(ttmath.max_useful_ranks((4, 8, 8, 4), (4, 8, 8, 4)))
+    assert rank_slider_max((4, 8, 8, 4), (4, 8, 8, 4), cap=64) == 64
     assert rank_slider_max((2, 2), (2, 2)) == 4
-    assert core_rank_limits((4, 8, 8, 4), (4, 8, 8, 4)) == [16, 64, 16]
+    assert rank_slider_max((7,), (5,)) == 2, "a slider needs two values"
+    assert core_rank_limits((4, 8, 8, 4), (4, 8, 8, 4)) == [16, 1024, 16]
+    assert core_rank_limits((2,) * 10, (2,) * 10) == [4, 16, 64, 256, 1024, 256, 64, 16, 4]
 
 
 def test_other_factorizations_include_the_users_shape_and_are_sorted():

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from ttexplore.presenters import plots, tracking
+from ttexplore.presenters import plots, reports, tracking
 
 NOW = 1_800_000_000.0
 
@@ -64,7 +64,7 @@ def test_run_state_says_what_a_run_waits_for():
     events = [{"epoch": 0.0, "test_accuracy": 0.1, "elapsed_s": 0.5}, {"epoch": 2.5, "test_accuracy": 0.8, "elapsed_s": 12.0}]
     running = tracking.run_state(make_run("r", status="running"), events)
     assert not running["waiting"] and running["fraction"] == pytest.approx(0.5)
-    assert running["text"] == "epoch 2.50 of 5 · test accuracy 0.800 · 12.0s"
+    assert running["text"] == "epoch 2.5 of 5 · test accuracy 0.800 · 12.0s"
     cut = tracking.run_state(make_run("i", status="interrupted"), events)
     assert cut["text"].startswith("interrupted after epoch 2.5 of 5")
 
@@ -73,11 +73,24 @@ def test_run_state_fraction_and_caption_follow_the_events():
     events = [{"epoch": 0.0, "test_accuracy": 0.1}, {"epoch": 1.5, "test_accuracy": 0.8}]
     running = tracking.run_state(make_run("r", status="running", epochs=4), events)
     assert running["fraction"] == pytest.approx(1.5 / 4)
-    assert "epoch 1.50 of 4" in running["text"] and "test accuracy 0.800" in running["text"]
+    assert "epoch 1.5 of 4" in running["text"] and "test accuracy 0.800" in running["text"]
     assert tracking.run_state(make_run("c", epochs=4), [])["fraction"] == 1.0  # completed, whatever its events
     assert tracking.run_state(make_run("late", status="running", epochs=2), [{"epoch": 3.0}])["fraction"] == 1.0
     queued = tracking.run_state(make_run("q", status="queued"), [])
     assert queued["fraction"] == 0.0 and queued["text"] == "queued: waiting for a free core"
+
+
+def test_epochs_are_said_to_one_decimal_and_a_zero_epoch_run_says_it_only_evaluates():
+    # the click-through saw "epoch 25.5079 of 60" (an interrupted run) and "epoch 1.00 of 1" for a 0-epoch run
+    cut = tracking.run_state(make_run("i", status="interrupted", epochs=60), [{"epoch": 25.507937, "elapsed_s": 3.0}])
+    assert cut["text"].startswith("interrupted after epoch 25.5 of 60 ·")
+    whole = tracking.run_state(make_run("w", status="interrupted", epochs=60), [{"epoch": 3.0}])
+    assert whole["text"] == "interrupted after epoch 3 of 60"
+    assert tracking.run_state(make_run("r", status="running", epochs=60), [{"epoch": 25.96}])["text"] == "epoch 26.0 of 60"
+    compressed = tracking.run_state(make_run("c", epochs=0), [{"epoch": 0.0, "test_accuracy": 0.2}])
+    assert compressed["fraction"] == 1.0
+    assert compressed["text"].startswith("evaluated only (0 epochs) · test accuracy 0.200")
+    assert [reports.epoch_text(value) for value in (None, 0, 1.0, 2.5, 25.5079, 0.04)] == ["0", "0", "1", "2.5", "25.5", "0.0"]
 
 
 def test_status_counts():

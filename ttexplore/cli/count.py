@@ -46,8 +46,10 @@ def _print_count(args: argparse.Namespace, config) -> int:
     if len(config.layers) > 1:
         lines["layer widths"] = " -> ".join(f"{width:,}" for width in config.layer_widths)
         for index, layer in enumerate(config.layers):
+            clipped = ", ".join(f"rank {asked} clipped to {used}" for _, asked, used in layer.clipping(shapes[index]))
             lines[f"hidden_layers[{index}]"] = (f"{layer.label()}: {layer.params(shapes[index]):,} weights "
-                                                f"(dense {layer.dense_params(shapes[index]):,})")
+                                                f"(dense {layer.dense_params(shapes[index]):,})"
+                                                + (f"; {clipped} (more would only add weights)" if clipped else ""))
     else:
         lines.update(_layer_lines(config.layers[0], shapes[0]))
         lines["dense FLOPs (batch 1)"] = config.layers[0].dense_twin().flops(shapes[0])

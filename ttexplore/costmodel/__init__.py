@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ttexplore.costmodel.einsum import EINSUM_OPTIMIZE, einsum_equation
-from ttexplore.costmodel.estimate import (COLS_ORIENTATION_MARGIN, MERGE_MARGIN, best_strategy, stored_weight_costs,
-                                         strategy_costs)
+from ttexplore.costmodel.estimate import (COLS_ORIENTATION_MARGIN, MERGE_MARGIN, NEAR_TIE_BAND, best_strategy, near_ties,
+                                         stored_weight_costs, strategy_costs)
 from ttexplore.costmodel.machine import MachineModel, default_machine, load_machine, machine_json
 from ttexplore.costmodel.ops import CONCRETE_STRATEGIES, STRATEGIES, block_compositions
 
@@ -38,6 +38,8 @@ __all__ = [
     "strategy_costs",
     "stored_weight_costs",
     "best_strategy",
+    "near_ties",
+    "NEAR_TIE_BAND",
 ]
 
 

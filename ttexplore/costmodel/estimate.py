@@ -368,6 +368,21 @@ def best_strategy(costs: dict[str, dict]) -> str:
     return min(costs, key=lambda name: costs[name]["seconds"])
 
 
+#: Estimates within this factor of the best count as a near tie: at inference on the CPU ``auto`` times the
+#: tied strategies once and keeps the fastest (:func:`ttexplore.nn.forward.plan_forward`,
+#: :func:`ttexplore.nn.forward.stored_weight_pays`). Over the benchmark's cases the estimates put the fastest
+#: strategy within 1.2x of the model's pick, and a stored ``W`` (a batch-1 GEMV) within 1.6x of the TT
+#: forward it replaces.
+NEAR_TIE_BAND = 1.5
+
+
+def near_ties(costs: dict[str, dict]) -> list[str]:
+    """The strategies of a :func:`strategy_costs` result whose estimated ``seconds`` are within
+    :data:`NEAR_TIE_BAND` of the best: those an inference forward of ``auto`` may end up using."""
+    best = min(cost["seconds"] for cost in costs.values())
+    return [name for name, cost in costs.items() if cost["seconds"] <= NEAR_TIE_BAND * best]
+
+
 def stored_weight_costs(
     in_features: int, out_features: int, batch: int = 1, dtype_bytes: int = 4, machine: Optional[MachineModel] = None
 ) -> dict:

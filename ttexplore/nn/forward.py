@@ -93,12 +93,12 @@ PRIME_ALLOCATOR_BYTES = 31 << 20
 #: keeps for inference (a 4096 x 4096 float32 ``W`` is exactly this).
 STORED_WEIGHT_BUDGET_BYTES = 64 << 20
 
-#: Estimates within this factor of the best count as a near tie: at inference on
+#: Estimates within this factor of the best count as a near tie (the cost model's): at inference on
 #: the CPU ``auto`` then times the tied candidates once (:func:`plan_forward`,
-#: :func:`stored_weight_pays`). Over the benchmark's cases the estimates put
-#: the fastest strategy within 1.2x of the model's pick, and a stored ``W`` (a
-#: batch-1 GEMV) within 1.6x of the TT forward it replaces.
-NEAR_TIE_BAND = 1.5
+#: :func:`stored_weight_pays`), and the memory estimate prices the largest of them. Over the
+#: benchmark's cases the estimates put the fastest strategy within 1.2x of the model's pick, and a
+#: stored ``W`` (a batch-1 GEMV) within 1.6x of the TT forward it replaces.
+NEAR_TIE_BAND = costmodel.NEAR_TIE_BAND
 
 #: The near-tie band where the pricing table was measured at another thread count than the one
 #: in use (no table for it: :func:`ttexplore.costmodel.default_machine` falls back to the

@@ -20,7 +20,7 @@ from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.plots import PALETTE
 from ttexplore.presenters.reports import run_is_dense, run_layer_count
 
-__all__ = ["PATHS", "METHOD_WORDS", "queued_text", "compressible_runs", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
+__all__ = ["PATHS", "METHOD_WORDS", "queued_text", "compressible_runs", "candidate_labels", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
            "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
@@ -47,6 +47,16 @@ def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
                   and run_layer_count(run) == 1 and "init_from" not in run["config"]]
     candidates.sort(key=lambda run: not run_is_dense(run))  # dense runs first, newest first
     return candidates
+
+
+def candidate_labels(candidates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """How the Compress picker names each run (by id): its name when it has one, else what tells it apart
+    (:func:`~ttexplore.presenters.tracking.distinct_labels`), with its final test accuracy."""
+    from ttexplore.presenters.tracking import distinct_labels
+
+    labels = distinct_labels(candidates)
+    return {run["id"]: labels[run["id"]] + (f" · acc {run['final_test_accuracy']:.3f}"
+                                            if run.get("final_test_accuracy") is not None else "") for run in candidates}
 
 
 def shape_problem(in_modes: Sequence[int], out_modes: Sequence[int], in_features: int, out_features: int) -> Optional[str]:

@@ -21,13 +21,28 @@ from ttexplore.presenters.preview import (CUSTOM, baseline_config, design_config
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
-from ttexplore.runs.resources import check_run_memory, human_bytes
+from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
+from ttexplore.runs.resources import check_run_memory, eval_batch_size, human_bytes
 from ttexplore.tt.shapes import parse_modes
 
-__all__ = ["DesignState", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption", "memory_tiles", "network_caption"]
+__all__ = ["DesignState", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption", "memory_tiles", "network_caption",
+           "clipping_text", "settings_title", "MEMORY_PARTS", "memory_parts_rows", "memory_why", "TT_INTRO", "TT_FORMULA",
+           "TT_RANKS", "tile_count"]
 
 #: The max TT rank of a first visit.
 FIRST_RANK = 4
+
+PAPER = "https://arxiv.org/abs/1509.06569"
+#: The "What is a TT layer?" panel: the words before the formula, the formula (LaTeX), the words after it.
+TT_INTRO = ("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
+            "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
+            "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
+            "matrices, one slice per core:")
+TT_FORMULA = r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]"
+TT_RANKS = ("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
+            "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
+            f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
+            f"Networks*]({PAPER}), NeurIPS 2015.")
 
 
 class DesignState:
@@ -64,8 +79,9 @@ class DesignState:
             return None
         return [self.values[self.core_rank_key(depth, k)] for k in range(1, depth)]
 
-    def config(self, **training: Any) -> RunConfig:
-        """The run the widgets describe; ``training`` adds RunConfig fields (``epochs``, ``lr``, ...).
+    def config(self, more: bool = True, **training: Any) -> RunConfig:
+        """The run the widgets describe (with the extra hidden layers unless ``more`` is False); ``training``
+        adds RunConfig fields (``epochs``, ``lr``, ...).
 
         Raises:
             ConfigError, ValueError: naming the field (by its label) and the fix.
@@ -74,7 +90,25 @@ class DesignState:
         depth = len(parse_modes(values["in_modes"], self.labels.get("in_modes", "in_modes")))
         design = design_config(values["dataset"], values["in_modes"], values["out_modes"], values.get("pad_to") or None,
                                values.get("max_rank", FIRST_RANK), self.core_ranks(depth), **training)
-        return network_config(design, self.more_layers)
+        return network_config(design, self.more_layers) if more else design
+
+    def with_more_layers(self, first: Optional[RunConfig]) -> tuple[Optional[RunConfig], Optional[Exception]]:
+        """``first`` (the design's first layer, :meth:`config` with ``more=False``) followed by the extra layers,
+        or ``(None, the error)`` when one of them is wrong: the page then keeps showing the first layer's numbers
+        and says what is wrong beside the extra layers' boxes. ``(None, None)`` without a first layer."""
+        if first is None:
+            return None, None
+        try:
+            return network_config(first, self.more_layers), None
+        except (ConfigError, ValueError) as error:
+            return None, error
+
+    def after_train(self) -> None:
+        """The Train button queued the run(s): the next run gets its own name and notes (they describe one run);
+        the tags stay, since a series of runs shares them, and the settings' title shows them
+        (:func:`settings_title`), so none carries over unseen."""
+        self.values["run_name"] = ""
+        self.values["run_notes"] = ""
 
     # ------------------------------------------------------------ transitions
     def start(self) -> None:
@@ -126,11 +160,14 @@ class DesignState:
         self.shapes_typed()
 
     def add_layer(self) -> None:
-        """One more hidden layer: back to the input's modes after a TT net, else a dense layer as wide as the input."""
+        """One more hidden layer, back to the input's width, that keeps the network valid (of the last layer's
+        kind where one fits: :func:`~ttexplore.presenters.preview.next_layer_text`); nothing at the most layers."""
         try:
             text = next_layer_text(self.config())
-        except (ConfigError, ValueError):  # the design does not stand yet: a layer that always does
+        except (ConfigError, ValueError):  # the design does not stand yet: a layer that fits once it does
             text = f"dense:{dataset_info(self.values['dataset']).features}"
+        if text is None or len(self.more_layers) + 1 >= MAX_HIDDEN_LAYERS:
+            return
         self.set_more_layers([*self.more_layers, text])
         self.shapes_typed()
 
@@ -172,11 +209,11 @@ def layer_tiles(view: preview.LayerPreview) -> dict[str, dict[str, Any]]:
     memory = preview.memory_tile(view)
     quiet = {"delta_color": "off", "delta_arrow": "off"}
     return {
-        "weights": {"label": "TT layer weights", "value": f"{view.tt_params:,}", **quiet,
+        "weights": {"label": "TT layer weights", "value": tile_count(view.tt_params), **quiet,
                     "delta": f"{view.in_features:,} → {view.out_features:,} layer",
-                    "help": "Σ r_{k−1}·n_k·m_k·r_k over the cores (no bias)"},
-        "dense": {"label": "Dense weights", "value": f"{view.dense_params:,}", "delta": "the layer TT replaces", **quiet,
-                  "help": f"{view.in_features:,} inputs × {view.out_features:,} hidden units"},
+                    "help": f"Σ r_{{k−1}}·n_k·m_k·r_k over the cores (no bias): {view.tt_params:,}"},
+        "dense": {"label": "Dense weights", "value": tile_count(view.dense_params), "delta": "the layer TT replaces", **quiet,
+                  "help": f"{view.in_features:,} inputs × {view.out_features:,} hidden units = {view.dense_params:,}"},
         "compression": {"label": "Compression", "value": f"{factor:,.0f}×" if factor >= 10 else f"{factor:.2f}×", **quiet,
                         "delta": f"smaller · rate {view.compression:.2e}",
                         "help": "Compression factor: dense / TT weights. Compression rate (the paper's tables): TT / dense."},
@@ -186,6 +223,18 @@ def layer_tiles(view: preview.LayerPreview) -> dict[str, dict[str, Any]]:
         "memory": {"label": "Training memory (est.)", "value": memory["value"], "delta": memory["delta"],
                    "help": memory["help"], **quiet},
     }
+
+
+#: The most characters a tile's number shows whole: a third of Explore's result column at 1400 px
+#: ("1,048,576" fits; "268,435,456" was cut to "268,43…").
+TILE_CHARS = 9
+
+
+def tile_count(count: int) -> str:
+    """A count as a tile shows it: whole with separators while it fits (:data:`TILE_CHARS`), else to three
+    significant digits (``"268M"``; the tile's help gives it whole)."""
+    whole = f"{count:,}"
+    return whole if len(whole) <= TILE_CHARS else preview.human_count(count)
 
 
 def ranks_markdown(view: preview.LayerPreview) -> str:
@@ -223,6 +272,82 @@ def memory_tiles(config: RunConfig) -> tuple[list[dict[str, Any]], str]:
 
 
 def network_caption(config: RunConfig) -> str:
-    """Above the table of a network of several hidden layers: that the tiles describe the first, and the widths."""
+    """Above the table of a network of several hidden layers: that the tiles describe the first, the widths, and
+    the ranks clipped in any layer (:func:`clipping_text`)."""
+    clipped = clipping_text(config)
     return (f"**The whole network** — the tiles above describe hidden layer 1 of {len(config.layers)}; "
-            f"widths {' → '.join(f'{width:,}' for width in config.layer_widths)}")
+            f"widths {' → '.join(f'{width:,}' for width in config.layer_widths)}" + (f". {clipped}" if clipped else ""))
+
+
+def clipping_text(config: RunConfig, first: int = 1) -> str:
+    """The ranks clipped in the hidden layers from index ``first`` on (the ranks box covers the first), each as its
+    kind clips them (:meth:`~ttexplore.runs.kinds.LayerSpec.clipping`): ``"Hidden layer 2: rank 100 clipped to 64
+    (more would only add weights)."``; '' when none is."""
+    parts = []
+    for index in range(first, len(config.layers)):
+        layer, shape = config.layers[index], config.layer_shapes[index]
+        clipped = layer.clipping(shape)
+        if not clipped:
+            continue
+        single = len(layer.ranks_used(shape)) == 1
+        parts.append(f"Hidden layer {index + 1}: " + ", ".join(
+            f"{'rank' if single else f'r{k}'} {asked:,} clipped to {used:,}" for k, asked, used in clipped))
+    return "; ".join(parts) + " (the most it can use; more would only add weights)." if parts else ""
+
+
+def settings_title(values: Mapping[str, Any]) -> str:
+    """The title of the Train card's folded settings, naming the tags the next run gets (they stay after a
+    Train: :meth:`DesignState.after_train`), so none is applied unseen."""
+    tags = list(values.get("run_tags") or [])
+    shown = ", ".join(tags[:3]) + (f" +{len(tags) - 3}" if len(tags) > 3 else "")
+    return (f"Name, tags ({shown}), batch size, seed, device, rounding, baseline" if tags
+            else "Name, tags, batch size, seed, device, rounding, baseline")
+
+
+#: The parts of a training-memory estimate as the memory box's table names them, in the order the peak adds them.
+MEMORY_PARTS = {"hidden_weights": "hidden layers' weights", "head": "classifier (head)", "gradients": "gradients",
+                "optimizer_state": "optimizer state (Adam's two moments)", "dataset": "dataset in memory",
+                "input_batch": "a training batch", "activations": "a step's activations",
+                "optimizer_scratch": "the optimizer step's temporaries", "evaluation": "an evaluation batch"}
+#: Which parts live through the whole run; of the others only the largest counts (they never overlap).
+_ALWAYS = ("hidden_weights", "head", "gradients", "optimizer_state", "dataset")
+
+
+def memory_parts_rows(config: RunConfig) -> list[dict[str, Any]]:
+    """The memory estimate of the net and of its dense twin, part by part (MiB), for the memory box's table:
+    what lives through the run, then the three phases of which the largest sets the peak, then the peak."""
+    tt_memory, dense_memory = preview.memory_side_by_side(config)
+    mine, twin = tt_memory.estimate, dense_memory.estimate
+    phases = {"step": ("input_batch", "activations"), "optimizer": ("optimizer_scratch",), "evaluation": ("evaluation",)}
+    rows = [{"part": MEMORY_PARTS[name], "when": "always", "this net (MiB)": getattr(mine, name) / 2**20,
+             "dense twin (MiB)": getattr(twin, name) / 2**20} for name in _ALWAYS]
+    for phase, names in phases.items():
+        for name in names:
+            rows.append({"part": MEMORY_PARTS[name], "when": f"{phase} (the largest phase counts)",
+                         "this net (MiB)": getattr(mine, name) / 2**20, "dense twin (MiB)": getattr(twin, name) / 2**20})
+    rows.append({"part": "peak (estimate)", "when": "always + largest phase", "this net (MiB)": mine.total / 2**20,
+                 "dense twin (MiB)": twin.total / 2**20})
+    return rows
+
+
+def _largest_phase(config: RunConfig, estimate: Any) -> tuple[str, int]:
+    return max((("a training step", estimate.step), ("the optimizer's step", estimate.optimizer_scratch),
+                (f"evaluating {eval_batch_size(config):,} images at once", estimate.evaluation)), key=lambda item: item[1])
+
+
+def memory_why(config: RunConfig) -> str:
+    """Why the two estimates are what they are, in words: the peak is what lives through the run plus the
+    largest phase, which phase that is for each net, and, for a TT net, that its forward on an evaluation
+    batch holds intermediates that grow with the rank until ``auto`` rebuilds ``W`` instead."""
+    tt_memory, dense_memory = preview.memory_side_by_side(config)
+    mine, twin = tt_memory.estimate, dense_memory.estimate
+    phase, size = _largest_phase(config, mine)
+    twin_phase, twin_size = _largest_phase(config.dense_twin(), twin)
+    words = (f"A peak is what lives through the run (weights, gradients, optimizer state, data) plus the largest of "
+             f"three phases that never overlap: a training step, the optimizer's step, an evaluation. This net's "
+             f"largest phase is {phase} ({human_bytes(size)}); its dense twin's is {twin_phase} ({human_bytes(twin_size)}).")
+    if any(layer.has_tt_cores for layer in config.layers):
+        words += (" A TT layer's forward on a batch holds intermediates of about batch × features × rank, so its "
+                  "evaluation grows with the rank until `auto` rebuilds W for the batch instead (cheaper there): the "
+                  "estimate can rise with the rank, then drop (measured in BENCHMARKS.md).")
+    return words

@@ -18,6 +18,7 @@ from ttexplore.presenters.usertext import plot_text
 
 __all__ = [
     "PALETTE",
+    "THEME_BACKGROUNDS",
     "training_curves",
     "accuracy_vs_params",
     "params_vs_rank",
@@ -28,9 +29,14 @@ __all__ = [
     "tt_schematic_svg",
 ]
 
-#: Colour cycle shared by all figures (colour-blind safe, after Okabe & Ito).
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
+#: Colour cycle shared by all figures, after Okabe & Ito's colour-blind-safe set, each with a contrast of at least
+#: 3:1 (WCAG's bar for lines and markers) against both backgrounds a figure is drawn on: the light theme's white
+#: and the dark theme's #0E1117 (:data:`THEME_BACKGROUNDS`). Okabe & Ito's black vanished on the dark theme and
+#: their yellow, orange and sky blue on white: they became a purple, and darker amber, olive and sky blue.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#C77C00", "#3399CC", "#8E8E00", "#9467BD",
            "#8C564B", "#7F7F7F")
+#: The plot backgrounds of the app's light and dark themes (and of the downloads' white template).
+THEME_BACKGROUNDS = {"light": "#FFFFFF", "dark": "#0E1117"}
 _TEMPLATE = "plotly_white"
 
 

@@ -18,6 +18,7 @@ from ttexplore import costmodel
 from ttexplore.tt import ttmath
 from ttexplore.runs import resources
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.kinds import all_kinds
 from ttexplore.runs.resources import MemoryEstimate, ResourceError
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.tt.ttshape import layer_text, modes_text
@@ -49,10 +50,6 @@ __all__ = [
 
 #: Name of the "type your own shapes" choice of the preset picker.
 CUSTOM = "Custom shapes"
-
-#: Highest value the rank sliders offer (maximal useful ranks can reach the thousands).
-RANK_SLIDER_CAP = 64
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -180,24 +177,43 @@ def network_config(config: RunConfig, more_layers: Sequence[str] = ()) -> RunCon
     return config.replace(layers=[config.layers[0], *layers])
 
 
-def next_layer_text(config: RunConfig) -> str:
-    """A sensible layer to add after ``config``'s last: a TT layer from its width back to the input's
-    modes (``"tt:8x16x16x16x8->4^5:4"``), or a dense layer as wide as the input."""
-    last = config.layers[-1]
-    first = config.layers[0]
-    if last.has_tt_cores and first.has_tt_cores:
-        return f"tt:{layer_text(last.out_modes, first.in_modes)}:4"
-    return f"dense:{config.in_features}"
+def next_layer_text(config: RunConfig) -> Optional[str]:
+    """A layer to add after ``config``'s last, as text: back to the network's input width (the wide-and-shallow
+    shape), of the last layer's kind first, then of each registered kind in turn, each built by its kind from
+    the last layer's output (:meth:`~ttexplore.runs.kinds.LayerSpec.suggest`) and offered only when the
+    network with it is valid (``"tt:8x16x16x16x8->4^5:4"`` after the wide preset's first layer,
+    ``"tt:2^10->2^10:4"`` after ``tt:2^10->2^10:2``, ``"dense:1024"`` after ``dense:97``); ``None`` when no
+    layer can be added (the network has :data:`~ttexplore.runs.kinds.MAX_HIDDEN_LAYERS`).
+
+    Complexity: one suggestion and one validation of the network per registered kind at most.
+    """
+    last, shape = config.layers[-1], config.layer_shapes[-1]
+    for kind in sorted(all_kinds(), key=lambda kind: not isinstance(last, kind)):  # stable: registration order after
+        layer = kind.suggest(shape, config.in_features, last)
+        if layer is None:
+            continue
+        try:
+            config.replace(layers=[*config.layers, layer])
+        except (ConfigError, ValueError):
+            continue
+        return layer.text()
+    return None
 
 
 def network_rows(config: RunConfig) -> list[dict[str, Any]]:
-    """One row per hidden layer (and a total): the layer, its sizes, weights, dense weights, compression."""
+    """One row per hidden layer (and a total): the layer (with its ranks as used: a clipped rank shows as clipped),
+    its sizes, weights, dense weights, compression."""
     widths, shapes = config.layer_widths, config.layer_shapes
-    rows = [{"layer": f"{index + 1}: {layer.label()}", "in → out": f"{widths[index]:,} → {widths[index + 1]:,}",
+
+    def label(layer: Any, shape: Any) -> str:
+        used = layer.ranks_used(shape)
+        return layer.with_ranks(used if len(used) > 1 else used[0]).label() if layer.clipping(shape) else layer.label()
+
+    rows = [{"layer": f"{index + 1}: {label(layer, shapes[index])}", "in → out": f"{widths[index]:,} → {widths[index + 1]:,}",
              "weights": layer.params(shapes[index]), "dense weights": layer.dense_params(shapes[index]),
              "compression": layer.params(shapes[index]) / layer.dense_params(shapes[index])}
             for index, layer in enumerate(config.layers)]
-    rows.append({"layer": "all hidden layers", "in → out": " → ".join(f"{width:,}" for width in widths[:-1]),
+    rows.append({"layer": "all hidden layers", "in → out": f"{widths[0]:,} → {widths[-2]:,}",  # every width: the caption
                  "weights": config.layer_params(), "dense weights": config.dense_layer_params(),
                  "compression": config.compression()})
     return rows
@@ -337,15 +353,18 @@ def layer_preview(config: RunConfig) -> LayerPreview:
     )
 
 
-def rank_slider_max(in_modes: Sequence[int], out_modes: Sequence[int], cap: int = RANK_SLIDER_CAP) -> int:
-    """The top of the max-rank slider: the largest useful rank, at most ``cap`` (and at least 2)."""
+def rank_slider_max(in_modes: Sequence[int], out_modes: Sequence[int], cap: Optional[int] = None) -> int:
+    """The top of the max-rank slider: the largest useful rank of any boundary (1,024 in the middle of
+    4x8x8x4; a rank above it is clipped anyway), at most ``cap`` when given, and at least 2 (a slider
+    needs two values)."""
     limits = ttmath.max_useful_ranks(in_modes, out_modes)
-    return max(2, min(cap, max(limits) if limits else 1))
+    top = max(limits) if limits else 1
+    return max(2, min(cap, top) if cap is not None else top)
 
 
-def core_rank_limits(in_modes: Sequence[int], out_modes: Sequence[int], cap: int = RANK_SLIDER_CAP) -> list[int]:
-    """The top of each per-core rank slider: that boundary's maximal useful rank, at most ``cap``."""
-    return [min(cap, limit) for limit in ttmath.max_useful_ranks(in_modes, out_modes)]
+def core_rank_limits(in_modes: Sequence[int], out_modes: Sequence[int], cap: Optional[int] = None) -> list[int]:
+    """The top of each per-core rank slider: that boundary's maximal useful rank (at most ``cap`` when given)."""
+    return [min(cap, limit) if cap is not None else limit for limit in ttmath.max_useful_ranks(in_modes, out_modes)]
 
 
 #: Per side, how many of the most balanced factorizations are paired at the user's depth and at

@@ -20,6 +20,7 @@ from ttexplore.runs.kinds import LayerSpec, Shape, features_of, kind_named
 from ttexplore.runs.migrate import stored_layers
 
 __all__ = [
+    "epoch_text",
     "run_config",
     "run_network",
     "run_ranks_used",
@@ -160,6 +161,13 @@ def run_label(run: Mapping[str, Any], with_id: bool = True) -> str:
     return text
 
 
+
+
+def epoch_text(epochs: Optional[float]) -> str:
+    """Epochs as the pages say them: whole as a whole number, else to one decimal (``25.5079`` -> ``"25.5"``,
+    ``3.0`` -> ``"3"``); ``"0"`` for ``None``."""
+    value = float(epochs or 0.0)
+    return f"{round(value)}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
 
 
 def format_duration(seconds: Optional[float]) -> str:

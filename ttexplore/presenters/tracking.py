@@ -14,7 +14,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.presenters.reports import (format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
+from ttexplore.presenters.reports import (epoch_text, format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
                                           run_ranks_used, run_shape_text)
 from ttexplore.presenters.usertext import markdown_text
 
@@ -40,6 +40,8 @@ __all__ = [
     "curve_runs",
     "already_trained_text",
     "ui_words",
+    "error_labels",
+    "LAYER_TEXT_WORDS",
     "compression_text",
     "started_text",
     "TIME_FORMAT",
@@ -181,24 +183,24 @@ def run_state(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]], posit
     ``waiting`` is True while the run has no point to draw yet (queued, or running
     before its first evaluation); ``text`` says so in words.
     """
-    epochs = int((run.get("config") or {}).get("epochs") or 1)
+    epochs = int((run.get("config") or {}).get("epochs") or 0)  # 0: a run that only evaluates its start (compress)
     status = run.get("status", "")
     done = max((float(event.get("epoch") or 0.0) for event in events), default=0.0)
-    fraction = 1.0 if status == "completed" else min(1.0, done / epochs)
+    fraction = 1.0 if status == "completed" else min(1.0, done / epochs) if epochs else 0.0
     elapsed = events[-1].get("elapsed_s") if events else None
     if status == "queued":
         place = f" ({_ordinal(position)} in line)" if position else ""
         return {"fraction": 0.0, "text": f"queued: waiting for a free core{place}", "waiting": True}
     if status == "running" and not events:
         return {"fraction": 0.0, "text": "starting: loading data, waiting for its first point", "waiting": True}
-    text = f"epoch {fraction * epochs:.2f} of {epochs}"
+    text = f"epoch {epoch_text(fraction * epochs)} of {epochs}" if epochs else "evaluated only (0 epochs)"
     scored = [event for event in events if event.get("test_accuracy") is not None]
     if scored:
         text += f" · test accuracy {scored[-1]['test_accuracy']:.3f}"
     if elapsed:
         text += f" · {format_duration(elapsed)}"
     if status == "interrupted":
-        text = f"interrupted after epoch {done:g} of {epochs}" + (f" · {format_duration(elapsed)}" if elapsed else "")
+        text = f"interrupted after epoch {epoch_text(done)} of {epochs}" + (f" · {format_duration(elapsed)}" if elapsed else "")
     elif status == "failed" and not events:
         text = "failed before its first point"
     return {"fraction": fraction, "text": text, "waiting": not events}
@@ -386,6 +388,20 @@ UI_WORDS = {
     "--data-dir": "the TTEXPLORE_DATA environment variable",
     "--dataset": "the Dataset choice",
 }
+
+
+#: How a message names the parts of a hidden layer typed as text (``tt:IN->OUT:RANK`` in its "Hidden layer N"
+#: box): by what the text holds, never by the labels of the widgets that design the first layer.
+LAYER_TEXT_WORDS = {"in_modes": "input modes", "out_modes": "output modes", "ranks": "ranks", "matrix_rank": "rank",
+                    "width": "width"}
+
+
+def error_labels(field: Optional[str], labels: Optional[Mapping[str, str]] = None) -> Mapping[str, str]:
+    """The labels :func:`ui_words` should use for a message about ``field``: ``labels`` (the page's widgets),
+    except for a field of a hidden layer after the first (``layers[1].in_modes``), typed as text in its own
+    box, whose parts are named as the text's (:data:`LAYER_TEXT_WORDS`)."""
+    match = re.match(r"(?:hidden_)?layers\[(\d+)\]", field or "")
+    return LAYER_TEXT_WORDS if match and int(match.group(1)) >= 1 else dict(labels or {})
 
 
 def ui_words(message: str, labels: Optional[Mapping[str, str]] = None) -> str:

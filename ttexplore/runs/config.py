@@ -21,7 +21,7 @@ from ttexplore.tt.init import INITS
 from ttexplore.costmodel import STRATEGIES
 from ttexplore.runs.data_info import DATASETS, dataset_info
 from ttexplore.tt.limits import MAX_BITS
-from ttexplore.tt.shapes import default_modes
+from ttexplore.tt.shapes import default_modes, padded_image_side
 from ttexplore.runs.fields import is_huge, modes_value, pad_value, ranks_value, real_field, short_repr, whole_field
 from ttexplore.runs.kinds import (MAX_HIDDEN_LAYERS, LayerSpec, Place, Shape, TTLayerSpec, check_layers, features_of,
                                   kind_named, layer_shapes, parse_layers)
@@ -183,7 +183,8 @@ class RunConfig:
         try:
             return cls(**cleaned)
         except ConfigError as error:
-            raise _as_typed(error, form, cleaned["layers"], in_shape, input_text) from None
+            raise _padding_fix(_as_typed(error, form, cleaned["layers"], in_shape, input_text), cleaned["layers"],
+                               dataset, pad_to) from None
 
     @classmethod
     def for_dataset(cls, dataset: str, **values: Any) -> "RunConfig":
@@ -377,7 +378,10 @@ class RunConfig:
         _check_data(self.dataset, self.pad_to)
         if len(self.layers) > MAX_HIDDEN_LAYERS:
             raise ConfigError("layers", f"layers has {len(self.layers)} layers: use at most {MAX_HIDDEN_LAYERS}")
-        check_layers(self.layers, self.input_shape, "layers", _input_text(self.dataset, self.pad_to))
+        try:
+            check_layers(self.layers, self.input_shape, "layers", _input_text(self.dataset, self.pad_to))
+        except ConfigError as error:
+            raise _padding_fix(error, self.layers, self.dataset, self.pad_to) from None
         check_legacy_fields(self.legacy_fields, self.layers)
         if self.init_from is not None:
             if not isinstance(self.init_from, InitFrom):
@@ -467,6 +471,34 @@ def _as_typed(error: ConfigError, form: str, layers: tuple[LayerSpec, ...], in_s
         layers[index].check(layer_shapes(layers[:index], in_shape)[-1], place)
     except ConfigError as typed:
         return typed
+    return error
+
+
+_PADDING_FIX = "set the padding (pad_to) to"
+
+
+def _padding_fix(error: ConfigError, layers: tuple[LayerSpec, ...], dataset: str, pad_to: Optional[int]) -> ConfigError:
+    """``error`` about the first layer's input, when the layers fit the dataset's images under its other padding
+    (none, or the next power of two): the fix is then the padding, said first (``"... set the padding (pad_to) to none (no
+    padding), or keep 32x32 padding and try 4x8x8x4"``); any other error as it is.
+
+    Complexity: one check of the layers per other padding (two at most)."""
+    if not error.field.startswith(("layers[0]", "hidden_layers[0]", "in_modes")) or _PADDING_FIX in str(error):
+        return error
+    side = dataset_info(dataset).side
+    for other in (None, padded_image_side(side)):
+        if other == pad_to or other == side:
+            continue
+        try:
+            check_layers(layers, _input_shape(dataset, other))
+        except (ConfigError, ValueError):
+            continue
+        message = str(error).strip("'\"")
+        first, _, hint = message.rpartition(": try ")
+        what = "none (no padding)" if other is None else f"{other} ({other}x{other})"
+        keep = f"keep {pad_to}x{pad_to} padding and " if pad_to is not None else "keep no padding and "
+        return ConfigError(error.field, f"{first or message}: {_PADDING_FIX} {what}, where they fit" +
+                           (f", or {keep}try {hint}" if first else ""))
     return error
 
 

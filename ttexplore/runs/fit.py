@@ -8,7 +8,8 @@ An event is a plain JSON-ready dict::
 
     {"kind": "eval" | "epoch", "epoch": 1.25, "step": 80, "steps_per_epoch": 63,
      "train_loss": 0.31, "train_accuracy": 0.91, "test_loss": 0.29,
-     "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003}
+     "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003,
+     "cores": [{"layer": 0, "weight": [...], "grad": [...]}]}
 
 ``kind == "epoch"`` marks the end of an epoch (these form the history) and
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
@@ -19,7 +20,9 @@ rank schedule (``RunConfig.round_to``) reports each rounding, right after the
 epoch it follows, as a ``"round"`` event: the rounded network's metrics (train ones
 on up to 1000 training images) and a ``"detail"`` dict saying what changed
 (:mod:`ttexplore.runs.schedule`); its ``layer_params`` and those of later events are the
-weights in use from then on. A run of 0 epochs
+weights in use from then on. ``cores`` (only for a network with TT layers) gives each
+TT layer's core norms and their last gradients'
+(:func:`~ttexplore.runs.corestats.core_norms`). A run of 0 epochs
 (one that only evaluates the weights it starts from, ``init_from``) reports that
 point alone, as an ``"epoch"`` event: its history and its final accuracy.
 """
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttexplore.nn.device import DeviceUnavailable, resolve_device
+from ttexplore.runs.corestats import core_norms, tt_layer_modules
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params, layer_ranks
@@ -196,6 +200,7 @@ class _Training:
             self.order_generator.set_state(resume.order_rng_state)
             self.global_step, self.first_epoch = resume.global_step, resume.epochs_done
         self.layer_params = hidden_layer_params(self.model)
+        self.tt_layers = tt_layer_modules(self.model, config)  # their core norms go with every event
         self.eval_rows = eval_batch_size(config)
         self.count = self.train_images.shape[0]
         self.steps_per_epoch = math.ceil(self.count / config.batch_size)
@@ -217,6 +222,7 @@ class _Training:
             "elapsed_s": round(self.elapsed(), 4),
             "layer_params": self.layer_params,
             "lr": self.config.lr,
+            **({"cores": core_norms(self.tt_layers)} if self.tt_layers else {}),
         }
         if detail is not None:
             event["detail"] = detail
@@ -246,6 +252,7 @@ class _Training:
             carry_optimizer_state(self.optimizer, fresh)
             self.optimizer = fresh
         self.layer_params = hidden_layer_params(self.model)
+        self.tt_layers = tt_layer_modules(self.model, self.config)  # a rounded layer may be a new module
         self.report(ROUND_KIND, epochs_done - 1, self.steps_per_epoch, *self.probe(),
                     detail=rounding.detail(self.config.dense_layer_params()))
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.corestats import record_spectra
 from ttexplore.runs.fit import FitResult, TrainingState, fit
 from ttexplore.nn.weightfile import write_payload
 from ttexplore.runs.models import save_model
@@ -177,12 +178,17 @@ def record_outcome(store: RunStore, run_id: str, config: RunConfig, result: FitR
 
     A ``cancelled`` result becomes ``interrupted`` when ``interrupted`` (the stop was a
     shutdown, not the user's choice). The final model of a completed, cancelled or
-    interrupted run is saved as the run's weights; a completed run's checkpoint is removed.
+    interrupted run is saved as the run's weights (and its TT layers' spectra beside them,
+    :func:`~ttexplore.runs.corestats.record_spectra`); a completed run's checkpoint is removed.
     """
     status = "interrupted" if interrupted and result.status == "cancelled" else result.status
     weights = None
     if result.model is not None and status in _SAVED_STATUSES:
         weights = str(save_model(result.model, config, store.weights_path_for(run_id)))
+        try:  # the trained TT layers' spectra, kept beside the weights (the run page reads them)
+            record_spectra(store, run_id, config, result.model, f"{'final' if status == 'completed' else 'last'} weights")
+        except Exception:  # noqa: BLE001 - a view of the weights: the run's end never fails on it
+            log.exception("could not record the spectra of run %s", run_id)
     error = result.error
     if status == "interrupted" and error is None:
         error = "stopped by a shutdown or interrupt; resume it to continue from its last checkpoint"

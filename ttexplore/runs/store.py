@@ -66,7 +66,9 @@ log = logging.getLogger(__name__)
 #: Seconds within which the same submission (config, name, tags) is taken as a repeated click.
 DUPLICATE_WINDOW_S = 10.0
 
-_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s", "cores")
+#: Event values kept as JSON text (a list per event: the per-core norms of :mod:`ttexplore.runs.corestats`).
+_JSON_METRICS = ("cores",)
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,8 @@ class RunStore:
             connection.execute(
                 f"INSERT INTO metrics (run_id, seq, {', '.join(_METRIC_COLUMNS)}, detail) "
                 f"VALUES (?, ?, {', '.join('?' * len(_METRIC_COLUMNS))}, ?)",
-                (run_id, seq, *(event.get(column) for column in _METRIC_COLUMNS),
+                (run_id, seq, *(json.dumps(event[column]) if column in _JSON_METRICS and event.get(column) is not None
+                                else event.get(column) for column in _METRIC_COLUMNS),
                  json.dumps(detail) if detail is not None else None),
             )
             accuracy = event.get("test_accuracy")
@@ -434,7 +437,8 @@ class RunStore:
             connection.execute(f"DELETE FROM metrics WHERE run_id IN ({marks})", ids)
             deleted = connection.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
             connection.execute("COMMIT")
-        for path in [self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]:
+        for path in ([self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]
+                     + [self.spectra_path_for(run_id) for run_id in ids]):
             if path is not None and path.is_file():
                 path.unlink()
         return deleted
@@ -545,6 +549,10 @@ class RunStore:
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
         return self.artifacts_dir / "checkpoints" / f"{safe_run_id(run_id)}.pt"
+
+    def spectra_path_for(self, run_id: str) -> Path:
+        """Where a run's end-of-run spectra go (:mod:`ttexplore.runs.corestats`): ``<artifacts>/spectra/<run_id>.json``."""
+        return self.artifacts_dir / "spectra" / f"{safe_run_id(run_id)}.json"
 
     def can_resume(self, run: dict[str, Any]) -> bool:
         """Whether ``run`` (a :meth:`list_runs` dict) can be resumed now: it stopped (interrupted, cancelled or

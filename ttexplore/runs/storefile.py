@@ -82,6 +82,7 @@ ADDED_COLUMNS = {
 #: Metric columns added after the first release (a store written before gains them when opened).
 ADDED_METRIC_COLUMNS = {
     "detail": "TEXT",  # JSON: what a rounding changed (kind "round", see ttexplore.runs.schedule)
+    "cores": "TEXT",  # JSON: an event's per-core norms (ttexplore.runs.corestats), NULL without TT layers
 }
 
 
@@ -134,13 +135,13 @@ def clean_tags(tags: "Sequence[str] | str") -> list[str]:
 
 
 def event_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """A metric row as a dict, its ``detail`` JSON parsed (an unreadable one becomes ``None``)."""
+    """A metric row as a dict, its JSON columns (``detail``, ``cores``) parsed (an unreadable one becomes ``None``)."""
     event = dict(row)
-    if event.get("detail"):
+    for column in ("detail", "cores"):
         try:
-            event["detail"] = json.loads(event["detail"])
+            event[column] = json.loads(event[column]) if event.get(column) else None
         except ValueError:
-            event["detail"] = None
+            event[column] = None
     return event
 
 

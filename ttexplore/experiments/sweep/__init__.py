@@ -16,7 +16,7 @@ plotly at module level.
 
 from __future__ import annotations
 
-from ttexplore.experiments.sweep.estimate import sweep_estimate
+from ttexplore.experiments.sweep.estimate import run_times, sweep_estimate
 from ttexplore.experiments.sweep.executors import (EXECUTORS, cancel_sweep, default_workers, import_ray, run_local,
                                                    run_ray, run_sweep, submit_sweep, threads_per_worker)
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
@@ -50,6 +50,7 @@ __all__ = [
     "import_ray",
     "estimated_cost",
     "sweep_estimate",
+    "run_times",
     "default_workers",
     "threads_per_worker",
     "submit_sweep",

@@ -325,17 +325,26 @@ def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[Swe
 CALL_OVERHEAD_FLOPS = 2e5
 
 
-def estimated_cost(config: RunConfig) -> float:
-    """A rough relative training cost, used to start the longest cells first.
+#: A training image costs about this many forwards (the forward, and a backward of about twice its work).
+TRAIN_FORWARDS = 3
 
-    ``epochs * n_train * (forward FLOPs per image + 2e5 per GEMM call)`` summed over the
-    hidden layers (each kind gives its FLOPs and calls: one per TT core), plus the head.
+
+def estimated_cost(config: RunConfig) -> float:
+    """A rough relative cost of a run's training loop, used to start the longest cells first and, times a
+    rate measured here, to estimate a sweep's time (:mod:`ttexplore.experiments.sweep.estimate`).
+
+    ``epochs * (3 * n_train + evals_per_epoch * n_test) * (forward FLOPs per image + 2e5 per GEMM call)``: a
+    training image costs a forward and a backward (:data:`TRAIN_FORWARDS`), and each metric event evaluates
+    the whole test split; the forward's FLOPs summed over the hidden layers (each kind gives its FLOPs and
+    calls: one per TT core), plus the head.
     """
-    images = config.train_limit or dataset_info(config.dataset).train_size
+    info = dataset_info(config.dataset)
+    images = config.train_limit or info.train_size
     shapes = config.layer_shapes
     flops = sum(layer.flops(shapes[index]) + CALL_OVERHEAD_FLOPS * layer.forward_calls()
                 for index, layer in enumerate(config.layers))
-    return config.epochs * images * (flops + 2 * config.hidden_features * config.num_classes)
+    forwards = TRAIN_FORWARDS * images + config.evals_per_epoch * info.test_size
+    return config.epochs * forwards * (flops + 2 * config.hidden_features * config.num_classes)
 
 
 #: The longest sweep name (it is also the default output folder's name).

@@ -28,7 +28,7 @@ from ttexplore.tt.shapes import balanced_factorization, has_factorization
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.runs.fields import modes_value, ranks_value, short_repr
 
-__all__ = ["Shape", "Place", "LayerMemory", "LayerSpec", "features_of", "layer_title", "FLOAT_BYTES"]
+__all__ = ["Shape", "Place", "LayerMemory", "LayerSpec", "features_of", "layer_title", "checked", "FLOAT_BYTES"]
 
 #: An activation shape without the batch: ``(features,)`` or ``(channels, height, width)``.
 Shape = tuple[int, ...]
@@ -273,6 +273,15 @@ class LayerSpec:
         """The same layer at other ranks (sweeps, rank schedules); a kind without ranks returns itself."""
         return self
 
+    # ------------------------------------------------------------ suggestions
+    @classmethod
+    def suggest(cls, in_shape: Shape, width: int, previous: Optional["LayerSpec"] = None) -> Optional["LayerSpec"]:
+        """A layer of this kind taking the activation ``in_shape`` (what the layer before gives) to ``width``
+        features, checked against ``in_shape`` (:meth:`check`); ``None`` when the kind has none that fits
+        (the app's "Add a layer" then asks the next kind). ``previous`` is the layer before, whose form a
+        kind may follow (a TT layer keeps a TT layer's output modes)."""
+        return None
+
     # ------------------------------------------------------------ the module
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:
@@ -281,6 +290,15 @@ class LayerSpec:
 
 
 # ---------------------------------------------------------------- helpers for kinds
+def checked(layer: LayerSpec, in_shape: Shape) -> Optional[LayerSpec]:
+    """``layer`` when it passes :meth:`LayerSpec.check` against ``in_shape``, else ``None`` (for suggestions)."""
+    try:
+        layer.check(in_shape)
+    except (ConfigError, ValueError):
+        return None
+    return layer
+
+
 def whole_value(value: Any, place: Place, name: str, hint: str) -> Optional[int]:
     """``value`` as an int (``None`` when empty), or a ConfigError naming the field, with ``hint``."""
     if value is None or value == "":

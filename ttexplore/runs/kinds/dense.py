@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
-from ttexplore.runs.kinds.base import (LayerMemory, LayerSpec, Place, Shape, check_width, features_of, modes_field,
-                                       width_value)
+from ttexplore.runs.kinds.base import (LayerMemory, LayerSpec, Place, Shape, check_width, checked, features_of,
+                                       modes_field, width_value)
 
 __all__ = ["DenseLayerSpec", "fc_width", "init_linear"]
 
@@ -99,6 +99,11 @@ class DenseLayerSpec(LayerSpec):
 
     def check(self, in_shape: Shape, where: "Union[int, Place]" = 0) -> None:
         check_width(self.width, Place.of(where))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["DenseLayerSpec"]:
+        """``dense:WIDTH``: fits after any layer."""
+        return checked(cls(width), in_shape)
 
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
 from ttexplore.runs.fields import short_repr
-from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_width, features_of,
-                                       is_whole, whole_value)
+from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_width, checked,
+                                       features_of, is_whole, whole_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec, fc_width
 
 __all__ = ["MatrixRankLayerSpec", "DEFAULT_MATRIX_RANK"]
@@ -107,6 +107,12 @@ class MatrixRankLayerSpec(LayerSpec):
         if not 1 <= self.rank <= MAX_FEATURES:
             raise place.error("matrix_rank", f"matrix_rank {self.rank:,} must be between 1 and "
                                              f"{limit_text(MAX_FEATURES)}, e.g. 4")
+
+    @classmethod
+    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["MatrixRankLayerSpec"]:
+        """``matrix_rank:WIDTH:R`` at the previous matrix-rank layer's rank, else :data:`DEFAULT_MATRIX_RANK`."""
+        rank = previous.rank if isinstance(previous, MatrixRankLayerSpec) else DEFAULT_MATRIX_RANK
+        return checked(cls(width, rank), in_shape)
 
     @property
     def rank_setting(self) -> int:

@@ -5,15 +5,15 @@ max rank 4), ``tt:4^5->8x16x16x16x8:4``, ``tt:4x8x8x4:2,4,2``, ``tt:4x8x8x4:max`
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
-from ttexplore.tt.shapes import check_layer_side
+from ttexplore.tt.shapes import balanced_factorization, check_layer_side, has_factorization
 from ttexplore.tt.ttshape import TTShape, layer_text, modes_text, ranks_text
 from ttexplore.runs.fields import is_huge, short_repr
-from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_modes_type, example_modes,
-                                       features_of, is_whole, modes_field, ranks_field, width_value)
+from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_modes_type, checked,
+                                       example_modes, features_of, is_whole, modes_field, ranks_field, width_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec
 
 __all__ = ["TTLayerSpec", "DEFAULT_RANK"]
@@ -121,13 +121,21 @@ class TTLayerSpec(LayerSpec):
     def memory(self, in_shape: Shape, batch: int, training: bool = True, input_grad: bool = False,
                strategy: str = "auto") -> LayerMemory:
         """Cores and bias; the peak intermediates (and, training, what the backward keeps) of the forward
-        ``strategy`` (``auto``: the cheapest) from the cost model, the same call the forward makes."""
-        from ttexplore.costmodel import best_strategy
+        ``strategy`` from the cost model, the same call the forward makes. ``auto`` trains with the cost
+        model's pick; at inference it times the near ties (:func:`ttexplore.costmodel.near_ties`) and keeps
+        the fastest, so the largest of their intermediates is priced (a 1000-row evaluation of the paper's
+        layer at rank 2 sweeps the cores holding about 16 MiB; at rank 8 it rebuilds ``W``, 8 MiB)."""
+        from ttexplore.costmodel import best_strategy, near_ties
 
         shapes = ttmath.core_shapes(self.in_modes, self.out_modes, self.ranks)
         costs = self.costs(batch, training, input_grad)
-        chosen = costs[strategy if strategy in costs else best_strategy(costs)]
-        work = int(chosen["peak_bytes"]) + (int(chosen["saved_bytes"]) if training else 0)
+        if strategy in costs:
+            work = int(costs[strategy]["peak_bytes"]) + (int(costs[strategy]["saved_bytes"]) if training else 0)
+        elif training:
+            chosen = costs[best_strategy(costs)]
+            work = int(chosen["peak_bytes"]) + int(chosen["saved_bytes"])
+        else:
+            work = max(int(costs[name]["peak_bytes"]) for name in near_ties(costs))
         out = ttmath.prod(self.out_modes)
         return LayerMemory(self.params(in_shape) + out, max([ttmath.prod(shape) for shape in shapes] + [out]), work)
 
@@ -198,6 +206,29 @@ class TTLayerSpec(LayerSpec):
 
     def with_ranks(self, ranks: Any) -> "TTLayerSpec":
         return replace(self, ranks=ranks_field(ranks, Place()))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["TTLayerSpec"]:
+        """A TT layer at rank :data:`DEFAULT_RANK` from ``in_shape``'s features to ``width``: after a TT layer
+        from its output modes to ``width`` in as many modes, else balanced modes on both sides with
+        4, 3, 2, 5 or 6 cores (the first depth both sides factor into, modes of at least 2); each checked.
+        ``None`` when no such shape exists (a prime number of features, say).
+
+        Complexity: at most six factorizations of each side (each bounded, :mod:`ttexplore.tt.factor`).
+        """
+        features = features_of(in_shape)
+        candidates = []
+        modes = getattr(previous, "out_modes", None) if previous is not None and previous.has_tt_cores else None
+        if modes and len(modes) > 1 and ttmath.prod(modes) == features and has_factorization(width, len(modes)):
+            candidates.append((tuple(modes), balanced_factorization(width, len(modes))))
+        for depth in (4, 3, 2, 5, 6):
+            if has_factorization(features, depth) and has_factorization(width, depth):
+                candidates.append((balanced_factorization(features, depth), balanced_factorization(width, depth)))
+        for in_modes, out_modes in candidates:
+            layer = checked(cls(in_modes, out_modes, DEFAULT_RANK), in_shape)
+            if layer is not None:
+                return layer
+        return None
 
     def tt_shape(self) -> TTShape:
         """The :class:`~ttexplore.tt.ttshape.TTShape` of the layer (ranks as used, clipped)."""
