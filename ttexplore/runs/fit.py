@@ -10,6 +10,11 @@ An event is a plain JSON-ready dict::
      "train_loss": 0.31, "train_accuracy": 0.91, "test_loss": 0.29,
      "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003}
 
+A run with a validation split (``val_split``, :mod:`ttexplore.runs.validation`) trains on the rest of its
+training images; its ``"epoch"`` events also carry ``val_loss`` and ``val_accuracy``, the best epoch by
+validation loss is kept (weights included), and with ``early_stop`` it ends ``completed`` once that many
+epochs in a row brought no lower validation loss.
+
 ``kind == "epoch"`` marks the end of an epoch (these form the history) and
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
 epoch averages them over the batches since the previous event. The test
@@ -36,6 +41,7 @@ from ttexplore.runs.config import RunConfig
 from ttexplore.runs.data import Dataset, load_dataset
 from ttexplore.runs.models import build_model, hidden_layer_params
 from ttexplore.runs.resources import eval_batch_size
+from ttexplore.runs.validation import BestEpoch, hold_out
 from ttexplore.runs.warmstart import apply_init_from
 
 __all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
@@ -63,6 +69,9 @@ class FitResult:
         traceback: the formatted exception for ``failed`` (for logs, not the UI).
         elapsed_s: wall time of the loop.
         extra: ``{"device": "cuda:0"}``, where it trained (when it got that far).
+        validation: with a validation split, :meth:`~ttexplore.runs.validation.BestEpoch.summary`
+            (the best epoch by validation loss, its validation and test accuracy, where it stopped early).
+        best_model_state: the best epoch's ``state_dict`` (with a validation split), on the CPU.
     """
 
     status: str
@@ -72,6 +81,8 @@ class FitResult:
     traceback: Optional[str] = None
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    validation: Optional[dict[str, Any]] = None
+    best_model_state: Optional[dict[str, Any]] = None
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -84,6 +95,8 @@ class FitResult:
 
     @property
     def best_test_accuracy(self) -> Optional[float]:
+        """The highest test accuracy of any point: selected on the test set, so optimistic (prefer
+        ``validation["test_accuracy_at_best_val"]`` when the run has a validation split)."""
         scored = [event["test_accuracy"] for event in self.events if event["step"] > 0 or event["kind"] == "epoch"]
         return max(scored) if scored else None
 
@@ -127,6 +140,7 @@ class TrainingState:
         model_state: ``model.state_dict()``.
         optimizer_state: ``optimizer.state_dict()``.
         order_rng_state: the batch-order generator's state (``torch.Generator.get_state()``).
+        validation: the best-epoch bookkeeping (:meth:`~ttexplore.runs.validation.BestEpoch.state`), or ``None``.
     """
 
     epochs_done: int
@@ -135,6 +149,7 @@ class TrainingState:
     model_state: dict[str, Any]
     optimizer_state: dict[str, Any]
     order_rng_state: torch.Tensor
+    validation: Optional[dict[str, Any]] = None
 
 
 def _check_resume(config: RunConfig, state: TrainingState) -> None:
@@ -162,6 +177,12 @@ class _Training:
         if config.train_limit is not None:
             self.train_images = self.train_images[: config.train_limit]
             self.train_labels = self.train_labels[: config.train_limit]
+        self.val_images = self.val_labels = self.best = None
+        if config.val_split > 0:  # the same split on every resume: it depends on the seed only
+            self.train_images, self.train_labels, self.val_images, self.val_labels = hold_out(
+                self.train_images, self.train_labels, config.val_split, config.seed)
+            self.val_images, self.val_labels = self.val_images.to(device), self.val_labels.to(device)
+            self.best = BestEpoch(config.early_stop)
         self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
         # the whole (small) dataset moves once; batches are then gathered on the device
         self.train_images, self.train_labels, self.test_images, self.test_labels = (
@@ -181,6 +202,8 @@ class _Training:
             self.optimizer.load_state_dict(resume.optimizer_state)
             self.order_generator.set_state(resume.order_rng_state)
             self.global_step, self.first_epoch = resume.global_step, resume.epochs_done
+            if self.best is not None and resume.validation is not None:
+                self.best.restore(resume.validation)
         self.layer_params = hidden_layer_params(self.model)
         self.eval_rows = eval_batch_size(config)
         self.count = self.train_images.shape[0]
@@ -190,6 +213,12 @@ class _Training:
     def report(self, kind: str, epoch_index: int, step_in_epoch: int, train_loss: float, train_accuracy: float) -> None:
         """Emit one event: the train metrics given, the test metrics over the whole test split."""
         test_loss, test_accuracy = evaluate(self.model, self.test_images, self.test_labels, self.eval_rows)
+        validation: dict[str, float] = {}
+        if kind == "epoch" and self.best is not None:
+            validation["val_loss"], validation["val_accuracy"] = evaluate(self.model, self.val_images, self.val_labels,
+                                                                          self.eval_rows)
+            self.best.observe(epoch_index + (step_in_epoch > 0), validation["val_loss"], validation["val_accuracy"],
+                              test_accuracy, self.model.state_dict)
         self.emit({
             "kind": kind,
             "epoch": round(epoch_index + step_in_epoch / self.steps_per_epoch, 6),
@@ -202,6 +231,7 @@ class _Training:
             "elapsed_s": round(self.elapsed(), 4),
             "layer_params": self.layer_params,
             "lr": self.config.lr,
+            **validation,
         })
 
     def report_untrained(self) -> None:
@@ -257,7 +287,8 @@ class _Training:
     def state(self, epochs_done: int) -> TrainingState:
         """The state after ``epochs_done`` epochs, its tensors on the CPU (a checkpoint written on a GPU loads anywhere)."""
         return TrainingState(epochs_done, self.global_step, self.elapsed(), _on_cpu(self.model.state_dict()),
-                             _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state())
+                             _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state(),
+                             self.best.state() if self.best is not None else None)
 
 
 def _on_cpu(state: Any) -> Any:
@@ -300,6 +331,9 @@ def fit(
         resume: continue from this state (no step-0 event is emitted again).
         on_epoch_end: called with the state after every epoch (the lifecycle writes a checkpoint).
 
+    With ``config.early_stop`` the loop ends ``completed`` after the epoch that used up the patience
+    (its checkpoint written first); ``validation["stopped_early_at"]`` says which.
+
     Returns:
         A :class:`FitResult`. Exceptions inside the loop become ``status="failed"``;
         a non-finite loss becomes ``status="diverged"`` with a message.
@@ -326,7 +360,10 @@ def fit(
         extra: dict[str, Any] = {"device": str(device)} if device is not None else {}
         if training is not None and training.init_errors is not None:
             extra["init_errors"] = training.init_errors
-        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra)
+        best = training.best if training is not None else None
+        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra,
+                         validation=best.summary(config.epochs) if best is not None and best.epoch is not None else None,
+                         best_model_state=best.model_state if best is not None else None)
 
     try:
         device = resolve_device(config.device)
@@ -335,6 +372,8 @@ def fit(
         if resume is None:
             training.report_untrained()
         for epoch_index in range(training.first_epoch, config.epochs):
+            if training.best is not None and training.best.should_stop:
+                break  # early stopping: also for a run resumed from the checkpoint of the epoch it stopped at
             training.epoch(epoch_index, cancel)
             if on_epoch_end is not None:
                 on_epoch_end(training.state(epoch_index + 1))

@@ -21,6 +21,7 @@ say) marks the run ``interrupted`` before it propagates.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -98,6 +99,7 @@ def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingS
         "model": state.model_state,
         "optimizer": state.optimizer_state,
         "order_rng": state.order_rng_state,
+        "validation": state.validation,  # the best epoch and its weights, when the run holds a validation set out
     }
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     torch.save(payload, temporary)
@@ -125,7 +127,7 @@ def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
     if written != config.key():
         raise ResumeError(f"the checkpoint {path} was written for another configuration; delete it to restart the run")
     return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
-                         payload["model"], payload["optimizer"], payload["order_rng"])
+                         payload["model"], payload["optimizer"], payload["order_rng"], payload.get("validation"))
 
 
 def check_resumable(store: RunStore, run_id: str) -> dict[str, Any]:
@@ -148,12 +150,17 @@ def record_outcome(store: RunStore, run_id: str, config: RunConfig, result: FitR
 
     A ``cancelled`` result becomes ``interrupted`` when ``interrupted`` (the stop was a
     shutdown, not the user's choice). The final model of a completed, cancelled or
-    interrupted run is saved as the run's weights; a completed run's checkpoint is removed.
+    interrupted run is saved as the run's weights, and, with a validation split, the best epoch's
+    beside them (:meth:`RunStore.best_weights_path_for`); a completed run's checkpoint is removed.
     """
     status = "interrupted" if interrupted and result.status == "cancelled" else result.status
     weights = None
     if result.model is not None and status in _SAVED_STATUSES:
         weights = str(save_model(result.model, config, store.weights_path_for(run_id)))
+        if result.best_model_state is not None:
+            best = copy.deepcopy(result.model).cpu()
+            best.load_state_dict(result.best_model_state)
+            save_model(best, config, store.best_weights_path_for(run_id))
     error = result.error
     if status == "interrupted" and error is None:
         error = "stopped by a shutdown or interrupt; resume it to continue from its last checkpoint"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ttexplore.runs.config import RunConfig
+from ttexplore.runs.validation import best_of
 
 __all__ = ["RunStore", "StoreError", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     elapsed_s REAL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT);
 """
 
 #: Columns added after the first release, with their definitions: a store written
@@ -93,9 +95,13 @@ _ADDED_COLUMNS = {
     "queue": "TEXT NOT NULL DEFAULT 'app'",
     "epochs_done": "REAL NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+    # the best epoch by validation loss (runs with a validation split, ttexplore.runs.validation)
+    "best_val_loss": "REAL", "best_val_accuracy": "REAL", "best_val_epoch": "REAL", "test_accuracy_at_best_val": "REAL",
 }
-
-_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_ADDED_METRIC_COLUMNS = {"val_loss": "REAL", "val_accuracy": "REAL"}  # metric columns added later, likewise
+_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s",
+                   *_ADDED_METRIC_COLUMNS)
+SETTINGS = ("baseline",)  # the settings a store keeps beside its runs (RunStore.setting)
 
 
 class StoreError(RuntimeError):
@@ -188,10 +194,11 @@ class RunStore:
                     if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         connection.execute("PRAGMA journal_mode=WAL")
                     connection.executescript(_SCHEMA)
-                    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-                    for column, definition in _ADDED_COLUMNS.items():
-                        if column not in present:
-                            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {definition}")
+                    for table, added in (("runs", _ADDED_COLUMNS), ("metrics", _ADDED_METRIC_COLUMNS)):
+                        present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+                        for column, definition in added.items():
+                            if column not in present:
+                                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                     connection.execute("CREATE INDEX IF NOT EXISTS runs_queue ON runs (queue, status, created_at)")
                 return
             except StoreError as error:
@@ -297,8 +304,8 @@ class RunStore:
         return bool(changed)
 
     def add_event(self, run_id: str, event: dict[str, Any]) -> None:
-        """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy
-        and, for an end-of-epoch event, its epochs done."""
+        """Append one metric event (:mod:`ttexplore.runs.fit`), update the run's best/final accuracy, its epochs done
+        and its best validation epoch (:func:`~ttexplore.runs.validation.best_of`'s rule)."""
         with self._connect() as connection:
             connection.execute("BEGIN IMMEDIATE")
             seq = connection.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM metrics WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -315,6 +322,9 @@ class RunStore:
                 )
             if event.get("kind") == "epoch":
                 connection.execute("UPDATE runs SET epochs_done=MAX(epochs_done, ?) WHERE id=?", (event.get("epoch"), run_id))
+            if event.get("kind") == "epoch" and event.get("val_loss") is not None:
+                connection.execute("UPDATE runs SET " + _BEST_VAL_SET + " WHERE id=? AND (best_val_loss IS NULL OR best_val_loss>?)",
+                                   (*_best_val_values(event), run_id, event["val_loss"]))
             connection.execute("COMMIT")
 
     def truncate_metrics(self, run_id: str, after_epoch: float) -> int:
@@ -331,9 +341,12 @@ class RunStore:
                 (run_id,),
             ).fetchall()
             accuracies = [row[0] for row in scored]
+            epochs = connection.execute("SELECT * FROM metrics WHERE run_id=? AND kind='epoch' ORDER BY seq", (run_id,))
+            best = best_of(dict(row) for row in epochs.fetchall()) or {}
             connection.execute(
-                "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=? WHERE id=?",
-                (accuracies[-1] if accuracies else None, max(accuracies) if accuracies else None, max(after_epoch, 0), run_id),
+                "UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=?, " + _BEST_VAL_SET + " WHERE id=?",
+                (accuracies[-1] if accuracies else None, max(accuracies) if accuracies else None, max(after_epoch, 0),
+                 *_best_val_values(best), run_id),
             )
             connection.execute("COMMIT")
         return dropped
@@ -401,7 +414,8 @@ class RunStore:
             connection.execute(f"DELETE FROM metrics WHERE run_id IN ({marks})", ids)
             deleted = connection.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
             connection.execute("COMMIT")
-        for path in [self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]:
+        for path in [self.artifact_path(path) for path in paths] + [
+                self.checkpoint_path_for(run_id) for run_id in ids] + [self.best_weights_path_for(run_id) for run_id in ids]:
             if path is not None and path.is_file():
                 path.unlink()
         return deleted
@@ -436,7 +450,21 @@ class RunStore:
                 )
         return orphans
 
+    def set_setting(self, name: str, value: Optional[str]) -> None:
+        """Keep ``value`` under ``name`` (one of :data:`SETTINGS`; ``"baseline"``: the pinned run's id); ``None`` forgets it."""
+        if name not in SETTINGS:
+            raise ValueError(f"setting {name!r} is unknown: use one of {', '.join(SETTINGS)}")
+        with self._connect() as connection:
+            connection.execute("DELETE FROM settings WHERE name=?", (name,))
+            connection.execute("INSERT INTO settings (name, value) SELECT ?, ? WHERE ? IS NOT NULL", (name, value, value))
+
     # ---------------------------------------------------------------- reads
+    def setting(self, name: str) -> Optional[str]:
+        """The value kept under ``name`` (:meth:`set_setting`), or ``None``."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
     def get_run(self, run_id: str) -> Optional[dict[str, Any]]:
         """One run as a dict (``config`` and ``tags`` parsed), or ``None``."""
         with self._connect() as connection:
@@ -519,6 +547,10 @@ class RunStore:
         """Where a run's final model file goes: ``<artifacts>/<run_id>.pt``."""
         return self.artifacts_dir / f"{_safe_id(run_id)}.pt"
 
+    def best_weights_path_for(self, run_id: str) -> Path:
+        """Where a run's best-validation-epoch model file goes (runs with a validation split): ``<artifacts>/<run_id>.best.pt``."""
+        return self.artifacts_dir / f"{_safe_id(run_id)}.best.pt"
+
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""
         return self.artifacts_dir / "checkpoints" / f"{_safe_id(run_id)}.pt"
@@ -544,6 +576,13 @@ class RunStore:
         resolved = Path(path).expanduser().resolve()
         root = self.artifacts_dir.expanduser().resolve()
         return resolved if resolved.is_relative_to(root) and resolved != root else None
+
+
+_BEST_VAL_SET = "best_val_loss=?, best_val_accuracy=?, best_val_epoch=?, test_accuracy_at_best_val=?"
+
+
+def _best_val_values(event: dict[str, Any]) -> tuple:  # the values of _BEST_VAL_SET from the best epoch's event
+    return tuple(event.get(key) for key in ("val_loss", "val_accuracy", "epoch", "test_accuracy"))
 
 
 def _safe_id(run_id: str) -> str:
