@@ -105,6 +105,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     opt.add_argument("--seed", type=int, default=0, help="seed of init and batch order; same seed, same run (default 0)")
     opt.add_argument("--evals-per-epoch", type=int, default=4, help="metric reports per epoch (default 4)")
+    opt.add_argument("--val-split", type=float, default=0.0, metavar="SHARE",
+                     help="hold out this share of the training images (0 to 0.5; stratified, drawn from the seed) as a "
+                          "validation set; the epoch with the lowest validation loss is the run's best, its weights kept "
+                          "(default 0: none held out)")
+    opt.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
+                     help="stop after PATIENCE epochs in a row without a lower validation loss (needs --val-split)")
     opt.add_argument("--device", default=DEFAULT_DEVICE,
                      help="where to train: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda, "
                           "cuda:N or mps (default auto)")
@@ -112,7 +118,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank", "init",
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch",
-               "device")
+               "device", "val_split", "early_stop")
 
 
 def flag_name(field: str) -> str:

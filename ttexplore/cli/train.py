@@ -23,6 +23,7 @@ from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_VALIDATION_KEYS = ("val_loss", "val_accuracy")
 
 
 def add_identity_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +102,11 @@ def ending_line(command: str, status: str, run_id: Optional[str], result: Any) -
         return EXIT_INTERRUPTED, f"{command}: interrupted{where}"
     accuracy = result.final_test_accuracy
     text = f"{status}: test accuracy {accuracy:.4f} after {result.elapsed_s:.1f} s" if accuracy is not None else status
+    validation = getattr(result, "validation", None)
+    if validation:
+        stopped = validation["stopped_early_at"]
+        text += (f"{f'; stopped early at epoch {stopped}' if stopped else ''}; best validation epoch "
+                 f"{validation['best_val_epoch']}: test accuracy {validation['test_accuracy_at_best_val']:.4f}")
     return EXIT_OK, text
 
 
@@ -188,7 +194,8 @@ def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
 
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
     """The ``--json`` summary of a run."""
-    history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
+    history = [{key: event[key] for key in _SUMMARY_KEYS + _VALIDATION_KEYS if key in event} for event in result.history]
+    validation = getattr(result, "validation", None) or {}
     starts = ([result.events[0]] + result.history) if result.events else []
     epoch_times = [later["elapsed_s"] - earlier["elapsed_s"] for earlier, later in zip(starts, result.history)]
     return {
@@ -201,7 +208,12 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "compression": config.compression(),
         "compression_factor": 1.0 / config.compression(),
         "test_accuracy": result.final_test_accuracy,
-        "best_test_accuracy": result.best_test_accuracy,
+        "best_test_accuracy": result.best_test_accuracy,  # the best point on the test set: selected on test, optimistic
+        # with --val-split: the epoch of the lowest validation loss, its validation and test accuracy
+        "val_accuracy": validation.get("val_accuracy"),
+        "best_val_epoch": validation.get("best_val_epoch"),
+        "test_accuracy_at_best_val": validation.get("test_accuracy_at_best_val"),
+        "stopped_early_at": validation.get("stopped_early_at"),
         "elapsed_s": round(result.elapsed_s, 3),
         "seconds_per_epoch": round(sum(epoch_times) / len(epoch_times), 3) if epoch_times else None,
         "device": getattr(result, "extra", {}).get("device"),
