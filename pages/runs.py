@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, plots, reports, tracking
+from ttexplore.presenters import bundle, groups, plots, reports, tracking
 from ttexplore.runs.store import ACTIVE_STATUSES
 
 state = st.session_state
@@ -115,7 +115,7 @@ with_completed = sorted({run["dataset"] for run in shown if run["status"] == "co
 if with_completed:
     dataset = st.segmented_control("Dataset", with_completed, default=with_completed[0], key="runs_acc_dataset",
                                    required=True)
-    points = reports.accuracy_points([run for run in shown if run["dataset"] == dataset])
+    points = groups.accuracy_points([run for run in shown if run["dataset"] == dataset])
     st.caption("The 2018 reproduction's figure: each shape's best test accuracy against the weights of the first layer "
                "(log scale), one line per shape and training budget; train several ranks per shape (or a sweep) to "
                "draw lines.")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ttexplore.presenters import export, plots, reports, tracking
+from ttexplore.presenters import export, groups, plots, tracking
 
 __all__ = ["Bundle", "export_bundle", "write_bundle", "CURVES_PER_FIGURE"]
 
@@ -54,7 +54,7 @@ def _figures(runs: Sequence[dict[str, Any]], metrics: dict[str, list], labels: d
         stem = "training-curves" if len(with_points) <= CURVES_PER_FIGURE else f"training-curves-{start // CURVES_PER_FIGURE + 1}"
         figures.append((stem, plots.training_curves(series, title="Training curves (train dashed, test solid)")))
     for dataset in sorted({run["dataset"] for run in runs if run["status"] == "completed"}):
-        points = reports.accuracy_points([run for run in runs if run["dataset"] == dataset])
+        points = groups.accuracy_points([run for run in runs if run["dataset"] == dataset])
         if points:
             figures.append((f"accuracy-vs-weights-{dataset}",
                             plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights")))
