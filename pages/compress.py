@@ -12,6 +12,7 @@ from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
+from ttexplore.presenters.groups import group_of
 from ttexplore.presenters.reports import run_is_dense, run_label, run_layer_count
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
@@ -69,7 +70,7 @@ with st.container(border=True):
     st.subheader("What to compress", divider="gray")
     kind = st.segmented_control("Source", ["A trained run", "A weights file"], key="compress_kind", required=True,
                                 default="A trained run", persist_state=KEEP)
-    source = None
+    source, siblings = None, None
     if kind == "A trained run":
         candidates = views.compressible_runs(store.list_runs(status=("completed",)))
         if not candidates:
@@ -81,6 +82,14 @@ with st.container(border=True):
                               format_func=lambda key: run_label(by_id[key]) + (f" · acc {by_id[key]['final_test_accuracy']:.3f}"
                                                                               if by_id[key].get("final_test_accuracy") else ""))
         source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
+        seeds = group_of(candidates, by_id[run_id])  # the same experiment at other seeds: compressed alike, averaged
+        if len(seeds) > 1 and st.toggle(f"Every seed of this experiment ({len(seeds)} runs: seeds "
+                                        f"{', '.join(str(run['config'].get('seed', 0)) for run in seeds)})",
+                                        key="compress_seeds", persist_state=KEEP,
+                                        help="Compress each seed's W alike; the table and figures show each rank's mean "
+                                             "with its spread over the seeds (± 1 std from three, min–max below)"):
+            siblings = [ui.config_or_error(lambda run=run: run_source(str(store.path), run["id"], run.get("finished_at")))
+                        for run in seeds]
     else:
         upload = st.file_uploader("Weights (.pt): a state_dict or tensor holding an nn.Linear weight, or a ttexplore "
                                   "model file; read weights-only", type=["pt", "pth"], key="compress_upload")
@@ -97,6 +106,7 @@ with st.container(border=True):
             source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key))
     if source is None:
         st.stop()
+    siblings = [each for each in siblings or [source] if each is not None]  # the sources compressed alike
     st.caption(f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
                f"weights) in {source.base.describe()}." + (" " + " ".join(source.notes) if source.notes else ""))
 
@@ -163,17 +173,20 @@ ranks = tuple(sorted(state.get("compress_ranks") or []))
 if not ranks:
     st.info("Choose at least one rank.", icon=":material/info:")
     st.stop()
-targets = plan(sha, in_modes, out_modes, ranks, int(state.compress_epochs), int(state.compress_scratch_epochs), source)
+plans = [plan(each.init_from.sha256, in_modes, out_modes, ranks, int(state.compress_epochs),
+              int(state.compress_scratch_epochs), each) for each in siblings]
 if pressed:
     from ttexplore.experiments import compress
 
     manager = ui.manager_or_stop()
-    queued = [manager.submit(config, name=name, tags=compress.run_tags(what))
+    queued = [manager.submit(config, name=name, tags=compress.run_tags(what)) for targets in plans
               for what, config, name in compress.missing_runs(store, targets, bool(state.compress_scratch), skip_active=True)]
     st.toast(f"Queued {len(queued)} run(s)" if queued else "Every run is already done or queued", icon=":material/queue:")
 
-accuracy = dense_accuracy(sha, source)
-keys = {config.key() for target in targets for config in (target.compressed, target.finetuned, target.scratch) if config}
+accuracies = [dense_accuracy(each.init_from.sha256, each) for each in siblings]
+accuracy = sum(accuracies) / len(accuracies) if None not in accuracies else None
+keys = {config.key() for targets in plans for target in targets
+        for config in (target.compressed, target.finetuned, target.scratch) if config}
 
 
 def waiting_runs() -> int:
@@ -187,11 +200,13 @@ polling = waiting_runs() > 0
 def results() -> None:
     from ttexplore.experiments import compress
 
-    rows = [row.to_dict() for row in compress.compress_rows(store, targets)]
+    per_seed = [[row.to_dict() for row in compress.compress_rows(store, targets)] for targets in plans]
+    rows = compress.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
     waiting = waiting_runs()
     if polling and not waiting:
         st.rerun(scope="app")  # all done: draw once more without polling
     st.caption((f"{waiting} run(s) queued or running · " if waiting else "")
+               + (f"{len(plans)} seeds: each value is their mean · " if len(plans) > 1 else "")
                + (f"the network as trained: test accuracy {accuracy:.4f}" if accuracy is not None else
                   "the file has no classifier: TT-SVD's accuracy is that of a random head"))
     st.dataframe(views.compress_table(rows), hide_index=True, key="compress_table", column_config={
