@@ -302,6 +302,23 @@ def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: 
                 st.rerun()
 
 
+def one_more_seed(run: dict, where: Any, key: str) -> None:
+    """A "One more seed" button in ``where``: queues ``run``'s configuration again at the next seed its seed group has
+    not used (:func:`ttexplore.presenters.groups.one_more_seed`), with its name, tags and sweep; says which in a toast."""
+    from ttexplore.presenters.groups import one_more_seed as next_run
+
+    if where.button("One more seed", key=key, icon=":material/add_circle:",
+                    help="Train the same configuration again at the next unused seed: its seed group's spread "
+                         "(mean ± std over seeds) shows whether a difference is more than seed noise"):
+        try:
+            config = next_run(get_store().list_runs(), run)
+            get_manager().submit(config, sweep=run.get("sweep"), name=run.get("name", ""), tags=run.get("tags", []))
+        except (ConfigError, ValueError) as error:
+            st.toast(f"Not queued: {ui_words(str(error))}", icon=":material/error:")
+            return
+        st.toast(f"Queued seed {config.seed} of this configuration", icon=":material/queue:")
+
+
 def run_error(run: dict) -> None:
     """Why a run stopped, in the app's words: a warning when it was interrupted (it can resume), an error
     when it failed or diverged; nothing for a run without an error."""

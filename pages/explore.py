@@ -7,7 +7,7 @@ import streamlit as st
 import ui
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
-from ttexplore.presenters.design import DesignState, planned_runs
+from ttexplore.presenters.design import TRAINING_DEFAULTS, DesignState, planned_runs
 from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
                                           presets_for, rank_slider_max, strategy_rows)
 from ttexplore.presenters.tracking import all_tags, already_trained_text
@@ -22,7 +22,6 @@ KEEP = "session"  # widget values survive page switches
 LABELS = {"in_modes": "Input modes", "out_modes": "Output modes", "ranks": "TT ranks", "pad_to": "Pad images to",
           "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size", "seed": "Seed",
           "train_limit": "Training images", "dataset": "Dataset"}
-PAPER = "https://arxiv.org/abs/1509.06569"
 design = DesignState(state, LABELS)  # the design widgets' values and callbacks (ttexplore.presenters.design)
 
 
@@ -36,8 +35,7 @@ def device_labels() -> dict[str, str]:
 
 def training_config() -> RunConfig:
     """The run the Train button would queue (raises ConfigError/ValueError with the fix)."""
-    return design.config(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
-                         train_limit=state.train_limit or None, device=state.get("device", "auto"))
+    return design.run_config()
 
 
 def train_clicked() -> None:
@@ -60,8 +58,7 @@ def train_clicked() -> None:
 # ---------------------------------------------------------------- training
 def train_card(config: "RunConfig | None", info) -> None:
     """The Train card under the design: the main settings and the button in view, the rest folded."""
-    for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0),
-                         ("baseline", False), ("run_name", ""), ("run_tags", []), ("run_notes", ""), ("device", "auto")):
+    for key, default in {**TRAINING_DEFAULTS, "baseline": False, "run_name": "", "run_tags": [], "run_notes": ""}.items():
         state.setdefault(key, default)
     state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
     devices = device_labels()
@@ -70,24 +67,29 @@ def train_card(config: "RunConfig | None", info) -> None:
     on_machine = available_datasets().get(state.dataset, False)
     with st.container(border=True, key="train-card"):
         epochs_col, lr_col = st.columns([1, 1.4])
-        epochs_col.number_input("Epochs", 1, 500, key="epochs", persist_state=KEEP)
-        lr_col.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], key="lr", persist_state=KEEP,
-                             format_func=lambda value: f"{value:g}")
+        epochs_col.number_input("Epochs", 1, max(500, state.epochs), key="epochs", persist_state=KEEP)
+        lr_col.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, state.lr}), key="lr",
+                             persist_state=KEEP, format_func=lambda value: f"{value:g}")  # a loaded run's lr among them
         st.button("Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
                   on_click=train_clicked, disabled=config is None or not on_machine,
                   help="Queue a background run; the Train page follows it live")
         if not on_machine:
             st.caption(f":material/cloud_off: **{info.title} is not on this machine**, so it cannot be trained here: "
                        f"{info.source}. Set TTEXPLORE_DATA to the folder that holds it and restart the app.")
-        with st.expander("Name, tags, batch size, seed, device, baseline"):
+        with st.expander("Name, tags, batch size, seed, validation, device, baseline"):
             st.text_input("Run name", key="run_name", placeholder="e.g. paper net, lr sweep 1",
                           help="Shown instead of the automatic label on Train, Runs and in exports")
             st.multiselect("Tags", sorted(set(state.run_tags) | set(known_tags())), key="run_tags", accept_new_options=True,
                            persist_state=KEEP, placeholder="Add tags (type a new one)")
             st.text_area("Notes", key="run_notes", height=68, persist_state=KEEP, placeholder="What this run tries")
             left, right = st.columns(2)
-            left.selectbox("Batch size", [16, 32, 64, 128, 256], key="batch_size", persist_state=KEEP)
-            right.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
+            left.selectbox("Batch size", sorted({16, 32, 64, 128, 256, state.batch_size}), key="batch_size", persist_state=KEEP)
+            right.number_input("Seed", 0, max(2**31 - 1, state.seed), key="seed", persist_state=KEEP)
+            left.number_input("Validation split", 0.0, 0.5, step=0.05, key="val_split", persist_state=KEEP,
+                              help="Hold this share of the training images out (stratified, from the seed); the epoch of "
+                                   "the lowest validation loss is the run's best, its weights kept beside the last")
+            right.number_input("Early stop after (epochs, 0 = off)", 0, 1000, key="early_stop", persist_state=KEEP,
+                               help="Stop after this many epochs without a lower validation loss (needs a split)")
             st.number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
             st.selectbox("Device", list(devices), key="device", format_func=devices.get, persist_state=KEEP,
@@ -120,6 +122,9 @@ def _already_trained(config: RunConfig) -> "dict | None":
 
 if state.pop("open_train", False):
     st.switch_page("pages/train.py")
+if "from" in st.query_params:  # Re-run with changes (/?from=RUN_ID): the run's whole configuration in the widgets
+    state.loaded_from = st.query_params.pop("from")
+    state.load_notes = ui.config_or_error(lambda: design.load_run(ui.get_store().get_run(state.loaded_from), state.loaded_from))
 design.start()  # a first visit: the paper's MNIST net on the bundled data
 
 st.title("Explore a Tensor-Train layer")
@@ -127,19 +132,18 @@ st.caption("Image → **TT layer** → ReLU → linear classifier, as in the pap
            "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
 with st.expander("What is a TT layer?", icon=":material/school:"):
     words, drawing = st.columns([3, 2], vertical_alignment="center")
-    words.markdown(
-        "A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
-        "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
-        "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
-        "matrices, one slice per core:")
-    words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-    words.markdown(
-        "The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
-        "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
-        f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-        f"Networks*]({PAPER}), NeurIPS 2015.")
+    for kind, text in views.TT_INTRO:
+        (words.latex if kind == "latex" else words.markdown)(text)
     drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
-
+if state.get("loaded_from"):
+    with st.container(border=True, key="loaded-from"):
+        st.markdown(f":material/replay: **Prefilled from run `{state.loaded_from}`**: every layer, the data and the "
+                    "training settings; change anything, then train.")
+        for note in state.get("load_notes") or []:
+            st.caption(f":material/info: {note}")
+        if design.carried_text():
+            st.caption(f"Also carried over (no widget here): {design.carried_text()}")
+        st.button("Drop the carried settings", key="forget_loaded", type="tertiary", on_click=design.forget_run)
 design_col, result_col = st.columns([1.25, 2], gap="medium")
 
 # ---------------------------------------------------------------- design

@@ -8,7 +8,9 @@ No streamlit and no torch: the page wires these to its widgets' callbacks, tests
 The keys are the page's widget keys: ``dataset``, ``preset``, ``in_modes`` and ``out_modes`` (as typed),
 ``pad_to`` (0: no padding), ``max_rank``, ``per_core`` with ``rank_<d>_<k>`` (boundary ``k`` of a
 ``d``-core shape), ``more_layers`` (the hidden layers after the first, as text) with one
-``more_layer_<i>`` text box each.
+``more_layer_<i>`` text box each; the Train card's ``epochs``, ``batch_size``, ``lr``, ``seed``, ``train_limit``
+(0: every image), ``device``, ``val_split`` and ``early_stop`` (0: off); and ``carried``, the settings of a
+run loaded by :meth:`DesignState.load` that have no widget (optimizer, init, ...), kept as they were.
 """
 
 from __future__ import annotations
@@ -22,12 +24,34 @@ from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.runs.resources import check_run_memory, human_bytes
+from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import parse_modes
+from ttexplore.tt.ttshape import modes_text
 
-__all__ = ["DesignState", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption", "memory_tiles", "network_caption"]
+__all__ = ["DesignState", "TRAINING_DEFAULTS", "TT_INTRO", "rerun_problem", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption", "memory_tiles", "network_caption"]
+
+#: The Explore page's "What is a TT layer?" panel: ``(kind, text)`` parts, ``kind`` ``"markdown"`` or ``"latex"``.
+TT_INTRO = (
+    ("markdown", "A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
+                 "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small "
+                 "**cores** $G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product "
+                 "of small matrices, one slice per core:"),
+    ("latex", r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]"),
+    ("markdown", "The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ "
+                 "weights instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead "
+                 "of 1,048,576, and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, "
+                 "[*Tensorizing Neural Networks*](https://arxiv.org/abs/1509.06569), NeurIPS 2015."),
+)
 
 #: The max TT rank of a first visit.
 FIRST_RANK = 4
+
+#: The Train card's widgets (RunConfig fields) and their first values; ``train_limit`` and ``early_stop`` 0 mean
+#: ``None`` (every image; no early stopping).
+TRAINING_DEFAULTS = {"epochs": 5, "batch_size": 64, "lr": 3e-3, "seed": 0, "train_limit": 0, "device": "auto",
+                     "val_split": 0.0, "early_stop": 0}
+#: The fields the design widgets and the Train card set themselves (the rest of a loaded run is ``carried``).
+_WIDGET_FIELDS = ("dataset", "pad_to", "layers", "legacy_fields", *TRAINING_DEFAULTS)
 
 
 class DesignState:
@@ -64,6 +88,18 @@ class DesignState:
             return None
         return [self.values[self.core_rank_key(depth, k)] for k in range(1, depth)]
 
+    def training(self) -> dict[str, Any]:
+        """The Train card's values as RunConfig fields (0 read as ``None`` where it means none), then the
+        settings a loaded run carried (:meth:`load`)."""
+        values = {key: self.values.get(key, default) for key, default in TRAINING_DEFAULTS.items()}
+        values["train_limit"] = values["train_limit"] or None
+        values["early_stop"] = values["early_stop"] or None
+        return {**values, **self.values.get("carried", {})}
+
+    def run_config(self) -> RunConfig:
+        """The run the Train button queues: the design with the Train card's settings (:meth:`training`)."""
+        return self.config(**self.training())
+
     def config(self, **training: Any) -> RunConfig:
         """The run the widgets describe; ``training`` adds RunConfig fields (``epochs``, ``lr``, ...).
 
@@ -77,6 +113,71 @@ class DesignState:
         return network_config(design, self.more_layers)
 
     # ------------------------------------------------------------ transitions
+    def load(self, config: RunConfig) -> list[str]:
+        """Fill every widget from ``config`` (Re-run with changes): dataset, padding, shapes, ranks (per core when
+        they differ), the further layers, the Train card; settings without a widget are ``carried`` as they are,
+        so :meth:`run_config` gives ``config`` back. Returns notes on what could not be carried exactly (ranks
+        ``max`` become the maximal useful ranks).
+
+        Raises:
+            ConfigError: field ``layers[0]`` when the first hidden layer has no TT cores (Explore designs a TT
+                layer first), with the way to run it instead.
+        """
+        first = config.layers[0]
+        if not first.has_tt_cores:
+            raise ConfigError("layers[0]", f"hidden layer 1 is {first.label()}: Explore designs networks whose first "
+                                           f"hidden layer is TT; train this one with python -m ttexplore train "
+                                           + " ".join(f"--hidden-layer {layer.text()}" for layer in config.layers))
+        notes: list[str] = []
+        values = self.values
+        values.update(dataset=config.dataset, pad_to=config.pad_to or 0, in_modes=modes_text(first.in_modes),
+                      out_modes=modes_text(first.out_modes), per_core=False)
+        ranks = first.rank_setting
+        if ranks is None:
+            ranks = ttmath.max_useful_ranks(first.in_modes, first.out_modes)
+            notes.append("ranks 'max' became the maximal useful ranks " + ",".join(map(str, ranks)))
+        if isinstance(ranks, int):
+            values["max_rank"] = ranks
+        else:
+            values.update(max_rank=max(ranks), per_core=True)
+            for boundary, rank in enumerate(ranks, start=1):
+                values[self.core_rank_key(len(first.in_modes), boundary)] = rank
+        self.set_more_layers([layer.text() for layer in config.layers[1:]])
+        values.update({key: getattr(config, key) for key in TRAINING_DEFAULTS})
+        values["train_limit"], values["early_stop"] = config.train_limit or 0, config.early_stop or 0
+        values["carried"] = {key: value for key, value in config.to_dict().items() if key not in _WIDGET_FIELDS}
+        self.shapes_typed()
+        return notes
+
+    def load_run(self, run: Optional[Mapping[str, Any]], run_id: str) -> list[str]:
+        """:meth:`load` the config of ``run`` (a :meth:`RunStore.get_run` dict, ``None`` when there is no such run).
+
+        Raises:
+            ConfigError: field ``from``, for a run that does not exist or whose config this version cannot read;
+                else as :meth:`load`.
+        """
+        from ttexplore.presenters.reports import run_config
+
+        if run is None:
+            raise ConfigError("from", f"there is no run {run_id!r} to start from: it was deleted, or the link is from "
+                                      "another run store")
+        config = run_config(run)
+        if config is None:
+            raise ConfigError("from", f"run {run_id}'s configuration cannot be read by this version")
+        return self.load(config)
+
+    def forget_run(self) -> None:
+        """Drop a loaded run's carried settings (a new run's defaults again) and its banner; the widgets keep their values."""
+        for key in ("carried", "loaded_from", "load_notes"):
+            self.values.pop(key, None)
+
+    def carried_text(self) -> str:
+        """The carried settings that differ from a new run's (``"optimizer sgd · momentum 0.5"``); '' when none."""
+        carried = self.values.get("carried", {})
+        changed = [f"{key.replace('_', ' ')} {value if not isinstance(value, dict) else 'set'}" for key, value in carried.items()
+                   if value != RunConfig.__dataclass_fields__[key].default]
+        return " · ".join(changed)
+
     def start(self) -> None:
         """A first visit (no dataset chosen yet): the paper's MNIST net on the bundled data, at rank 4."""
         if "dataset" in self.values:
@@ -140,6 +241,15 @@ class DesignState:
         del layers[index]
         self.set_more_layers(layers)
         self.shapes_typed()
+
+
+def rerun_problem(run: Mapping[str, Any]) -> Optional[str]:
+    """Why Explore cannot be prefilled with ``run`` (:meth:`DesignState.load_run`), or ``None`` when it can."""
+    try:
+        DesignState({}).load_run(run, str(run.get("id")))
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def planned_runs(config: RunConfig, name: str = "", baseline: bool = False,

@@ -20,7 +20,7 @@ from ttexplore.runs.config import RunConfig
 
 __all__ = ["Spread", "spread", "BAND_WORDS", "BAND_LEGEND", "spread_text", "group_key", "SeedGroup", "seed_groups",
            "group_of", "next_seed", "one_more_seed", "mean_events", "CURVE_KEYS", "MAX_SEED_SEARCH", "accuracy_points",
-           "rank_table"]
+           "rank_table", "groups_table"]
 
 #: What a band means, for legends and hover text.
 BAND_WORDS = {"std": "± 1 std", "min-max": "min–max"}
@@ -254,3 +254,21 @@ def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, d
                          "accuracy": values.mean, "± std": values.std, "runs": values.n}
     return pd.DataFrame([rows[key] for key in sorted(rows)],
                         columns=["max TT core rank", "shape", "compression rate", "accuracy", "± std", "runs"])
+
+
+def groups_table(found: Sequence[SeedGroup], labels: Mapping[str, str]):
+    """One row per seed group, for a table a group is picked from: ``experiment`` (``labels`` of its first run),
+    ``seeds`` (``"0, 1, 2"``), ``runs``, ``completed``, ``accuracy`` (mean), ``± std``, ``min``, ``max``,
+    ``first run``. A pandas DataFrame, in the order of ``found``."""
+    import pandas as pd
+
+    rows = []
+    for group in found:
+        values = group.accuracy
+        rows.append({"experiment": labels.get(group.first["id"], group.first["id"]),
+                     "seeds": ", ".join(map(str, group.seeds)), "runs": len(group.runs),
+                     "completed": values.n if values else 0, "accuracy": values.mean if values else None,
+                     "± std": values.std if values else None, "min": values.low if values else None,
+                     "max": values.high if values else None, "first run": group.first["id"]})
+    return pd.DataFrame(rows, columns=["experiment", "seeds", "runs", "completed", "accuracy", "± std", "min", "max",
+                                       "first run"])

@@ -35,6 +35,8 @@ __all__ = [
     "training_budget",
     "best_accuracy",
     "ACCURACY_WORDS",
+    "stopped_early_at",
+    "validation_text",
 ]
 
 #: What a run's "best" accuracy is, by how it was chosen (:func:`best_accuracy`).
@@ -176,6 +178,31 @@ def best_accuracy(run: Mapping[str, Any]) -> tuple[Optional[float], str]:
     if run.get("test_accuracy_at_best_val") is not None:
         return run["test_accuracy_at_best_val"], "validation"
     return run.get("best_test_accuracy"), "test"
+
+
+def stopped_early_at(run: Mapping[str, Any]) -> Optional[float]:
+    """The epoch a completed run with early stopping ended at, when that is before its planned epochs; else ``None``."""
+    config = run.get("config") or {}
+    done, planned = run.get("epochs_done") or 0, config.get("epochs") or 0
+    if run.get("status") == "completed" and config.get("early_stop") and 0 < done < planned:
+        return done
+    return None
+
+
+def validation_text(run: Mapping[str, Any]) -> str:
+    """What a run's validation split chose, in words: ``"best validation epoch 4 (val loss 0.310, val accuracy
+    0.921): test accuracy 0.915 there · stopped early at epoch 6 of 10 (no lower validation loss for 2 epochs)"``;
+    '' for a run without a split (or before its first epoch)."""
+    if run.get("best_val_epoch") is None:
+        return ""
+    text = (f"best validation epoch {run['best_val_epoch']:g} (val loss {run['best_val_loss']:.3f}, val accuracy "
+            f"{run['best_val_accuracy']:.3f}): test accuracy {run['test_accuracy_at_best_val']:.4f} there")
+    stopped = stopped_early_at(run)
+    if stopped is not None:
+        config = run["config"]
+        text += (f" · stopped early at epoch {stopped:g} of {config['epochs']} (no lower validation loss for "
+                 f"{config['early_stop']} epoch{'s' if config['early_stop'] != 1 else ''})")
+    return text
 
 
 def format_duration(seconds: Optional[float]) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.presenters.compare import baseline_deltas
 from ttexplore.presenters.groups import mean_events, seed_groups, spread_text
-from ttexplore.presenters.reports import (ACCURACY_WORDS, best_accuracy, format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
+from ttexplore.presenters.reports import (ACCURACY_WORDS, best_accuracy, format_duration, stopped_early_at, kind_title, ranks_list_text, run_label, run_ranks_text,
                                           run_ranks_used, run_shape_text)
 
 __all__ = [
@@ -192,6 +192,8 @@ def run_state(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]], posit
     if status == "running" and not events:
         return {"fraction": 0.0, "text": "starting: loading data, waiting for its first point", "waiting": True}
     text = f"epoch {fraction * epochs:.2f} of {epochs}"
+    if stopped_early_at(run) is not None:  # completed before its planned epochs: the validation loss stopped improving
+        text = f"stopped early at epoch {done:g} of {epochs}"
     scored = [event for event in events if event.get("test_accuracy") is not None]
     if scored:
         text += f" · test accuracy {scored[-1]['test_accuracy']:.3f}"
