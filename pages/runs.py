@@ -139,9 +139,10 @@ chosen = st.multiselect("Runs to compare", options, key="runs_compare", format_f
                         placeholder="Pick runs to draw their curves together and see what differs")
 if chosen:
     picked = [by_id[run_id] for run_id in chosen]
-    st.markdown("**What differs** — only the settings that are not the same for every run, beside the results")
-    st.dataframe(compare.differences_table(picked, tracking.distinct_labels(picked)), hide_index=True, key="runs_differ",
-                 column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("final test acc", "best acc")})
+    with st.container(key="runs-differ"):
+        st.markdown("**What differs** — only the settings that are not the same for every run, beside the results")
+        st.dataframe(compare.differences_table(picked, tracking.distinct_labels(picked)), hide_index=True,
+                     column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("final test acc", "best acc")})
     controls = ui.curve_controls("compare-curves")
     merge = st.toggle("Seeds as one: the mean of each seed group, with its band", value=True, key="runs_merge_seeds")
     curves = tracking.curve_runs(picked, store.metrics_for(chosen), tracking.distinct_labels(picked), group_seeds=merge)
