@@ -399,7 +399,7 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
         single(page, ".st-key-metrics-csv button").click()
     rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text())))
     assert list(rows[0]) == ["run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss",
-                             "test_accuracy", "elapsed_s"]
+                             "test_accuracy", "elapsed_s", "val_loss", "val_accuracy"]
     assert {row["run_id"] for row in rows} == {run["id"]} and len(rows) == len(events)
     assert float(rows[-1]["epoch"]) == pytest.approx(EPOCHS)
 

@@ -164,3 +164,12 @@ def test_the_runs_table_shows_each_seed_groups_mean_and_count():
     runs.append(run_of(BASE.replace(seed=3), "s3", status="running"))
     table = tracking.hparams_table(runs)
     assert list(table["seed group"]) == ["0.9300 ± 0.0300 (n=3)"] * 4 and list(table["seeds"]) == [3] * 4
+
+
+def test_a_validation_split_is_drawn_dotted_and_named_in_the_legend():
+    held = [{**event, "val_loss": 0.5 + index, "val_accuracy": 0.8} for index, event in enumerate(events((1, 0.8, 1.0), (2, 0.9, 0.5)))]
+    figure = plots.training_curves([{"label": "held", "events": held}])
+    loss = next(trace for trace in figure.data if trace.name == "held (val)" and trace.xaxis == "x")
+    assert list(loss.y) == [0.5, 1.5] and loss.line.dash == "dot"
+    assert "val (dotted)" in {trace.name for trace in figure.data}
+    assert "val (dotted)" not in {trace.name for trace in plots.training_curves([{"label": "r", "events": events((1, .8, 1.))}]).data}

@@ -45,6 +45,10 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+#: How a legend names a line style.
+STYLE_WORDS = {"dash": "dashed", "solid": "solid", "dot": "dotted"}
+
+
 def band_trace(xs: Sequence[Any], lows: Sequence[Optional[float]], highs: Sequence[Optional[float]], color: str,
                legendgroup: str, name: str) -> Optional[go.Scatter]:
     """A filled band between ``lows`` and ``highs`` over ``xs`` (points where either is ``None`` left out), for
@@ -100,7 +104,8 @@ def training_curves(
         log_loss: draw the loss on a log axis.
 
     The legend names each run once (clicking it hides all of the run's lines) and says
-    which line style is train and which is test, also in an exported image. A run without
+    which line style is train and which is test (and validation, dotted, when a run holds a validation
+    split out), also in an exported image. A run without
     points is listed with its reason; with no point at all the axes keep sensible ranges
     and the figure says what it waits for.
     """
@@ -108,6 +113,9 @@ def training_curves(
 
     axis_title = X_AXES.get(x, X_AXES["epoch"])[1]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.1)
+    # a run with a validation split also draws it, dotted (its epoch ends only)
+    validated = any(event.get("val_loss") is not None for run in runs for event in run.get("events") or [])
+    styles = (("train", "dash"), ("test", "solid")) + ((("val", "dot"),) if validated else ())
     plotted = 0
     waiting: list[str] = []
     for index, run in enumerate(runs):
@@ -122,7 +130,7 @@ def training_curves(
                                     name=label if events else f"{label} (no point yet)", legendgroup=label,
                                     marker={"size": 5}, hoverinfo="skip"), row=1, col=1)
         for column, metric in ((1, "loss"), (2, "accuracy")):
-            for split, dash in (("train", "dash"), ("test", "solid")):
+            for split, dash in styles:
                 key = f"{split}_{metric}"
                 values = _train_values(events, key) if split == "train" else [event.get(key) for event in events]
                 hover = f"{label}<br>{split} {metric}: %{{y:.4f}}<br>{axis_title} %{{x:.4g}}<extra></extra>"
@@ -151,8 +159,8 @@ def training_curves(
                     row=1, col=column,
                 )
     # what the two line styles mean, in the legend itself (an exported image keeps it)
-    for split, dash in (("train", "dash"), ("test", "solid")):
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({'dashed' if dash == 'dash' else 'solid'})",
+    for split, dash in styles:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({STYLE_WORDS[dash]})",
                                     line={"color": "#888", "dash": dash, "width": 2}, legendgroup=f"style-{split}",
                                     hoverinfo="skip"), row=1, col=1)
     if any(run.get("bands") for run in runs):  # what the bands are, in the legend too
