@@ -67,7 +67,7 @@ def train_card(config: "RunConfig | None", info) -> None:
     on_machine = available_datasets().get(state.dataset, False)
     with st.container(border=True, key="train-card"):
         epochs_col, lr_col = st.columns([1, 1.4])
-        epochs_col.number_input("Epochs", 1, max(500, state.epochs), key="epochs", persist_state=KEEP)
+        epochs_col.number_input("Epochs", min(1, state.epochs), max(500, state.epochs), key="epochs", persist_state=KEEP)
         lr_col.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, state.lr}), key="lr",
                              persist_state=KEEP, format_func=lambda value: f"{value:g}")  # a loaded run's lr among them
         st.button("Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
@@ -85,10 +85,11 @@ def train_card(config: "RunConfig | None", info) -> None:
             left, right = st.columns(2)
             left.selectbox("Batch size", sorted({16, 32, 64, 128, 256, state.batch_size}), key="batch_size", persist_state=KEEP)
             right.number_input("Seed", 0, max(2**31 - 1, state.seed), key="seed", persist_state=KEEP)
-            left.number_input("Validation split", 0.0, 0.5, step=0.05, key="val_split", persist_state=KEEP,
+            left.number_input("Validation split", 0.0, 0.5, step=0.05, format="%g", key="val_split", persist_state=KEEP,
                               help="Hold this share of the training images out (stratified, from the seed); the epoch of "
                                    "the lowest validation loss is the run's best, its weights kept beside the last")
-            right.number_input("Early stop after (epochs, 0 = off)", 0, 1000, key="early_stop", persist_state=KEEP,
+            right.number_input("Early-stopping patience (0 = off)", 0, max(1000, state.early_stop), key="early_stop",
+                               persist_state=KEEP,
                                help="Stop after this many epochs without a lower validation loss (needs a split)")
             st.number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")

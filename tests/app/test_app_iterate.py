@@ -128,3 +128,14 @@ def test_a_run_explore_cannot_hold_says_why(app_home):
     at.switch_page("pages/run.py").run()
     link = next(item for item in at.get("page_link") if item.proto.label == "Re-run with changes")
     assert link.proto.disabled and "first hidden layer is TT" in link.proto.help
+
+
+def test_a_run_of_zero_epochs_from_trained_weights_loads_too(app_home):
+    start = BASE.replace(epochs=0, init_from={"path": "/nowhere/w.pt", "sha256": "a" * 64, "run": "r1"}, ranks=4)
+    run_id = RunStore().create_run(start, status="completed")
+    at = new_app()
+    at.query_params["from"] = run_id
+    at.run()
+    assert not at.exception, [item.value for item in at.exception]
+    assert at.session_state["epochs"] == 0 and at.number_input(key="epochs").value == 0
+    assert "starts from TT-SVD of run r1" in " ".join(item.value for item in at.caption)

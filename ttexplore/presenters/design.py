@@ -21,6 +21,7 @@ from ttexplore.presenters import preview
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, design_config, network_config, next_layer_text,
                                           padding_options, presets_for)
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.runs.resources import check_run_memory, human_bytes
@@ -174,8 +175,8 @@ class DesignState:
     def carried_text(self) -> str:
         """The carried settings that differ from a new run's (``"optimizer sgd · momentum 0.5"``); '' when none."""
         carried = self.values.get("carried", {})
-        changed = [f"{key.replace('_', ' ')} {value if not isinstance(value, dict) else 'set'}" for key, value in carried.items()
-                   if value != RunConfig.__dataclass_fields__[key].default]
+        changed = [f"starts from {InitFrom.of(value).describe()}" if key == "init_from" else f"{key.replace('_', ' ')} {value}"
+                   for key, value in carried.items() if value != RunConfig.__dataclass_fields__[key].default]
         return " · ".join(changed)
 
     def start(self) -> None:
