@@ -12,6 +12,7 @@ The app's "Download everything" button and ``python -m ttexplore runs export --o
                              against accuracy; interactive, offline (figures/plotly.min.js beside them)
     figures/*.png            the same figures as images, when kaleido can render here
     weights/<id>.pt          each run's trained weights (only files inside the store's artifacts folder)
+    weights/<id>.best.pt     with a validation split, its best epoch's weights
 
 No streamlit; plotly and pandas are imported when a bundle is made.
 """
@@ -133,6 +134,9 @@ def export_bundle(store: Any, run_ids: Optional[Sequence[str]] = None, images: b
                 add(f"weights/{run['id']}.pt", path.read_bytes(), compress=False)
             elif run["status"] in ("completed", "cancelled", "interrupted"):
                 notes.append(f"run {run['id']} has no weights file")
+            best = store.best_weights_path_for(run["id"])  # a run with a validation split: its best epoch's too
+            if best.is_file():
+                add(f"weights/{run['id']}.best.pt", best.read_bytes(), compress=False)
         add("README.txt", _readme(runs, files, notes))
     return Bundle(buffer.getvalue(), files, notes, len(runs))
 
@@ -149,8 +153,8 @@ def write_bundle(store: Any, path: "str | Path", run_ids: Optional[Sequence[str]
 
 def _run_record(store: Any, run: dict[str, Any], label: str) -> dict[str, Any]:
     keys = ("id", "name", "tags", "notes", "status", "dataset", "layer", "shape", "layer_params", "compression",
-            "best_test_accuracy", "final_test_accuracy", "epochs_done", "sweep", "error", "created_at", "started_at",
-            "finished_at")
+            "best_test_accuracy", "final_test_accuracy", "epochs_done", "best_val_epoch", "best_val_accuracy",
+            "test_accuracy_at_best_val", "sweep", "error", "created_at", "started_at", "finished_at")
     record = {key: run.get(key) for key in keys}
     record["label"] = label
     record["config"] = run.get("config")
@@ -171,6 +175,7 @@ def _readme(runs: Sequence[dict[str, Any]], files: Sequence[str], notes: Sequenc
         "figures/*.html    interactive figures (open in a browser; plotly.min.js sits beside them)",
         "figures/*.png     the same figures as images, when they could be rendered",
         "weights/ID.pt     trained weights: from ttexplore.runs.models import load_model; model, config = load_model(path)",
+        "weights/ID.best.pt  a run with a validation split: the weights of its best epoch (lowest validation loss)",
         "",
         "In the training curves, train lines are dashed and test lines solid.",
         "",
