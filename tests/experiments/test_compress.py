@@ -167,3 +167,26 @@ def test_compress_over_the_seeds_of_a_dense_run(tmp_path):
     assert scratch_seeds == {0, 1}
     assert report["dense_test_accuracy"] == pytest.approx(
         sum(store.get_run(run_id)["final_test_accuracy"] for run_id in run_ids) / 2)
+
+
+def test_a_from_scratch_net_of_another_length_or_seed_is_not_the_comparison_asked_for(tmp_path):
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 64)
+    torch.save({"fc.weight": layer.weight.data}, tmp_path / "linear.pt")
+    source = compress.source_from_file(tmp_path / "linear.pt", "digits", pad_to=None)
+    targets = compress.plan_compression(source, "4x4x4", "4x4x4", ranks=[2], finetune_epochs=0, scratch_epochs=3)
+    store = RunStore()
+
+    def stored(config):  # a completed run, as a sweep or an earlier compression left it (no training needed here)
+        run_id = store.create_run(config, status="running")
+        store.finish(run_id, "completed")
+        return run_id
+
+    wanted = lambda: [what for what, _, _ in compress.missing_runs(store, targets, scratch=True)]  # noqa: E731
+    assert wanted() == ["compressed", "scratch"]
+    stored(targets[0].scratch.replace(epochs=20))  # the same net trained longer
+    stored(targets[0].scratch.replace(seed=5))  # or at another seed
+    assert wanted() == ["compressed", "scratch"]
+    exact = stored(targets[0].scratch)
+    assert wanted() == ["compressed"]
+    assert compress.find_scratch(store, targets[0].scratch, 3)["id"] == exact

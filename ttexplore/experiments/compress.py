@@ -240,14 +240,16 @@ def _modes(value: Any, name: str) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- running and reading back
 def find_scratch(store: RunStore, config: RunConfig, epochs: Optional[int] = None,
-                 same_seed: bool = False) -> Optional[dict[str, Any]]:
+                 exact: bool = False) -> Optional[dict[str, Any]]:
     """The newest completed run of the same network on the same data, trained from a random draw (any lr or
-    epochs; those of ``epochs`` epochs first, then those of ``config``'s seed), or ``None``. With ``same_seed``
-    only runs of ``config``'s seed count (each seed of a compared source gets its own from-scratch net)."""
+    epochs; those of ``epochs`` epochs first, then those of ``config``'s seed), or ``None``. With ``exact``
+    only runs of ``config``'s seed and of ``epochs`` epochs count: the comparison a compression asks for
+    (each seed of compared sources gets its own from-scratch net, trained as long as asked)."""
     wanted = _network_key(config)
     matches = [run for run in store.list_runs(status=("completed",), dataset=config.dataset)
                if "init_from" not in run["config"] and _network_key(_config_or_none(run["config"])) == wanted
-               and (not same_seed or run["config"].get("seed", 0) == config.seed)]
+               and (not exact or (run["config"].get("seed", 0) == config.seed
+                                  and (epochs is None or run["config"].get("epochs") == epochs)))]
     # stable: newest first within each group
     matches.sort(key=lambda run: (epochs is not None and run["config"].get("epochs") != epochs,
                                   run["config"].get("seed", 0) != config.seed))
@@ -275,12 +277,13 @@ def missing_runs(store: RunStore, targets: Sequence[CompressTarget], scratch: bo
                  skip_active: bool = False) -> list[tuple[str, RunConfig, str]]:
     """``(what, config, name)`` of each run the targets need that the store has not completed (nor,
     with ``skip_active``, queued or running): the compressed and fine-tuned ones, and with ``scratch``
-    the from-scratch one when the store has none of its seed. ``what`` is ``compressed``, ``finetuned`` or ``scratch``."""
+    the from-scratch one when the store has none of its seed and epochs. ``what`` is ``compressed``, ``finetuned``
+    or ``scratch``."""
     active = {run["config_key"] for run in store.list_runs(status=("queued", "running"))} if skip_active else set()
     wanted = []
     for target in targets:
         jobs = [("compressed", target.compressed), ("finetuned", target.finetuned)]
-        if scratch and find_scratch(store, target.scratch, target.scratch.epochs, same_seed=True) is None:
+        if scratch and find_scratch(store, target.scratch, target.scratch.epochs, exact=True) is None:
             jobs.append(("scratch", target.scratch))
         for what, config in jobs:
             if config is None or config.key() in active or store.find_completed(config) is not None:
