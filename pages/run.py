@@ -64,7 +64,7 @@ tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", bord
 
 seeds = groups.seed_groups(groups.group_of(runs, run))[0]
 notes = [reports.validation_text(run), f"seed group: {groups.spread_text(seeds.accuracy)}, seeds "
-         f"{', '.join(map(str, seeds.seeds))}" if seeds.accuracy and len(seeds.runs) > 1 else ""]
+         f"{', '.join(map(str, seeds.seeds))}" if seeds.accuracy and len(seeds.per_seed) > 1 else ""]
 if any(notes):
     st.caption(" · ".join(note for note in notes if note))
 

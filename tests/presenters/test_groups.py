@@ -173,3 +173,15 @@ def test_a_validation_split_is_drawn_dotted_and_named_in_the_legend():
     assert list(loss.y) == [0.5, 1.5] and loss.line.dash == "dot"
     assert "val (dotted)" in {trace.name for trace in figure.data}
     assert "val (dotted)" not in {trace.name for trace in plots.training_curves([{"label": "r", "events": events((1, .8, 1.))}]).data}
+
+
+def test_a_repeat_of_one_seed_is_not_one_more_sample_of_the_seed_noise():
+    runs = [run_of(BASE, "again", best=0.91), run_of(BASE, "first", best=0.91), run_of(BASE.replace(seed=1), "other", best=0.95)]
+    (group,) = groups.seed_groups(runs)
+    assert [run["id"] for run in group.per_seed] == ["again", "other"] and group.seeds == [0, 1]
+    assert (group.accuracy.n, group.accuracy.mean) == (2, pytest.approx(0.93))
+    metrics = {run["id"]: events((1, run["best_test_accuracy"], 1.0)) for run in runs}
+    series = tracking.curve_runs(runs, metrics, group_seeds=True)
+    assert len(series) == 1 and series[0]["label"].endswith("mean of 2 seeds")
+    named = [run_of(BASE, name, best=0.9, name=name) for name in ("one", "two")]  # the same run twice: kept apart
+    assert [item["label"] for item in tracking.curve_runs(named, {}, group_seeds=True)] == ["one", "two"]

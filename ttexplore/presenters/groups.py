@@ -19,7 +19,7 @@ from ttexplore.presenters.reports import best_accuracy, run_config, run_ranks_te
 from ttexplore.runs.config import RunConfig
 
 __all__ = ["Spread", "spread", "BAND_WORDS", "BAND_LEGEND", "spread_text", "group_key", "SeedGroup", "seed_groups",
-           "group_of", "next_seed", "one_more_seed", "mean_events", "CURVE_KEYS", "MAX_SEED_SEARCH", "accuracy_points",
+           "group_of", "first_per_seed", "next_seed", "one_more_seed", "mean_events", "CURVE_KEYS", "MAX_SEED_SEARCH", "accuracy_points",
            "rank_table", "groups_table"]
 
 #: What a band means, for legends and hover text.
@@ -99,10 +99,11 @@ class SeedGroup:
 
     Attributes:
         key: :func:`group_key`.
-        runs: its runs, in the order given.
+        runs: its runs, in the order given (a run repeated at the same seed is among them).
         accuracy: the :class:`Spread` of their accuracy (:func:`~ttexplore.presenters.reports.best_accuracy`:
             at the best validation epoch when the runs hold a validation set out, else the best test
-            point) over the completed runs; ``None`` before one completes.
+            point) over the completed runs, one per seed (a repeat of a seed is the same deterministic run,
+            not one more sample of the seed noise); ``None`` before one completes.
     """
 
     key: str
@@ -118,17 +119,35 @@ class SeedGroup:
     def first(self) -> Mapping[str, Any]:
         return self.runs[0]
 
+    @property
+    def per_seed(self) -> list[Mapping[str, Any]]:
+        """One run per seed: the first of each seed in :attr:`runs`' order."""
+        return first_per_seed(self.runs)
+
+
+def first_per_seed(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The first run of each seed among ``runs``, in their order."""
+    seen: set[int] = set()
+    kept = []
+    for run in runs:
+        seed = int((run.get("config") or {}).get("seed", 0))
+        if seed not in seen:
+            seen.add(seed)
+            kept.append(run)
+    return kept
+
 
 def seed_groups(runs: Iterable[Mapping[str, Any]],
                 value: Callable[[Mapping[str, Any]], Optional[float]] = lambda run: best_accuracy(run)[0]) -> list[SeedGroup]:
     """The seed groups of ``runs``, in the order their first run comes; each with the spread of ``value``
-    over its completed runs."""
+    over its completed runs, the first completed one of each seed (``runs`` newest first: the newest)."""
     groups: dict[str, SeedGroup] = {}
     for run in runs:
         key = group_key(run)
         groups.setdefault(key, SeedGroup(key)).runs.append(run)
     for group in groups.values():
-        group.accuracy = spread(value(run) for run in group.runs if run.get("status") == "completed")
+        group.accuracy = spread(value(run) for run in first_per_seed(run for run in group.runs
+                                                                     if run.get("status") == "completed"))
     return list(groups.values())
 
 

@@ -373,14 +373,16 @@ def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence
     running (``pending``), and, while it has no point, what it waits for (its place in the queue, its start)
     or why it has none (it failed first).
 
-    With ``group_seeds``, the runs of a seed group (:mod:`ttexplore.presenters.groups`: the same settings,
-    other seeds) among ``runs`` are one series instead, where its first run would be: the mean curve with its
-    bands (:func:`~ttexplore.presenters.groups.mean_events`), labelled ``"... · mean of 3 seeds"``."""
+    With ``group_seeds``, the runs of a seed group (:mod:`ttexplore.presenters.groups`: the same settings)
+    among ``runs`` that holds two seeds or more are one series instead, where its first run would be: the
+    mean curve of one run per seed with its bands (:func:`~ttexplore.presenters.groups.mean_events`),
+    labelled ``"... · mean of 3 seeds"``. Repeats of one seed alone stay apart (a repeat is the same run,
+    not a sample of the seed noise)."""
     labels = labels or distinct_labels(runs)
     positions = queue_positions(runs)
     series = []
     if group_seeds:
-        seed_sets = [group for group in seed_groups(runs) if len(group.runs) > 1]
+        seed_sets = [group for group in seed_groups(runs) if len(group.per_seed) > 1]
         grouped = {run["id"]: group for group in seed_sets for run in group.runs}
         firsts = [run for run in runs if run["id"] not in grouped or grouped[run["id"]].first["id"] == run["id"]]
         group_labels = distinct_labels(firsts)
@@ -388,8 +390,8 @@ def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence
         if group_seeds and run["id"] in grouped:
             group = grouped[run["id"]]
             if group.first["id"] == run["id"]:
-                events, bands = mean_events([metrics.get(member["id"], []) for member in group.runs])
-                series.append({"label": f"{group_labels[run['id']]} · mean of {len(group.runs)} seeds", "events": events,
+                events, bands = mean_events([metrics.get(member["id"], []) for member in group.per_seed])
+                series.append({"label": f"{group_labels[run['id']]} · mean of {len(group.per_seed)} seeds", "events": events,
                                "bands": bands, "epochs": (run.get("config") or {}).get("epochs"),
                                "waiting": None if events else "its seeds wait for their first point",
                                "pending": any(member.get("status") in ACTIVE for member in group.runs)})
