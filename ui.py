@@ -426,6 +426,23 @@ def stop_or_resume(run: dict, where: Any, stop_key: str, resume_key: str, what: 
                 st.rerun()
 
 
+def one_more_seed(run: dict, where: Any, key: str) -> None:
+    """A "One more seed" button in ``where``: queues ``run``'s configuration again at the next seed its seed group has
+    not used (:func:`ttexplore.presenters.groups.one_more_seed`), with its name, tags and sweep; says which in a toast."""
+    from ttexplore.presenters.groups import one_more_seed as next_run
+
+    if where.button("One more seed", key=key, icon=":material/add_circle:",
+                    help="Train the same configuration again at the next unused seed: its seed group's spread "
+                         "(mean ± std over seeds) shows whether a difference is more than seed noise"):
+        try:
+            config = next_run(get_store().list_runs(), run)
+            get_manager().submit(config, sweep=run.get("sweep"), name=run.get("name", ""), tags=run.get("tags", []))
+        except (ConfigError, ValueError) as error:
+            st.toast(f"Not queued: {ui_words(str(error))}", icon=":material/error:")
+            return
+        st.toast(f"Queued seed {config.seed} of this configuration", icon=":material/queue:")
+
+
 def run_error(run: dict) -> None:
     """Why a run stopped, in the app's words: a warning when it was interrupted (it can resume), an error
     when it failed or diverged; nothing for a run without an error."""
@@ -507,3 +524,35 @@ def rank_schedule_box(config: Callable[[], Any], labels: dict[str, str], key: st
         show_config_error(problem, labels)
     elif caption:
         st.caption(caption)
+
+
+def loaded_from_banner(design: Any) -> None:
+    """Explore's banner for a run loaded by Re-run with changes (``?from=RUN_ID``): what was filled in, the
+    notes on what could not be carried exactly, the settings carried without a widget, and a way to drop them
+    (``design``: the page's :class:`~ttexplore.presenters.design.DesignState`)."""
+    values = design.values
+    if not values.get("loaded_from"):
+        return
+    with st.container(border=True, key="loaded-from"):
+        st.markdown(f":material/replay: **Prefilled from run `{markdown_text(values['loaded_from'])}`**: every layer, the "
+                    "data and the training settings; change anything, then train.")
+        for note in values.get("load_notes") or []:
+            st.caption(f":material/info: {markdown_text(note)}")
+        if design.carried_text():
+            st.caption(f"Also carried over (no widget here): {markdown_text(design.carried_text())}")
+        st.button("Drop the carried settings", key="forget_loaded", type="tertiary", on_click=design.forget_run)
+
+
+def known_tags() -> list[str]:
+    """Tags of the saved runs, offered in the tag pickers (none when the store cannot be read)."""
+    from ttexplore.presenters.tracking import all_tags
+
+    return [] if store_problem() else all_tags(get_store().list_runs(limit=500))
+
+
+def already_trained(build: Callable[[], Any]) -> Optional[dict]:
+    """The newest completed run of exactly the run ``build()`` describes (what a Train button would queue), or
+    ``None`` (also when the store cannot be read or the configuration is wrong: the page says that elsewhere)."""
+    with contextlib.suppress(ConfigError, ValueError):
+        return None if store_problem() else get_store().find_completed(build())
+    return None

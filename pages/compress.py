@@ -12,6 +12,7 @@ from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters import compress as views
 from ttexplore.presenters.preview import other_factorizations
+from ttexplore.presenters.groups import group_of
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 from ttexplore.runs.uploads import discard_upload
 
@@ -72,7 +73,7 @@ with st.container(border=True):
     st.subheader("What to compress", divider="gray")
     kind = st.segmented_control("Source", ["A trained run", "A weights file"], key="compress_kind", required=True,
                                 default="A trained run", persist_state=KEEP)
-    source = None
+    source, siblings = None, None
     if kind == "A trained run":
         candidates = views.compressible_runs(store.list_runs(status=("completed",)))
         if not candidates:
@@ -83,6 +84,14 @@ with st.container(border=True):
         run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded)", list(by_id), key="compress_run", persist_state=KEEP,
                               format_func=names.get)
         source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
+        seeds = group_of(candidates, by_id[run_id])  # the same experiment at other seeds: compressed alike, averaged
+        if len(seeds) > 1 and st.toggle(f"Every seed of this experiment ({len(seeds)} runs: seeds "
+                                        f"{', '.join(str(run['config'].get('seed', 0)) for run in seeds)})",
+                                        key="compress_seeds", persist_state=KEEP,
+                                        help="Compress each seed's W alike; the table and figures show each rank's mean "
+                                             "with its spread over the seeds (± 1 std from three, min–max below)"):
+            siblings = [ui.config_or_error(lambda run=run: run_source(str(store.path), run["id"], run.get("finished_at")))
+                        for run in seeds]
     else:
         upload = st.file_uploader("Weights (.pt): a state_dict or tensor holding an nn.Linear weight, or a ttexplore "
                                   "model file; read weights-only", type=["pt", "pth"], key="compress_upload")
@@ -102,6 +111,7 @@ with st.container(border=True):
                 discard_upload(store, path)  # rejected: not kept on the server
     if source is None:
         st.stop()
+    siblings = [each for each in siblings or [source] if each is not None]  # the sources compressed alike
     rounding = source.trained is not None
     top = max(source.tt.ranks, default=1) if rounding else None  # rounding only lowers the ranks in use
     st.caption((f"The trained TT layer, ranks {', '.join(map(str, source.tt.ranks))} ({source.tt.params:,} weights), is "
@@ -178,17 +188,20 @@ ranks = tuple(sorted(state.get(RANKS_KEY if top is None else f"{RANKS_KEY}_below
 if not ranks:
     st.info("Choose at least one rank.", icon=":material/info:")
     st.stop()
-targets = plan(sha, in_modes, out_modes, ranks, int(state.compress_epochs), int(state.compress_scratch_epochs), source)
+plans = [plan(each.init_from.sha256, in_modes, out_modes, ranks, int(state.compress_epochs),
+              int(state.compress_scratch_epochs), each) for each in siblings]
 if pressed:
     from ttexplore.experiments import compress
 
     ui.manager_or_stop()
-    queued, repeats = ui.queue_once((config, {"name": name, "tags": compress.run_tags(what)}) for what, config, name
+    queued, repeats = ui.queue_once((config, {"name": name, "tags": compress.run_tags(what)}) for targets in plans for what, config, name
                                     in compress.missing_runs(store, targets, bool(state.compress_scratch), skip_active=True))
     st.toast(views.queued_text(len(queued), len(repeats)), icon=":material/queue:")  # new runs only
 
-accuracy = dense_accuracy(sha, source)
-keys = {config.key() for target in targets for config in (target.compressed, target.finetuned, target.scratch) if config}
+accuracies = [dense_accuracy(each.init_from.sha256, each) for each in siblings]
+accuracy = sum(accuracies) / len(accuracies) if None not in accuracies else None
+keys = {config.key() for targets in plans for target in targets
+        for config in (target.compressed, target.finetuned, target.scratch) if config}
 
 
 def waiting_runs() -> int:
@@ -202,11 +215,13 @@ polling = waiting_runs() > 0
 def results() -> None:
     from ttexplore.experiments import compress
 
-    rows = [row.to_dict() for row in compress.compress_rows(store, targets)]
+    per_seed = [[row.to_dict() for row in compress.compress_rows(store, targets)] for targets in plans]
+    rows = compress.combine_seeds(per_seed) if len(per_seed) > 1 else per_seed[0]
     waiting = waiting_runs()
     if polling and not waiting:
         st.rerun(scope="app")  # all done: draw once more without polling
     st.caption((f"{waiting} run(s) queued or running · " if waiting else "")
+               + (f"{len(plans)} seeds: each value is their mean · " if len(plans) > 1 else "")
                + (f"the network as trained: test accuracy {accuracy:.4f}" if accuracy is not None else
                   "the file has no classifier: TT-SVD's accuracy is that of a random head"))
     st.dataframe(views.compress_table(rows, source.method), hide_index=True, key="compress_table", column_config={

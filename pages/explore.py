@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import streamlit as st
 
 import ui
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
-from ttexplore.presenters.design import DesignState, planned_runs
+from ttexplore.presenters.design import TRAINING_DEFAULTS, DesignState, planned_runs
 from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
                                           presets_for, rank_slider_max, strategy_rows)
-from ttexplore.presenters.tracking import all_tags, already_trained_text
+from ttexplore.presenters.tracking import already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, dataset_info
@@ -38,8 +36,7 @@ def device_labels() -> dict[str, str]:
 
 def training_config() -> RunConfig:
     """The run the Train button would queue (raises ConfigError/ValueError with the fix)."""
-    return design.config(epochs=state.epochs, batch_size=state.batch_size, lr=state.lr, seed=state.seed,
-                         train_limit=state.train_limit or None, device=state.get("device", "auto"), round_to=state.round_to)
+    return design.run_config()
 
 
 def train_clicked(anyway: bool = False) -> None:
@@ -65,8 +62,7 @@ def train_clicked(anyway: bool = False) -> None:
 # ---------------------------------------------------------------- training
 def train_card(config: "RunConfig | None", info) -> None:
     """The Train card under the design: the main settings and the button in view, the rest folded."""
-    for key, default in (("epochs", 5), ("batch_size", 64), ("lr", 3e-3), ("seed", 0), ("train_limit", 0), ("round_to", ""),
-                         ("baseline", False), ("run_name", ""), ("run_tags", []), ("run_notes", ""), ("device", "auto")):
+    for key, default in {**TRAINING_DEFAULTS, "baseline": False, "run_name": "", "run_tags": [], "run_notes": ""}.items():
         state.setdefault(key, default)
     state.train_limit = min(state.train_limit, info.train_size)  # the dataset may have changed
     devices = device_labels()
@@ -75,9 +71,9 @@ def train_card(config: "RunConfig | None", info) -> None:
     on_machine = available_datasets().get(state.dataset, False)
     with st.container(border=True, key="train-card"):
         epochs_col, lr_col = st.columns([1, 1.4])
-        epochs_col.number_input("Epochs", 1, 500, key="epochs", persist_state=KEEP)
-        lr_col.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], key="lr", persist_state=KEEP,
-                             format_func=lambda value: f"{value:g}")
+        epochs_col.number_input("Epochs", min(1, state.epochs), max(500, state.epochs), key="epochs", persist_state=KEEP)
+        lr_col.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, state.lr}), key="lr",
+                             persist_state=KEEP, format_func=lambda value: f"{value:g}")  # a loaded run's lr among them
         st.button("Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
                   on_click=train_clicked, disabled=config is None or not on_machine,
                   help="Queue a background run; the Train page follows it live")
@@ -87,12 +83,18 @@ def train_card(config: "RunConfig | None", info) -> None:
         with st.expander(views.settings_title(state), expanded=bool(state.round_to), key="train-settings"):
             st.text_input("Run name", key="run_name", placeholder="e.g. paper net, lr sweep 1",
                           help="Shown instead of the automatic label on Train, Runs and in exports")
-            st.multiselect("Tags", sorted(set(state.run_tags) | set(known_tags())), key="run_tags", accept_new_options=True,
+            st.multiselect("Tags", sorted(set(state.run_tags) | set(ui.known_tags())), key="run_tags", accept_new_options=True,
                            persist_state=KEEP, placeholder="Add tags (type a new one)")
             st.text_area("Notes", key="run_notes", height=68, persist_state=KEEP, placeholder="What this run tries")
             left, right = st.columns(2)
-            left.selectbox("Batch size", [16, 32, 64, 128, 256], key="batch_size", persist_state=KEEP)
-            right.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
+            left.selectbox("Batch size", sorted({16, 32, 64, 128, 256, state.batch_size}), key="batch_size", persist_state=KEEP)
+            right.number_input("Seed", 0, max(2**31 - 1, state.seed), key="seed", persist_state=KEEP)
+            left.number_input("Validation split", 0.0, 0.5, step=0.05, format="%g", key="val_split", persist_state=KEEP,
+                              help="Hold this share of the training images out (stratified, from the seed); the epoch of "
+                                   "the lowest validation loss is the run's best, its weights kept beside the last")
+            right.number_input("Early-stopping patience (0 = off)", 0, max(1000, state.early_stop), key="early_stop",
+                               persist_state=KEEP,
+                               help="Stop after this many epochs without a lower validation loss (needs a split)")
             st.number_input("Training images (0 = all)", 0, info.train_size, key="train_limit", step=500,
                             persist_state=KEEP, help=f"Use fewer of the {info.train_size:,} images for a quick look.")
             st.selectbox("Device", list(devices), key="device", format_func=lambda name: devices[name].split(" — ")[0],
@@ -105,32 +107,25 @@ def train_card(config: "RunConfig | None", info) -> None:
         elif "train_repeats" in state:
             ui.repeat_notice(state.pop("train_repeats"), "train", lambda: train_clicked(anyway=True))
         elif config is not None and on_machine:
-            done = _already_trained(config)
+            done = ui.already_trained(training_config)
             if done is not None:
                 st.caption(f":material/history: {already_trained_text(done)}")
                 st.page_link("pages/run.py", label="Open that run", icon=":material/open_in_new:",
                              query_params={"id": done["id"]})
 
 
-def known_tags() -> list[str]:
-    """Tags of the saved runs, offered in the tag picker (none when the store cannot be read)."""
-    return [] if ui.store_problem() else all_tags(ui.get_store().list_runs(limit=500))
-
-
-def _already_trained(config: RunConfig) -> "dict | None":
-    """The newest completed run of exactly the run the button would queue, or None."""
-    with contextlib.suppress(ConfigError, ValueError):
-        return None if ui.store_problem() else ui.get_store().find_completed(training_config())
-
-
 if state.pop("open_train", False):
     st.switch_page("pages/train.py")
+if "from" in st.query_params:  # Re-run with changes (/?from=RUN_ID): the run's whole configuration in the widgets
+    state.loaded_from = st.query_params.pop("from")
+    state.load_notes = ui.config_or_error(lambda: design.load_run(ui.get_store().get_run(state.loaded_from), state.loaded_from))
 design.start()  # a first visit: the paper's MNIST net on the bundled data
 
 st.title("Explore a Tensor-Train layer")
 st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper (or with more hidden layers). Design the "
            "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
 ui.what_is_a_tt_layer()
+ui.loaded_from_banner(design)
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
 

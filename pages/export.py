@@ -8,7 +8,7 @@ from collections import Counter
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, export, plots, reports, tracking
+from ttexplore.presenters import bundle, export, groups, plots, reports, tracking
 from ttexplore.tt import ttmath
 
 state = st.session_state
@@ -75,13 +75,13 @@ if completed:
     datasets = sorted({run["dataset"] for run in completed})
     dataset = st.selectbox("Dataset for the 2018 reproduction's figure and table", datasets, key="export_dataset")
     on_set = [run for run in completed if run["dataset"] == dataset]
-    ui.show_figure(plots.accuracy_vs_params(reports.accuracy_points(on_set), title=f"{dataset}: accuracy against "
+    ui.show_figure(plots.accuracy_vs_params(groups.accuracy_points(on_set), title=f"{dataset}: accuracy against "
                    "the number of weights in the first layer"), f"accuracy-vs-weights-{dataset}", "export-accuracy")
     counts = Counter(reports.run_shape_text(run) for run in on_set if reports.has_tt_cores(run))
     shapes = sorted(counts, key=lambda name: (-counts[name], name != "4x8x8x4", name))  # most runs first
     if shapes:
         shape = st.selectbox("Shape for the rank table (slide 13)", shapes, key="export_shape")
-        table = reports.rank_table(on_set, shape=shape)
+        table = groups.rank_table(on_set, shape=shape)
         st.dataframe(table, hide_index=True, column_config={
             "compression rate": st.column_config.NumberColumn(format="%.1e"),
             "accuracy": st.column_config.NumberColumn(format="%.3f")})

@@ -8,8 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, cores, export, faults, plots, reports, tracking
+from ttexplore.presenters import bundle, cores, export, faults, groups, plots, reports, tracking
 from ttexplore.presenters import rounding as rounding_views
+from ttexplore.presenters.design import rerun_problem
 from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.config import ConfigError
 
@@ -60,8 +61,11 @@ if parent:
 
 # ---------------------------------------------------------------- numbers (before any chart)
 tiles = st.columns(5)
-best, final = run.get("best_test_accuracy"), run.get("final_test_accuracy")
-tiles[0].metric("Best test accuracy", f"{best:.4f}" if best is not None else "—", border=True)
+(best, basis), final = reports.best_accuracy(run), run.get("final_test_accuracy")
+tiles[0].metric("Test acc at best val epoch" if basis == "validation" else "Best test acc (on test)",
+                f"{best:.4f}" if best is not None else "—", border=True, help=reports.ACCURACY_WORDS[basis].capitalize()
+                + (f"; the best test point, selected on test (optimistic): {run['best_test_accuracy']:.4f}"
+                   if basis == "validation" and run.get("best_test_accuracy") is not None else ""))
 tiles[1].metric("Final test accuracy", f"{final:.4f}" if final is not None else "—", border=True)
 tiles[2].metric("Layer weights", f"{run['layer_params']:,}", border=True, delta=tracking.compression_text(run["compression"]),
                 delta_color="off", delta_arrow="off")
@@ -69,8 +73,18 @@ tiles[3].metric("Epochs done", f"{reports.epoch_text(run.get('epochs_done'))} of
 elapsed = events[-1].get("elapsed_s") if events else None
 tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
 
+seeds = groups.seed_groups(groups.group_of(runs, run))[0]
+notes = [reports.validation_text(run), f"seed group: {groups.spread_text(seeds.accuracy)}, seeds "
+         f"{', '.join(map(str, seeds.seeds))}" if seeds.accuracy and len(seeds.per_seed) > 1 else ""]
+if any(notes):
+    st.caption(" · ".join(note for note in notes if note))
+
 actions = st.container(horizontal=True, gap="small", key="run-actions")
 ui.stop_or_resume(run, actions, "run-stop", "run-resume")
+problem = rerun_problem(run)
+actions.page_link("pages/explore.py", label="Re-run with changes", icon=":material/edit:", query_params={"from": run_id},
+                  disabled=problem is not None, help=problem or "Open Explore with this run's whole configuration")
+ui.one_more_seed(run, actions, "run-more-seed")
 actions.page_link("pages/train.py", label="Watch on Train", icon=":material/monitoring:", query_params={"runs": run_id})
 actions.download_button("Everything about this run (zip)", on_click="ignore", icon=":material/folder_zip:",
                         data=lambda: bundle.export_bundle(store, [run_id]).data, file_name=f"ttexplore-{run_id}.zip",
@@ -175,12 +189,19 @@ with left:
                  hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 520))
 with right:
     st.subheader("Weights", divider="gray")
+    weights = store.artifact_path(run.get("weights_path"))  # never a file outside the artifacts folder
+    best_weights = store.best_weights_path_for(run_id)
     if weights is None or not weights.is_file():
         st.caption("No weights file: completed, stopped and interrupted runs keep theirs; this one has none yet.")
     else:
-        st.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(weights), type="primary",
+        st.download_button("Last epoch's weights (.pt)", data=lambda: export.model_file_bytes(weights), type="primary",
                            file_name=f"ttexplore-{run_id}.pt", mime="application/octet-stream", on_click="ignore",
                            icon=":material/download:", key="run-weights")
+    if best_weights.is_file():
+        st.download_button(f"Best validation epoch's weights (epoch {run['best_val_epoch']:g}, .pt)",
+                           data=lambda: export.model_file_bytes(best_weights), file_name=f"ttexplore-{run_id}-best.pt",
+                           mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+                           key="run-best-weights", help="The weights of the epoch with the lowest validation loss")
         st.code(f'from ttexplore.runs.models import load_model\nmodel, config = load_model("ttexplore-{run_id}.pt")',
                 language="python")
     st.caption(f"Created {tracking.started_text(run)}"

@@ -1,12 +1,13 @@
-"""Runs: every saved run as a sortable, filterable hyper-parameter table; hyper-parameters against accuracy;
-curves side by side; accuracy against layer weights; everything as one zip; deletion after a confirmation."""
+"""Runs: every saved run as a sortable, filterable hyper-parameter table (each against a pinned baseline); seed
+groups and one more seed; hyper-parameters against accuracy; chosen runs side by side (curves, the settings that
+differ); accuracy against layer weights; everything as one zip; deletion after a confirmation."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
-from ttexplore.presenters import bundle, faults, plots, reports, tracking
+from ttexplore.presenters import bundle, compare, faults, groups, plots, reports, tracking
 from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.store import ACTIVE_STATUSES
 
@@ -29,14 +30,26 @@ labels = tracking.distinct_labels(runs)
 
 # ---------------------------------------------------------------- overview
 counts = tracking.status_counts(runs)
-scored = [run for run in runs if run.get("best_test_accuracy") is not None]
-best = max(scored, key=lambda run: run["best_test_accuracy"], default=None)
+scored = [run for run in runs if reports.best_accuracy(run)[0] is not None]
+best = max(scored, key=lambda run: reports.best_accuracy(run)[0], default=None)
 tiles = st.columns(4)
 tiles[0].metric("Runs saved", len(runs), border=True)
 tiles[1].metric("Completed", counts["completed"], border=True)
 tiles[2].metric("Running or queued", counts["running"] + counts["queued"], border=True)
-tiles[3].metric("Best test accuracy", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
-                help=markdown_text(tracking.run_title(best)) if best else None)
+tiles[3].metric("Best accuracy", f"{reports.best_accuracy(best)[0]:.4f}" if best else "—", border=True,
+                help=markdown_text(f"{tracking.run_title(best)}: {reports.ACCURACY_WORDS[reports.best_accuracy(best)[1]]}") if best else None)
+
+
+def pin() -> None:
+    store.set_setting(compare.BASELINE_SETTING, state.runs_baseline or None)
+
+
+state.runs_baseline = store.setting(compare.BASELINE_SETTING) if store.setting(compare.BASELINE_SETTING) in by_id else ""
+st.selectbox("Pinned baseline", ["", *by_id], key="runs_baseline", on_change=pin, width=520,
+             format_func=lambda run_id: labels[run_id] if run_id else "none: pin a run to compare every run against it",
+             help="Kept in the run store (it survives reloads): the table gives each run's accuracy difference and "
+                  "weight ratio against it, the accuracy figure a line at its accuracy")
+baseline = by_id.get(state.runs_baseline)
 
 # ---------------------------------------------------------------- filters and the table
 datasets = sorted({run["dataset"] for run in runs})
@@ -49,22 +62,30 @@ chosen_status = status_col.multiselect("Statuses", statuses, key="runs_statuses"
 chosen_sets = data_col.multiselect("Datasets", datasets, key="runs_datasets", placeholder="every dataset")
 shown = tracking.filter_runs(runs, text, chosen_tags, chosen_status or None, chosen_sets or None)
 
-table = tracking.hparams_table(shown, labels=labels)
+table = tracking.hparams_table(shown, labels=labels, baseline=baseline)
 table.insert(1, "open", [f"run?id={run_id}" for run_id in table["id"]])
 st.dataframe(
     table,
     hide_index=True,
     key="runs_table",
-    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "× smaller", "best test acc",
-                  "final test acc", "epochs", "lr", "batch", "seed", "train images", "dataset", "sweep", "epochs done",
-                  "duration s", "started", "notes", "error", "id"],
+    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "× smaller", "acc", "seed group",
+                  *(["Δ acc vs baseline", "weights × baseline"] if baseline else []), "final test acc", "best test acc",
+                  "test acc at best val", "epochs", "lr", "batch", "seed", "train images", "dataset", "sweep",
+                  "epochs done", "duration s", "started", "notes", "error", "id"],
     column_config={
         "open": st.column_config.LinkColumn("", display_text=":material/open_in_new:", width="small",
                                             help="Open the run's page"),
         "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
         "layer weights": st.column_config.NumberColumn(format="localized"),
         "× smaller": st.column_config.NumberColumn(format="%.3g×", help="Dense weights / layer weights"),
-        "best test acc": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.4f"),
+        "acc": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="%.4f",
+                                               help=" or ".join(reports.ACCURACY_WORDS.values()).capitalize()),
+        "best test acc": st.column_config.NumberColumn(format="%.4f", help=reports.ACCURACY_WORDS["test"]),
+        "test acc at best val": st.column_config.NumberColumn(format="%.4f", help=reports.ACCURACY_WORDS["validation"]),
+        "seed group": st.column_config.TextColumn(help="The accuracy of the runs that differ from this one only by "
+                                                       "their seed: mean ± std (range below 3 runs) and how many"),
+        "Δ acc vs baseline": st.column_config.NumberColumn(format="%+.4f"),
+        "weights × baseline": st.column_config.NumberColumn(format="%.3g×"),
         "final test acc": st.column_config.NumberColumn(format="%.4f"),
         "duration s": st.column_config.NumberColumn("duration", format="%.1f s"),
         "lr": st.column_config.NumberColumn(format="%g"),
@@ -79,6 +100,19 @@ zip_col.download_button(f"Everything about these {len(shown)} runs (zip)", icon=
                         file_name="ttexplore-runs.zip", mime="application/zip", on_click="ignore", key="runs-zip",
                         disabled=not shown, width="stretch",
                         help="runs.csv, each run's metrics as CSV, figures (HTML, and PNG where kaleido renders), weights")
+
+# ---------------------------------------------------------------- seed groups
+st.subheader("Seed groups", divider="gray")
+found = groups.seed_groups(shown)
+group_rows = groups.groups_table(found, tracking.distinct_labels([group.first for group in found]))
+st.caption("Runs that differ only by their seed repeat one experiment: their spread is the seed noise a difference "
+           "must beat. Pick a group for one more seed.")
+picked_group = st.dataframe(group_rows, hide_index=True, key="runs_groups", on_select="rerun", selection_mode="single-row",
+                            column_order=["experiment", "seeds", "completed", "accuracy", "± std", "min", "max"],
+                            column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                           for name in ("accuracy", "± std", "min", "max")})
+if picked_group.selection.rows:
+    ui.one_more_seed(found[picked_group.selection.rows[0]].first, st, "runs-more-seed")
 
 # ---------------------------------------------------------------- hyper-parameters against accuracy
 st.subheader("Hyper-parameters against accuracy", divider="gray")
@@ -103,12 +137,17 @@ st.subheader("Compare runs", divider="gray")
 options = [run["id"] for run in shown]
 state["runs_compare"] = [run_id for run_id in state.get("runs_compare", [run["id"] for run in shown if run.get(
     "best_test_accuracy") is not None][:3]) if run_id in options]
-compare = st.multiselect("Runs to overlay", options, key="runs_compare", format_func=labels.get,
-                         placeholder="Pick runs to draw their curves together")
-if compare:
-    picked = [by_id[run_id] for run_id in compare]
+chosen = st.multiselect("Runs to compare", options, key="runs_compare", format_func=labels.get,
+                        placeholder="Pick runs to draw their curves together and see what differs")
+if chosen:
+    picked = [by_id[run_id] for run_id in chosen]
+    with st.container(key="runs-differ"):
+        st.markdown("**What differs** — only the settings that are not the same for every run, beside the results")
+        st.dataframe(compare.differences_table(picked, tracking.distinct_labels(picked)), hide_index=True,
+                     column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("final test acc", "best acc")})
     controls = ui.curve_controls("compare-curves")
-    curves = tracking.curve_runs(picked, store.metrics_for(compare), tracking.distinct_labels(picked))
+    merge = st.toggle("Seeds as one: the mean of each seed group, with its band", value=True, key="runs_merge_seeds")
+    curves = tracking.curve_runs(picked, store.metrics_for(chosen), tracking.distinct_labels(picked), group_seeds=merge)
     ui.show_figure(plots.training_curves(curves, title="Training curves (train dashed, test solid)", **controls),
                    "training-curves", "compare")
 
@@ -117,12 +156,14 @@ with_completed = sorted({run["dataset"] for run in shown if run["status"] == "co
 if with_completed:
     dataset = st.segmented_control("Dataset", with_completed, default=with_completed[0], key="runs_acc_dataset",
                                    required=True)
-    points = reports.accuracy_points([run for run in shown if run["dataset"] == dataset])
-    st.caption("The 2018 reproduction's figure: each shape's best test accuracy against the weights of the first layer "
-               "(log scale), one line per shape and training budget; train several ranks per shape (or a sweep) to "
-               "draw lines.")
-    ui.show_figure(plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights"),
-                   f"accuracy-vs-weights-{dataset}", "accuracy")
+    points = groups.accuracy_points([run for run in shown if run["dataset"] == dataset])
+    st.caption("The 2018 reproduction's figure: each shape's accuracy (its seeds' mean, with their band) against the "
+               "weights of the first layer (log scale), one line per shape and training budget; train several ranks "
+               "per shape (or a sweep) to draw lines.")
+    reference = compare.baseline_reference(baseline, labels.get(state.runs_baseline, "")) \
+        if baseline and baseline["dataset"] == dataset else None
+    ui.show_figure(plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights",
+                                            reference=reference), f"accuracy-vs-weights-{dataset}", "accuracy")
 else:
     st.caption("Completed runs will appear here.")
 

@@ -19,8 +19,10 @@ from ttexplore.runs.store import ACTIVE_STATUSES
 CUSTOM = "custom"
 CUSTOM_DEFAULTS = {"datasets": ("mnist5k",), "shapes": "4x8x8x4, 32x32, 2^10", "ranks": (1, 2, 3, 4), "pad_to": None, "epochs": 5}
 TABLE_COLUMNS = {"dataset": "dataset", "shape": "shape", "rank": "max TT rank", "params": "layer weights",
-                 "compression": "compression rate", "test_accuracy": "accuracy", "status": "status", "epochs": "epochs",
-                 "seconds": "seconds"}
+                 "compression": "compression rate", "test_accuracy_mean": "accuracy", "test_accuracy_std": "± std",
+                 "seeds": "seeds", "status": "status"}
+SEED_COLUMNS = {"shape": "shape", "rank": "max TT rank", "seed": "seed", "test_accuracy": "accuracy", "status": "status",
+                "epochs": "epochs", "seconds": "seconds"}
 
 #: The labels this page shows for a sweep's fields: messages name the widget, not the field.
 LABELS = {"shapes": "TT shapes", "ranks": "Max TT ranks", "seeds": "Seeds", "name": "Sweep name", "dataset": "Dataset",
@@ -123,18 +125,29 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
 
     figure = sweep.sweep_figure(rows, title=f"{plot_text(sweep_name)}: test accuracy against the weights of the first layer")
     ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
-    table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in rows]
+    summary = sweep.summarize(rows)
+    table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in summary]
     for entry in table:  # a dense baseline has no rank: an empty cell, not "None"
         entry["max TT rank"] = "" if entry["max TT rank"] is None else str(entry["max TT rank"])
         entry["dataset"] = DATASETS[entry["dataset"]].title if entry["dataset"] in DATASETS else entry["dataset"]
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"compression rate": st.column_config.NumberColumn(format="%.2e"),
-                                "layer weights": st.column_config.NumberColumn(format="localized"),
-                                "seconds": st.column_config.NumberColumn(format="%.1f"),
-                                "accuracy": st.column_config.NumberColumn(format="%.4f")})
-    st.download_button("CSV", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
-                       f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep-csv",
-                       icon=":material/download:", help="Download this sweep's results (every column of results.csv)")
+    st.caption("One row per cell: the mean final test accuracy over its seeds, the sample std (two or more seeds), "
+               "how many seeds completed. A difference smaller than the spread is seed noise.")
+    number = {"compression rate": st.column_config.NumberColumn(format="%.2e"),
+              "layer weights": st.column_config.NumberColumn(format="localized"),
+              "seconds": st.column_config.NumberColumn(format="%.1f"),
+              "accuracy": st.column_config.NumberColumn(format="%.4f"), "± std": st.column_config.NumberColumn(format="%.4f")}
+    st.dataframe(table, hide_index=True, width="stretch", column_config=number, key="sweep-cells")
+    with st.expander(f"Every run ({len(rows)}: one per cell and seed)"):
+        st.dataframe([{SEED_COLUMNS[column]: row[column] for column in SEED_COLUMNS} for row in rows], hide_index=True,
+                     width="stretch", column_config=number)
+    with st.container(horizontal=True, gap="small"):
+        st.download_button("results.csv", table_to_csv([{column: row[column] for column in sweep.SUMMARY_COLUMNS}
+                                                        for row in summary]),
+                           f"{sweep_name}-results.csv", "text/csv", on_click="ignore", key="sweep-csv",
+                           icon=":material/download:", help="One row per cell: mean, std, min, max over its seeds")
+        st.download_button("runs.csv", table_to_csv([{column: row[column] for column in sweep.RESULT_COLUMNS} for row in rows]),
+                           f"{sweep_name}-runs.csv", "text/csv", on_click="ignore", key="sweep-runs-csv",
+                           icon=":material/download:", help="One row per run (cell and seed)")
 
 
 ui.fragment("the sweep's results", run_every=2 if polling else None)(show_sweep)(sweep_name, polling)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from ttexplore.presenters import faults, plots
+from ttexplore.presenters import faults, plots, reports
 from ttexplore.presenters import tracking
 from ttexplore.presenters.usertext import markdown_text
 from ttexplore.runs.store import ACTIVE_STATUSES
@@ -68,15 +68,16 @@ active_at_start = {run["id"] for run in watched if run["status"] in ACTIVE_STATU
 
 # ---------------------------------------------------------------- the numbers, before any chart
 counts = tracking.status_counts(runs)
-scored = [run for run in watched if run.get("best_test_accuracy") is not None]
-best = max(scored, key=lambda run: run["best_test_accuracy"], default=None)
+scored = [run for run in watched if reports.best_accuracy(run)[0] is not None]
+best = max(scored, key=lambda run: reports.best_accuracy(run)[0], default=None)
 tiles = st.columns(4)
 tiles[0].metric("Running", counts["running"], border=True, help=f"At most {manager.max_workers} at once (one per core)")
 tiles[1].metric("Queued", counts["queued"], border=True, help="Waiting for a free core, oldest first")
 tiles[2].metric("Interrupted", counts["interrupted"], border=True,
                 help="Stopped by a server restart or a kill; Resume continues from the last checkpoint")
-tiles[3].metric("Best test accuracy shown", f"{best['best_test_accuracy']:.4f}" if best else "—", border=True,
-                help=markdown_text(tracking.run_title(best)) if best else "No run on the dashboard has a test accuracy yet")
+tiles[3].metric("Best accuracy shown", f"{reports.best_accuracy(best)[0]:.4f}" if best else "—", border=True,
+                help=markdown_text(f"{tracking.run_title(best)}: {reports.ACCURACY_WORDS[reports.best_accuracy(best)[1]]}") if best
+                else "No run on the dashboard has a test accuracy yet")
 
 resumable = [run for run in runs if run["status"] == "interrupted" and store.can_resume(run)]
 if resumable:
@@ -91,6 +92,9 @@ if resumable:
         st.button("Resume all", icon=":material/resume:", on_click=resume_all, key="resume-all", type="primary")
 
 controls = ui.curve_controls("train-curves")
+merge = st.toggle("Seeds as one: the mean of each seed group, with its band", value=True, key="train_merge_seeds",
+                  help="Runs that differ only by their seed drawn as one mean curve with a band (± 1 std from three "
+                       "runs, min–max below); each keeps its own row below")
 
 
 def starting_runs() -> set[str]:
@@ -110,8 +114,9 @@ def run_row(run: dict, events: list, label: str, position) -> None:
         name.caption(f"{ui.status_text(run['status'])} · {run['layer_params']:,} weights · #{run['id'][-6:]}")
         info = tracking.run_state(run, events, position)
         bar.progress(info["fraction"], text=info["text"])
-        best = run.get("best_test_accuracy")
-        score.metric("best test acc", f"{best:.3f}" if best is not None else "—")
+        best, basis = reports.best_accuracy(run)
+        score.metric("acc at best val" if basis == "validation" else "best test acc", f"{best:.3f}" if best is not None else "—",
+                     help=reports.ACCURACY_WORDS[basis])
         ui.stop_or_resume(run, action, f"stop-{run['id']}", f"resume-{run['id']}", what=label, width="stretch",
                           primary=run["status"] == "interrupted")
         ui.run_error(run)
@@ -125,7 +130,7 @@ def live() -> None:
     metrics = store.metrics_for([run["id"] for run in shown])
     labels = tracking.distinct_labels(shown)
     if shown:
-        figure = plots.training_curves(tracking.curve_runs(shown, metrics, labels),
+        figure = plots.training_curves(tracking.curve_runs(shown, metrics, labels, group_seeds=merge),
                                        title="Loss and accuracy (train dashed, test solid)", **controls)
         ui.show_figure(figure, "training-curves", "live-curves")
     else:

@@ -6,7 +6,9 @@ the weight count follows the rank slider and the charts follow per-core ranks, a
 grows live, three runs on one worker are plotted live with their names and tags and stay after
 a reload, everything downloads as one zip, a figure as PNG, SVG and HTML, the metrics as CSV
 and the weights as a torch file, and finished and interrupted runs are still there after the
-server is stopped and started again. The timings it measures (a fresh browser to the first
+server is stopped and started again; three seeds of one experiment are one mean curve with a band (hidden
+with its band from the legend), the differences table shows only the setting that differs, and Re-run
+with changes fills Explore with a run's configuration and queues the same run again. The timings it measures (a fresh browser to the first
 tiles, slider to new count, Train click to the first live point) are printed, and written to
 ``$TTEXPLORE_TIMINGS_FILE`` when set; never asserted.
 
@@ -400,7 +402,7 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
         single(page, ".st-key-metrics-csv button").click()
     rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text())))
     assert list(rows[0]) == ["run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss",
-                             "test_accuracy", "elapsed_s"]
+                             "test_accuracy", "elapsed_s", "val_loss", "val_accuracy"]
     assert {row["run_id"] for row in rows} == {run["id"]} and len(rows) == len(events)
     assert float(rows[-1]["epoch"]) == pytest.approx(EPOCHS)
 
@@ -438,7 +440,7 @@ def test_a_sweep_fills_its_figure_and_table_and_downloads_them(page, server):
     for row in rows:
         modes = tuple(int(mode) for mode in row["shape"].split("x"))
         assert int(row["params"]) == ttmath.param_count(modes, modes, int(row["rank"]))
-        assert row["status"] == "completed" and 0.0 < float(row["test_accuracy"]) <= 1.0
+        assert row["status"] == "completed" and 0.0 < float(row["test_accuracy_mean"]) <= 1.0 and row["seeds"] == "1"
     with page.expect_download() as caught:
         single(page, ".st-key-sweep-figure-png button").click()
     assert Path(caught.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -571,3 +573,58 @@ def test_finished_and_interrupted_runs_are_there_after_a_server_restart(page, se
             pytest.fail(f"Resume did not restart the run: {store.get_run(long_run)['status']}")
         time.sleep(0.2)
     page.get_by_role("button", name="Stop").first.click()
+
+
+def record_in(server, config: RunConfig, name: str = "") -> str:
+    """Train ``config`` to completion in this process, recorded in the server's run store."""
+    from ttexplore.runs.lifecycle import execute
+
+    store = RunStore(server.home / "runs.db")
+    run_id = store.create_run(config, status="running", name=name)
+    execute(store, run_id)
+    return run_id
+
+
+@pytest.mark.slow
+def test_a_seed_group_band_re_run_with_changes_and_the_differences_table(page, server):
+    from playwright.sync_api import expect
+
+    base = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "in_modes": "4x4x4", "out_modes": "4x4x4", "ranks": 3,
+                                "epochs": 2, "batch_size": 32, "train_limit": 320, "evals_per_epoch": 1})
+    other = record_in(server, base.replace(lr=0.01), name="iterate lr")
+    seeds = [record_in(server, base.replace(seed=seed), name="iterate") for seed in (0, 1, 2)]
+
+    # Runs: the three seeds compared (the newest scored runs are the default) are one mean curve with a band
+    page.goto(f"{server.url}/runs")
+    page.get_by_text("What differs").wait_for()
+    traces = chart_data(page, "compare")
+    bands = [trace for trace in traces if trace["name"].endswith("(test, band)")]
+    assert len(bands) == 2 and all("mean of 3 seeds" in trace["name"] for trace in bands)  # loss and accuracy panels
+    line = next(trace for trace in traces if trace["name"].endswith("mean of 3 seeds (test)") and max(trace["y"]) <= 1)
+    store = RunStore(server.home / "runs.db")
+    finals = [store.get_run(run_id)["final_test_accuracy"] for run_id in seeds]
+    assert line["y"][-1] == pytest.approx(sum(finals) / 3)  # the mean of the three curves' last points
+    # clicking the group in the legend hides its lines and its band together
+    entry = page.locator(".st-key-compare-chart g.traces").filter(has_text="mean of 3 seeds").first
+    entry.locator("rect.legendtoggle").click()
+    page.wait_for_function("""() => document.querySelector('.st-key-compare-chart .js-plotly-plot').data
+        .filter(trace => (trace.name || '').includes('mean of 3 seeds')).every(trace => trace.visible === 'legendonly')""")
+    # the differences table: only the seed differs among the three; with the lr run, lr and seed
+    differ = page.locator(".st-key-runs-differ")
+    differ.wait_for()
+    headers = [text.strip() for text in differ.locator("th").all_text_contents()]  # the grid's accessible table
+    assert "seed" in headers and "lr" not in headers and "final test acc" in headers, headers
+
+    # a run page: Re-run with changes opens Explore with the run's whole configuration
+    page.goto(f"{server.url}/run?id={seeds[1]}")
+    page.get_by_role("link", name="Re-run with changes").click()
+    page.get_by_text("Prefilled from run").wait_for()
+    expect(page.get_by_label("Input modes", exact=True)).to_have_value("4x4x4")  # waits for the rerun to draw it
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("2")
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank").get_by_role("slider")
+    expect(thumb).to_have_value("3")
+    page.get_by_role("button", name="Train this layer").click()
+    page.get_by_text("Runs on this dashboard").wait_for()
+    newest = RunStore(server.home / "runs.db").list_runs(limit=1)[0]
+    assert newest["id"] not in seeds and newest["config_key"] == store.get_run(seeds[1])["config_key"]
+    assert other != newest["id"]

@@ -32,10 +32,10 @@ def page():
     st.cache_data.clear()
 
 
-def dense_run() -> tuple[str, float]:
+def dense_run(seed: int = 0) -> tuple[str, float]:
     store = RunStore()
     config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layer": "dense", "in_modes": None, "out_modes": None,
-                                  "epochs": 2, "batch_size": 32, "evals_per_epoch": 1})
+                                  "epochs": 2, "batch_size": 32, "evals_per_epoch": 1, "seed": seed})
     run_id = store.create_run(config, status="running")
     execute(store, run_id)
     return run_id, store.get_run(run_id)["final_test_accuracy"]
@@ -136,3 +136,29 @@ def test_the_picker_names_runs_and_the_upload_names_datasets(page):
     page.segmented_control(key="compress_kind").set_value("A weights file").run()
     trained_on = page.selectbox(key="compress_dataset")
     assert trained_on.format_func("digits") == DATASETS["digits"].title == "Digits 8x8 (scikit-learn)"  # not "digits"
+
+
+@pytest.mark.slow
+def test_every_seed_of_an_experiment_is_compressed_alike_and_averaged(page):
+    runs = [dense_run(seed) for seed in (0, 1)]
+    page.run()
+    page.text_input(key="compress_in").input("4x4x4").run()
+    page.text_input(key="compress_out").input("4x4x4").run()
+    page.toggle(key="compress_seeds").set_value(True).run()
+    assert not page.exception, [item.value for item in page.exception]
+    page.multiselect(key="compress_ranks").set_value([16])
+    page.number_input(key="compress_epochs").set_value(0)
+    page.checkbox(key="compress_scratch").set_value(False)
+    page.button(key="compress_submit").click()
+    page.run()
+    deadline = time.monotonic() + 180
+    while True:
+        table = page.dataframe[-1].value
+        if table["TT-SVD"].notna().all() and table["seeds"].eq(2).all() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+        page.run()
+    # rank 16 is exact: each seed's TT-SVD net is its dense net, so the mean is the dense nets' mean
+    assert table["TT-SVD"].iloc[0] == pytest.approx(sum(accuracy for _, accuracy in runs) / 2)
+    assert list(table["seeds"]) == [2] and "TT-SVD ±" in table.columns
+    assert sum("compress" in run["tags"] for run in RunStore().list_runs()) == 2  # one TT-SVD net per seed

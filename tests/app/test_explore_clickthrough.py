@@ -95,4 +95,4 @@ def test_a_train_clears_the_name_and_notes_and_names_the_tags_it_keeps(app_home)
     at.switch_page("pages/explore.py").run()
     assert at.session_state["run_name"] == "" and at.session_state["run_notes"] == ""
     assert at.session_state["run_tags"] == ["paper", "quick"]
-    assert any(expander.label == "Name, tags (paper, quick), batch size, seed, device, rounding, baseline" for expander in at.expander)
+    assert any(expander.label == "Name, tags (paper, quick), batch size, seed, validation, device, rounding, baseline" for expander in at.expander)

@@ -66,11 +66,13 @@ def test_sweep_page_runs_a_small_sweep_and_fills_table_and_figure(page):
     table = page.dataframe[0].value
     assert list(table["shape"]) == ["4x4x4", "8x8"]
     assert list(table["status"]) == ["completed", "completed"]
-    assert table["accuracy"].between(0, 1).all()
+    assert table["accuracy"].between(0, 1).all() and list(table["seeds"]) == [1, 1]  # one row per cell, over its seeds
+    assert table["± std"].isna().all()  # one seed: no spread yet
+    assert len(page.dataframe[1].value) == 2  # every run, one per cell and seed
     figure = page.get("plotly_chart")[0].proto.spec
     assert '"8x8"' in figure and '"type":"log"' in figure.replace(" ", "")
     images = ["PNG", "SVG"] if export.image_export_problem() is None else []  # PNG/SVG need Chromium
-    assert [button.proto.label for button in page.get("download_button")] == images + ["HTML", "CSV"]
+    assert [button.proto.label for button in page.get("download_button")] == images + ["HTML", "results.csv", "runs.csv"]
 
     # launching the same sweep again queues nothing: both cells are completed
     page.button[0].click()

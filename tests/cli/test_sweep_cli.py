@@ -29,14 +29,19 @@ def test_cli_writes_results_csv_png_html(tmp_path, capsys):
                  "--train-limit", "300", "--workers", "1", "--db", str(tmp_path / "runs.db"), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
-    with open(out / "results.csv", newline="") as handle:
+    cells = [("4x4x4", "1"), ("4x4x4", "2"), ("8x8", "1"), ("8x8", "2"), ("dense", ""), ("matrix rank", "1"), ("matrix rank", "2")]
+    with open(out / "runs.csv", newline="") as handle:  # one row per seed
         rows = list(csv.DictReader(handle))
     for column in ("shape", "rank", "params", "compression", "test_accuracy", "dataset", "layer", "seed",
                    "best_test_accuracy", "seconds", "run_id"):
         assert column in rows[0]
-    assert [(row["shape"], row["rank"]) for row in rows] == [
-        ("4x4x4", "1"), ("4x4x4", "2"), ("8x8", "1"), ("8x8", "2"), ("dense", ""), ("matrix rank", "1"), ("matrix rank", "2")]
+    assert [(row["shape"], row["rank"]) for row in rows] == cells
     assert all(row["status"] == "completed" for row in rows)
+    with open(out / "results.csv", newline="") as handle:  # one row per cell, its one seed's accuracy as the mean
+        summary = list(csv.DictReader(handle))
+    assert [(row["shape"], row["rank"]) for row in summary] == cells
+    assert [row["test_accuracy_mean"] for row in summary] == [row["test_accuracy"] for row in rows]
+    assert all(row["seeds"] == "1" and row["test_accuracy_std"] == "" for row in summary)
     assert (out / "accuracy_vs_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"plotly" in (out / "accuracy_vs_weights.html").read_bytes()[:200_000]
     assert "| 8x8 | 2 | 256 |" in (out / "table.md").read_text()

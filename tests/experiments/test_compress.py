@@ -165,3 +165,87 @@ def test_compress_a_tt_run_rounds_its_trained_cores(tmp_path):
     with pytest.raises(ConfigError, match="not below the run's ranks") as caught:
         compress.plan_compression(source, (4, 4, 4), (4, 4, 4), ranks=[4])
     assert caught.value.field == "ranks"
+
+
+def test_combine_seeds_gives_each_rank_the_mean_std_and_range_of_each_path():
+    def row(rank, error, svd, tuned, scratch):
+        return {"rank": rank, "ranks": [rank], "params": 10 * rank, "dense_params": 10, "compression": rank / 100,
+                "rel_error": error, "test_accuracy": svd,
+                "finetuned_test_accuracy": tuned, "scratch_test_accuracy": scratch}
+
+    seeds = [[row(1, 0.9, 0.10, 0.80, 0.90), row(4, 0.5, 0.5, 0.90, None)],
+             [row(1, 0.8, 0.20, 0.84, 0.92), row(4, 0.5, 0.6, 0.92, None)],
+             [row(1, 0.7, 0.30, 0.88, 0.94), row(4, 0.5, 0.7, 0.94, 0.95)]]
+    low, high = compress.combine_seeds(seeds)
+    assert (low["rank"], low["seeds"], high["rank"]) == (1, 3, 4)
+    assert low["test_accuracy"] == pytest.approx(0.2) and low["test_accuracy_std"] == pytest.approx(0.1)  # (.1,.2,.3)
+    assert low["finetuned_test_accuracy_std"] == pytest.approx(0.04) and low["rel_error"] == pytest.approx(0.8)
+    assert (low["test_accuracy_low"], low["test_accuracy_high"], low["test_accuracy_band"]) == (
+        pytest.approx(0.1), pytest.approx(0.3), "std")
+    # a path only one seed has: its value, no std, a band of width 0
+    assert (high["scratch_test_accuracy"], high["scratch_test_accuracy_std"], high["scratch_test_accuracy_n"]) == (0.95, None, 1)
+    from ttexplore.presenters import compress as views
+
+    table = views.compress_markdown([low, high], 0.95, dense_std=0.01)
+    assert "| 1 | 1 | 10 | 1.0e-02 | " in table and "0.800 ± 0.100 | 0.2000 ± 0.1000 | 0.8400 ± 0.0400 | 0.9200 ± 0.0200 |" in table
+    assert "| dense | - | 10 | 1 | 0 | 0.9500 ± 0.0100 | | |" in table
+    figure = views.compress_figure([low, high], "rank")
+    band = next(trace for trace in figure.data if trace.name == "TT-SVD (band)")
+    assert list(band.y) == pytest.approx([0.3, 0.7, 0.6 - 0.1, 0.1])  # highs of ranks 1, 4, then lows of 4, 1
+
+
+def test_sources_compared_together_must_be_the_seeds_of_one_experiment():
+    base = RunConfig.from_dict(DENSE)
+    compress.check_seed_sources([base, base.replace(seed=1), base.replace(seed=2)])
+    with pytest.raises(ConfigError, match="more than its seed"):
+        compress.check_seed_sources([base, base.replace(seed=1, lr=0.01)])
+    with pytest.raises(ConfigError, match="same seed"):
+        compress.check_seed_sources([base, base.replace(label="again")])
+
+
+@pytest.mark.slow
+def test_compress_over_the_seeds_of_a_dense_run(tmp_path):
+    store = RunStore()
+    run_ids = []
+    for seed in (0, 1):
+        run_ids.append(store.create_run(RunConfig.from_dict({**DENSE, "seed": seed}), status="running"))
+        execute(store, run_ids[-1])
+    out = tmp_path / "compress.json"
+    args = ["compress", "--run", run_ids[0], "--run", run_ids[1], "--in-modes", "4x4x4", "--out-modes", "4x4x4",
+            "--ranks", "2", "--finetune-epochs", "1", "--train-scratch", "--json", str(out), "--quiet"]
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["rows"]
+    per_seed = [seed["rows"][0] for seed in report["seeds"]]
+    assert [seed["seed"] for seed in report["seeds"]] == [0, 1] and row["seeds"] == 2
+    for key in ("test_accuracy", "finetuned_test_accuracy", "scratch_test_accuracy"):
+        values = [each[key] for each in per_seed]
+        assert row[key] == pytest.approx(sum(values) / 2) and row[f"{key}_low"] == min(values)
+    # each seed got its own from-scratch net, of its own seed
+    scratch_seeds = {store.get_run(each["scratch_run_id"])["config"]["seed"] for each in per_seed}
+    assert scratch_seeds == {0, 1}
+    assert report["dense_test_accuracy"] == pytest.approx(
+        sum(store.get_run(run_id)["final_test_accuracy"] for run_id in run_ids) / 2)
+
+
+def test_a_from_scratch_net_of_another_length_or_seed_is_not_the_comparison_asked_for(tmp_path):
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 64)
+    torch.save({"fc.weight": layer.weight.data}, tmp_path / "linear.pt")
+    source = compress.source_from_file(tmp_path / "linear.pt", "digits", pad_to=None)
+    targets = compress.plan_compression(source, "4x4x4", "4x4x4", ranks=[2], finetune_epochs=0, scratch_epochs=3)
+    store = RunStore()
+
+    def stored(config):  # a completed run, as a sweep or an earlier compression left it (no training needed here)
+        run_id = store.create_run(config, status="running")
+        store.finish(run_id, "completed")
+        return run_id
+
+    wanted = lambda: [what for what, _, _ in compress.missing_runs(store, targets, scratch=True)]  # noqa: E731
+    assert wanted() == ["compressed", "scratch"]
+    stored(targets[0].scratch.replace(epochs=20))  # the same net trained longer
+    stored(targets[0].scratch.replace(seed=5))  # or at another seed
+    assert wanted() == ["compressed", "scratch"]
+    exact = stored(targets[0].scratch)
+    assert wanted() == ["compressed"]
+    assert compress.find_scratch(store, targets[0].scratch, 3)["id"] == exact

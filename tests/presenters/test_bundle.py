@@ -40,6 +40,7 @@ def test_the_zip_holds_table_metrics_figures_and_weights(store, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("not for export")
     third = record(store, 3, weights=False)
+    store.best_weights_path_for(second).write_bytes(b"PK best epoch of " + second.encode())  # a validation split's
     with store._connect() as connection:  # a row naming a file outside the artifacts folder
         connection.execute("UPDATE runs SET weights_path=? WHERE id=?", (str(outside), third))
     made = bundle.export_bundle(store, images=False)
@@ -50,6 +51,8 @@ def test_the_zip_holds_table_metrics_figures_and_weights(store, tmp_path):
     assert {f"metrics/{run_id}.csv" for run_id in (first, second, third)} <= names
     assert {f"weights/{first}.pt", f"weights/{second}.pt"} <= names and f"weights/{third}.pt" not in names
     assert archive.read(f"weights/{first}.pt") == f"PK weights of {first}".encode()
+    assert archive.read(f"weights/{second}.best.pt") == f"PK best epoch of {second}".encode()
+    assert f"weights/{first}.best.pt" not in names
     assert not any(name.endswith(".png") for name in names)  # images=False
     table = list(csv.DictReader(io.StringIO(archive.read("runs.csv").decode())))
     assert {row["id"]: row["name"] for row in table}[first] == "small"

@@ -210,3 +210,54 @@ def test_add_a_layer_follows_the_last_layers_kind_and_modes():
     design.values["more_layer_0"] = "tt:2^10->2^10:2"
     design.add_layer()
     assert design.config().layers[-1].in_modes == (2,) * 10
+
+
+# ---------------------------------------------------------------- re-run with changes: a run's config in the widgets
+ROUND_TRIPS = [
+    RunConfig(),
+    RunConfig.for_dataset("mnist5k", in_modes="4x7x4x7", out_modes="5x5x8x4", ranks=(2, 5, 3), pad_to=None, epochs=7,
+                          lr=1e-2, seed=11, batch_size=100, train_limit=1500, device="cpu"),
+    RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["tt:4x4x4:2", "dense:32", "matrix_rank:16:3"],
+                         "optimizer": "sgd", "momentum": 0.5, "weight_decay": 1e-4, "init": "he", "strategy": "ltr",
+                         "evals_per_epoch": 2, "val_split": 0.2, "early_stop": 3, "label": "a label"}),
+    RunConfig.from_dict({"layers": ["tt:4^5->8x16x16x16x8:4", "tt:8x16x16x16x8->4^5:4"], "epochs": 3}),  # the wide preset
+    RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["tt:4x4x4:8"], "epochs": 6, "round_to": "4@2, 2@4"}),
+    RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["tt:4x4x4:4,4"], "epochs": 0,
+                         "init_from": {"path": "/x/w.pt", "sha256": "a" * 64, "run": "r1"}}),
+]
+
+
+@pytest.mark.parametrize("config", ROUND_TRIPS, ids=["default", "rectangular-per-core", "deep-sgd-validation", "wide",
+                                                     "rank-schedule", "from-trained-weights"])
+def test_a_config_loaded_into_the_design_comes_back_the_same(config):
+    design = DesignState({}, LABELS)
+    assert design.load(config) == []
+    assert design.run_config() == config and design.run_config().key() == config.key()
+
+
+def test_loading_fills_the_widgets_the_page_shows():
+    design = DesignState({}, LABELS)
+    design.load(ROUND_TRIPS[2])
+    values = design.values
+    assert (values["dataset"], values["pad_to"], values["in_modes"], values["more_layers"]) == (
+        "digits", 0, "4x4x4", ["dense:32", "matrix_rank:16:3"])
+    assert values["more_layer_1"] == "matrix_rank:16:3" and values["preset"] == CUSTOM
+    assert (values["val_split"], values["early_stop"], values["train_limit"]) == (0.2, 3, 0)
+    assert design.carried_text() == "optimizer sgd · momentum 0.5 · weight decay 0.0001 · init he · strategy ltr · " \
+                                    "evals per epoch 2 · label a label"
+    design.load(ROUND_TRIPS[1])  # a second load replaces the first entirely
+    assert design.values["more_layers"] == [] and design.values["per_core"] and design.carried_text() == ""
+    assert [design.values[design.core_rank_key(4, k)] for k in (1, 2, 3)] == [2, 5, 3]
+    design.load(RunConfig())
+    assert design.values["preset"].startswith("Paper") and not design.values["per_core"]
+
+
+def test_what_the_design_cannot_hold_is_said():
+    design = DesignState({}, LABELS)
+    notes = design.load(RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["tt:4x4x4:max"]}))
+    assert notes == ["ranks 'max' became the maximal useful ranks 16,16"]
+    assert design.run_config().layers[0].ranks == (16, 16)
+    with pytest.raises(ConfigError, match="first hidden layer is TT; train this one with python -m ttexplore train "
+                                          "--hidden-layer dense:64") as caught:
+        design.load(RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["dense:64"]}))
+    assert caught.value.field == "layers[0]"

@@ -84,6 +84,9 @@ def test_metrics_csv_and_json():
     rows = list(csv.DictReader(io.StringIO(export.metrics_to_csv(runs, labels={"r1": "first"}).decode())))
     assert [row["run_id"] for row in rows] == ["r1", "r1", "r2"] and rows[0]["label"] == "first"
     assert float(rows[1]["test_accuracy"]) == EVENTS[1]["test_accuracy"]
+    assert rows[0]["val_loss"] == "" and list(rows[0])[-2:] == ["val_loss", "val_accuracy"]  # no validation split here
+    held = {"r3": [{**EVENTS[0], "val_loss": 0.5, "val_accuracy": 0.9}]}
+    assert float(next(csv.DictReader(io.StringIO(export.metrics_to_csv(held).decode())))["val_accuracy"]) == 0.9
     payload = json.loads(export.metrics_to_json(runs, configs={"r1": {"dataset": "digits"}}))
     assert payload["runs"][0]["config"] == {"dataset": "digits"} and len(payload["runs"][0]["events"]) == 2
 

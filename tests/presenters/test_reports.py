@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from ttexplore.presenters import plots
+from ttexplore.presenters import groups, plots
 from ttexplore.presenters import reports
 
 
 def make_run(run_id="20260101-000000-abcdef", layer="tt", shape="4x8x8x4", ranks=4, status="completed",
-             best=0.95, params=2176, compression=2176 / 1048576, dataset="mnist5k", epochs=2, label=""):
+             best=0.95, params=2176, compression=2176 / 1048576, dataset="mnist5k", epochs=2, label="", seed=0, lr=0.003):
     modes = [int(mode) for mode in shape.split("x")] if layer == "tt" and "^" not in shape else [4, 8, 8, 4]
-    config = {"layer": layer, "ranks": ranks if layer == "tt" else None, "epochs": epochs, "lr": 0.003,
-              "batch_size": 64, "seed": 0, "dataset": dataset, "in_modes": modes, "out_modes": modes,
+    config = {"layer": layer, "ranks": ranks if layer == "tt" else None, "epochs": epochs, "lr": lr,
+              "batch_size": 64, "seed": seed, "dataset": dataset, "in_modes": modes, "out_modes": modes,
               "matrix_rank": 4}
     return {"id": run_id, "config": config, "layer": layer, "shape": shape if layer == "tt" else layer,
             "status": status, "best_test_accuracy": best, "final_test_accuracy": best, "layer_params": params,
@@ -49,28 +49,38 @@ def test_format_duration():
     assert reports.format_duration(75.2) == "1m 15s" and reports.format_duration(7300) == "2h 01m"
 
 
-def test_accuracy_points_keep_the_best_per_shape_and_rank():
+def test_accuracy_points_average_the_seeds_of_each_shape_and_rank():
     runs = [
         make_run("a", ranks=1, params=160, best=0.90),
         make_run("b", ranks=2, params=576, best=0.93),
-        make_run("c", ranks=2, params=576, best=0.94),  # a second seed: the best is kept
+        make_run("c", ranks=2, params=576, best=0.94, seed=1),  # a second seed: averaged, with its range
         make_run("d", layer="dense", params=1048576, best=0.97),
         make_run("e", ranks=3, params=1248, best=None, status="failed"),
     ]
-    points = reports.accuracy_points(runs)
-    assert [(p["shape"], p["layer_params"], p["test_accuracy"]) for p in points] == [
-        ("4x8x8x4", 160, 0.90), ("4x8x8x4", 576, 0.94), ("dense", 1048576, 0.97)]
+    points = groups.accuracy_points(runs)
+    assert [(p["shape"], p["layer_params"], p["test_accuracy"], p["n"]) for p in points] == pytest.approx([
+        ("4x8x8x4", 160, 0.90, 1), ("4x8x8x4", 576, 0.935, 2), ("dense", 1048576, 0.97, 1)])
+    assert (points[1]["low"], points[1]["high"], points[1]["band"]) == (0.93, 0.94, "min-max")
     figure = plots.accuracy_vs_params(points)
-    assert {trace.name for trace in figure.data} == {"4x8x8x4", "dense"}
+    assert {trace.name for trace in figure.data} >= {"4x8x8x4", "dense"}
     assert figure.layout.xaxis.type == "log"
+
+
+def test_accuracy_points_keep_the_best_group_where_other_settings_meet():
+    runs = [make_run("a", ranks=2, params=576, best=0.90), make_run("b", ranks=2, params=576, best=0.92, lr=0.01),
+            make_run("c", ranks=2, params=576, best=0.96, lr=0.01, seed=1)]
+    (point,) = groups.accuracy_points(runs)
+    assert (point["test_accuracy"], point["n"]) == pytest.approx((0.94, 2))
 
 
 def test_rank_table_is_the_seeds_slide_13():
     runs = [make_run(str(rank), ranks=rank, params=rank * 100, compression=rank * 1e-4, best=0.9 + rank / 100)
             for rank in (1, 2, 3, 4)] + [make_run("other", shape="2x2", ranks=1), make_run("d", layer="dense")]
-    table = reports.rank_table(runs, shape="4x8x8x4")
+    runs += [make_run(f"4-{seed}", ranks=4, params=400, compression=4e-4, best=0.94 + seed / 100, seed=seed) for seed in (1, 2)]
+    table = groups.rank_table(runs, shape="4x8x8x4")
     assert list(table["max TT core rank"]) == [1, 2, 3, 4]
-    assert list(table["accuracy"]) == pytest.approx([0.91, 0.92, 0.93, 0.94])
+    assert list(table["accuracy"]) == pytest.approx([0.91, 0.92, 0.93, 0.95])  # rank 4: 0.94, 0.95, 0.96
+    assert list(table["runs"]) == [1, 1, 1, 3] and table["± std"].iloc[3] == pytest.approx(0.01)
     assert list(table["compression rate"]) == pytest.approx([1e-4, 2e-4, 3e-4, 4e-4])
 
 
@@ -83,10 +93,10 @@ def test_ranks_in_labels_are_the_ranks_the_layer_uses():
 def test_accuracy_points_keep_training_budgets_apart():
     runs = [make_run("a", ranks=1, params=160, best=0.80, epochs=1), make_run("b", ranks=2, params=576, best=0.85, epochs=1),
             make_run("c", ranks=1, params=160, best=0.95, epochs=60), make_run("d", ranks=2, params=576, best=0.97, epochs=60)]
-    points = reports.accuracy_points(runs)
+    points = groups.accuracy_points(runs)
     assert sorted({point["group"] for point in points}) == ["4x8x8x4 · 1 epoch", "4x8x8x4 · 60 epochs"]
     figure = plots.accuracy_vs_params(points)
     assert {trace.name: list(trace.y) for trace in figure.data} == {"4x8x8x4 · 1 epoch": [0.80, 0.85],
                                                                    "4x8x8x4 · 60 epochs": [0.95, 0.97]}
     # one budget: the lines are the shapes, as in the 2018 reproduction
-    assert {point["group"] for point in reports.accuracy_points(runs[:2])} == {"4x8x8x4"}
+    assert {point["group"] for point in groups.accuracy_points(runs[:2])} == {"4x8x8x4"}

@@ -146,11 +146,12 @@ def test_runs_export_zip_on_a_full_disk(tmp_path, full_disk, capsys):
 
 
 def test_sweep_outputs_on_a_full_disk(tmp_path, full_disk):
-    from ttexplore.experiments.sweep.results import write_outputs
+    from ttexplore.experiments.sweep.results import RESULT_COLUMNS, write_outputs
 
     full_disk(room=10)
     with pytest.raises(WriteError) as caught:
-        write_outputs([{"shape": "4x4x4", "rank": 1, "layer": "tt", "test_accuracy": 0.5}], tmp_path / "out")
+        write_outputs([{**dict.fromkeys(RESULT_COLUMNS, 1), "dataset": "digits", "layer": "tt", "shape": "4x4x4", "rank": 1,
+                        "status": "completed", "test_accuracy": 0.5, "best_test_accuracy": 0.5}], tmp_path / "out")
     assert_one_line_naming(caught.value, tmp_path / "out" / "results.csv")
     assert files_in(tmp_path) == {}
 

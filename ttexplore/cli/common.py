@@ -108,6 +108,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--round-to", metavar="RANK@EPOCH", default=None,
                      help="after epoch EPOCH, TT-round every TT layer to max rank RANK (or to a relative error: "
                           "rel:0.1@EPOCH) and train on; repeat for a schedule, e.g. --ranks 8 --round-to 4@5 --round-to 2@10")
+    opt.add_argument("--val-split", type=float, default=0.0, metavar="SHARE",
+                     help="hold out this share of the training images (0 to 0.5; stratified, drawn from the seed) as a "
+                          "validation set; the epoch with the lowest validation loss is the run's best, its weights kept "
+                          "(default 0: none held out)")
+    opt.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
+                     help="stop after PATIENCE epochs in a row without a lower validation loss (needs --val-split)")
     opt.add_argument("--device", default=DEFAULT_DEVICE,
                      help="where to train: auto (the first CUDA GPU when there is one, else the CPU), cpu, cuda, "
                           "cuda:N or mps (default auto)")
@@ -115,7 +121,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 
 _RUN_FIELDS = ("pad_to", "train_limit", "layer", "in_modes", "out_modes", "ranks", "hidden", "matrix_rank", "init",
                "strategy", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "seed", "evals_per_epoch",
-               "device", "round_to")
+               "device", "round_to", "val_split", "early_stop")
 
 
 def flag_name(field: str) -> str:

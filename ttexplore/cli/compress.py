@@ -6,6 +6,8 @@ Everything a user can get wrong is checked before any run: the source (``--run``
 the shapes, the ranks, the output path, the store. Each compressed and fine-tuned network is a
 recorded run (tags ``compress``), run through :func:`ttexplore.runs.lifecycle.execute`; a second
 launch reuses the runs already completed. Ctrl-C ends the current run ``interrupted`` (exit 130).
+``--run`` repeated with the seeds of one experiment compresses each and reports each rank's mean, std
+and range over the seeds (:func:`ttexplore.experiments.compress.combine_seeds`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def _number_list(kind: type, what: str):
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("what to compress (one of)")
     which = source.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", metavar="ID", help="a recorded run: its trained hidden layer (a dense one by TT-SVD; "
-                                                   "a TT one's cores are TT-rounded to each lower rank)")
+    which.add_argument("--run", metavar="ID", action="append",
+                       help="a recorded run: its trained hidden layer (a dense one by TT-SVD; a TT one's cores are "
+                            "TT-rounded to each lower rank); repeat it with the runs of the other seeds of the same "
+                            "experiment for each rank's mean and std over the seeds")
     which.add_argument("--weights", metavar="FILE",
                        help="a weights file: a ttexplore model file, or a state_dict/.pt holding an nn.Linear weight "
                             "(read weights-only, never code)")
@@ -78,7 +82,8 @@ def _fail(flag: str, error: Exception) -> UsageError:
     return UsageError(f"ttexplore compress: error: {flag}: {error}")
 
 
-def _source(args: argparse.Namespace, store: Any) -> Any:
+def _sources(args: argparse.Namespace, store: Any) -> list[Any]:
+    """The networks to compress: one per ``--run`` (the seeds of one experiment), or the ``--weights`` file."""
     from ttexplore.experiments import compress
     from ttexplore.runs.config import ConfigError
     from ttexplore.runs.warmstart import WarmStartError
@@ -89,14 +94,16 @@ def _source(args: argparse.Namespace, store: Any) -> Any:
                 raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: the run's own network says it; "
                                  "give it only with --weights")
         try:
-            return compress.source_from_run(store, args.run)
+            sources = [compress.source_from_run(store, run_id) for run_id in args.run]
+            compress.check_seed_sources([source.base for source in sources])
+            return sources
         except (ConfigError, WarmStartError) as error:
             raise _fail("--run", error) from None
     values = {}
     if args.pad_to is not None:
         values["pad_to"] = "" if str(args.pad_to).lower() == "none" else args.pad_to
     try:
-        return compress.source_from_file(args.weights, args.dataset or DEFAULT_DATASET, args.weight_key, **values)
+        return [compress.source_from_file(args.weights, args.dataset or DEFAULT_DATASET, args.weight_key, **values)]
     except WarmStartError as error:  # the library names the setting by its field; the command line by its flag
         flag = f"--{error.field.replace('_', '-')}" if error.field else "--weights"
         message = str(error).replace("weight_key", "--weight-key")
@@ -133,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     from ttexplore.experiments import compress
     from ttexplore.runs.config import ConfigError
 
-    source = _source(args, store)
+    sources = _sources(args, store)
+    source = sources[0]
     from ttexplore.tt.shapes import default_modes, parse_modes
 
     own = (source.tt.in_modes, source.tt.out_modes) if source.trained is not None else (None, None)
@@ -148,28 +156,38 @@ def run(args: argparse.Namespace) -> int:
         raise _fail("--out-modes", error) from None
     training = {name: getattr(args, name) for name in ("lr", "batch_size", "seed", "evals_per_epoch")
                 if getattr(args, name) is not None}
+    if len(sources) > 1 and "seed" in training:
+        raise UsageError("ttexplore compress: error: --seed: with several --run, each source's runs take its own seed")
     try:
-        targets = compress.plan_compression(source, in_modes, out_modes,
-                                            ranks=args.ranks or ([] if args.rel_error else compress.default_ranks(source)),
-                                            rel_errors=args.rel_error or [], finetune_epochs=args.finetune_epochs,
-                                            scratch_epochs=args.scratch_epochs, **training)
+        plans = [compress.plan_compression(each, in_modes, out_modes,
+                                           ranks=args.ranks or ([] if args.rel_error else compress.default_ranks(each)),
+                                           rel_errors=args.rel_error or [], finetune_epochs=args.finetune_epochs,
+                                           scratch_epochs=args.scratch_epochs, **training) for each in sources]
     except ConfigError as error:
         raise _fail(f"--{error.field.replace('_', '-')}", error) from None
     say = (lambda text: None) if args.quiet else (lambda text: print(terminal_lines(text), file=sys.stderr, flush=True))
-    say(f"compress {source.describe()}")
-    for line in compress.targets_summary(targets):
-        say("  " + line)
     from ttexplore.cli.train import interrupt_on_signals, load_data
     from ttexplore.runs.lifecycle import StopFlags
 
     dataset = load_data(source.base, args.data_dir, "compress")
-    dense_accuracy = compress.source_accuracy(source, dataset)
     stop = StopFlags.new()
-    with interrupt_on_signals(stop):
-        recorded = compress.run_plan(store, targets, dataset=dataset, scratch=args.train_scratch, interrupt=stop.interrupt,
-                                     on_run=lambda run_id, config, what: say(f"{what}: run {run_id}: {config.describe()}, "
-                                                                             f"{config.epochs} epochs"))
-    rows = compress.compress_rows(store, targets)
+    recorded: list[str] = []
+    seeds = []
+    for each, targets in zip(sources, plans):
+        say(f"compress {each.describe()}")
+        for line in compress.targets_summary(targets):
+            say("  " + line)
+        accuracy = compress.source_accuracy(each, dataset)
+        with interrupt_on_signals(stop):
+            recorded += compress.run_plan(store, targets, dataset=dataset, scratch=args.train_scratch,
+                                          interrupt=stop.interrupt,
+                                          on_run=lambda run_id, config, what: say(f"{what}: run {run_id}: "
+                                                                                  f"{config.describe()}, {config.epochs} epochs"))
+        seeds.append({"source": each.label, "seed": each.base.seed, "dense_test_accuracy": accuracy,
+                      "rows": [row.to_dict() for row in compress.compress_rows(store, targets)]})
+        if stop.interrupt.is_set():
+            break
+    targets = plans[0]
     statuses = [store.get_run(run_id)["status"] for run_id in recorded]
     report = {
         "source": {"label": source.label, "run": source.init_from.run, "path": source.init_from.path,
@@ -180,11 +198,18 @@ def run(args: argparse.Namespace) -> int:
         "in_modes": list(targets[0].compressed.layers[0].in_modes),
         "out_modes": list(targets[0].compressed.layers[0].out_modes),
         "dense_params": source.in_features * source.out_features,
-        "dense_test_accuracy": dense_accuracy,
+        "dense_test_accuracy": seeds[0]["dense_test_accuracy"],
         "finetune_epochs": args.finetune_epochs,
-        "rows": [row.to_dict() for row in rows],
+        "rows": seeds[0]["rows"],
         "recorded_runs": recorded,
     }
+    if len(sources) > 1:  # the seeds of one experiment: each rank's mean, std and range over them
+        from ttexplore.presenters.groups import spread
+
+        dense = spread(seed["dense_test_accuracy"] for seed in seeds)
+        report.update({"rows": compress.combine_seeds([seed["rows"] for seed in seeds]), "seeds": seeds,
+                       "dense_test_accuracy": dense.mean if dense else None,
+                       "dense_test_accuracy_std": dense.std if dense else None})
     if args.json:
         from ttexplore.cli.train import write_json
 
@@ -220,7 +245,7 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
     folder = Path(out).expanduser()
     written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
                write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"],
-                                                                        report["method"]))]
+                                                                        report["method"], report.get("dense_test_accuracy_std")))]
     in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
     spectra = compress.source_spectra(source, in_modes, out_modes)
     figures = {
@@ -240,18 +265,21 @@ def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) 
 
 def table_text(report: dict[str, Any]) -> str:
     """The compress table as aligned text."""
-    def fmt(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.4f}"
+    def fmt(value: Optional[float], std: Optional[float] = None) -> str:
+        return "-" if value is None else f"{value:.4f}" + (f"±{std:.4f}" if std is not None else "")
 
     shape = "x".join(map(str, report["in_modes"])) + " -> " + "x".join(map(str, report["out_modes"]))
     rounding = report.get("method") == "tt-round"
     source = "the trained TT net" if rounding else f"dense layer {report['dense_params']:,} weights,"
-    lines = [f"{shape} on {report['dataset']}: {source} test accuracy {fmt(report['dense_test_accuracy'])}",
+    lines = [f"{shape} on {report['dataset']}: {source} test accuracy "
+             f"{fmt(report['dense_test_accuracy'], report.get('dense_test_accuracy_std'))}"
+             + (f" (mean ± std over {len(report['seeds'])} seeds)" if report.get("seeds") else ""),
              f"{'rank':>6} {'ranks':>14} {'weights':>9} {'compr.':>8} {'rel_error':>9} {'rounded' if rounding else 'TT-SVD':>7} "
              f"{'+tuned':>7} {'scratch':>7}"]
     for row in report["rows"]:
         rank = str(row["rank"]) if row["rank"] is not None else f"e{row['rel_error_target']:g}"
+        accuracies = " ".join(f"{fmt(row[key], row.get(f'{key}_std')):>7}"
+                              for key in ("test_accuracy", "finetuned_test_accuracy", "scratch_test_accuracy"))
         lines.append(f"{rank:>6} {','.join(map(str, row['ranks'])):>14} {row['params']:>9,} {row['compression']:>8.2e} "
-                     f"{row['rel_error']:>9.4f} {fmt(row['test_accuracy']):>7} {fmt(row['finetuned_test_accuracy']):>7} "
-                     f"{fmt(row['scratch_test_accuracy']):>7}")
+                     f"{row['rel_error']:>9.4f} {accuracies}")
     return "\n".join(lines)

@@ -29,7 +29,8 @@ TITLE_WIDTH = 60
 
 STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
 
-_EVENT_KEYS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_EVENT_KEYS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s",
+               "val_loss", "val_accuracy")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,10 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "notes": run.get("notes", ""),
         "epochs_done": run.get("epochs_done", 0),
         "test_accuracy": run.get("final_test_accuracy"),
-        "best_test_accuracy": run.get("best_test_accuracy"),
+        "best_test_accuracy": run.get("best_test_accuracy"),  # selected on the test set: optimistic
+        "val_accuracy": run.get("best_val_accuracy"),  # with a validation split: at its best epoch (lowest val loss)
+        "best_val_epoch": run.get("best_val_epoch"),
+        "test_accuracy_at_best_val": run.get("test_accuracy_at_best_val"),
         "params": run.get("layer_params"),
         "compression": run.get("compression"),
         "dataset": run.get("dataset"),
@@ -131,12 +135,15 @@ def _show(store: Any, args: argparse.Namespace) -> int:
         details["params"], details["ranks"] = final["params"], final["ranks"]
     details["roundings"] = rounding_changes(events)
     details["weights_path"] = str(store.artifact_path(run.get("weights_path")) or "") or None
+    best = store.best_weights_path_for(run["id"])
+    details["best_weights_path"] = str(best) if best.is_file() else None
     details["checkpoint"] = str(store.checkpoint_path_for(run["id"])) if store.checkpoint_path_for(run["id"]).is_file() else None
     if args.json:
         write_json("-", details)
         return EXIT_OK
     for key in ("id", "name", "status", "tags", "notes", "dataset", "layer", "shape", "params", "epochs_done",
-                "test_accuracy", "best_test_accuracy", "sweep", "error", "weights_path", "checkpoint"):
+                "test_accuracy", "best_test_accuracy", "best_val_epoch", "val_accuracy", "test_accuracy_at_best_val",
+                "sweep", "error", "weights_path", "best_weights_path", "checkpoint"):
         if details.get(key) not in (None, "", []):
             value = ", ".join(details[key]) if key == "tags" else details[key]
             print(f"{key:<19} {terminal_text(value, None)}")  # names, notes, paths: user text, made inert

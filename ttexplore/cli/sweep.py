@@ -31,8 +31,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """The flags of ``python -m ttexplore sweep``."""
     parser.description = ("Train a grid of networks (datasets x TT shapes x max TT ranks x seeds, plus the dense and "
                           "matrix-rank baselines of the same sizes), record them in the run store under the sweep's name "
-                          "(a second launch skips completed cells), and write results.csv, table.md and the "
-                          "accuracy-vs-weights figure (PNG and HTML). Progress goes to stderr.")
+                          "(a second launch skips completed cells), and write results.csv (one row per cell: mean and "
+                          "std over its seeds), runs.csv (one row per seed), table.md and the accuracy-vs-weights "
+                          "figure (PNG and HTML). Progress goes to stderr.")
     parser.epilog = ("Example: python -m ttexplore sweep --dataset digits --shapes 4x4x4,8x8 --ranks 1,2 --epochs 1 --out out/demo. "
                      "Presets: " + "; ".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items())
                      + ". Former names, still accepted: "

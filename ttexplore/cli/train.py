@@ -24,6 +24,7 @@ from ttexplore.tt.text import terminal_lines, terminal_text
 from ttexplore.runs.config import RunConfig
 
 _SUMMARY_KEYS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+_VALIDATION_KEYS = ("val_loss", "val_accuracy")
 
 
 def add_identity_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +120,11 @@ def ending_line(command: str, status: str, run_id: Optional[str], result: Any) -
         return EXIT_INTERRUPTED, f"{command}: interrupted{where}"
     accuracy = result.final_test_accuracy
     text = f"{status}: test accuracy {accuracy:.4f} after {result.elapsed_s:.1f} s" if accuracy is not None else status
+    validation = getattr(result, "validation", None)
+    if validation:
+        stopped = validation["stopped_early_at"]
+        text += (f"{f'; stopped early at epoch {stopped}' if stopped else ''}; best validation epoch "
+                 f"{validation['best_val_epoch']}: test accuracy {validation['test_accuracy_at_best_val']:.4f}")
     return EXIT_OK, text
 
 
@@ -214,11 +220,13 @@ def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
 
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
     """The ``--json`` summary of a run: ``params``, ``ranks`` (per hidden layer) and ``compression`` of the
-    network in use at the end (after the roundings of a rank schedule, listed in ``roundings``)."""
+    network in use at the end (after the roundings of a rank schedule, listed in ``roundings``); with a
+    validation split, the best validation epoch and the test accuracy there."""
     from ttexplore.runs.schedule import network_at_end, rounding_changes
 
-    history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
+    history = [{key: event[key] for key in _SUMMARY_KEYS + _VALIDATION_KEYS if key in event} for event in result.history]
     final = network_at_end(config.layers, config.input_shape, result.events)
+    validation = getattr(result, "validation", None) or {}
     starts = ([result.events[0]] + result.history) if result.events else []
     epoch_times = [later["elapsed_s"] - earlier["elapsed_s"] for earlier, later in zip(starts, result.history)]
     return {
@@ -234,7 +242,12 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "start_params": config.layer_params(),
         "roundings": rounding_changes(result.events),
         "test_accuracy": result.final_test_accuracy,
-        "best_test_accuracy": result.best_test_accuracy,
+        "best_test_accuracy": result.best_test_accuracy,  # the best point on the test set: selected on test, optimistic
+        # with --val-split: the epoch of the lowest validation loss, its validation and test accuracy
+        "val_accuracy": validation.get("val_accuracy"),
+        "best_val_epoch": validation.get("best_val_epoch"),
+        "test_accuracy_at_best_val": validation.get("test_accuracy_at_best_val"),
+        "stopped_early_at": validation.get("stopped_early_at"),
         "elapsed_s": round(result.elapsed_s, 3),
         "seconds_per_epoch": round(sum(epoch_times) / len(epoch_times), 3) if epoch_times else None,
         "device": getattr(result, "extra", {}).get("device"),

@@ -13,7 +13,9 @@ This module runs the first on a trained network and compares it with the second:
    ``W`` through ``init_from``), and the same TT net from a random draw (trained from scratch).
 4. :func:`run_plan` records and runs what the store lacks (through :mod:`ttexplore.runs.lifecycle`,
    like every run); the app queues the same configs on its job manager instead.
-5. :func:`compress_rows`: the table, read back from the store.
+5. :func:`compress_rows`: the table, read back from the store; :func:`combine_seeds` sets the tables of
+   several sources that differ only by their seed (the seed group of a dense run) side by side: per rank
+   the mean of each path, its sample std and its range, so a difference can be read against the seed noise.
 
 A TT run is compressed by TT-rounding its trained cores instead (:meth:`TTMatrix.round
 <ttexplore.nn.ttmatrix.TTMatrix.round>`, in its own modes, to each lower rank; the spectra are those of its
@@ -28,7 +30,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import torch
 
@@ -45,7 +47,8 @@ from ttexplore.runs.warmstart import WarmStartError, file_sha256, read_source, t
 
 __all__ = ["CompressSource", "CompressTarget", "CompressRow", "source_from_run", "source_from_file", "merged_tensor",
            "unfolding_spectra", "plan_compression", "missing_runs", "run_tags", "run_plan", "compress_rows",
-           "find_scratch", "source_accuracy", "COMPRESS_TAG", "source_spectra", "default_ranks"]
+           "find_scratch", "source_accuracy", "COMPRESS_TAG", "source_spectra", "default_ranks", "PATH_KEYS", "combine_seeds",
+           "check_seed_sources"]
 
 #: Tag of every run a compression records (the Runs page and ``runs list`` filter on it).
 COMPRESS_TAG = "compress"
@@ -337,14 +340,20 @@ def _modes(value: Any, name: str) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------- running and reading back
-def find_scratch(store: RunStore, config: RunConfig, epochs: Optional[int] = None) -> Optional[dict[str, Any]]:
-    """The newest completed run of the same network on the same data, trained from a random draw
-    (any seed, lr or epochs; those of ``epochs`` epochs first), or ``None``."""
+def find_scratch(store: RunStore, config: RunConfig, epochs: Optional[int] = None,
+                 exact: bool = False) -> Optional[dict[str, Any]]:
+    """The newest completed run of the same network on the same data, trained from a random draw (any lr or
+    epochs; those of ``epochs`` epochs first, then those of ``config``'s seed), or ``None``. With ``exact``
+    only runs of ``config``'s seed and of ``epochs`` epochs count: the comparison a compression asks for
+    (each seed of compared sources gets its own from-scratch net, trained as long as asked)."""
     wanted = _network_key(config)
     matches = [run for run in store.list_runs(status=("completed",), dataset=config.dataset)
-               if "init_from" not in run["config"] and _network_key(_config_or_none(run["config"])) == wanted]
-    if epochs is not None:
-        matches.sort(key=lambda run: run["config"].get("epochs") != epochs)  # stable: newest first within each group
+               if "init_from" not in run["config"] and _network_key(_config_or_none(run["config"])) == wanted
+               and (not exact or (run["config"].get("seed", 0) == config.seed
+                                  and (epochs is None or run["config"].get("epochs") == epochs)))]
+    # stable: newest first within each group
+    matches.sort(key=lambda run: (epochs is not None and run["config"].get("epochs") != epochs,
+                                  run["config"].get("seed", 0) != config.seed))
     return matches[0] if matches else None
 
 
@@ -369,12 +378,13 @@ def missing_runs(store: RunStore, targets: Sequence[CompressTarget], scratch: bo
                  skip_active: bool = False) -> list[tuple[str, RunConfig, str]]:
     """``(what, config, name)`` of each run the targets need that the store has not completed (nor,
     with ``skip_active``, queued or running): the compressed and fine-tuned ones, and with ``scratch``
-    the from-scratch one when the store has none. ``what`` is ``compressed``, ``finetuned`` or ``scratch``."""
+    the from-scratch one when the store has none of its seed and epochs. ``what`` is ``compressed``, ``finetuned``
+    or ``scratch``."""
     active = {run["config_key"] for run in store.list_runs(status=("queued", "running"))} if skip_active else set()
     wanted = []
     for target in targets:
         jobs = [("compressed", target.compressed), ("finetuned", target.finetuned)]
-        if scratch and find_scratch(store, target.scratch, target.scratch.epochs) is None:
+        if scratch and find_scratch(store, target.scratch, target.scratch.epochs, exact=True) is None:
             jobs.append(("scratch", target.scratch))
         for what, config in jobs:
             if config is None or config.key() in active or store.find_completed(config) is not None:
@@ -456,7 +466,7 @@ def compress_rows(store: RunStore, targets: Sequence[CompressTarget]) -> list[Co
     for target in targets:
         compressed = _completed_or_latest(store, target.compressed)
         finetuned = _completed_or_latest(store, target.finetuned) if target.finetuned is not None else None
-        scratch = find_scratch(store, target.scratch, target.scratch.epochs)
+        scratch = find_scratch(store, target.scratch, target.scratch.epochs)  # its seed's first, else another's
         config = target.compressed
         rows.append(CompressRow(
             rank=target.rank, rel_error_target=target.rel_error_target, ranks=target.ranks,
@@ -471,6 +481,53 @@ def compress_rows(store: RunStore, targets: Sequence[CompressTarget]) -> list[Co
             finetune_epochs=target.finetuned.epochs if target.finetuned is not None else 0,
         ))
     return rows
+
+
+#: The accuracies of the three paths in a compress row.
+PATH_KEYS = ("test_accuracy", "finetuned_test_accuracy", "scratch_test_accuracy")
+
+
+def combine_seeds(rows_by_source: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The compress tables of several sources, the seeds of one experiment, as one table (rows as
+    :meth:`CompressRow.to_dict` gives them, the same targets in the same order for every source).
+
+    Per target: the first source's row (rank, ranks, weights), ``rel_error`` and each path's accuracy
+    (:data:`PATH_KEYS`) replaced by its mean over the sources that have it, and beside each ``<key>_std``
+    (sample std, ``None`` below two), ``<key>_n``, ``<key>_low``/``<key>_high`` and ``<key>_band`` (the band a
+    figure draws: ± 1 std from three on, min-max below; :class:`~ttexplore.presenters.groups.Spread`);
+    ``seeds``: how many sources.
+    """
+    from ttexplore.presenters.groups import spread
+
+    combined = []
+    for members in zip(*rows_by_source):
+        row = dict(members[0])
+        for key in ("rel_error", *PATH_KEYS):
+            values = spread(member.get(key) for member in members)
+            row[key] = values.mean if values is not None else None
+            row[f"{key}_std"] = values.std if values is not None else None
+            row[f"{key}_n"] = values.n if values is not None else 0
+            row[f"{key}_low"] = values.band_low if values is not None else None
+            row[f"{key}_high"] = values.band_high if values is not None else None
+            row[f"{key}_band"] = values.band if values is not None else None
+        row["seeds"] = len(members)
+        combined.append(row)
+    return combined
+
+
+def check_seed_sources(configs: Sequence[RunConfig]) -> None:
+    """Sources compared together must be seeds of one experiment (the same settings but the seed, each seed once).
+
+    Raises:
+        ConfigError: field ``"run"``, naming the first source that differs and how.
+    """
+    for config in configs[1:]:
+        if config.group_key() != configs[0].group_key():
+            raise ConfigError("run", f"{config.describe()} (seed {config.seed}) differs from {configs[0].describe()} "
+                                     "in more than its seed: compare the seeds of one experiment")
+    seeds = [config.seed for config in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("run", f"two sources have the same seed ({', '.join(map(str, seeds))}): give each seed once")
 
 
 def _completed_or_latest(store: RunStore, config: Optional[RunConfig]) -> Optional[dict[str, Any]]:

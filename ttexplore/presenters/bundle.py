@@ -12,6 +12,7 @@ The app's "Download everything" button and ``python -m ttexplore runs export --o
                              against accuracy; interactive, offline (figures/plotly.min.js beside them)
     figures/*.png            the same figures as images, when kaleido can render here
     weights/<id>.pt          each run's trained weights (only files inside the store's artifacts folder)
+    weights/<id>.best.pt     with a validation split, its best epoch's weights
 
 No streamlit; plotly and pandas are imported when a bundle is made.
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ttexplore.presenters import export, plots, reports, tracking
+from ttexplore.presenters import export, groups, plots, tracking
 from ttexplore.tt.atomic import write_atomic
 
 __all__ = ["Bundle", "export_bundle", "write_bundle", "CURVES_PER_FIGURE"]
@@ -55,7 +56,7 @@ def _figures(runs: Sequence[dict[str, Any]], metrics: dict[str, list], labels: d
         stem = "training-curves" if len(with_points) <= CURVES_PER_FIGURE else f"training-curves-{start // CURVES_PER_FIGURE + 1}"
         figures.append((stem, plots.training_curves(series, title="Training curves (train dashed, test solid)")))
     for dataset in sorted({run["dataset"] for run in runs if run["status"] == "completed"}):
-        points = reports.accuracy_points([run for run in runs if run["dataset"] == dataset])
+        points = groups.accuracy_points([run for run in runs if run["dataset"] == dataset])
         if points:
             figures.append((f"accuracy-vs-weights-{dataset}",
                             plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights")))
@@ -134,6 +135,9 @@ def export_bundle(store: Any, run_ids: Optional[Sequence[str]] = None, images: b
                 add(f"weights/{run['id']}.pt", path.read_bytes(), compress=False)
             elif run["status"] in ("completed", "cancelled", "interrupted"):
                 notes.append(f"run {run['id']} has no weights file")
+            best = store.best_weights_path_for(run["id"])  # a run with a validation split: its best epoch's too
+            if best.is_file():
+                add(f"weights/{run['id']}.best.pt", best.read_bytes(), compress=False)
         add("README.txt", _readme(runs, files, notes))
     return Bundle(buffer.getvalue(), files, notes, len(runs))
 
@@ -152,8 +156,8 @@ def write_bundle(store: Any, path: "str | Path", run_ids: Optional[Sequence[str]
 
 def _run_record(store: Any, run: dict[str, Any], label: str) -> dict[str, Any]:
     keys = ("id", "name", "tags", "notes", "status", "dataset", "layer", "shape", "layer_params", "compression",
-            "best_test_accuracy", "final_test_accuracy", "epochs_done", "sweep", "error", "created_at", "started_at",
-            "finished_at")
+            "best_test_accuracy", "final_test_accuracy", "epochs_done", "best_val_epoch", "best_val_accuracy",
+            "test_accuracy_at_best_val", "sweep", "error", "created_at", "started_at", "finished_at")
     record = {key: run.get(key) for key in keys}
     record["label"] = label
     record["config"] = run.get("config")
@@ -174,6 +178,7 @@ def _readme(runs: Sequence[dict[str, Any]], files: Sequence[str], notes: Sequenc
         "figures/*.html    interactive figures (open in a browser; plotly.min.js sits beside them)",
         "figures/*.png     the same figures as images, when they could be rendered",
         "weights/ID.pt     trained weights: from ttexplore.runs.models import load_model; model, config = load_model(path)",
+        "weights/ID.best.pt  a run with a validation split: the weights of its best epoch (lowest validation loss)",
         "",
         "In the training curves, train lines are dashed and test lines solid.",
         "",

@@ -17,7 +17,8 @@ from plotly.subplots import make_subplots
 from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import default_modes
 from ttexplore.tt.ttshape import modes_text
-from ttexplore.presenters.plots import PALETTE
+from ttexplore.presenters.groups import BAND_LEGEND
+from ttexplore.presenters.plots import PALETTE, band_trace
 from ttexplore.presenters.reports import run_is_dense, run_layer_count
 
 __all__ = ["PATHS", "METHOD_WORDS", "queued_text", "compressible_runs", "candidate_labels", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
@@ -128,7 +129,9 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
     against the max rank (``x="rank"``) or the layer's weights (``x="params"``, log x; the dense
     layer drawn at ``dense_params``). The dense network's accuracy is a dashed line. With
     ``method="tt-round"`` (a TT run's cores rounded) the error is the rounding's and the source is
-    the trained TT net."""
+    the trained TT net. Rows combined over seeds (:func:`ttexplore.experiments.compress.combine_seeds`)
+    draw each line's mean with its band (``<key>_low`` to ``<key>_high``: ± 1 std from three seeds on,
+    min-max below), and the legend says so."""
     rounding = method == "tt-round"
     by = "params" if x == "params" else "rank"
     ordered = sorted((row for row in rows if row.get(by) is not None or by == "rank"),
@@ -137,15 +140,27 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                            subplot_titles=("rounding error ‖W − W_r‖_F / ‖W‖_F" if rounding else
                                            "TT-SVD error ‖W − W_TT‖_F / ‖W‖_F", "Test accuracy"))
-    figure.add_trace(go.Scatter(x=xs, y=[row["rel_error"] for row in ordered], mode="lines+markers",
-                                name="rounding error" if rounding else "TT-SVD error",
+    error_name = "rounding error" if rounding else "TT-SVD error"
+    banded = False
+    for column, key, name, color in [(1, "rel_error", error_name, PALETTE[7])] + [
+            (2, key, name, PALETTE[index]) for index, (key, name) in enumerate(_paths(method))]:
+        if any((row.get(f"{key}_n") or 0) > 1 for row in ordered):
+            band = band_trace(xs, [row.get(f"{key}_low") for row in ordered], [row.get(f"{key}_high") for row in ordered],
+                              color, name, f"{name} (band)")
+            if band is not None:
+                figure.add_trace(band, row=1, col=column)
+                banded = True
+    figure.add_trace(go.Scatter(x=xs, y=[row["rel_error"] for row in ordered], mode="lines+markers", name=error_name,
                                 line={"color": PALETTE[7], "width": 2}, showlegend=False,
                                 hovertemplate="%{x}: %{y:.3f}<extra>rel_error</extra>"), row=1, col=1)
+    if banded:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=BAND_LEGEND, hoverinfo="skip",
+                                    line={"color": "rgba(136,136,136,0.4)", "width": 8}), row=1, col=2)
     for index, (key, name) in enumerate(_paths(method)):
         values = [row.get(key) for row in ordered]
         if not any(value is not None for value in values):
             continue
-        figure.add_trace(go.Scatter(x=xs, y=values, mode="lines+markers", name=name, connectgaps=False,
+        figure.add_trace(go.Scatter(x=xs, y=values, mode="lines+markers", name=name, connectgaps=False, legendgroup=name,
                                     line={"color": PALETTE[index], "width": 2, "dash": "dot" if index == 2 else "solid"},
                                     marker={"size": 8}, hovertemplate="%{x}: %{y:.4f}<extra>" + name + "</extra>"),
                          row=1, col=2)
@@ -171,10 +186,12 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
 
 def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd"):
     """The compress table for people: rank, ranks, weights, compression, error, the three accuracies (the first
-    named for ``method``: ``TT-SVD``, or ``rounded`` for a TT run's cores)."""
+    named for ``method``: ``TT-SVD``, or ``rounded`` for a TT run's cores); for rows combined over seeds each
+    accuracy's sample std beside it (``"TT-SVD ±"``, ...) and ``seeds``."""
     import pandas as pd
 
     first = METHOD_WORDS.get(method, "TT-SVD")
+    seeds = any(row.get("seeds") for row in rows)
     table = [{
         "rank": row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}",
         "ranks": ",".join(map(str, row["ranks"])),
@@ -186,16 +203,23 @@ def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd"):
         "fine-tune epochs": row.get("finetune_epochs"),
         "from scratch": row.get("scratch_test_accuracy"),
         "scratch epochs": row.get("scratch_epochs"),
+        **({f"{first} ±": row.get("test_accuracy_std"), "+ fine-tuning ±": row.get("finetuned_test_accuracy_std"),
+            "from scratch ±": row.get("scratch_test_accuracy_std"), "seeds": row.get("seeds")} if seeds else {}),
     } for row in rows]
     return pd.DataFrame(table)
 
 
 def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optional[float] = None,
-                      method: str = "tt-svd") -> str:
+                      method: str = "tt-svd", dense_std: Optional[float] = None) -> str:
     """The compress table in Markdown (for ``compress --out`` and RESULTS.md); ``method="tt-round"`` names the
-    first path ``rounded`` and the source row the trained TT net."""
-    def accuracy(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.4f}"
+    first path ``rounded`` and the source row the trained TT net; rows combined over seeds write each value as
+    ``mean ± std`` (the sample std over the seeds), the source network's too (``dense_std``)."""
+    def accuracy(value: Optional[float], std: Optional[float] = None) -> str:
+        return "-" if value is None else f"{value:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+    def error_text(row: Mapping[str, Any]) -> str:
+        std = row.get("rel_error_std")
+        return f"{row['rel_error']:.3f}" + (f" ± {std:.3f}" if std is not None else "")
 
     epochs = next((row.get("finetune_epochs") for row in rows if row.get("finetune_epochs")), 0)
     scratch = sorted({row["scratch_epochs"] for row in rows if row.get("scratch_epochs")})
@@ -206,12 +230,14 @@ def compress_markdown(rows: Sequence[Mapping[str, Any]], dense_accuracy: Optiona
     for row in rows:
         rank = row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}"
         lines.append(f"| {rank} | {','.join(map(str, row['ranks']))} | {row['params']:,} | {row['compression']:.1e} | "
-                     f"{row['rel_error']:.3f} | {accuracy(row.get('test_accuracy'))} | "
-                     f"{accuracy(row.get('finetuned_test_accuracy'))} | {accuracy(row.get('scratch_test_accuracy'))} |")
+                     f"{error_text(row)} | "
+                     f"{accuracy(row.get('test_accuracy'), row.get('test_accuracy_std'))} | "
+                     f"{accuracy(row.get('finetuned_test_accuracy'), row.get('finetuned_test_accuracy_std'))} | "
+                     f"{accuracy(row.get('scratch_test_accuracy'), row.get('scratch_test_accuracy_std'))} |")
     if dense_accuracy is not None and method == "tt-round":
-        lines.append(f"| as trained | | | | 0 | {dense_accuracy:.4f} | | |")
+        lines.append(f"| as trained | | | | 0 | {accuracy(dense_accuracy, dense_std)} | | |")
     elif dense_accuracy is not None:
-        lines.append(f"| dense | - | {rows[0]['dense_params']:,} | 1 | 0 | {dense_accuracy:.4f} | | |" if rows else "")
+        lines.append(f"| dense | - | {rows[0]['dense_params']:,} | 1 | 0 | {accuracy(dense_accuracy, dense_std)} | | |" if rows else "")
     return "\n".join(lines) + "\n"
 
 

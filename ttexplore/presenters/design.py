@@ -8,7 +8,9 @@ No streamlit and no torch: the page wires these to its widgets' callbacks, tests
 The keys are the page's widget keys: ``dataset``, ``preset``, ``in_modes`` and ``out_modes`` (as typed),
 ``pad_to`` (0: no padding), ``max_rank``, ``per_core`` with ``rank_<d>_<k>`` (boundary ``k`` of a
 ``d``-core shape), ``more_layers`` (the hidden layers after the first, as text) with one
-``more_layer_<i>`` text box each.
+``more_layer_<i>`` text box each; the Train card's ``epochs``, ``batch_size``, ``lr``, ``seed``, ``train_limit``
+(0: every image), ``device``, ``val_split``, ``early_stop`` (0: off) and ``round_to`` ('': none); and ``carried``, the settings of a
+run loaded by :meth:`DesignState.load` that have no widget (optimizer, init, ...), kept as they were.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from ttexplore.presenters import preview
 from ttexplore.presenters.preview import (CUSTOM, baseline_config, design_config, network_config, next_layer_text,
                                           padding_options, presets_for)
 from ttexplore.runs.config import ConfigError, RunConfig
+from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
 from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
 from ttexplore.runs.resources import check_run_memory, eval_batch_size, human_bytes
+from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import parse_modes
+from ttexplore.tt.ttshape import modes_text
 
-__all__ = ["DesignState", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption", "memory_tiles", "network_caption",
-           "clipping_text", "settings_title", "MEMORY_PARTS", "memory_parts_rows", "memory_why", "TT_INTRO", "TT_FORMULA",
-           "TT_RANKS", "tile_count"]
+__all__ = ["DesignState", "TRAINING_DEFAULTS", "rerun_problem", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption",
+           "memory_tiles", "network_caption", "clipping_text", "settings_title", "MEMORY_PARTS", "memory_parts_rows",
+           "memory_why", "TT_INTRO", "TT_FORMULA", "TT_RANKS", "tile_count"]
 
 #: The max TT rank of a first visit.
 FIRST_RANK = 4
@@ -43,6 +48,12 @@ TT_RANKS = ("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the s
             "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
             f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
             f"Networks*]({PAPER}), NeurIPS 2015.")
+#: The Train card's widgets (RunConfig fields) and their first values; ``train_limit`` and ``early_stop`` 0 and
+#: ``round_to`` '' mean ``None`` (every image; no early stopping; no rank schedule).
+TRAINING_DEFAULTS = {"epochs": 5, "batch_size": 64, "lr": 3e-3, "seed": 0, "train_limit": 0, "device": "auto",
+                     "val_split": 0.0, "early_stop": 0, "round_to": ""}
+#: The fields the design widgets and the Train card set themselves (the rest of a loaded run is ``carried``).
+_WIDGET_FIELDS = ("dataset", "pad_to", "layers", "legacy_fields", *TRAINING_DEFAULTS)
 
 
 class DesignState:
@@ -79,6 +90,18 @@ class DesignState:
             return None
         return [self.values[self.core_rank_key(depth, k)] for k in range(1, depth)]
 
+    def training(self) -> dict[str, Any]:
+        """The Train card's values as RunConfig fields (0 or '' read as ``None`` where it means none), then the
+        settings a loaded run carried (:meth:`load`)."""
+        values = {key: self.values.get(key, default) for key, default in TRAINING_DEFAULTS.items()}
+        for key in ("train_limit", "early_stop", "round_to"):
+            values[key] = values[key] or None
+        return {**values, **self.values.get("carried", {})}
+
+    def run_config(self) -> RunConfig:
+        """The run the Train button queues: the design with the Train card's settings (:meth:`training`)."""
+        return self.config(**self.training())
+
     def config(self, more: bool = True, **training: Any) -> RunConfig:
         """The run the widgets describe (with the extra hidden layers unless ``more`` is False); ``training``
         adds RunConfig fields (``epochs``, ``lr``, ...).
@@ -111,6 +134,72 @@ class DesignState:
         self.values["run_notes"] = ""
 
     # ------------------------------------------------------------ transitions
+    def load(self, config: RunConfig) -> list[str]:
+        """Fill every widget from ``config`` (Re-run with changes): dataset, padding, shapes, ranks (per core when
+        they differ), the further layers, the Train card; settings without a widget are ``carried`` as they are,
+        so :meth:`run_config` gives ``config`` back. Returns notes on what could not be carried exactly (ranks
+        ``max`` become the maximal useful ranks).
+
+        Raises:
+            ConfigError: field ``layers[0]`` when the first hidden layer has no TT cores (Explore designs a TT
+                layer first), with the way to run it instead.
+        """
+        first = config.layers[0]
+        if not first.has_tt_cores:
+            raise ConfigError("layers[0]", f"hidden layer 1 is {first.label()}: Explore designs networks whose first "
+                                           f"hidden layer is TT; train this one with python -m ttexplore train "
+                                           + " ".join(f"--hidden-layer {layer.text()}" for layer in config.layers))
+        notes: list[str] = []
+        values = self.values
+        values.update(dataset=config.dataset, pad_to=config.pad_to or 0, in_modes=modes_text(first.in_modes),
+                      out_modes=modes_text(first.out_modes), per_core=False)
+        ranks = first.rank_setting
+        if ranks is None:
+            ranks = ttmath.max_useful_ranks(first.in_modes, first.out_modes)
+            notes.append("ranks 'max' became the maximal useful ranks " + ",".join(map(str, ranks)))
+        if isinstance(ranks, int):
+            values["max_rank"] = ranks
+        else:
+            values.update(max_rank=max(ranks), per_core=True)
+            for boundary, rank in enumerate(ranks, start=1):
+                values[self.core_rank_key(len(first.in_modes), boundary)] = rank
+        self.set_more_layers([layer.text() for layer in config.layers[1:]])
+        values.update({key: getattr(config, key) for key in TRAINING_DEFAULTS})
+        values["train_limit"], values["early_stop"] = config.train_limit or 0, config.early_stop or 0
+        values["round_to"] = config.round_to.text() if config.round_to is not None else ""
+        values["carried"] = {key: value for key, value in config.to_dict().items() if key not in _WIDGET_FIELDS}
+        self.shapes_typed()
+        return notes
+
+    def load_run(self, run: Optional[Mapping[str, Any]], run_id: str) -> list[str]:
+        """:meth:`load` the config of ``run`` (a :meth:`RunStore.get_run` dict, ``None`` when there is no such run).
+
+        Raises:
+            ConfigError: field ``from``, for a run that does not exist or whose config this version cannot read;
+                else as :meth:`load`.
+        """
+        from ttexplore.presenters.reports import run_config
+
+        if run is None:
+            raise ConfigError("from", f"there is no run {run_id!r} to start from: it was deleted, or the link is from "
+                                      "another run store")
+        config = run_config(run)
+        if config is None:
+            raise ConfigError("from", f"run {run_id}'s configuration cannot be read by this version")
+        return self.load(config)
+
+    def forget_run(self) -> None:
+        """Drop a loaded run's carried settings (a new run's defaults again) and its banner; the widgets keep their values."""
+        for key in ("carried", "loaded_from", "load_notes"):
+            self.values.pop(key, None)
+
+    def carried_text(self) -> str:
+        """The carried settings that differ from a new run's (``"optimizer sgd · momentum 0.5"``); '' when none."""
+        carried = self.values.get("carried", {})
+        changed = [f"starts from {InitFrom.of(value).describe()}" if key == "init_from" else f"{key.replace('_', ' ')} {value}"
+                   for key, value in carried.items() if value != RunConfig.__dataclass_fields__[key].default]
+        return " · ".join(changed)
+
     def start(self) -> None:
         """A first visit (no dataset chosen yet): the paper's MNIST net on the bundled data, at rank 4."""
         if "dataset" in self.values:
@@ -177,6 +266,15 @@ class DesignState:
         del layers[index]
         self.set_more_layers(layers)
         self.shapes_typed()
+
+
+def rerun_problem(run: Mapping[str, Any]) -> Optional[str]:
+    """Why Explore cannot be prefilled with ``run`` (:meth:`DesignState.load_run`), or ``None`` when it can."""
+    try:
+        DesignState({}).load_run(run, str(run.get("id")))
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def planned_runs(config: RunConfig, name: str = "", baseline: bool = False,
@@ -300,8 +398,8 @@ def settings_title(values: Mapping[str, Any]) -> str:
     Train: :meth:`DesignState.after_train`), so none is applied unseen."""
     tags = list(values.get("run_tags") or [])
     shown = ", ".join(tags[:3]) + (f" +{len(tags) - 3}" if len(tags) > 3 else "")
-    return (f"Name, tags ({shown}), batch size, seed, device, rounding, baseline" if tags
-            else "Name, tags, batch size, seed, device, rounding, baseline")
+    return (f"Name, tags ({shown}), batch size, seed, validation, device, rounding, baseline" if tags
+            else "Name, tags, batch size, seed, validation, device, rounding, baseline")
 
 
 #: The parts of a training-memory estimate as the memory box's table names them, in the order the peak adds them.

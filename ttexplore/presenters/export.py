@@ -137,7 +137,9 @@ def write_figure(figure: Any, path: "str | os.PathLike", width: int = 1000, heig
     return write_atomic(path, data, make_folder=True)  # whole or not at all; WriteError names the file
 
 
-_METRIC_FIELDS = ("run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s")
+#: The columns of a metrics CSV; ``val_loss``/``val_accuracy`` are empty but at a run's epoch ends with a validation split.
+_METRIC_FIELDS = ("run_id", "label", "kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                  "elapsed_s", "val_loss", "val_accuracy")
 
 
 def _flatten(runs: Mapping[str, Sequence[Mapping[str, Any]]], labels: Optional[Mapping[str, str]]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ttexplore.presenters.groups import BAND_LEGEND, BAND_WORDS
 from ttexplore.tt import ttmath
 from ttexplore.tt.ttshape import layer_text, ranks_text
 from ttexplore.presenters.usertext import plot_text
@@ -19,6 +20,7 @@ from ttexplore.presenters.usertext import plot_text
 __all__ = [
     "PALETTE",
     "THEME_BACKGROUNDS",
+    "band_trace",
     "training_curves",
     "accuracy_vs_params",
     "params_vs_rank",
@@ -42,6 +44,30 @@ _TEMPLATE = "plotly_white"
 
 def _color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
+
+
+def _rgba(color: str, alpha: float) -> str:
+    """``"#0072B2"`` -> ``"rgba(0,114,178,0.15)"``: a colour's band fill."""
+    red, green, blue = (int(color[index:index + 2], 16) for index in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+#: How a legend names a line style.
+STYLE_WORDS = {"dash": "dashed", "solid": "solid", "dot": "dotted"}
+
+
+def band_trace(xs: Sequence[Any], lows: Sequence[Optional[float]], highs: Sequence[Optional[float]], color: str,
+               legendgroup: str, name: str) -> Optional[go.Scatter]:
+    """A filled band between ``lows`` and ``highs`` over ``xs`` (points where either is ``None`` left out), for
+    a seed group's spread; ``None`` when no point has both edges. The trace's ``y`` runs along the highs and back
+    along the lows, its ``x`` likewise (plotly's ``fill="toself"``)."""
+    kept = [(x, low, high) for x, low, high in zip(xs, lows, highs) if low is not None and high is not None and x is not None]
+    if not kept:
+        return None
+    return go.Scatter(x=[x for x, _, _ in kept] + [x for x, _, _ in reversed(kept)],
+                      y=[high for _, _, high in kept] + [low for _, low, _ in reversed(kept)],
+                      fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, mode="lines", hoverinfo="skip",
+                      legendgroup=legendgroup, showlegend=False, name=name)
 
 
 def _train_values(events: Sequence[Mapping[str, Any]], key: str) -> list[Optional[float]]:
@@ -75,7 +101,9 @@ def training_curves(
             :mod:`ttexplore.runs.fit` emits them or :meth:`RunStore.metrics` returns them),
             optionally ``"epochs"`` (the planned epochs: the x range while it waits) and
             ``"waiting"`` (a short reason, shown while the run has no point) and ``"pending"``
-            (False once it ended: a run that failed before its first point is not waited for).
+            (False once it ended: a run that failed before its first point is not waited for); a seed
+            group's mean curve (:func:`ttexplore.presenters.groups.mean_events`) also has ``"bands"``
+            (``{metric key: (lows, highs, kinds)}``), drawn as a band around each line, and ``n`` per event.
         x: ``"epoch"``, ``"step"`` (optimizer steps) or ``"time"`` (training seconds); see
             :data:`ttexplore.presenters.tracking.X_AXES`.
         smoothing: TensorBoard's exponential smoothing weight in ``[0, 1)``; the raw
@@ -83,7 +111,8 @@ def training_curves(
         log_loss: draw the loss on a log axis.
 
     The legend names each run once (clicking it hides all of the run's lines) and says
-    which line style is train and which is test, also in an exported image. A run without
+    which line style is train and which is test (and validation, dotted, when a run holds a validation
+    split out), also in an exported image. A run without
     points is listed with its reason; with no point at all the axes keep sensible ranges
     and the figure says what it waits for. Each rounding of a rank schedule (a ``"round"``
     event) is a dotted vertical line in the run's colour, labelled with the weights in use
@@ -94,6 +123,9 @@ def training_curves(
 
     axis_title = X_AXES.get(x, X_AXES["epoch"])[1]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.1)
+    # a run with a validation split also draws it, dotted (its epoch ends only)
+    validated = any(event.get("val_loss") is not None for run in runs for event in run.get("events") or [])
+    styles = (("train", "dash"), ("test", "solid")) + ((("val", "dot"),) if validated else ())
     plotted = 0
     waiting: list[str] = []
     for index, run in enumerate(runs):
@@ -108,10 +140,22 @@ def training_curves(
                                     name=label if events else f"{label} (no point yet)", legendgroup=label,
                                     marker={"size": 5}, hoverinfo="skip"), row=1, col=1)
         for column, metric in ((1, "loss"), (2, "accuracy")):
-            for split, dash in (("train", "dash"), ("test", "solid")):
+            for split, dash in styles:
                 key = f"{split}_{metric}"
                 values = _train_values(events, key) if split == "train" else [event.get(key) for event in events]
                 hover = f"{label}<br>{split} {metric}: %{{y:.4f}}<br>{axis_title} %{{x:.4g}}<extra></extra>"
+                band = (run.get("bands") or {}).get(key)
+                customdata = None
+                if band is not None:
+                    lows, highs, kinds = band
+                    shown = [value is not None for value in values]  # the band follows the line's own points
+                    trace = band_trace([x if keep else None for x, keep in zip(xs, shown)], lows, highs, color, label,
+                                       f"{label} ({split}, band)")
+                    if trace is not None:
+                        figure.add_trace(trace, row=1, col=column)
+                    customdata = [[event.get("n", 1), BAND_WORDS.get(kind, "")] for event, kind in zip(events, kinds)]
+                    hover = (f"{label}<br>{split} {metric}: %{{y:.4f}} (mean of %{{customdata[0]}}, band "
+                             f"%{{customdata[1]}})<br>{axis_title} %{{x:.4g}}<extra></extra>")
                 if smoothing > 0 and len(events) > 1:
                     figure.add_trace(go.Scatter(x=xs, y=values, mode="lines", connectgaps=True, opacity=0.25,
                                                 line={"color": color, "dash": dash, "width": 1}, legendgroup=label,
@@ -120,7 +164,7 @@ def training_curves(
                     values = smooth(values, smoothing)
                 figure.add_trace(
                     go.Scatter(x=xs, y=values, mode="lines+markers" if len(events) < 40 else "lines", connectgaps=True,
-                               line={"color": color, "dash": dash, "width": 2}, marker={"size": 5},
+                               line={"color": color, "dash": dash, "width": 2}, marker={"size": 5}, customdata=customdata,
                                name=f"{label} ({split})", legendgroup=label, showlegend=False, hovertemplate=hover),
                     row=1, col=column,
                 )
@@ -130,10 +174,13 @@ def training_curves(
                                  annotation_text=mark["text"] if column == 2 else None,
                                  annotation_position="bottom right", annotation_font={"size": 10, "color": color})
     # what the two line styles mean, in the legend itself (an exported image keeps it)
-    for split, dash in (("train", "dash"), ("test", "solid")):
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({'dashed' if dash == 'dash' else 'solid'})",
+    for split, dash in styles:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{split} ({STYLE_WORDS[dash]})",
                                     line={"color": "#888", "dash": dash, "width": 2}, legendgroup=f"style-{split}",
                                     hoverinfo="skip"), row=1, col=1)
+    if any(run.get("bands") for run in runs):  # what the bands are, in the legend too
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=BAND_LEGEND, fill="toself",
+                                    line={"color": "rgba(136,136,136,0.4)", "width": 8}, hoverinfo="skip"), row=1, col=1)
     figure.update_xaxes(title_text=axis_title)
     figure.update_yaxes(title_text="loss" + (" (log scale)" if log_loss else ""), type="log" if log_loss else None, row=1, col=1)
     figure.update_yaxes(title_text="accuracy", row=1, col=2)
@@ -164,15 +211,22 @@ def accuracy_vs_params(
     accuracy_key: str = "test_accuracy",
     group_key: str = "group",
     baselines: Sequence[str] = ("dense", "matrix rank"),
+    reference: Optional[Mapping[str, Any]] = None,
+    accuracy_title: str = "test accuracy",
 ) -> go.Figure:
     """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per group.
 
     Args:
         rows: dicts (or a DataFrame) with ``layer_params``, ``accuracy_key``, ``shape``,
             optionally ``group_key`` (the line; default the shape: see
-            :func:`ttexplore.presenters.reports.accuracy_points`, which keeps training
-            budgets apart), ``rank`` and ``budget`` (hover text).
+            :func:`ttexplore.presenters.groups.accuracy_points`, which keeps training
+            budgets apart), ``rank`` and ``budget`` (hover text). A point that is a seed group's mean
+            also has ``n``, ``low``, ``high`` and ``band`` (``"std"`` or ``"min-max"``,
+            :class:`ttexplore.presenters.groups.Spread`): a line's band is a filled area, a lone point's
+            an error bar, and the legend says which band is which.
             Rows whose shape (or group) is in ``baselines`` are drawn as separate dotted traces.
+        reference: a pinned baseline run, ``{"label", "accuracy", "layer_params"}``: a dashed line at its
+            accuracy, and each point's hover gives its accuracy difference and weight ratio against it.
     """
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else [dict(row) for row in rows]
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -184,29 +238,64 @@ def accuracy_vs_params(
     def is_baseline(group: str) -> bool:
         return group in baselines or str(groups[group][0].get("shape")) in baselines
 
+    def hover_text(record: dict[str, Any]) -> str:
+        parts = [f"rank {record['rank']}" if record.get("rank") not in (None, "") else "", str(record.get("budget") or "")]
+        if record.get("n"):
+            parts.append(f"mean of {record['n']} seed{'s' if record['n'] != 1 else ''}"
+                         + (f", band {BAND_WORDS[record['band']]} {record['low']:.4f}–{record['high']:.4f}"
+                            if record["n"] > 1 else ""))
+        if reference is not None and reference.get("accuracy") is not None and reference.get("layer_params"):
+            parts.append(f"{record[accuracy_key] - reference['accuracy']:+.4f} vs baseline, "
+                         f"{record['layer_params'] / reference['layer_params']:.3g}× its weights")
+        return " · ".join(part for part in parts if part)
+
     figure = go.Figure()
+    banded = False
     for index, (group, members) in enumerate(sorted(groups.items(), key=lambda item: (is_baseline(item[0]), item[0]))):
         members.sort(key=lambda record: record["layer_params"])
         baseline = is_baseline(group)
-        hover = [" · ".join(part for part in (f"rank {record['rank']}" if record.get("rank") not in (None, "") else "",
-                                              str(record.get("budget") or "")) if part) for record in members]
+        color = _color(index)
+        xs = [record["layer_params"] for record in members]
+        spreads = [record.get("n", 1) > 1 and record.get("low") is not None for record in members]
+        error_y = None
+        if any(spreads) and len(members) > 1:
+            trace = band_trace(xs, [record.get("low") if kept else None for record, kept in zip(members, spreads)],
+                               [record.get("high") if kept else None for record, kept in zip(members, spreads)],
+                               color, group, f"{group} (band)")
+            if trace is not None:
+                figure.add_trace(trace)
+                banded = True
+        elif any(spreads):
+            error_y = {"type": "data", "symmetric": False, "color": color,
+                       "array": [record["high"] - record[accuracy_key] for record in members],
+                       "arrayminus": [record[accuracy_key] - record["low"] for record in members]}
+            banded = True
         figure.add_trace(
             go.Scatter(
-                x=[record["layer_params"] for record in members],
+                x=xs,
                 y=[record[accuracy_key] for record in members],
                 mode="markers" if baseline and len(members) == 1 else "lines+markers",
                 name=group,
-                marker={"size": 11 if baseline else 8, "symbol": "diamond" if baseline else "circle", "color": _color(index)},
-                line={"color": _color(index), "dash": "dot" if baseline else "solid"},
-                text=hover,
+                legendgroup=group,
+                marker={"size": 11 if baseline else 8, "symbol": "diamond" if baseline else "circle", "color": color},
+                line={"color": color, "dash": "dot" if baseline else "solid"},
+                error_y=error_y,
+                text=[hover_text(record) for record in members],
                 hovertemplate=f"{group}<br>%{{text}}<br>weights %{{x:,}}<br>accuracy %{{y:.4f}}<extra></extra>",
             )
         )
+    if banded:
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=BAND_LEGEND, hoverinfo="skip",
+                                    line={"color": "rgba(136,136,136,0.4)", "width": 8}))
+    if reference is not None and reference.get("accuracy") is not None:
+        figure.add_hline(y=reference["accuracy"], line={"dash": "dash", "color": "#7F7F7F"},
+                         annotation_text=f"baseline: {reference.get('label', '')} {reference['accuracy']:.4f}",
+                         annotation_position="bottom right")
     xs = [record["layer_params"] for members in groups.values() for record in members if record["layer_params"] > 0]
     wide = bool(xs) and max(xs) / min(xs) >= 100  # label only the powers of ten when they are enough
     figure.update_xaxes(type="log", title_text="weights in the first layer (log scale)", dtick=1 if wide else None,
                         automargin=True)
-    figure.update_yaxes(title_text="test accuracy", automargin=True)
+    figure.update_yaxes(title_text=accuracy_title, automargin=True)
     figure.update_layout(template=_TEMPLATE, title=title, legend={"title": {"text": "shape"}})
     return figure
 

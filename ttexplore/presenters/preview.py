@@ -21,7 +21,7 @@ from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import all_kinds
 from ttexplore.runs.resources import MemoryEstimate, ResourceError
 from ttexplore.runs.data_info import dataset_info
-from ttexplore.tt.ttshape import layer_text, modes_text
+from ttexplore.tt.ttshape import modes_text
 from ttexplore.tt.shapes import (MAX_MODES, ShapeSuggestion, balanced_factorization, has_factorization, padded_image_side,
                                    parse_modes, suggest_shapes)
 

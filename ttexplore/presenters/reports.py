@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.tt.limits import MAX_FEATURES
@@ -33,10 +33,18 @@ __all__ = [
     "run_label",
     "run_ranks_text",
     "format_duration",
-    "accuracy_points",
     "training_budget",
-    "rank_table",
+    "best_accuracy",
+    "ACCURACY_WORDS",
+    "stopped_early_at",
+    "validation_text",
 ]
+
+#: What a run's "best" accuracy is, by how it was chosen (:func:`best_accuracy`).
+ACCURACY_WORDS = {
+    "validation": "test accuracy at the best validation epoch",
+    "test": "best test accuracy (selected on test: optimistic)",
+}
 
 @lru_cache(maxsize=4096)
 def _parsed_config(text: str) -> Optional[RunConfig]:
@@ -170,6 +178,41 @@ def epoch_text(epochs: Optional[float]) -> str:
     return f"{round(value)}" if abs(value - round(value)) < 1e-9 else f"{value:.1f}"
 
 
+def best_accuracy(run: Mapping[str, Any]) -> tuple[Optional[float], str]:
+    """The run's best accuracy and how it was chosen (a key of :data:`ACCURACY_WORDS`): with a validation
+    split, the test accuracy at the epoch of the lowest validation loss (``"validation"``: the test set chose
+    nothing); without one, the highest test accuracy of any point (``"test"``: chosen on the test set itself,
+    so optimistic)."""
+    if run.get("test_accuracy_at_best_val") is not None:
+        return run["test_accuracy_at_best_val"], "validation"
+    return run.get("best_test_accuracy"), "test"
+
+
+def stopped_early_at(run: Mapping[str, Any]) -> Optional[float]:
+    """The epoch a completed run with early stopping ended at, when that is before its planned epochs; else ``None``."""
+    config = run.get("config") or {}
+    done, planned = run.get("epochs_done") or 0, config.get("epochs") or 0
+    if run.get("status") == "completed" and config.get("early_stop") and 0 < done < planned:
+        return done
+    return None
+
+
+def validation_text(run: Mapping[str, Any]) -> str:
+    """What a run's validation split chose, in words: ``"best validation epoch 4 (val loss 0.310, val accuracy
+    0.921): test accuracy 0.915 there · stopped early at epoch 6 of 10 (no lower validation loss for 2 epochs)"``;
+    '' for a run without a split (or before its first epoch)."""
+    if run.get("best_val_epoch") is None:
+        return ""
+    text = (f"best validation epoch {run['best_val_epoch']:g} (val loss {run['best_val_loss']:.3f}, val accuracy "
+            f"{run['best_val_accuracy']:.3f}): test accuracy {run['test_accuracy_at_best_val']:.4f} there")
+    stopped = stopped_early_at(run)
+    if stopped is not None:
+        config = run["config"]
+        text += (f" · stopped early at epoch {stopped:g} of {config['epochs']} (no lower validation loss for "
+                 f"{config['early_stop']} epoch{'s' if config['early_stop'] != 1 else ''})")
+    return text
+
+
 def format_duration(seconds: Optional[float]) -> str:
     """``75.2`` -> ``"1m 15s"``; ``None`` -> ``""``."""
     if seconds is None or seconds != seconds:  # None or NaN
@@ -192,66 +235,3 @@ def training_budget(run: Mapping[str, Any]) -> str:
     if config.get("train_limit"):
         text += f", {int(config['train_limit']):,} images"
     return text
-
-
-def accuracy_points(runs: Iterable[Mapping[str, Any]], statuses: Sequence[str] = ("completed",)) -> list[dict[str, Any]]:
-    """Input of :func:`ttexplore.presenters.plots.accuracy_vs_params`: one point per finished run with a test accuracy.
-
-    Each point: ``layer_params``, ``test_accuracy`` (the run's best), ``shape``
-    (the 2018 reproduction's legends: ``4x8x8x4``, ``dense``, ...), ``rank``, ``run_id``,
-    ``budget`` (:func:`training_budget`) and ``group``, the line it belongs to: the shape, or
-    ``"4x8x8x4 · 5 epochs"`` when the runs had different training budgets (a 1-epoch and a
-    60-epoch run of one shape are not one curve). When several runs share a group, rank
-    and size (seeds, repeats), the best one is kept, as the 2018 reproduction's figures did.
-    """
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in runs:
-        if run.get("status") not in statuses or run.get("best_test_accuracy") is None:
-            continue
-        point = {
-            "layer_params": run["layer_params"],
-            "test_accuracy": run["best_test_accuracy"],
-            "shape": run_shape_text(run),
-            "rank": run_ranks_text(run),
-            "run_id": run.get("id"),
-            "budget": training_budget(run),
-        }
-        key = (f"{point['shape']}|{point['budget']}", f"{point['rank']}|{point['layer_params']}")
-        if key not in best or point["test_accuracy"] > best[key]["test_accuracy"]:
-            best[key] = point
-    several = len({point["budget"] for point in best.values()}) > 1
-    for point in best.values():
-        point["group"] = f"{point['shape']} · {point['budget']}" if several else str(point["shape"])
-    return sorted(best.values(), key=lambda point: (str(point["group"]), point["layer_params"]))
-
-
-def rank_table(runs: Iterable[Mapping[str, Any]], shape: Optional[str] = None, dataset: Optional[str] = None):
-    """The 2018 reproduction's slide-13 table: per max TT rank, the compression rate and the best test accuracy.
-
-    Only completed TT runs with a single (uniform) rank count; ``shape`` and
-    ``dataset`` filter them. Columns: ``max TT core rank``, ``shape``,
-    ``compression rate``, ``accuracy``, ``runs``.
-    """
-    import pandas as pd
-
-    groups: dict[tuple[int, str], dict[str, Any]] = {}
-    for run in runs:
-        config = run_config(run)
-        if run.get("status") != "completed" or config is None or run.get("best_test_accuracy") is None:
-            continue
-        if not config.layers[0].has_tt_cores:
-            continue
-        if shape is not None and run_shape_text(run) != shape:
-            continue
-        if dataset is not None and run.get("dataset") != dataset:
-            continue
-        ranks = config.layers[0].rank_setting
-        if not isinstance(ranks, int):
-            continue
-        key = (ranks, run_shape_text(run))
-        entry = groups.setdefault(key, {"max TT core rank": ranks, "shape": key[1],
-                                        "compression rate": run.get("compression"), "accuracy": 0.0, "runs": 0})
-        entry["accuracy"] = max(entry["accuracy"], run["best_test_accuracy"])
-        entry["runs"] += 1
-    rows = [groups[key] for key in sorted(groups)]
-    return pd.DataFrame(rows, columns=["max TT core rank", "shape", "compression rate", "accuracy", "runs"])

@@ -14,7 +14,9 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.presenters.reports import (epoch_text, format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
+from ttexplore.presenters.compare import baseline_deltas
+from ttexplore.presenters.groups import mean_events, seed_groups, spread_text
+from ttexplore.presenters.reports import (ACCURACY_WORDS, best_accuracy, epoch_text, format_duration, stopped_early_at, kind_title, ranks_list_text, run_label, run_ranks_text,
                                           run_ranks_used, run_shape_text)
 from ttexplore.presenters.usertext import markdown_text
 
@@ -194,6 +196,8 @@ def run_state(run: Mapping[str, Any], events: Sequence[Mapping[str, Any]], posit
     if status == "running" and not events:
         return {"fraction": 0.0, "text": "starting: loading data, waiting for its first point", "waiting": True}
     text = f"epoch {epoch_text(fraction * epochs)} of {epochs}" if epochs else "evaluated only (0 epochs)"
+    if stopped_early_at(run) is not None:  # completed before its planned epochs: the validation loss stopped improving
+        text = f"stopped early at epoch {done:g} of {epochs}"
     scored = [event for event in events if event.get("test_accuracy") is not None]
     if scored:
         text += f" · test accuracy {scored[-1]['test_accuracy']:.3f}"
@@ -237,18 +241,26 @@ def _duration(run: Mapping[str, Any], now: Optional[float]) -> Optional[float]:
 
 
 def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None,
-                  labels: Optional[Mapping[str, str]] = None):
+                  labels: Optional[Mapping[str, str]] = None, baseline: Optional[Mapping[str, Any]] = None):
     """One row per run: identity, status, layer, hyper-parameters and results (a pandas DataFrame).
 
     ``name`` is the run's entry in ``labels`` when given (:func:`distinct_labels`), else :func:`run_title`.
 
     Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer``, ``shape``,
     ``ranks`` (as used), ``layer weights``, ``× smaller``, then one column per
-    :data:`HPARAMS` field, ``sweep``, ``best test acc``, ``final test acc``,
-    ``epochs done``, ``duration s``, ``started``, ``notes``, ``error``.
+    :data:`HPARAMS` field, ``sweep``, ``best test acc`` (the best test point: chosen on the test set,
+    optimistic), ``final test acc``, ``test acc at best val`` (runs with a validation split), ``acc``
+    (:func:`~ttexplore.presenters.reports.best_accuracy`: the latter when there, else the former),
+    ``seed group`` (the ``acc`` of the run's seed group among ``runs``, ``"mean ± std (n=3)"``), ``seeds``
+    (how many of the group completed), ``Δ acc vs baseline`` and ``weights × baseline`` (against the
+    pinned ``baseline`` run, :func:`~ttexplore.presenters.compare.baseline_deltas`), ``epochs done``,
+    ``duration s``, ``started``, ``notes``, ``error``.
     """
     import pandas as pd
 
+    runs = list(runs)
+    group_by_run = {run["id"]: group for group in seed_groups(runs) for run in group.runs}
+    deltas = baseline_deltas(runs, baseline)
     rows = []
     for run in runs:
         compression = run.get("compression")
@@ -270,6 +282,12 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
             "sweep": run.get("sweep") or "",
             "best test acc": run.get("best_test_accuracy"),
             "final test acc": run.get("final_test_accuracy"),
+            "test acc at best val": run.get("test_accuracy_at_best_val"),
+            "acc": best_accuracy(run)[0],
+            "seed group": spread_text(group_by_run[run["id"]].accuracy),
+            "seeds": group_by_run[run["id"]].accuracy.n if group_by_run[run["id"]].accuracy else 0,
+            "Δ acc vs baseline": deltas.get(run["id"], {}).get("Δ acc"),
+            "weights × baseline": deltas.get(run["id"], {}).get("weights ×"),
             "epochs done": run.get("epochs_done"),
             "duration s": _duration(run, now),
             "started": _started(run),
@@ -284,7 +302,8 @@ def hparam_columns() -> list[str]:
     """The columns of :func:`hparams_table`, in order."""
     return (["id", "name", "tags", "status", "dataset", "layer", "shape", "ranks", "layer weights", "× smaller"]
             + [column for column, _ in HPARAMS.values()]
-            + ["sweep", "best test acc", "final test acc", "epochs done", "duration s", "started", "notes", "error"])
+            + ["sweep", "best test acc", "final test acc", "test acc at best val", "acc", "seed group", "seeds",
+               "Δ acc vs baseline", "weights × baseline", "epochs done", "duration s", "started", "notes", "error"])
 
 
 def _used_ranks_text(run: Mapping[str, Any]) -> str:
@@ -352,15 +371,35 @@ def curve_xy(events: Sequence[Mapping[str, Any]], x: str = "epoch") -> list[Opti
 
 
 def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence[Mapping[str, Any]]],
-               labels: Optional[Mapping[str, str]] = None) -> list[dict[str, Any]]:
+               labels: Optional[Mapping[str, str]] = None, group_seeds: bool = False) -> list[dict[str, Any]]:
     """Input of :func:`ttexplore.presenters.plots.training_curves` for ``runs`` in their order: each run's
     label (``labels`` or :func:`distinct_labels`), events, planned epochs, whether it is still queued or
     running (``pending``), and, while it has no point, what it waits for (its place in the queue, its start)
-    or why it has none (it failed first)."""
+    or why it has none (it failed first).
+
+    With ``group_seeds``, the runs of a seed group (:mod:`ttexplore.presenters.groups`: the same settings)
+    among ``runs`` that holds two seeds or more are one series instead, where its first run would be: the
+    mean curve of one run per seed with its bands (:func:`~ttexplore.presenters.groups.mean_events`),
+    labelled ``"... · mean of 3 seeds"``. Repeats of one seed alone stay apart (a repeat is the same run,
+    not a sample of the seed noise)."""
     labels = labels or distinct_labels(runs)
     positions = queue_positions(runs)
     series = []
+    if group_seeds:
+        seed_sets = [group for group in seed_groups(runs) if len(group.per_seed) > 1]
+        grouped = {run["id"]: group for group in seed_sets for run in group.runs}
+        firsts = [run for run in runs if run["id"] not in grouped or grouped[run["id"]].first["id"] == run["id"]]
+        group_labels = distinct_labels(firsts)
     for run in runs:
+        if group_seeds and run["id"] in grouped:
+            group = grouped[run["id"]]
+            if group.first["id"] == run["id"]:
+                events, bands = mean_events([metrics.get(member["id"], []) for member in group.per_seed])
+                series.append({"label": f"{group_labels[run['id']]} · mean of {len(group.per_seed)} seeds", "events": events,
+                               "bands": bands, "epochs": (run.get("config") or {}).get("epochs"),
+                               "waiting": None if events else "its seeds wait for their first point",
+                               "pending": any(member.get("status") in ACTIVE for member in group.runs)})
+            continue
         events = list(metrics.get(run["id"], []))
         state = run_state(run, events, positions.get(run["id"]))
         series.append({"label": labels[run["id"]], "events": events, "epochs": (run.get("config") or {}).get("epochs"),
@@ -372,12 +411,12 @@ def curve_runs(runs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Sequence
 def already_trained_text(run: Mapping[str, Any]) -> str:
     """The notice for a configuration already trained: which run, when, and its accuracy."""
     when = started_text(run)
-    accuracy = run.get("best_test_accuracy")
+    accuracy, basis = best_accuracy(run)
     parts = [f"This exact configuration was already trained: **{markdown_text(run_title(run))}**"]
     if when:
         parts.append(f"on {when}")
     if accuracy is not None:
-        parts.append(f"(best test accuracy {accuracy:.4f})")
+        parts.append(f"({ACCURACY_WORDS[basis]} {accuracy:.4f})")
     return " ".join(parts) + ". Training it again gives a second run with the same settings."
 
 

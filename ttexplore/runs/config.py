@@ -30,7 +30,7 @@ from ttexplore.runs.schedule import RoundSchedule
 from ttexplore.runs.migrate import (ONE_LAYER_DEFAULTS, ONE_LAYER_FIELDS, check_legacy_fields, freeze_fields, legacy_key_values,
                                     one_layer_kinds, one_layer_values, read_one_layer, read_stacked, thaw_fields)
 
-__all__ = ["ConfigError", "RunConfig", "OPTIMIZERS", "INITS", "STRATEGIES", "MAX_SEED", "ONE_LAYER_FIELDS",
+__all__ = ["ConfigError", "RunConfig", "OPTIMIZERS", "INITS", "STRATEGIES", "MAX_SEED", "MAX_VAL_SPLIT", "ONE_LAYER_FIELDS",
            "one_layer_kinds"]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -40,8 +40,8 @@ OPTIMIZERS = ("adam", "sgd")
 MAX_SEED = 2**63 - 2
 
 #: Field kinds :meth:`RunConfig.from_dict` converts and :meth:`RunConfig.validate` checks.
-_INT_FIELDS = ("epochs", "batch_size", "seed", "evals_per_epoch", "train_limit")
-_FLOAT_FIELDS = ("lr", "momentum", "weight_decay")
+_INT_FIELDS = ("epochs", "batch_size", "seed", "evals_per_epoch", "train_limit", "early_stop")
+_FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "val_split")
 _CHOICE_FIELDS = ("dataset", "optimizer", "init", "strategy")
 #: One-layer fields read as whole numbers (the others are modes and ranks).
 _ONE_LAYER_INTS = ("hidden", "matrix_rank")
@@ -49,7 +49,14 @@ _ONE_LAYER_INTS = ("hidden", "matrix_rank")
 #: The longest label (free text shown with the run).
 MAX_LABEL = 500
 
-_FLOAT_EXAMPLES = {"lr": "3e-3", "momentum": "0.9", "weight_decay": "1e-4"}
+_FLOAT_EXAMPLES = {"lr": "3e-3", "momentum": "0.9", "weight_decay": "1e-4", "val_split": "0.1"}
+
+#: Fields left out of :meth:`RunConfig.to_dict` (so out of the stored JSON and of :meth:`RunConfig.key`) at
+#: their defaults: every run stored before they existed keeps its key.
+_OMITTED_AT_DEFAULT = {"val_split": 0.0, "early_stop": None}
+
+#: The largest share of the training images a validation split may hold out.
+MAX_VAL_SPLIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,11 @@ class RunConfig:
         strategy: TT forward strategy (``"auto"`` picks the cheapest).
         evals_per_epoch: metric events per epoch (train and test loss/accuracy).
         train_limit: use only the first ``train_limit`` training images (quick runs).
+        val_split: the share of the training images (after ``train_limit``) held out as a validation
+            set, stratified by class and drawn from the seed (:mod:`ttexplore.runs.validation`); 0 (the
+            default) holds none out. In ``[0, 0.5]``; the held-out set has at least one image per class.
+        early_stop: stop after this many epochs without a lower validation loss (needs ``val_split``);
+            ``None`` (the default) trains every epoch. Like ``val_split``, left out of the key at its default.
         label: free text shown with the run.
         device: where it trains: ``"auto"`` (the first CUDA device when there is
             one, else the CPU), ``"cpu"``, ``"cuda"``/``"cuda:N"`` or ``"mps"``.
@@ -101,6 +113,8 @@ class RunConfig:
     strategy: str = "auto"
     evals_per_epoch: int = 4
     train_limit: Optional[int] = None
+    val_split: float = 0.0
+    early_stop: Optional[int] = None
     label: str = ""
     device: str = DEFAULT_DEVICE
     init_from: Optional[InitFrom] = None
@@ -253,6 +267,9 @@ class RunConfig:
             elif field.name == "round_to":
                 if value is not None:
                     values["round_to"] = value.text()
+            elif field.name in _OMITTED_AT_DEFAULT:
+                if value != _OMITTED_AT_DEFAULT[field.name]:
+                    values[field.name] = value
             else:
                 values[field.name] = value
         return values
@@ -264,14 +281,27 @@ class RunConfig:
         """A stable hash of everything that changes the result (the label and the device excluded,
         so a run keeps its key, and resumes, on any device). A network the older forms could describe
         is hashed in that form (:func:`~ttexplore.runs.migrate.legacy_key_values`), so every run stored
-        before ``layers`` keeps its key."""
+        before ``layers`` keeps its key; fields added later are hashed only away from their defaults."""
+        return _digest(self._key_values())
+
+    def group_key(self) -> str:
+        """The key of the run's seed group: :meth:`key` computed without the seed (and, like it, without
+        the label and the device). Runs that differ only by their seed share it (repeats of one
+        experiment: their spread is the seed noise); any other difference gives another group."""
+        values = self._key_values()
+        values.pop("seed")
+        return _digest(values)
+
+    def _key_values(self) -> dict[str, Any]:
+        """What :meth:`key` hashes: :meth:`to_dict` without the label and the device, the network in its
+        oldest form that can describe it."""
         values = self.to_dict()
         values.pop("label", None)
         values.pop("device", None)
         layers = values.pop("layers")
         network = legacy_key_values(self.layers, values.pop("legacy_fields", {}))
         values.update(network if network is not None else {"layers": layers})
-        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+        return values
 
     # ------------------------------------------------------------ derived sizes
     @property
@@ -417,6 +447,7 @@ class RunConfig:
         _check_range("evals_per_epoch", self.evals_per_epoch, 1, 100, "e.g. 4")
         if self.train_limit is not None:
             _check_range("train_limit", self.train_limit, 1, info.train_size, f"at most the {info.train_size} training images")
+        _check_validation(self.val_split, self.early_stop, self.train_limit or info.train_size, info.classes)
 
 
 # ---------------------------------------------------------------- helpers
@@ -500,6 +531,29 @@ def _padding_fix(error: ConfigError, layers: tuple[LayerSpec, ...], dataset: str
         return ConfigError(error.field, f"{first or message}: {_PADDING_FIX} {what}, where they fit" +
                            (f", or {keep}try {hint}" if first else ""))
     return error
+
+
+def _digest(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_validation(val_split: float, early_stop: Optional[int], train_images: int, classes: int) -> None:
+    """``val_split`` in ``[0, 0.5]`` holding out at least one image per class of the ``train_images`` used;
+    ``early_stop`` a positive number of epochs, and only with a validation split to stop on."""
+    if not (0 <= val_split <= MAX_VAL_SPLIT):
+        raise ConfigError("val_split", f"val_split {val_split} must be between 0 and {MAX_VAL_SPLIT} (the share of the "
+                                       "training images held out for validation), e.g. 0.1; 0 holds none out")
+    held_out = math.floor(train_images * val_split)
+    if val_split > 0 and held_out < classes:
+        raise ConfigError("val_split", f"val_split {val_split:g} holds out {held_out} of the {train_images:,} training "
+                                       f"images: a validation set needs at least one image per class ({classes}): "
+                                       f"use at least {math.ceil(1e4 * classes / train_images) / 1e4:g}")
+    if early_stop is not None:
+        _check_range("early_stop", early_stop, 1, 10_000, "epochs without a lower validation loss before stopping, "
+                                                          "e.g. 3; leave it out to train every epoch")
+        if val_split == 0:
+            raise ConfigError("early_stop", "early_stop stops on the validation loss, and this run holds no validation "
+                                            "set out: set val_split too (e.g. 0.1)")
 
 
 def _check_range(name: str, value: int, low: int, high: int, hint: str) -> None:

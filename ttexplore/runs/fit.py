@@ -11,6 +11,11 @@ An event is a plain JSON-ready dict::
      "test_accuracy": 0.92, "elapsed_s": 3.4, "layer_params": 2176, "lr": 0.003,
      "cores": [{"layer": 0, "weight": [...], "grad": [...]}]}
 
+A run with a validation split (``val_split``, :mod:`ttexplore.runs.validation`) trains on the rest of its
+training images; its ``"epoch"`` events also carry ``val_loss`` and ``val_accuracy``, the best epoch by
+validation loss is kept (weights included), and with ``early_stop`` it ends ``completed`` once that many
+epochs in a row brought no lower validation loss.
+
 ``kind == "epoch"`` marks the end of an epoch (these form the history) and
 averages the train metrics over the whole epoch; an ``"eval"`` event within an
 epoch averages them over the batches since the previous event. The test
@@ -47,6 +52,7 @@ from ttexplore.runs.models import build_model, hidden_layer_params, layer_ranks
 from ttexplore.runs.resources import eval_batch_size
 from ttexplore.runs.rounding import carry_optimizer_state, round_network
 from ttexplore.runs.schedule import ROUND_KIND
+from ttexplore.runs.validation import BestEpoch, hold_out
 from ttexplore.runs.warmstart import apply_init_from
 
 __all__ = ["FitResult", "TrainingState", "fit", "evaluate", "STATUSES", "CancelFlag"]
@@ -74,6 +80,9 @@ class FitResult:
         traceback: the formatted exception for ``failed`` (for logs, not the UI).
         elapsed_s: wall time of the loop.
         extra: ``{"device": "cuda:0"}``, where it trained (when it got that far).
+        validation: with a validation split, :meth:`~ttexplore.runs.validation.BestEpoch.summary`
+            (the best epoch by validation loss, its validation and test accuracy, where it stopped early).
+        best_model_state: the best epoch's ``state_dict`` (with a validation split), on the CPU.
     """
 
     status: str
@@ -83,6 +92,8 @@ class FitResult:
     traceback: Optional[str] = None
     elapsed_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    validation: Optional[dict[str, Any]] = None
+    best_model_state: Optional[dict[str, Any]] = None
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -95,7 +106,9 @@ class FitResult:
 
     @property
     def best_test_accuracy(self) -> Optional[float]:
-        """The best test accuracy of the network in use at the end: after its last rounding, if any."""
+        """The best test accuracy of the network in use at the end (after its last rounding, if any): selected
+        on the test set, so optimistic (prefer ``validation["test_accuracy_at_best_val"]`` when the run has a
+        validation split)."""
         last_round = max((index for index, event in enumerate(self.events) if event["kind"] == ROUND_KIND), default=0)
         scored = [event["test_accuracy"] for event in self.events[last_round:] if event["step"] > 0 or event["kind"] == "epoch"]
         return max(scored) if scored else None
@@ -142,6 +155,7 @@ class TrainingState:
         order_rng_state: the batch-order generator's state (``torch.Generator.get_state()``).
         layer_ranks: the ranks of the layers a rank schedule rounded, by child name
             (:func:`~ttexplore.runs.models.layer_ranks`; empty before any rounding): a resume builds them so.
+        validation: the best-epoch bookkeeping (:meth:`~ttexplore.runs.validation.BestEpoch.state`), or ``None``.
     """
 
     epochs_done: int
@@ -151,6 +165,7 @@ class TrainingState:
     optimizer_state: dict[str, Any]
     order_rng_state: torch.Tensor
     layer_ranks: dict[str, list[int]] = field(default_factory=dict)
+    validation: Optional[dict[str, Any]] = None
 
 
 def _check_resume(config: RunConfig, state: TrainingState) -> None:
@@ -178,6 +193,12 @@ class _Training:
         if config.train_limit is not None:
             self.train_images = self.train_images[: config.train_limit]
             self.train_labels = self.train_labels[: config.train_limit]
+        self.val_images = self.val_labels = self.best = None
+        if config.val_split > 0:  # the same split on every resume: it depends on the seed only
+            self.train_images, self.train_labels, self.val_images, self.val_labels = hold_out(
+                self.train_images, self.train_labels, config.val_split, config.seed)
+            self.val_images, self.val_labels = self.val_images.to(device), self.val_labels.to(device)
+            self.best = BestEpoch(config.early_stop)
         self.test_images, self.test_labels = dataset.test_images, dataset.test_labels
         # the whole (small) dataset moves once; batches are then gathered on the device
         self.train_images, self.train_labels, self.test_images, self.test_labels = (
@@ -199,6 +220,8 @@ class _Training:
             self.optimizer.load_state_dict(resume.optimizer_state)
             self.order_generator.set_state(resume.order_rng_state)
             self.global_step, self.first_epoch = resume.global_step, resume.epochs_done
+            if self.best is not None and resume.validation is not None:
+                self.best.restore(resume.validation)
         self.layer_params = hidden_layer_params(self.model)
         self.tt_layers = tt_layer_modules(self.model, config)  # their core norms go with every event
         self.eval_rows = eval_batch_size(config)
@@ -210,6 +233,12 @@ class _Training:
                detail: Optional[dict[str, Any]] = None) -> None:
         """Emit one event: the train metrics given, the test metrics over the whole test split (and ``detail``)."""
         test_loss, test_accuracy = evaluate(self.model, self.test_images, self.test_labels, self.eval_rows)
+        validation: dict[str, float] = {}
+        if kind == "epoch" and self.best is not None:
+            validation["val_loss"], validation["val_accuracy"] = evaluate(self.model, self.val_images, self.val_labels,
+                                                                          self.eval_rows)
+            self.best.observe(epoch_index + (step_in_epoch > 0), validation["val_loss"], validation["val_accuracy"],
+                              test_accuracy, self.model.state_dict)
         event = {
             "kind": kind,
             "epoch": round(epoch_index + step_in_epoch / self.steps_per_epoch, 6),
@@ -223,6 +252,7 @@ class _Training:
             "layer_params": self.layer_params,
             "lr": self.config.lr,
             **({"cores": core_norms(self.tt_layers)} if self.tt_layers else {}),
+            **validation,
         }
         if detail is not None:
             event["detail"] = detail
@@ -253,6 +283,8 @@ class _Training:
             self.optimizer = fresh
         self.layer_params = hidden_layer_params(self.model)
         self.tt_layers = tt_layer_modules(self.model, self.config)  # a rounded layer may be a new module
+        if rounding.changed and self.best is not None:
+            self.best.restart()  # the best epoch is one of the network the run ends with (its weights load into it)
         self.report(ROUND_KIND, epochs_done - 1, self.steps_per_epoch, *self.probe(),
                     detail=rounding.detail(self.config.dense_layer_params()))
 
@@ -303,7 +335,7 @@ class _Training:
         """The state after ``epochs_done`` epochs, its tensors on the CPU (a checkpoint written on a GPU loads anywhere)."""
         return TrainingState(epochs_done, self.global_step, self.elapsed(), _on_cpu(self.model.state_dict()),
                              _on_cpu(self.optimizer.state_dict()), self.order_generator.get_state(),
-                             layer_ranks(self.model, self.config))
+                             layer_ranks(self.model, self.config), self.best.state() if self.best is not None else None)
 
 
 def _on_cpu(state: Any) -> Any:
@@ -346,6 +378,9 @@ def fit(
         resume: continue from this state (no step-0 event is emitted again).
         on_epoch_end: called with the state after every epoch (the lifecycle writes a checkpoint).
 
+    With ``config.early_stop`` the loop ends ``completed`` after the epoch that used up the patience
+    (its checkpoint written first); ``validation["stopped_early_at"]`` says which.
+
     Returns:
         A :class:`FitResult`. Exceptions inside the loop become ``status="failed"``;
         a non-finite loss becomes ``status="diverged"`` with a message.
@@ -372,7 +407,10 @@ def fit(
         extra: dict[str, Any] = {"device": str(device)} if device is not None else {}
         if training is not None and training.init_errors is not None:
             extra["init_errors"] = training.init_errors
-        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra)
+        best = training.best if training is not None else None
+        return FitResult(status, events, model, error=error, traceback=trace, elapsed_s=elapsed(), extra=extra,
+                         validation=best.summary(config.epochs) if best is not None and best.epoch is not None else None,
+                         best_model_state=best.model_state if best is not None else None)
 
     try:
         device = resolve_device(config.device)
@@ -381,6 +419,8 @@ def fit(
         if resume is None:
             training.report_untrained()
         for epoch_index in range(training.first_epoch, config.epochs):
+            if training.best is not None and training.best.should_stop:
+                break  # early stopping: also for a run resumed from the checkpoint of the epoch it stopped at
             training.epoch(epoch_index, cancel)
             training.round_layers(epoch_index + 1)
             if on_epoch_end is not None:

@@ -22,6 +22,7 @@ say) marks the run ``interrupted`` before it propagates.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -106,6 +107,7 @@ def save_checkpoint(path: Path, run_id: str, config: RunConfig, state: TrainingS
         "model": state.model_state,
         "optimizer": state.optimizer_state,
         "order_rng": state.order_rng_state,
+        "validation": state.validation,  # the best epoch and its weights, when the run holds a validation set out
     }
     if state.layer_ranks:  # after a rounding: the ranks the rounded cores have
         payload["layer_ranks"] = {name: list(ranks) for name, ranks in state.layer_ranks.items()}
@@ -136,7 +138,7 @@ def load_checkpoint(path: Path, config: RunConfig) -> Optional[TrainingState]:
         raise ResumeError(f"the checkpoint {path} has unreadable layer ranks; delete it to restart the run from epoch 0")
     return TrainingState(int(payload["epochs_done"]), int(payload["global_step"]), float(payload["elapsed_s"]),
                          payload["model"], payload["optimizer"], payload["order_rng"],
-                         {str(name): [int(rank) for rank in value] for name, value in ranks.items()})
+                         {str(name): [int(rank) for rank in value] for name, value in ranks.items()}, payload.get("validation"))
 
 
 def resume_point(store: RunStore, run: dict[str, Any]) -> str:
@@ -179,7 +181,8 @@ def record_outcome(store: RunStore, run_id: str, config: RunConfig, result: FitR
     A ``cancelled`` result becomes ``interrupted`` when ``interrupted`` (the stop was a
     shutdown, not the user's choice). The final model of a completed, cancelled or
     interrupted run is saved as the run's weights (and its TT layers' spectra beside them,
-    :func:`~ttexplore.runs.corestats.record_spectra`); a completed run's checkpoint is removed.
+    :func:`~ttexplore.runs.corestats.record_spectra`), and, with a validation split, the best epoch's
+    beside them (:meth:`RunStore.best_weights_path_for`); a completed run's checkpoint is removed.
     """
     status = "interrupted" if interrupted and result.status == "cancelled" else result.status
     weights = None
@@ -189,6 +192,10 @@ def record_outcome(store: RunStore, run_id: str, config: RunConfig, result: FitR
             record_spectra(store, run_id, config, result.model, f"{'final' if status == 'completed' else 'last'} weights")
         except Exception:  # noqa: BLE001 - a view of the weights: the run's end never fails on it
             log.exception("could not record the spectra of run %s", run_id)
+        if result.best_model_state is not None:
+            best = copy.deepcopy(result.model).cpu()
+            best.load_state_dict(result.best_model_state)
+            save_model(best, config, store.best_weights_path_for(run_id))
     error = result.error
     if status == "interrupted" and error is None:
         error = "stopped by a shutdown or interrupt; resume it to continue from its last checkpoint"

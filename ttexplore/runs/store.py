@@ -1,31 +1,25 @@
 """The run store: every run, its config, its metric events and its status, in SQLite.
 
-One file (default ``~/.ttexplore/runs.db``; ``$TTEXPLORE_DB`` or
-``$TTEXPLORE_HOME`` override it) outlives page reloads and server restarts.
-Every call opens its own short connection in WAL mode with a busy timeout, so
-several threads and processes (jobs, sweeps, two app sessions) can write at once
-without corrupting it.
+One file (default ``~/.ttexplore/runs.db``; ``$TTEXPLORE_DB`` or ``$TTEXPLORE_HOME`` override it) outlives page
+reloads and server restarts. Every call opens its own short connection in WAL mode with a busy timeout, so several
+threads and processes (jobs, sweeps, two app sessions) can write at once without corrupting it.
 
-The store is also the queue: a run is created ``queued`` on a named queue
-(``"app"`` for job managers, ``"sweep"`` for a sweep's own executor), and a
-worker takes one with :meth:`RunStore.claim_next`, an atomic transaction, so two
-servers on one home never both take the same run. Model files and checkpoints
-live under the store's ``artifacts`` folder; the store never reads, serves or
-deletes a file outside it, whatever a row says.
+The store is also the queue: a run is created ``queued`` on a named queue (``"app"`` for job managers, ``"sweep"``
+for a sweep's own executor), and a worker takes one with :meth:`RunStore.claim_next`, an atomic transaction, so two
+servers on one home never both take the same run. Model files and checkpoints live under the store's ``artifacts``
+folder; the store never reads, serves or deletes a file outside it, whatever a row says.
 
-A file that is not a readable database (corrupt, truncated, unreadable,
-read-only) raises :class:`StoreError` naming the file and the fix; the file is
-never overwritten. A full disk is said to be one (the store is intact), never a
-corrupt store (:mod:`ttexplore.runs.storefile`).
+A file that is not a readable database (corrupt, truncated, unreadable, read-only) raises :class:`StoreError`
+naming the file and the fix; the file is never overwritten. A full disk is said to be one (the store is intact),
+never a corrupt store (:mod:`ttexplore.runs.storefile`).
 
-A store whose file is deleted while in use makes a new empty store with its
-schema there (never a 0-byte file) and says so once in the log and in
-:attr:`RunStore.notice`; a file replaced by another is taken as the store from then on.
+A store whose file is deleted while in use makes a new empty store with its schema there (never a 0-byte file) and
+says so once in the log and in :attr:`RunStore.notice`; a file replaced by another is taken as the store from then
+on.
 
-Submitting twice: :meth:`RunStore.queue_run` with ``once_within_s`` returns the run
-already queued or running with the same config, name, tags, queue and sweep, created
-within that many seconds, instead of queueing it again (one transaction: two threads
-or processes submitting at once get one run); its :class:`Submission` says which happened.
+Submitting twice: :meth:`RunStore.queue_run` with ``once_within_s`` returns the run already queued or running with
+the same config, name, tags, queue and sweep, created within that many seconds, instead of queueing it again (one
+transaction: two threads or processes submitting at once get one run); its :class:`Submission` says which happened.
 """
 
 from __future__ import annotations
@@ -48,8 +42,9 @@ from ttexplore.runs.config import RunConfig
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.runs.fields import check_identity
 from ttexplore.runs.storefile import (clean_tags, create_schema, event_dict, run_dict, safe_run_id, FileWatch, StoreError, default_db_path, default_home, file_gate,
-                                      pid_alive, store_problem)
+                                      pid_alive, store_problem, BEST_VAL_SET, SETTINGS, best_val_values)
 from ttexplore.runs.schedule import ROUND_KIND, size_after_truncation
+from ttexplore.runs.validation import best_of
 
 __all__ = ["RunStore", "StoreError", "Submission", "DUPLICATE_WINDOW_S", "default_home", "default_db_path", "pid_alive", "ACTIVE_STATUSES", "FINAL_STATUSES",
            "RESUMABLE_STATUSES", "QUEUES"]
@@ -66,7 +61,8 @@ log = logging.getLogger(__name__)
 #: Seconds within which the same submission (config, name, tags) is taken as a repeated click.
 DUPLICATE_WINDOW_S = 10.0
 
-_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s", "cores")
+_METRIC_COLUMNS = ("kind", "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "elapsed_s", "cores",
+                   "val_loss", "val_accuracy")
 #: Event values kept as JSON text (a list per event: the per-core norms of :mod:`ttexplore.runs.corestats`).
 _JSON_METRICS = ("cores",)
 
@@ -305,13 +301,14 @@ class RunStore:
         return bool(changed)
 
     def add_event(self, run_id: str, event: dict[str, Any], count_epoch: bool = True) -> None:
-        """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy
-        and, for an end-of-epoch event when ``count_epoch``, its epochs done (a checkpointed run passes
-        False and counts the epoch with :meth:`set_epochs_done` once its checkpoint is written).
+        """Append one metric event (see :mod:`ttexplore.runs.fit`) and update the run's best/final accuracy,
+        its best validation epoch (:func:`~ttexplore.runs.validation.best_of`'s rule) and, for an end-of-epoch
+        event when ``count_epoch``, its epochs done (a checkpointed run passes False and counts the epoch
+        with :meth:`set_epochs_done` once its checkpoint is written).
 
         A rounding (kind ``"round"``, its ``detail`` kept as JSON) changes the network: the run's layer
-        weights and compression become those in use from then on, and its best accuracy starts again
-        from the rounded network's (the best of the network it ends with).
+        weights and compression become those in use from then on, and its best accuracy and best validation
+        epoch start again from the rounded network's (the best of the network it ends with).
         """
         detail = event.get("detail")
         with self._connect() as connection:
@@ -326,7 +323,8 @@ class RunStore:
             )
             accuracy = event.get("test_accuracy")
             if event.get("kind") == ROUND_KIND and isinstance(detail, dict):
-                connection.execute("UPDATE runs SET layer_params=?, compression=?, best_test_accuracy=NULL WHERE id=?",
+                connection.execute("UPDATE runs SET layer_params=?, compression=?, best_test_accuracy=NULL, "
+                                   + BEST_VAL_SET.replace("=?", "=NULL") + " WHERE id=?",
                                    (detail["params_after"], detail["compression_after"], run_id))
             # step 0 is the untrained network, except as a 0-epoch run's one "epoch" event (see fit)
             if accuracy is not None and (event.get("step", 0) > 0 or event.get("kind") == "epoch"):
@@ -336,6 +334,9 @@ class RunStore:
                 )
             if event.get("kind") == "epoch" and count_epoch:
                 connection.execute("UPDATE runs SET epochs_done=MAX(epochs_done, ?) WHERE id=?", (event.get("epoch"), run_id))
+            if event.get("kind") == "epoch" and event.get("val_loss") is not None:
+                connection.execute("UPDATE runs SET " + BEST_VAL_SET + " WHERE id=? AND (best_val_loss IS NULL OR best_val_loss>?)",
+                                   (*best_val_values(event), run_id, event["val_loss"]))
             connection.execute("COMMIT")
 
     def set_epochs_done(self, run_id: str, epochs: float) -> None:
@@ -357,12 +358,17 @@ class RunStore:
                 (run_id, ROUND_KIND))]
             dropped = connection.execute("DELETE FROM metrics WHERE run_id=? AND epoch>?", (run_id, after_epoch)).rowcount
             kept = [seq for gone, seq, _ in rounds if not gone]
+            since = kept[-1] if kept else -1  # the network the run ends with: after its last rounding kept
             scored = [(row[0], row[1]) for row in connection.execute(
                 "SELECT seq, test_accuracy FROM metrics WHERE run_id=? AND (step>0 OR kind='epoch') AND test_accuracy IS NOT"
                 " NULL ORDER BY seq", (run_id,))]
-            best = [accuracy for seq, accuracy in scored if seq >= (kept[-1] if kept else -1)]
-            connection.execute("UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=? WHERE id=?",
-                               (scored[-1][1] if scored else None, max(best) if best else None, max(after_epoch, 0), run_id))
+            best = [accuracy for seq, accuracy in scored if seq >= since]
+            epochs = connection.execute("SELECT * FROM metrics WHERE run_id=? AND kind='epoch' AND seq>? ORDER BY seq",
+                                        (run_id, since))
+            best_val = best_of(dict(row) for row in epochs.fetchall()) or {}
+            connection.execute("UPDATE runs SET final_test_accuracy=?, best_test_accuracy=?, epochs_done=?, " + BEST_VAL_SET
+                               + " WHERE id=?", (scored[-1][1] if scored else None, max(best) if best else None,
+                                                 max(after_epoch, 0), *best_val_values(best_val), run_id))
             size = size_after_truncation([(gone, json.loads(detail)) for gone, _, detail in rounds])
             if size is not None:
                 connection.execute("UPDATE runs SET layer_params=?, compression=? WHERE id=?", (*size, run_id))
@@ -438,7 +444,7 @@ class RunStore:
             deleted = connection.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids).rowcount
             connection.execute("COMMIT")
         for path in ([self.artifact_path(path) for path in paths] + [self.checkpoint_path_for(run_id) for run_id in ids]
-                     + [self.spectra_path_for(run_id) for run_id in ids]):
+                     + [self.spectra_path_for(run_id) for run_id in ids] + [self.best_weights_path_for(run_id) for run_id in ids]):
             if path is not None and path.is_file():
                 path.unlink()
         return deleted
@@ -473,7 +479,21 @@ class RunStore:
                 )
         return orphans
 
+    def set_setting(self, name: str, value: Optional[str]) -> None:
+        """Keep ``value`` under ``name`` (one of :data:`SETTINGS`; ``"baseline"``: the pinned run's id); ``None`` forgets it."""
+        if name not in SETTINGS:
+            raise ValueError(f"setting {name!r} is unknown: use one of {', '.join(SETTINGS)}")
+        with self._connect() as connection:
+            connection.execute("DELETE FROM settings WHERE name=?", (name,))
+            connection.execute("INSERT INTO settings (name, value) SELECT ?, ? WHERE ? IS NOT NULL", (name, value, value))
+
     # ---------------------------------------------------------------- reads
+    def setting(self, name: str) -> Optional[str]:
+        """The value kept under ``name`` (:meth:`set_setting`), or ``None``."""
+        with self._connect() as connection:
+            row = connection.execute("SELECT value FROM settings WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
     def get_run(self, run_id: str) -> Optional[dict[str, Any]]:
         """One run as a dict (``config`` and ``tags`` parsed), or ``None``."""
         with self._connect() as connection:
@@ -519,12 +539,9 @@ class RunStore:
         return run_dict(row) if row else None
 
     def metrics(self, run_id: str, since_seq: int = -1) -> list[dict[str, Any]]:
-        """The run's metric events in order (only those after ``since_seq`` when given); a rounding's
-        ``detail`` read back as a dict (``None`` for other events)."""
+        """The run's metric events in order (only those after ``since_seq``), their JSON columns parsed (:func:`event_dict`)."""
         with self._connect() as connection:
-            rows = connection.execute(
-                "SELECT * FROM metrics WHERE run_id=? AND seq>? ORDER BY seq", (run_id, since_seq)
-            ).fetchall()
+            rows = connection.execute("SELECT * FROM metrics WHERE run_id=? AND seq>? ORDER BY seq", (run_id, since_seq)).fetchall()
         return [event_dict(row) for row in rows]
 
     def metrics_for(self, run_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
@@ -534,9 +551,8 @@ class RunStore:
         if not ids:
             return result
         with self._connect() as connection:
-            rows = connection.execute(
-                f"SELECT * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))}) ORDER BY run_id, seq", ids
-            ).fetchall()
+            rows = connection.execute(f"SELECT * FROM metrics WHERE run_id IN ({','.join('?' * len(ids))}) ORDER BY run_id, seq",
+                                      ids).fetchall()
         for row in rows:
             result[row["run_id"]].append(event_dict(row))
         return result
@@ -545,6 +561,10 @@ class RunStore:
     def weights_path_for(self, run_id: str) -> Path:
         """Where a run's final model file goes: ``<artifacts>/<run_id>.pt``."""
         return self.artifacts_dir / f"{safe_run_id(run_id)}.pt"
+
+    def best_weights_path_for(self, run_id: str) -> Path:
+        """Where a run's best-validation-epoch model file goes (runs with a validation split): ``<artifacts>/<run_id>.best.pt``."""
+        return self.artifacts_dir / f"{safe_run_id(run_id)}.best.pt"
 
     def checkpoint_path_for(self, run_id: str) -> Path:
         """Where a run's last end-of-epoch checkpoint goes: ``<artifacts>/checkpoints/<run_id>.pt``."""

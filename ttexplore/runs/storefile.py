@@ -19,12 +19,12 @@ import sqlite3
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from ttexplore.tt.atomic import human_size
 
 __all__ = ["StoreError", "store_problem", "FileWatch", "FileGate", "file_gate", "file_identity", "DISK_FULL_BELOW",
-           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "create_schema", "event_dict", "run_dict", "safe_run_id", "clean_tags", "default_home", "default_db_path", "pid_alive"]
+           "SCHEMA", "ADDED_COLUMNS", "ADDED_METRIC_COLUMNS", "SETTINGS", "BEST_VAL_SET", "best_val_values", "create_schema", "event_dict", "run_dict", "safe_run_id", "clean_tags", "default_home", "default_db_path", "pid_alive"]
 
 #: The tables and indexes of a run store (created when missing).
 SCHEMA = """
@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     elapsed_s REAL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT);
 """
 
 #: Columns added after the first release, with their definitions: a store written
@@ -77,13 +78,27 @@ ADDED_COLUMNS = {
     "queue": "TEXT NOT NULL DEFAULT 'app'",
     "epochs_done": "REAL NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+    # the best epoch by validation loss (runs with a validation split, ttexplore.runs.validation)
+    "best_val_loss": "REAL", "best_val_accuracy": "REAL", "best_val_epoch": "REAL", "test_accuracy_at_best_val": "REAL",
 }
 
 #: Metric columns added after the first release (a store written before gains them when opened).
 ADDED_METRIC_COLUMNS = {
     "detail": "TEXT",  # JSON: what a rounding changed (kind "round", see ttexplore.runs.schedule)
     "cores": "TEXT",  # JSON: an event's per-core norms (ttexplore.runs.corestats), NULL without TT layers
+    "val_loss": "REAL", "val_accuracy": "REAL",  # on the validation split, at epoch ends (ttexplore.runs.validation)
 }
+
+#: The settings a store keeps beside its runs (``RunStore.setting``): ``baseline``, the pinned run's id.
+SETTINGS = ("baseline",)
+
+#: The run columns of the best validation epoch, as an SQL ``SET`` list (:func:`best_val_values` gives its values).
+BEST_VAL_SET = "best_val_loss=?, best_val_accuracy=?, best_val_epoch=?, test_accuracy_at_best_val=?"
+
+
+def best_val_values(event: Mapping[str, Any]) -> tuple:
+    """The values of :data:`BEST_VAL_SET` from the best epoch's event (``None`` each for an empty one)."""
+    return tuple(event.get(key) for key in ("val_loss", "val_accuracy", "epoch", "test_accuracy"))
 
 
 def create_schema(connection: sqlite3.Connection) -> None:

@@ -21,9 +21,9 @@ from ttexplore.experiments.sweep.executors import (EXECUTORS, cancel_sweep, defa
                                                    run_ray, run_sweep, submit_sweep, threads_per_worker)
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
 from ttexplore.experiments.sweep.presets import PRESET_ALIASES, PRESETS, preset_name, preset_spec
-from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, cells_from_store, results_table, summarize,
-                                                 sweep_figure, sweep_names, sweep_results, table_markdown,
-                                                 write_outputs)
+from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, SUMMARY_COLUMNS, accuracy_text, cells_from_store,
+                                                 results_table, summarize, sweep_figure, sweep_names, sweep_results,
+                                                 table_markdown, write_outputs)
 from ttexplore.experiments.sweep.spec import (SweepCell, SweepGrid, SweepShape, SweepSpec, estimated_cost, expand,
                                               make_spec, parse_int_list, parse_shapes)
 
@@ -37,6 +37,7 @@ __all__ = [
     "PRESET_ALIASES",
     "EXECUTORS",
     "RESULT_COLUMNS",
+    "SUMMARY_COLUMNS",
     "preset_name",
     "preset_spec",
     "make_spec",
@@ -59,6 +60,7 @@ __all__ = [
     "sweep_names",
     "sweep_results",
     "summarize",
+    "accuracy_text",
     "results_table",
     "table_markdown",
     "sweep_figure",

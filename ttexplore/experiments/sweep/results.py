@@ -1,5 +1,6 @@
-"""A sweep's results: its cells read back from the run store, one row per cell, and the 2018
-reproduction's table and figure.
+"""A sweep's results: its cells read back from the run store, one row per seed (``runs.csv``) and one row
+per cell over its seeds (``results.csv``: mean, std, min, max, how many seeds), and the 2018
+reproduction's table and figure with the seeds' spread.
 
 Nothing here imports plotly at module level: :func:`sweep_figure` and
 :func:`write_outputs` import it when called.
@@ -8,16 +9,18 @@ Nothing here imports plotly at module level: :func:`sweep_figure` and
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ttexplore.experiments.sweep.spec import SweepCell
+from ttexplore.presenters.groups import Spread, spread
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import kind_named, kind_names
 from ttexplore.runs.store import RunStore
 
-__all__ = ["RESULT_COLUMNS", "cells_from_store", "sweep_names", "sweep_results", "summarize", "results_table",
-           "table_markdown", "sweep_figure", "write_outputs"]
+__all__ = ["RESULT_COLUMNS", "SUMMARY_COLUMNS", "cells_from_store", "sweep_names", "sweep_results", "summarize",
+           "accuracy_text", "results_table", "table_markdown", "sweep_figure", "write_outputs"]
 
 RESULT_COLUMNS = ("dataset", "layer", "shape", "rank", "seed", "params", "compression", "test_accuracy",
                   "best_test_accuracy", "epochs", "seconds", "status", "run_id")
@@ -90,30 +93,63 @@ def sweep_results(store: RunStore, cells: Sequence[SweepCell], name: str) -> lis
     return rows
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Completed rows averaged over seeds: one row per (dataset, layer, shape, rank), with ``seeds`` counted.
+#: Columns of :func:`summarize`'s rows: one per cell over its seeds (``results.csv``).
+SUMMARY_COLUMNS = ("dataset", "layer", "shape", "rank", "params", "compression", "test_accuracy_mean",
+                   "test_accuracy_std", "test_accuracy_min", "test_accuracy_max", "seeds", "best_test_accuracy_mean",
+                   "runs", "status")
 
-    ``test_accuracy`` and ``best_test_accuracy`` are the means over the seeds.
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of :func:`sweep_results` (one per seed) as one row per cell, its seeds together (columns
+    :data:`SUMMARY_COLUMNS`), in the order the cells first come.
+
+    Over a cell's completed seeds: ``test_accuracy_mean``, ``test_accuracy_std`` (the sample std, ``n - 1`` in
+    the denominator; ``None`` for one seed), ``test_accuracy_min``/``_max`` and ``best_test_accuracy_mean``;
+    ``seeds`` counts them, ``runs`` counts every row of the cell, and ``status`` is ``"completed"`` when every
+    seed completed, else e.g. ``"1 of 3 completed, 2 running"``.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    cells: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        if row["status"] == "completed" and row["test_accuracy"] is not None:
-            groups.setdefault((row["dataset"], row["layer"], row["shape"], row["rank"]), []).append(row)
+        cells.setdefault((row["dataset"], row["layer"], row["shape"], row["rank"], row["params"]), []).append(row)
     summary = []
-    for members in groups.values():
-        first = dict(members[0])
-        for column in ("test_accuracy", "best_test_accuracy"):
-            first[column] = sum(member[column] for member in members) / len(members)
-        first["seeds"] = len(members)
-        first.pop("seed", None)
-        first.pop("run_id", None)
-        summary.append(first)
+    for members in cells.values():
+        done = [member for member in members if member["status"] == "completed" and member["test_accuracy"] is not None]
+        accuracy = spread(member["test_accuracy"] for member in done)
+        best = spread(member["best_test_accuracy"] for member in done)
+        counts = Counter(member["status"] for member in members)
+        status = ("completed" if counts["completed"] == len(members) else
+                  ", ".join([f"{counts['completed']} of {len(members)} completed"]
+                            + [f"{count} {name}" for name, count in sorted(counts.items()) if name != "completed"]))
+        first = members[0]
+        summary.append({
+            **{column: first[column] for column in ("dataset", "layer", "shape", "rank", "params", "compression")},
+            "test_accuracy_mean": accuracy.mean if accuracy else None,
+            "test_accuracy_std": accuracy.std if accuracy else None,
+            "test_accuracy_min": accuracy.low if accuracy else None,
+            "test_accuracy_max": accuracy.high if accuracy else None,
+            "seeds": len(done),
+            "best_test_accuracy_mean": best.mean if best else None,
+            "runs": len(members),
+            "status": status,
+        })
     return summary
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+    """A summary row's accuracy for a table: ``"0.9480"`` (one seed), ``"0.9480 ± 0.0030"`` (the sample std of
+    two or more), ``"-"`` before a seed completes."""
+    if row["test_accuracy_mean"] is None:
+        return "-"
+    if row["test_accuracy_std"] is None:
+        return f"{row['test_accuracy_mean']:.4f}"
+    return f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}"
 
 
 def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
-    compression rate, accuracy; TT cells in grid order, then the baselines."""
+    compression rate, accuracy (mean ± std over the seeds), seeds; cells with a completed seed, TT cells in grid
+    order, then the baselines."""
+    rows = [row for row in rows if row["seeds"]]
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     kinds = {name: index for index, name in enumerate(kind_names())}  # the registry's order: TT first
     table = []
@@ -121,7 +157,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         table.append({"dataset": row["dataset"], "shape": row["shape"],
                       "max TT rank": row["rank"] if row["rank"] is not None else "-",
                       "layer weights": row["params"], "compression rate": _rate(row["compression"]),
-                      "accuracy": f"{row['test_accuracy']:.4f}"})
+                      "accuracy": accuracy_text(row), "seeds": row["seeds"]})
     return table
 
 
@@ -136,7 +172,7 @@ def _rate(value: float) -> str:
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """:func:`results_table` as Markdown, one table per dataset."""
     table = results_table(rows)
-    columns = ("shape", "max TT rank", "layer weights", "compression rate", "accuracy")
+    columns = ("shape", "max TT rank", "layer weights", "compression rate", "accuracy", "seeds")
     parts = []
     for dataset in dict.fromkeys(row["dataset"] for row in table):
         lines = [f"### {dataset}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -156,17 +192,22 @@ def _has_tt_cores(name: str) -> bool:
 def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) -> Any:
     """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
 
-    Completed rows are averaged over seeds; dense and matrix-rank rows are the
-    baseline traces. With several datasets each line is labelled ``shape · dataset``.
+    Completed rows are averaged over seeds, with a band (± 1 std from three seeds on, min-max below: see
+    :class:`~ttexplore.presenters.groups.Spread`); dense and matrix-rank rows are the baseline traces. With
+    several datasets each line is labelled ``shape · dataset``.
     """
     from ttexplore.presenters.plots import accuracy_vs_params
 
-    summary = summarize(rows)
+    summary = [row for row in summarize(rows) if row["seeds"]]
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     several = len(datasets) > 1
-    points = [{"shape": f"{row['shape']} · {row['dataset']}" if several else row["shape"],
-               "layer_params": row["params"], "test_accuracy": row["test_accuracy"], "rank": row["rank"]}
-              for row in summary]
+    points = []
+    for row in summary:
+        values = Spread(row["seeds"], row["test_accuracy_mean"], row["test_accuracy_std"], row["test_accuracy_min"],
+                        row["test_accuracy_max"])
+        points.append({"shape": f"{row['shape']} · {row['dataset']}" if several else row["shape"],
+                       "layer_params": row["params"], "test_accuracy": values.mean, "rank": row["rank"],
+                       "n": values.n, "low": values.band_low, "high": values.band_high, "band": values.band})
     baselines = sorted({point["shape"] for point, row in zip(points, summary) if not _has_tt_cores(row["layer"])})
     if title is None:
         title = f"{', '.join(datasets)}: test accuracy against the weights of the first layer"
@@ -175,7 +216,8 @@ def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) ->
 
 def write_outputs(rows: Sequence[dict[str, Any]], out_dir: "str | os.PathLike", image_width: int = 900,
                   image_height: int = 550, image_scale: float = 1.5) -> dict[str, Path]:
-    """Write ``results.csv`` (every cell), ``table.md`` and ``accuracy_vs_weights.html`` / ``.png``.
+    """Write ``results.csv`` (one row per cell, its seeds together: :data:`SUMMARY_COLUMNS`), ``runs.csv`` (one row per
+    seed: :data:`RESULT_COLUMNS`), ``table.md`` and ``accuracy_vs_weights.html`` / ``.png``.
 
     The PNG is written last: without a working Chromium it raises
     :class:`~ttexplore.presenters.export.ExportError` and the other files are already there.
@@ -184,12 +226,14 @@ def write_outputs(rows: Sequence[dict[str, Any]], out_dir: "str | os.PathLike", 
     from ttexplore.tt.atomic import write_atomic
 
     out = Path(out_dir)
-    paths = {"csv": out / "results.csv", "table": out / "table.md", "html": out / "accuracy_vs_weights.html",
-             "png": out / "accuracy_vs_weights.png"}
+    paths = {"csv": out / "results.csv", "runs": out / "runs.csv", "table": out / "table.md",
+             "html": out / "accuracy_vs_weights.html", "png": out / "accuracy_vs_weights.png"}
+    summary = summarize(rows)
     # each file whole or not at all (a full disk raises WriteError naming the file, leaving no partial file)
-    write_atomic(paths["csv"], table_to_csv([{column: row.get(column) for column in RESULT_COLUMNS} for row in rows]),
+    write_atomic(paths["csv"], table_to_csv([{column: row.get(column) for column in SUMMARY_COLUMNS} for row in summary]),
                  make_folder=True)
-    write_atomic(paths["table"], table_markdown(summarize(rows)))
+    write_atomic(paths["runs"], table_to_csv([{column: row.get(column) for column in RESULT_COLUMNS} for row in rows]))
+    write_atomic(paths["table"], table_markdown(summary))
     figure = sweep_figure(rows)
     write_atomic(paths["html"], figure_to_html(figure))
     write_atomic(paths["png"], figure_to_image(figure, "png", width=image_width, height=image_height, scale=image_scale))
