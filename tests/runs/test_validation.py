@@ -252,3 +252,40 @@ def test_bad_validation_settings_are_refused_naming_the_field_and_the_fix(values
 def test_the_smallest_split_suggested_is_accepted():
     assert math.floor(4000 * 0.0025) == 10
     RunConfig.from_dict({"val_split": 0.0025})
+
+
+# ---------------------------------------------------------------- a rank schedule: the best epoch of the rounded net
+def test_a_rounding_restarts_the_best_epoch_and_its_patience():
+    best = BestEpoch(patience=2)
+    best.observe(1, 0.2, 0.9, 0.9, lambda: {"w": torch.zeros(4)})
+    best.observe(2, 0.5, 0.8, 0.8, lambda: {"w": torch.ones(4)})
+    best.restart()  # rounded after epoch 2: a worse loss is now the best of the network in use
+    assert best.epoch is None and not best.should_stop
+    assert best.observe(3, 0.6, 0.7, 0.7, lambda: {"w": torch.ones(2)})
+    assert (best.epoch, best.val_loss, best.model_state["w"].shape) == (3, 0.6, (2,))
+    best.observe(4, 0.7, 0.7, 0.7, lambda: {"w": torch.ones(2)})
+    assert not best.should_stop  # one epoch without a lower loss since the rounding's first: the patience is 2
+    best.observe(5, 0.7, 0.7, 0.7, lambda: {"w": torch.ones(2)})
+    assert best.should_stop
+
+
+@pytest.mark.slow  # three short trainings of a small net
+def test_a_scheduled_runs_best_weights_are_of_the_network_it_ends_with(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTEXPLORE_HOME", str(tmp_path))
+    config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "in_modes": "4x4x4", "out_modes": "4x4x4", "ranks": 4,
+                                  "epochs": 3, "batch_size": 32, "train_limit": 320, "val_split": 0.2, "round_to": "1@2"})
+    store = RunStore()
+    run_id = store.create_run(config, status="running")
+    execute(store, run_id, config=config)
+    run = store.get_run(run_id)
+    # rank 1 after epoch 2 loses more than epoch 3 wins back: the best epoch overall is 2, of a network gone
+    events = store.metrics(run_id)
+    epochs = {event["epoch"]: event["val_loss"] for event in events if event["kind"] == "epoch"}
+    assert epochs[2] < epochs[3], "the case this test is about: the best validation loss is before the rounding"
+    assert run["status"] == "completed" and run["best_val_epoch"] == 3  # the best of the network the run ends with
+    after = [event for event in events if event["kind"] == "epoch" and event["epoch"] > 2]
+    assert run["best_val_loss"] == min(event["val_loss"] for event in after)
+    best, _ = load_model(store.best_weights_path_for(run_id))
+    last, _ = load_model(store.weights_path_for(run_id))
+    assert [tuple(p.shape) for p in best.parameters()] == [tuple(p.shape) for p in last.parameters()]  # rank 2 cores
+    assert last.hidden.ranks == (1, 1)
