@@ -18,7 +18,7 @@ import sys
 from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
-                                  check_device, check_output_path, config_from_args, open_store)
+                                  check_device, check_output_path, config_from_args, flag_name, open_store)
 from ttexplore.tt import ttmath
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.text import terminal_lines, terminal_text
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     """Train one network; print a JSON summary (``--json``) and a progress bar on stderr."""
     if args.list_presets:
         return list_presets()
-    config = config_from_args(args, preset=preset_or_usage(args.preset), label=args.label or "")
+    config = config_from_args(args, preset=preset_or_usage(args.preset, args), label=args.label or "")
     check_identity_flags("train", args)
     check_device("train", config)
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
@@ -196,25 +196,37 @@ def list_presets() -> int:
         config = run_preset(name)
         print(f"{name}: {preset['description']}\n    {config.describe()}; widths "
               f"{' -> '.join(f'{width:,}' for width in config.layer_widths)}; {config.layer_params():,} layer weights "
-              f"(dense: {config.dense_layer_params():,})")
+              f"(dense: {config.dense_layer_params():,}); the whole network {config.net_params():,} parameters "
+              f"(dense: {config.dense_net_params():,}, {config.dense_net_params() / config.net_params():.3g}x)")
     return EXIT_OK
 
 
-def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
-    """The preset's values, ``None`` without ``--preset``, or a one-line error listing the presets."""
+def preset_or_usage(name: Optional[str], args: Optional[argparse.Namespace] = None) -> Optional[dict[str, Any]]:
+    """The preset's values (a CNN sized for the ``--dataset`` and ``--pad-to`` given), ``None`` without
+    ``--preset``, or a one-line error listing the presets or saying why the images do not fit."""
     if name is None:
         return None
     from ttexplore.runs.config import ConfigError
     from ttexplore.runs.presets import preset_values
 
+    given = getattr(args, "given_flags", set()) if args is not None else set()
+    dataset = args.dataset if "dataset" in given else None
+    pad_to = args.pad_to if "pad_to" in given else "preset"
     try:
-        return preset_values(name)
+        return preset_values(name, dataset, pad_to)
     except ConfigError as error:
-        raise UsageError(f"ttexplore train: error: --preset: {error} (see --list-presets)") from None
+        flag = "--preset" if error.field == "preset" else flag_name(error.field)
+        raise UsageError(f"ttexplore train: error: {flag}: {error}" +
+                         (" (see --list-presets)" if error.field == "preset" else "")) from None
 
 
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
-    """The ``--json`` summary of a run."""
+    """The ``--json`` summary of a run: ``params`` and ``dense_params`` are the hidden layers' weights without
+    biases (the 2018 figures' x axis, as always), ``net_params`` and ``dense_net_params`` every parameter of
+    the network and of its dense twin, ``layers`` one row per layer and the head
+    (:func:`~ttexplore.runs.network.network_summary`)."""
+    from ttexplore.runs.network import network_summary
+
     history = [{key: event[key] for key in _SUMMARY_KEYS} for event in result.history]
     starts = ([result.events[0]] + result.history) if result.events else []
     epoch_times = [later["elapsed_s"] - earlier["elapsed_s"] for earlier, later in zip(starts, result.history)]
@@ -222,8 +234,7 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "status": status,
         "error": result.error,
         "config": config.to_dict(),
-        "params": config.layer_params(),
-        "dense_params": config.dense_layer_params(),
+        **network_summary(config),  # params, dense_params (hidden-layer weights), net_params, ..., layers
         "layer_widths": config.layer_widths,
         "compression": config.compression(),
         "compression_factor": 1.0 / config.compression(),
