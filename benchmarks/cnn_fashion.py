@@ -121,13 +121,14 @@ def run(args: argparse.Namespace) -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     jobs = [(net, seed, args.epochs) for seed in seeds for net in nets() if (net["net"], seed, args.epochs) not in done]
     print(f"{len(jobs)} runs to go ({len(done)} done), {args.workers} workers of {args.threads} thread(s)", flush=True)
-    fresh = not path.is_file()
+    fresh = not path.is_file() or path.stat().st_size == 0
     context = multiprocessing.get_context("spawn")
     with open(path, "a", newline="") as handle, context.Pool(args.workers, _worker_init, (args.threads,),
                                                                maxtasksperchild=1) as pool:
         writer = csv.DictWriter(handle, RUN_COLUMNS)
         if fresh:
             writer.writeheader()
+            handle.flush()
         for row in pool.imap_unordered(train_one, jobs):
             writer.writerow(row)
             handle.flush()
