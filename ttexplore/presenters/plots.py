@@ -158,6 +158,8 @@ def accuracy_vs_params(
     accuracy_key: str = "test_accuracy",
     group_key: str = "group",
     baselines: Sequence[str] = ("dense", "matrix rank"),
+    error_key: Optional[str] = None,
+    x_title: str = "weights in the first layer (log scale)",
 ) -> go.Figure:
     """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per group.
 
@@ -167,6 +169,8 @@ def accuracy_vs_params(
             :func:`ttexplore.presenters.reports.accuracy_points`, which keeps training
             budgets apart), ``rank`` and ``budget`` (hover text).
             Rows whose shape (or group) is in ``baselines`` are drawn as separate dotted traces.
+        error_key: a key holding each point's spread (e.g. the std over seeds), drawn as error bars.
+        x_title: the x axis' title (``layer_params`` may hold the whole network's weights).
     """
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else [dict(row) for row in rows]
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -194,11 +198,13 @@ def accuracy_vs_params(
                 line={"color": _color(index), "dash": "dot" if baseline else "solid"},
                 text=hover,
                 hovertemplate=f"{group}<br>%{{text}}<br>weights %{{x:,}}<br>accuracy %{{y:.4f}}<extra></extra>",
+                error_y=({"type": "data", "array": [record.get(error_key) or 0.0 for record in members], "visible": True,
+                          "thickness": 1.5} if error_key is not None else None),
             )
         )
     xs = [record["layer_params"] for members in groups.values() for record in members if record["layer_params"] > 0]
     wide = bool(xs) and max(xs) / min(xs) >= 100  # label only the powers of ten when they are enough
-    figure.update_xaxes(type="log", title_text="weights in the first layer (log scale)", dtick=1 if wide else None,
+    figure.update_xaxes(type="log", title_text=x_title, dtick=1 if wide else None,
                         automargin=True)
     figure.update_yaxes(title_text="test accuracy", automargin=True)
     figure.update_layout(template=_TEMPLATE, title=title, legend={"title": {"text": "shape"}})

@@ -134,6 +134,8 @@ class LayerSpec:
             one-layer fields (``layer``, ``in_modes``, ...): their keys are kept (see :mod:`ttexplore.runs.migrate`).
         flattens: it reads its input as one vector (a fully-connected layer): a network flattens
             the activation before it.
+        relu_after: a ReLU follows it in a network (every kind with weights; a max pool, whose
+            output is already a ReLU's, has none).
     """
 
     name: ClassVar[str] = ""
@@ -146,6 +148,7 @@ class LayerSpec:
     has_tt_cores: ClassVar[bool] = False
     one_layer_form: ClassVar[bool] = False
     flattens: ClassVar[bool] = True
+    relu_after: ClassVar[bool] = True
 
     # ------------------------------------------------------------ reading and writing
     @property
