@@ -2,7 +2,8 @@
 through app.py), the one job manager and run store, the sidebar, a run's Stop/Resume button and
 error banner, and a figure block with its downloads.
 
-Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
+Only this file, the pages and the blocks of a page too long for one file (``explore_blocks.py``) import
+streamlit; the logic lives in ``ttexplore/``.
 """
 
 from __future__ import annotations

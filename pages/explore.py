@@ -1,16 +1,17 @@
-"""Explore: design a TT layer and see what it costs before training; then train it."""
+"""Explore: design a TT layer, or a network layer by layer (a CNN), and see what it costs before training; then train it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+import explore_blocks as blocks
 import ui
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
 from ttexplore.presenters import rounding as rounding_views
-from ttexplore.presenters.design import DesignState, planned_runs
+from ttexplore.presenters.design import NET_RANKS, DesignState, planned_runs
 from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
-                                          presets_for, rank_slider_max, strategy_rows)
+                                          rank_slider_max, strategy_rows)
 from ttexplore.presenters.tracking import all_tags, already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
@@ -23,7 +24,6 @@ KEEP = "session"  # widget values survive page switches
 LABELS = {"in_modes": "Input modes", "out_modes": "Output modes", "ranks": "TT ranks", "pad_to": "Pad images to",
           "epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size", "seed": "Seed",
           "train_limit": "Training images", "dataset": "Dataset", "round_to": "Round during training"}
-PAPER = "https://arxiv.org/abs/1509.06569"
 design = DesignState(state, LABELS)  # the design widgets' values and callbacks (ttexplore.presenters.design)
 
 
@@ -74,7 +74,7 @@ def train_card(config: "RunConfig | None", info) -> None:
         epochs_col.number_input("Epochs", 1, 500, key="epochs", persist_state=KEEP)
         lr_col.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], key="lr", persist_state=KEEP,
                              format_func=lambda value: f"{value:g}")
-        st.button("Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
+        st.button("Train this network" if design.typed else "Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
                   on_click=train_clicked, disabled=config is None or not on_machine,
                   help="Queue a background run; the Train page follows it live")
         if not on_machine:
@@ -100,7 +100,7 @@ def train_card(config: "RunConfig | None", info) -> None:
                 ui.show_config_error(schedule_problem, LABELS)
             elif schedule_caption:
                 st.caption(schedule_caption)
-            st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
+            st.checkbox("Also train the dense twin (every layer dense), for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
             ui.show_config_error(state.pop("train_error"), LABELS)
         elif config is not None and on_machine:
@@ -131,22 +131,18 @@ if state.pop("open_train", False):
 design.start()  # a first visit: the paper's MNIST net on the bundled data
 
 st.title("Explore a Tensor-Train layer")
-st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper (or with more hidden layers). Design the "
-           "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
+st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper, or a network typed layer by layer (a CNN: "
+           "the **convnet** and **tt-convnet** presets). Design on the left: the numbers on the right follow at once; "
+           "train it below the design.")
 with st.expander("What is a TT layer?", icon=":material/school:"):
     words, drawing = st.columns([3, 2], vertical_alignment="center")
-    words.markdown("A fully-connected layer multiplies by an $M \\times N$ weight matrix $W$. A **Tensor-Train (TT) layer** "
-        "never stores $W$: it writes $N = n_1 \\cdots n_d$ and $M = m_1 \\cdots m_d$ and keeps $d$ small **cores** "
-        "$G_k$ of shape $r_{k-1} \\times n_k \\times m_k \\times r_k$. Each entry of $W$ is a product of small "
-        "matrices, one slice per core:")
-    words.latex(r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_2,j_2]\cdots G_d[i_d,j_d]")
-    words.markdown("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
-        "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
-        f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-        f"Networks*]({PAPER}), NeurIPS 2015.")
+    words.markdown(views.TT_INTRO[0])
+    words.latex(views.TT_INTRO[1])
+    words.markdown(views.TT_INTRO[2])
     drawing.image(plots.tt_schematic_svg(3), caption="Three cores: input legs n below, output legs m above, ranks r between")
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
+
 
 # ---------------------------------------------------------------- design
 with design_col:
@@ -155,24 +151,32 @@ with design_col:
         st.selectbox("Dataset", list(DATASETS), key="dataset", on_change=design.dataset_changed, persist_state=KEEP,
                      format_func=lambda name: DATASETS[name].title + ("" if available[name] else " — not on this machine"))
         info = dataset_info(state.dataset)
-        presets = presets_for(state.dataset)
-        chosen = next((p for p in presets if p.name == state.preset), None)
-        st.selectbox("Preset", [p.name for p in presets] + [CUSTOM], key="preset", on_change=design.apply_preset,
-                     persist_state=KEEP, help="Shapes from the paper and the 2018 slides, or type your own."
-                     + (f" This one: {chosen.note}." if chosen is not None and chosen.note else ""))
-        left, right = st.columns(2)
-        left.text_input("Input modes", key="in_modes", on_change=design.shapes_typed, persist_state=KEEP,
-                        help="Factors of the input features, e.g. 4x8x8x4 or 2^10")
-        right.text_input("Output modes", key="out_modes", on_change=design.shapes_typed, persist_state=KEEP,
-                         help="Factors of the hidden width, as many as the input modes")
-        modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, LABELS["in_modes"]),
-                                            parse_modes(state.out_modes, LABELS["out_modes"])), LABELS)
+        chosen = design.preset()
+        st.selectbox("Preset", [p.name for p in design.presets()] + [CUSTOM], key="preset", on_change=design.apply_preset,
+                     persist_state=KEEP, help="Shapes from the paper and the 2018 slides, the CNNs (sized for the dataset), "
+                     "or your own." + (f" This one: {chosen.note}." if chosen is not None and chosen.note else ""))
+        st.toggle("Type every layer (a CNN)", key="typed_net", on_change=design.typed_changed, persist_state=KEEP,
+                  help="Describe the network layer by layer as text (convolutions, TT convolutions, pools, fully-connected "
+                       "layers) instead of the first layer's shapes")
+        modes = None
+        if not design.typed:
+            left, right = st.columns(2)
+            left.text_input("Input modes", key="in_modes", on_change=design.shapes_typed, persist_state=KEEP,
+                            help="Factors of the input features, e.g. 4x8x8x4 or 2^10")
+            right.text_input("Output modes", key="out_modes", on_change=design.shapes_typed, persist_state=KEEP,
+                             help="Factors of the hidden width, as many as the input modes")
+            modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, LABELS["in_modes"]),
+                                                parse_modes(state.out_modes, LABELS["out_modes"])), LABELS)
         pad_col, rank_col = st.columns(2)
         pad_col.segmented_control("Pad images to", design.pad_sides(), key="pad_to", on_change=design.shapes_typed,
                                   persist_state=KEEP, required=True,
                                   format_func=lambda side: f"{side}×{side}" if side else "none",
                                   help=f"Zero-pad the {info.side}×{info.side} images, as the paper padded MNIST to 32×32")
-        if modes is not None and len(modes[0]) == len(modes[1]) and len(modes[0]) == 1:
+        if design.typed:
+            state.setdefault("net_rank", views.FIRST_RANK)
+            rank_col.select_slider("TT ranks of every TT layer", NET_RANKS, key="net_rank", on_change=design.set_all_ranks,
+                                   help="Sets the rank of each layer with TT cores (each box can still say its own)")
+        elif modes is not None and len(modes[0]) == len(modes[1]) and len(modes[0]) == 1:
             rank_col.caption("One core: the layer is dense, it has no TT rank to set.")
         elif modes is not None and len(modes[0]) == len(modes[1]):
             top = rank_slider_max(*modes)
@@ -189,18 +193,14 @@ with design_col:
                         key = design.core_rank_key(len(modes[0]), index)
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
+        if design.typed:
+            blocks.layer_boxes(design)
 
-    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), LABELS) if modes else None
+    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), LABELS) \
+        if modes or design.typed else None
     train_card(config, info)
-    with st.expander("More hidden layers", expanded=bool(state.get("more_layers")), icon=":material/layers:",
-                     key="more_layers_box"):
-        st.caption("Each after a ReLU: `tt:IN->OUT:RANK`, `dense:WIDTH` or `matrix_rank:WIDTH:RANK`")
-        for index in range(len(state.get("more_layers", []))):
-            left, right = st.columns([5, 1], vertical_alignment="bottom")
-            left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=design.layer_typed, args=(index,))
-            right.button("", icon=":material/delete:", key=f"remove_layer_{index}", on_click=design.remove_layer, args=(index,),
-                         help="Remove this layer")
-        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary")
+    if not design.typed:
+        blocks.layer_boxes(design)
 
 
 # ---------------------------------------------------------------- preview
@@ -208,26 +208,18 @@ with result_col:
     if config is None:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
+    if design.typed:  # a network typed layer by layer: the whole net in the tiles, every layer in the table
+        blocks.network_preview(config)
+        st.stop()
     view = layer_preview(config)
-    tiles = views.layer_tiles(view)
-    for column, name in zip(st.columns(3), ("weights", "dense", "compression")):  # at 1400 px a fourth was cut short
-        column.metric(**tiles[name], border=True)
-    flops_col, memory_col = st.columns(2)
-    flops_col.metric(**tiles["flops"], border=True)
-    memory_col.metric(**tiles["memory"], border=True)
-    if view.memory_warning:
-        st.warning(view.memory_warning, icon=":material/memory:")
+    blocks.show_tiles(views.layer_tiles(view), view.memory_warning)
     if len(config.layers) > 1:
         st.markdown(views.network_caption(config))
         st.dataframe(network_rows(config), hide_index=True, key="network_table", column_config={
             "weights": st.column_config.NumberColumn(format="localized"),
             "dense weights": st.column_config.NumberColumn(format="localized"),
             "compression": st.column_config.NumberColumn("compression rate", format="%.2e")})
-    with st.container(border=True, key="memory_box"):
-        memory_tiles, memory_caption = views.memory_tiles(config)
-        for column, tile in zip(st.columns(2), memory_tiles):
-            column.metric(**tile)
-        st.caption(memory_caption)
+    blocks.memory_box(config)
     with st.container(border=True):
         st.markdown(views.ranks_markdown(view))
         st.caption(views.ranks_caption(view))
@@ -247,4 +239,3 @@ if view.ranks:  # every chart uses the ranks in use (per core too), as the tiles
         ui.show_figure(plots.factorizations_chart(other_factorizations(view.layer.in_modes, view.layer.out_modes, rank),
                                                   view.label, rank, current_params=view.tt_params,
                                                   current_ranks=per_core_ranks), "other-factorizations", "factorizations")
-

@@ -25,7 +25,8 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.runs.schedule", "ttexplore.presenters.rounding",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
-        "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design"]
+        "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design",
+        "ttexplore.presenters.network"]
 
 
 def _private_uses(path: Path) -> list[str]:

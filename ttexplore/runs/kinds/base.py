@@ -276,6 +276,13 @@ class LayerSpec:
         """The same layer at other ranks (sweeps, rank schedules); a kind without ranks returns itself."""
         return self
 
+    # ------------------------------------------------------------ suggestions
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "Optional[LayerSpec]":
+        """A layer of this kind that fits after a layer giving ``in_shape`` (its :meth:`check` passes there), for
+        the Explore page's "add a layer"; ``None`` where the kind cannot follow (a convolution after features)."""
+        return None
+
     # ------------------------------------------------------------ the module
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:
@@ -340,6 +347,17 @@ def check_width(width: int, place: Place, name: str = "width") -> None:
         raise place.error(name, f"{place.name(name)} {short_repr(width)} must be a whole number")
     if not 1 <= width <= MAX_FEATURES:
         raise place.error(name, f"{place.name(name)} {width:,} must be between 1 and {limit_text(MAX_FEATURES)}")
+
+
+#: The width of a fully-connected layer suggested after images (the preset CNNs' hidden FC layer).
+IMAGE_FC_WIDTH = 256
+
+
+def suggested_width(in_shape: Shape) -> int:
+    """The width of a fully-connected layer suggested after ``in_shape``: as wide as a vector input, at most
+    :data:`IMAGE_FC_WIDTH` after images (it flattens them)."""
+    features = features_of(in_shape)
+    return features if len(in_shape) == 1 else min(IMAGE_FC_WIDTH, features)
 
 
 def example_modes(features: int, d: int) -> str:

@@ -6,12 +6,13 @@ stays 28x28 at stride 1 for an odd ``K``. Pure Python at import."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt.convshape import dense_conv_flops
 from ttexplore.runs.kinds.base import FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, features_of, whole_value
 from ttexplore.runs.kinds.images import (MAX_CHANNELS, check_kernel_and_stride, check_out_shape, check_side_number,
-                                         conv_out_shape, conv_padding, image_shape, stride_text, stride_value)
+                                         conv_out_shape, conv_padding, image_shape, stride_text, stride_value,
+                                         suggested_channels)
 
 __all__ = ["ConvLayerSpec", "DEFAULT_KERNEL", "split_conv_text", "conv_work_bytes"]
 
@@ -139,6 +140,11 @@ class ConvLayerSpec(LayerSpec):
         image = image_shape(in_shape, place, self.text())
         check_out_shape(self.out_shape(image), image, place, self.text(),
                         "use a smaller kernel or stride, or fewer pool layers before it")
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "Optional[ConvLayerSpec]":
+        """After images: a 3x3 convolution to more channels (:func:`~.images.suggested_channels`); none after a vector."""
+        return cls(suggested_channels(int(in_shape[0])), DEFAULT_KERNEL) if len(in_shape) == 3 else None
 
     # ------------------------------------------------------------ the module
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,

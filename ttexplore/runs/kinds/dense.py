@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.runs.kinds.base import (LayerMemory, LayerSpec, Place, Shape, check_width, features_of, modes_field,
-                                       width_value)
+                                       suggested_width, width_value)
 
 __all__ = ["DenseLayerSpec", "fc_width", "init_linear"]
 
@@ -99,6 +99,11 @@ class DenseLayerSpec(LayerSpec):
 
     def check(self, in_shape: Shape, where: "Union[int, Place]" = 0) -> None:
         check_width(self.width, Place.of(where))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "DenseLayerSpec":
+        """As wide as a vector input; 256 wide (or fewer) after images, which it flattens."""
+        return cls(suggested_width(in_shape))
 
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:

@@ -15,7 +15,7 @@ from ttexplore.runs.fields import short_repr
 from ttexplore.runs.kinds.base import Place, Shape, features_of, is_whole, whole_value
 
 __all__ = ["MAX_CHANNELS", "image_shape", "conv_padding", "conv_out_shape", "stride_value", "check_side_number",
-           "stride_text", "check_out_shape"]
+           "stride_text", "check_out_shape", "suggested_channels"]
 
 #: The most channels an image layer may have.
 MAX_CHANNELS = 1 << 20
@@ -74,6 +74,16 @@ def check_out_shape(out_shape: Shape, in_shape: Shape, place: Place, layer_text:
     if min(out_shape[1:]) < 1:
         raise place.error("", f"{layer_text} on the {in_shape[1]}x{in_shape[2]} images {place.source} gives leaves no "
                               f"pixel: {fix}")
+
+
+#: The most output channels a suggested convolution has.
+MAX_SUGGESTED_CHANNELS = 512
+
+
+def suggested_channels(channels: int) -> int:
+    """The output channels of a convolution suggested after ``channels``: 32 after few (an image), else twice as
+    many, at most :data:`MAX_SUGGESTED_CHANNELS` (32 -> 64 -> 128, as the preset CNNs grow)."""
+    return 32 if channels < 32 else min(2 * int(channels), max(MAX_SUGGESTED_CHANNELS, int(channels)))
 
 
 def optional(value: Any) -> Optional[Any]:

@@ -14,7 +14,7 @@ from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
 from ttexplore.runs.fields import short_repr
 from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_width, features_of,
-                                       is_whole, whole_value)
+                                       is_whole, suggested_width, whole_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec, fc_width
 
 __all__ = ["MatrixRankLayerSpec", "DEFAULT_MATRIX_RANK"]
@@ -107,6 +107,11 @@ class MatrixRankLayerSpec(LayerSpec):
         if not 1 <= self.rank <= MAX_FEATURES:
             raise place.error("matrix_rank", f"matrix_rank {self.rank:,} must be between 1 and "
                                              f"{limit_text(MAX_FEATURES)}, e.g. 4")
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "MatrixRankLayerSpec":
+        """As wide as the dense layer suggested there (:func:`~.base.suggested_width`), at the default rank."""
+        return cls(suggested_width(in_shape), DEFAULT_MATRIX_RANK)
 
     @property
     def rank_setting(self) -> int:

@@ -6,7 +6,7 @@ of non-negative numbers is one. Pure Python at import."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.runs.kinds.base import LayerMemory, LayerSpec, Place, Shape, features_of, whole_value
 from ttexplore.runs.kinds.images import check_out_shape, check_side_number, image_shape
@@ -96,6 +96,11 @@ class PoolLayerSpec(LayerSpec):
         image = image_shape(in_shape, place, self.text())
         check_out_shape(self.out_shape(image), image, place, self.text(),
                         "the window is larger than the image: use fewer pool layers or a smaller window")
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "Optional[PoolLayerSpec]":
+        """After images of at least 2x2 pixels: a max pool of 2 (the side halves); none after a vector or 1-pixel images."""
+        return cls(2) if len(in_shape) == 3 and min(int(in_shape[1]), int(in_shape[2])) >= 2 else None
 
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:

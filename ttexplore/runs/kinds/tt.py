@@ -9,11 +9,11 @@ from typing import Any, Mapping, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
-from ttexplore.tt.shapes import check_layer_side
+from ttexplore.tt.shapes import check_layer_side, default_modes
 from ttexplore.tt.ttshape import TTShape, layer_text, modes_text, ranks_text
 from ttexplore.runs.fields import is_huge, short_repr
 from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_modes_type, example_modes,
-                                       features_of, is_whole, modes_field, ranks_field, width_value)
+                                       features_of, is_whole, modes_field, ranks_field, suggested_width, width_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec
 
 __all__ = ["TTLayerSpec", "DEFAULT_RANK"]
@@ -198,6 +198,24 @@ class TTLayerSpec(LayerSpec):
 
     def with_ranks(self, ranks: Any) -> "TTLayerSpec":
         return replace(self, ranks=ranks_field(ranks, Place()))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "TTLayerSpec":
+        """After a vector: as wide as it, both sides its balanced modes (``tt:4x8x8x4:4`` after 1024 features);
+        after images ``(C, H, W)``, flattened channel-major: the channels' modes largest first, then the ``H W``
+        pixels as the last mode (``8x4x4x9`` after ``128x3x3``), to a 256-wide output in as many modes (the
+        side with fewer padded with 1s)."""
+        if len(in_shape) == 1:
+            modes = default_modes(features_of(in_shape))
+            return cls(modes, modes, DEFAULT_RANK)
+        channels, pixels = int(in_shape[0]), int(in_shape[1]) * int(in_shape[2])
+        if channels == 1:  # grey images straight in: the pixels' balanced modes
+            in_modes = default_modes(pixels)
+        else:
+            in_modes = tuple(sorted(default_modes(channels, 3), reverse=True)) + ((pixels,) if pixels > 1 else ())
+        out_modes = tuple(sorted(default_modes(suggested_width(in_shape), len(in_modes))))
+        count = max(len(in_modes), len(out_modes))
+        return cls(in_modes + (1,) * (count - len(in_modes)), out_modes + (1,) * (count - len(out_modes)), DEFAULT_RANK)
 
     def tt_shape(self) -> TTShape:
         """The :class:`~ttexplore.tt.ttshape.TTShape` of the layer (ranks as used, clipped)."""

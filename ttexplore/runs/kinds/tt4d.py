@@ -7,7 +7,7 @@ ones (``r_2 <= K^2``, ``r_3 <= K``). Pure Python at import."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt.convshape import dense_conv_flops, plan_tt4d_ranks, tt4d_param_count, tt4d_rebuild_flops
 from ttexplore.tt.ttshape import ranks_text
@@ -15,7 +15,8 @@ from ttexplore.runs.fields import is_huge, short_repr
 from ttexplore.runs.kinds.base import FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, is_whole, ranks_field, whole_value
 from ttexplore.runs.kinds.conv import DEFAULT_KERNEL, ConvLayerSpec, conv_work_bytes, split_conv_text
 from ttexplore.runs.kinds.images import (MAX_CHANNELS, check_kernel_and_stride, check_out_shape, check_side_number,
-                                         conv_out_shape, conv_padding, image_shape, stride_text, stride_value)
+                                         conv_out_shape, conv_padding, image_shape, stride_text, stride_value,
+                                         suggested_channels)
 
 __all__ = ["TT4dLayerSpec"]
 
@@ -173,6 +174,11 @@ class TT4dLayerSpec(LayerSpec):
 
     def with_ranks(self, ranks: Any) -> "TT4dLayerSpec":
         return replace(self, ranks=ranks_field(ranks, Place()))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "Optional[TT4dLayerSpec]":
+        """After images: the naive TT of a 3x3 kernel to more channels, ranks 4; none after a vector."""
+        return cls(suggested_channels(int(in_shape[0])), 4, DEFAULT_KERNEL) if len(in_shape) == 3 else None
 
     # ------------------------------------------------------------ the module
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,

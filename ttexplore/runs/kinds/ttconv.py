@@ -9,22 +9,26 @@ core, or one for all; clipped to the maximal useful ones as a TT layer's are. Pu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.convshape import MAX_CHANNEL_MODES, conv_core_shapes, conv_param_count, plan_conv_ranks
+from ttexplore.tt.shapes import default_modes
 from ttexplore.tt.ttshape import layer_text, modes_text, ranks_text
 from ttexplore.runs.fields import is_huge, short_repr
 from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_modes_type, example_modes,
                                        is_whole, modes_field, ranks_field, whole_value)
 from ttexplore.runs.kinds.conv import DEFAULT_KERNEL, ConvLayerSpec, split_conv_text
 from ttexplore.runs.kinds.images import (check_kernel_and_stride, check_out_shape, conv_out_shape, conv_padding,
-                                         image_shape, stride_text, stride_value)
+                                         image_shape, stride_text, stride_value, suggested_channels)
 
 __all__ = ["TTConvLayerSpec", "DEFAULT_CONV_RANK", "padded_modes", "conv_strategy"]
 
 #: The rank of a TT convolution typed without one.
 DEFAULT_CONV_RANK = 4
+
+#: The fewest input channels a suggested TT convolution reads.
+MIN_SUGGESTED_CHANNELS = 8
 
 RanksSetting = Union[int, tuple[int, ...], None]
 
@@ -241,6 +245,18 @@ class TTConvLayerSpec(LayerSpec):
 
     def with_ranks(self, ranks: Any) -> "TTConvLayerSpec":
         return replace(self, ranks=ranks_field(ranks, Place()))
+
+    @classmethod
+    def suggest(cls, in_shape: Shape) -> "Optional[TTConvLayerSpec]":
+        """After images of at least :data:`MIN_SUGGESTED_CHANNELS` channels: a 3x3 TT convolution to more channels
+        (:func:`~.images.suggested_channels`), each side's channels in 3 balanced modes smallest first (32 = 2x4x4),
+        ranks 4. None after a vector, or after few channels (an image's: nothing to factorize, Garipov et al. keep
+        the first convolution dense)."""
+        if len(in_shape) != 3 or int(in_shape[0]) < MIN_SUGGESTED_CHANNELS:
+            return None
+        in_modes, out_modes = padded_modes(tuple(sorted(default_modes(int(in_shape[0]), 3))),
+                                           tuple(sorted(default_modes(suggested_channels(int(in_shape[0])), 3))))
+        return cls(in_modes, out_modes, DEFAULT_CONV_RANK, DEFAULT_KERNEL)
 
     # ------------------------------------------------------------ the module
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
