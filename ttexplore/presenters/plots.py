@@ -390,7 +390,7 @@ def ttconv_diagram(in_modes: Sequence[int], out_modes: Sequence[int], kernel_siz
 
 
 #: Columns of a hyper-parameter table drawn on a log axis.
-_LOG_COLUMNS = ("lr", "layer weights", "weight decay", "× smaller", "train images")
+_LOG_COLUMNS = ("lr", "layer weights", "net weights", "weight decay", "× smaller", "train images")
 
 
 def _tick(value: float) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from ttexplore.experiments.sweep.spec import estimated_cost
+from ttexplore.experiments.sweep.spec import cell_kind, estimated_cost
 from ttexplore.runs.config import ConfigError, RunConfig
 
 __all__ = ["sweep_estimate", "DEFAULT_SECONDS_PER_COST"]
@@ -18,8 +18,9 @@ DEFAULT_SECONDS_PER_COST = {"with TT cores": 1.5e-9, "without": 2e-10}
 
 
 def _kind(config: RunConfig) -> str:
-    """What a config's rate is learned by: the kind of its first hidden layer."""
-    return config.layers[0].name
+    """What a config's rate is learned by: the kind of its first hidden layer with TT cores, else of its first
+    (:func:`~ttexplore.experiments.sweep.spec.cell_kind`: a TT CNN by its TT convolutions, not its first conv)."""
+    return cell_kind(config)
 
 
 def _default_rate(config: RunConfig) -> float:
