@@ -15,7 +15,7 @@ from ttexplore.runs.config import INITS, ONE_LAYER_FIELDS, OPTIMIZERS, STRATEGIE
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 __all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
-           "check_device", "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+           "check_device", "check_output_path", "open_store", "preset_or_usage", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -191,6 +191,24 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
         if layers and error.field in ONE_LAYER_FIELDS:  # a one-layer net keeps its --hidden-layer in these fields
             flag = f"--hidden-layer {layers[0]}"
         raise UsageError(f"ttexplore {args.command}: error: {flag}: {error}") from None
+
+
+def preset_or_usage(command: str, name: "str | None", args: "argparse.Namespace | None" = None) -> "dict[str, Any] | None":
+    """The values of preset ``name`` (a CNN sized for the ``--dataset`` and ``--pad-to`` given), ``None`` without
+    ``--preset``, or a one-line :class:`UsageError` listing the presets or saying why the images do not fit."""
+    if name is None:
+        return None
+    from ttexplore.runs.presets import preset_values
+
+    given = getattr(args, "given_flags", set()) if args is not None else set()
+    dataset = args.dataset if "dataset" in given else None
+    pad_to = args.pad_to if "pad_to" in given else "preset"
+    try:
+        return preset_values(name, dataset, pad_to)
+    except ConfigError as error:
+        flag = "--preset" if error.field == "preset" else flag_name(error.field)
+        raise UsageError(f"ttexplore {command}: error: {flag}: {error}" +
+                         (" (see train --list-presets)" if error.field == "preset" else "")) from None
 
 
 def check_device(command: str, config: RunConfig) -> None:
