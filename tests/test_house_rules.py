@@ -22,6 +22,9 @@ PURE = ["ttexplore.tt", "ttexplore.tt.ttmath", "ttexplore.tt.ttshape", "ttexplor
         "ttexplore.tt.convshape", "ttexplore.costmodel.conv",
         "ttexplore.costmodel", "ttexplore.runs.fields", "ttexplore.runs.settings", "ttexplore.runs.storefile",
         "ttexplore.runs.kinds", "ttexplore.runs.kinds.tt", "ttexplore.runs.kinds.dense", "ttexplore.runs.kinds.matrix_rank",
+        "ttexplore.runs.kinds.images", "ttexplore.runs.kinds.conv", "ttexplore.runs.kinds.ttconv",
+        "ttexplore.runs.kinds.tt4d", "ttexplore.runs.kinds.pool", "ttexplore.runs.network", "ttexplore.runs.ttnet",
+        "ttexplore.runs.presets",
         "ttexplore.runs.migrate", "ttexplore.runs.layerspec", "ttexplore.runs.config", "ttexplore.runs.store",
         "ttexplore.presenters.preview", "ttexplore.presenters.reports", "ttexplore.experiments.sweep",
         "ttexplore.experiments.bench.report", "ttexplore.cli", "ttexplore.presenters.design"]

@@ -95,7 +95,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--hidden-layer", metavar="SPEC", default=None,
                      help="one hidden layer, repeat for several (each then a ReLU), instead of --layer/--in-modes/"
                           "--out-modes/--ranks/--hidden/--matrix-rank: tt:IN[->OUT][:RANKS] (tt:4^5->8x16x16x16x8:4), "
-                          "dense:WIDTH or matrix_rank:WIDTH:RANK")
+                          "dense:WIDTH, matrix_rank:WIDTH:RANK, or for images (before the fully-connected layers; a pool "
+                          "has no ReLU) conv:OUT[:K][:sS], ttconv:IN->OUT[:RANKS][:K] (quote it: '>' is a shell redirection), "
+                          "tt4d:OUT[:RANKS][:K], pool:SIZE")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=5, help="passes over the training set (default 5)")
     opt.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
