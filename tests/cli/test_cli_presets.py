@@ -79,7 +79,8 @@ def test_count_prints_a_row_per_layer_of_a_cnn(capsys):
     assert main(["count", "--preset", "convnet", "--dataset", "digits"]) == 0
     out = capsys.readouterr().out
     assert "network parameters  128,266" in out
-    assert "hidden_layers[2]    conv 64 3x3: 32x4x4 -> 64x4x4, 18,432 weights + 64 bias" in out
-    assert "hidden_layers[1]    max pool 2: 32x8x8 -> 32x4x4, 0 weights" in out and "head 256->10" in out
+    assert "hidden_layers[2]    conv 64 3x3: 18,432 weights (dense 18,432) + 64 bias; 32x4x4 -> 64x4x4; 589,824 FLOPs" in out
+    assert "hidden_layers[1]    max pool 2: 0 weights (dense 0) + 0 bias; 32x8x8 -> 32x4x4; 0 FLOPs" in out
+    assert "head                head 256->10: 2,560 weights" in out
     assert main(["count", "--preset", "convnet", "--pad-to", "6", "--dataset", "digits"]) == 2
     assert "at least 8x8" in capsys.readouterr().err

@@ -52,8 +52,8 @@ def _print_count(args: argparse.Namespace, config) -> int:
         for row in network_rows(config):  # one row per layer and the head: shapes, weights, bias, FLOPs
             name = f"hidden_layers[{row.index - 1}]" if row.kind != "head" else "head"
             shape = f"{'x'.join(map(str, row.in_shape))} -> {'x'.join(map(str, row.out_shape))}"
-            lines[name] = (f"{row.label}: {shape}, {row.weights:,} weights + {row.bias:,} bias "
-                           f"(dense {row.dense_weights:,}), {row.flops:,} FLOPs (dense {row.dense_flops:,})")
+            lines[name] = (f"{row.label}: {row.weights:,} weights (dense {row.dense_weights:,}) + {row.bias:,} bias; "
+                           f"{shape}; {row.flops:,} FLOPs (dense {row.dense_flops:,})")
         if args.json:
             lines["layers"] = [row.to_dict() for row in network_rows(config)]
     else:
