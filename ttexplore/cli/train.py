@@ -18,7 +18,7 @@ import sys
 from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
-                                  check_device, check_output_path, config_from_args, flag_name, open_store)
+                                  check_device, check_output_path, config_from_args, open_store, preset_or_usage)
 from ttexplore.tt import ttmath
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.text import terminal_lines, terminal_text
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     """Train one network; print a JSON summary (``--json``) and a progress bar on stderr."""
     if args.list_presets:
         return list_presets()
-    config = config_from_args(args, preset=preset_or_usage(args.preset, args), label=args.label or "")
+    config = config_from_args(args, preset=preset_or_usage("train", args.preset, args), label=args.label or "")
     check_identity_flags("train", args)
     check_device("train", config)
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
@@ -199,25 +199,6 @@ def list_presets() -> int:
               f"(dense: {config.dense_layer_params():,}); the whole network {config.net_params():,} parameters "
               f"(dense: {config.dense_net_params():,}, {config.dense_net_params() / config.net_params():.3g}x)")
     return EXIT_OK
-
-
-def preset_or_usage(name: Optional[str], args: Optional[argparse.Namespace] = None) -> Optional[dict[str, Any]]:
-    """The preset's values (a CNN sized for the ``--dataset`` and ``--pad-to`` given), ``None`` without
-    ``--preset``, or a one-line error listing the presets or saying why the images do not fit."""
-    if name is None:
-        return None
-    from ttexplore.runs.config import ConfigError
-    from ttexplore.runs.presets import preset_values
-
-    given = getattr(args, "given_flags", set()) if args is not None else set()
-    dataset = args.dataset if "dataset" in given else None
-    pad_to = args.pad_to if "pad_to" in given else "preset"
-    try:
-        return preset_values(name, dataset, pad_to)
-    except ConfigError as error:
-        flag = "--preset" if error.field == "preset" else flag_name(error.field)
-        raise UsageError(f"ttexplore train: error: {flag}: {error}" +
-                         (" (see --list-presets)" if error.field == "preset" else "")) from None
 
 
 def final_network(config: RunConfig, ranks: list) -> RunConfig:

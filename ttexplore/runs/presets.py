@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from ttexplore.tt.ttshape import modes_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
 from ttexplore.runs.fields import pad_value
+from ttexplore.runs.kinds import parse_layers
+from ttexplore.runs.ttnet import tt_network
 
 __all__ = ["RUN_PRESETS", "run_preset", "preset_values", "convnet_layers", "tt_convnet_layers", "CNN_POOLS",
            "TT_CONVNET_RANK"]
@@ -53,16 +54,13 @@ def convnet_layers(side: int) -> list[str]:
 
 
 def tt_convnet_layers(side: int, rank: int = TT_CONVNET_RANK) -> list[str]:
-    """:func:`convnet_layers` with the second and third convolutions and the FC layer in TT format at ``rank``.
-
-    The FC layer reads ``128 x s x s`` features (``s = side // 8``, the side left after the pools), flattened
-    channel-major: its input modes are the channels' ``8x4x4`` and the ``s*s`` pixels (``8x4x4x9`` on 28x28);
-    for ``s = 1`` the channels alone as ``2x4x4x4``; the output 256 is ``4x4x4x4``.
+    """:func:`convnet_layers` with the second and third convolutions and the FC layer in TT format at ``rank``
+    (:func:`ttexplore.runs.ttnet.tt_network`): ``ttconv:2x4x4->4x4x4``, ``ttconv:4x4x4->4x4x8`` and, for the FC
+    layer reading ``128 x s x s`` features (``s = side // 8``), ``tt:8x4x4x<s*s>->4x4x4x4`` (``8x4x4x9`` on
+    28x28; the 128 features as ``4x4x4x2`` when ``s = 1``).
     """
-    left = _cnn_side(side, "tt-convnet")
-    fc_in = (8, 4, 4, left * left) if left > 1 else (2, 4, 4, 4)
-    return ["conv:32:3", "pool:2", f"ttconv:2x4x4->4x4x4:{rank}:3", "pool:2", f"ttconv:4x4x4->4x4x8:{rank}:3", "pool:2",
-            f"tt:{modes_text(fc_in)}->4x4x4x4:{rank}"]
+    dense = parse_layers(convnet_layers(side))
+    return [layer.text() for layer in tt_network(dense, (1, side, side), rank)]
 
 
 #: The settings the preset CNNs train with (Adam at 1e-3, batches of 128, one evaluation an epoch).
