@@ -2,7 +2,7 @@
 through app.py), the one job manager and run store, the sidebar, a run's Stop/Resume button and
 error banner, and a figure block with its downloads.
 
-Only this file, the pages and the blocks of a page too long for one file (``explore_blocks.py``) import
+Only this file, the pages and their blocks (``page_blocks/``: parts of a page too long for one file) import
 streamlit; the logic lives in ``ttexplore/``.
 """
 

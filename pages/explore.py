@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-import explore_blocks as blocks
 import ui
+from page_blocks import explore as blocks
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
 from ttexplore.presenters import rounding as rounding_views
