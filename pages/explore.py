@@ -102,7 +102,7 @@ def train_card(config: "RunConfig | None", info) -> None:
                 st.caption(schedule_caption)
             st.checkbox("Also train the dense twin (every layer dense), for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
-            ui.show_config_error(state.pop("train_error"), LABELS)
+            ui.show_config_error(state.pop("train_error"), design.error_labels())
         elif config is not None and on_machine:
             done = _already_trained(config)
             if done is not None:
@@ -196,7 +196,7 @@ with design_col:
         if design.typed:
             blocks.layer_boxes(design)
 
-    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), LABELS) \
+    config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), design.error_labels()) \
         if modes or design.typed else None
     train_card(config, info)
     if not design.typed:

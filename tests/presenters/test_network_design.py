@@ -77,6 +77,8 @@ def test_layers_are_added_edited_and_removed_and_the_preset_follows():
     with pytest.raises(ConfigError, match="Hidden layer 3") as wrong:
         design.config()
     assert wrong.value.field == "layers[2].in_modes" and design.layer_title(2) == "Hidden layer 3"
+    design.labels = {"in_modes": "Input modes", "epochs": "Epochs"}  # the page's: the shape boxes' are not this box's
+    assert design.error_labels() == {"epochs": "Epochs"}
     for _ in range(10):  # a typed network keeps at least one layer
         design.remove_layer(0)
     assert len(values["more_layers"]) == 1

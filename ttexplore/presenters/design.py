@@ -64,6 +64,12 @@ class DesignState:
         """Every hidden layer is typed (a network, a CNN), rather than the first designed by the shape boxes."""
         return bool(self.values.get("typed_net"))
 
+    def error_labels(self) -> dict[str, str]:
+        """The labels a message's field names become: the page's, less those of the shape boxes when every layer is
+        typed (a typed layer's ``in_modes`` is its own box's, which the message names: ``Hidden layer 3: ...``)."""
+        boxes = ("in_modes", "out_modes", "ranks")
+        return {field: label for field, label in self.labels.items() if not (self.typed and field in boxes)}
+
     def layer_title(self, index: int) -> str:
         """The label of typed layer ``index``'s box, as messages count the layers (``"Hidden layer 2"``)."""
         return f"Hidden layer {index + (1 if self.typed else 2)}"
