@@ -55,7 +55,7 @@ st.dataframe(
     table,
     hide_index=True,
     key="runs_table",
-    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "× smaller", "best test acc",
+    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "net weights", "× smaller", "best test acc",
                   "final test acc", "epochs", "lr", "batch", "seed", "train images", "dataset", "sweep", "epochs done",
                   "duration s", "started", "notes", "error", "id"],
     column_config={
@@ -63,6 +63,8 @@ st.dataframe(
                                             help="Open the run's page"),
         "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
         "layer weights": st.column_config.NumberColumn(format="localized"),
+        "net weights": st.column_config.NumberColumn(format="localized", help="Every parameter of the network, "
+                                                     "biases and head included (a CNN's size)"),
         "× smaller": st.column_config.NumberColumn(format="%.3g×", help="Dense weights / layer weights"),
         "best test acc": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.4f"),
         "final test acc": st.column_config.NumberColumn(format="%.4f"),

@@ -14,8 +14,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.presenters.reports import (epoch_text, format_duration, kind_title, ranks_list_text, run_label, run_ranks_text,
-                                          run_ranks_used, run_shape_text)
+from ttexplore.presenters.reports import (epoch_text, format_duration, ranks_list_text, run_config, run_kinds_text,
+                                          run_label, run_net_params, run_ranks_text, run_ranks_used, run_shape_text)
 from ttexplore.presenters.usertext import markdown_text
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "error_labels",
     "LAYER_TEXT_WORDS",
     "compression_text",
+    "weights_tile",
     "started_text",
     "TIME_FORMAT",
 ]
@@ -219,6 +220,19 @@ def compression_text(compression: Optional[float]) -> str:
     return f"{1 / factor:.2g}× larger"
 
 
+def weights_tile(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The Run page's weights tile (keyword arguments of ``st.metric``): a network that reads images (a CNN) by its
+    every parameter against its dense twin's, any other by its hidden layers' weights (the 2018 figures' count)."""
+    config = run_config(run)
+    quiet = {"delta_color": "off", "delta_arrow": "off"}
+    if config is not None and any(not layer.flattens for layer in config.layers):
+        net, dense = config.net_params(), config.dense_net_params()
+        return {"label": "Network parameters", "value": f"{net:,}", **quiet, "delta": compression_text(net / dense),
+                "help": f"Every parameter, biases and head included; its dense twin has {dense:,}"}
+    return {"label": "Layer weights", "value": f"{run['layer_params']:,}", "delta": compression_text(run["compression"]),
+            **quiet}
+
+
 def _started(run: Mapping[str, Any]) -> Optional[datetime]:
     return datetime.fromtimestamp(run["created_at"]) if run.get("created_at") else None
 
@@ -242,8 +256,9 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
 
     ``name`` is the run's entry in ``labels`` when given (:func:`distinct_labels`), else :func:`run_title`.
 
-    Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer``, ``shape``,
-    ``ranks`` (as used), ``layer weights``, ``× smaller``, then one column per
+    Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer`` (the kinds of its layers), ``shape``,
+    ``ranks`` (as used, of its first layer with ranks), ``layer weights``, ``net weights`` (every parameter,
+    biases and head included: a CNN's size), ``× smaller``, then one column per
     :data:`HPARAMS` field, ``sweep``, ``best test acc``, ``final test acc``,
     ``epochs done``, ``duration s``, ``started``, ``notes``, ``error``.
     """
@@ -258,10 +273,11 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
             "tags": ", ".join(run.get("tags") or []),
             "status": run.get("status", ""),
             "dataset": run.get("dataset"),
-            "layer": kind_title(run.get("layer")),
+            "layer": run_kinds_text(run),
             "shape": run_shape_text(run),
             "ranks": _used_ranks_text(run),
             "layer weights": run.get("layer_params"),
+            "net weights": run_net_params(run),
             "× smaller": (1.0 / compression) if compression else None,
         }
         for field, (column, _) in HPARAMS.items():
@@ -282,7 +298,7 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
 
 def hparam_columns() -> list[str]:
     """The columns of :func:`hparams_table`, in order."""
-    return (["id", "name", "tags", "status", "dataset", "layer", "shape", "ranks", "layer weights", "× smaller"]
+    return (["id", "name", "tags", "status", "dataset", "layer", "shape", "ranks", "layer weights", "net weights", "× smaller"]
             + [column for column, _ in HPARAMS.values()]
             + ["sweep", "best test acc", "final test acc", "epochs done", "duration s", "started", "notes", "error"])
 
