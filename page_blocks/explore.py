@@ -88,14 +88,15 @@ def network_preview(config: RunConfig) -> None:
     guard, and the core diagram of a TT convolution or TT layer picked among its layers."""
     network = net_views.network_preview(config)
     show_tiles(net_views.network_tiles(network), network.memory_warning)
-    st.markdown("**Layer by layer** — the classifier head and the whole network last")
-    st.dataframe(net_views.network_table(network), hide_index=True, key="network_table", column_config={
-        **{name: st.column_config.NumberColumn(format="localized")
-           for name in ("weights", "bias", "parameters", "dense weights", "FLOPs")},
-        "compression": st.column_config.NumberColumn("compression rate", format="%.2e"),
-        "training memory": st.column_config.TextColumn(help="A layer: its parameters with their gradients and Adam's "
-                                                            "moments, its work and outputs at the batch size. The whole "
-                                                            "network: the run's peak, data included")})
+    with st.container(key="network-layers"):
+        st.markdown("**Layer by layer** — the classifier head and the whole network last")
+        st.dataframe(net_views.network_table(network), hide_index=True, key="network_table", column_config={
+            **{name: st.column_config.NumberColumn(format="localized")
+               for name in ("weights", "bias", "parameters", "dense weights", "FLOPs")},
+            "compression": st.column_config.NumberColumn("compression rate", format="%.2e"),
+            "training memory": st.column_config.TextColumn(help="A layer: its parameters with their gradients and Adam's "
+                                                                "moments, its work and outputs at the batch size. The "
+                                                                "whole network: the run's peak, data included")})
     memory_box(config)
     drawable = net_views.diagram_layers(config)
     if drawable:
