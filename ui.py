@@ -4,7 +4,8 @@ error banner, a figure block with its downloads, and the error boundary every pa
 dialog runs in (a failure is told in the page's words with an error id, its traceback goes to the
 server log; no server path is shown).
 
-Only this file and the pages import streamlit; the logic lives in ``ttexplore/``.
+Only this file, the pages and their blocks (``page_blocks/``: parts of a page too long for one file) import
+streamlit; the logic lives in ``ttexplore/``.
 """
 
 from __future__ import annotations

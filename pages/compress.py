@@ -1,4 +1,5 @@
-"""Compress: TT-SVD of a trained layer (the slides' "in theory" path) beside TT layers trained from scratch."""
+"""Compress: TT-SVD of a trained layer (the slides' "in theory" path) beside TT layers trained from scratch; a trained
+dense CNN layer by layer (page_blocks.compress)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Optional
 import streamlit as st
 
 import ui
+from page_blocks.compress import compress_network, every_seed
 from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
@@ -67,31 +69,28 @@ st.title("Compress a trained layer")
 st.caption("The 2018 slides' two paths to a TT layer: **in theory**, choose the shapes and factor a trained W by "
            "TT-SVD, the ranks given by W; **in practice**, choose the ranks and train. Here both, side by side: "
            "TT-SVD as it is, TT-SVD then fine-tuned, and the same TT net trained from scratch. A trained TT run's cores "
-           "are TT-rounded to lower ranks instead, never building W.")
+           "are TT-rounded to lower ranks instead, never building W. A dense CNN is compressed layer by layer.")
 
 with st.container(border=True):
     st.subheader("What to compress", divider="gray")
     kind = st.segmented_control("Source", ["A trained run", "A weights file"], key="compress_kind", required=True,
                                 default="A trained run", persist_state=KEEP)
-    source, siblings = None, None
+    source, siblings, network_run = None, None, None
     if kind == "A trained run":
         candidates = views.compressible_runs(store.list_runs(status=("completed",)))
         if not candidates:
-            st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense layer* and press "
+            st.info("No trained run to compress yet: on **Explore**, tick *Also train the dense twin* and press "
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
             st.stop()
         by_id, names = {run["id"]: run for run in candidates}, views.candidate_labels(candidates)
-        run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded)", list(by_id), key="compress_run", persist_state=KEEP,
-                              format_func=names.get)
-        source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
-        seeds = group_of(candidates, by_id[run_id])  # the same experiment at other seeds: compressed alike, averaged
-        if len(seeds) > 1 and st.toggle(f"Every seed of this experiment ({len(seeds)} runs: seeds "
-                                        f"{', '.join(str(run['config'].get('seed', 0)) for run in seeds)})",
-                                        key="compress_seeds", persist_state=KEEP,
-                                        help="Compress each seed's W alike; the table and figures show each rank's mean "
-                                             "with its spread over the seeds (± 1 std from three, min–max below)"):
-            siblings = [ui.config_or_error(lambda run=run: run_source(str(store.path), run["id"], run.get("finished_at")))
-                        for run in seeds]
+        run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded; a CNN layer by layer)", list(by_id),
+                              key="compress_run", persist_state=KEEP, format_func=names.get)
+        if views.is_network_run(by_id[run_id]):  # a dense CNN (or a deeper net): its own flow, below
+            network_run = by_id[run_id]
+        else:
+            source = ui.config_or_error(lambda: run_source(str(store.path), run_id, by_id[run_id].get("finished_at")))
+            siblings = every_seed(group_of(candidates, by_id[run_id]), lambda run: run_source(  # compressed alike, averaged
+                str(store.path), run["id"], run.get("finished_at")))
     else:
         upload = st.file_uploader("Weights (.pt): a state_dict or tensor holding an nn.Linear weight, or a ttexplore "
                                   "model file; read weights-only", type=["pt", "pth"], key="compress_upload")
@@ -109,15 +108,19 @@ with st.container(border=True):
             source = ui.config_or_error(lambda: file_source(str(path), path.stem, dataset, pad_to or None, weight_key), LABELS)
             if source is None:
                 discard_upload(store, path)  # rejected: not kept on the server
-    if source is None:
+    if source is None and network_run is None:
         st.stop()
     siblings = [each for each in siblings or [source] if each is not None]  # the sources compressed alike
-    rounding = source.trained is not None
+    rounding = source is not None and source.trained is not None
     top = max(source.tt.ranks, default=1) if rounding else None  # rounding only lowers the ranks in use
-    st.caption((f"The trained TT layer, ranks {', '.join(map(str, source.tt.ranks))} ({source.tt.params:,} weights), is "
-                f"rounded in its own modes: {source.base.describe()}." if rounding else
-                f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
-                f"weights) in {source.base.describe()}.") + (" " + ui.said(" ".join(source.notes)) if source.notes else ""))
+    if source is not None:
+        st.caption((f"The trained TT layer, ranks {', '.join(map(str, source.tt.ranks))} ({source.tt.params:,} weights), "
+                    f"is rounded in its own modes: {source.base.describe()}." if rounding else
+                    f"W is {source.out_features:,} × {source.in_features:,} ({source.out_features * source.in_features:,} "
+                    f"weights) in {source.base.describe()}.") + (" " + ui.said(" ".join(source.notes)) if source.notes else ""))
+if network_run is not None:  # a dense CNN: its TT network, each layer's spectra, the three paths (page_blocks.compress)
+    compress_network(store, network_run)
+    st.stop()
 
 sha = source.init_from.sha256
 if state.get("compress_for") != (sha, source.in_features, source.out_features):

@@ -1,20 +1,20 @@
-"""Explore: design a TT layer and see what it costs before training; then train it."""
+"""Explore: design a TT layer, or a network layer by layer (a CNN), and see what it costs before training; then train it."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import ui
+from page_blocks import explore as blocks
 from ttexplore.presenters import design as views
 from ttexplore.presenters import plots
-from ttexplore.presenters.design import TRAINING_DEFAULTS, DesignState, planned_runs
-from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, network_rows, other_factorizations,
-                                          presets_for, rank_slider_max, strategy_rows)
+from ttexplore.presenters.design import NET_RANKS, TRAINING_DEFAULTS, DesignState, planned_runs
+from ttexplore.presenters.preview import (CUSTOM, core_rank_limits, layer_preview, other_factorizations, rank_slider_max,
+                                          strategy_rows)
 from ttexplore.presenters.tracking import already_trained_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
 from ttexplore.tt.shapes import parse_modes
 
 state = st.session_state
@@ -74,7 +74,7 @@ def train_card(config: "RunConfig | None", info) -> None:
         epochs_col.number_input("Epochs", min(1, state.epochs), max(500, state.epochs), key="epochs", persist_state=KEEP)
         lr_col.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, state.lr}), key="lr",
                              persist_state=KEEP, format_func=lambda value: f"{value:g}")  # a loaded run's lr among them
-        st.button("Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
+        st.button("Train this network" if design.typed else "Train this layer", type="primary", icon=":material/play_arrow:", width="stretch", key="train_submit",
                   on_click=train_clicked, disabled=config is None or not on_machine,
                   help="Queue a background run; the Train page follows it live")
         if not on_machine:
@@ -100,10 +100,10 @@ def train_card(config: "RunConfig | None", info) -> None:
             st.selectbox("Device", list(devices), key="device", format_func=lambda name: devices[name].split(" — ")[0],
                          persist_state=KEEP, help="Where the run trains. auto: the first CUDA GPU when there is one, else the CPU.")
             st.caption(devices[state.device])  # the whole description wraps here; the box keeps it short
-            ui.rank_schedule_box(training_config, LABELS)
-            st.checkbox("Also train the dense layer of the same size, for comparison", key="baseline", persist_state=KEEP)
+            ui.rank_schedule_box(training_config, design.error_labels())
+            st.checkbox("Also train the dense twin (every layer dense), for comparison", key="baseline", persist_state=KEEP)
         if "train_error" in state:
-            ui.show_config_error(state.pop("train_error"), LABELS)
+            ui.show_config_error(state.pop("train_error"), design.error_labels())
         elif "train_repeats" in state:
             ui.repeat_notice(state.pop("train_repeats"), "train", lambda: train_clicked(anyway=True))
         elif config is not None and on_machine:
@@ -122,12 +122,14 @@ if "from" in st.query_params:  # Re-run with changes (/?from=RUN_ID): the run's 
 design.start()  # a first visit: the paper's MNIST net on the bundled data
 
 st.title("Explore a Tensor-Train layer")
-st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper (or with more hidden layers). Design the "
-           "hidden layer on the left: the numbers on the right follow at once; train it below the design.")
+st.caption("Image → **TT layer** → ReLU → linear classifier, as in the paper, or a network typed layer by layer (a CNN: "
+           "the **convnet** and **tt-convnet** presets). Design on the left: the numbers on the right follow at once; "
+           "train it below the design.")
 ui.what_is_a_tt_layer()
 ui.loaded_from_banner(design)
 
 design_col, result_col = st.columns([1.25, 2], gap="medium")
+
 
 # ---------------------------------------------------------------- design
 with design_col:
@@ -136,24 +138,32 @@ with design_col:
         st.selectbox("Dataset", list(DATASETS), key="dataset", on_change=design.dataset_changed, persist_state=KEEP,
                      format_func=lambda name: DATASETS[name].title + ("" if available[name] else " — not on this machine"))
         info = dataset_info(state.dataset)
-        presets = presets_for(state.dataset)
-        chosen = next((p for p in presets if p.name == state.preset), None)
-        st.selectbox("Preset", [p.name for p in presets] + [CUSTOM], key="preset", on_change=design.apply_preset,
-                     persist_state=KEEP, help="Shapes from the paper and the 2018 slides, or type your own."
-                     + (f" This one: {chosen.note}." if chosen is not None and chosen.note else ""))
-        left, right = st.columns(2)
-        left.text_input("Input modes", key="in_modes", on_change=design.shapes_typed, persist_state=KEEP,
-                        help="Factors of the input features, e.g. 4x8x8x4 or 2^10")
-        right.text_input("Output modes", key="out_modes", on_change=design.shapes_typed, persist_state=KEEP,
-                         help="Factors of the hidden width, as many as the input modes")
-        modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, LABELS["in_modes"]),
-                                            parse_modes(state.out_modes, LABELS["out_modes"])), LABELS)
+        chosen = design.preset()
+        st.selectbox("Preset", [p.name for p in design.presets()] + [CUSTOM], key="preset", on_change=design.apply_preset,
+                     persist_state=KEEP, help="Shapes from the paper and the 2018 slides, the CNNs (sized for the dataset), "
+                     "or your own." + (f" This one: {chosen.note}." if chosen is not None and chosen.note else ""))
+        st.toggle("Type every layer (a CNN)", key="typed_net", on_change=design.typed_changed, persist_state=KEEP,
+                  help="Describe the network layer by layer as text (convolutions, TT convolutions, pools, fully-connected "
+                       "layers) instead of the first layer's shapes")
+        modes = None
+        if not design.typed:
+            left, right = st.columns(2)
+            left.text_input("Input modes", key="in_modes", on_change=design.shapes_typed, persist_state=KEEP,
+                            help="Factors of the input features, e.g. 4x8x8x4 or 2^10")
+            right.text_input("Output modes", key="out_modes", on_change=design.shapes_typed, persist_state=KEEP,
+                             help="Factors of the hidden width, as many as the input modes")
+            modes = ui.config_or_error(lambda: (parse_modes(state.in_modes, LABELS["in_modes"]),
+                                                parse_modes(state.out_modes, LABELS["out_modes"])), LABELS)
         pad_col, rank_col = st.columns(2)
         pad_col.segmented_control("Pad images to", design.pad_sides(), key="pad_to", on_change=design.shapes_typed,
                                   persist_state=KEEP, required=True,
                                   format_func=lambda side: f"{side}×{side}" if side else "none",
                                   help=f"Zero-pad the {info.side}×{info.side} images, as the paper padded MNIST to 32×32")
-        if modes is not None and len(modes[0]) == len(modes[1]) and len(modes[0]) == 1:
+        if design.typed:
+            state.setdefault("net_rank", views.FIRST_RANK)
+            rank_col.select_slider("TT ranks of every TT layer", NET_RANKS, key="net_rank", on_change=design.set_all_ranks,
+                                   help="Sets the rank of each layer with TT cores (each box can still say its own)")
+        elif modes is not None and len(modes[0]) == len(modes[1]) and len(modes[0]) == 1:
             rank_col.caption("One core: the layer is dense, it has no TT rank to set.")
         elif modes is not None and len(modes[0]) == len(modes[1]):
             top = rank_slider_max(*modes)
@@ -170,22 +180,20 @@ with design_col:
                         key = design.core_rank_key(len(modes[0]), index)
                         state[key] = min(state.get(key, state.max_rank), limit)
                         cell.slider(f"r{index}", 1, max(limit, 2), key=key, persist_state=KEEP)
+        if design.typed:
+            blocks.layer_boxes(design)
 
-    first = ui.config_or_error(lambda: design.config(more=False, batch_size=state.get("batch_size", 64)), LABELS) if modes else None
-    config, layers_error = design.with_more_layers(first)
+    if design.typed:  # every layer typed: the whole network stands or its error names the box
+        first = None
+        config = ui.config_or_error(lambda: design.config(batch_size=state.get("batch_size", 64)), design.error_labels())
+        layers_error = None
+    else:  # the shape boxes' layer, then the extra layers: a wrong extra layer keeps the first layer's numbers
+        first = ui.config_or_error(lambda: design.config(more=False, batch_size=state.get("batch_size", 64)),
+                                   LABELS) if modes else None
+        config, layers_error = design.with_more_layers(first)
     train_card(config, info)
-    with st.expander("More hidden layers", expanded=bool(state.get("more_layers")), icon=":material/layers:",
-                     key="more_layers_box"):
-        st.caption("Each after a ReLU: `tt:IN->OUT:RANK`, `dense:WIDTH` or `matrix_rank:WIDTH:RANK`")
-        for index in range(len(state.get("more_layers", []))):
-            left, right = st.columns([5, 1], vertical_alignment="bottom")
-            left.text_input(f"Hidden layer {index + 2}", key=f"more_layer_{index}", on_change=design.layer_typed, args=(index,))
-            right.button("", icon=":material/delete:", key=f"remove_layer_{index}", on_click=design.remove_layer, args=(index,),
-                         help="Remove this layer")
-        if layers_error is not None:
-            ui.show_config_error(layers_error, LABELS)
-        st.button("Add a layer", icon=":material/add:", key="add_layer", on_click=design.add_layer, type="tertiary",
-                  disabled=len(design.more_layers) + 1 >= MAX_HIDDEN_LAYERS, help=f"At most {MAX_HIDDEN_LAYERS} hidden layers")
+    if not design.typed:
+        blocks.layer_boxes(design, layers_error)
 
 
 # ---------------------------------------------------------------- preview
@@ -193,35 +201,19 @@ with result_col:
     if config is None and first is None:
         st.info("Fix the entry on the left to see the layer's numbers.", icon=":material/info:")
         st.stop()
+    if design.typed:  # a network typed layer by layer: the whole net in the tiles, every layer in the table
+        blocks.network_preview(config)
+        st.stop()
     if config is None:
         st.warning("The numbers describe hidden layer 1 alone until the extra hidden layers are fixed (see below the "
                    "design).", icon=":material/layers:")
     config = config or first
     view = layer_preview(config)
-    tiles = views.layer_tiles(view)
-    for column, name in zip(st.columns(3), ("weights", "dense", "compression")):  # at 1400 px a fourth was cut short
-        column.metric(**tiles[name], border=True)
-    flops_col, memory_col = st.columns(2)
-    flops_col.metric(**tiles["flops"], border=True)
-    memory_col.metric(**tiles["memory"], border=True)
-    if view.memory_warning:
-        st.warning(view.memory_warning, icon=":material/memory:")
+    blocks.show_tiles(views.layer_tiles(view), view.memory_warning)
     if len(config.layers) > 1:
         st.markdown(views.network_caption(config))
-        st.dataframe(network_rows(config), hide_index=True, key="network_table", width="stretch", column_config={
-            "layer": st.column_config.TextColumn(width=180), "in → out": st.column_config.TextColumn(width=115),
-            "weights": st.column_config.NumberColumn(format="localized", width=75),
-            "dense weights": st.column_config.NumberColumn(format="localized", width=95),  # at 1400 px all five fit
-            "compression": st.column_config.NumberColumn("rate", format="%.1e", width=60, help="compression rate: TT / dense")})
-    with st.container(border=True, key="memory_box"):
-        memory_tiles, memory_caption = views.memory_tiles(config)
-        for column, tile in zip(st.columns(2), memory_tiles):
-            column.metric(**tile)
-        st.caption(memory_caption)
-        with st.expander("Why these numbers: the parts of each estimate", key="memory_parts"):
-            st.markdown(views.memory_why(config))
-            st.dataframe(views.memory_parts_rows(config), hide_index=True, width="stretch", column_config={
-                name: st.column_config.NumberColumn(format="%.2f") for name in ("this net (MiB)", "dense twin (MiB)")})
+        blocks.layers_table(config)
+    blocks.memory_box(config)
     with st.container(border=True):
         st.markdown(views.ranks_markdown(view))
         st.caption(views.ranks_caption(view))
@@ -241,4 +233,3 @@ if view.ranks:  # every chart uses the ranks in use (per core too), as the tiles
         ui.show_figure(plots.factorizations_chart(other_factorizations(view.layer.in_modes, view.layer.out_modes, rank),
                                                   view.label, rank, current_params=view.tt_params,
                                                   current_ranks=per_core_ranks), "other-factorizations", "factorizations")
-

@@ -67,8 +67,7 @@ tiles[0].metric("Test acc at best val epoch" if basis == "validation" else "Best
                 + (f"; the best test point, selected on test (optimistic): {run['best_test_accuracy']:.4f}"
                    if basis == "validation" and run.get("best_test_accuracy") is not None else ""))
 tiles[1].metric("Final test accuracy", f"{final:.4f}" if final is not None else "—", border=True)
-tiles[2].metric("Layer weights", f"{run['layer_params']:,}", border=True, delta=tracking.compression_text(run["compression"]),
-                delta_color="off", delta_arrow="off")
+tiles[2].metric(**tracking.weights_tile(run), border=True)  # a CNN: every parameter of the net
 tiles[3].metric("Epochs done", f"{reports.epoch_text(run.get('epochs_done'))} of {config.get('epochs')}", border=True)
 elapsed = events[-1].get("elapsed_s") if events else None
 tiles[4].metric("Training time", reports.format_duration(elapsed) or "—", border=True)
@@ -184,9 +183,8 @@ for section in sections:
 left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Configuration", divider="gray")
-    shown = {"shape": reports.run_shape_text(run), "ranks (as used)": reports.run_ranks_text(run), **config}
-    st.dataframe([{"setting": key, "value": "" if value is None else str(value)} for key, value in shown.items()],
-                 hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 520))
+    shown = reports.config_rows(run)  # every hidden layer on a row of its own
+    st.dataframe(shown, hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 520))
 with right:
     st.subheader("Weights", divider="gray")
     weights = store.artifact_path(run.get("weights_path"))  # never a file outside the artifacts folder

@@ -68,7 +68,7 @@ st.dataframe(
     table,
     hide_index=True,
     key="runs_table",
-    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "× smaller", "acc", "seed group",
+    column_order=["open", "name", "tags", "status", "shape", "ranks", "layer weights", "net weights", "× smaller", "acc", "seed group",
                   *(["Δ acc vs baseline", "weights × baseline"] if baseline else []), "final test acc", "best test acc",
                   "test acc at best val", "epochs", "lr", "batch", "seed", "train images", "dataset", "sweep",
                   "epochs done", "duration s", "started", "notes", "error", "id"],
@@ -77,6 +77,8 @@ st.dataframe(
                                             help="Open the run's page"),
         "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
         "layer weights": st.column_config.NumberColumn(format="localized"),
+        "net weights": st.column_config.NumberColumn(format="localized", help="Every parameter of the network, "
+                                                     "biases and head included (a CNN's size)"),
         "× smaller": st.column_config.NumberColumn(format="%.3g×", help="Dense weights / layer weights"),
         "acc": st.column_config.ProgressColumn("accuracy", min_value=0.0, max_value=1.0, format="%.4f",
                                                help=" or ".join(reports.ACCURACY_WORDS.values()).capitalize()),

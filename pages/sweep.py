@@ -1,6 +1,6 @@
-"""Sweep: train a grid of TT shapes x max ranks (+ dense and matrix-rank baselines) in the background and
-watch the 2018 reproduction's accuracy-against-weights figure and table fill in.
-The logic lives in ttexplore.experiments.sweep."""
+"""Sweep: train a grid of TT shapes x max ranks (+ dense and matrix-rank baselines), or a network's TT layers (a CNN)
+at each rank beside its dense twin, in the background and watch the 2018 reproduction's accuracy-against-weights
+figure and table fill in. The logic lives in ttexplore.experiments.sweep."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ SEED_COLUMNS = {"shape": "shape", "rank": "max TT rank", "seed": "seed", "test_a
 
 #: The labels this page shows for a sweep's fields: messages name the widget, not the field.
 LABELS = {"shapes": "TT shapes", "ranks": "Max TT ranks", "seeds": "Seeds", "name": "Sweep name", "dataset": "Dataset",
+          "network": "Network",
           "in_modes": "input modes", "out_modes": "output modes",
           "epochs": "Epochs", "train_limit": "Training images"}
 
@@ -50,9 +51,19 @@ with st.container(border=True, key="sweep-form"):
                              format_func=lambda key: DATASETS[key].title + ("" if available[key] else " — not on this machine"))
     name = right.text_input("Sweep name", value=preset if preset != CUSTOM else "my-sweep", key=f"sweep_name_{preset}",
                             help="runs are grouped, shown and resumed by this name")
-    shapes = st.text_area("TT shapes", value=defaults["shapes"], key=f"sweep_shapes_{preset}", height=80,
-                          help="comma-separated; IN (output modes = input modes) or IN->OUT, e.g. 8x8x8x6->10^4; "
-                               "2^10 is ten 2s")
+    what = st.segmented_control("Sweep", ["TT shapes", "A network's TT layers"], key=f"sweep_what_{preset}",
+                                required=True, default="TT shapes",
+                                help="A network (a CNN): every layer with TT cores at each rank, beside its dense twin")
+    network = ""
+    if what == "TT shapes":
+        shapes = st.text_area("TT shapes", value=defaults["shapes"], key=f"sweep_shapes_{preset}", height=80,
+                              help="comma-separated; IN (output modes = input modes) or IN->OUT, e.g. 8x8x8x6->10^4; "
+                                   "2^10 is ten 2s")
+    else:
+        shapes = ""
+        network = st.text_input("Network", value="tt-convnet", key=f"sweep_network_{preset}",
+                                help="A preset sized for the dataset (tt-convnet), or layers as text: conv:32:3; pool:2; "
+                                     "ttconv:2x4x4->4x4x4:4:3; dense:64. Its TT convolutions and TT layers take each rank")
     ranks_col, seeds_col, epochs_col, limit_col = st.columns(4)
     ranks = ranks_col.text_input("Max TT ranks", value=",".join(map(str, defaults["ranks"])), key=f"sweep_ranks_{preset}",
                                  help="e.g. 1,2,4 or 1-4; the matrix-rank baseline uses the same ranks (both are clipped "
@@ -62,13 +73,14 @@ with st.container(border=True, key="sweep-form"):
                                      key=f"sweep_epochs_{preset}")
     train_limit = limit_col.number_input("Training images (0 = all)", min_value=0, value=0, step=500,
                                          key=f"sweep_limit_{preset}")
-    baselines = st.checkbox("Dense and matrix-rank baselines of the same sizes", value=True, key=f"sweep_baselines_{preset}")
+    baselines = st.checkbox("Its dense twin" if network else "Dense and matrix-rank baselines of the same sizes", value=True,
+                            key=f"sweep_baselines_{preset}")
 
     # what pressing the button would do, before it is pressed: the grid, how many runs, how long
     grid = None
     try:
         spec = sweep.make_spec(name, dataset, shapes, ranks, seeds, epochs=int(epochs), train_limit=int(train_limit) or None,
-                               baselines=baselines, pad_to=defaults.get("pad_to"))
+                               baselines=baselines, pad_to=defaults.get("pad_to"), network=network)
         grid = sweep.expand(spec)
     except ConfigError as error:
         ui.show_config_error(error, LABELS)
@@ -123,17 +135,19 @@ def show_sweep(sweep_name: str, polling: bool) -> None:
     if active and st.button("Cancel the unfinished runs", key="sweep_cancel"):
         st.toast(f"cancelled {sweep.cancel_sweep(manager, store, sweep_name)} runs")
 
-    figure = sweep.sweep_figure(rows, title=f"{plot_text(sweep_name)}: test accuracy against the weights of the first layer")
+    counted = "the network's parameters" if sweep.counts_network(rows) else "the weights of the first layer"
+    figure = sweep.sweep_figure(rows, title=f"{plot_text(sweep_name)}: test accuracy against {counted}")
     ui.show_figure(figure, f"{sweep_name}-accuracy-vs-weights", "sweep-figure")
     summary = sweep.summarize(rows)
-    table = [{TABLE_COLUMNS[column]: row[column] for column in TABLE_COLUMNS} for row in summary]
+    names = {**TABLE_COLUMNS, "params": sweep.weights_column(summary)}  # a network's: every parameter of it
+    table = [{names[column]: row[column] for column in TABLE_COLUMNS} for row in summary]
     for entry in table:  # a dense baseline has no rank: an empty cell, not "None"
         entry["max TT rank"] = "" if entry["max TT rank"] is None else str(entry["max TT rank"])
         entry["dataset"] = DATASETS[entry["dataset"]].title if entry["dataset"] in DATASETS else entry["dataset"]
     st.caption("One row per cell: the mean final test accuracy over its seeds, the sample std (two or more seeds), "
                "how many seeds completed. A difference smaller than the spread is seed noise.")
     number = {"compression rate": st.column_config.NumberColumn(format="%.2e"),
-              "layer weights": st.column_config.NumberColumn(format="localized"),
+              names["params"]: st.column_config.NumberColumn(format="localized"),
               "seconds": st.column_config.NumberColumn(format="%.1f"),
               "accuracy": st.column_config.NumberColumn(format="%.4f"), "± std": st.column_config.NumberColumn(format="%.4f")}
     st.dataframe(table, hide_index=True, width="stretch", column_config=number, key="sweep-cells")

@@ -110,7 +110,8 @@ def test_explore_charts_follow_per_core_ranks_and_one_core_has_no_rank(app_home)
     at.text_input(key="in_modes").input("1024")
     at.text_input(key="out_modes").input("1024").run()
     assert not at.exception and not at.error
-    assert not [slider for slider in at.slider if slider.key == "max_rank"] and not at.toggle
+    assert not [slider for slider in at.slider if slider.key == "max_rank"]
+    assert [toggle.key for toggle in at.toggle] == ["typed_net"]  # no per-core toggle; the typed-network switch stays
     assert any("One core" in item.value for item in at.caption)
     at.run()
     assert any(chart["layout"]["title"]["text"].startswith("1 core (a dense layer") for chart in charts(at))

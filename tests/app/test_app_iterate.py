@@ -117,17 +117,19 @@ def test_explore_opened_from_a_run_queues_the_same_configuration(runs):
     assert RunConfig.from_dict(queued[0]["config"]) == RunConfig.from_dict(held["config"])
 
 
-def test_a_run_explore_cannot_hold_says_why(app_home):
+def test_a_dense_run_reruns_with_every_layer_typed(app_home):
     dense = record(BASE.dense_twin())
     at = new_app()
-    at.query_params["from"] = dense
-    at.run()
-    assert not at.exception
-    assert any("first hidden layer is TT" in item.value for item in at.error)
     at.query_params["id"] = dense
     at.switch_page("pages/run.py").run()
     link = next(item for item in at.get("page_link") if item.proto.label == "Re-run with changes")
-    assert link.proto.disabled and "first hidden layer is TT" in link.proto.help
+    assert not link.proto.disabled
+    at = new_app()
+    at.query_params["from"] = dense
+    at.run()
+    assert not at.exception and not at.error, [item.value for item in at.error]
+    assert at.session_state["typed_net"] and at.session_state["more_layers"] == [
+        layer.text() for layer in BASE.dense_twin().layers]
 
 
 def test_a_run_of_zero_epochs_from_trained_weights_loads_too(app_home):

@@ -10,7 +10,8 @@ from pathlib import Path
 from app_support import APP, app_home, new_app, shared_data_dir  # noqa: F401
 
 ROOT = Path(APP).parent
-APP_FILES = [ROOT / "app.py", ROOT / "ui.py", *sorted((ROOT / "pages").glob("*.py"))]
+APP_FILES = [ROOT / "app.py", ROOT / "ui.py", *sorted((ROOT / "page_blocks").glob("*.py")),
+             *sorted((ROOT / "pages").glob("*.py"))]
 
 
 def test_a_deep_link_as_a_servers_first_request_runs_through_app_py(app_home, monkeypatch):

@@ -257,7 +257,17 @@ def test_what_the_design_cannot_hold_is_said():
     notes = design.load(RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["tt:4x4x4:max"]}))
     assert notes == ["ranks 'max' became the maximal useful ranks 16,16"]
     assert design.run_config().layers[0].ranks == (16, 16)
-    with pytest.raises(ConfigError, match="first hidden layer is TT; train this one with python -m ttexplore train "
-                                          "--hidden-layer dense:64") as caught:
-        design.load(RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": ["dense:64"]}))
-    assert caught.value.field == "layers[0]"
+    with pytest.raises(ConfigError, match="no run 'gone'") as caught:
+        design.load_run(None, "gone")
+    assert caught.value.field == "from"
+
+
+@pytest.mark.parametrize("layers", [["dense:64"], ["matrix_rank:32:3", "tt:4x8->4x4:2"],
+                                    ["conv:8:3", "pool:2", "ttconv:2x4->2x4:2:3", "dense:32"]],
+                         ids=["dense", "matrix-rank-first", "cnn"])
+def test_a_network_the_shape_boxes_cannot_describe_loads_typed_layer_by_layer(layers):
+    config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "layers": layers, "epochs": 2, "val_split": 0.2})
+    design = DesignState({}, LABELS)
+    assert design.load(config) == []
+    assert design.typed and design.more_layers == [layer.text() for layer in config.layers]
+    assert design.run_config() == config and design.run_config().key() == config.key()

@@ -199,3 +199,37 @@ def test_saturated_and_wasted_verdicts_on_constructed_cores(spectrum, verdict):
         assert f"r1 is {verdict}" in words
     else:
         assert "No boundary is saturated or wasted" in words
+
+
+def test_tt_convolutions_are_followed_like_tt_layers():
+    """A CNN's TT convolution (``ttconv``) and 4-D TT convolution (``tt4d``) keep their cores as a ``cores`` list:
+    their norms are recorded and their spectra are numpy's SVDs of the unfoldings of the kernel, laid out as the
+    TT-conv matrix ``(C_out, (kh kw, C_in))`` and as the one-row ``(C_out, C_in, kh, kw)`` tensor; the conv, pool
+    and dense layers have no cores to record."""
+    from ttexplore.nn.tt4d import TT4dConv2d
+    from ttexplore.nn.ttconv import TTConv2d
+    from ttexplore.runs.models import build_model
+
+    torch.manual_seed(0)
+    config = RunConfig.from_dict({"dataset": "digits", "pad_to": None, "seed": 1,
+                                  "layers": ["conv:8:3", "ttconv:2x4->2x2x4:3:3", "pool:2", "tt4d:8:2,3,2:3", "dense:16"]})
+    model = build_model(config)
+    layers = corestats.tt_layer_modules(model, config)
+    assert [(index, type(module)) for index, module in layers] == [(1, TTConv2d), (3, TT4dConv2d)]
+    norms = corestats.core_norms(layers)
+    for record, (_, module) in zip(norms, layers):
+        assert record["weight"] == pytest.approx([numpy_norm(core) for core in module.cores], rel=1e-6)
+        assert record["grad"] is None  # no backward yet
+    conv, tt4d = (module for _, module in layers)
+    kernel = conv.to_dense().detach().double().numpy()  # (C_out, C_in, kh, kw)
+    c_out, c_in, kh, kw = kernel.shape
+    matrices = {1: (kernel.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c_in), (kh * kw, *conv.in_modes), (1, *conv.out_modes))}
+    kernel = tt4d.to_dense().detach().double().numpy()
+    matrices[3] = (kernel.reshape(1, -1), kernel.shape, (1,) * 4)
+    for kept in corestats.layer_spectra(layers):
+        weight, in_modes, out_modes = matrices[kept["layer"]]
+        assert kept["in_modes"] == list(in_modes) and kept["out_modes"] == list(out_modes)
+        truth = dense_unfolding_spectra(weight, in_modes, out_modes)
+        for values, exact, rank in zip(kept["singular_values"], truth, kept["ranks"]):
+            assert len(values) == rank
+            assert np.allclose(values, exact[:rank], rtol=1e-4, atol=1e-6 * exact[0])

@@ -79,7 +79,10 @@ def test_ranks_change_only_in_kinds_that_have_them():
     ("matrix_rank:16:x", "layers[1].matrix_rank", ["Hidden layer 2", "not a whole number"]),
     ("tt:8x8:0", "layers[1].ranks", ["Hidden layer 2", "at least 1"]),
     ("tt:4x8", "layers[1].in_modes", ["Hidden layer 2", "hidden layer 1 gives 64 features", "try"]),
-    ("conv:3", "layers[1]", ["Hidden layer 2", "tt:IN[->OUT][:RANKS], dense:WIDTH or matrix_rank:WIDTH:RANK"]),
+    ("lstm:3", "layers[1]", ["Hidden layer 2", "tt:IN[->OUT][:RANKS], dense:WIDTH, matrix_rank:WIDTH:RANK",
+                             "conv:OUT[:K][:sS]", "or pool:SIZE"]),
+    ("conv:3", "layers[1]", ["Hidden layer 2", "reads images", "hidden layer 1 gives 64 features",
+                             "put convolution and pool layers before the fully-connected ones"]),
 ])
 def test_a_bad_layer_names_itself_as_the_user_counts_and_the_fix(text, field, words):
     with pytest.raises(ConfigError) as caught:

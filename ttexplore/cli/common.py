@@ -15,7 +15,7 @@ from ttexplore.runs.config import INITS, ONE_LAYER_FIELDS, OPTIMIZERS, STRATEGIE
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
 
 __all__ = ["UsageError", "Parser", "ProgressBar", "add_run_flags", "config_from_args", "flag_name", "check_threads",
-           "check_device", "check_output_path", "open_store", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+           "check_device", "check_output_path", "open_store", "preset_or_usage", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -95,7 +95,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--hidden-layer", metavar="SPEC", default=None,
                      help="one hidden layer, repeat for several (each then a ReLU), instead of --layer/--in-modes/"
                           "--out-modes/--ranks/--hidden/--matrix-rank: tt:IN[->OUT][:RANKS] (tt:4^5->8x16x16x16x8:4), "
-                          "dense:WIDTH or matrix_rank:WIDTH:RANK")
+                          "dense:WIDTH, matrix_rank:WIDTH:RANK, or for images (before the fully-connected layers; a pool "
+                          "has no ReLU) conv:OUT[:K][:sS], ttconv:IN->OUT[:RANKS][:K] (quote it: '>' is a shell redirection), "
+                          "tt4d:OUT[:RANKS][:K], pool:SIZE")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=5, help="passes over the training set (default 5)")
     opt.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
@@ -200,6 +202,24 @@ def config_from_args(args: argparse.Namespace, preset: "dict[str, Any] | None" =
         if layers and error.field in ONE_LAYER_FIELDS:  # a one-layer net keeps its --hidden-layer in these fields
             flag = f"--hidden-layer {layers[0]}"
         raise UsageError(f"ttexplore {args.command}: error: {flag}: {error}") from None
+
+
+def preset_or_usage(command: str, name: "str | None", args: "argparse.Namespace | None" = None) -> "dict[str, Any] | None":
+    """The values of preset ``name`` (a CNN sized for the ``--dataset`` and ``--pad-to`` given), ``None`` without
+    ``--preset``, or a one-line :class:`UsageError` listing the presets or saying why the images do not fit."""
+    if name is None:
+        return None
+    from ttexplore.runs.presets import preset_values
+
+    given = getattr(args, "given_flags", set()) if args is not None else set()
+    dataset = args.dataset if "dataset" in given else None
+    pad_to = args.pad_to if "pad_to" in given else "preset"
+    try:
+        return preset_values(name, dataset, pad_to)
+    except ConfigError as error:
+        flag = "--preset" if error.field == "preset" else flag_name(error.field)
+        raise UsageError(f"ttexplore {command}: error: {flag}: {error}" +
+                         (" (see train --list-presets)" if error.field == "preset" else "")) from None
 
 
 def check_device(command: str, config: RunConfig) -> None:

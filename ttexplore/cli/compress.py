@@ -50,7 +50,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"with a bare --weights file: the data it was trained on (default {DEFAULT_DATASET})")
     source.add_argument("--pad-to", default=None, help="with a bare --weights file: image padding (default as train)")
     source.add_argument("--data-dir", default=None, help="folder holding downloaded datasets")
-    shape = parser.add_argument_group("the TT layer")
+    shape = parser.add_argument_group("the TT layer (of a network: the TT network)")
+    shape.add_argument("--hidden-layer", metavar="SPEC", action="append", default=None,
+                       help="with --run of a network (a CNN): one layer of the TT network, repeat for each of its layers "
+                            "(e.g. conv:32:3, pool:2, ttconv:2x4x4->4x4x4:4:3, ..., tt:8x4x4x9->4x4x4x4:4; ranks are "
+                            "set by --ranks); default: its convolutions after the first as ttconv, its FC layers as tt")
     shape.add_argument("--in-modes", default=None, help="TT input modes of W's inputs, e.g. 4x8x8x4 (default: balanced 4 modes)")
     shape.add_argument("--out-modes", default=None, help="TT output modes of W's outputs (default: balanced, as many as --in-modes)")
     ranks = shape.add_mutually_exclusive_group()
@@ -140,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
     from ttexplore.experiments import compress
     from ttexplore.runs.config import ConfigError
 
+    if args.run and _is_network_run(store, args.run[0]):
+        if len(args.run) > 1:
+            raise UsageError("ttexplore compress: error: --run: a network run (a CNN) is compressed one run at a time "
+                             "(over seeds not yet): give one --run")
+        return run_network(args, store)
+    if args.hidden_layer:
+        raise UsageError("ttexplore compress: error: --hidden-layer: describes the TT network of a network run (a CNN); "
+                         "for one layer give --in-modes and --out-modes")
     sources = _sources(args, store)
     source = sources[0]
     from ttexplore.tt.shapes import default_modes, parse_modes
@@ -283,3 +295,132 @@ def table_text(report: dict[str, Any]) -> str:
         lines.append(f"{rank:>6} {','.join(map(str, row['ranks'])):>14} {row['params']:>9,} {row['compression']:>8.2e} "
                      f"{row['rel_error']:>9.4f} {accuracies}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- a network (a dense CNN)
+def _is_network_run(store: Any, run_id: str) -> bool:
+    """Whether run ``run_id`` holds a network of several layers (compressed layer by layer); ``False`` for an
+    unknown or unreadable run (the one-layer path then says what is wrong)."""
+    from ttexplore.experiments.netcompress import is_network
+    from ttexplore.runs.config import ConfigError, RunConfig
+
+    run = store.get_run(run_id)
+    try:
+        return run is not None and is_network(RunConfig.from_dict(run["config"]))
+    except (ConfigError, ValueError, TypeError, KeyError):
+        return False
+
+
+def run_network(args: argparse.Namespace, store: Any) -> int:
+    """``compress --run ID`` of a network: TT-SVD of each layer the TT network puts in TT format, per rank."""
+    from ttexplore.cli.train import interrupt_on_signals, load_data, write_json
+    from ttexplore.experiments import compress, netcompress
+    from ttexplore.runs.config import ConfigError
+    from ttexplore.runs.lifecycle import StopFlags
+    from ttexplore.runs.warmstart import WarmStartError
+
+    for flag in ("dataset", "pad_to", "weight_key", "in_modes", "out_modes", "rel_error"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"ttexplore compress: error: --{flag.replace('_', '-')}: run {args.run[0]} is a network of "
+                             f"several layers: its TT network is given by --hidden-layer (or proposed), its ranks by --ranks")
+    try:
+        source = netcompress.network_source_from_run(store, args.run[0])
+    except (ConfigError, WarmStartError) as error:
+        raise _fail("--run", error) from None
+    try:
+        target = netcompress.target_network(source, args.hidden_layer)
+    except ConfigError as error:
+        raise _fail("--hidden-layer", error) from None
+    training = {name: getattr(args, name) for name in ("lr", "batch_size", "seed", "evals_per_epoch")
+                if getattr(args, name) is not None}
+    try:
+        targets = netcompress.plan_network_compression(source, target, args.ranks or [1, 2, 4, 8], args.finetune_epochs,
+                                                       args.scratch_epochs, **training)
+    except ConfigError as error:
+        raise _fail(f"--{error.field.replace('_', '-')}" if error.field != "layers" else "--hidden-layer", error) from None
+    say = (lambda text: None) if args.quiet else (lambda text: print(terminal_lines(text), file=sys.stderr, flush=True))
+    say(f"compress {source.describe()} into {'; '.join(layer.text() for layer in target)}")
+    for item in targets:
+        say(f"  r={item.rank}: {item.compressed.net_params():,} parameters, TT-SVD errors "
+            f"{', '.join(f'{error:.3g}' for error in item.layer_errors)}")
+    dataset = load_data(source.base, args.data_dir, "compress")
+    dense_accuracy = compress.source_accuracy(source, dataset)
+    stop = StopFlags.new()
+    with interrupt_on_signals(stop):
+        recorded = compress.run_plan(store, targets, dataset=dataset, scratch=args.train_scratch, interrupt=stop.interrupt,
+                                     on_run=lambda run_id, config, what: say(f"{what}: run {run_id}: {config.describe()}, "
+                                                                             f"{config.epochs} epochs"))
+    rows = compress.compress_rows(store, targets)
+    report = {
+        "source": {"label": source.label, "run": source.init_from.run, "path": source.init_from.path,
+                   "sha256": source.init_from.sha256, "config": source.base.to_dict()},
+        "dataset": source.base.dataset, "network": True, "layers": [layer.text() for layer in target],
+        "dense_params": source.base.dense_layer_params(), "dense_net_params": source.base.dense_net_params(),
+        "dense_test_accuracy": dense_accuracy, "finetune_epochs": args.finetune_epochs,
+        "rows": [row.to_dict() for row in rows], "recorded_runs": recorded,
+        "spectra": [layer.to_dict() for layer in netcompress.network_spectra(source, target)],
+    }
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        print(network_table_text(report))
+    if args.out:
+        say("wrote " + ", ".join(str(path) for path in write_network_outputs(report, args.out)))
+    return _ending(store, recorded)
+
+
+def _ending(store: Any, recorded: list[str]) -> int:
+    """The exit code once the runs ran: interrupted (130), a failed or diverged run (1), or 0."""
+    statuses = [store.get_run(run_id)["status"] for run_id in recorded]
+    if "interrupted" in statuses or "cancelled" in statuses:
+        print("compress: interrupted; run the same command again to continue (completed runs are reused, "
+              f"the interrupted one resumes with 'python -m ttexplore runs resume {recorded[-1]}')", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if any(status in ("failed", "diverged") for status in statuses):
+        failed = store.get_run(recorded[-1])
+        print(terminal_lines(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}"), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def network_table_text(report: dict[str, Any]) -> str:
+    """The network compress table as aligned text: whole-network parameters and each path's accuracy per rank."""
+    def fmt(value: Optional[float]) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [f"TT network (at each rank below): {'; '.join(report['layers'])} on {report['dataset']}",
+             f"dense network {report['dense_net_params']:,} parameters, test accuracy {fmt(report['dense_test_accuracy'])}",
+             f"{'rank':>5} {'parameters':>11} {'smaller':>8} {'max error':>9} {'TT-SVD':>7} {'+tuned':>7} {'scratch':>7}"]
+    for row in report["rows"]:
+        lines.append(f"{row['rank']:>5} {row['net_params']:>11,} {row['dense_net_params'] / row['net_params']:>7.1f}x "
+                     f"{row['rel_error']:>9.4f} {fmt(row['test_accuracy']):>7} {fmt(row['finetuned_test_accuracy']):>7} "
+                     f"{fmt(row['scratch_test_accuracy']):>7}")
+    return "\n".join(lines)
+
+
+def write_network_outputs(report: dict[str, Any], out: str) -> list[Any]:
+    """``compress.json``, ``table.md``, ``spectra_layer<k>.png`` (one per compressed layer) and
+    ``compress_vs_rank.png`` / ``compress_vs_weights.png`` in ``out`` (PNGs skipped with a note without Chromium)."""
+    import json
+    from pathlib import Path
+
+    from ttexplore.presenters import compress as views
+    from ttexplore.presenters.export import ExportError, write_figure
+    from ttexplore.tt.atomic import write_atomic
+
+    folder = Path(out).expanduser()
+    written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
+               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"]))]
+    figures = {f"spectra_layer{layer['index']}.png": views.spectra_figure(
+        layer["spectra"], title=f"Hidden layer {layer['index']}, {layer['source_label']} as {layer['target_label']}: "
+                                "singular values of its TT unfoldings") for layer in report["spectra"]}
+    figures["compress_vs_rank.png"] = views.compress_figure(report["rows"], "rank", report["dense_params"],
+                                                            report["dense_test_accuracy"])
+    figures["compress_vs_weights.png"] = views.compress_figure(report["rows"], "params", report["dense_params"],
+                                                               report["dense_test_accuracy"])
+    try:
+        for name, figure in figures.items():
+            written.append(write_figure(figure, folder / name, width=1000, height=440))
+    except ExportError as error:
+        print(f"compress: the PNG figures were not written: {error}", file=sys.stderr)
+    return written

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args, flag_name
+from ttexplore.cli.common import EXIT_OK, UsageError, add_run_flags, config_from_args, flag_name, preset_or_usage
 from ttexplore.runs.config import ConfigError
+from ttexplore.runs.network import network_rows
 from ttexplore.tt import ttmath
 
 
@@ -14,6 +15,7 @@ def configure_count(count: argparse.ArgumentParser) -> None:
     add_run_flags(count)
     count.set_defaults(check_memory=False)  # count shows the memory estimate, it never refuses
     count.add_argument("--json", action="store_true", help="print JSON")
+    count.add_argument("--preset", default=None, help="a named network (see train --list-presets); the flags given change it")
 
 
 def configure_suggest(suggest: argparse.ArgumentParser) -> None:
@@ -27,7 +29,7 @@ def configure_suggest(suggest: argparse.ArgumentParser) -> None:
 
 def run_count(args: argparse.Namespace) -> int:
     """Print layer weights, compression, max useful ranks, FLOPs and the memory estimate without training."""
-    config = config_from_args(args)
+    config = config_from_args(args, preset=preset_or_usage("count", args.preset, args))
     try:
         return _print_count(args, config)
     except ConfigError as error:  # a bad TTEXPLORE_MEMORY_LIMIT
@@ -43,13 +45,20 @@ def _print_count(args: argparse.Namespace, config) -> int:
         "compression factor": f"{1 / config.compression():.4g}x",
     }
     shapes = config.layer_shapes
-    if len(config.layers) > 1:
+    lines["network parameters"] = f"{config.net_params():,} (dense {config.dense_net_params():,}: " \
+                                  f"{config.dense_net_params() / config.net_params():.4g}x smaller)"
+    if len(config.layers) > 1 or any(not layer.flattens for layer in config.layers):
         lines["layer widths"] = " -> ".join(f"{width:,}" for width in config.layer_widths)
-        for index, layer in enumerate(config.layers):
-            clipped = ", ".join(f"rank {asked} clipped to {used}" for _, asked, used in layer.clipping(shapes[index]))
-            lines[f"hidden_layers[{index}]"] = (f"{layer.label()}: {layer.params(shapes[index]):,} weights "
-                                                f"(dense {layer.dense_params(shapes[index]):,})"
-                                                + (f"; {clipped} (more would only add weights)" if clipped else ""))
+        for row in network_rows(config):  # one row per layer and the head: shapes, weights, bias, FLOPs, clipped ranks
+            name = f"hidden_layers[{row.index - 1}]" if row.kind != "head" else "head"
+            shape = f"{'x'.join(map(str, row.in_shape))} -> {'x'.join(map(str, row.out_shape))}"
+            clipping = () if row.kind == "head" else config.layers[row.index - 1].clipping(shapes[row.index - 1])
+            clipped = ", ".join(f"rank {asked} clipped to {used}" for _, asked, used in clipping)
+            lines[name] = (f"{row.label}: {row.weights:,} weights (dense {row.dense_weights:,}) + {row.bias:,} bias; "
+                           f"{shape}; {row.flops:,} FLOPs (dense {row.dense_flops:,})"
+                           + (f"; {clipped} (more would only add weights)" if clipped else ""))
+        if args.json:
+            lines["layers"] = [row.to_dict() for row in network_rows(config)]
     else:
         lines.update(_layer_lines(config.layers[0], shapes[0]))
         lines["dense FLOPs (batch 1)"] = config.layers[0].dense_twin().flops(shapes[0])

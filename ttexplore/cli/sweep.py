@@ -34,7 +34,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                           "(a second launch skips completed cells), and write results.csv (one row per cell: mean and "
                           "std over its seeds), runs.csv (one row per seed), table.md and the accuracy-vs-weights "
                           "figure (PNG and HTML). Progress goes to stderr.")
-    parser.epilog = ("Example: python -m ttexplore sweep --dataset digits --shapes 4x4x4,8x8 --ranks 1,2 --epochs 1 --out out/demo. "
+    parser.epilog = ("Example: python -m ttexplore sweep --dataset digits --shapes 4x4x4,8x8 --ranks 1,2 --epochs 1 --out out/demo; "
+                     "a CNN: python -m ttexplore sweep --dataset digits --network tt-convnet --ranks 2,4,8 --epochs 1. "
                      "Presets: " + "; ".join(f"{name}: {preset['description']}" for name, preset in PRESETS.items())
                      + ". Former names, still accepted: "
                      + ", ".join(f"{alias} for {name}" for alias, name in PRESET_ALIASES.items()) + ".")
@@ -47,6 +48,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--shapes", default=None,
                       help="TT shapes, comma-separated: IN (output modes = input modes) or IN->OUT, e.g. "
                            "'4x8x8x4,2^10' or '8x8x8x6->10^4' (required without --preset)")
+    grid.add_argument("--network", default=None, metavar="PRESET|LAYERS",
+                      help="instead of --shapes, a network whose layers with TT cores (ttconv, tt, tt4d) take each of "
+                           "--ranks, beside its dense twin (--baselines): a run preset sized for --dataset (tt-convnet) "
+                           "or its layers as text, quoted ('conv:32:3; pool:2; ttconv:2x4x4->4x4x4:4:3; pool:2; "
+                           "dense:64'); its figure counts every parameter of the network")
     grid.add_argument("--ranks", default=None, help="max TT ranks, e.g. 1,2,4 or 1-4 (default: the preset's, else 1-4)")
     grid.add_argument("--seeds", default="0", help="seeds, e.g. 0,1,2 or 0-2: one run per seed for every cell (default 0)")
     grid.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
@@ -75,14 +81,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def _spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The :class:`SweepSpec` the flags describe (preset first, flags over it)."""
+    if args.network is not None and (args.shapes or args.preset):
+        raise ConfigError("network", "give --network or " + ("--preset" if args.preset else "--shapes") + ", not both")
+    if args.network is not None and not args.network.strip():
+        raise ConfigError("network", "it is empty: choose a preset (tt-convnet) or give layers")
     overrides = {"datasets": args.dataset, "shapes": args.shapes, "ranks": args.ranks, "seeds": args.seeds,
                  "baselines": args.baselines, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                  "train_limit": args.train_limit, "name": args.name}
     if args.preset:
         return preset_spec(args.preset, **overrides)
-    if not args.shapes:
-        raise ConfigError("shapes", "give --shapes (e.g. 4x8x8x4,32x32) or a --preset")
+    if not args.shapes and args.network is None:
+        raise ConfigError("shapes", "give --shapes (e.g. 4x8x8x4,32x32), a --network (tt-convnet) or a --preset")
     values = {key: value for key, value in overrides.items() if value is not None}
+    if args.network is not None:
+        values.update(network=args.network, shapes=())
     values.setdefault("name", "sweep")
     values.setdefault("datasets", "mnist5k")
     values.setdefault("ranks", "1-4")

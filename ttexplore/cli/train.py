@@ -18,7 +18,7 @@ import sys
 from typing import Any, Iterator, Optional
 
 from ttexplore.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ProgressBar, UsageError, add_run_flags,
-                                  check_device, check_output_path, config_from_args, open_store)
+                                  check_device, check_output_path, config_from_args, open_store, preset_or_usage)
 from ttexplore.tt.atomic import write_atomic
 from ttexplore.tt.text import terminal_lines, terminal_text
 from ttexplore.runs.config import RunConfig
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     """Train one network; print a JSON summary (``--json``) and a progress bar on stderr."""
     if args.list_presets:
         return list_presets()
-    config = config_from_args(args, preset=preset_or_usage(args.preset), label=args.label or "")
+    config = config_from_args(args, preset=preset_or_usage("train", args.preset, args), label=args.label or "")
     check_identity_flags("train", args)
     check_device("train", config)
     for flag, path in (("--json", args.json), ("--save-model", args.save_model)):
@@ -201,27 +201,29 @@ def list_presets() -> int:
         config = run_preset(name)
         print(f"{name}: {preset['description']}\n    {config.describe()}; widths "
               f"{' -> '.join(f'{width:,}' for width in config.layer_widths)}; {config.layer_params():,} layer weights "
-              f"(dense: {config.dense_layer_params():,})")
+              f"(dense: {config.dense_layer_params():,}); the whole network {config.net_params():,} parameters "
+              f"(dense: {config.dense_net_params():,}, {config.dense_net_params() / config.net_params():.3g}x)")
     return EXIT_OK
 
 
-def preset_or_usage(name: Optional[str]) -> Optional[dict[str, Any]]:
-    """The preset's values, ``None`` without ``--preset``, or a one-line error listing the presets."""
-    if name is None:
-        return None
-    from ttexplore.runs.config import ConfigError
-    from ttexplore.runs.presets import preset_values
-
-    try:
-        return preset_values(name)
-    except ConfigError as error:
-        raise UsageError(f"ttexplore train: error: --preset: {error} (see --list-presets)") from None
+def final_network(config: RunConfig, ranks: list) -> RunConfig:
+    """``config``'s network at the ranks a rank schedule left (``ranks``: per hidden layer, empty for a layer
+    without TT cores), its schedule done; ``config`` itself when nothing was rounded."""
+    layers = [layer.with_ranks(tuple(used)) if layer.has_tt_cores and used and tuple(used) != tuple(
+        layer.ranks_used(shape)) else layer for layer, used, shape in zip(config.layers, ranks, config.layer_shapes)]
+    if layers == list(config.layers):
+        return config
+    return config.replace(layers=layers, round_to=None)
 
 
 def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) -> dict[str, Any]:
-    """The ``--json`` summary of a run: ``params``, ``ranks`` (per hidden layer) and ``compression`` of the
-    network in use at the end (after the roundings of a rank schedule, listed in ``roundings``); with a
+    """The ``--json`` summary of a run: ``params`` and ``dense_params`` are the hidden layers' weights without
+    biases (the 2018 figures' x axis, as always), ``net_params`` and ``dense_net_params`` every parameter of
+    the network and of its dense twin, ``layers`` one row per layer and the head
+    (:func:`~ttexplore.runs.network.network_summary`), all of the network in use at the end: after the
+    roundings of a rank schedule (listed in ``roundings``; ``ranks`` per hidden layer, ``start_params``); with a
     validation split, the best validation epoch and the test accuracy there."""
+    from ttexplore.runs.network import network_summary
     from ttexplore.runs.schedule import network_at_end, rounding_changes
 
     history = [{key: event[key] for key in _SUMMARY_KEYS + _VALIDATION_KEYS if key in event} for event in result.history]
@@ -233,9 +235,8 @@ def summary(config: RunConfig, result: Any, status: str, run_id: Optional[str]) 
         "status": status,
         "error": result.error,
         "config": config.to_dict(),
-        "params": final["params"],
+        **network_summary(final_network(config, final["ranks"])),  # params, dense_params, net_params, ..., layers
         "ranks": final["ranks"],
-        "dense_params": config.dense_layer_params(),
         "layer_widths": config.layer_widths,
         "compression": final["params"] / config.dense_layer_params(),
         "compression_factor": config.dense_layer_params() / final["params"],

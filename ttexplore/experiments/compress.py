@@ -213,6 +213,8 @@ class CompressTarget:
         compressed: the TT-SVD network, evaluated as it is (0 epochs).
         finetuned: the same, trained ``K`` more epochs (``None`` when ``K = 0``).
         scratch: the same TT net from a random draw (looked up, or trained when asked).
+        layer_errors: for a network (:mod:`ttexplore.experiments.netcompress`), each compressed layer's
+            TT-SVD error (``rel_error`` is the largest); empty for one layer.
     """
 
     rank: Optional[int]
@@ -222,6 +224,7 @@ class CompressTarget:
     compressed: RunConfig
     finetuned: Optional[RunConfig]
     scratch: RunConfig
+    layer_errors: tuple[float, ...] = ()
 
     @property
     def label(self) -> str:
@@ -390,7 +393,7 @@ def missing_runs(store: RunStore, targets: Sequence[CompressTarget], scratch: bo
             if config is None or config.key() in active or store.find_completed(config) is not None:
                 continue
             active.add(config.key())  # two targets never queue one network twice
-            wanted.append((what, config, f"{what} {config.layers[0].shape_label()} {target.label}"))
+            wanted.append((what, config, f"{what} {config.shape_label()} {target.label}"))
     return wanted
 
 
@@ -450,10 +453,18 @@ class CompressRow:
     finetuned_run_id: Optional[str]
     scratch_run_id: Optional[str]
     finetune_epochs: int = 0
+    net_params: Optional[int] = None
+    dense_net_params: Optional[int] = None
+    layer_errors: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values; ``net_params``/``dense_net_params`` (every parameter of the network and of its dense
+        twin) always, ``layer_errors`` for a network."""
         values = dict(self.__dict__)
         values["ranks"] = list(self.ranks)
+        values["layer_errors"] = list(self.layer_errors)
+        if not self.layer_errors:
+            values.pop("layer_errors")
         if self.rel_error_target is None:
             values.pop("rel_error_target")
         return values
@@ -479,6 +490,7 @@ def compress_rows(store: RunStore, targets: Sequence[CompressTarget]) -> list[Co
             finetuned_run_id=finetuned["id"] if finetuned else None,
             scratch_run_id=scratch["id"] if scratch else None,
             finetune_epochs=target.finetuned.epochs if target.finetuned is not None else 0,
+            net_params=config.net_params(), dense_net_params=config.dense_net_params(), layer_errors=target.layer_errors,
         ))
     return rows
 

@@ -297,6 +297,27 @@ class TTConv2d(nn.Module):
         layer.approximation_error = tt.approximation_error
         return layer
 
+    def rounded(self, max_rank: RanksLike = None, rel_error: Optional[float] = None) -> "TTConv2d":
+        """A new layer whose kernel is this one's TT-rounded (:meth:`TTMatrix.round
+        <ttexplore.nn.ttmatrix.TTMatrix.round>` of :meth:`tt_matrix`): lower ranks, never building the kernel.
+
+        Args:
+            max_rank: caps on the ``d`` ranks ``(r_0..r_{d-1})``, an int or ``d`` ints.
+            rel_error: the relative Frobenius error of the kernel allowed, in ``[0, 1)``.
+
+        Returns:
+            A ``TTConv2d`` of the same modes, kernel, stride, padding, bias (copied), init, strategy, dtype and
+            device, with new parameters and :attr:`approximation_error` against this layer's kernel.
+
+        Complexity: ``O(d c s r^3)`` (:meth:`TTMatrix.round`).
+        """
+        tt = self.tt_matrix().round(max_rank=max_rank, rel_error=rel_error)
+        layer = TTConv2d.from_tt(tt, self.kernel_size, self.stride, self.padding,
+                                 bias=self.bias.detach() if self.bias is not None else None, strategy=self.strategy)
+        layer.init = self.init
+        layer.train(self.training)
+        return layer
+
     @classmethod
     def from_conv(
         cls, conv: nn.Conv2d, in_modes: Sequence[int], out_modes: Sequence[int], ranks: RanksLike = None,

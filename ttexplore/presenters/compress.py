@@ -19,9 +19,10 @@ from ttexplore.tt.shapes import default_modes
 from ttexplore.tt.ttshape import modes_text
 from ttexplore.presenters.groups import BAND_LEGEND
 from ttexplore.presenters.plots import PALETTE, band_trace
-from ttexplore.presenters.reports import run_is_dense, run_layer_count
+from ttexplore.presenters.reports import run_config, run_is_dense, run_layer_count
 
-__all__ = ["PATHS", "METHOD_WORDS", "queued_text", "compressible_runs", "candidate_labels", "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
+__all__ = ["PATHS", "METHOD_WORDS", "queued_text", "is_network_run", "compressible_runs", "candidate_labels", "needed_text",
+           "shape_problem", "spectra_figure", "needed_ranks_table", "compress_figure",
            "compress_table", "compress_markdown"]
 
 #: The three paths to a TT layer: ``(row key, legend)``.
@@ -41,11 +42,20 @@ def _paths(method: str) -> tuple[tuple[str, str], ...]:
     return tuple((key, name.replace("TT-SVD", first)) for key, name in PATHS)
 
 
+def is_network_run(run: Mapping[str, Any]) -> bool:
+    """Whether a run's network is compressed layer by layer (several hidden layers, or a layer that reads images:
+    a CNN) rather than as one fully-connected layer."""
+    config = run_config(run)
+    return config is not None and (len(config.layers) > 1 or any(not layer.flattens for layer in config.layers))
+
+
 def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The runs a layer can be compressed from: completed, with a weights file, one hidden layer, and not
-    themselves started from compressed weights; dense runs first, else in the order given (newest first)."""
+    """The runs a layer can be compressed from: completed, with a weights file, not themselves started from
+    compressed weights, and of one hidden layer, or a dense network (a CNN, compressed layer by layer); dense
+    runs first, else in the order given (newest first)."""
     candidates = [run for run in runs if run.get("status") == "completed" and run.get("weights_path")
-                  and run_layer_count(run) == 1 and "init_from" not in run["config"]]
+                  and "init_from" not in run["config"]
+                  and (run_layer_count(run) == 1 or (is_network_run(run) and run_is_dense(run)))]
     candidates.sort(key=lambda run: not run_is_dense(run))  # dense runs first, newest first
     return candidates
 
@@ -72,11 +82,24 @@ def shape_problem(in_modes: Sequence[int], out_modes: Sequence[int], in_features
     return None
 
 
+def needed_text(spectra: Sequence[Sequence[float]], in_modes: Sequence[int], out_modes: Sequence[int], rel_error: float,
+                dense_params: int, method: str = "TT-SVD") -> str:
+    """``"TT-SVD reaches **0.5** with ranks **2, 3**: **1,234** weights (compression 2.1e-02)."``: the ranks each
+    boundary needs for ``rel_error`` (:func:`~ttexplore.tt.ttmath.ranks_for_error`) and the weights of the TT-matrix
+    of ``in_modes`` x ``out_modes`` at them (a TT convolution's modes start with its kernel's ``k*k`` and 1)."""
+    needed = ttmath.ranks_for_error(spectra, rel_error)
+    params = ttmath.param_count(in_modes, out_modes, needed)
+    return (f"{method} reaches **{rel_error:g}** with ranks **{', '.join(map(str, needed))}**: **{params:,}** weights "
+            f"(compression {params / dense_params:.2e}).")
+
+
 def spectra_figure(spectra: Sequence[Sequence[float]], rel_error: Optional[float] = None,
-                   needed: Optional[Sequence[int]] = None, title: str = "Singular values of W's TT unfoldings") -> go.Figure:
+                   needed: Optional[Sequence[int]] = None, title: str = "Singular values of W's TT unfoldings",
+                   boundaries: Optional[Sequence[str]] = None) -> go.Figure:
     """Left: each boundary's singular values (scaled by the largest, log y); right: the relative error
     of cutting that boundary at rank r. A dashed line marks ``rel_error / sqrt(d - 1)``, each
-    boundary's share of the error target, and a marker the rank it needs (``needed``)."""
+    boundary's share of the error target, and a marker the rank it needs (``needed``). ``boundaries`` names
+    them in the legend (a TT convolution's first is ``"r_0: kernel | channels"``); default ``boundary k``."""
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                            subplot_titles=("σ_i / σ_1 of unfolding k", "error of cutting boundary k at rank r"))
     share = rel_error / math.sqrt(len(spectra)) if rel_error and spectra else None
@@ -84,8 +107,9 @@ def spectra_figure(spectra: Sequence[Sequence[float]], rel_error: Optional[float
         color = PALETTE[(k - 1) % len(PALETTE)]
         top = spectrum[0] if spectrum and spectrum[0] > 0 else 1.0
         ranks = list(range(1, len(spectrum) + 1))
+        name = boundaries[k - 1] if boundaries is not None and k - 1 < len(boundaries) else f"boundary {k}"
         figure.add_trace(go.Scatter(x=ranks, y=[max(value / top, 1e-16) for value in spectrum], mode="lines",
-                                    name=f"boundary {k} ({len(spectrum)} values)", legendgroup=str(k),
+                                    name=f"{name} ({len(spectrum)} values)", legendgroup=str(k),
                                     line={"color": color, "width": 2},
                                     hovertemplate="r=%{x}: σ/σ₁ %{y:.3g}<extra>boundary " + str(k) + "</extra>"),
                          row=1, col=1)
@@ -124,23 +148,28 @@ def needed_ranks_table(spectra: Sequence[Sequence[float]], errors: Sequence[floa
 
 
 def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_params: Optional[int] = None,
-                    dense_accuracy: Optional[float] = None, title: Optional[str] = None, method: str = "tt-svd") -> go.Figure:
+                    dense_accuracy: Optional[float] = None, title: Optional[str] = None, method: str = "tt-svd",
+                    network: bool = False) -> go.Figure:
     """Left: TT-SVD's relative error; right: test accuracy of the three paths (:data:`PATHS`),
     against the max rank (``x="rank"``) or the layer's weights (``x="params"``, log x; the dense
     layer drawn at ``dense_params``). The dense network's accuracy is a dashed line. With
     ``method="tt-round"`` (a TT run's cores rounded) the error is the rounding's and the source is
-    the trained TT net. Rows combined over seeds (:func:`ttexplore.experiments.compress.combine_seeds`)
-    draw each line's mean with its band (``<key>_low`` to ``<key>_high``: ± 1 std from three seeds on,
-    min-max below), and the legend says so."""
+    the trained TT net. With ``network`` (a CNN compressed layer by layer) the x axis counts every parameter of
+    the network (``net_params``; the dense net at ``dense_params``) and the error is the largest layer's. Rows
+    combined over seeds (:func:`ttexplore.experiments.compress.combine_seeds`) draw each line's mean with its
+    band (``<key>_low`` to ``<key>_high``: ± 1 std from three seeds on, min-max below), and the legend says so."""
     rounding = method == "tt-round"
+    if network:
+        rows = [{**row, "params": row.get("net_params", row.get("params"))} for row in rows]
     by = "params" if x == "params" else "rank"
     ordered = sorted((row for row in rows if row.get(by) is not None or by == "rank"),
                      key=lambda row: row.get("params") if by == "params" else max(row.get("ranks") or [0]))
     xs = [row["params"] if by == "params" else max(row.get("ranks") or [1]) for row in ordered]
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                            subplot_titles=("rounding error ‖W − W_r‖_F / ‖W‖_F" if rounding else
-                                           "TT-SVD error ‖W − W_TT‖_F / ‖W‖_F", "Test accuracy"))
-    error_name = "rounding error" if rounding else "TT-SVD error"
+                                           "TT-SVD error ‖W − W_TT‖_F / ‖W‖_F" + (", largest layer" if network else ""),
+                                           "Test accuracy"))
+    error_name = "rounding error" if rounding else "TT-SVD error" + (" (largest layer)" if network else "")
     banded = False
     for column, key, name, color in [(1, "rel_error", error_name, PALETTE[7])] + [
             (2, key, name, PALETTE[index]) for index, (key, name) in enumerate(_paths(method))]:
@@ -169,24 +198,27 @@ def compress_figure(rows: Sequence[Mapping[str, Any]], x: str = "rank", dense_pa
                          annotation_text=f"{'as trained' if rounding else 'dense'} {dense_accuracy:.3f}",
                          annotation_position="bottom right")
         if by == "params" and dense_params and not rounding:
-            figure.add_trace(go.Scatter(x=[dense_params], y=[dense_accuracy], mode="markers", name="dense layer",
+            figure.add_trace(go.Scatter(x=[dense_params], y=[dense_accuracy], mode="markers",
+                                        name="dense network" if network else "dense layer",
                                         marker={"color": PALETTE[7], "size": 10, "symbol": "square"}), row=1, col=2)
-    label = "layer weights (log)" if by == "params" else "max TT rank"
+    label = ("network parameters (log)" if network else "layer weights (log)") if by == "params" else "max TT rank"
     for column in (1, 2):
         figure.update_xaxes(title_text=label, type="log", row=1, col=column,
                             **({"tickvals": xs, "ticktext": [str(value) for value in xs]} if by == "rank" and xs else {}))
     figure.update_yaxes(range=[0, 1.02], row=1, col=1)
     figure.update_yaxes(title_text="test accuracy", row=1, col=2)
     figure.update_layout(template=_TEMPLATE, height=440, legend={"orientation": "h", "y": -0.2},
-                         title=title or f"{'Rounding the trained cores' if rounding else 'Compressing W by TT-SVD'}, "
+                         title=title or f"{'Rounding the trained cores' if rounding else 'Compressing the network layer by layer' if network else 'Compressing W by TT-SVD'}, "
                                         f"against {'weights' if by == 'params' else 'rank'}",
                          margin={"t": 80, "b": 40})
     return figure
 
 
-def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd"):
+def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd", network: bool = False):
     """The compress table for people: rank, ranks, weights, compression, error, the three accuracies (the first
-    named for ``method``: ``TT-SVD``, or ``rounded`` for a TT run's cores); for rows combined over seeds each
+    named for ``method``: ``TT-SVD``, or ``rounded`` for a TT run's cores). With ``network`` (a CNN compressed
+    layer by layer) ``weights`` and ``compression`` count every parameter of the network, ``rel_error`` is the
+    largest layer's, and ``layer errors`` lists each compressed layer's. For rows combined over seeds each
     accuracy's sample std beside it (``"TT-SVD ±"``, ...) and ``seeds``."""
     import pandas as pd
 
@@ -195,9 +227,10 @@ def compress_table(rows: Sequence[Mapping[str, Any]], method: str = "tt-svd"):
     table = [{
         "rank": row["rank"] if row.get("rank") is not None else f"error {row.get('rel_error_target'):g}",
         "ranks": ",".join(map(str, row["ranks"])),
-        "weights": row["params"],
-        "compression": row["compression"],
+        "weights": row["net_params"] if network else row["params"],
+        "compression": row["net_params"] / row["dense_net_params"] if network else row["compression"],
         "rel_error": row["rel_error"],
+        **({"layer errors": ", ".join(f"{error:.3f}" for error in row.get("layer_errors") or [])} if network else {}),
         first: row.get("test_accuracy"),
         "+ fine-tuning": row.get("finetuned_test_accuracy"),
         "fine-tune epochs": row.get("finetune_epochs"),

@@ -8,9 +8,14 @@ No streamlit and no torch: the page wires these to its widgets' callbacks, tests
 The keys are the page's widget keys: ``dataset``, ``preset``, ``in_modes`` and ``out_modes`` (as typed),
 ``pad_to`` (0: no padding), ``max_rank``, ``per_core`` with ``rank_<d>_<k>`` (boundary ``k`` of a
 ``d``-core shape), ``more_layers`` (the hidden layers after the first, as text) with one
-``more_layer_<i>`` text box each; the Train card's ``epochs``, ``batch_size``, ``lr``, ``seed``, ``train_limit``
-(0: every image), ``device``, ``val_split``, ``early_stop`` (0: off) and ``round_to`` ('': none); and ``carried``, the settings of a
-run loaded by :meth:`DesignState.load` that have no widget (optimizer, init, ...), kept as they were.
+``more_layer_<i>`` text box each, ``next_layer`` (the suggestion "add a layer" adds); the Train card's ``epochs``,
+``batch_size``, ``lr``, ``seed``, ``train_limit`` (0: every image), ``device``, ``val_split``, ``early_stop`` (0: off)
+and ``round_to`` ('': none); and ``carried``, the settings of a run loaded by :meth:`DesignState.load` that have no
+widget (optimizer, init, ...), kept as they were.
+
+A network typed layer by layer (``typed_net``: a CNN, whose first layer the shape boxes cannot describe)
+keeps every hidden layer in ``more_layers``, the first included; the network presets (``convnet``,
+``tt-convnet``, sized for the dataset) are typed so, and ``net_rank`` sets the rank of each of its TT layers.
 """
 
 from __future__ import annotations
@@ -18,19 +23,20 @@ from __future__ import annotations
 from typing import Any, Mapping, MutableMapping, Optional, Sequence
 
 from ttexplore.presenters import preview
-from ttexplore.presenters.preview import (CUSTOM, baseline_config, design_config, network_config, next_layer_text,
+from ttexplore.presenters.network import NetworkPreset, Suggestion, layer_suggestions, network_presets_for, reads_images
+from ttexplore.presenters.preview import (CUSTOM, Preset, baseline_config, design_config, network_config, next_layer_text,
                                           padding_options, presets_for)
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.data import available_datasets
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET, dataset_info
-from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS
+from ttexplore.runs.kinds import MAX_HIDDEN_LAYERS, all_kinds, parse_layer
 from ttexplore.runs.resources import check_run_memory, eval_batch_size, human_bytes
 from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import parse_modes
 from ttexplore.tt.ttshape import modes_text
 
-__all__ = ["DesignState", "TRAINING_DEFAULTS", "rerun_problem", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption",
+__all__ = ["DesignState", "TRAINING_DEFAULTS", "rerun_problem", "NET_RANKS", "layers_caption", "planned_runs", "layer_tiles", "ranks_markdown", "ranks_caption",
            "memory_tiles", "network_caption", "clipping_text", "settings_title", "MEMORY_PARTS", "memory_parts_rows",
            "memory_why", "TT_INTRO", "TT_FORMULA", "TT_RANKS", "tile_count"]
 
@@ -47,7 +53,13 @@ TT_FORMULA = r"W\big((i_1,\dots,i_d),(j_1,\dots,j_d)\big) = G_1[i_1,j_1]\,G_2[i_
 TT_RANKS = ("The **TT ranks** $r_1, \\dots, r_{d-1}$ ($r_0 = r_d = 1$) set the size: $\\sum_k r_{k-1} n_k m_k r_k$ weights "
             "instead of $N M$. The paper's 1024→1024 layer as 4×8×8×4 needs 2,176 weights at rank 4 instead of 1,048,576, "
             f"and trains by back-propagation on the cores. Novikov, Podoprikhin, Osokin, Vetrov, [*Tensorizing Neural "
-            f"Networks*]({PAPER}), NeurIPS 2015.")
+            f"Networks*]({PAPER}), NeurIPS 2015. A **TT convolution** (Garipov et al. 2016, *Ultimate tensorization*) "
+            "stores its kernel the same way, with a spatial core $G_0[(x, y)]$ first and a core per factor of the "
+            "channels: pick the **tt-convnet** preset.")
+
+#: The choices of the rank every TT layer of a typed network is set to.
+NET_RANKS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
 #: The Train card's widgets (RunConfig fields) and their first values; ``train_limit`` and ``early_stop`` 0 and
 #: ``round_to`` '' mean ``None`` (every image; no early stopping; no rank schedule).
 TRAINING_DEFAULTS = {"epochs": 5, "batch_size": 64, "lr": 3e-3, "seed": 0, "train_limit": 0, "device": "auto",
@@ -72,8 +84,33 @@ class DesignState:
     # ------------------------------------------------------------ reading
     @property
     def more_layers(self) -> list[str]:
-        """The hidden layers after the first, as typed (``["dense:256"]``)."""
+        """The typed hidden layers (``["dense:256"]``): those after the first, or every one of a typed network."""
         return list(self.values.get("more_layers", []))
+
+    @property
+    def typed(self) -> bool:
+        """Every hidden layer is typed (a network, a CNN), rather than the first designed by the shape boxes."""
+        return bool(self.values.get("typed_net"))
+
+    def error_labels(self) -> dict[str, str]:
+        """The labels a message's field names become: the page's, less those of the shape boxes when every layer is
+        typed (a typed layer's ``in_modes`` is its own box's, which the message names: ``Hidden layer 3: ...``)."""
+        boxes = ("in_modes", "out_modes", "ranks")
+        return {field: label for field, label in self.labels.items() if not (self.typed and field in boxes)}
+
+    def layer_title(self, index: int) -> str:
+        """The label of typed layer ``index``'s box, as messages count the layers (``"Hidden layer 2"``)."""
+        return f"Hidden layer {index + (1 if self.typed else 2)}"
+
+    def presets(self) -> "list[Preset | NetworkPreset]":
+        """The picker's presets for the dataset: the shapes of one TT layer, then the networks (the CNNs)."""
+        dataset = self.values["dataset"]
+        return [*presets_for(dataset), *network_presets_for(dataset)]
+
+    def preset(self, name: Optional[str] = None) -> "Preset | NetworkPreset | None":
+        """The preset called ``name`` (default: the one picked), or None (custom)."""
+        name = self.values.get("preset") if name is None else name
+        return next((preset for preset in self.presets() if preset.name == name), None)
 
     def pad_sides(self, dataset: Optional[str] = None) -> list[int]:
         """The padding choices as widget values: 0 stands for no padding (RunConfig reads 0 as None)."""
@@ -110,6 +147,11 @@ class DesignState:
             ConfigError, ValueError: naming the field (by its label) and the fix.
         """
         values = self.values
+        if self.typed:
+            layers = [text for text in self.more_layers if str(text).strip()]
+            if not layers:
+                raise ConfigError("layers", "the network has no layer: add one, e.g. conv:32:3")
+            return RunConfig.for_dataset(values["dataset"], layers=layers, pad_to=values.get("pad_to") or None, **training)
         depth = len(parse_modes(values["in_modes"], self.labels.get("in_modes", "in_modes")))
         design = design_config(values["dataset"], values["in_modes"], values["out_modes"], values.get("pad_to") or None,
                                values.get("max_rank", FIRST_RANK), self.core_ranks(depth), **training)
@@ -140,19 +182,19 @@ class DesignState:
         so :meth:`run_config` gives ``config`` back. Returns notes on what could not be carried exactly (ranks
         ``max`` become the maximal useful ranks).
 
-        Raises:
-            ConfigError: field ``layers[0]`` when the first hidden layer has no TT cores (Explore designs a TT
-                layer first), with the way to run it instead.
+        A network whose first hidden layer the shape boxes cannot describe (a CNN, a dense or matrix-rank
+        first layer, a TT layer in two-part text form) is loaded typed layer by layer (``typed_net``).
         """
         first = config.layers[0]
-        if not first.has_tt_cores:
-            raise ConfigError("layers[0]", f"hidden layer 1 is {first.label()}: Explore designs networks whose first "
-                                           f"hidden layer is TT; train this one with python -m ttexplore train "
-                                           + " ".join(f"--hidden-layer {layer.text()}" for layer in config.layers))
-        notes: list[str] = []
         values = self.values
+        if not (first.has_tt_cores and first.one_layer_form and getattr(first, "in_modes", None)):
+            values.update(dataset=config.dataset, pad_to=config.pad_to or 0, typed_net=True, preset=CUSTOM)
+            self.set_more_layers([layer.text() for layer in config.layers])
+            self._load_training(config)
+            return []
+        notes: list[str] = []
         values.update(dataset=config.dataset, pad_to=config.pad_to or 0, in_modes=modes_text(first.in_modes),
-                      out_modes=modes_text(first.out_modes), per_core=False)
+                      out_modes=modes_text(first.out_modes), per_core=False, typed_net=False)
         ranks = first.rank_setting
         if ranks is None:
             ranks = ttmath.max_useful_ranks(first.in_modes, first.out_modes)
@@ -164,12 +206,18 @@ class DesignState:
             for boundary, rank in enumerate(ranks, start=1):
                 values[self.core_rank_key(len(first.in_modes), boundary)] = rank
         self.set_more_layers([layer.text() for layer in config.layers[1:]])
+        self._load_training(config)
+        return notes
+
+    def _load_training(self, config: RunConfig) -> None:
+        """The Train card's widgets from ``config``, the settings without a widget ``carried``; then the design's
+        derived state (the preset it matches)."""
+        values = self.values
         values.update({key: getattr(config, key) for key in TRAINING_DEFAULTS})
         values["train_limit"], values["early_stop"] = config.train_limit or 0, config.early_stop or 0
         values["round_to"] = config.round_to.text() if config.round_to is not None else ""
         values["carried"] = {key: value for key, value in config.to_dict().items() if key not in _WIDGET_FIELDS}
         self.shapes_typed()
-        return notes
 
     def load_run(self, run: Optional[Mapping[str, Any]], run_id: str) -> list[str]:
         """:meth:`load` the config of ``run`` (a :meth:`RunStore.get_run` dict, ``None`` when there is no such run).
@@ -210,30 +258,83 @@ class DesignState:
         self.values["max_rank"] = FIRST_RANK
 
     def apply_preset(self) -> None:
-        """The preset picked: its shapes, padding and extra layers fill the boxes (a custom choice keeps them)."""
+        """The preset picked: its shapes, padding and extra layers fill the boxes, or a network's layers its typed
+        boxes (a custom choice keeps them)."""
         values = self.values
-        preset = next((p for p in presets_for(values["dataset"]) if p.name == values.get("preset")), None)
-        if preset is not None:
+        preset = self.preset()
+        if isinstance(preset, NetworkPreset):
+            values["typed_net"], values["pad_to"] = True, preset.pad_to
+            self.set_more_layers(list(preset.layers))
+        elif preset is not None:
+            values["typed_net"] = False
             values["in_modes"], values["out_modes"], values["pad_to"] = preset.in_text, preset.out_text, preset.pad_to or 0
             self.set_more_layers(list(preset.more_layers))
 
     def shapes_typed(self) -> None:
         """A shape, the padding or a layer changed: the preset picker shows the preset it now matches, or custom."""
         values = self.values
-        typed = (values.get("in_modes"), values.get("out_modes"), values.get("pad_to"), tuple(self.more_layers))
-        match = next((p for p in presets_for(values["dataset"])
-                      if (p.in_text, p.out_text, p.pad_to or 0, p.more_layers) == typed), None)
+        if self.typed:
+            typed: tuple = (values.get("pad_to") or 0, tuple(self.more_layers))
+            match = next((p for p in network_presets_for(values["dataset"]) if (p.pad_to, p.layers) == typed), None)
+        else:
+            typed = (values.get("in_modes"), values.get("out_modes"), values.get("pad_to"), tuple(self.more_layers))
+            match = next((p for p in presets_for(values["dataset"])
+                          if (p.in_text, p.out_text, p.pad_to or 0, p.more_layers) == typed), None)
         values["preset"] = match.name if match else CUSTOM
 
     def dataset_changed(self) -> None:
-        """Another dataset: its first preset when the one picked does not fit it; padding it allows."""
+        """Another dataset: a network preset sized again for its images; its first preset when the one picked does
+        not fit it (a typed network of the user's own is kept); padding it allows."""
         values = self.values
-        options = presets_for(values["dataset"])
-        if values.get("preset") not in [p.name for p in options]:
-            values["preset"] = options[0].name
+        if isinstance(self.preset(), NetworkPreset):
+            self.apply_preset()
+        elif values.get("preset") not in [p.name for p in self.presets()] and not self.typed:
+            values["preset"] = self.presets()[0].name
             self.apply_preset()
         if values.get("pad_to") not in self.pad_sides():
             values["pad_to"] = self.pad_sides()[-1]
+        self.shapes_typed()
+
+    def typed_changed(self) -> None:
+        """The "type every layer" switch: on, the design's layers become typed boxes (the first one too); off, a
+        first TT layer goes back to the shape boxes (any other first layer, which they cannot describe, gives
+        way to the dataset's first preset)."""
+        values = self.values
+        if self.typed:
+            values["typed_net"] = False
+            try:
+                layers = [layer.text() for layer in self.config().layers]
+            except (ConfigError, ValueError):  # the boxes do not stand: their text as typed, then the other layers
+                layers = [f"tt:{values.get('in_modes')}->{values.get('out_modes')}:{values.get('max_rank', FIRST_RANK)}",
+                          *self.more_layers]
+            values["typed_net"] = True
+            self.set_more_layers(layers)
+        else:
+            try:
+                first = parse_layer(self.more_layers[0]) if self.more_layers else None
+            except ConfigError:
+                first = None
+            if first is not None and first.one_layer_form and first.has_tt_cores and isinstance(first.rank_setting, int):
+                values["in_modes"], values["out_modes"] = preview.modes_text(first.in_modes), preview.modes_text(first.out_modes)
+                values["max_rank"], values["per_core"] = first.rank_setting, False
+                self.set_more_layers(self.more_layers[1:])
+            else:
+                values["preset"] = presets_for(values["dataset"])[0].name
+                self.apply_preset()
+        self.shapes_typed()
+
+    def set_all_ranks(self) -> None:
+        """The "TT ranks" choice of a typed network: every layer with TT cores at that rank (``net_rank``)."""
+        layers = []
+        for text in self.more_layers:
+            try:
+                layer = parse_layer(text)
+            except ConfigError:  # left as typed: its box shows what is wrong
+                layers.append(text)
+                continue
+            layers.append(layer.with_ranks(int(self.values["net_rank"])).text() if layer.has_tt_cores else text)
+        self.set_more_layers(layers)
+        self.shapes_typed()
 
     def set_more_layers(self, layers: Sequence[str]) -> None:
         """The hidden layers after the first, and the text in each one's box."""
@@ -248,21 +349,41 @@ class DesignState:
         self.values["more_layers"] = layers
         self.shapes_typed()
 
-    def add_layer(self) -> None:
-        """One more hidden layer, back to the input's width, that keeps the network valid (of the last layer's
-        kind where one fits: :func:`~ttexplore.presenters.preview.next_layer_text`); nothing at the most layers."""
+    def suggestions(self) -> list[Suggestion]:
+        """The layers "add a layer" offers, each valid after the design's last (built by the kinds from its output
+        shape: a convolution or a pool after a convolution; a fully-connected layer after images flattens them);
+        with the shape boxes, first a layer back to the input's width that keeps the network valid, of the last
+        layer's kind where one fits (:func:`~ttexplore.presenters.preview.next_layer_text`). A design that does not
+        stand yet gets a dense layer as wide as the input (always valid); a full network (the most hidden layers)
+        none."""
         try:
-            text = next_layer_text(self.config())
+            config = self.config()
         except (ConfigError, ValueError):  # the design does not stand yet: a layer that fits once it does
-            text = f"dense:{dataset_info(self.values['dataset']).features}"
-        if text is None or len(self.more_layers) + 1 >= MAX_HIDDEN_LAYERS:
+            width = dataset_info(self.values["dataset"]).features
+            return [Suggestion(f"dense:{width}", f"dense:{width} — a dense layer as wide as the input")]
+        if len(config.layers) >= MAX_HIDDEN_LAYERS:
+            return []
+        back = None if self.typed else next_layer_text(config)
+        return layer_suggestions(config.layers, config.input_shape, () if back is None else (back,))
+
+    def add_layer(self, text: Optional[str] = None) -> None:
+        """One more hidden layer: ``text``, else the suggestion picked (``next_layer``) when it is still one,
+        else the first suggestion (:meth:`suggestions`); nothing at the most hidden layers."""
+        if len(self.more_layers) + (0 if self.typed else 1) >= MAX_HIDDEN_LAYERS:
             return
+        if text is None:
+            offered = [suggestion.text for suggestion in self.suggestions()]
+            if not offered:
+                return
+            text = self.values.get("next_layer") if self.values.get("next_layer") in offered else offered[0]
         self.set_more_layers([*self.more_layers, text])
         self.shapes_typed()
 
     def remove_layer(self, index: int) -> None:
-        """Drop extra layer ``index`` (0-based); the boxes after it move up."""
+        """Drop typed layer ``index`` (0-based); the boxes after it move up. A typed network keeps its last layer."""
         layers = self.more_layers
+        if self.typed and len(layers) <= 1:
+            return
         del layers[index]
         self.set_more_layers(layers)
         self.shapes_typed()
@@ -306,9 +427,11 @@ def layer_tiles(view: preview.LayerPreview) -> dict[str, dict[str, Any]]:
     change = view.tt_flops / view.dense_flops - 1
     memory = preview.memory_tile(view)
     quiet = {"delta_color": "off", "delta_arrow": "off"}
+    layers = len(view.config.layers)
+    which = f"hidden layer 1 of {layers}: " if layers > 1 else ""  # the tiles describe the first layer, and say so
     return {
         "weights": {"label": "TT layer weights", "value": tile_count(view.tt_params), **quiet,
-                    "delta": f"{view.in_features:,} → {view.out_features:,} layer",
+                    "delta": f"{which}{view.in_features:,} → {view.out_features:,} layer",
                     "help": f"Σ r_{{k−1}}·n_k·m_k·r_k over the cores (no bias): {view.tt_params:,}"},
         "dense": {"label": "Dense weights", "value": tile_count(view.dense_params), "delta": "the layer TT replaces", **quiet,
                   "help": f"{view.in_features:,} inputs × {view.out_features:,} hidden units = {view.dense_params:,}"},
@@ -363,8 +486,10 @@ def memory_tiles(config: RunConfig) -> tuple[list[dict[str, Any]], str]:
               "delta": "allowed" if verdict.allowed else "refused", "delta_arrow": "off",
               "delta_color": "normal" if verdict.allowed else "inverse", "help": verdict.estimate.describe(5)}
              for verdict, title in ((tt_memory, "This net: training memory"), (dense_memory, "Its dense twin: training memory"))]
+    counts = (f"{config.dense_net_params():,} parameters against {config.net_params():,}" if reads_images(config) else
+              f"{config.dense_layer_params():,} weights against {config.layer_params():,}")
     caption = ("The memory guard runs before anything is queued: the dense twin has every hidden layer dense, "
-               f"{config.dense_layer_params():,} weights against {config.layer_params():,}."
+               f"{counts}."
                + (f" Refused: {dense_memory.refusal}" if not dense_memory.allowed else ""))
     return tiles, caption
 
@@ -449,3 +574,11 @@ def memory_why(config: RunConfig) -> str:
                   "evaluation grows with the rank until `auto` rebuilds W for the batch instead (cheaper there): the "
                   "estimate can rise with the rank, then drop (measured in BENCHMARKS.md).")
     return words
+
+
+def layers_caption(typed: bool) -> str:
+    """Above the typed layers' boxes: what follows each, and the text forms of every kind."""
+    forms = ", ".join(f"`{kind.syntax}`" for kind in all_kinds())
+    where = "Every hidden layer, first to last" if typed else "After the first hidden layer"
+    return (f"{where}, each after a ReLU (a pool has none); images go through convolutions and pools before the "
+            f"fully-connected layers, which flatten them. Kinds: {forms}.")

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from ttexplore.presenters.groups import BAND_LEGEND, BAND_WORDS
 from ttexplore.tt import ttmath
+from ttexplore.tt.convshape import conv_core_shapes
 from ttexplore.tt.ttshape import layer_text, ranks_text
 from ttexplore.presenters.usertext import plot_text
 
@@ -26,6 +27,7 @@ __all__ = [
     "params_vs_rank",
     "factorizations_chart",
     "core_diagram",
+    "ttconv_diagram",
     "hparams_parallel",
     "hparam_scatter",
     "tt_schematic_svg",
@@ -213,6 +215,8 @@ def accuracy_vs_params(
     baselines: Sequence[str] = ("dense", "matrix rank"),
     reference: Optional[Mapping[str, Any]] = None,
     accuracy_title: str = "test accuracy",
+    error_key: Optional[str] = None,
+    x_title: str = "weights in the first layer (log scale)",
 ) -> go.Figure:
     """The 2018 reproduction's figure: accuracy against layer weights (log x), one line per group.
 
@@ -227,6 +231,8 @@ def accuracy_vs_params(
             Rows whose shape (or group) is in ``baselines`` are drawn as separate dotted traces.
         reference: a pinned baseline run, ``{"label", "accuracy", "layer_params"}``: a dashed line at its
             accuracy, and each point's hover gives its accuracy difference and weight ratio against it.
+        error_key: a key holding each point's spread (e.g. the std over seeds), drawn as error bars.
+        x_title: the x axis' title (``layer_params`` may hold the whole network's weights).
     """
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else [dict(row) for row in rows]
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -265,7 +271,10 @@ def accuracy_vs_params(
             if trace is not None:
                 figure.add_trace(trace)
                 banded = True
-        elif any(spreads):
+        if error_key is not None:  # a spread given per point (e.g. a std over seeds): error bars
+            error_y = {"type": "data", "array": [record.get(error_key) or 0.0 for record in members], "visible": True,
+                       "thickness": 1.5}
+        elif any(spreads) and len(members) == 1:
             error_y = {"type": "data", "symmetric": False, "color": color,
                        "array": [record["high"] - record[accuracy_key] for record in members],
                        "arrayminus": [record[accuracy_key] - record["low"] for record in members]}
@@ -293,7 +302,7 @@ def accuracy_vs_params(
                          annotation_position="bottom right")
     xs = [record["layer_params"] for members in groups.values() for record in members if record["layer_params"] > 0]
     wide = bool(xs) and max(xs) / min(xs) >= 100  # label only the powers of ten when they are enough
-    figure.update_xaxes(type="log", title_text="weights in the first layer (log scale)", dtick=1 if wide else None,
+    figure.update_xaxes(type="log", title_text=x_title, dtick=1 if wide else None,
                         automargin=True)
     figure.update_yaxes(title_text=accuracy_title, automargin=True)
     figure.update_layout(template=_TEMPLATE, title=title, legend={"title": {"text": "shape"}})
@@ -401,15 +410,15 @@ def factorizations_chart(suggestions: Sequence[Any], current_label: Optional[str
     return figure
 
 
-def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmath.RanksLike) -> go.Figure:
-    """A tensor-network drawing of the cores: boxes ``G_k`` with shape ``r x n x m x r``,
-    joined by rank edges, input legs ``n_k`` below and output legs ``m_k`` above.
+def _chain_figure(cores: Sequence[Mapping[str, Any]], rank_names: Sequence[str], title: str) -> go.Figure:
+    """A tensor-network drawing of a chain of cores: a box per core (``name``, its ``shape`` text), a leg below
+    (``below``, the input's mode) and one above (``above``, the output's; ``None`` for none), joined by rank
+    edges labelled ``rank_names[k]`` (the rank between core ``k`` and ``k + 1``).
 
     Shapes and annotations are collected as plain dicts and set once (plotly validates each
     ``add_shape`` call separately, which made a 10-core drawing take a third of a second).
     """
-    shapes = ttmath.core_shapes(in_modes, out_modes, ranks)
-    crowded = len(shapes) > 6  # smaller type so ten cores still read on a dashboard column
+    crowded = len(cores) > 6  # smaller type so ten cores still read on a dashboard column
     small, label = (8, 11) if crowded else (11, 15)
     drawn: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
@@ -418,28 +427,29 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
     def note(x: float, y: float, text: str, **font: Any) -> None:
         notes.append({"x": x, "y": y, "text": text, "showarrow": False, **({"font": font} if font else {})})
 
-    for index, (rank_in, n, m, rank_out) in enumerate(shapes):
+    for index, core in enumerate(cores):
         x = index * spacing
+        color = core.get("color", 0)
         drawn.append({"type": "rect", "x0": x - 0.45, "x1": x + 0.45, "y0": -0.35, "y1": 0.35,
-                      "line": {"color": _color(0), "width": 2}, "fillcolor": "rgba(0,114,178,0.12)"})
-        note(x, 0.08, f"<b>G<sub>{index + 1}</sub></b>", size=label)
-        note(x, -0.16, f"{rank_in}×{n}×{m}×{rank_out}", size=small)
+                      "line": {"color": _color(color), "width": 2},
+                      "fillcolor": "rgba(0,114,178,0.12)" if color == 0 else "rgba(230,159,0,0.15)"})
+        note(x, 0.08, f"<b>{core['name']}</b>", size=label)
+        note(x, -0.16, core["shape"], size=small)
         drawn.append({"type": "line", "x0": x, "x1": x, "y0": -0.35, "y1": -0.9, "line": {"color": _color(2), "width": 2}})
-        note(x, -1.05, f"n<sub>{index + 1}</sub>={n}", color=_color(2), size=small + 2)
-        drawn.append({"type": "line", "x0": x, "x1": x, "y0": 0.35, "y1": 0.9, "line": {"color": _color(1), "width": 2}})
-        note(x, 1.05, f"m<sub>{index + 1}</sub>={m}", color=_color(1), size=small + 2)
-        if index < len(shapes) - 1:
+        note(x, -1.05, core["below"], color=_color(2), size=small + 2)
+        if core.get("above") is not None:
+            drawn.append({"type": "line", "x0": x, "x1": x, "y0": 0.35, "y1": 0.9, "line": {"color": _color(1), "width": 2}})
+            note(x, 1.05, core["above"], color=_color(1), size=small + 2)
+        if index < len(cores) - 1:
             drawn.append({"type": "line", "x0": x + 0.45, "x1": x + spacing - 0.45, "y0": 0, "y1": 0,
                           "line": {"color": "#888", "width": 2}})
-            note(x + spacing / 2, 0.12, f"r<sub>{index + 1}</sub>={rank_out}", size=small + 1)
-    width = (len(shapes) - 1) * spacing
+            note(x + spacing / 2, 0.12, rank_names[index], size=small + 1)
+    width = (len(cores) - 1) * spacing
     return go.Figure(layout={
         "template": _TEMPLATE,
         "height": 220,
         "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "title": {"text": f"{len(shapes)} core{'s' if len(shapes) != 1 else ''}"
-                          f"{' (a dense layer: no TT rank)' if len(shapes) == 1 else ''}, "
-                          f"{sum(ttmath.prod(s) for s in shapes):,} weights"},
+        "title": {"text": title},
         "xaxis": {"visible": False, "range": [-0.8, width + 0.8]},
         "yaxis": {"visible": False, "range": [-1.3, 1.3]},
         "shapes": drawn,
@@ -447,8 +457,36 @@ def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmat
     })
 
 
+def core_diagram(in_modes: Sequence[int], out_modes: Sequence[int], ranks: ttmath.RanksLike) -> go.Figure:
+    """A tensor-network drawing of a TT layer's cores: boxes ``G_k`` with shape ``r x n x m x r``,
+    joined by rank edges, input legs ``n_k`` below and output legs ``m_k`` above."""
+    shapes = ttmath.core_shapes(in_modes, out_modes, ranks)
+    cores = [{"name": f"G<sub>{k}</sub>", "shape": "×".join(map(str, shape)), "below": f"n<sub>{k}</sub>={shape[1]}",
+              "above": f"m<sub>{k}</sub>={shape[2]}"} for k, shape in enumerate(shapes, start=1)]
+    title = (f"{len(shapes)} core{'s' if len(shapes) != 1 else ''}"
+             f"{' (a dense layer: no TT rank)' if len(shapes) == 1 else ''}, {sum(ttmath.prod(s) for s in shapes):,} weights")
+    return _chain_figure(cores, [f"r<sub>{k}</sub>={shape[3]}" for k, shape in enumerate(shapes[:-1], start=1)], title)
+
+
+def ttconv_diagram(in_modes: Sequence[int], out_modes: Sequence[int], kernel_size: int, ranks: ttmath.RanksLike) -> go.Figure:
+    """A TT convolution's cores (Garipov et al. 2016): the spatial core ``G_0`` ``(1, k*k, 1, r_0)``, whose leg is
+    the kernel position ``(x, y)``, then the channel cores ``G_k`` ``(r_{k-1}, c_k, s_k, r_k)`` with the input
+    channels' mode ``c_k`` below and the output channels' ``s_k`` above; ranks as used (clipped)."""
+    kernel = (int(kernel_size), int(kernel_size))
+    shapes = conv_core_shapes(in_modes, out_modes, kernel, ranks)
+    spatial, channel = shapes[0], shapes[1:]
+    cores = [{"name": "G<sub>0</sub>", "shape": "×".join(map(str, spatial)), "color": 4,
+              "below": f"(x, y): {kernel[0]}×{kernel[1]}", "above": None}]
+    cores += [{"name": f"G<sub>{k}</sub>", "shape": "×".join(map(str, shape)), "below": f"c<sub>{k}</sub>={shape[1]}",
+               "above": f"s<sub>{k}</sub>={shape[2]}"} for k, shape in enumerate(channel, start=1)]
+    title = (f"TT conv: a spatial core and {len(channel)} channel core{'s' if len(channel) != 1 else ''}, "
+             f"{sum(ttmath.prod(shape) for shape in shapes):,} weights ({ttmath.prod(in_modes)} → "
+             f"{ttmath.prod(out_modes)} channels)")
+    return _chain_figure(cores, [f"r<sub>{k}</sub>={shape[3]}" for k, shape in enumerate(shapes[:-1])], title)
+
+
 #: Columns of a hyper-parameter table drawn on a log axis.
-_LOG_COLUMNS = ("lr", "layer weights", "weight decay", "× smaller", "train images")
+_LOG_COLUMNS = ("lr", "layer weights", "net weights", "weight decay", "× smaller", "train images")
 
 
 def _tick(value: float) -> str:

@@ -179,7 +179,7 @@ def network_config(config: RunConfig, more_layers: Sequence[str] = ()) -> RunCon
 
 def next_layer_text(config: RunConfig) -> Optional[str]:
     """A layer to add after ``config``'s last, as text: back to the network's input width (the wide-and-shallow
-    shape), of the last layer's kind first, then of each registered kind in turn, each built by its kind from
+    shape), fully connected, of the last layer's kind first, then of each registered kind in turn, each built by its kind from
     the last layer's output (:meth:`~ttexplore.runs.kinds.LayerSpec.suggest`) and offered only when the
     network with it is valid (``"tt:8x16x16x16x8->4^5:4"`` after the wide preset's first layer,
     ``"tt:2^10->2^10:4"`` after ``tt:2^10->2^10:2``, ``"dense:1024"`` after ``dense:97``); ``None`` when no
@@ -190,7 +190,7 @@ def next_layer_text(config: RunConfig) -> Optional[str]:
     last, shape = config.layers[-1], config.layer_shapes[-1]
     for kind in sorted(all_kinds(), key=lambda kind: not isinstance(last, kind)):  # stable: registration order after
         layer = kind.suggest(shape, config.in_features, last)
-        if layer is None:
+        if layer is None or not layer.flattens:  # an image kind keeps images: it cannot go back to a width
             continue
         try:
             config.replace(layers=[*config.layers, layer])

@@ -16,7 +16,7 @@ from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.tt.limits import MAX_FEATURES
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.runs.fields import pad_value
-from ttexplore.runs.kinds import LayerSpec, Shape, features_of, kind_named
+from ttexplore.runs.kinds import LayerSpec, Shape, features_of, kind_named, layer_shapes
 from ttexplore.runs.migrate import stored_layers
 
 __all__ = [
@@ -32,6 +32,9 @@ __all__ = [
     "run_shape_text",
     "run_label",
     "run_ranks_text",
+    "run_kinds_text",
+    "run_net_params",
+    "config_rows",
     "format_duration",
     "training_budget",
     "best_accuracy",
@@ -91,6 +94,18 @@ def kind_title(name: Any) -> str:
         return "" if name is None else str(name)
 
 
+def _ranked_layer(layers: Sequence[LayerSpec], in_shape: Optional[Shape]) -> tuple[LayerSpec, Shape]:
+    """The layer whose ranks describe a network (the first with ranks, a CNN's first TT convolution; else the
+    first layer) and its input shape (the widest one when the network's input is unknown)."""
+    if in_shape is None:
+        return layers[0], (MAX_FEATURES,)
+    shapes = layer_shapes(layers, in_shape)
+    for layer, shape in zip(layers, shapes):
+        if layer.ranks_used(shape):
+            return layer, shape
+    return layers[0], shapes[0]
+
+
 def has_tt_cores(run: Mapping[str, Any]) -> bool:
     """Whether the run's (first) hidden layer stores TT cores."""
     layers, _ = run_network(run)
@@ -117,24 +132,63 @@ def ranks_list_text(ranks: Sequence[int]) -> str:
 
 
 def run_ranks_used(run: Mapping[str, Any]) -> Optional[tuple[int, ...]]:
-    """The ranks the run's (first) hidden layer has, clipped to the useful ones (``()`` for a layer without
-    ranks; as asked where the input is unknown); ``None`` when its config cannot be read."""
+    """The ranks the run's first hidden layer with ranks has (a CNN's first TT convolution; else its first layer),
+    clipped to the useful ones (``()`` for a network without ranks; as asked where the input is unknown);
+    ``None`` when its config cannot be read."""
     layers, in_shape = run_network(run)
     if layers is None:
         return None
-    return layers[0].ranks_used(in_shape if in_shape is not None else (MAX_FEATURES,))
+    layer, shape = _ranked_layer(layers, in_shape)
+    return layer.ranks_used(shape)
 
 
 def run_ranks_text(run: Mapping[str, Any]) -> str:
-    """The ranks of the run's (first) hidden layer as it uses them, clipped to the useful ones (``"4"``,
-    ``"2,4,2"``), ``"max"`` when none were given, '' for a layer without ranks (dense)."""
+    """The ranks of the run's first hidden layer with ranks as it uses them, clipped to the useful ones (``"4"``,
+    ``"2,4,2"``), ``"max"`` when none were given, '' for a network without ranks (dense)."""
     used = run_ranks_used(run)
     if used is None:
         ranks = run.get("ranks")
         return ",".join(map(str, ranks)) if isinstance(ranks, (list, tuple)) else str(ranks or "")
-    if used and run_network(run)[0][0].rank_setting is None:
+    layers, in_shape = run_network(run)
+    if used and _ranked_layer(layers, in_shape)[0].rank_setting is None:
         return "max"
     return ranks_list_text(used)
+
+
+def run_kinds_text(run: Mapping[str, Any]) -> str:
+    """The kinds of the run's hidden layers, each once, as tables name them (``"TT"``, ``"conv + max pool + TT conv
+    + TT"``); the stored first layer's kind when its layers cannot be read."""
+    layers, _ = run_network(run)
+    if layers is None:
+        return kind_title(run.get("layer"))
+    return " + ".join(dict.fromkeys(layer.title for layer in layers))
+
+
+def run_net_params(run: Mapping[str, Any]) -> Optional[int]:
+    """Every parameter of the run's network (each layer's weights and biases and the head's, as
+    :meth:`RunConfig.net_params <ttexplore.runs.config.RunConfig.net_params>` counts them); ``None`` when its config
+    cannot be read."""
+    config = run_config(run)
+    return config.net_params() if config is not None else None
+
+
+def config_rows(run: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The Run page's configuration table: the shape and ranks as used, every hidden layer on a row of its own (its
+    text form and label, e.g. ``"ttconv:2x4x4->4x4x4:4:3 · TT conv 2x4x4->4x4x4 r=4 3x3"``), then the other
+    settings as stored."""
+    config = dict(run.get("config") or {})
+    rows = [{"setting": "shape", "value": run_shape_text(run)}, {"setting": "ranks (as used)", "value": run_ranks_text(run)}]
+    layers, _ = run_network(run)
+    if layers is not None:
+        config.pop("layers", None)
+        config.pop("hidden_layers", None)
+        rows += [{"setting": f"hidden layer {index}", "value": f"{layer.text()} · {layer.label()}"}
+                 for index, layer in enumerate(layers, start=1)]
+        net = run_net_params(run)
+        if net is not None:
+            rows.append({"setting": "network parameters", "value": f"{net:,}"})
+    rows += [{"setting": key, "value": "" if value is None else str(value)} for key, value in config.items()]
+    return rows
 
 
 def run_shape_text(run: Mapping[str, Any]) -> str:

@@ -16,8 +16,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ttexplore.presenters.compare import baseline_deltas
 from ttexplore.presenters.groups import mean_events, seed_groups, spread_text
-from ttexplore.presenters.reports import (ACCURACY_WORDS, best_accuracy, epoch_text, format_duration, stopped_early_at, kind_title, ranks_list_text, run_label, run_ranks_text,
-                                          run_ranks_used, run_shape_text)
+from ttexplore.presenters.reports import (ACCURACY_WORDS, best_accuracy, epoch_text, format_duration, ranks_list_text,
+                                          run_config, run_kinds_text, run_label, run_net_params, run_ranks_text,
+                                          run_ranks_used, run_shape_text, stopped_early_at)
 from ttexplore.presenters.usertext import markdown_text
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "error_labels",
     "LAYER_TEXT_WORDS",
     "compression_text",
+    "weights_tile",
     "started_text",
     "TIME_FORMAT",
 ]
@@ -223,6 +225,19 @@ def compression_text(compression: Optional[float]) -> str:
     return f"{1 / factor:.2g}× larger"
 
 
+def weights_tile(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The Run page's weights tile (keyword arguments of ``st.metric``): a network that reads images (a CNN) by its
+    every parameter against its dense twin's, any other by its hidden layers' weights (the 2018 figures' count)."""
+    config = run_config(run)
+    quiet = {"delta_color": "off", "delta_arrow": "off"}
+    if config is not None and any(not layer.flattens for layer in config.layers):
+        net, dense = config.net_params(), config.dense_net_params()
+        return {"label": "Network parameters", "value": f"{net:,}", **quiet, "delta": compression_text(net / dense),
+                "help": f"Every parameter, biases and head included; its dense twin has {dense:,}"}
+    return {"label": "Layer weights", "value": f"{run['layer_params']:,}", "delta": compression_text(run["compression"]),
+            **quiet}
+
+
 def _started(run: Mapping[str, Any]) -> Optional[datetime]:
     return datetime.fromtimestamp(run["created_at"]) if run.get("created_at") else None
 
@@ -246,8 +261,9 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
 
     ``name`` is the run's entry in ``labels`` when given (:func:`distinct_labels`), else :func:`run_title`.
 
-    Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer``, ``shape``,
-    ``ranks`` (as used), ``layer weights``, ``× smaller``, then one column per
+    Columns: ``id``, ``name``, ``tags``, ``status``, ``dataset``, ``layer`` (the kinds of its layers), ``shape``,
+    ``ranks`` (as used, of its first layer with ranks), ``layer weights``, ``net weights`` (every parameter,
+    biases and head included: a CNN's size), ``× smaller``, then one column per
     :data:`HPARAMS` field, ``sweep``, ``best test acc`` (the best test point: chosen on the test set,
     optimistic), ``final test acc``, ``test acc at best val`` (runs with a validation split), ``acc``
     (:func:`~ttexplore.presenters.reports.best_accuracy`: the latter when there, else the former),
@@ -270,10 +286,11 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
             "tags": ", ".join(run.get("tags") or []),
             "status": run.get("status", ""),
             "dataset": run.get("dataset"),
-            "layer": kind_title(run.get("layer")),
+            "layer": run_kinds_text(run),
             "shape": run_shape_text(run),
             "ranks": _used_ranks_text(run),
             "layer weights": run.get("layer_params"),
+            "net weights": run_net_params(run),
             "× smaller": (1.0 / compression) if compression else None,
         }
         for field, (column, _) in HPARAMS.items():
@@ -300,7 +317,7 @@ def hparams_table(runs: Iterable[Mapping[str, Any]], now: Optional[float] = None
 
 def hparam_columns() -> list[str]:
     """The columns of :func:`hparams_table`, in order."""
-    return (["id", "name", "tags", "status", "dataset", "layer", "shape", "ranks", "layer weights", "× smaller"]
+    return (["id", "name", "tags", "status", "dataset", "layer", "shape", "ranks", "layer weights", "net weights", "× smaller"]
             + [column for column, _ in HPARAMS.values()]
             + ["sweep", "best test acc", "final test acc", "test acc at best val", "acc", "seed group", "seeds",
                "Δ acc vs baseline", "weights × baseline", "epochs done", "duration s", "started", "notes", "error"])

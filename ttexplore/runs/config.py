@@ -24,7 +24,7 @@ from ttexplore.tt.limits import MAX_BITS
 from ttexplore.tt.shapes import default_modes, padded_image_side
 from ttexplore.runs.fields import is_huge, modes_value, pad_value, ranks_value, real_field, short_repr, whole_field
 from ttexplore.runs.kinds import (MAX_HIDDEN_LAYERS, LayerSpec, Place, Shape, TTLayerSpec, check_layers, features_of,
-                                  kind_named, layer_shapes, parse_layers)
+                                  kind_named, layer_shapes, parse_layer, parse_layers)
 from ttexplore.runs.layerspec import InitFrom
 from ttexplore.runs.schedule import RoundSchedule
 from ttexplore.runs.migrate import (ONE_LAYER_DEFAULTS, ONE_LAYER_FIELDS, check_legacy_fields, freeze_fields, legacy_key_values,
@@ -206,7 +206,8 @@ class RunConfig:
         :meth:`from_dict` reads them: ``layers``, or the one-layer fields the CLI's flags give, which
         become its one layer: values that layer does not use, a dense layer's ``ranks``, are dropped).
 
-        Defaults: 28-pixel images are padded to 32 (as the paper did), others kept; without
+        Defaults: 28-pixel images are padded to 32 (as the paper did) for a network whose first layer
+        is fully connected, kept as they are for one that starts with a convolution (a CNN), others kept; without
         ``layers``, one TT layer whose ``in_modes`` are the most balanced 4-mode factorization
         of the input features (fewer modes when 4 do not fit), ``out_modes`` equal to them.
         """
@@ -215,7 +216,7 @@ class RunConfig:
             raise ConfigError("dataset", f"dataset {short_repr(dataset)} is unknown: choose one of {', '.join(DATASETS)}")
         info = dataset_info(dataset)
         values = {key: value for key, value in values.items() if value is not None or key in ("ranks", "pad_to")}
-        values.setdefault("pad_to", 32 if info.side == 28 else None)
+        values.setdefault("pad_to", 32 if info.side == 28 and not _reads_images(values) else None)
         pad_to = values["pad_to"] = pad_value(values["pad_to"])
         _check_data(dataset, pad_to)
         features = features_of(_input_shape(dataset, pad_to))
@@ -352,6 +353,23 @@ class RunConfig:
         """Hidden-layer weights / dense hidden-layer weights."""
         return self.layer_params() / self.dense_layer_params()
 
+    def head_params(self) -> int:
+        """Weights and biases of the classifier ``Linear(hidden_features, classes)``."""
+        return (self.hidden_features + 1) * self.num_classes
+
+    def net_params(self) -> int:
+        """Every parameter of the network: each hidden layer's weights and bias, and the head's (what
+        ``sum(p.numel() for p in model.parameters())`` counts; the x axis of the CNN figures)."""
+        shapes = self.layer_shapes
+        return sum(layer.params(shapes[index]) + layer.bias_params(shapes[index])
+                   for index, layer in enumerate(self.layers)) + self.head_params()
+
+    def dense_net_params(self) -> int:
+        """:meth:`net_params` of the dense twin (every layer with its full weights; biases and head the same)."""
+        shapes = self.layer_shapes
+        return sum(layer.dense_params(shapes[index]) + layer.bias_params(shapes[index])
+                   for index, layer in enumerate(self.layers)) + self.head_params()
+
     def shape_label(self) -> str:
         """The network as every figure's legend writes it: one layer's shape (``"4x8x8x4"``,
         ``"4x7x4x7->5x5x8x4"``) or kind (``"dense"``); for several each one's part, joined by ``" | "``
@@ -451,6 +469,22 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------- helpers
+def _reads_images(values: dict[str, Any]) -> bool:
+    """Whether the network ``values`` describe (``layers`` or ``hidden_layers``) starts with a layer that reads
+    images (a convolution): such a net keeps 28x28 images unpadded. A first layer that does not read
+    is left to the validation that follows."""
+    layers = values.get("layers", values.get("hidden_layers"))
+    if isinstance(layers, str):
+        layers = [part for part in layers.split(";") if part.strip()]
+    if isinstance(layers, (LayerSpec, dict)):
+        layers = [layers]
+    try:
+        first = list(layers)[0] if layers is not None else None
+        return first is not None and not parse_layer(first).flattens
+    except (ConfigError, TypeError, IndexError):
+        return False
+
+
 def _reads_modes(name: Any) -> bool:
     """Whether the one-layer kind called ``name`` takes ``in_modes`` (a TT layer does; a baseline does not)."""
     try:

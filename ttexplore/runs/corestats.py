@@ -32,13 +32,15 @@ import torch
 from torch import nn
 
 from ttexplore.nn.layers import TTLinear
+from ttexplore.nn.tt4d import TT4dConv2d
+from ttexplore.nn.ttconv import TTConv2d
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.models import build_model, hidden_layers
 from ttexplore.runs.store import RunStore
 from ttexplore.tt import ttmath
 from ttexplore.tt.atomic import write_atomic
 
-__all__ = ["TOLERANCES", "SPECTRA_FORMAT", "tt_layer_modules", "core_norms", "layer_spectra", "record_spectra",
+__all__ = ["TOLERANCES", "SPECTRA_FORMAT", "TT_MODULES", "tt_layer_modules", "core_norms", "layer_spectra", "record_spectra",
            "record_spectra_from_state", "read_spectra"]
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,23 @@ TOLERANCES = (1e-1, 1e-2, 1e-3)
 
 SPECTRA_FORMAT = "ttexplore.spectra/1"
 
+#: The modules whose TT cores are followed: each keeps them as ``cores`` (a list of tensors) and gives its
+#: weight as a :class:`~ttexplore.nn.ttmatrix.TTMatrix` (``tt_matrix()``): a TT convolution's is its kernel's
+#: ``d + 1`` cores (the spatial core first), a 4-D TT convolution's its four cores.
+TT_MODULES = (TTLinear, TTConv2d, TT4dConv2d)
 
-def tt_layer_modules(model: nn.Module, config: RunConfig) -> list[tuple[int, TTLinear]]:
+
+def tt_layer_modules(model: nn.Module, config: RunConfig) -> list[tuple[int, nn.Module]]:
     """``(index, module)`` of each hidden layer of ``model`` whose kind has TT cores (the kind is asked, by
-    its position in ``config.layers``), first to last."""
+    its position in ``config.layers``) and whose module is one of :data:`TT_MODULES` (TT layers and TT
+    convolutions), first to last."""
     modules = [module for _, module in hidden_layers(model)]
     return [(index, modules[index]) for index, layer in enumerate(config.layers)
-            if layer.has_tt_cores and index < len(modules) and isinstance(modules[index], TTLinear)]
+            if layer.has_tt_cores and index < len(modules) and isinstance(modules[index], TT_MODULES)]
 
 
 @torch.no_grad()
-def core_norms(layers: Sequence[tuple[int, TTLinear]]) -> list[dict[str, Any]]:
+def core_norms(layers: Sequence[tuple[int, nn.Module]]) -> list[dict[str, Any]]:
     """The Frobenius norm of every core of each layer and of its gradient (the last backward's; ``None``
     before any), as plain floats: ``[{"layer", "weight": [d floats], "grad": [d floats] | None}]``.
 
@@ -76,7 +84,7 @@ def core_norms(layers: Sequence[tuple[int, TTLinear]]) -> list[dict[str, Any]]:
     return records
 
 
-def layer_spectra(layers: Sequence[tuple[int, TTLinear]], tolerances: Sequence[float] = TOLERANCES) -> list[dict[str, Any]]:
+def layer_spectra(layers: Sequence[tuple[int, nn.Module]], tolerances: Sequence[float] = TOLERANCES) -> list[dict[str, Any]]:
     """Per TT layer: the singular values of each of the ``d - 1`` unfoldings of its ``W`` (decreasing,
     float64, from the cores: :meth:`~ttexplore.nn.ttmatrix.TTMatrix.singular_values`), the ranks in use,
     the maximal useful ranks and the effective ranks at each tolerance

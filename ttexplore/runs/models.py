@@ -25,8 +25,8 @@ from ttexplore.tt.memory import check_bytes
 from ttexplore.runs.data_info import dataset_info
 from ttexplore.nn.layers import TTLinear
 
-__all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "layer_ranks", "save_model",
-           "load_model", "MODEL_FORMAT"]
+__all__ = ["PadImage", "build_model", "hidden_layer", "hidden_layers", "hidden_layer_params", "layer_ranks", "net_params",
+           "save_model", "load_model", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "ttexplore.model/1"
 
@@ -64,9 +64,10 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None,
     Returns:
         ``nn.Sequential`` with children ``pad`` (when padding), ``flatten``,
         ``hidden``, ``relu``, then ``hidden_2``, ``relu_2``, ... for each further
-        hidden layer, and ``head``; ``flatten`` comes before the first layer that reads a vector
-        (a fully-connected one), or before the head. (The names, the order of the draws and so the
-        weights are those the one-layer net always had.)
+        hidden layer (a convolution, a max pool, a fully-connected layer), and ``head``; ``flatten``
+        comes before the first layer that reads a vector (a fully-connected one), or before the head;
+        a kind without ``relu_after`` (a max pool) has no ReLU after it. (The names, the order of
+        the draws and so the weights are those the one-layer net always had.)
     """
     info = dataset_info(config.dataset)
     modules: "OrderedDict[str, nn.Module]" = OrderedDict()
@@ -80,7 +81,8 @@ def build_model(config: RunConfig, generator: Optional[torch.Generator] = None,
         if layer_ranks and f"hidden{suffix}" in layer_ranks:
             layer = layer.with_ranks(tuple(layer_ranks[f"hidden{suffix}"]))
         modules[f"hidden{suffix}"] = layer.build(shapes[index], config.init, config.strategy, generator)
-        modules[f"relu{suffix}"] = nn.ReLU()
+        if layer.relu_after:  # a max pool has none: its input is already a ReLU's output
+            modules[f"relu{suffix}"] = nn.ReLU()
     if "flatten" not in modules:
         modules["flatten"] = nn.Flatten()
     head = nn.Linear(features_of(shapes[-1]), info.classes)
@@ -100,9 +102,17 @@ def hidden_layers(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
 
 
 def _weights(layer: nn.Module) -> int:
+    """A hidden layer's weights without its bias (0 for a max pool)."""
     if hasattr(layer, "param_count"):
         return int(layer.param_count())
-    return int(layer.weight.numel())
+    weight = getattr(layer, "weight", None)
+    return int(weight.numel()) if isinstance(weight, torch.Tensor) else 0
+
+
+def net_params(model: nn.Sequential) -> int:
+    """Every parameter of the network (weights and biases of every layer and of the head): what
+    :meth:`RunConfig.net_params <ttexplore.runs.config.RunConfig.net_params>` counts without building it."""
+    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def hidden_layer_params(model: nn.Sequential) -> int:

@@ -22,6 +22,7 @@ from typing import Optional
 
 from ttexplore.tt.memory import (DEFAULT_SHARE, ENV_LIMIT, ResourceError, available_memory,
                                    budget_description, check_bytes, human_bytes, memory_budget, parse_size)
+from ttexplore.tt import ttmath
 from ttexplore.runs.config import RunConfig
 from ttexplore.runs.kinds import LayerMemory
 from ttexplore.runs.data_info import dataset_info
@@ -155,10 +156,12 @@ def estimate_run_memory(config: RunConfig) -> MemoryEstimate:
         state = params if config.momentum > 0 else 0
     # A training step: the gathered images (and their padded copy, which the first hidden layer keeps
     # for its weight gradient), then per row and hidden layer: its output, the ReLU output (kept by
-    # the next layer) and their two gradients, plus logits, log-softmax and the logits' gradient.
+    # the next layer) and their two gradients (a max pool has no ReLU: its output and gradient), plus
+    # logits, log-softmax and the logits' gradient. A convolution's outputs are C x H x W values a row.
     input_batch = batch * (raw + (n if padded else 0))
     activations = sum(layer.work_bytes for layer in step_layers)
-    activations += FLOAT_BYTES * batch * (4 * sum(widths[1:-1]) + 3 * classes)
+    outputs = sum((4 if layer.relu_after else 2) * widths[index + 1] for index, layer in enumerate(layers))
+    activations += FLOAT_BYTES * batch * (outputs + 3 * classes)
     # An evaluation: a slice of the stored images (a view), padded, forward only, one layer at a time.
     train_count = config.train_limit or info.train_size
     rows = min(eval_batch_size(config), max(info.test_size, train_count))
@@ -217,6 +220,11 @@ def memory_fix(config: RunConfig, estimate: Optional[MemoryEstimate] = None) -> 
     if largest == "evaluation":
         return (f"evaluating {eval_batch_size(config)} images at a time alone needs {human_bytes(estimate.evaluation)}: choose smaller "
                 f"out_modes (the hidden layer is {width}){ranks}")
+    if largest == "step" and any(not layer.flattens for layer in config.layers):
+        shapes = config.layer_shapes
+        widest = max(shapes[1:], key=lambda shape: ttmath.prod(shape))
+        return (f"lower batch_size (now {config.batch_size}), or use fewer channels or pool earlier (the largest "
+                f"activation is {'x'.join(map(str, widest))} values an image)")
     if largest == "step":
         return f"lower batch_size (now {config.batch_size}){ranks}, or choose smaller out_modes (the hidden layer is {width})"
     if largest == "head" or estimate.head + config.hidden_features * FLOAT_BYTES > weights / 2:

@@ -4,8 +4,10 @@ trained hidden layer into the run's layer of the same place, copy the biases and
 The slides' "in theory" path: choose the shapes, compute ``W``'s TT factorization (TT-SVD,
 Oseledets 2011), the ranks given by ``W``; here capped by the run's ranks. A TT layer gets the
 TT-SVD of the source layer's dense weight, a matrix-rank layer its truncated SVD, a dense layer
-a copy. Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
-never code.
+a copy; for images, a TT convolution the TT-SVD of the source convolution's kernel as its
+``(C_out, kh*kw*C_in)`` TT-matrix (``TTConv2d.from_conv``'s), a 4-D TT convolution the TT-SVD of the
+4-D kernel, a convolution a copy, and a max pool (no weights) nothing. Files are read with
+``torch.load(weights_only=True)``: tensors and plain containers only, never code.
 
 ``tt-round`` (:func:`continue_config`, "Round and continue", and compressing a TT run): each TT layer
 starts from the source run's trained TT layer TT-rounded to the run's ranks (:mod:`ttexplore.runs.rounding`).
@@ -24,6 +26,10 @@ from torch import nn
 
 from ttexplore.nn.kernels import dense_to_tt_matrix
 from ttexplore.nn.layers import MatrixRankLinear, TTLinear
+from ttexplore.nn.tt4d import TT4dConv2d
+from ttexplore.nn.ttconv import TTConv2d
+from ttexplore.nn.ttmatrix import TTMatrix
+from ttexplore.tt.convshape import conv_tt_modes, tt4d_modes
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.layerspec import InitFrom
 from ttexplore.nn.weightfile import WeightsFileError, read_tensors
@@ -31,7 +37,7 @@ from ttexplore.runs.models import MODEL_FORMAT, hidden_layers, load_model
 from ttexplore.runs.rounding import round_start, roundable
 from ttexplore.runs.store import RunStore
 
-__all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight",
+__all__ = ["SourceLayer", "SourceWeights", "WarmStartError", "file_sha256", "read_source", "dense_weight", "dense_shape",
            "tt_svd_cores", "apply_init_from", "continue_config"]
 
 
@@ -51,16 +57,17 @@ class WarmStartError(ValueError):
 
 @dataclass
 class SourceLayer:
-    """One trained hidden layer: its dense ``(out, in)`` weight (``None`` for a TT layer that ``tt-round``
-    rounds from its cores) and its bias (``None`` when it has none)."""
+    """One trained hidden layer: its dense weight (``(out, in)``, or a convolution's ``(C_out, C_in, kh, kw)``
+    kernel; ``None`` for a layer without weights, a max pool, and for a TT layer that ``tt-round`` rounds from
+    its cores) and its bias (``None`` when it has none)."""
 
     weight: Optional[torch.Tensor]
     bias: Optional[torch.Tensor] = None
     key: str = ""
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.weight.shape)  # type: ignore[return-value]
+    def shape(self) -> Optional[tuple[int, ...]]:
+        return tuple(self.weight.shape) if self.weight is not None else None
 
 
 @dataclass
@@ -91,12 +98,25 @@ def file_sha256(path: "str | Path") -> str:
     return digest.hexdigest()
 
 
-def dense_weight(layer: nn.Module) -> torch.Tensor:
-    """A hidden layer's weight as one ``(out, in)`` matrix (TT and matrix-rank layers rebuilt)."""
+def dense_weight(layer: nn.Module) -> Optional[torch.Tensor]:
+    """A hidden layer's weight as one ``(out, in)`` matrix, or a convolution's ``(C_out, C_in, kh, kw)`` kernel
+    (TT, matrix-rank and TT convolution layers rebuilt); ``None`` for a layer without weights (a max pool)."""
     with torch.no_grad():
-        if isinstance(layer, (TTLinear, MatrixRankLinear)):
+        if isinstance(layer, (TTLinear, MatrixRankLinear, TTConv2d, TT4dConv2d)):
             return layer.to_dense().detach()
-        return layer.weight.detach()
+        weight = getattr(layer, "weight", None)
+        return weight.detach() if isinstance(weight, torch.Tensor) else None
+
+
+def dense_shape(layer: nn.Module) -> Optional[tuple[int, ...]]:
+    """The shape :func:`dense_weight` gives for ``layer``, without building it: ``(out, in)``,
+    ``(C_out, C_in, kh, kw)``, or ``None`` for a layer without weights."""
+    if isinstance(layer, (TTConv2d, TT4dConv2d, nn.Conv2d)):
+        return (layer.out_channels, layer.in_channels, *layer.kernel_size)
+    if isinstance(layer, (TTLinear, MatrixRankLinear)):
+        return (layer.out_features, layer.in_features)
+    weight = getattr(layer, "weight", None)
+    return tuple(weight.shape) if isinstance(weight, torch.Tensor) else None
 
 
 def read_source(path: "str | Path", weight_key: Optional[str] = None, in_features: Optional[int] = None,
@@ -142,6 +162,8 @@ def _finite(source: SourceWeights, path: Path) -> SourceWeights:
         WarmStartError: naming the file, the tensor and how many values are NaN or infinite.
     """
     for index, layer in enumerate(source.layers):
+        if layer.weight is None:
+            continue
         finite = torch.isfinite(layer.weight)
         if not bool(finite.all()):
             nan = int(torch.isnan(layer.weight).sum())
@@ -159,9 +181,14 @@ def _from_model_file(path: Path) -> SourceWeights:
         model, config = load_model(path)
     except ValueError as error:  # WeightsFileError, ResourceError
         raise WarmStartError(str(error)) from None
-    layers = [SourceLayer(dense_weight(layer), None if layer.bias is None else layer.bias.detach(), name)
-              for name, layer in hidden_layers(model)]
+    layers = [SourceLayer(dense_weight(layer), _bias(layer), name) for name, layer in hidden_layers(model)]
     return SourceWeights(layers, model.head.weight.detach(), model.head.bias.detach(), config, path)
+
+
+def _bias(layer: nn.Module) -> Optional[torch.Tensor]:
+    """A layer's bias, detached (``None`` without one, e.g. a max pool)."""
+    bias = getattr(layer, "bias", None)
+    return bias.detach() if isinstance(bias, torch.Tensor) else None
 
 
 def _from_state_dict(state: dict[str, Any], path: Path, weight_key: Optional[str], in_features: Optional[int],
@@ -246,6 +273,44 @@ def _init_tt(layer: TTLinear, weight: torch.Tensor) -> float:
     return error
 
 
+def _init_tt_conv(layer: TTConv2d, kernel: torch.Tensor) -> float:
+    """TT-SVD of ``kernel`` ``(C_out, C_in, kh, kw)`` as the layer's ``(C_out, kh*kw*C_in)`` TT-matrix, at its ranks."""
+    if not bool(torch.isfinite(kernel).all()):
+        raise WarmStartError("the kernel to compress has NaN or infinite values: a trained layer's weights are finite")
+    # (C_out, C_in, kh, kw) -> (C_out, kh, kw, C_in) -> (C_out, kh*kw*C_in), kernel position major (TTConv2d's layout)
+    matrix = kernel.detach().double().permute(0, 2, 3, 1).reshape(kernel.shape[0], -1)
+    tt_in, tt_out = conv_tt_modes(layer.in_modes, layer.out_modes, layer.kernel_size)
+    tt = TTMatrix.from_dense(matrix, tt_in, tt_out, ranks=layer.ranks)
+    for target, core in zip(layer.cores, tt.cores):
+        _copy_padded(target, core)
+    return float(tt.approximation_error)
+
+
+def _init_tt4d(layer: TT4dConv2d, kernel: torch.Tensor) -> float:
+    """TT-SVD of the 4-D ``kernel`` at the layer's ranks (its cores ``(r_{k-1}, n_k, r_k)``)."""
+    if not bool(torch.isfinite(kernel).all()):
+        raise WarmStartError("the kernel to compress has NaN or infinite values: a trained layer's weights are finite")
+    tt_in, tt_out = tt4d_modes(layer.in_channels, layer.out_channels, layer.kernel_size)
+    tt = TTMatrix.from_dense(kernel.detach().double().reshape(1, -1), tt_in, tt_out, ranks=layer.ranks)
+    for target, core in zip(layer.cores, tt.cores):
+        _copy_padded(target, core.squeeze(2))
+    return float(tt.approximation_error)
+
+
+def _init_layer(layer: nn.Module, weight: torch.Tensor) -> float:
+    """Set ``layer``'s weights from the trained dense ``weight`` of its shape; the relative error."""
+    if isinstance(layer, TTLinear):
+        return _init_tt(layer, weight)
+    if isinstance(layer, MatrixRankLinear):
+        return _init_matrix_rank(layer, weight)
+    if isinstance(layer, TTConv2d):
+        return _init_tt_conv(layer, weight)
+    if isinstance(layer, TT4dConv2d):
+        return _init_tt4d(layer, weight)
+    layer.weight.copy_(weight)
+    return 0.0
+
+
 def _init_matrix_rank(layer: MatrixRankLinear, weight: torch.Tensor) -> float:
     left, sigma, right = torch.linalg.svd(weight.double(), full_matrices=False)
     rank = min(layer.rank, sigma.numel())
@@ -254,6 +319,10 @@ def _init_matrix_rank(layer: MatrixRankLinear, weight: torch.Tensor) -> float:
     _copy_padded(layer.down, root[:, None] * right[:rank])
     norm = float(sigma.norm())
     return float(sigma[rank:].norm()) / norm if norm > 0 else 0.0
+
+
+def _axes(shape: tuple[int, ...]) -> str:
+    return "out x in" if len(shape) == 2 else "C_out x C_in x kh x kw"
 
 
 def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
@@ -284,8 +353,7 @@ def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
             raise WarmStartError(str(error)) from None
         trained_modules = [module for _, module in hidden_layers(trained_model)]
         # the TT layers are rounded from their modules (no W is built); the others read as tt-svd reads them
-        source = SourceWeights([SourceLayer(None if spec.has_tt_cores else dense_weight(module),
-                                            None if module.bias is None else module.bias.detach(), name)
+        source = SourceWeights([SourceLayer(None if spec.has_tt_cores else dense_weight(module), _bias(module), name)
                                 for (name, module), spec in zip(hidden_layers(trained_model), config.layers)],
                                trained_model.head.weight.detach(), trained_model.head.bias.detach(), path=path)
     else:
@@ -294,24 +362,23 @@ def apply_init_from(model: nn.Sequential, config: RunConfig) -> list[float]:
         raise WarmStartError(f"{path} holds {len(source.layers)} hidden layer(s), this network has {len(layers)}: "
                              "start from a network with as many hidden layers")
     errors = []
-    widths = config.layer_widths
     with torch.no_grad():
         for index, ((name, layer), trained) in enumerate(zip(layers, source.layers)):
-            wanted = (widths[index + 1], widths[index])
+            wanted = dense_shape(layer)
             if start.method == "tt-round" and config.layers[index].has_tt_cores:
                 errors.append(_init_rounded(layer, trained_modules[index], start.rel_error, f"hidden layer {index + 1} of {path}"))
-            elif trained.shape != wanted:
-                raise WarmStartError(f"hidden layer {index + 1} of {path} ({trained.key or name}) is "
-                                     f"{trained.shape[0]}x{trained.shape[1]} (out x in), but this network's is "
-                                     f"{wanted[0]}x{wanted[1]}: choose shapes of the same sizes")
-            elif isinstance(layer, TTLinear):
-                errors.append(_init_tt(layer, trained.weight))
-            elif isinstance(layer, MatrixRankLinear):
-                errors.append(_init_matrix_rank(layer, trained.weight))
             else:
-                layer.weight.copy_(trained.weight)
-                errors.append(0.0)
-            if layer.bias is not None:
+                if trained.shape != wanted:
+                    have = "no weights" if trained.shape is None else f"{'x'.join(map(str, trained.shape))} ({_axes(trained.shape)})"
+                    need = "none" if wanted is None else f"{'x'.join(map(str, wanted))} ({_axes(wanted)})"
+                    raise WarmStartError(f"hidden layer {index + 1} of {path} ({trained.key or name}) has {have}, but this "
+                                         f"network's needs {need}: start from a network with layers of the same kinds "
+                                         "and sizes")
+                if wanted is None:  # a max pool: nothing to start
+                    errors.append(0.0)
+                    continue
+                errors.append(_init_layer(layer, trained.weight))
+            if getattr(layer, "bias", None) is not None:
                 if trained.bias is not None:
                     layer.bias.copy_(trained.bias)
                 else:

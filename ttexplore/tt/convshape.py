@@ -46,6 +46,10 @@ __all__ = [
     "conv_param_count",
     "dense_conv_param_count",
     "dense_conv_flops",
+    "tt4d_modes",
+    "plan_tt4d_ranks",
+    "tt4d_param_count",
+    "tt4d_rebuild_flops",
 ]
 
 #: The largest side of a convolution kernel (a TT conv's spatial core has ``kh * kw`` rows).
@@ -221,3 +225,33 @@ def dense_conv_flops(
     """FLOPs of the dense convolution: ``2 B H' W' C_out C_in kh kw`` (multiply-adds counted twice, as
     ``torch.utils.flop_counter.FlopCounterMode`` counts them; the bias is not counted)."""
     return 2 * int(batch) * prod(output_size) * int(out_channels) * int(in_channels) * prod(kernel_size)
+
+
+# ---------------------------------------------------------------- the naive TT of the 4-D kernel
+def tt4d_modes(in_channels: int, out_channels: int, kernel_size: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The 4-D kernel ``(C_out, C_in, kh, kw)`` as a TT-matrix of one row: in-modes ``(C_out, C_in, kh, kw)``,
+    out-modes ``(1, 1, 1, 1)`` (a TT tensor is a TT-matrix whose out-modes are 1; the baseline
+    ``TT4dConv2d`` of Garipov et al.'s comparison)."""
+    return (int(out_channels), int(in_channels), int(kernel_size[0]), int(kernel_size[1])), (1, 1, 1, 1)
+
+
+def plan_tt4d_ranks(in_channels: int, out_channels: int, kernel_size: Sequence[int], ranks: RanksLike) -> RankPlan:
+    """The three ranks ``(r_1, r_2, r_3)`` of the 4-D kernel's TT after clipping to the maximal useful ones:
+    ``r_1 <= min(C_out, C_in kh kw)``, ``r_2 <= min(C_out C_in, kh kw)``, ``r_3 <= min(C_out C_in kh, kw)``."""
+    tt_in, tt_out = tt4d_modes(in_channels, out_channels, kernel_size)
+    return plan_ranks(tt_in, tt_out, ranks)
+
+
+def tt4d_param_count(in_channels: int, out_channels: int, kernel_size: Sequence[int], ranks: RanksLike) -> int:
+    """Weights of the 4-D kernel's TT: ``C_out r_1 + r_1 C_in r_2 + r_2 kh r_3 + r_3 kw`` (ranks clipped)."""
+    r_1, r_2, r_3 = plan_tt4d_ranks(in_channels, out_channels, kernel_size, ranks).ranks
+    kh, kw = int(kernel_size[0]), int(kernel_size[1])
+    return int(out_channels) * r_1 + r_1 * int(in_channels) * r_2 + r_2 * kh * r_3 + r_3 * kw
+
+
+def tt4d_rebuild_flops(in_channels: int, out_channels: int, kernel_size: Sequence[int], ranks: Sequence[int]) -> int:
+    """FLOPs of rebuilding the kernel from its four cores by three GEMMs (``ranks`` as used):
+    ``2 C_out C_in (r_1 r_2 + kh r_2 r_3 + kh kw r_3)``."""
+    r_1, r_2, r_3 = (int(rank) for rank in ranks)
+    kh, kw = int(kernel_size[0]), int(kernel_size[1])
+    return 2 * int(out_channels) * int(in_channels) * (r_1 * r_2 + kh * r_2 * r_3 + kh * kw * r_3)

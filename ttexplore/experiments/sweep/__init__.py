@@ -21,10 +21,11 @@ from ttexplore.experiments.sweep.executors import (EXECUTORS, cancel_sweep, defa
                                                    run_ray, run_sweep, submit_sweep, threads_per_worker)
 from ttexplore.experiments.sweep.plan import SweepPlan, plan_sweep
 from ttexplore.experiments.sweep.presets import PRESET_ALIASES, PRESETS, preset_name, preset_spec
-from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, SUMMARY_COLUMNS, accuracy_text, cells_from_store,
-                                                 results_table, summarize, sweep_figure, sweep_names, sweep_results,
-                                                 table_markdown, write_outputs)
-from ttexplore.experiments.sweep.spec import (SweepCell, SweepGrid, SweepShape, SweepSpec, estimated_cost, expand,
+from ttexplore.experiments.sweep.results import (RESULT_COLUMNS, SUMMARY_COLUMNS, X_TITLES, accuracy_text, cells_from_store,
+                                                 counts_network, results_table, summarize, sweep_figure, sweep_names,
+                                                 sweep_results, table_markdown, weights_column, write_outputs)
+from ttexplore.experiments.sweep.spec import (DENSE_TWIN, SweepCell, SweepGrid, SweepShape, SweepSpec, cell_kind,
+                                              estimated_cost, expand, is_network, network_layers,
                                               make_spec, parse_int_list, parse_shapes)
 
 __all__ = [
@@ -65,4 +66,11 @@ __all__ = [
     "table_markdown",
     "sweep_figure",
     "write_outputs",
+    "X_TITLES",
+    "DENSE_TWIN",
+    "counts_network",
+    "weights_column",
+    "cell_kind",
+    "is_network",
+    "network_layers",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from ttexplore.experiments.sweep.spec import estimated_cost
+from ttexplore.experiments.sweep.spec import cell_kind, estimated_cost
 from ttexplore.runs.config import ConfigError, RunConfig
 
 __all__ = ["sweep_estimate", "run_times", "DEFAULT_SECONDS_PER_COST", "DEFAULT_SETUP_S", "RECENT_RUNS"]
@@ -31,8 +31,9 @@ RECENT_RUNS = 100
 
 
 def _kind(config: RunConfig) -> str:
-    """What a config's rate is learned by: the kind of its first hidden layer."""
-    return config.layers[0].name
+    """What a config's rate is learned by: the kind of its first hidden layer with TT cores, else of its first
+    (:func:`~ttexplore.experiments.sweep.spec.cell_kind`: a TT CNN by its TT convolutions, not its first conv)."""
+    return cell_kind(config)
 
 
 def _default_rate(config: RunConfig) -> float:

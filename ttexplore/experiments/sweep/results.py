@@ -13,14 +13,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ttexplore.experiments.sweep.spec import SweepCell
+from ttexplore.experiments.sweep.spec import SweepCell, cell_kind, is_network
 from ttexplore.presenters.groups import Spread, spread
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import kind_named, kind_names
 from ttexplore.runs.store import RunStore
 
-__all__ = ["RESULT_COLUMNS", "SUMMARY_COLUMNS", "cells_from_store", "sweep_names", "sweep_results", "summarize",
-           "accuracy_text", "results_table", "table_markdown", "sweep_figure", "write_outputs"]
+__all__ = ["RESULT_COLUMNS", "SUMMARY_COLUMNS", "X_TITLES", "cells_from_store", "sweep_names", "sweep_results", "summarize",
+           "accuracy_text", "results_table", "table_markdown", "counts_network", "weights_column", "sweep_figure",
+           "write_outputs"]
 
 RESULT_COLUMNS = ("dataset", "layer", "shape", "rank", "seed", "params", "compression", "test_accuracy",
                   "best_test_accuracy", "epochs", "seconds", "status", "run_id")
@@ -32,7 +33,8 @@ def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
     For a sweep launched elsewhere (the app, another shell) whose spec is not
     at hand; labels and ranks are those :func:`~ttexplore.experiments.sweep.spec.expand`
     gives (baselines get a ``->M`` suffix when the dataset's runs have several
-    hidden sizes).
+    hidden sizes; a network's cells are named by their config's label, its
+    ranks the largest any of its TT layers uses).
     """
     configs: dict[str, RunConfig] = {}
     for run in reversed(store.list_runs(sweep=name)):  # oldest first
@@ -42,6 +44,12 @@ def cells_from_store(store: RunStore, name: str) -> list[SweepCell]:
         hidden_sizes.setdefault(config.dataset, set()).add(config.hidden_features)
     cells = []
     for config in configs.values():
+        if is_network(config):
+            shapes = config.layer_shapes
+            used = [max(layer.ranks_used(shape), default=0) for layer, shape in zip(config.layers, shapes)
+                    if layer.has_tt_cores]
+            cells.append(SweepCell(config, config.label or "network", max(used) if used else None))
+            continue
         layer = config.layers[0]
         ranks = layer.ranks_used(config.input_shape)
         label = layer.shape_label()
@@ -62,7 +70,10 @@ def sweep_results(store: RunStore, cells: Sequence[SweepCell], name: str) -> lis
     A cell's row comes from its newest completed run, else its newest run of
     any status (``test_accuracy`` is then the latest measured), else it is
     ``"pending"``. ``seconds`` is the training loop's own time, the same for
-    every executor; ``epochs`` the epochs done.
+    every executor; ``epochs`` the epochs done. ``params`` is the hidden layers' weights,
+    for a network's cells (a CNN) every parameter of it (biases and head included);
+    ``layer`` the kind it is counted by (:func:`~ttexplore.experiments.sweep.spec.cell_kind`); ``network`` whether
+    the cell is a network's (not in :data:`RESULT_COLUMNS`: the CSV keeps its columns).
     """
     chosen: dict[str, dict[str, Any]] = {}
     for run in store.list_runs(sweep=name):  # newest first
@@ -77,18 +88,19 @@ def sweep_results(store: RunStore, cells: Sequence[SweepCell], name: str) -> lis
         last = events[run["id"]][-1] if run and events.get(run["id"]) else None
         rows.append({
             "dataset": config.dataset,
-            "layer": config.layers[0].name,
+            "layer": cell_kind(config),
             "shape": cell.shape,
             "rank": cell.rank,
             "seed": config.seed,
-            "params": config.layer_params(),
-            "compression": config.compression(),
+            "params": config.net_params() if is_network(config) else config.layer_params(),
+            "compression": config.net_params() / config.dense_net_params() if is_network(config) else config.compression(),
             "test_accuracy": run["final_test_accuracy"] if run else None,
             "best_test_accuracy": run["best_test_accuracy"] if run else None,
             "epochs": round(last["epoch"], 3) if last else 0,
             "seconds": round(last["elapsed_s"], 2) if last else None,
             "status": run["status"] if run else "pending",
             "run_id": run["id"] if run else None,
+            "network": is_network(config),
         })
     return rows
 
@@ -131,6 +143,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "best_test_accuracy_mean": best.mean if best else None,
             "runs": len(members),
             "status": status,
+            "network": bool(first.get("network")),  # a network's cell (a CNN): params count the whole network
         })
     return summary
 
@@ -145,18 +158,25 @@ def accuracy_text(row: dict[str, Any]) -> str:
     return f"{row['test_accuracy_mean']:.4f} ± {row['test_accuracy_std']:.4f}"
 
 
+def weights_column(rows: Sequence[dict[str, Any]]) -> str:
+    """What a results table calls ``params``: ``"layer weights"``, or for a network's sweep ``"network parameters"``."""
+    return "network parameters" if counts_network(rows) else "layer weights"
+
+
 def results_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights,
-    compression rate, accuracy (mean ± std over the seeds), seeds; cells with a completed seed, TT cells in grid
-    order, then the baselines."""
+    """The 2018 reproduction's table from :func:`summarize`'d rows: dataset, shape, max TT rank, layer weights (a
+    network's parameters, :func:`weights_column`), compression rate, accuracy (mean ± std over the seeds), seeds;
+    cells with a completed seed, TT cells in grid order, then the baselines."""
+    weights = weights_column(rows)
     rows = [row for row in rows if row["seeds"]]
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     kinds = {name: index for index, name in enumerate(kind_names())}  # the registry's order: TT first
     table = []
-    for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), kinds.get(row["layer"], len(kinds)))):
+    for row in sorted(rows, key=lambda row: (datasets.index(row["dataset"]), not _has_tt_cores(row["layer"]),
+                                             kinds.get(row["layer"], len(kinds)))):
         table.append({"dataset": row["dataset"], "shape": row["shape"],
                       "max TT rank": row["rank"] if row["rank"] is not None else "-",
-                      "layer weights": row["params"], "compression rate": _rate(row["compression"]),
+                      weights: row["params"], "compression rate": _rate(row["compression"]),
                       "accuracy": accuracy_text(row), "seeds": row["seeds"]})
     return table
 
@@ -172,7 +192,7 @@ def _rate(value: float) -> str:
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """:func:`results_table` as Markdown, one table per dataset."""
     table = results_table(rows)
-    columns = ("shape", "max TT rank", "layer weights", "compression rate", "accuracy", "seeds")
+    columns = ("shape", "max TT rank", weights_column(rows), "compression rate", "accuracy", "seeds")
     parts = []
     for dataset in dict.fromkeys(row["dataset"] for row in table):
         lines = [f"### {dataset}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -189,12 +209,25 @@ def _has_tt_cores(name: str) -> bool:
         return False
 
 
+#: The x axis of a sweep's figure: of one hidden layer, and of a network (a CNN's every parameter).
+X_TITLES = {False: "weights in the first layer (log scale)",
+            True: "parameters of the whole network, biases and head included (log scale)"}
+
+
+
+def counts_network(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a sweep's figure counts whole networks: its rows are a network's (``network``, set by
+    :func:`sweep_results` for the cells of a network sweep, a CNN)."""
+    return any(row.get("network") for row in rows)
+
+
 def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) -> Any:
-    """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per shape.
+    """The 2018 reproduction's figure from result rows: accuracy against first-layer weights (log x), one line per
+    shape; for a network's sweep (a CNN) against the whole network's parameters, as its x axis says.
 
     Completed rows are averaged over seeds, with a band (± 1 std from three seeds on, min-max below: see
-    :class:`~ttexplore.presenters.groups.Spread`); dense and matrix-rank rows are the baseline traces. With
-    several datasets each line is labelled ``shape · dataset``.
+    :class:`~ttexplore.presenters.groups.Spread`); dense and matrix-rank rows (a network's dense twin) are the
+    baseline traces. With several datasets each line is labelled ``shape · dataset``.
     """
     from ttexplore.presenters.plots import accuracy_vs_params
 
@@ -209,9 +242,11 @@ def sweep_figure(rows: Sequence[dict[str, Any]], title: Optional[str] = None) ->
                        "layer_params": row["params"], "test_accuracy": values.mean, "rank": row["rank"],
                        "n": values.n, "low": values.band_low, "high": values.band_high, "band": values.band})
     baselines = sorted({point["shape"] for point, row in zip(points, summary) if not _has_tt_cores(row["layer"])})
+    network = counts_network(rows)
     if title is None:
-        title = f"{', '.join(datasets)}: test accuracy against the weights of the first layer"
-    return accuracy_vs_params(points, title=title, baselines=baselines)
+        title = f"{', '.join(datasets)}: test accuracy against the " + ("network's parameters" if network else
+                                                                          "weights of the first layer")
+    return accuracy_vs_params(points, title=title, baselines=baselines, x_title=X_TITLES[network])
 
 
 def write_outputs(rows: Sequence[dict[str, Any]], out_dir: "str | os.PathLike", image_width: int = 900,

@@ -4,7 +4,9 @@ A :class:`SweepSpec` (datasets x shapes x ranks x seeds, with baselines)
 expands (:func:`expand`) into :class:`SweepCell` s, one validated
 :class:`~ttexplore.runs.config.RunConfig` each: every TT shape at every max rank
 and seed, plus the two baselines of the same sizes (the dense layer, and the
-matrix-rank layer ``N x r, r x M`` at the same ranks).
+matrix-rank layer ``N x r, r x M`` at the same ranks). A sweep of a network (``network``:
+a run preset that sizes itself, ``tt-convnet``, or layers as text) sets every layer with TT
+cores to each rank instead (a TT convolution, a TT layer), beside its dense twin.
 """
 
 from __future__ import annotations
@@ -17,10 +19,27 @@ from ttexplore.tt.shapes import parse_modes
 from ttexplore.tt.ttshape import TTShape, layer_text
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.data_info import DATASETS, dataset_info
-from ttexplore.runs.kinds import DenseLayerSpec, MatrixRankLayerSpec, TTLayerSpec, all_kinds, kind_named
+from ttexplore.runs.kinds import (DenseLayerSpec, LayerSpec, MatrixRankLayerSpec, Shape, TTLayerSpec, all_kinds, kind_named,
+                                  parse_layers)
+from ttexplore.runs.presets import RUN_PRESETS, preset_values
 
 __all__ = ["SweepShape", "SweepCell", "SweepGrid", "SweepSpec", "parse_shapes", "parse_int_list", "make_spec", "expand",
-           "estimated_cost"]
+           "estimated_cost", "cell_kind", "is_network", "network_layers", "DENSE_TWIN"]
+
+#: What a network sweep's legend calls its dense twin: ``"tt-convnet dense twin"``.
+DENSE_TWIN = "dense twin"
+
+
+def is_network(config: RunConfig) -> bool:
+    """Whether a cell is a network's (several hidden layers, or a layer that reads images): its legend entry is the
+    network's name (``config.label``) and its figure counts every parameter of it."""
+    return len(config.layers) > 1 or any(not layer.flattens for layer in config.layers)
+
+
+def cell_kind(config: RunConfig) -> str:
+    """The kind a cell is counted and priced by: its first layer with TT cores (a CNN's TT convolution), else its
+    first layer (``"tt"``, ``"ttconv"``, ``"dense"``, ``"conv"``)."""
+    return next((layer.name for layer in config.layers if layer.has_tt_cores), config.layers[0].name)
 
 
 @dataclass(frozen=True)
@@ -181,7 +200,7 @@ class SweepGrid:
         ``{"tt": 24, "dense": 1, "matrix_rank": 4}`` (kinds without cells left out)."""
         counts = {kind.name: 0 for kind in all_kinds()}
         for cell in self.cells:
-            name = cell.config.layers[0].name
+            name = cell_kind(cell.config)
             counts[name] = counts.get(name, 0) + 1
         return {name: count for name, count in counts.items() if count}
 
@@ -207,6 +226,9 @@ class SweepSpec:
             (28-pixel images padded to 32, as the 2018 reproduction did).
         max_dense_weights: skip a dense baseline larger than this (3072 x 10^5 does
             not train on a CPU); the skip is reported in :attr:`SweepGrid.notes`.
+        network: instead of ``shapes``, a network whose layers with TT cores take each rank: a run preset that
+            sizes itself for the dataset (``"tt-convnet"``) or its layers as text (``"conv:32:3; pool:2; ..."``);
+            its baseline is its dense twin. ``""``: a sweep of shapes.
     """
 
     name: str
@@ -222,6 +244,12 @@ class SweepSpec:
     evals_per_epoch: int = 1
     pad_to: Optional[int] = None
     max_dense_weights: int = 50_000_000
+    network: str = ""
+
+    @property
+    def network_name(self) -> str:
+        """How the legend names the network: the preset's name, else ``"network"``."""
+        return self.network.strip() if self.network.strip() in RUN_PRESETS else "network"
 
     def training_values(self) -> dict[str, Any]:
         """The :class:`RunConfig` fields every cell shares."""
@@ -251,9 +279,9 @@ def expand(spec: SweepSpec) -> SweepGrid:
     for dataset in spec.datasets:
         if dataset not in DATASETS:
             raise ConfigError("dataset", f"dataset {dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
-    if not spec.shapes:
+    if not spec.shapes and not spec.network:
         raise ConfigError("shapes", "no shapes given: list them separated by commas, e.g. 4x8x8x4,32x32")
-    most = len(spec.datasets) * len(spec.shapes) * len(spec.ranks) * len(spec.seeds) * (2 if spec.baselines else 1)
+    most = len(spec.datasets) * max(len(spec.shapes), 1) * len(spec.ranks) * len(spec.seeds) * (2 if spec.baselines else 1)
     if most > MAX_CELLS:  # counted before any config is built (an upper bound: clipped ranks merge cells)
         raise ConfigError("ranks", f"the grid has up to {most:,} cells (datasets x shapes x ranks x seeds"
                                    f"{' x 2 with the baselines' if spec.baselines else ''}), more than {MAX_CELLS:,} runs: "
@@ -261,9 +289,12 @@ def expand(spec: SweepSpec) -> SweepGrid:
     cells: dict[str, SweepCell] = {}
     notes: list[str] = []
     for dataset in spec.datasets:
-        dataset_cells = _tt_cells(spec, dataset, notes)
-        if spec.baselines:
-            dataset_cells += _baseline_cells(spec, dataset, notes)
+        if spec.network:
+            dataset_cells = _network_cells(spec, dataset, notes)
+        else:
+            dataset_cells = _tt_cells(spec, dataset, notes)
+            if spec.baselines:
+                dataset_cells += _baseline_cells(spec, dataset, notes)
         for cell in dataset_cells:
             cells.setdefault(cell.key, cell)
     return SweepGrid(tuple(cells.values()), tuple(dict.fromkeys(notes)))
@@ -320,6 +351,77 @@ def _baseline_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[Swe
     return cells
 
 
+def network_layers(network: str, dataset: str, pad_to: Optional[int] = None) -> list[Any]:
+    """The layers of a network sweep on ``dataset``: a run preset's, sized for the dataset's images (padded to
+    ``pad_to``), or the layers typed (text forms separated by ``;``).
+
+    Raises:
+        ConfigError: field ``"network"``, naming the presets, for text that is neither.
+    """
+    name = network.strip()
+    if name in RUN_PRESETS:
+        values = RUN_PRESETS[name]["values"]
+        if RUN_PRESETS[name].get("layers_for") is None and not values.get("hidden_layers"):
+            raise ConfigError("network", f"{name} is one TT layer: sweep its shapes (e.g. {values.get('in_modes')}) instead")
+        try:
+            return list(preset_values(name, dataset, pad_to if pad_to is not None else "preset").get("layers")
+                        or values["hidden_layers"])
+        except ConfigError as error:
+            raise ConfigError("network", f"{name} does not fit {dataset}: {error}") from None
+    if ":" not in name:
+        raise ConfigError("network", f"network {name[:40]!r} is neither a preset ({', '.join(RUN_PRESETS)}) nor layers: "
+                                     "write e.g. tt-convnet, or conv:32:3; pool:2; ttconv:2x4x4->4x4x4:4:3; dense:256")
+    try:
+        return list(parse_layers(name))
+    except ConfigError as error:
+        raise ConfigError("network", f"network: {error}") from None
+
+
+def _layer_at_rank(layer: LayerSpec, rank: int, in_shape: Shape) -> LayerSpec:
+    """``layer`` at max rank ``rank``: one number while no rank is clipped, else the maximal useful ranks it reaches
+    (so two ranks above them build one network, one cell)."""
+    layer = layer.with_ranks(rank)
+    return layer.with_ranks(layer.ranks_used(in_shape)) if layer.clipping(in_shape) else layer
+
+
+def _network_cells(spec: SweepSpec, dataset: str, notes: list[str]) -> list[SweepCell]:
+    """A network sweep's cells on ``dataset``: every layer with TT cores at each rank (a rank above a layer's
+    maximal useful ranks clipped, with a note), per seed; then, with baselines, its dense twin per seed. Each
+    cell's config is labelled with the network's name (its legend entry; the label is no part of a run's key).
+
+    Raises:
+        ConfigError: ``"network"`` for a network without a layer with TT cores, or one that does not fit the dataset.
+    """
+    name, shared = spec.network_name, spec.training_values()
+    pad_to = shared.get("pad_to")
+    try:
+        base = RunConfig.for_dataset(dataset, layers=network_layers(spec.network, dataset, pad_to), label=name, **shared)
+    except ConfigError as error:
+        raise ConfigError("network", f"{name} on {dataset}: {error}") if error.field != "network" else error from None
+    if not any(layer.has_tt_cores for layer in base.layers):
+        raise ConfigError("network", f"{name} has no layer with TT cores to sweep: use tt-convnet, or give "
+                                     "ttconv:IN->OUT:RANK:K, tt:IN->OUT:RANK or tt4d:OUT:RANK:K layers")
+    shapes, cells = base.layer_shapes, []
+    for rank in spec.ranks:
+        layers = [_layer_at_rank(layer, rank, shapes[index]) if layer.has_tt_cores else layer
+                  for index, layer in enumerate(base.layers)]
+        clipped = [layer.part_label() for layer, shape in zip(base.layers, shapes)
+                   if layer.has_tt_cores and layer.with_ranks(rank).clipping(shape)]
+        if clipped:
+            notes.append(f"{name}: rank {rank} is above the maximal useful ranks of {', '.join(clipped)}; those layers "
+                         "train at their maximal useful ranks")
+        used = max(max(layer.ranks_used(shape), default=0) for layer, shape in zip(layers, shapes) if layer.has_tt_cores)
+        at_rank = base.replace(layers=layers)
+        cells += [SweepCell(at_rank.replace(seed=seed), name, used) for seed in spec.seeds]
+    if spec.baselines:
+        twin = base.dense_twin().replace(label=f"{name} {DENSE_TWIN}")
+        if twin.layer_params() > spec.max_dense_weights:
+            notes.append(f"{name}'s dense twin skipped: {twin.layer_params():,} weights is more than {spec.max_dense_weights:,}")
+        else:
+            cells += [SweepCell(twin.replace(seed=seed), f"{name} {DENSE_TWIN}", None) for seed in spec.seeds]
+    return cells
+
+
 #: What a GEMM call costs beyond its FLOPs, as FLOPs: the per-call overhead that makes a 10-core TT
 #: layer slower than its FLOPs say.
 CALL_OVERHEAD_FLOPS = 2e5
@@ -361,7 +463,13 @@ def make_spec(name: str, datasets: "str | Sequence[str]", shapes: Any, ranks: An
     """
     if isinstance(datasets, str):
         datasets = tuple(part.strip() for part in datasets.split(",") if part.strip())
-    shape_list = shapes if shapes and isinstance(shapes, (list, tuple)) and isinstance(shapes[0], SweepShape) else parse_shapes(shapes)
+    if values.get("network") is not None and not shapes:
+        if not str(values["network"]).strip():
+            raise ConfigError("network", "the network is empty: choose a preset (tt-convnet) or give its layers, e.g. "
+                                         "conv:32:3; pool:2; ttconv:2x4x4->4x4x4:4:3; dense:64")
+        shape_list: Any = ()
+    else:
+        shape_list = shapes if shapes and isinstance(shapes, (list, tuple)) and isinstance(shapes[0], SweepShape) else parse_shapes(shapes)
     name = (name or "").strip()
     if not name:
         raise ConfigError("name", "the sweep needs a name (runs are grouped and resumed by it)")

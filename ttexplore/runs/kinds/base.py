@@ -134,6 +134,8 @@ class LayerSpec:
             one-layer fields (``layer``, ``in_modes``, ...): their keys are kept (see :mod:`ttexplore.runs.migrate`).
         flattens: it reads its input as one vector (a fully-connected layer): a network flattens
             the activation before it.
+        relu_after: a ReLU follows it in a network (every kind with weights; a max pool, whose
+            output is already a ReLU's, has none).
     """
 
     name: ClassVar[str] = ""
@@ -146,6 +148,7 @@ class LayerSpec:
     has_tt_cores: ClassVar[bool] = False
     one_layer_form: ClassVar[bool] = False
     flattens: ClassVar[bool] = True
+    relu_after: ClassVar[bool] = True
 
     # ------------------------------------------------------------ reading and writing
     @property
@@ -275,11 +278,16 @@ class LayerSpec:
 
     # ------------------------------------------------------------ suggestions
     @classmethod
-    def suggest(cls, in_shape: Shape, width: int, previous: Optional["LayerSpec"] = None) -> Optional["LayerSpec"]:
-        """A layer of this kind taking the activation ``in_shape`` (what the layer before gives) to ``width``
-        features, checked against ``in_shape`` (:meth:`check`); ``None`` when the kind has none that fits
-        (the app's "Add a layer" then asks the next kind). ``previous`` is the layer before, whose form a
-        kind may follow (a TT layer keeps a TT layer's output modes)."""
+    def suggest(cls, in_shape: Shape, width: Optional[int] = None,
+                previous: Optional["LayerSpec"] = None) -> Optional["LayerSpec"]:
+        """A layer of this kind that fits after a layer giving the activation ``in_shape`` (its :meth:`check`
+        passes there), for the Explore page's "add a layer"; ``None`` where the kind has none that fits (a
+        convolution after features; the page then asks the next kind).
+
+        ``width``: the features a fully-connected kind goes to (``next_layer_text`` asks for the input's width);
+        ``None``: the kind's own choice (:func:`suggested_width`; an image kind always chooses its channels).
+        ``previous``: the layer before, whose form a kind may follow (a TT layer keeps a TT layer's output modes).
+        """
         return None
 
     # ------------------------------------------------------------ the module
@@ -355,6 +363,17 @@ def check_width(width: int, place: Place, name: str = "width") -> None:
         raise place.error(name, f"{place.name(name)} {short_repr(width)} must be a whole number")
     if not 1 <= width <= MAX_FEATURES:
         raise place.error(name, f"{place.name(name)} {width:,} must be between 1 and {limit_text(MAX_FEATURES)}")
+
+
+#: The width of a fully-connected layer suggested after images (the preset CNNs' hidden FC layer).
+IMAGE_FC_WIDTH = 256
+
+
+def suggested_width(in_shape: Shape) -> int:
+    """The width of a fully-connected layer suggested after ``in_shape``: as wide as a vector input, at most
+    :data:`IMAGE_FC_WIDTH` after images (it flattens them)."""
+    features = features_of(in_shape)
+    return features if len(in_shape) == 1 else min(IMAGE_FC_WIDTH, features)
 
 
 def example_modes(features: int, d: int) -> str:

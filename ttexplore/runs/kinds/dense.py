@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.runs.kinds.base import (LayerMemory, LayerSpec, Place, Shape, check_width, checked, features_of,
-                                       modes_field, width_value)
+                                       modes_field, suggested_width, width_value)
 
 __all__ = ["DenseLayerSpec", "fc_width", "init_linear"]
 
@@ -101,9 +101,11 @@ class DenseLayerSpec(LayerSpec):
         check_width(self.width, Place.of(where))
 
     @classmethod
-    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["DenseLayerSpec"]:
-        """``dense:WIDTH``: fits after any layer."""
-        return checked(cls(width), in_shape)
+    def suggest(cls, in_shape: Shape, width: Optional[int] = None,
+                previous: Optional[LayerSpec] = None) -> Optional["DenseLayerSpec"]:
+        """``dense:WIDTH``, which fits after any layer: ``width`` wide when given, else as wide as a vector
+        input, 256 wide (or fewer) after images, which it flattens (:func:`~.base.suggested_width`)."""
+        return checked(cls(suggested_width(in_shape) if width is None else width), in_shape)
 
     def build(self, in_shape: Shape, init: str, strategy: str, generator: Any, dtype: Any = None,
               device: Any = None) -> Any:

@@ -14,7 +14,7 @@ from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
 from ttexplore.runs.fields import short_repr
 from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_width, checked,
-                                       features_of, is_whole, whole_value)
+                                       features_of, is_whole, suggested_width, whole_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec, fc_width
 
 __all__ = ["MatrixRankLayerSpec", "DEFAULT_MATRIX_RANK"]
@@ -109,10 +109,12 @@ class MatrixRankLayerSpec(LayerSpec):
                                              f"{limit_text(MAX_FEATURES)}, e.g. 4")
 
     @classmethod
-    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["MatrixRankLayerSpec"]:
-        """``matrix_rank:WIDTH:R`` at the previous matrix-rank layer's rank, else :data:`DEFAULT_MATRIX_RANK`."""
+    def suggest(cls, in_shape: Shape, width: Optional[int] = None,
+                previous: Optional[LayerSpec] = None) -> Optional["MatrixRankLayerSpec"]:
+        """``matrix_rank:WIDTH:R``: ``width`` wide when given, else as wide as the dense layer suggested there
+        (:func:`~.base.suggested_width`); at the previous matrix-rank layer's rank, else :data:`DEFAULT_MATRIX_RANK`."""
         rank = previous.rank if isinstance(previous, MatrixRankLayerSpec) else DEFAULT_MATRIX_RANK
-        return checked(cls(width, rank), in_shape)
+        return checked(cls(suggested_width(in_shape) if width is None else width, rank), in_shape)
 
     @property
     def rank_setting(self) -> int:

@@ -9,11 +9,12 @@ from typing import Any, Mapping, Optional, Union
 
 from ttexplore.tt import ttmath
 from ttexplore.tt.limits import MAX_FEATURES, limit_text
-from ttexplore.tt.shapes import balanced_factorization, check_layer_side, has_factorization
+from ttexplore.tt.shapes import balanced_factorization, check_layer_side, default_modes, has_factorization
 from ttexplore.tt.ttshape import TTShape, layer_text, modes_text, ranks_text
 from ttexplore.runs.fields import is_huge, short_repr
 from ttexplore.runs.kinds.base import (FLOAT_BYTES, LayerMemory, LayerSpec, Place, Shape, check_modes_type, checked,
-                                       example_modes, features_of, is_whole, modes_field, ranks_field, width_value)
+                                       example_modes, features_of, is_whole, modes_field, ranks_field, suggested_width,
+                                       width_value)
 from ttexplore.runs.kinds.dense import DenseLayerSpec
 
 __all__ = ["TTLayerSpec", "DEFAULT_RANK"]
@@ -208,14 +209,24 @@ class TTLayerSpec(LayerSpec):
         return replace(self, ranks=ranks_field(ranks, Place()))
 
     @classmethod
-    def suggest(cls, in_shape: Shape, width: int, previous: Optional[LayerSpec] = None) -> Optional["TTLayerSpec"]:
-        """A TT layer at rank :data:`DEFAULT_RANK` from ``in_shape``'s features to ``width``: after a TT layer
-        from its output modes to ``width`` in as many modes, else balanced modes on both sides with
-        4, 3, 2, 5 or 6 cores (the first depth both sides factor into, modes of at least 2); each checked.
-        ``None`` when no such shape exists (a prime number of features, say).
+    def suggest(cls, in_shape: Shape, width: Optional[int] = None,
+                previous: Optional[LayerSpec] = None) -> Optional["TTLayerSpec"]:
+        """A TT layer at rank :data:`DEFAULT_RANK` that fits after ``in_shape`` (checked); ``None`` when no such
+        shape exists (a prime number of features, say).
+
+        To ``width`` features when given (what "Add a layer" asks: back to the input's width): after a TT layer
+        from its output modes to ``width`` in as many modes, else balanced modes on both sides with 4, 3, 2, 5 or 6
+        cores (the first depth both sides factor into, modes of at least 2).
+
+        Without ``width``, the kind's own choice: after a vector as wide as it, both sides its balanced modes
+        (``tt:4x8x8x4:4`` after 1024 features); after images ``(C, H, W)``, flattened channel-major: the channels'
+        modes largest first, then the ``H W`` pixels as the last mode (``8x4x4x9`` after ``128x3x3``), to a
+        256-wide output in as many modes (the side with fewer padded with 1s).
 
         Complexity: at most six factorizations of each side (each bounded, :mod:`ttexplore.tt.factor`).
         """
+        if width is None:
+            return checked(cls._own_choice(in_shape), in_shape)
         features = features_of(in_shape)
         candidates = []
         modes = getattr(previous, "out_modes", None) if previous is not None and previous.has_tt_cores else None
@@ -229,6 +240,21 @@ class TTLayerSpec(LayerSpec):
             if layer is not None:
                 return layer
         return None
+
+    @classmethod
+    def _own_choice(cls, in_shape: Shape) -> "TTLayerSpec":
+        """:meth:`suggest` without a width (see there)."""
+        if len(in_shape) == 1:
+            modes = default_modes(features_of(in_shape))
+            return cls(modes, modes, DEFAULT_RANK)
+        channels, pixels = int(in_shape[0]), int(in_shape[1]) * int(in_shape[2])
+        if channels == 1:  # grey images straight in: the pixels' balanced modes
+            in_modes = default_modes(pixels)
+        else:
+            in_modes = tuple(sorted(default_modes(channels, 3), reverse=True)) + ((pixels,) if pixels > 1 else ())
+        out_modes = tuple(sorted(default_modes(suggested_width(in_shape), len(in_modes))))
+        count = max(len(in_modes), len(out_modes))
+        return cls(in_modes + (1,) * (count - len(in_modes)), out_modes + (1,) * (count - len(out_modes)), DEFAULT_RANK)
 
     def tt_shape(self) -> TTShape:
         """The :class:`~ttexplore.tt.ttshape.TTShape` of the layer (ranks as used, clipped)."""
