@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import multiprocessing
 import os
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace) -> None:
     path = out / "runs.csv"
     done = {(row["net"], int(row["seed"]), int(row["epochs"])) for row in read_rows(path) if row["status"] == "completed"}
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    jobs = [(net, seed, args.epochs) for seed in seeds for net in nets() if (net["net"], seed, args.epochs) not in done]
+    chosen = [net for net in nets() if not args.nets or net["net"] in args.nets.split(",")]
+    jobs = [(net, seed, args.epochs) for seed in seeds for net in chosen if (net["net"], seed, args.epochs) not in done]
     print(f"{len(jobs)} runs to go ({len(done)} done), {args.workers} workers of {args.threads} thread(s)", flush=True)
     fresh = not path.is_file() or path.stat().st_size == 0
     context = multiprocessing.get_context("spawn")
@@ -186,14 +188,15 @@ def measure(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- the report
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and std (over seeds) of the test accuracy of each net, with its weights."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    """Mean and std (over seeds) of the test accuracy of each net at each training budget (epochs), with its
+    weights; ``points_below_dense`` against the dense CNN of the same budget."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in rows:
         if row["status"] == "completed":
-            groups.setdefault(row["net"], []).append(row)
+            groups.setdefault((row["net"], int(row["epochs"])), []).append(row)
     summary = []
-    for net in nets():
-        members = groups.get(net["net"], [])
+    for net, epochs in itertools.product(nets(), sorted({key[1] for key in groups})):
+        members = groups.get((net["net"], epochs), [])
         if not members:
             continue
         accuracies = [float(row["test_accuracy"]) for row in members]
@@ -206,10 +209,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "std_test_accuracy": round(statistics.stdev(accuracies), 4) if len(accuracies) > 1 else 0.0,
             "seconds_per_epoch": round(statistics.mean(float(row["seconds_per_epoch"]) for row in members), 1),
         })
-    dense = next((row for row in summary if row["net"] == "dense"), None)
     for row in summary:
+        dense = next((other for other in summary if other["net"] == "dense" and other["epochs"] == row["epochs"]), None)
         row["points_below_dense"] = round(100 * (dense["mean_test_accuracy"] - row["mean_test_accuracy"]), 2) if dense else ""
-    return summary
+    return sorted(summary, key=lambda row: row["epochs"])
 
 
 def report(args: argparse.Namespace) -> None:
@@ -222,19 +225,24 @@ def report(args: argparse.Namespace) -> None:
         writer = csv.DictWriter(handle, list(summary[0]))
         writer.writeheader()
         writer.writerows(summary)
-    lines = ["| net | rank | whole-net weights | smaller than dense | test accuracy (mean ± std) | below dense (points) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| epochs | net | rank | whole-net weights | smaller than dense | test accuracy (mean ± std, seeds) | "
+             "below dense (points) |", "|---|---|---|---|---|---|---|"]
     for row in summary:
-        lines.append(f"| {row['group']} | {row['rank'] or '-'} | {row['net_params']:,} | {row['compression_factor']:.1f}x | "
-                     f"{row['mean_test_accuracy']:.4f} ± {row['std_test_accuracy']:.4f} | {row['points_below_dense']} |")
+        lines.append(f"| {row['epochs']} | {row['group']} | {row['rank'] or '-'} | {row['net_params']:,} | "
+                     f"{row['compression_factor']:.1f}x | {row['mean_test_accuracy']:.4f} ± {row['std_test_accuracy']:.4f} "
+                     f"({row['seeds']}) | {row['points_below_dense']} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    points = [{"group": row["group"], "shape": row["group"], "layer_params": row["net_params"],
+    budgets = sorted({row["epochs"] for row in summary})
+
+    def group(row: dict[str, Any]) -> str:
+        return row["group"] if len(budgets) == 1 else f"{row['group']}, {row['epochs']} epoch{'s' if row['epochs'] > 1 else ''}"
+
+    points = [{"group": group(row), "shape": group(row), "layer_params": row["net_params"],
                "test_accuracy": row["mean_test_accuracy"], "std": row["std_test_accuracy"], "rank": row["rank"],
                "budget": f"{row['seeds']} seeds, {row['epochs']} epochs"} for row in summary]
-    epochs = summary[0]["epochs"]
-    figure = accuracy_vs_params(points, title=f"Fashion-MNIST CNNs: test accuracy (mean ± std of {summary[0]['seeds']} "
-                                               f"seeds, {epochs} epochs) against the whole network's weights",
-                                baselines=("dense CNN",), error_key="std",
+    dense = sorted({group(row) for row in summary if row["net"] == "dense"})
+    figure = accuracy_vs_params(points, title="Fashion-MNIST CNNs: test accuracy (mean ± std over seeds) against the "
+                                              "whole network's weights", baselines=tuple(dense), error_key="std",
                                 x_title="weights of the whole network (log scale)")
     figure.update_layout(legend={"title": {"text": "network"}})
     (out / "accuracy_vs_weights.html").write_text(figure_to_html(figure))
@@ -253,6 +261,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=30, help="measure: timed training steps per net")
+    parser.add_argument("--nets", default="", help="run: only these nets (e.g. dense,ttconv-r4); default all")
     args = parser.parse_args()
     if args.command == "nets":
         for net in nets():
