@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ttexplore.runs.config import RunConfig  # noqa: E402
+from ttexplore.tt.atomic import write_atomic  # noqa: E402
 from ttexplore.runs.kinds import TT4dLayerSpec  # noqa: E402
 from ttexplore.runs.presets import convnet_layers, tt_convnet_layers  # noqa: E402
 
@@ -105,6 +106,17 @@ def train_one(job: tuple[dict[str, Any], int, int]) -> dict[str, Any]:
         "status": result.status if result.status == "completed" else f"{result.status}: {result.error}",
         "layers": "; ".join(net["layers"]),
     }
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as CSV text (the header from the first row's keys), for :func:`write_atomic`."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -178,10 +190,7 @@ def measure(args: argparse.Namespace) -> None:
         print(rows[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "epoch_times.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_atomic(out / "epoch_times.csv", _csv_text(rows))
     print(f"the grid of {len(rows)} nets x 3 seeds: {3 * sum(row['epoch_s_wall'] for row in rows):.0f} s a "
           f"training epoch, wall, on one worker at this load")
 
@@ -221,17 +230,14 @@ def report(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     summary = summarize(read_rows(out / "runs.csv"))
-    with open(out / "summary.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(summary[0]))
-        writer.writeheader()
-        writer.writerows(summary)
+    write_atomic(out / "summary.csv", _csv_text(summary))
     lines = ["| epochs | net | rank | whole-net weights | smaller than dense | test accuracy (mean ± std, seeds) | "
              "below dense (points) |", "|---|---|---|---|---|---|---|"]
     for row in summary:
         lines.append(f"| {row['epochs']} | {row['group']} | {row['rank'] or '-'} | {row['net_params']:,} | "
                      f"{row['compression_factor']:.1f}x | {row['mean_test_accuracy']:.4f} ± {row['std_test_accuracy']:.4f} "
                      f"({row['seeds']}) | {row['points_below_dense']} |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "table.md", "\n".join(lines) + "\n")
     budgets = sorted({row["epochs"] for row in summary})
 
     def group(row: dict[str, Any]) -> str:
@@ -245,8 +251,8 @@ def report(args: argparse.Namespace) -> None:
                                               "whole network's weights", baselines=tuple(dense), error_key="std",
                                 x_title="weights of the whole network (log scale)")
     figure.update_layout(legend={"title": {"text": "network"}})
-    (out / "accuracy_vs_weights.html").write_text(figure_to_html(figure))
-    (out / "accuracy_vs_weights.png").write_bytes(figure_to_image(figure, "png", width=1000, height=560, scale=1.5))
+    write_atomic(out / "accuracy_vs_weights.html", figure_to_html(figure))
+    write_atomic(out / "accuracy_vs_weights.png", figure_to_image(figure, "png", width=1000, height=560, scale=1.5))
     print("\n".join(lines))
     print(json.dumps({"wrote": [str(out / name) for name in ("summary.csv", "table.md", "accuracy_vs_weights.png",
                                                                  "accuracy_vs_weights.html")]}))
