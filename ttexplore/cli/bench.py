@@ -294,6 +294,9 @@ def _write_tables(rows: list[dict], training_rows: list[dict], header: str, out_
     report.write_csv(out_dir / "bench.csv", rows)
     report.write_csv(out_dir / "training.csv", training_rows)
     targets = report.evaluate_targets(rows, training_rows) if rows else []
+    if not rows and not training_rows:  # only convolution cases: their tables follow (_write_conv_tables)
+        write_atomic(out_dir / "summary.md", "")
+        return
     summary = report.summary_markdown(rows, training_rows, header) + "\n### targets\n\n" + "\n".join(f"- {t}" for t in targets)
     write_atomic(out_dir / "summary.md", summary + "\n")
     print("\n".join(targets))
