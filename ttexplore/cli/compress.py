@@ -200,7 +200,6 @@ def run(args: argparse.Namespace) -> int:
         if stop.interrupt.is_set():
             break
     targets = plans[0]
-    statuses = [store.get_run(run_id)["status"] for run_id in recorded]
     report = {
         "source": {"label": source.label, "run": source.init_from.run, "path": source.init_from.path,
                    "sha256": source.init_from.sha256, "has_head": source.has_head, "notes": source.notes,
@@ -230,15 +229,7 @@ def run(args: argparse.Namespace) -> int:
         print(table_text(report))
     if args.out:
         say("wrote " + ", ".join(str(path) for path in write_outputs(report, source, targets, args.out)))
-    if "interrupted" in statuses or "cancelled" in statuses:
-        print("compress: interrupted; run the same command again to continue (completed runs are reused, "
-              f"the interrupted one resumes with 'python -m ttexplore runs resume {recorded[-1]}')", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if any(status in ("failed", "diverged") for status in statuses):
-        failed = store.get_run(recorded[-1])
-        print(terminal_lines(f"compress: run {recorded[-1]} {failed['status']}: {failed.get('error')}"), file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return _ending(store, recorded)
 
 
 def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) -> list[Any]:
