@@ -27,7 +27,8 @@ from ttexplore.costmodel.ops import blocked_ops, dense_ops, rtl_sweep_ops, sweep
 from ttexplore.experiments.bench.harness import (RETRY_LOAD, cpu_snapshot, foreign_load, interleaved_times, machine_line,
                                                  wait_for_quiet)
 
-__all__ = ["calibrate_machine", "fit_nonnegative", "fit_bounded", "SCALE_FIT_LAYERS", "SCALE_BOUNDS"]
+__all__ = ["calibrate_machine", "fit_nonnegative", "fit_bounded", "SCALE_FIT_LAYERS", "SCALE_BOUNDS", "best_seconds",
+           "three_digits"]
 
 #: Sizes of the GEMM tables' small dimensions (1 .. 512).
 GEMM_GRID = tuple(1 << power for power in range(10))
@@ -103,7 +104,7 @@ def calibrate_machine(threads: Optional[int] = None, max_wait_s: float = 0.0) ->
     retry = _Quiet(max_wait_s)
     quiet()
     tiny = torch.randn(2, 2)
-    call_s = _best_seconds(lambda: torch.mm(tiny, tiny), repeats=200, warmup=20)
+    call_s = best_seconds(lambda: torch.mm(tiny, tiny), repeats=200, warmup=20)
     tables, large_tables = {}, {}
     for kind in ("rows", "cols", "reduce"):
         quiet()
@@ -179,11 +180,12 @@ class _Quiet:
         return best
 
 
-def _three_digits(value: float) -> float:
+def three_digits(value: float) -> float:
+    """``value`` to three significant digits (the tables' precision)."""
     return float(f"{value:.3g}")
 
 
-def _best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
+def best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
     """The fastest of ``repeats`` timed runs of ``function`` (after ``warmup`` untimed ones)."""
     for _ in range(warmup):
         function()
@@ -223,9 +225,9 @@ def _gemm_row(kind: str, first: int, total_bytes: int, repeats: int, call_s: flo
             left, right = torch.randn(second, first), torch.randn(first, big)
         else:  # (m, big) @ (big, n), the left operand read transposed
             left, right = torch.randn(big, first).t(), torch.randn(big, second)
-        seconds = _best_seconds(lambda: torch.mm(left, right), repeats=repeats)
+        seconds = best_seconds(lambda: torch.mm(left, right), repeats=repeats)
         flops = 2 * big * first * second
-        row.append(_three_digits(flops / max(seconds - call_s, 0.2 * seconds)))
+        row.append(three_digits(flops / max(seconds - call_s, 0.2 * seconds)))
     return row
 
 
@@ -247,8 +249,8 @@ def _bmm_row(m: int, k: int, call_s: float) -> list[float]:
         count = max(2, SMALL_BYTES // 4 // (k * n + m * n))
         count = max(1, min(count, BMM_MAX_MULTIPLY_ADDS // (m * k * n)))
         left, right = torch.randn(m, k), torch.randn(count, k, n)
-        seconds = _best_seconds(lambda: torch.bmm(left.expand(count, m, k), right), repeats=5)
-        row.append(_three_digits(2 * count * m * k * n / max(seconds - call_s, 0.2 * seconds)))
+        seconds = best_seconds(lambda: torch.bmm(left.expand(count, m, k), right), repeats=5)
+        row.append(three_digits(2 * count * m * k * n / max(seconds - call_s, 0.2 * seconds)))
     return row
 
 
@@ -259,8 +261,8 @@ def _linear_row(batch: int) -> list[float]:
     for elements in LINEAR_WEIGHTS:
         side = int(round(elements**0.5))
         weight, bias, inputs = torch.randn(side, side), torch.randn(side), torch.randn(batch, side)
-        seconds = _best_seconds(lambda: torch.nn.functional.linear(inputs, weight, bias), repeats=20, warmup=3)
-        row.append(_three_digits(2 * batch * side * side / seconds))
+        seconds = best_seconds(lambda: torch.nn.functional.linear(inputs, weight, bias), repeats=20, warmup=3)
+        row.append(three_digits(2 * batch * side * side / seconds))
     return row
 
 
@@ -291,11 +293,11 @@ def _copy_row(form: str, fan: int, total_bytes: int) -> list[float]:
         shape = (other, fan, block) if form == "passes" else (fan, other, block)
         source = torch.randn(shape)
         moved = 2 * source.numel() * 4
-        plain = _best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
-        plain_row.append(_three_digits(moved / plain))
+        plain = best_seconds(lambda: source.permute(1, 0, 2).contiguous(), repeats=5)
+        plain_row.append(three_digits(moved / plain))
         if permuted_copy_plan(shape, (1, 0, 2), 4).wide:
-            wide = _best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
-            wide_row.append(_three_digits(moved / wide))
+            wide = best_seconds(lambda: permute_copy(source, shape, (1, 0, 2)), repeats=5)
+            wide_row.append(three_digits(moved / wide))
         else:
             wide_row.append(plain_row[-1])
     return plain_row + wide_row
@@ -305,15 +307,15 @@ def _memory_speeds(retry: _Quiet) -> dict:
     """``memory_bandwidth``, ``fault_bytes`` and ``fault_bandwidth``: a 64 MB copy into existing and into fresh memory."""
     source = torch.randn(1 << 24)  # 64 MB
     target = torch.empty_like(source)
-    into_existing, into_fresh = retry.best(lambda: (_best_seconds(lambda: target.copy_(source), repeats=5),
-                                                   _best_seconds(lambda: source.clone(), repeats=5)),
+    into_existing, into_fresh = retry.best(lambda: (best_seconds(lambda: target.copy_(source), repeats=5),
+                                                   best_seconds(lambda: source.clone(), repeats=5)),
                                            higher_is_better=False)
     bandwidth = 2 * source.numel() * 4 / into_existing
     fault_bandwidth = source.numel() * 4 / max(into_fresh - into_existing, 1e-6)
     return {
-        "memory_bandwidth": _three_digits(bandwidth),
+        "memory_bandwidth": three_digits(bandwidth),
         "fault_bytes": FAULT_BYTES,
-        "fault_bandwidth": _three_digits(fault_bandwidth),
+        "fault_bandwidth": three_digits(fault_bandwidth),
     }
 
 
@@ -398,8 +400,8 @@ def _fit_call_costs(provisional: MachineModel, retry: _Quiet) -> dict[str, float
                 times = []
                 for run_variant, _ in variants:
                     with torch.no_grad():
-                        times.append(_best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5))
-                    times.append(_best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5))
+                        times.append(best_seconds(lambda: run_variant(inputs), repeats=30, warmup=5))
+                    times.append(best_seconds(lambda: run_variant(grad_inputs).sum().backward(), repeats=30, warmup=5))
                 return times
 
             times = retry.best(measure, higher_is_better=False)
@@ -415,11 +417,11 @@ def _fit_call_costs(provisional: MachineModel, retry: _Quiet) -> dict[str, float
     forward_costs = fit_nonnegative(forward_features, forward_targets)
     backward_costs = fit_nonnegative(backward_features, backward_targets)
     fitted = {
-        name: _three_digits(value)
+        name: three_digits(value)
         for name, value in zip(_CALL_COSTS + _BACKWARD_CALL_COSTS, forward_costs + backward_costs)
     }
     # the kernels above run without the layer around them: a forward's fixed cost is measured on the layer
-    fitted["forward_call_s"] = _three_digits(max(0.0, retry.best(_layer_overhead_seconds, higher_is_better=False)[0]))
+    fitted["forward_call_s"] = three_digits(max(0.0, retry.best(_layer_overhead_seconds, higher_is_better=False)[0]))
     return fitted
 
 
@@ -440,15 +442,15 @@ def _layer_overhead_seconds() -> list[float]:
     twin.load_state_dict(layer.state_dict())
     weight = layer.to_dense().detach()
     with torch.no_grad():
-        tt_layer = _best_seconds(lambda: twin(inputs), repeats=200, warmup=20)
-        tt_kernel = _best_seconds(lambda: plan.run(inputs, cores, layer.bias), repeats=200, warmup=20)
+        tt_layer = best_seconds(lambda: twin(inputs), repeats=200, warmup=20)
+        tt_kernel = best_seconds(lambda: plan.run(inputs, cores, layer.bias), repeats=200, warmup=20)
         original = tt_forward.stored_weight_pays
         try:
             tt_forward.stored_weight_pays = _always  # the layer's stored-W path, whatever would pay
-            stored_layer = _best_seconds(lambda: layer(inputs), repeats=200, warmup=20)
+            stored_layer = best_seconds(lambda: layer(inputs), repeats=200, warmup=20)
         finally:
             tt_forward.stored_weight_pays = original
-        stored_gemm = _best_seconds(lambda: torch.nn.functional.linear(inputs, weight, layer.bias), repeats=200, warmup=20)
+        stored_gemm = best_seconds(lambda: torch.nn.functional.linear(inputs, weight, layer.bias), repeats=200, warmup=20)
     return [(tt_layer - tt_kernel) - (stored_layer - stored_gemm)]
 
 
@@ -514,8 +516,8 @@ def _fit_scales(machine: MachineModel, retry: _Quiet, repeats: int = 9) -> dict[
             targets.append(1.0 - calls / measured)
     gemm_scale, plain_scale, wide_scale, nd_scale = fit_bounded(features, targets, *SCALE_BOUNDS)
     return {
-        "gemm_scale": _three_digits(gemm_scale),
-        "plain_copy_scale": _three_digits(plain_scale),
-        "wide_copy_scale": _three_digits(wide_scale),
-        "nd_copy_scale": _three_digits(nd_scale),
+        "gemm_scale": three_digits(gemm_scale),
+        "plain_copy_scale": three_digits(plain_scale),
+        "wide_copy_scale": three_digits(wide_scale),
+        "nd_copy_scale": three_digits(nd_scale),
     }

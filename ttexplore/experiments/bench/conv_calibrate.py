@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-import time
 from typing import Callable, Optional
 
 import torch
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 
 from ttexplore.costmodel import default_machine
 from ttexplore.costmodel.conv import SWEEP_STRATEGIES, ConvSpeeds, conv_strategy_costs, default_conv_speeds
+from ttexplore.experiments.bench.calibrate import best_seconds, three_digits
 from ttexplore.experiments.bench.harness import machine_line
 from ttexplore.nn import forward as tt_forward
 from ttexplore.nn.conv_forward import ConvPlan, run_conv_plan
@@ -42,20 +42,9 @@ CHUNK_BUDGETS = tuple(1 << power for power in (20, 21, 22, 23, 24, 26))
 
 
 def _best_seconds(function: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
-    """The fastest of ``repeats`` timed runs (after ``warmup`` untimed ones), under ``torch.no_grad``."""
+    """:func:`~ttexplore.experiments.bench.calibrate.best_seconds` under ``torch.no_grad``."""
     with torch.no_grad():
-        for _ in range(warmup):
-            function()
-        best = math.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            function()
-            best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _three_digits(value: float) -> float:
-    return float(f"{value:.3g}")
+        return best_seconds(function, repeats, warmup)
 
 
 def _dense_conv_flops() -> float:
@@ -108,7 +97,7 @@ def _backward_factors() -> dict[str, float]:
         for _ in range(11):
             forward = min(forward, _best_seconds(lambda: F.conv2d(inputs, weight, padding=1, groups=groups), 1, 1))
             best = min(best, _best_seconds(forward_backward, 1, 1))
-        factors[name] = _three_digits(max(0.5, (best - forward) / forward))
+        factors[name] = three_digits(max(0.5, (best - forward) / forward))
     return factors
 
 
@@ -185,17 +174,17 @@ def calibrate_conv_speeds(threads: Optional[int] = None) -> ConvSpeeds:
     depthwise, multiplier = _spatial_speeds()
     measured = ConvSpeeds(
         description="calibrating",
-        dense_conv_flops=_three_digits(_dense_conv_flops()),
-        depthwise_bytes=_three_digits(depthwise),
-        multiplier_bytes=_three_digits(multiplier),
-        stream_bytes=_three_digits(_stream_bytes()),
-        conv_call_s=_three_digits(_best_seconds(lambda: F.conv2d(tiny_planes, tiny_filter), repeats=50)),
-        stream_call_s=_three_digits(_best_seconds(lambda: tiny_planes + 1.0, repeats=50)),
+        dense_conv_flops=three_digits(_dense_conv_flops()),
+        depthwise_bytes=three_digits(depthwise),
+        multiplier_bytes=three_digits(multiplier),
+        stream_bytes=three_digits(_stream_bytes()),
+        conv_call_s=three_digits(_best_seconds(lambda: F.conv2d(tiny_planes, tiny_filter), repeats=50)),
+        stream_call_s=three_digits(_best_seconds(lambda: tiny_planes + 1.0, repeats=50)),
         gemm_scale=1.0,
         chunk_bytes=default_conv_speeds().chunk_bytes,
         **_backward_factors(),
     )
     measured = dataclasses.replace(measured, chunk_bytes=_chunk_budget(measured))
-    measured = dataclasses.replace(measured, gemm_scale=_three_digits(_gemm_scale(measured)))
+    measured = dataclasses.replace(measured, gemm_scale=three_digits(_gemm_scale(measured)))
     return dataclasses.replace(measured, description=f"{machine_line()}; GEMM tables: {default_machine().description[:40]}"
                                                      f"...; measured by ttexplore.experiments.bench.calibrate_conv_speeds")
