@@ -12,7 +12,7 @@ from page_blocks.compress import compress_network, every_seed
 from ttexplore.tt import ttmath
 from ttexplore.tt.shapes import default_modes, parse_modes
 from ttexplore.tt.ttshape import modes_text
-from ttexplore.presenters import compress as views
+from ttexplore.presenters import compress as views, tracking
 from ttexplore.presenters.preview import other_factorizations
 from ttexplore.presenters.groups import group_of
 from ttexplore.runs.data_info import DATASETS, DEFAULT_DATASET
@@ -83,8 +83,9 @@ with st.container(border=True):
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
             st.stop()
         by_id, names = {run["id"]: run for run in candidates}, views.candidate_labels(candidates)
-        run_id = st.selectbox("Trained run (dense runs first; a TT run is rounded; a CNN layer by layer)", list(by_id),
-                              key="compress_run", persist_state=KEEP, format_func=names.get)
+        run_id = (tracking.picked_ids([st.selectbox("Trained run (dense runs first; a TT run is rounded; a CNN layer by "
+                                                    "layer)", list(by_id), key="compress_run", persist_state=KEEP,
+                                                    format_func=names.get)], by_id) or list(by_id))[0]
         if views.is_network_run(by_id[run_id]):  # a dense CNN (or a deeper net): its own flow, below
             network_run = by_id[run_id]
         else:

@@ -28,9 +28,9 @@ by_id = {run["id"]: run for run in runs}
 labels = tracking.distinct_labels(runs, with_id=True)
 label = labels.get
 with_metrics = [run["id"] for run in runs if run.get("best_test_accuracy") is not None]
-state["export_runs"] = [run_id for run_id in state.get("export_runs", with_metrics[:3]) if run_id in by_id]
-picked = st.multiselect("Runs to export", list(by_id), key="export_runs", format_func=label,
-                        placeholder="Pick one or more runs")
+state["export_runs"] = tracking.picked_ids(state.get("export_runs", with_metrics[:3]), by_id)
+picked = tracking.picked_ids(st.multiselect("Runs to export", list(by_id), key="export_runs", format_func=label,
+                        placeholder="Pick one or more runs"), by_id)  # a label that moved on maps back to its run
 
 # ---------------------------------------------------------------- everything
 with st.container(border=True, horizontal=True, vertical_alignment="center", key="everything"):
@@ -94,7 +94,8 @@ saved = [run["id"] for run in runs if store.artifact_path(run.get("weights_path"
 if not saved:
     st.caption("Completed (or stopped) runs keep their weights; none yet.")
 else:
-    run_id = st.selectbox("Run", saved, format_func=label, key="export_weights_run")
+    run_id = (tracking.picked_ids([st.selectbox("Run", saved, format_func=label, key="export_weights_run")], saved)
+              or saved)[0]
     run = by_id[run_id]
     left, right = st.columns([1, 2])
     left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(store.artifact_path(run["weights_path"])),

@@ -27,6 +27,9 @@ if not runs:
 
 by_id = {run["id"]: run for run in runs}
 labels = tracking.distinct_labels(runs)
+# The pickers' labels end with the short id: Streamlit hands back a label that moved on (a status, a new run that
+# reads alike) as text, and tracking.picked_ids maps it back to its run by that id.
+pick_labels = tracking.distinct_labels(runs, with_id=True)
 
 # ---------------------------------------------------------------- overview
 counts = tracking.status_counts(runs)
@@ -41,15 +44,15 @@ tiles[3].metric("Best accuracy", f"{reports.best_accuracy(best)[0]:.4f}" if best
 
 
 def pin() -> None:
-    store.set_setting(compare.BASELINE_SETTING, state.runs_baseline or None)
+    store.set_setting(compare.BASELINE_SETTING, (tracking.picked_ids([state.runs_baseline], by_id) or [None])[0])
 
 
 state.runs_baseline = store.setting(compare.BASELINE_SETTING) if store.setting(compare.BASELINE_SETTING) in by_id else ""
 st.selectbox("Pinned baseline", ["", *by_id], key="runs_baseline", on_change=pin, width=520,
-             format_func=lambda run_id: labels[run_id] if run_id else "none: pin a run to compare every run against it",
+             format_func=lambda run_id: pick_labels[run_id] if run_id else "none: pin a run to compare every run against it",
              help="Kept in the run store (it survives reloads): the table gives each run's accuracy difference and "
                   "weight ratio against it, the accuracy figure a line at its accuracy")
-baseline = by_id.get(state.runs_baseline)
+baseline = by_id.get((tracking.picked_ids([state.runs_baseline], by_id) or [""])[0])
 
 # ---------------------------------------------------------------- filters and the table
 datasets = sorted({run["dataset"] for run in runs})
@@ -137,10 +140,11 @@ else:
 # ---------------------------------------------------------------- compare
 st.subheader("Compare runs", divider="gray")
 options = [run["id"] for run in shown]
-state["runs_compare"] = [run_id for run_id in state.get("runs_compare", [run["id"] for run in shown if run.get(
-    "best_test_accuracy") is not None][:3]) if run_id in options]
-chosen = st.multiselect("Runs to compare", options, key="runs_compare", format_func=labels.get,
-                        placeholder="Pick runs to draw their curves together and see what differs")
+state["runs_compare"] = tracking.picked_ids(state.get("runs_compare", [run["id"] for run in shown if run.get(
+    "best_test_accuracy") is not None][:3]), options)
+chosen = tracking.picked_ids(st.multiselect("Runs to compare", options, key="runs_compare", format_func=pick_labels.get,
+                                            placeholder="Pick runs to draw their curves together and see what differs"),
+                             options)
 if chosen:
     picked = [by_id[run_id] for run_id in chosen]
     with st.container(key="runs-differ"):
@@ -162,7 +166,7 @@ if with_completed:
     st.caption("The 2018 reproduction's figure: each shape's accuracy (its seeds' mean, with their band) against the "
                "weights of the first layer (log scale), one line per shape and training budget; train several ranks "
                "per shape (or a sweep) to draw lines.")
-    reference = compare.baseline_reference(baseline, labels.get(state.runs_baseline, "")) \
+    reference = compare.baseline_reference(baseline, labels.get(baseline["id"], "")) \
         if baseline and baseline["dataset"] == dataset else None
     ui.show_figure(plots.accuracy_vs_params(points, title=f"{dataset}: accuracy against first-layer weights",
                                             reference=reference), f"accuracy-vs-weights-{dataset}", "accuracy")
@@ -172,7 +176,7 @@ else:
 
 # ---------------------------------------------------------------- delete, after a confirmation
 def ask_to_delete() -> None:
-    state.runs_confirm = list(state.get("runs_delete", []))
+    state.runs_confirm = tracking.picked_ids(state.get("runs_delete", []), by_id)
 
 
 def forget_delete() -> None:
@@ -203,8 +207,9 @@ if state.pop("runs_clear_delete", False):
     state.runs_delete = []
 with st.expander("Delete runs", icon=":material/delete:"):
     finished = [run["id"] for run in shown if run["status"] not in ACTIVE_STATUSES]
-    doomed = st.multiselect("Runs to delete (with their metrics and weights files)", finished, format_func=labels.get,
-                            key="runs_delete", help="Running or queued runs must be stopped on Train first.")
+    doomed = tracking.picked_ids(st.multiselect("Runs to delete (with their metrics and weights files)", finished,
+                                                format_func=pick_labels.get, key="runs_delete",
+                                                help="Running or queued runs must be stopped on Train first."), by_id)
     st.button(f"Delete {len(doomed)} run(s)…", disabled=not doomed, icon=":material/delete:", key="runs_delete_button",
               on_click=ask_to_delete)
 if state.get("runs_confirm"):

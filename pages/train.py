@@ -37,11 +37,15 @@ if pinned and added:
     st.query_params["runs"] = ",".join(chosen)
 gone = faults.missing_ids(st.query_params["runs"], by_id) if pinned else []  # the address keeps them: a link means what it says
 options = tracking.watch_options(runs)
-picker_labels = tracking.distinct_labels(runs)
+picker_labels = tracking.distinct_labels(runs, with_id=True)  # the short id maps a stale label back
 
 
 def watch_changed() -> None:
-    st.query_params["runs"] = ",".join(state.train_watch)
+    """Pin the picked runs in the address. A label that only moved on (queued to running) comes back as
+    text: mapped back to its run, it is no pick, and the view keeps following runs automatically."""
+    picked = tracking.picked_ids(state.train_watch, by_id)
+    if picked != chosen:
+        st.query_params["runs"] = ",".join(picked)
 
 
 def follow_automatically() -> None:

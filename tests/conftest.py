@@ -82,3 +82,34 @@ def full_disk(monkeypatch):
                             if not str(path).startswith("/dev") else real_usage(path))
 
     return fill
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test fails, say what the browser showed and what the server logged: the page's
+    address and visible text for every open tab, a screenshot beside the test's temporary files, and
+    the tail of each running server's log. A browser failure on another machine is then read from the
+    report instead of guessed at."""
+    report = yield
+    browser = item.funcargs.get("browser") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or browser is None:
+        return report
+    lines = []
+    for context_index, context in enumerate(getattr(browser, "contexts", [])):
+        for page_index, page in enumerate(context.pages):
+            try:
+                text = page.inner_text("body", timeout=5_000)
+                shot = item.config._tmp_path_factory.mktemp("failure") / f"tab-{context_index}-{page_index}.png"
+                page.screenshot(path=str(shot), full_page=True, timeout=10_000)
+                lines.append(f"--- tab {context_index}.{page_index}: {page.url} (screenshot {shot})\n{text[-4000:]}")
+            except Exception as error:  # noqa: BLE001 - a closed or hung tab is reported, not raised
+                lines.append(f"--- tab {context_index}.{page_index}: could not be read: {error}")
+    server_class = sys.modules.get("test_app_browser")
+    for server in getattr(getattr(server_class, "Server", None), "running", []):
+        try:
+            lines.append(f"--- streamlit log {server.log_path} (last 4000 characters)\n{server.log_path.read_text()[-4000:]}")
+        except OSError as error:
+            lines.append(f"--- streamlit log {server.log_path}: {error}")
+    if lines:
+        report.sections.append(("what the browser showed", "\n".join(lines)))
+    return report

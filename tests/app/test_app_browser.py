@@ -73,6 +73,9 @@ def free_port() -> int:
 class Server:
     """``streamlit run app.py`` in a subprocess, on a free port, with its own ttexplore home."""
 
+    #: The servers started and not yet stopped (a failing test's report shows their logs).
+    running: "list[Server]" = []
+
     def __init__(self, home: Path, log: Path, env: "dict[str, str] | None" = None) -> None:
         self.home, self.log_path, self.env = home, log, dict(env or {})
         self.process = None
@@ -92,6 +95,7 @@ class Server:
              "--browser.gatherUsageStats", "false"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
+        Server.running.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -114,6 +118,8 @@ class Server:
                 self.process.wait(10)
         self.process = None
         self.log.close()
+        if self in Server.running:
+            Server.running.remove(self)
 
 
 @pytest.fixture(scope="module")

@@ -155,3 +155,30 @@ def test_sweep_page_estimates_before_it_runs_and_refuses_missing_data(app_home):
     assert any("not on this machine" in item.value for item in at.warning)
     at.text_area(key="sweep_shapes_custom").input("4x8x8").run()
     assert any(item.value.startswith("**TT shapes**") for item in at.error)
+
+
+def test_a_picker_label_that_moved_on_is_no_pick_and_keeps_its_run(app_home):
+    """The browser sends a picked run back as its label; when the label changed since (the run was interrupted,
+    then completed), Streamlit hands the old label to the page: Train maps it back to its run instead of pinning
+    the view to a run that is not there (CI saw a run vanish from the dashboard it had just been queued to)."""
+    store = RunStore()
+    run_id = finished_run(store, RunConfig.for_dataset("digits", epochs=1), status="interrupted", name="first", ago_s=5)
+    at = new_app()
+    at.switch_page("pages/train.py").run()
+    picker = at.multiselect(key="train_watch")
+    old_label = f"interrupted · first · #{run_id[-6:]}"
+    assert picker.value == [run_id] and picker.format_func(run_id) == old_label
+    store.finish(run_id, "completed")
+    at.run()
+    assert at.multiselect(key="train_watch").format_func(run_id) == f"first · #{run_id[-6:]}"
+    at.multiselect(key="train_watch").set_value([old_label]).run()  # the browser's copy, from before
+    assert not at.exception
+    assert "runs" not in at.query_params  # still following runs automatically: nothing was picked
+    assert at.multiselect(key="train_watch").value == [run_id]
+    assert not at.warning, [warning.value for warning in at.warning]
+    assert any(run_id in str(link.proto) for link in at.get("page_link"))  # its row, linking to its page
+    # a real pick of the same run by its old label pins it, by id
+    at.multiselect(key="train_watch").set_value([]).run()
+    assert at.query_params["runs"] in ("", [""])
+    at.multiselect(key="train_watch").set_value([old_label]).run()
+    assert at.query_params["runs"] in (run_id, [run_id]) and at.multiselect(key="train_watch").value == [run_id]

@@ -132,7 +132,7 @@ def test_the_picker_names_runs_and_the_upload_names_datasets(page):
     RunStore().update_identity(run_id, name="my dense digits")
     page.run()
     picker = page.selectbox(key="compress_run")
-    assert picker.value == run_id and picker.format_func(run_id) == f"my dense digits · acc {accuracy:.3f}"
+    assert picker.value == run_id and picker.format_func(run_id) == f"my dense digits · #{run_id[-6:]} · acc {accuracy:.3f}"
     page.segmented_control(key="compress_kind").set_value("A weights file").run()
     trained_on = page.selectbox(key="compress_dataset")
     assert trained_on.format_func("digits") == DATASETS["digits"].title == "Digits 8x8 (scikit-learn)"  # not "digits"

@@ -38,6 +38,22 @@ def test_labels_carry_what_differs_and_names_win():
     assert swept["s-1"].endswith("seed 1 · sweep grid-a")
 
 
+def test_a_picker_label_that_moved_on_maps_back_to_its_run():
+    runs = [make_run("20261205-152814-e885d3", status="queued", name="first"), make_run("20261205-152820-0a0b0c")]
+    known = [run["id"] for run in runs]
+    labels = tracking.distinct_labels(runs, with_id=True)
+    assert labels[known[0]] == "first · #e885d3"
+    # ids pass through in order, each once; what names no saved run is dropped
+    assert tracking.picked_ids([known[1], known[0], known[1], "gone-123456", None, 7], known) == [known[1], known[0]]
+    # Streamlit hands back the browser's label when the run's status or name moved on since: the short id decides
+    assert tracking.picked_ids(["queued · first · #e885d3"], known) == [known[0]]
+    assert tracking.picked_ids(["queued · renamed since #x · #e885d3 · acc 0.912"], known) == [known[0]]
+    assert tracking.picked_ids(["first", "queued · first", "#e885d"], known) == []  # no short id: not a pick
+    # a short id two saved runs end with names neither
+    twins = ["a-e885d3", "b-e885d3"]
+    assert tracking.picked_ids(["x · #e885d3"], twins) == [] and tracking.picked_ids(["b-e885d3"], twins) == ["b-e885d3"]
+
+
 def test_default_watch_is_running_queued_interrupted_and_recent():
     runs = [make_run("q2", status="queued", created=NOW - 5), make_run("q1", status="queued", created=NOW - 9),
             make_run("run", status="running"), make_run("old", finished=NOW - 10 * 86400),

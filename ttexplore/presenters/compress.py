@@ -62,10 +62,11 @@ def compressible_runs(runs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
 
 def candidate_labels(candidates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """How the Compress picker names each run (by id): its name when it has one, else what tells it apart
-    (:func:`~ttexplore.presenters.tracking.distinct_labels`), with its final test accuracy."""
+    (:func:`~ttexplore.presenters.tracking.distinct_labels`) and its short id (a label that moved on maps back to its run
+    by it: :func:`~ttexplore.presenters.tracking.picked_ids`), with its final test accuracy."""
     from ttexplore.presenters.tracking import distinct_labels
 
-    labels = distinct_labels(candidates)
+    labels = distinct_labels(candidates, with_id=True)
     return {run["id"]: labels[run["id"]] + (f" · acc {run['final_test_accuracy']:.3f}"
                                             if run.get("final_test_accuracy") is not None else "") for run in candidates}
 

@@ -120,6 +120,35 @@ def distinct_labels(runs: Sequence[Mapping[str, Any]], with_id: bool = False) ->
     return labels
 
 
+#: The short id a picker label ends with (``"running · first · #e885d3"``): the last six characters of the id.
+_SHORT_ID = re.compile(r"#([0-9A-Za-z]{6})(?![0-9A-Za-z])")
+
+
+def picked_ids(values: Iterable[Any], known_ids: Iterable[str]) -> list[str]:
+    """The run ids a run picker holds, in its order, each once; values that name no saved run are dropped.
+
+    Streamlit hands a picked option back as its *label* instead of its id when the label changed between
+    the browser's copy and this rerun (a run went from queued to running, a new run made two names read
+    alike, a run was renamed): such a label is mapped back by the last short id it carries (``#e885d3``,
+    which :func:`distinct_labels` adds with ``with_id``) when exactly one saved run ends with it.
+    Complexity: O(len(values) + len(known_ids)).
+    """
+    known = list(dict.fromkeys(str(run_id) for run_id in known_ids))
+    exact, by_suffix = set(known), {}
+    for run_id in known:
+        by_suffix.setdefault(run_id[-6:], []).append(run_id)
+    picked: list[str] = []
+    for value in values or ():
+        run_id = value if isinstance(value, str) and value in exact else None
+        if run_id is None and isinstance(value, str):
+            tokens = _SHORT_ID.findall(value)
+            matches = by_suffix.get(tokens[-1], []) if tokens else []
+            run_id = matches[0] if len(matches) == 1 else None
+        if run_id is not None and run_id not in picked:
+            picked.append(run_id)
+    return picked
+
+
 def default_watch(runs: Sequence[Mapping[str, Any]], now: Optional[float] = None, recent_s: float = RECENT_S,
                   limit: int = 8) -> list[str]:
     """The runs a dashboard follows until the user picks others: every running run, then queued runs
