@@ -256,8 +256,28 @@ def config_or_error(build: Callable[[], Any], labels: Optional[dict[str, str]] =
 
 
 # ---------------------------------------------------------------- figures
-#: Session-state flags of the first drawing (see :func:`show_figure` and app.py).
-DEFER_PLOTS, PLOTS_DEFERRED = "_tt_defer_plots", "_tt_plots_deferred"
+#: Session-state flag: the session's first drawing is on, charts wait (see :func:`show_figure` and app.py).
+DEFER_PLOTS = "_tt_defer_plots"
+_CHARTS_TIMER = "_tt_charts_timer"
+
+
+def draw_the_charts_soon() -> None:
+    """The second drawing of a session, asked for by the browser itself a moment after it has shown the
+    first (a rerun sent at once from the server arrived with the first drawing and held the numbers back
+    again): a timer fragment that, on its second firing, ends the first drawing and redraws the page with
+    its charts. Drawn before the page (app.py puts it in the sidebar), so it runs whatever the page does."""
+    state = st.session_state
+    state.pop(_CHARTS_TIMER, None)
+
+    @fragment("the charts", run_every=0.3)
+    def charts_timer() -> None:
+        if not state.get(_CHARTS_TIMER):  # the first firing: the browser has the numbers
+            state[_CHARTS_TIMER] = True
+            return
+        state[DEFER_PLOTS] = False  # also for the fragments' own reruns, which do not pass app.py
+        st.rerun(scope="app")  # the charts; and a full run without this fragment stops its timer
+
+    charts_timer()
 
 
 def for_screen(figure: Any) -> Any:
@@ -328,11 +348,10 @@ def show_figure(figure: Any, name: str, key: str, downloads: bool = True) -> Non
     if st.session_state.get(DEFER_PLOTS):
         # The first drawing of a session: numbers first. Streamlit's browser side loads its 4.7 MB
         # plotting bundle when the first chart arrives and holds back everything sent with it
-        # until then (6-8 s in a fresh browser); app.py redraws the page with the charts at once.
+        # until then (6-8 s in a fresh browser); draw_the_charts_soon redraws the page with the charts.
         height = int(figure.layout.height or 450)
         with st.container(height=height, border=True, key=f"{key}-pending"):
             st.caption(f":material/hourglass_top: Drawing “{markdown_text(_title(figure) or name, width=120)}”…")
-        st.session_state[PLOTS_DEFERRED] = True
         return
     stem = _slug(name)  # one name for every download of the figure, the chart's own camera button's included
     st.plotly_chart(for_screen(figure), key=f"{key}-chart", theme="streamlit",
