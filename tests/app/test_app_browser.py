@@ -310,7 +310,10 @@ def test_a_deep_link_as_a_fresh_servers_first_request_gets_the_apps_frame(browse
 
 def test_the_rank_slider_changes_the_weight_count(page, server):
     TIMINGS["open_to_numbers_s"] = round(open_explore(page, server), 3)
-    assert page.get_by_role("button", name="Train this layer").is_visible()  # in view at 1440 wide without scrolling
+    button = page.get_by_role("button", name="Train this layer")
+    button.wait_for()  # the page streams in: the tiles may come before the Train card
+    box = button.bounding_box()
+    assert box and box["y"] + box["height"] <= page.viewport_size["height"]  # in view at 1440x1200 without scrolling
     assert metric(page, "TT layer weights") == f"{ttmath.param_count((4, 8, 8, 4), (4, 8, 8, 4), 4):,}"
     thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Max TT rank").get_by_role("slider")
     thumb.focus()
