@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -223,6 +224,27 @@ def enter(field, value: str) -> None:
     field.page.wait_for_timeout(300)
 
 
+def follow_link(page, name: str, arrived, attempts: int = 3) -> None:
+    """Click the link ``name`` until the address satisfies ``arrived(url)`` (at most ``attempts`` clicks).
+
+    Streamlit 1.67 folds requests that wait for a running script into one and keeps the page of the later:
+    a page switch followed at once by a rerun the page asks for itself (Train redraws when a run ends) stays
+    on the old page. The click is lost and a user clicks again (docs/FAULTS.md, L.3); so does this."""
+    for _ in range(attempts):
+        page.get_by_role("link", name=name, exact=True).click()
+        try:
+            page.wait_for_url(arrived, timeout=15_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: the click was folded away, click again
+            continue
+    pytest.fail(f"the link {name!r} did not open its page after {attempts} clicks (at {page.url})")
+
+
+def on_path(*paths: str):
+    """``arrived`` for :func:`follow_link`: the address's path is one of ``paths``."""
+    return lambda url: urllib.parse.urlparse(url).path.rstrip("/") in {path.rstrip("/") for path in paths}
+
+
 def record_with_the_cli(server) -> None:
     subprocess.run([sys.executable, "-m", "ttexplore", "train", "--dataset", "digits", "--epochs", "1", "--record",
                     "--quiet", "--db", str(server.home / "runs.db")], cwd=REPO, check=True, capture_output=True)
@@ -406,7 +428,7 @@ def test_a_run_grows_live_and_its_figure_and_metrics_download(page, server):
     html = Path(caught.value.path()).read_text()
     assert "<html" in html and "plotly" in html.lower()  # standalone: plotly.js embedded
 
-    page.get_by_role("link", name="Export").click()
+    follow_link(page, "Export", on_path("/export"))
     with page.expect_download() as caught:
         single(page, ".st-key-metrics-csv button").click()
     rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text())))
@@ -490,7 +512,7 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
     seen_queued, started, counts = False, None, []
     for index, name in enumerate(names):
         if index:
-            page.get_by_role("link", name="Explore", exact=True).click()
+            follow_link(page, "Explore", on_path("/", "/explore"))
             page.get_by_text("TT layer weights").first.wait_for()
         if not page.get_by_label("Run name", exact=True).is_visible():
             page.get_by_text(re.compile(r"^Name, tags")).click()  # "Name, tags (trio), ..." once tagged
@@ -548,8 +570,7 @@ def test_three_runs_on_one_worker_are_plotted_live_named_and_tagged_and_a_reload
         time.sleep(0.3)
     assert set(names) <= legend()
 
-    page.get_by_role("link", name="second", exact=True).click()  # the run's own page: its name and tags
-    page.wait_for_url("**/run?id=*")
+    follow_link(page, "second", on_path("/run"))  # the run's own page: its name and tags
     page.get_by_role("heading", name="second").wait_for()
     tags = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Tags").inner_text()
     assert "trio" in tags
@@ -574,7 +595,7 @@ def test_finished_and_interrupted_runs_are_there_after_a_server_restart(page, se
     assert metric(page, "Completed") == str(len(finished))
     assert page.get_by_role("link", name="Explore").count()  # the app's own navigation, not a file list
     assert store.get_run(long_run)["status"] == "interrupted"
-    page.get_by_role("link", name="Train", exact=True).click()
+    follow_link(page, "Train", on_path("/train"))
     page.get_by_text("Runs on this dashboard").wait_for()
     assert metric(page, "Interrupted") == "1"
     page.get_by_role("link", name="cut short").wait_for()
