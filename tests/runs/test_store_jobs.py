@@ -275,6 +275,37 @@ def test_submit_validates_first(tmp_path):
         manager.shutdown()
 
 
+def test_warm_ups_in_one_process_take_turns_and_end_with_their_manager(tmp_path, monkeypatch):
+    """Two managers warming up at once (as the app's tests make them) take one optimizer step at a time:
+    two first steps at once in threads of one process crashed it. Shutting a manager down waits for its own."""
+    from ttexplore.runs import models
+
+    inside, most, lock = [0], [0], threading.Lock()
+    real_build = models.build_model
+
+    def slow_build(config):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.3)
+        with lock:
+            inside[0] -= 1
+        return real_build(config)
+
+    monkeypatch.setattr(models, "build_model", slow_build)
+    managers = [JobManager(RunStore(tmp_path / f"runs-{index}.db"), max_workers=1, torch_threads=1) for index in range(3)]
+    try:
+        threads = [manager.warm_up("digits") for manager in managers]
+        managers[0].shutdown()  # waits for its own warm-up, whatever order the lock gives
+        assert not threads[0].is_alive()
+        for thread in threads:
+            thread.join(60)
+        assert most[0] == 1 and all(manager._warm.is_set() for manager in managers)
+    finally:
+        for manager in managers:
+            manager.shutdown()
+
+
 def test_warm_up_loads_the_data_and_holds_the_first_run_until_done(tmp_path):
     from ttexplore.runs import data
 

@@ -38,6 +38,10 @@ _LIVE_LOCK = threading.Lock()
 
 #: Handed configs beyond this many are checked against the store when a worker takes a run.
 _HANDED_CHECK = 64
+#: One warm-up at a time in a process: torch's first optimizer step imports and sets up its compiler stack,
+#: and two of them at once in threads of one process crashed it (a segfault in Adam's step, seen when the
+#: tests made a manager per test). The first warm-up pays; the ones after it find torch warm.
+_WARM_LOCK = threading.Lock()
 
 
 @dataclass
@@ -98,6 +102,7 @@ class JobManager:
         self.poll_s = poll_s
         self._warm = threading.Event()
         self._warm.set()
+        self._warm_thread: Optional[threading.Thread] = None
         self._wake = threading.Event()
         self._jobs: dict[str, JobState] = {}
         #: configs submitted here and not yet taken by a worker: the worker runs the object itself
@@ -178,17 +183,18 @@ class JobManager:
 
         def warm() -> None:
             try:
-                import torch
-                import torch.nn.functional as F
+                with _WARM_LOCK:
+                    import torch
+                    import torch.nn.functional as F
 
-                from ttexplore.runs.data import load_dataset
-                from ttexplore.runs.models import build_model
+                    from ttexplore.runs.data import load_dataset
+                    from ttexplore.runs.models import build_model
 
-                data = load_dataset(dataset, self.data_dir)
-                model = build_model(RunConfig.for_dataset(dataset))
-                optimizer = torch.optim.Adam(model.parameters())
-                F.cross_entropy(model(data.train_images[:8]), data.train_labels[:8]).backward()
-                optimizer.step()
+                    data = load_dataset(dataset, self.data_dir)
+                    model = build_model(RunConfig.for_dataset(dataset))
+                    optimizer = torch.optim.Adam(model.parameters())
+                    F.cross_entropy(model(data.train_images[:8]), data.train_labels[:8]).backward()
+                    optimizer.step()
             except Exception:  # noqa: BLE001 - the run that needs the data reports the problem
                 log.info("warming up on %s failed; a run on it will say why", dataset)
             finally:
@@ -196,6 +202,7 @@ class JobManager:
 
         thread = threading.Thread(target=warm, name=f"ttexplore-warm-up-{dataset}", daemon=True)
         thread.start()
+        self._warm_thread = thread
         return thread
 
     def cancel(self, run_id: str) -> bool:
@@ -265,6 +272,9 @@ class JobManager:
                         job.stop.interrupt.set()
         for worker in self._workers:
             worker.join(timeout)
+        warming = self._warm_thread
+        if warming is not None:  # a warm-up never outlives its manager (it holds the process's warm-up lock)
+            warming.join(timeout)
 
     # ---------------------------------------------------------------- worker
     def _config_of(self, run_id: str) -> RunConfig:
