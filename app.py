@@ -8,8 +8,6 @@ Streamlit plumbing (the page list, the one job manager and run store, figure dow
 import streamlit as st
 
 import ui
-open("/tmp/appdbg2.log","a").write("top\n")
-print("APPTOP", flush=True)
 
 st.set_page_config(page_title="ttexplore", page_icon="🧮", layout="wide")
 
