@@ -83,9 +83,9 @@ with st.container(border=True):
                     "**Train**, or run `python -m ttexplore train --layer dense --record`.", icon=":material/info:")
             st.stop()
         by_id, names = {run["id"]: run for run in candidates}, views.candidate_labels(candidates)
-        run_id = (tracking.picked_ids([st.selectbox("Trained run (dense runs first; a TT run is rounded; a CNN layer by "
-                                                    "layer)", list(by_id), key="compress_run", persist_state=KEEP,
-                                                    format_func=names.get)], by_id) or list(by_id))[0]
+        run_id = tracking.picked_id(st.selectbox("Trained run (dense runs first; a TT run is rounded; a CNN layer by layer)",
+                                                 list(by_id), key="compress_run", persist_state=KEEP, format_func=names.get),
+                                    by_id, candidates[0]["id"])
         if views.is_network_run(by_id[run_id]):  # a dense CNN (or a deeper net): its own flow, below
             network_run = by_id[run_id]
         else:

@@ -94,8 +94,7 @@ saved = [run["id"] for run in runs if store.artifact_path(run.get("weights_path"
 if not saved:
     st.caption("Completed (or stopped) runs keep their weights; none yet.")
 else:
-    run_id = (tracking.picked_ids([st.selectbox("Run", saved, format_func=label, key="export_weights_run")], saved)
-              or saved)[0]
+    run_id = tracking.picked_id(st.selectbox("Run", saved, format_func=label, key="export_weights_run"), saved, saved[0])
     run = by_id[run_id]
     left, right = st.columns([1, 2])
     left.download_button("Weights file (.pt)", data=lambda: export.model_file_bytes(store.artifact_path(run["weights_path"])),

@@ -35,9 +35,9 @@ labels = tracking.distinct_labels(runs, with_id=True)
 
 
 def pick_run() -> None:
-    picked = tracking.picked_ids([state.run_page_pick], by_id)  # a label that moved on maps back to its run
-    if picked and picked[0] != run_id:
-        st.query_params["id"] = picked[0]
+    picked = tracking.picked_id(state.run_page_pick, by_id, run_id)  # a label that moved on maps back to its run
+    if picked != run_id:
+        st.query_params["id"] = picked
 
 
 state.run_page_pick = run_id

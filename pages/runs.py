@@ -44,7 +44,7 @@ tiles[3].metric("Best accuracy", f"{reports.best_accuracy(best)[0]:.4f}" if best
 
 
 def pin() -> None:
-    store.set_setting(compare.BASELINE_SETTING, (tracking.picked_ids([state.runs_baseline], by_id) or [None])[0])
+    store.set_setting(compare.BASELINE_SETTING, tracking.picked_id(state.runs_baseline, by_id))
 
 
 state.runs_baseline = store.setting(compare.BASELINE_SETTING) if store.setting(compare.BASELINE_SETTING) in by_id else ""
@@ -52,7 +52,7 @@ st.selectbox("Pinned baseline", ["", *by_id], key="runs_baseline", on_change=pin
              format_func=lambda run_id: pick_labels[run_id] if run_id else "none: pin a run to compare every run against it",
              help="Kept in the run store (it survives reloads): the table gives each run's accuracy difference and "
                   "weight ratio against it, the accuracy figure a line at its accuracy")
-baseline = by_id.get((tracking.picked_ids([state.runs_baseline], by_id) or [""])[0])
+baseline = by_id.get(tracking.picked_id(state.runs_baseline, by_id))
 
 # ---------------------------------------------------------------- filters and the table
 datasets = sorted({run["dataset"] for run in runs})

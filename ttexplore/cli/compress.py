@@ -235,31 +235,40 @@ def run(args: argparse.Namespace) -> int:
 def write_outputs(report: dict[str, Any], source: Any, targets: list, out: str) -> list[Any]:
     """``compress.json``, ``table.md``, ``spectra.png``, ``compress_vs_rank.png`` and ``compress_vs_weights.png``
     in ``out`` (the PNGs need Chromium; without it they are skipped with a note)."""
-    import json
-    from pathlib import Path
-
     from ttexplore.tt import ttmath
     from ttexplore.experiments import compress
     from ttexplore.presenters import compress as views
-    from ttexplore.presenters.export import ExportError, write_figure
 
+    def figures() -> dict[str, Any]:
+        in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
+        spectra = compress.source_spectra(source, in_modes, out_modes)
+        return {
+            "spectra.png": views.spectra_figure(spectra, 0.5, ttmath.ranks_for_error(spectra, 0.5)),
+            "compress_vs_rank.png": views.compress_figure(report["rows"], "rank", report["dense_params"],
+                                                          report["dense_test_accuracy"], method=report["method"]),
+            "compress_vs_weights.png": views.compress_figure(report["rows"], "params", report["dense_params"],
+                                                             report["dense_test_accuracy"], method=report["method"]),
+        }
+
+    return _write_report_files(out, report, views.compress_markdown(report["rows"], report["dense_test_accuracy"],
+                                                                    report["method"], report.get("dense_test_accuracy_std")),
+                               figures)
+
+
+def _write_report_files(out: str, report: dict[str, Any], table: str, figures: Any) -> list[Any]:
+    """``compress.json`` and ``table.md`` (``table``) in ``out``, then each figure ``figures()`` draws as a PNG
+    (skipped with a note when Chromium cannot render them). Returns the paths written."""
+    import json
+    from pathlib import Path
+
+    from ttexplore.presenters.export import ExportError, write_figure
     from ttexplore.tt.atomic import write_atomic
 
     folder = Path(out).expanduser()
     written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
-               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"],
-                                                                        report["method"], report.get("dense_test_accuracy_std")))]
-    in_modes, out_modes = targets[0].compressed.layers[0].in_modes, targets[0].compressed.layers[0].out_modes
-    spectra = compress.source_spectra(source, in_modes, out_modes)
-    figures = {
-        "spectra.png": views.spectra_figure(spectra, 0.5, ttmath.ranks_for_error(spectra, 0.5)),
-        "compress_vs_rank.png": views.compress_figure(report["rows"], "rank", report["dense_params"],
-                                                      report["dense_test_accuracy"], method=report["method"]),
-        "compress_vs_weights.png": views.compress_figure(report["rows"], "params", report["dense_params"],
-                                                         report["dense_test_accuracy"], method=report["method"]),
-    }
+               write_atomic(folder / "table.md", table)]
     try:
-        for name, figure in figures.items():
+        for name, figure in figures().items():
             written.append(write_figure(figure, folder / name, width=1000, height=440))
     except ExportError as error:
         print(f"compress: the PNG figures were not written: {error}", file=sys.stderr)
@@ -392,26 +401,16 @@ def network_table_text(report: dict[str, Any]) -> str:
 def write_network_outputs(report: dict[str, Any], out: str) -> list[Any]:
     """``compress.json``, ``table.md``, ``spectra_layer<k>.png`` (one per compressed layer) and
     ``compress_vs_rank.png`` / ``compress_vs_weights.png`` in ``out`` (PNGs skipped with a note without Chromium)."""
-    import json
-    from pathlib import Path
-
     from ttexplore.presenters import compress as views
-    from ttexplore.presenters.export import ExportError, write_figure
-    from ttexplore.tt.atomic import write_atomic
 
-    folder = Path(out).expanduser()
-    written = [write_atomic(folder / "compress.json", json.dumps(report, indent=2) + "\n", make_folder=True),
-               write_atomic(folder / "table.md", views.compress_markdown(report["rows"], report["dense_test_accuracy"]))]
-    figures = {f"spectra_layer{layer['index']}.png": views.spectra_figure(
-        layer["spectra"], title=f"Hidden layer {layer['index']}, {layer['source_label']} as {layer['target_label']}: "
-                                "singular values of its TT unfoldings") for layer in report["spectra"]}
-    figures["compress_vs_rank.png"] = views.compress_figure(report["rows"], "rank", report["dense_params"],
-                                                            report["dense_test_accuracy"])
-    figures["compress_vs_weights.png"] = views.compress_figure(report["rows"], "params", report["dense_params"],
-                                                               report["dense_test_accuracy"])
-    try:
-        for name, figure in figures.items():
-            written.append(write_figure(figure, folder / name, width=1000, height=440))
-    except ExportError as error:
-        print(f"compress: the PNG figures were not written: {error}", file=sys.stderr)
-    return written
+    def figures() -> dict[str, Any]:
+        drawn = {f"spectra_layer{layer['index']}.png": views.spectra_figure(
+            layer["spectra"], title=f"Hidden layer {layer['index']}, {layer['source_label']} as {layer['target_label']}: "
+                                    "singular values of its TT unfoldings") for layer in report["spectra"]}
+        drawn["compress_vs_rank.png"] = views.compress_figure(report["rows"], "rank", report["dense_params"],
+                                                              report["dense_test_accuracy"])
+        drawn["compress_vs_weights.png"] = views.compress_figure(report["rows"], "params", report["dense_params"],
+                                                                 report["dense_test_accuracy"])
+        return drawn
+
+    return _write_report_files(out, report, views.compress_markdown(report["rows"], report["dense_test_accuracy"]), figures)

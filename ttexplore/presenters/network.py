@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ttexplore.presenters.preview import human_count, memory_tile
-from ttexplore.runs import resources
+from ttexplore.presenters.preview import human_count, memory_tile, memory_verdict
 from ttexplore.runs.config import ConfigError, RunConfig
 from ttexplore.runs.kinds import (FLOAT_BYTES, LayerSpec, Shape, TTConvLayerSpec, TTLayerSpec, all_kinds, features_of,
                                   layer_shapes)
 from ttexplore.runs.network import LayerRow, network_rows
 from ttexplore.runs.presets import RUN_PRESETS, preset_values
-from ttexplore.runs.resources import MemoryEstimate, ResourceError, human_bytes
+from ttexplore.runs.resources import MemoryEstimate, human_bytes
 
 __all__ = ["NetworkPreset", "network_presets_for", "Suggestion", "layer_suggestions", "reads_images", "NetworkPreview",
            "network_preview", "network_tiles", "network_table", "diagram_layers", "layer_diagram", "shape_text",
@@ -183,14 +182,7 @@ def network_preview(config: RunConfig) -> NetworkPreview:
     Complexity: integer arithmetic, plus the cost models' cached plans for each TT layer's FLOPs and memory.
     """
     rows = tuple(network_rows(config))
-    memory = resources.estimate_run_memory(config)
-    budget: Optional[int] = None
-    warning = ""
-    try:
-        budget = resources.memory_budget()
-        resources.check_run_memory(config, estimate=memory)
-    except ResourceError as error:  # over the budget, or TTEXPLORE_MEMORY_LIMIT is not a size
-        warning = str(error)
+    memory, budget, warning = memory_verdict(config)
     return NetworkPreview(config, rows, config.net_params(), config.dense_net_params(), sum(row.flops for row in rows),
                           sum(row.dense_flops for row in rows), tuple(_training_bytes(config)), memory, budget, warning)
 

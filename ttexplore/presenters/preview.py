@@ -303,6 +303,20 @@ class LayerPreview:
         return self.config.layers[0]
 
 
+def memory_verdict(config: RunConfig) -> "tuple[MemoryEstimate, Optional[int], str]":
+    """What training ``config`` would take, the budget it is held to (``None`` when TTEXPLORE_MEMORY_LIMIT is not
+    a size) and the guard's refusal in its words (``""`` when allowed): the memory tile's three facts."""
+    memory = resources.estimate_run_memory(config)
+    budget: Optional[int] = None
+    warning = ""
+    try:
+        budget = resources.memory_budget()
+        resources.check_run_memory(config, estimate=memory)
+    except ResourceError as error:  # over the budget, or TTEXPLORE_MEMORY_LIMIT is not a size
+        warning = str(error)
+    return memory, budget, warning
+
+
 def layer_preview(config: RunConfig) -> LayerPreview:
     """Weights, compression, FLOPs and ranks of the (first) TT layer ``config`` describes.
 
@@ -321,14 +335,7 @@ def layer_preview(config: RunConfig) -> LayerPreview:
     dense_params = ttmath.dense_param_count(in_features, out_features)
     costs = costmodel.strategy_costs(in_modes, out_modes, plan.ranks, 1)
     strategy = costmodel.best_strategy(costs)
-    memory = resources.estimate_run_memory(config)
-    budget: Optional[int] = None
-    warning = ""
-    try:
-        budget = resources.memory_budget()
-        resources.check_run_memory(config, estimate=memory)
-    except ResourceError as error:  # over the budget, or TTEXPLORE_MEMORY_LIMIT is not a size
-        warning = str(error)
+    memory, budget, warning = memory_verdict(config)
     return LayerPreview(
         config=config,
         in_features=in_features,

@@ -149,6 +149,12 @@ def picked_ids(values: Iterable[Any], known_ids: Iterable[str]) -> list[str]:
     return picked
 
 
+def picked_id(value: Any, known_ids: Iterable[str], default: Optional[str] = None) -> Optional[str]:
+    """:func:`picked_ids` for a one-run picker (a selectbox): the saved run ``value`` names, else ``default``."""
+    picked = picked_ids([value], known_ids)
+    return picked[0] if picked else default
+
+
 def default_watch(runs: Sequence[Mapping[str, Any]], now: Optional[float] = None, recent_s: float = RECENT_S,
                   limit: int = 8) -> list[str]:
     """The runs a dashboard follows until the user picks others: every running run, then queued runs
