@@ -651,6 +651,7 @@ def test_a_seed_group_band_re_run_with_changes_and_the_differences_table(page, s
 
     # a run page: Re-run with changes opens Explore with the run's whole configuration
     page.goto(f"{server.url}/run?id={seeds[1]}")
+    page.wait_for_selector(".js-plotly-plot")  # the first drawing's own redraw is done (a click before it: FAULTS.md L.3)
     page.get_by_role("link", name="Re-run with changes").click()
     page.get_by_text("Prefilled from run").wait_for()
     expect(page.get_by_label("Input modes", exact=True)).to_have_value("4x4x4")  # waits for the rerun to draw it
